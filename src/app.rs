@@ -1,0 +1,395 @@
+//! The commands: `check`, `preview`, `send` and `status`, each a plain function of [`Options`].
+//!
+//! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
+//! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
+//! stands, 1 anything else.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use lettre::transport::smtp::authentication::Credentials;
+
+use crate::campaign::{Campaign, CampaignError, Endpoint};
+use crate::capture::{CaptureServer, file_safe};
+use crate::letter::{Letter, LetterError, Problem};
+use crate::message::Composer;
+use crate::recipients::{RecipientReader, RecipientsError, Row};
+use crate::render::{Frame, render};
+use crate::send::{Content, Mailer, RunLimits, RunReport, Stopped};
+use crate::sendlog::{FileLog, MemoryLog, SendLogError, Status};
+
+/// Environment variable holding the SMTP password; never read from a file, never printed.
+pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
+
+/// What to do, with every option resolved.
+#[derive(Debug)]
+pub struct Options {
+    pub campaign: PathBuf,
+    pub recipients: Option<PathBuf>,
+    pub smtp: Option<Endpoint>,
+    pub log: Option<PathBuf>,
+    pub command: Command,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Check,
+    Preview { out: PathBuf, recipient: Option<String> },
+    Send { dry_run: bool, limits: RunLimits },
+    Status { json: bool },
+}
+
+/// The exit codes of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Nothing left to do.
+    Done = 0,
+    /// Any other error.
+    Failure = 1,
+    /// The campaign cannot be sent as it stands.
+    Invalid = 65,
+    /// Work is left: run again later.
+    TryAgain = 75,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit as u8)
+    }
+}
+
+/// The unknown or misplaced things in a campaign that make it unsendable (exit 65).
+#[derive(Debug, thiserror::Error)]
+#[error("the campaign cannot be sent as it stands")]
+pub struct Unsendable;
+
+/// Maps an error that ended a command to its exit code.
+pub fn exit_for_error(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if cause.is::<CampaignError>() || cause.is::<LetterError>() || cause.is::<Unsendable>() {
+            return Exit::Invalid;
+        }
+        if let Some(e) = cause.downcast_ref::<RecipientsError>() {
+            // The file could not be read or has no email column: nothing was sent.
+            let _ = e;
+            return Exit::Invalid;
+        }
+        if let Some(SendLogError::Locked { .. }) = cause.downcast_ref::<SendLogError>() {
+            return Exit::TryAgain;
+        }
+    }
+    Exit::Failure
+}
+
+/// Runs one command.
+pub fn run(options: Options) -> anyhow::Result<Exit> {
+    let loaded = Loaded::load(&options)?;
+    match &options.command {
+        Command::Check => check(&loaded),
+        Command::Preview { out, recipient } => preview(&loaded, out, recipient.as_deref()),
+        Command::Send { dry_run, limits } => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(send(&loaded, &options, *dry_run, limits))
+        }
+        Command::Status { json } => status(&loaded, &options, *json),
+    }
+}
+
+/// A campaign with its letter parsed and its recipient file's header checked against it.
+struct Loaded {
+    campaign: Campaign,
+    letter: Letter,
+    composer: Composer,
+    recipients_path: PathBuf,
+}
+
+impl Loaded {
+    fn load(options: &Options) -> anyhow::Result<Loaded> {
+        let campaign = Campaign::load(&options.campaign)?;
+        let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
+        let recipients_path = options.recipients.clone().unwrap_or_else(|| campaign.recipients_path.clone());
+        let composer = Composer::new(&campaign.id, campaign.from.clone(), campaign.reply_to.clone(), &campaign.subject);
+        let loaded = Loaded {
+            campaign,
+            letter,
+            composer,
+            recipients_path,
+        };
+        // Opening reads the header: a missing file or email column fails here, before any work.
+        let reader = loaded.recipients()?;
+        check_fields(&loaded.letter, reader.columns().names())?;
+        Ok(loaded)
+    }
+
+    fn recipients(&self) -> Result<RecipientReader, RecipientsError> {
+        RecipientReader::open(&self.recipients_path, &self.campaign.name_columns)
+    }
+
+    fn frame(&self) -> Frame<'_> {
+        Frame {
+            subject: &self.campaign.subject,
+            preheader: &self.campaign.preheader,
+            language: &self.campaign.language,
+        }
+    }
+
+    fn content(&self) -> Content<'_> {
+        Content {
+            letter: &self.letter,
+            frame: self.frame(),
+            composer: &self.composer,
+        }
+    }
+}
+
+/// Every field the letter mentions must be a column of the recipient file.
+fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> {
+    let problems: Vec<Problem> = letter
+        .fields()
+        .into_iter()
+        .filter(|(name, _)| !columns.iter().any(|c| c == name))
+        .map(|(name, line)| Problem {
+            line,
+            message: format!(
+                "unknown field `{{{{{name}}}}}`: the recipient file's columns are {}",
+                columns.join(", ")
+            ),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LetterError {
+            path: letter.path.clone(),
+            problems,
+        })
+    }
+}
+
+fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+    let mut reader = loaded.recipients()?;
+    let frame = loaded.frame();
+    let (mut valid, mut rejected) = (0u64, 0u64);
+    while let Some(row) = reader.next_row()? {
+        match row {
+            Row::Valid(recipient) => {
+                let rendered = render(&loaded.letter, &frame, &recipient);
+                match loaded.composer.compose(&recipient, rendered, SystemTime::now()) {
+                    Ok(message) => {
+                        let _ = message.formatted();
+                        valid += 1;
+                    }
+                    Err(e) => {
+                        rejected += 1;
+                        println!("{}:{}: {e}", loaded.recipients_path.display(), recipient.line);
+                    }
+                }
+            }
+            Row::Rejected(error) => {
+                rejected += 1;
+                println!("{}", error.at(&loaded.recipients_path));
+            }
+        }
+    }
+    println!(
+        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected; letter {} ({} sections)",
+        loaded.campaign.path.display(),
+        loaded.letter.path.display(),
+        loaded.letter.sections.len()
+    );
+    Ok(if rejected == 0 { Exit::Done } else { Exit::Invalid })
+}
+
+fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let only = only.map(str::to_lowercase);
+    let mut reader = loaded.recipients()?;
+    let frame = loaded.frame();
+    let mut written = 0;
+    while let Some(row) = reader.next_row()? {
+        let recipient = match row {
+            Row::Valid(recipient) => recipient,
+            Row::Rejected(error) => {
+                eprintln!("skipped: {}", error.at(&loaded.recipients_path));
+                continue;
+            }
+        };
+        if only.as_ref().is_some_and(|only| recipient.email.to_string().to_lowercase() != *only) {
+            continue;
+        }
+        let rendered = render(&loaded.letter, &frame, &recipient);
+        let stem = out.join(format!("{:05}-{}", recipient.line, file_safe(recipient.email.as_ref())));
+        let write = |extension: &str, bytes: &[u8]| {
+            let path = stem.with_extension(extension);
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        };
+        write("html", rendered.html.as_bytes())?;
+        write("txt", rendered.text.as_bytes())?;
+        let message = loaded.composer.compose(&recipient, rendered, SystemTime::now())?;
+        write("eml", &message.formatted())?;
+        written += 1;
+    }
+    if let Some(only) = only
+        && written == 0
+    {
+        bail!("no valid recipient {only} in {}", loaded.recipients_path.display());
+    }
+    println!("wrote {written} message(s) to {}", out.display());
+    Ok(Exit::Done)
+}
+
+async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLimits) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut limits = limits.clone();
+    limits.rate = limits.rate.or(campaign.rate_per_second);
+    let mut reader = loaded.recipients()?;
+    let content = loaded.content();
+
+    let (report, target) = if dry_run {
+        // The capture server must outlive the run: keep it bound here.
+        let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
+        let mailer = Mailer::new(&endpoint, None, campaign.smtp_timeout)?;
+        let mut log = MemoryLog::default();
+        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits).await?;
+        if let Some(capture) = capture {
+            println!(
+                "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
+                campaign.dry_run_smtp,
+                capture.received(),
+                capture.outbox().display()
+            );
+        }
+        (report, endpoint)
+    } else {
+        let endpoint = options.smtp.clone().unwrap_or_else(|| campaign.smtp.clone());
+        let credentials = match &campaign.smtp_username {
+            Some(username) => {
+                let password = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty());
+                let Some(password) = password else {
+                    return Err(anyhow::Error::new(Unsendable)
+                        .context(format!("smtp.username is set but {PASSWORD_VAR} is empty or unset; refusing to send")));
+                };
+                Some(Credentials::new(username.clone(), password))
+            }
+            None => None,
+        };
+        let log_path = options.log.clone().unwrap_or_else(|| campaign.default_log_path());
+        let mut log = FileLog::open(&log_path)?;
+        let mailer = Mailer::new(&endpoint, credentials, campaign.smtp_timeout)?;
+        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits).await?;
+        (report, endpoint)
+    };
+    print_report(&report, &target, dry_run, &loaded.recipients_path);
+    Ok(if report.is_complete() { Exit::Done } else { Exit::TryAgain })
+}
+
+/// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an
+/// embedded capture server writing into the outbox.
+async fn dry_run_target(
+    campaign: &Campaign,
+    requested: Option<&Endpoint>,
+) -> anyhow::Result<(Endpoint, Option<CaptureServer>)> {
+    if let Some(endpoint) = requested {
+        return Ok((endpoint.clone(), None));
+    }
+    let endpoint = campaign.dry_run_smtp.clone();
+    let address = (endpoint.host.as_str(), endpoint.port);
+    let listening = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address))
+        .await
+        .is_ok_and(|connected| connected.is_ok());
+    if listening {
+        println!("dry run: delivering to the mailcatcher at {endpoint}");
+        return Ok((endpoint, None));
+    }
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "");
+    let outbox = campaign.outbox.join(format!("{}-{stamp}", campaign.id));
+    let capture = CaptureServer::start(&outbox)
+        .await
+        .with_context(|| format!("cannot start the capture server writing to {}", outbox.display()))?;
+    let endpoint = Endpoint {
+        security: crate::campaign::Security::Plain,
+        host: "127.0.0.1".into(),
+        port: capture.port(),
+    };
+    Ok((endpoint, Some(capture)))
+}
+
+fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
+    let mode = if dry_run { "dry run" } else { "send" };
+    println!(
+        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s){}",
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.already_done,
+        report.rejected.len(),
+        if report.resent_in_doubt > 0 {
+            format!(", {} in-doubt message(s) sent again", report.resent_in_doubt)
+        } else {
+            String::new()
+        }
+    );
+    for error in &report.rejected {
+        println!("  rejected {}", error.at(recipients));
+    }
+    match &report.stopped {
+        Some(Stopped::MaxMessages) => println!("stopped: --max-messages reached; run again to go on"),
+        Some(Stopped::MaxDuration) => println!("stopped: --max-duration reached; run again to go on"),
+        Some(Stopped::Unreachable(error)) => println!("stopped: the server is unreachable ({error}); run again later"),
+        None if report.deferred > 0 => println!("{} deferred message(s) to retry: run again later", report.deferred),
+        None => {}
+    }
+}
+
+/// Counts of recipients by where they stand.
+#[derive(Debug, Default, serde::Serialize)]
+struct Counts {
+    sent: u64,
+    failed: u64,
+    deferred: u64,
+    in_doubt: u64,
+    pending: u64,
+    suppressed: u64,
+    invalid: u64,
+    total: u64,
+}
+
+fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
+    let log_path = options.log.clone().unwrap_or_else(|| loaded.campaign.default_log_path());
+    let replay = FileLog::read(&log_path)?;
+    let mut counts = Counts::default();
+    let mut reader = loaded.recipients()?;
+    while let Some(row) = reader.next_row()? {
+        counts.total += 1;
+        let Row::Valid(recipient) = row else {
+            counts.invalid += 1;
+            continue;
+        };
+        match replay.get(&recipient.key).map(|e| e.status) {
+            Some(Status::Sent) => counts.sent += 1,
+            Some(Status::Failed) => counts.failed += 1,
+            Some(Status::Deferred) => counts.deferred += 1,
+            Some(Status::InDoubt) => counts.in_doubt += 1,
+            None => counts.pending += 1,
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&counts)?);
+    } else {
+        println!("campaign {} (log {})", loaded.campaign.id, log_path.display());
+        for (label, n) in [
+            ("sent", counts.sent),
+            ("failed (permanently)", counts.failed),
+            ("deferred (to retry)", counts.deferred),
+            ("in doubt", counts.in_doubt),
+            ("not yet attempted", counts.pending),
+            ("suppressed", counts.suppressed),
+            ("rejected rows", counts.invalid),
+            ("total rows", counts.total),
+        ] {
+            println!("  {label:<22}{n:>9}");
+        }
+    }
+    Ok(Exit::Done)
+}

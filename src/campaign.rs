@@ -1,0 +1,401 @@
+//! The campaign file (`campaign.toml`) and its settings.
+//!
+//! A campaign names everything a send needs: who writes (sender, reply-to), what (subject,
+//! preheader, the letter's path), to whom (the recipients' path), and how (the SMTP server, the
+//! pace, the dry-run target). Loading it validates every value once, so the rest of missive works
+//! with parsed types (`Mailbox`, [`Endpoint`]) and never with raw strings from the file.
+//!
+//! Relative paths resolve against the campaign file's own directory, so a campaign can be run from
+//! anywhere (cron's working directory is rarely the campaign's).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+
+/// Why a campaign file could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("cannot read campaign file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a key is unknown, or a value has the wrong type; `message` comes
+    /// from the TOML parser and names the line, column and key.
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: field `{field}`: {problem}")]
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// The file as written; turned into a [`Campaign`] by [`Campaign::load`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignFile {
+    id: String,
+    subject: String,
+    from: String,
+    reply_to: Option<String>,
+    language: String,
+    preheader: String,
+    letter: PathBuf,
+    recipients: PathBuf,
+    /// Columns joined (with a space) to form the display name in `To`.
+    #[serde(default = "default_name_columns")]
+    name_columns: Vec<String>,
+    #[serde(default)]
+    smtp: SmtpSection,
+    #[serde(default)]
+    dry_run: DryRunSection,
+}
+
+fn default_name_columns() -> Vec<String> {
+    vec!["first_name".into(), "last_name".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpSection {
+    #[serde(default = "default_mailcatcher")]
+    url: String,
+    /// The login; the password comes only from `MISSIVE_SMTP_PASSWORD`.
+    username: Option<String>,
+    /// Messages per second; `send --rate` replaces it for one run.
+    rate: Option<f64>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: u64,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        Self {
+            url: default_mailcatcher(),
+            username: None,
+            rate: None,
+            timeout_secs: default_timeout_secs(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRunSection {
+    #[serde(default = "default_mailcatcher")]
+    smtp: String,
+    /// Where the embedded capture server writes `.eml` files when no mailcatcher listens.
+    #[serde(default = "default_outbox")]
+    outbox: PathBuf,
+}
+
+impl Default for DryRunSection {
+    fn default() -> Self {
+        Self {
+            smtp: default_mailcatcher(),
+            outbox: default_outbox(),
+        }
+    }
+}
+
+fn default_mailcatcher() -> String {
+    "smtp://127.0.0.1:1025".into()
+}
+fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+/// A loaded, validated campaign.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Keys the send log and every Message-ID: changing it makes a new campaign.
+    pub id: String,
+    pub subject: String,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub language: String,
+    pub preheader: String,
+    pub letter_path: PathBuf,
+    pub recipients_path: PathBuf,
+    pub name_columns: Vec<String>,
+    pub smtp: Endpoint,
+    pub smtp_username: Option<String>,
+    pub rate_per_second: Option<f64>,
+    pub smtp_timeout: std::time::Duration,
+    pub dry_run_smtp: Endpoint,
+    pub outbox: PathBuf,
+}
+
+impl Campaign {
+    /// Reads and validates the campaign file at `path`.
+    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (which only serves to name errors and resolve
+    /// relative paths).
+    pub fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
+        let file: CampaignFile = toml::from_str(text).map_err(|e| CampaignError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |field: &'static str, problem: String| CampaignError::Invalid {
+            path: path.to_owned(),
+            field,
+            problem,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        if file.id.is_empty()
+            || !file
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "id",
+                format!(
+                    "{:?} must be non-empty ASCII letters, digits, '-', '_' or '.' (it goes into Message-IDs)",
+                    file.id
+                ),
+            ));
+        }
+        for (field, value) in [("subject", &file.subject), ("preheader", &file.preheader)] {
+            if value.contains(['\r', '\n']) {
+                return Err(invalid(
+                    field,
+                    "must be one line (no CR or LF: it reaches a header)".into(),
+                ));
+            }
+        }
+        if file.subject.trim().is_empty() {
+            return Err(invalid("subject", "must not be empty".into()));
+        }
+        let from = parse_mailbox(&file.from).map_err(|p| invalid("from", p))?;
+        let reply_to = file
+            .reply_to
+            .as_deref()
+            .map(parse_mailbox)
+            .transpose()
+            .map_err(|p| invalid("reply_to", p))?;
+        if file.language.is_empty() || !file.language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(
+                "language",
+                format!("{:?} is not a language tag such as \"fr\"", file.language),
+            ));
+        }
+        let smtp = file.smtp.url.parse().map_err(|e: EndpointError| invalid("smtp.url", e.to_string()))?;
+        let dry_run_smtp = file
+            .dry_run
+            .smtp
+            .parse()
+            .map_err(|e: EndpointError| invalid("dry_run.smtp", e.to_string()))?;
+        if let Some(rate) = file.smtp.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(invalid("smtp.rate", format!("{rate} must be a positive number of messages per second")));
+        }
+        if file.smtp.timeout_secs == 0 {
+            return Err(invalid("smtp.timeout_secs", "must be at least 1".into()));
+        }
+
+        Ok(Campaign {
+            path: path.to_owned(),
+            id: file.id,
+            subject: file.subject,
+            from,
+            reply_to,
+            language: file.language,
+            preheader: file.preheader,
+            letter_path: base.join(file.letter),
+            recipients_path: base.join(file.recipients),
+            name_columns: file.name_columns,
+            smtp,
+            smtp_username: file.smtp.username,
+            rate_per_second: file.smtp.rate,
+            smtp_timeout: std::time::Duration::from_secs(file.smtp.timeout_secs),
+            dry_run_smtp,
+            outbox: base.join(file.dry_run.outbox),
+        })
+    }
+
+    /// The send log's default place: beside the campaign file, named after the campaign id.
+    pub fn default_log_path(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("{}.sendlog.jsonl", self.id))
+    }
+}
+
+fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
+    if text.contains(['\r', '\n']) {
+        return Err("must be one line (no CR or LF)".into());
+    }
+    text.parse::<Mailbox>()
+        .map_err(|e| format!("{text:?} is not a mailbox such as \"Name <name@example.org>\": {e}"))
+}
+
+/// How missive talks to an SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// No encryption: allowed only to a loopback address (a local relay or mailcatcher).
+    Plain,
+    /// Plain connection upgraded with STARTTLS, which is required, not opportunistic.
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+/// A parsed SMTP server address: `smtp://`, `smtp+starttls://` or `smtps://` with host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub security: Security,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why an SMTP URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EndpointError {
+    #[error("{0:?} is not a URL such as smtp://127.0.0.1:1025")]
+    Malformed(String),
+    #[error("scheme {0:?} is not one of smtp, smtp+starttls, smtps")]
+    Scheme(String),
+    #[error(
+        "{0}: plain smtp:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use smtp+starttls:// or smtps://"
+    )]
+    PlainNotLoopback(String),
+    #[error("{0:?}: put the login in smtp.username and the password in MISSIVE_SMTP_PASSWORD, not in the URL")]
+    CredentialsInUrl(String),
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(text).map_err(|_| EndpointError::Malformed(text.into()))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // Never echo the URL itself: it holds a secret.
+            return Err(EndpointError::CredentialsInUrl(format!(
+                "{}://…@{}",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )));
+        }
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (Security::Plain, 25),
+            "smtp+starttls" => (Security::StartTls, 587),
+            "smtps" => (Security::Tls, 465),
+            other => return Err(EndpointError::Scheme(other.into())),
+        };
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(EndpointError::Malformed(text.into())),
+        };
+        let endpoint = Endpoint {
+            security,
+            host,
+            port: url.port().unwrap_or(default_port),
+        };
+        if security == Security::Plain && !endpoint.is_loopback() {
+            return Err(EndpointError::PlainNotLoopback(text.into()));
+        }
+        Ok(endpoint)
+    }
+}
+
+impl Endpoint {
+    /// True for 127.0.0.0/8, ::1 and `localhost`: the only places plain SMTP may go.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.security {
+            Security::Plain => "smtp",
+            Security::StartTls => "smtp+starttls",
+            Security::Tls => "smtps",
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = "t1"
+subject = "Bonjour"
+from = "Équipe <dons@example.org>"
+language = "fr"
+preheader = "p"
+letter = "templates/letter.md"
+recipients = "recipients/list.csv"
+"#;
+
+    #[test]
+    fn minimal_campaign_gets_defaults_and_resolves_paths() {
+        let c = Campaign::parse(Path::new("/srv/c/campaign.toml"), MINIMAL).unwrap();
+        assert_eq!(c.letter_path, Path::new("/srv/c/templates/letter.md"));
+        assert_eq!(c.smtp.to_string(), "smtp://127.0.0.1:1025");
+        assert_eq!(c.default_log_path(), Path::new("/srv/c/t1.sendlog.jsonl"));
+        assert_eq!(c.from.email.to_string(), "dons@example.org");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!("{MINIMAL}colour = \"blue\"\n");
+        let err = Campaign::parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+        assert!(err.contains("line 9"), "{err}");
+    }
+
+    #[test]
+    fn header_fields_refuse_newlines() {
+        let text = MINIMAL.replace("\"Bonjour\"", "\"Bonjour\\r\\nBcc: x@example.com\"");
+        let err = Campaign::parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("subject"), "{err}");
+    }
+
+    #[test]
+    fn endpoints() {
+        let e: Endpoint = "smtps://mail.example.org".parse().unwrap();
+        assert_eq!((e.security, e.port), (Security::Tls, 465));
+        let e: Endpoint = "smtp+starttls://mail.example.org:2525".parse().unwrap();
+        assert_eq!((e.security, e.port), (Security::StartTls, 2525));
+        assert!("smtp://[::1]:25".parse::<Endpoint>().unwrap().is_loopback());
+        assert!(matches!(
+            "smtp://mail.example.org".parse::<Endpoint>(),
+            Err(EndpointError::PlainNotLoopback(_))
+        ));
+        let err = "smtps://bob:hunter2@mail.example.org".parse::<Endpoint>().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(matches!("http://x".parse::<Endpoint>(), Err(EndpointError::Scheme(_))));
+    }
+}

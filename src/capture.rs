@@ -1,0 +1,205 @@
+//! A capture SMTP server on 127.0.0.1, for dry runs on a machine with no mailcatcher.
+//!
+//! `send --dry-run` still delivers over real SMTP (the whole pipeline runs, lettre included);
+//! this server accepts every message and writes it, byte for byte, as an `.eml` file into an
+//! outbox folder a person can open. It speaks just enough ESMTP for lettre, listens only on
+//! loopback, bounds every line it reads, and stops when dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Longest command or data line accepted; a longer one ends the session.
+const MAX_LINE: usize = 64 * 1024;
+/// Largest message accepted (matches the SIZE we advertise).
+const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+
+/// A running capture server; dropping it stops it.
+pub struct CaptureServer {
+    port: u16,
+    outbox: PathBuf,
+    received: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl CaptureServer {
+    /// Listens on 127.0.0.1 (a free port) and writes what it receives into `outbox`, which it
+    /// creates.
+    pub async fn start(outbox: &Path) -> std::io::Result<CaptureServer> {
+        std::fs::create_dir_all(outbox)?;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let received = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(Shared {
+            outbox: outbox.to_owned(),
+            received: Arc::clone(&received),
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    if let Err(e) = session(stream, &state).await {
+                        tracing::debug!(error = %e, "capture session ended");
+                    }
+                });
+            }
+        });
+        Ok(CaptureServer {
+            port,
+            outbox: outbox.to_owned(),
+            received,
+            task,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn outbox(&self) -> &Path {
+        &self.outbox
+    }
+
+    /// How many messages were written to the outbox.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    outbox: PathBuf,
+    received: Arc<AtomicUsize>,
+}
+
+async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    let mut rcpt: Option<String> = None;
+    write.write_all(b"220 missive-capture ESMTP ready\r\n").await?;
+    loop {
+        if !read_line(&mut reader, &mut line).await? {
+            return Ok(());
+        }
+        let command = String::from_utf8_lossy(&line).trim_end().to_owned();
+        let verb = command.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-missive-capture\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 33554432\r\n",
+            "HELO" | "NOOP" => b"250 OK\r\n",
+            "MAIL" | "RSET" => {
+                rcpt = None;
+                b"250 OK\r\n"
+            }
+            "RCPT" => {
+                rcpt.get_or_insert_with(|| address_of(&command));
+                b"250 OK\r\n"
+            }
+            "DATA" if rcpt.is_none() => b"503 RCPT first\r\n",
+            "DATA" => {
+                write.write_all(b"354 End with <CRLF>.<CRLF>\r\n").await?;
+                let message = read_data(&mut reader, &mut line).await?;
+                let number = state.received.fetch_add(1, Ordering::SeqCst) + 1;
+                let name = format!("{number:05}-{}.eml", file_safe(rcpt.as_deref().unwrap_or("")));
+                tokio::fs::write(state.outbox.join(name), &message).await?;
+                rcpt = None;
+                b"250 OK: captured\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 Bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 Command not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+/// Reads one line (with its CRLF) into `line`; false at end of stream. Errors past [`MAX_LINE`].
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
+    line.clear();
+    let mut limited = tokio::io::AsyncReadExt::take(&mut *reader, MAX_LINE as u64);
+    let read = limited.read_until(b'\n', line).await?;
+    if read == 0 {
+        return Ok(false);
+    }
+    if !line.ends_with(b"\n") && line.len() >= MAX_LINE {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+    }
+    Ok(true)
+}
+
+/// Reads the message after DATA up to the lone `.` line, undoing dot-stuffing.
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut message = Vec::new();
+    loop {
+        if !read_line(reader, line).await? {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line.as_slice() == b".\r\n" || line.as_slice() == b".\n" {
+            return Ok(message);
+        }
+        let content = line.strip_prefix(b".").unwrap_or(line);
+        if message.len() + content.len() > MAX_MESSAGE {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"));
+        }
+        message.extend_from_slice(content);
+    }
+}
+
+fn address_of(command: &str) -> String {
+    let start = command.find('<').map_or(0, |i| i + 1);
+    let end = command[start..].find('>').map_or(command.len(), |i| start + i);
+    command[start..end].to_owned()
+}
+
+/// An address made safe as part of a file name.
+pub fn file_safe(address: &str) -> String {
+    address
+        .chars()
+        .take(100)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+') { c } else { '_' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    #[tokio::test]
+    async fn captures_what_lettre_sends_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(dir.path()).await.unwrap();
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .build();
+        let message = Message::builder()
+            .from("a@example.org".parse().unwrap())
+            .to("Zoé <z@example.com>".parse().unwrap())
+            .subject("Test")
+            .body(".leading dot\r\nline two\r\n".to_owned())
+            .unwrap();
+        let mut expected = message.formatted();
+        transport.send(message).await.unwrap();
+        assert_eq!(server.received(), 1);
+        let file = dir.path().join("00001-z@example.com.eml");
+        // lettre always ends DATA with CRLF.CRLF, so the data gains the final CRLF of its own.
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(std::fs::read(file).unwrap(), expected);
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_safe("../../etc/passwd@x"), ".._.._etc_passwd@x");
+    }
+}

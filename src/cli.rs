@@ -1,0 +1,111 @@
+//! The command line: clap's definitions, turned into the plain [`Options`] the rest of missive
+//! takes. Nothing below this module knows about flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{Command, Options};
+use crate::campaign::Endpoint;
+
+#[derive(Debug, Parser)]
+#[command(name = "missive", version, about = "Mails a personalized letter to a list of people, never twice.")]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Load everything, render every message without sending, report every problem.
+    Check(Common),
+    /// Write the rendered message(s) as .eml, .html and .txt files.
+    Preview {
+        #[command(flatten)]
+        common: Common,
+        /// Folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this recipient's message.
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Send the campaign, resuming from the send log.
+    Send {
+        #[command(flatten)]
+        common: Common,
+        /// Deliver everything to the local mailcatcher instead; never touches the real send log.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many messages (a cron run's budget).
+        #[arg(long, value_name = "N")]
+        max_messages: Option<u64>,
+        /// Stop taking new recipients after this long, e.g. 10m, 1h30m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        max_duration: Option<Duration>,
+        /// Messages per second for this run, replacing the campaign's.
+        #[arg(long, value_name = "N", value_parser = parse_rate)]
+        rate: Option<f64>,
+    },
+    /// What the send log says: sent, failed, to retry, in doubt, not yet attempted.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// One JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options every command that reads a campaign accepts.
+#[derive(Debug, Args)]
+struct Common {
+    /// The campaign file.
+    #[arg(default_value = "campaign.toml")]
+    campaign: PathBuf,
+    /// Use this recipient file instead of the campaign's.
+    #[arg(long, value_name = "PATH")]
+    recipients: Option<PathBuf>,
+    /// Use this SMTP server (smtp://, smtp+starttls://, smtps://); with --dry-run, the mailcatcher.
+    #[arg(long, value_name = "URL")]
+    smtp: Option<Endpoint>,
+    /// Use this send log instead of the one beside the campaign.
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+}
+
+/// Parses the process's arguments; on a usage error clap prints it and exits with code 2.
+pub fn parse() -> Options {
+    let cli = Cli::parse();
+    let (common, command) = match cli.command {
+        CliCommand::Check(common) => (common, Command::Check),
+        CliCommand::Preview { common, out, recipient } => (common, Command::Preview { out, recipient }),
+        CliCommand::Send { common, dry_run, max_messages, max_duration, rate } => (
+            common,
+            Command::Send {
+                dry_run,
+                limits: crate::send::RunLimits { max_messages, max_duration, rate },
+            },
+        ),
+        CliCommand::Status { common, json } => (common, Command::Status { json }),
+    };
+    Options {
+        campaign: common.campaign,
+        recipients: common.recipients,
+        smtp: common.smtp,
+        log: common.log,
+        command,
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 90s, 10m, 1h30m)"))
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("a positive number of messages per second".into()),
+    }
+}

@@ -1,0 +1,22 @@
+//! missive mails a letter to a list of people: each gets their own copy, personalized, as HTML
+//! and text, sent at a pace the server can bear, and never twice.
+//!
+//! Data flows one way. Loading: [`campaign`] (the settings file), [`letter`] (the sections a
+//! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
+//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine) and [`sendlog`]
+//! (the durable record that makes a second run resume instead of repeat). [`capture`] is the
+//! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
+//! command line into calls to the modules above.
+
+pub mod app;
+pub mod campaign;
+pub mod capture;
+pub mod cli;
+pub mod letter;
+pub mod logging;
+pub mod message;
+pub mod recipients;
+pub mod render;
+pub mod send;
+pub mod sendlog;
+pub mod typography;

@@ -1,0 +1,103 @@
+//! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message.
+//!
+//! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
+//! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
+//! non-ASCII names and subjects, quoted-printable or base64 for the bodies.
+//!
+//! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
+//! id for the same campaign: a resend after a crash can be recognized downstream, and a test can
+//! match what a server received to the person it was for.
+
+use std::time::SystemTime;
+
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use sha2::{Digest, Sha256};
+
+use crate::recipients::Recipient;
+use crate::render::Rendered;
+
+/// lettre refused to build a message (a header it could not encode).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the message for {email}: {source}")]
+pub struct MessageError {
+    pub email: String,
+    pub source: lettre::error::Error,
+}
+
+/// Builds the messages of one campaign.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    campaign_id: String,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    subject: String,
+}
+
+impl Composer {
+    pub fn new(campaign_id: &str, from: Mailbox, reply_to: Option<Mailbox>, subject: &str) -> Self {
+        Composer {
+            campaign_id: campaign_id.to_owned(),
+            from,
+            reply_to,
+            subject: subject.to_owned(),
+        }
+    }
+
+    /// The Message-ID `recipient` gets in this campaign, with its angle brackets.
+    pub fn message_id(&self, recipient: &Recipient) -> String {
+        message_id(&self.campaign_id, self.from.email.domain(), recipient.email.as_ref())
+    }
+
+    /// The message for `recipient`: text part first, HTML last (clients show the last part they
+    /// can display), dated `date`.
+    pub fn compose(
+        &self,
+        recipient: &Recipient,
+        rendered: Rendered,
+        date: SystemTime,
+    ) -> Result<Message, MessageError> {
+        let name = (!recipient.name.is_empty()).then(|| recipient.name.clone());
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(name, recipient.email.clone()))
+            .subject(self.subject.clone())
+            .date(date)
+            .message_id(Some(self.message_id(recipient)));
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .map_err(|source| MessageError {
+                email: recipient.email.to_string(),
+                source,
+            })
+    }
+}
+
+/// `<campaign.hash@domain>`, where the hash covers the campaign id and the address in lower case.
+pub fn message_id(campaign_id: &str, domain: &str, address: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(campaign_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(address.to_lowercase().as_bytes());
+    let digest = hasher.finalize();
+    let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{campaign_id}.{hash}@{domain}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_is_stable_per_campaign_and_address() {
+        let a = message_id("c1", "example.org", "Marie@Example.com");
+        assert_eq!(a, message_id("c1", "example.org", "marie@example.com"));
+        assert_ne!(a, message_id("c2", "example.org", "marie@example.com"));
+        assert_ne!(a, message_id("c1", "example.org", "zoe@example.com"));
+        assert!(a.starts_with("<c1.") && a.ends_with("@example.org>"));
+        assert_eq!(a.len(), "<c1.@example.org>".len() + 24);
+    }
+}

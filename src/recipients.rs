@@ -1,0 +1,391 @@
+//! The recipient list: a CSV file streamed row by row and validated.
+//!
+//! A list can hold millions of rows, so it is never loaded whole: [`RecipientReader`] yields one
+//! [`Row`] at a time. A bad row is *rejected* (with its line, field and reason) and the stream
+//! goes on: one typo must not stop a campaign to a hundred thousand people. Only a file that
+//! cannot be read at all, or has no `email` column, is fatal.
+//!
+//! Every field that reaches a header (the address, and the name columns of `To`) is checked for
+//! CR and LF, which would let a row inject headers; such a row is refused, never folded.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lettre::Address;
+use sha2::{Digest, Sha256};
+
+/// Longest value accepted in any column. Longer is a broken export, not a name.
+pub const MAX_FIELD_CHARS: usize = 1000;
+/// RFC 5321's limit on a forward path.
+const MAX_ADDRESS_CHARS: usize = 254;
+
+/// The list cannot be read at all: nothing is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipientsError {
+    #[error("cannot read recipient file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: cannot read the CSV: {message}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}:1: the header row has no `email` column (columns: {columns})")]
+    MissingEmail { path: PathBuf, columns: String },
+    #[error("{path}:1: column `{column}` appears twice in the header row")]
+    DuplicateColumn { path: PathBuf, column: String },
+}
+
+/// A row that was refused: where, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: Option<String>,
+    pub problem: String,
+}
+
+impl RowError {
+    /// `file:line: field `name`: problem`, the way compilers point at a line.
+    pub fn at(&self, path: &Path) -> String {
+        match &self.field {
+            Some(field) => format!("{}:{}: field `{field}`: {}", path.display(), self.line, self.problem),
+            None => format!("{}:{}: {}", path.display(), self.line, self.problem),
+        }
+    }
+}
+
+/// A stable 128-bit key of a mailbox (its address, lower-cased): duplicates in the list and
+/// entries of the send log are matched by it, in constant memory per recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecipientKey(pub [u8; 16]);
+
+impl RecipientKey {
+    /// The key of `address`; case does not matter.
+    pub fn of(address: &str) -> RecipientKey {
+        let digest = Sha256::digest(address.to_lowercase().as_bytes());
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        RecipientKey(key)
+    }
+}
+
+/// The header row: column names (trimmed, lower-cased) and their positions.
+#[derive(Debug)]
+pub struct Columns {
+    names: Vec<String>,
+    email: usize,
+    name_parts: Vec<usize>,
+}
+
+impl Columns {
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// One valid person of the list.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The line of the CSV the row starts on.
+    pub line: u64,
+    pub email: Address,
+    pub key: RecipientKey,
+    /// Display name for `To`, from the campaign's name columns; may be empty.
+    pub name: String,
+    values: Vec<String>,
+    columns: Arc<Columns>,
+}
+
+impl Recipient {
+    /// The value of column `name`, if the list has that column.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.columns.position(name).map(|i| self.values[i].as_str())
+    }
+}
+
+/// What the reader yields for each data row.
+#[derive(Debug)]
+pub enum Row {
+    Valid(Recipient),
+    Rejected(RowError),
+}
+
+/// Streams and validates the rows of a recipient CSV.
+pub struct RecipientReader {
+    path: PathBuf,
+    csv: csv::Reader<Box<dyn Read + Send>>,
+    columns: Arc<Columns>,
+    seen: HashSet<RecipientKey>,
+    record: csv::ByteRecord,
+}
+
+impl RecipientReader {
+    /// Opens `path` and reads its header row. `name_columns` are joined to form the display name
+    /// (those absent from the file are ignored).
+    pub fn open(path: &Path, name_columns: &[String]) -> Result<RecipientReader, RecipientsError> {
+        let file = File::open(path).map_err(|source| RecipientsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_reader(path, Box::new(std::io::BufReader::new(file)), name_columns)
+    }
+
+    /// Like [`open`](Self::open) over any reader; `path` names it in errors.
+    pub fn from_reader(
+        path: &Path,
+        reader: Box<dyn Read + Send>,
+        name_columns: &[String],
+    ) -> Result<RecipientReader, RecipientsError> {
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let header = csv.byte_headers().map_err(|e| csv_error(path, &e))?.clone();
+        let mut names = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let mut name = String::from_utf8_lossy(raw).trim().to_lowercase();
+            if i == 0 {
+                name = name.trim_start_matches('\u{feff}').to_owned();
+            }
+            if names.contains(&name) {
+                return Err(RecipientsError::DuplicateColumn {
+                    path: path.to_owned(),
+                    column: name,
+                });
+            }
+            names.push(name);
+        }
+        let email = names.iter().position(|n| n == "email").ok_or_else(|| {
+            RecipientsError::MissingEmail {
+                path: path.to_owned(),
+                columns: names.join(", "),
+            }
+        })?;
+        let name_parts = name_columns
+            .iter()
+            .filter_map(|c| names.iter().position(|n| n == c))
+            .collect();
+        Ok(RecipientReader {
+            path: path.to_owned(),
+            csv,
+            columns: Arc::new(Columns {
+                names,
+                email,
+                name_parts,
+            }),
+            seen: HashSet::new(),
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    pub fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next data row, `Ok(None)` at the end, or an error when the file can no longer be read.
+    pub fn next_row(&mut self) -> Result<Option<Row>, RecipientsError> {
+        match self.csv.read_byte_record(&mut self.record) {
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(Some(self.validate())),
+            Err(e) => Err(csv_error(&self.path, &e)),
+        }
+    }
+
+    fn validate(&mut self) -> Row {
+        let line = self.record.position().map_or(0, |p| p.line());
+        let reject = |field: Option<&str>, problem: String| {
+            Row::Rejected(RowError {
+                line,
+                field: field.map(str::to_owned),
+                problem,
+            })
+        };
+        let columns = &self.columns;
+        if self.record.len() != columns.names.len() {
+            return reject(
+                None,
+                format!(
+                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
+                    self.record.len(),
+                    columns.names.len()
+                ),
+            );
+        }
+        let mut values = Vec::with_capacity(self.record.len());
+        for (i, raw) in self.record.iter().enumerate() {
+            let name = &columns.names[i];
+            let Ok(value) = std::str::from_utf8(raw) else {
+                return reject(Some(name), "not valid UTF-8 (save the file as UTF-8)".into());
+            };
+            if value.chars().count() > MAX_FIELD_CHARS {
+                return reject(
+                    Some(name),
+                    format!("longer than {MAX_FIELD_CHARS} characters"),
+                );
+            }
+            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
+            if reaches_header && value.contains(['\r', '\n']) {
+                return reject(
+                    Some(name),
+                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
+                );
+            }
+            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
+                return reject(Some(name), "contains a control character".into());
+            }
+            values.push(value.trim().to_owned());
+        }
+        let raw_email = &values[columns.email];
+        if raw_email.is_empty() {
+            return reject(Some("email"), "empty address".into());
+        }
+        if raw_email.len() > MAX_ADDRESS_CHARS {
+            return reject(
+                Some("email"),
+                format!("address longer than {MAX_ADDRESS_CHARS} characters"),
+            );
+        }
+        let email: Address = match raw_email.parse() {
+            Ok(address) => address,
+            Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
+        };
+        let key = RecipientKey::of(email.as_ref());
+        if !self.seen.insert(key) {
+            return reject(
+                Some("email"),
+                format!("{raw_email} appears earlier in the list (compared without case); sent once"),
+            );
+        }
+        let name = columns
+            .name_parts
+            .iter()
+            .map(|&i| values[i].as_str())
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Row::Valid(Recipient {
+            line,
+            email,
+            key,
+            name,
+            values,
+            columns: Arc::clone(&self.columns),
+        })
+    }
+}
+
+fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
+    match error.kind() {
+        csv::ErrorKind::Io(e) => RecipientsError::Read {
+            path: path.to_owned(),
+            source: std::io::Error::new(e.kind(), e.to_string()),
+        },
+        _ => RecipientsError::Csv {
+            path: path.to_owned(),
+            line: error.position().map_or(0, |p| p.line()),
+            message: error.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(csv: &str) -> Vec<Result<Recipient, RowError>> {
+        let names = vec!["first_name".to_owned(), "last_name".to_owned()];
+        let mut reader = RecipientReader::from_reader(
+            Path::new("list.csv"),
+            Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+            &names,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            out.push(match row {
+                Row::Valid(r) => Ok(r),
+                Row::Rejected(e) => Err(e),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn valid_rows_with_bom_and_names() {
+        let out = rows("\u{feff}Email,First_Name,last_name,amount\nmarie@example.com,Marie,Curie,50\nzoe@example.org,,,\n");
+        let marie = out[0].as_ref().unwrap();
+        assert_eq!((marie.line, marie.name.as_str()), (2, "Marie Curie"));
+        assert_eq!(marie.field("amount"), Some("50"));
+        assert_eq!(out[1].as_ref().unwrap().name, "");
+    }
+
+    #[test]
+    fn bad_rows_are_rejected_with_line_and_field_and_the_rest_goes_on() {
+        let csv = "email,first_name\n\
+                   ok@example.com,Ok\n\
+                   ,Empty\n\
+                   not-an-address,Bad\n\
+                   OK@Example.com,Dup\n\
+                   a@example.com,too,many\n\
+                   \"b@example.com\",\"Eve\r\nBcc: victim@example.net\"\n\
+                   c@example.com,last\n";
+        let out = rows(csv);
+        let problems: Vec<(u64, Option<&str>)> = out
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| (e.line, e.field.as_deref()))
+            .collect();
+        assert_eq!(
+            problems,
+            [(3, Some("email")), (4, Some("email")), (5, Some("email")), (6, None), (7, Some("first_name"))]
+        );
+        let valid: Vec<String> = out.iter().flatten().map(|r| r.email.to_string()).collect();
+        assert_eq!(valid, ["ok@example.com", "c@example.com"]);
+        assert_eq!(out.last().unwrap().as_ref().unwrap().line, 9);
+    }
+
+    #[test]
+    fn overlong_and_non_utf8_fields_are_rejected() {
+        let long = "x".repeat(MAX_FIELD_CHARS + 1);
+        let out = rows(&format!("email,first_name\na@example.com,{long}\n"));
+        assert!(out[0].as_ref().unwrap_err().problem.contains("longer"));
+        let names = vec!["first_name".to_owned()];
+        let mut reader = RecipientReader::from_reader(
+            Path::new("l.csv"),
+            Box::new(std::io::Cursor::new(b"email,first_name\na@example.com,Fran\xe7oise\n".to_vec())),
+            &names,
+        )
+        .unwrap();
+        let Some(Row::Rejected(e)) = reader.next_row().unwrap() else { panic!() };
+        assert!(e.problem.contains("UTF-8"));
+    }
+
+    #[test]
+    fn missing_email_column_is_fatal() {
+        let err = RecipientReader::from_reader(
+            Path::new("l.csv"),
+            Box::new(std::io::Cursor::new(b"mail,name\n".to_vec())),
+            &[],
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(err, RecipientsError::MissingEmail { .. }));
+    }
+
+    #[test]
+    fn keys_ignore_case() {
+        assert_eq!(RecipientKey::of("A@Example.COM"), RecipientKey::of("a@example.com"));
+        assert_ne!(RecipientKey::of("a@example.com"), RecipientKey::of("b@example.com"));
+    }
+}

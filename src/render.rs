@@ -1,0 +1,336 @@
+//! Rendering: one letter and one person's fields become an HTML part (Maud) and a text part.
+//!
+//! Both outputs walk the same [`Letter`] tree, so they cannot drift apart. Rendering does no I/O
+//! and takes everything it needs as arguments: it can run on any thread, in any order, as often
+//! as needed (a resend must produce the same words).
+//!
+//! The HTML is built for mail clients, not browsers: a table layout with inline styles, 600 px
+//! wide at most, one `<style>` block only for phones (clients that drop it still get a readable
+//! letter), a hidden preheader, a table-based button for the ask, and no image at all.
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+
+/// Where a letter's fields get their values: a recipient's row, or anything else with names.
+pub trait Fields {
+    /// The value of field `name`; `None` or `Some("")` both mean "no value" (the fallback shows).
+    fn field(&self, name: &str) -> Option<&str>;
+}
+
+impl Fields for crate::recipients::Recipient {
+    fn field(&self, name: &str) -> Option<&str> {
+        crate::recipients::Recipient::field(self, name)
+    }
+}
+
+/// What of the campaign the layout shows besides the letter.
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    pub subject: &'a str,
+    pub preheader: &'a str,
+    pub language: &'a str,
+}
+
+/// The two bodies of one person's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub html: String,
+    pub text: String,
+}
+
+/// Column at which the text part wraps (RFC 5322 advises under 78).
+pub const TEXT_WIDTH: usize = 76;
+
+/// Renders `letter` for the person whose values `fields` holds.
+pub fn render(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Rendered {
+    Rendered {
+        html: html_document(letter, frame, fields).into_string(),
+        text: text_document(letter, fields),
+    }
+}
+
+// ---- HTML ---------------------------------------------------------------------------------
+
+const FONT: &str = "font-family:Georgia,'Times New Roman',serif;";
+const INK: &str = "#1f2328";
+const ACCENT: &str = "#0b3d91";
+/// White on this red has a contrast ratio of 6.6:1 (WCAG AA asks 4.5).
+const BUTTON: &str = "#b3261e";
+const PROBLEM_RULE: &str = "#d4351c";
+const LESSON_RULE: &str = "#1a7f37";
+
+const PHONE_CSS: &str = "@media only screen and (max-width:620px){\
+.sheet{width:100%!important}.pad{padding:24px 18px!important}\
+.body{font-size:17px!important}}";
+
+fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(frame.language) dir="ltr" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="x-apple-disable-message-reformatting";
+                meta name="color-scheme" content="light";
+                title { (frame.subject) }
+                style { (PreEscaped(PHONE_CSS)) }
+            }
+            body style="margin:0;padding:0;background-color:#f3f4f6;" {
+                // The preheader: the line inboxes show after the subject, hidden in the letter.
+                div style="display:none;max-height:0;overflow:hidden;opacity:0;mso-hide:all;" aria-hidden="true" {
+                    (frame.preheader)
+                }
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0"
+                    style="background-color:#f3f4f6;" {
+                    tr { td align="center" style="padding:24px 8px;" {
+                        table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+                            style="width:600px;max-width:600px;background-color:#ffffff;border-radius:8px;" {
+                            tr { td.pad.body style={ "padding:40px 48px;" (FONT) "font-size:18px;line-height:1.6;color:" (INK) ";" } {
+                                @for section in &letter.sections {
+                                    (html_section(section, fields))
+                                }
+                            } }
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
+fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
+    let paragraph_style = "margin:0 0 18px 0;";
+    let paragraphs = html! {
+        @for block in &section.blocks {
+            @match block {
+                Block::Paragraph(inlines) => p style=(paragraph_style) { (html_inlines(inlines, fields)) },
+                Block::Button { label, url } => (html_button(label, url, fields)),
+            }
+        }
+    };
+    match section.kind {
+        SectionKind::Story => html! {
+            @if let Some(title) = &section.title {
+                h2 style={ "margin:36px 0 14px 0;" (FONT) "font-size:22px;line-height:1.3;color:" (ACCENT) ";" } {
+                    (html_inlines(title, fields))
+                }
+            }
+            (paragraphs)
+        },
+        SectionKind::Problem | SectionKind::Lesson => {
+            let rule = if section.kind == SectionKind::Problem { PROBLEM_RULE } else { LESSON_RULE };
+            html! {
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 18px 0;" {
+                    tr { td style={ "border-left:4px solid " (rule) ";padding:2px 0 2px 16px;" } { (paragraphs) } }
+                }
+            }
+        }
+        SectionKind::Signature => html! {
+            div style="margin:32px 0 0 0;" { (paragraphs) }
+        },
+        _ => paragraphs,
+    }
+}
+
+fn html_button(label: &[Inline], url: &str, fields: &dyn Fields) -> Markup {
+    html! {
+        table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:8px 0 26px 0;" {
+            tr { td align="center" bgcolor=(BUTTON) style={ "border-radius:6px;background-color:" (BUTTON) ";" } {
+                a href=(url) target="_blank"
+                    style={ "display:inline-block;padding:14px 30px;font-family:Arial,Helvetica,sans-serif;font-size:18px;font-weight:bold;line-height:1.2;color:#ffffff;text-decoration:none;border-radius:6px;" } {
+                    (html_inlines(label, fields))
+                }
+            } }
+        }
+    }
+}
+
+fn html_inlines(inlines: &[Inline], fields: &dyn Fields) -> Markup {
+    html! {
+        @for inline in inlines {
+            @match inline {
+                Inline::Text(text) => (text),
+                Inline::Field { name, fallback, .. } => (field_value(fields, name, fallback.as_deref())),
+                Inline::Optional(children) => @if all_present(children, fields) { (html_inlines(children, fields)) },
+                Inline::Emphasis(children) => em { (html_inlines(children, fields)) },
+                Inline::Strong(children) => strong { (html_inlines(children, fields)) },
+                Inline::Link { url, content } => a href=(url) style={ "color:" (ACCENT) ";text-decoration:underline;" } { (html_inlines(content, fields)) },
+                Inline::LineBreak => br;
+            }
+        }
+    }
+}
+
+// ---- text ---------------------------------------------------------------------------------
+
+fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
+    let mut out = String::new();
+    for section in &letter.sections {
+        if let Some(title) = &section.title {
+            let title = text_inlines(title, fields);
+            out.push('\n');
+            for line in wrap(&title) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            let underline = title.lines().map(display_width).max().unwrap_or(0).min(TEXT_WIDTH);
+            out.push_str(&"=".repeat(underline));
+            out.push_str("\n\n");
+        }
+        if section.kind == SectionKind::Signature {
+            out.push_str("-- \n");
+        }
+        for block in &section.blocks {
+            let paragraph = match block {
+                Block::Paragraph(inlines) => text_inlines(inlines, fields),
+                Block::Button { label, url } => format!("{} : {url}", text_inlines(label, fields))
+                    .replace(" : ", "\u{a0}: "),
+            };
+            for line in wrap(&paragraph) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    let trimmed = out.trim_matches('\n');
+    format!("{trimmed}\n")
+}
+
+/// Wraps each line of `paragraph` (hard breaks stay) at [`TEXT_WIDTH`], never splitting a word
+/// or a link.
+fn wrap(paragraph: &str) -> Vec<String> {
+    let options = textwrap::Options::new(TEXT_WIDTH).break_words(false);
+    paragraph
+        .split('\n')
+        .flat_map(|line| {
+            let wrapped = textwrap::wrap(line, &options);
+            if wrapped.is_empty() { vec![String::new()] } else { wrapped.into_iter().map(|l| l.into_owned()).collect() }
+        })
+        .collect()
+}
+
+fn display_width(line: &str) -> usize {
+    textwrap::core::display_width(line)
+}
+
+fn text_inlines(inlines: &[Inline], fields: &dyn Fields) -> String {
+    let mut out = String::new();
+    for inline in inlines {
+        match inline {
+            Inline::Text(text) => out.push_str(text),
+            Inline::Field { name, fallback, .. } => {
+                // A value's own line breaks would break the layout of the paragraph.
+                let value = field_value(fields, name, fallback.as_deref());
+                out.push_str(&value.replace(['\r', '\n'], " "));
+            }
+            Inline::Optional(children) => {
+                if all_present(children, fields) {
+                    out.push_str(&text_inlines(children, fields));
+                }
+            }
+            Inline::Emphasis(children) => {
+                out.push('_');
+                out.push_str(&text_inlines(children, fields));
+                out.push('_');
+            }
+            Inline::Strong(children) => out.push_str(&text_inlines(children, fields)),
+            Inline::Link { url, content } => {
+                let label = text_inlines(content, fields);
+                if label == *url || format!("mailto:{label}") == *url {
+                    out.push_str(&label);
+                } else {
+                    out.push_str(&format!("{label} <{url}>"));
+                }
+            }
+            Inline::LineBreak => out.push('\n'),
+        }
+    }
+    out
+}
+
+// ---- fields -------------------------------------------------------------------------------
+
+fn field_value<'a>(fields: &'a dyn Fields, name: &str, fallback: Option<&'a str>) -> &'a str {
+    match fields.field(name).map(str::trim) {
+        Some(value) if !value.is_empty() => value,
+        _ => fallback.unwrap_or(""),
+    }
+}
+
+fn all_present(inlines: &[Inline], fields: &dyn Fields) -> bool {
+    inlines.iter().all(|inline| match inline {
+        Inline::Field { name, .. } => fields.field(name).is_some_and(|v| !v.trim().is_empty()),
+        Inline::Optional(c) | Inline::Emphasis(c) | Inline::Strong(c) => all_present(c, fields),
+        Inline::Link { content, .. } => all_present(content, fields),
+        Inline::Text(_) | Inline::LineBreak => true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    impl Fields for HashMap<&str, &str> {
+        fn field(&self, name: &str) -> Option<&str> {
+            self.get(name).copied()
+        }
+    }
+
+    const LETTER: &str = "::: greeting\nBonjour[[ {{first_name}}]],\n\n::: story\n## Erreur n°1 : titre\n\nUn guide *Confidentialité non incluse* ici.\n\n::: ask\nUn don de {{amount|25}} $ ?\n\n[Je fais un don](https://dons.example.org/x)\n\n::: signature\nAshley Boyd\\\nMozilla\n";
+
+    fn frame() -> Frame<'static> {
+        Frame { subject: "Sujet", preheader: "Avant-propos", language: "fr" }
+    }
+
+    fn render_for(fields: &[(&'static str, &'static str)]) -> Rendered {
+        let letter = Letter::parse(Path::new("l.md"), LETTER, "fr").unwrap();
+        let fields: HashMap<&str, &str> = fields.iter().copied().collect();
+        render(&letter, &frame(), &fields)
+    }
+
+    #[test]
+    fn personalizes_and_falls_back() {
+        let named = render_for(&[("first_name", "Zoé"), ("amount", "40")]);
+        assert!(named.text.starts_with("Bonjour Zoé,\n"));
+        assert!(named.html.contains("Bonjour Zoé,"));
+        assert!(named.text.contains("Un don de 40\u{a0}$\u{202f}?"));
+        let anonymous = render_for(&[("first_name", " "), ("amount", "")]);
+        assert!(anonymous.text.starts_with("Bonjour,\n"));
+        assert!(anonymous.text.contains("Un don de 25\u{a0}$"));
+    }
+
+    #[test]
+    fn values_are_escaped_in_html() {
+        let r = render_for(&[("first_name", "<script>alert(1)</script>&")]);
+        assert!(!r.html.contains("<script>"));
+        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
+        assert!(r.text.contains("Bonjour <script>alert(1)</script>&,"));
+    }
+
+    #[test]
+    fn layout_essentials() {
+        let r = render_for(&[]);
+        assert!(r.html.starts_with("<!DOCTYPE html><html lang=\"fr\""));
+        assert!(r.html.contains("max-width:600px"));
+        assert!(r.html.contains("Avant-propos"));
+        assert!(r.html.contains("<em>Confidentialité non incluse</em>"));
+        assert!(r.html.contains("href=\"https://dons.example.org/x\""));
+        assert!(!r.html.contains("<img"));
+        assert!(r.text.contains("Je fais un don\u{a0}: https://dons.example.org/x"));
+        assert!(r.text.contains("_Confidentialité non incluse_"));
+        assert!(r.text.contains("-- \nAshley Boyd\nMozilla\n"));
+    }
+
+    #[test]
+    fn text_wraps_within_width() {
+        let long = "mot ".repeat(60);
+        let letter_text = LETTER.replace("Un guide", &long);
+        let letter = Letter::parse(Path::new("l.md"), &letter_text, "fr").unwrap();
+        let r = render(&letter, &frame(), &HashMap::new());
+        assert!(r.text.lines().all(|l| display_width(l) <= TEXT_WIDTH), "{}", r.text);
+    }
+}
