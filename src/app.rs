@@ -59,7 +59,7 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// The unknown or misplaced things in a campaign that make it unsendable (exit 65).
+/// A campaign setting that makes a real send impossible (a missing secret): exit 65.
 #[derive(Debug, thiserror::Error)]
 #[error("the campaign cannot be sent as it stands")]
 pub struct Unsendable;
@@ -67,12 +67,12 @@ pub struct Unsendable;
 /// Maps an error that ended a command to its exit code.
 pub fn exit_for_error(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
-        if cause.is::<CampaignError>() || cause.is::<LetterError>() || cause.is::<Unsendable>() {
-            return Exit::Invalid;
-        }
-        if let Some(e) = cause.downcast_ref::<RecipientsError>() {
-            // The file could not be read or has no email column: nothing was sent.
-            let _ = e;
+        // Bad input found before anything was sent: the campaign must be fixed first.
+        if cause.is::<CampaignError>()
+            || cause.is::<LetterError>()
+            || cause.is::<RecipientsError>()
+            || cause.is::<Unsendable>()
+        {
             return Exit::Invalid;
         }
         if let Some(SendLogError::Locked { .. }) = cause.downcast_ref::<SendLogError>() {
@@ -219,9 +219,10 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
             continue;
         }
         let rendered = render(&loaded.letter, &frame, &recipient);
-        let stem = out.join(format!("{:05}-{}", recipient.line, file_safe(recipient.email.as_ref())));
+        let stem = format!("{:05}-{}", recipient.line, file_safe(recipient.email.as_ref()));
         let write = |extension: &str, bytes: &[u8]| {
-            let path = stem.with_extension(extension);
+            // Not `with_extension`: it would eat the address's `.com`.
+            let path = out.join(format!("{stem}.{extension}"));
             std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
         };
         write("html", rendered.html.as_bytes())?;
@@ -245,13 +246,14 @@ async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLim
     limits.rate = limits.rate.or(campaign.rate_per_second);
     let mut reader = loaded.recipients()?;
     let content = loaded.content();
+    let shutdown = crate::send::shutdown_on_signals();
 
     let (report, target) = if dry_run {
         // The capture server must outlive the run: keep it bound here.
         let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
         let mailer = Mailer::new(&endpoint, None, campaign.smtp_timeout)?;
         let mut log = MemoryLog::default();
-        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits).await?;
+        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
         if let Some(capture) = capture {
             println!(
                 "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
@@ -277,7 +279,7 @@ async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLim
         let log_path = options.log.clone().unwrap_or_else(|| campaign.default_log_path());
         let mut log = FileLog::open(&log_path)?;
         let mailer = Mailer::new(&endpoint, credentials, campaign.smtp_timeout)?;
-        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits).await?;
+        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
         (report, endpoint)
     };
     print_report(&report, &target, dry_run, &loaded.recipients_path);
@@ -336,6 +338,7 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     match &report.stopped {
         Some(Stopped::MaxMessages) => println!("stopped: --max-messages reached; run again to go on"),
         Some(Stopped::MaxDuration) => println!("stopped: --max-duration reached; run again to go on"),
+        Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
         Some(Stopped::Unreachable(error)) => println!("stopped: the server is unreachable ({error}); run again later"),
         None if report.deferred > 0 => println!("{} deferred message(s) to retry: run again later", report.deferred),
         None => {}

@@ -75,9 +75,14 @@ struct Common {
     log: Option<PathBuf>,
 }
 
-/// Parses the process's arguments; on a usage error clap prints it and exits with code 2.
+/// Parses the process's arguments. `--help` and `--version` print and exit 0; a usage error
+/// prints and exits 1, the contract's "any other error" (clap's own default would be 2).
 pub fn parse() -> Options {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        let code = if error.use_stderr() { 1 } else { 0 };
+        let _ = error.print();
+        std::process::exit(code);
+    });
     let (common, command) = match cli.command {
         CliCommand::Check(common) => (common, Command::Check),
         CliCommand::Preview { common, out, recipient } => (common, Command::Preview { out, recipient }),

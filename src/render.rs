@@ -67,7 +67,9 @@ const PHONE_CSS: &str = "@media only screen and (max-width:620px){\
 fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup {
     html! {
         (DOCTYPE)
+        (NL)
         html lang=(frame.language) dir="ltr" {
+            (NL)
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -76,17 +78,20 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
                 title { (frame.subject) }
                 style { (PreEscaped(PHONE_CSS)) }
             }
+            (NL)
             body style="margin:0;padding:0;background-color:#f3f4f6;" {
                 // The preheader: the line inboxes show after the subject, hidden in the letter.
                 div style="display:none;max-height:0;overflow:hidden;opacity:0;mso-hide:all;" aria-hidden="true" {
                     (frame.preheader)
                 }
+                (NL)
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0"
                     style="background-color:#f3f4f6;" {
                     tr { td align="center" style="padding:24px 8px;" {
                         table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
                             style="width:600px;max-width:600px;background-color:#ffffff;border-radius:8px;" {
                             tr { td.pad.body style={ "padding:40px 48px;" (FONT) "font-size:18px;line-height:1.6;color:" (INK) ";" } {
+                                (NL)
                                 @for section in &letter.sections {
                                     (html_section(section, fields))
                                 }
@@ -99,6 +104,10 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
     }
 }
 
+/// A line break between blocks: invisible in HTML, but it keeps lines short in the message
+/// source and makes golden-file diffs readable.
+const NL: PreEscaped<&str> = PreEscaped("\n");
+
 fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
     let paragraph_style = "margin:0 0 18px 0;";
     let paragraphs = html! {
@@ -107,6 +116,7 @@ fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
                 Block::Paragraph(inlines) => p style=(paragraph_style) { (html_inlines(inlines, fields)) },
                 Block::Button { label, url } => (html_button(label, url, fields)),
             }
+            (NL)
         }
     };
     match section.kind {
@@ -115,6 +125,7 @@ fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
                 h2 style={ "margin:36px 0 14px 0;" (FONT) "font-size:22px;line-height:1.3;color:" (ACCENT) ";" } {
                     (html_inlines(title, fields))
                 }
+                (NL)
             }
             (paragraphs)
         },
@@ -122,12 +133,14 @@ fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
             let rule = if section.kind == SectionKind::Problem { PROBLEM_RULE } else { LESSON_RULE };
             html! {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 18px 0;" {
-                    tr { td style={ "border-left:4px solid " (rule) ";padding:2px 0 2px 16px;" } { (paragraphs) } }
+                    tr { td style={ "border-left:4px solid " (rule) ";padding:2px 0 2px 16px;" } { (NL) (paragraphs) } }
                 }
+                (NL)
             }
         }
         SectionKind::Signature => html! {
-            div style="margin:32px 0 0 0;" { (paragraphs) }
+            div style="margin:32px 0 0 0;" { (NL) (paragraphs) }
+            (NL)
         },
         _ => paragraphs,
     }
@@ -314,7 +327,7 @@ mod tests {
     #[test]
     fn layout_essentials() {
         let r = render_for(&[]);
-        assert!(r.html.starts_with("<!DOCTYPE html><html lang=\"fr\""));
+        assert!(r.html.starts_with("<!DOCTYPE html>\n<html lang=\"fr\""));
         assert!(r.html.contains("max-width:600px"));
         assert!(r.html.contains("Avant-propos"));
         assert!(r.html.contains("<em>Confidentialité non incluse</em>"));

@@ -106,6 +106,37 @@ pub enum Stopped {
     MaxMessages,
     MaxDuration,
     Unreachable(String),
+    /// SIGINT or SIGTERM: the message in hand was finished and logged, no new one was taken.
+    Interrupted,
+}
+
+/// Becomes true when the run should stop taking recipients (a signal, a caller's decision).
+pub type ShutdownSignal = tokio::sync::watch::Receiver<bool>;
+
+/// A shutdown signal that fires on SIGINT or SIGTERM. Must be called inside the runtime.
+pub fn shutdown_on_signals() -> ShutdownSignal {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::warn!("signal received: finishing the message in hand, then stopping");
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 /// What one run did.
@@ -143,6 +174,7 @@ pub async fn run(
     log: &mut dyn SendLog,
     mailer: &Mailer,
     limits: &RunLimits,
+    shutdown: &ShutdownSignal,
 ) -> Result<RunReport, SendError> {
     let started = Instant::now();
     let mut report = RunReport::default();
@@ -165,6 +197,10 @@ pub async fn run(
         if previous.is_some_and(Status::is_final) {
             report.already_done += 1;
             continue;
+        }
+        if *shutdown.borrow() {
+            report.stopped = Some(Stopped::Interrupted);
+            break;
         }
         if limits.max_messages.is_some_and(|max| attempted >= max) {
             report.stopped = Some(Stopped::MaxMessages);

@@ -1,0 +1,176 @@
+//! `check`, `preview` and the errors that stop a campaign before anything is sent: each names
+//! the file, the line and the field, and exits with the contract's code.
+
+mod support;
+
+use std::time::Duration;
+
+use support::harness::{Fixture, LETTER, people, repo};
+use support::smtp_server::{Behavior, SmtpServer};
+
+#[test]
+fn check_accepts_a_good_campaign() {
+    let fixture = Fixture::new(&people(5), "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("5 recipient(s) ready, 0 row(s) rejected"), "{}", run.all());
+}
+
+#[test]
+fn check_reports_every_bad_row_by_line_and_field() {
+    let long = "x".repeat(1001);
+    let csv = format!(
+        "\u{feff}email,first_name,last_name,amount\n\
+         ok@example.com,Ok,,\n\
+         ,Vide,,\n\
+         pas-une-adresse,Bad,,\n\
+         OK@EXAMPLE.COM,Doublon,,\n\
+         a@example.com,trop,de,champs,ici\n\
+         \"b@example.com\",\"Eve\nBcc: victim@example.org\",,\n\
+         c@example.com,{long},,\n\
+         d@example.com,Dernière,,\n"
+    );
+    let fixture = Fixture::new(&csv, "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for expected in [
+        "list.csv:3: field `email`: empty address",
+        "list.csv:4: field `email`: invalid address",
+        "list.csv:5: field `email`: OK@EXAMPLE.COM appears earlier",
+        "list.csv:6: 5 fields where the header has 4",
+        "list.csv:7: field `first_name`: contains a line break",
+        "list.csv:9: field `first_name`: longer than 1000 characters",
+    ] {
+        assert!(run.stdout.contains(expected), "missing {expected:?}\n{}", run.all());
+    }
+    assert!(run.stdout.contains("2 recipient(s) ready, 6 row(s) rejected"), "{}", run.all());
+}
+
+#[test]
+fn a_missing_email_column_exits_65_before_anything_is_sent() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new("mail,first_name\na@example.com,A\n", "");
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("list.csv:1: the header row has no `email` column"), "{}", run.all());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.messages().is_empty());
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn an_unreadable_recipient_file_exits_65() {
+    let fixture = Fixture::new(&people(1), "");
+    std::fs::remove_file(fixture.path("recipients/list.csv")).unwrap();
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("list.csv"), "{}", run.all());
+}
+
+#[test]
+fn an_unknown_field_in_the_letter_names_its_line() {
+    let letter = LETTER.replace("Bonjour[[ {{first_name}}]]", "Bonjour[[ {{frist_name}}]]");
+    let fixture = Fixture::with_letter(&letter, &people(1), "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("letter.md:2: unknown field `{{frist_name}}`"), "{}", run.all());
+}
+
+#[test]
+fn raw_html_and_images_in_the_letter_are_refused() {
+    let letter = LETTER.replace(
+        "Le texte de l’histoire.",
+        "Le texte <img src=\"https://t.example.org/p.gif\">.\n\n![pixel](https://t.example.org/p.gif)",
+    );
+    let fixture = Fixture::with_letter(&letter, &people(1), "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("letter.md:10: raw HTML is not allowed"), "{}", run.all());
+    assert!(run.stderr.contains("letter.md:12: images are not allowed"), "{}", run.all());
+}
+
+#[test]
+fn an_unknown_campaign_key_names_key_and_line() {
+    let fixture = Fixture::new(&people(1), "colour = \"bleu\"\n");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("campaign.toml"), "{}", run.all());
+    assert!(run.stderr.contains("line 9"), "{}", run.all());
+    assert!(run.stderr.contains("colour"), "{}", run.all());
+}
+
+#[test]
+fn a_real_send_refuses_without_its_password_and_never_prints_it() {
+    let extra = "[smtp]\nurl = \"smtp+starttls://mail.example.org:587\"\nusername = \"campagnes@example.org\"\n";
+    let fixture = Fixture::new(&people(1), extra);
+    let run = fixture.command("send", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("MISSIVE_SMTP_PASSWORD"), "{}", run.all());
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let campaign = fixture.campaign();
+    let url = format!("smtp://127.0.0.1:{closed}");
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &url],
+        &[("MISSIVE_SMTP_PASSWORD", "hunter2-very-secret"), ("MISSIVE_LOG", "trace")],
+    );
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+}
+
+#[test]
+fn plain_smtp_is_refused_beyond_loopback() {
+    let fixture = Fixture::new(&people(1), "[smtp]\nurl = \"smtp://mail.example.org:25\"\n");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("smtp.url"), "{}", run.all());
+    assert!(run.stderr.contains("loopback"), "{}", run.all());
+
+    let good = Fixture::new(&people(1), "");
+    let run = good.command("send", &["--smtp", "smtp://mail.example.org:25"]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("loopback"), "{}", run.all());
+}
+
+#[test]
+fn preview_writes_eml_html_and_text() {
+    let fixture = Fixture::new(&people(3), "");
+    let out = fixture.path("apercu");
+    let run = fixture.command("preview", &["--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 9, "{names:?}");
+    assert_eq!(names[0], "00002-person01@example.com.eml");
+
+    let one = fixture.path("un");
+    let run = fixture.command(
+        "preview",
+        &["--out", one.to_str().unwrap(), "--recipient", "PERSON02@example.com"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let text = std::fs::read_to_string(one.join("00003-person02@example.com.txt")).unwrap();
+    assert!(text.starts_with("Bonjour Prénom2,\n"), "{text}");
+    let html = std::fs::read_to_string(one.join("00003-person02@example.com.html")).unwrap();
+    assert!(html.contains("<html lang=\"fr\""));
+}
+
+#[test]
+fn the_shipped_campaign_checks_clean() {
+    let campaign = repo().join("campaign.toml");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["check", campaign.to_str().unwrap()])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("0 row(s) rejected"), "{stdout}");
+}

@@ -1,0 +1,68 @@
+//! Golden files of the shipped letter, rendered for one person: layout changes show up as a diff
+//! to review, like code. After a deliberate change, regenerate them with
+//! `UPDATE_GOLDEN=1 cargo test --test golden` and read the diff before committing.
+
+use std::path::{Path, PathBuf};
+
+use missive::campaign::Campaign;
+use missive::letter::Letter;
+use missive::recipients::{RecipientReader, Row};
+use missive::render::{Frame, Rendered, render};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rendered_for(csv_row: &str) -> Rendered {
+    let campaign = Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads");
+    let letter = Letter::load(&campaign.letter_path, &campaign.language).expect("shipped letter parses");
+    let csv = format!("email,first_name,last_name,amount\n{csv_row}\n");
+    let mut reader = RecipientReader::from_reader(
+        Path::new("golden.csv"),
+        Box::new(std::io::Cursor::new(csv.into_bytes())),
+        &campaign.name_columns,
+    )
+    .unwrap();
+    let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
+        panic!("the golden row is valid")
+    };
+    let frame = Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+    };
+    render(&letter, &frame, &recipient)
+}
+
+fn compare(actual: &str, golden: PathBuf) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", golden.display()));
+    if actual != expected {
+        let line = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, e)| a != e)
+            .map_or_else(|| "the end".to_owned(), |i| format!("line {}", i + 1));
+        panic!(
+            "{} differs from the rendering, first at {line}; if the change is deliberate, run \
+             UPDATE_GOLDEN=1 cargo test --test golden and review the diff",
+            golden.display()
+        );
+    }
+}
+
+#[test]
+fn shipped_letter_text_part() {
+    let rendered = rendered_for("zoe@example.com,Zoé,Durand,40");
+    compare(&rendered.text, root().join("tests/golden/letter.fr.txt"));
+}
+
+#[test]
+fn shipped_letter_html_part() {
+    let rendered = rendered_for("zoe@example.com,Zoé,Durand,40");
+    compare(&rendered.html, root().join("tests/golden/letter.fr.html"));
+}
