@@ -362,6 +362,8 @@ impl<'l> SectionParser<'l> {
         let first_line = self.first_line;
         let line_of = |offset: usize| first_line + body[..offset].matches('\n').count();
         let mut heading = false;
+        // An HTML block arrives line by line; only a whole comment is allowed (a writer's note).
+        let mut html_block: Option<(usize, String)> = None;
         for (event, range) in Parser::new_ext(body, Options::empty()).into_offset_iter() {
             let line = line_of(range.start);
             if !matches!(event, Event::Text(_)) {
@@ -411,11 +413,20 @@ impl<'l> SectionParser<'l> {
                 }
                 Event::SoftBreak => self.push(Inline::Text(" ".into())),
                 Event::HardBreak => self.push(Inline::LineBreak),
-                Event::Html(html) | Event::InlineHtml(html) if is_comment(&html) => {}
-                Event::Html(_) | Event::InlineHtml(_) => self.problems.push(problem(
-                    line,
-                    "raw HTML is not allowed in the letter: write Markdown (`*italic*`, `**bold**`, `[link](https://…)`)",
-                )),
+                Event::Start(Tag::HtmlBlock) => html_block = Some((line, String::new())),
+                Event::Html(html) => match &mut html_block {
+                    Some((_, block)) => block.push_str(&html),
+                    None => self.problems.push(raw_html(line)),
+                },
+                Event::End(TagEnd::HtmlBlock) => {
+                    if let Some((start, block)) = html_block.take()
+                        && !is_comment(&block)
+                    {
+                        self.problems.push(raw_html(start));
+                    }
+                }
+                Event::InlineHtml(html) if is_comment(&html) => {}
+                Event::InlineHtml(_) => self.problems.push(raw_html(line)),
                 Event::Start(Tag::Image { .. }) => self.problems.push(problem(
                     line,
                     "images are not allowed: the letter carries no remote content and no tracking pixel",
@@ -471,9 +482,17 @@ impl<'l> SectionParser<'l> {
     }
 }
 
+fn raw_html(line: usize) -> Problem {
+    problem(
+        line,
+        "raw HTML is not allowed in the letter: write Markdown (`*italic*`, `**bold**`, `[link](https://…)`)",
+    )
+}
+
+/// True when `html` is one `<!-- … -->` comment and nothing else.
 fn is_comment(html: &str) -> bool {
     let html = html.trim();
-    html.starts_with("<!--") && html.ends_with("-->")
+    html.starts_with("<!--") && html.ends_with("-->") && html.matches("-->").count() == 1
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -595,6 +614,14 @@ mod tests {
         assert!(lines.contains(&6), "{err}");
         assert!(lines.contains(&10), "{err}");
         assert!(err.to_string().contains("letter.md:6: unknown section `stroy`"), "{err}");
+    }
+
+    #[test]
+    fn writer_comments_are_ignored_but_html_after_them_is_not() {
+        let with_note = GOOD.replace("Bonjour[[", "<!-- une note\n   sur deux lignes -->\n\nBonjour[[");
+        assert!(parse(&with_note).is_ok());
+        let sneaky = GOOD.replace("Bonjour[[", "<!-- note --><img src=x>\n\nBonjour[[");
+        assert!(parse(&sneaky).is_err());
     }
 
     #[test]

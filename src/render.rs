@@ -214,7 +214,10 @@ fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
 /// Wraps each line of `paragraph` (hard breaks stay) at [`TEXT_WIDTH`], never splitting a word
 /// or a link.
 fn wrap(paragraph: &str) -> Vec<String> {
-    let options = textwrap::Options::new(TEXT_WIDTH).break_words(false);
+    // No hyphen splitting either: "rendez-vous" must not become "rendez-" / "vous".
+    let options = textwrap::Options::new(TEXT_WIDTH)
+        .break_words(false)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
     paragraph
         .split('\n')
         .flat_map(|line| {
@@ -336,6 +339,14 @@ mod tests {
         assert!(r.text.contains("Je fais un don\u{a0}: https://dons.example.org/x"));
         assert!(r.text.contains("_Confidentialité non incluse_"));
         assert!(r.text.contains("-- \nAshley Boyd\nMozilla\n"));
+    }
+
+    #[test]
+    fn text_never_splits_a_hyphenated_word() {
+        let letter_text = LETTER.replace("Un guide", &format!("{}rendez-vous", "mot ".repeat(17)));
+        let letter = Letter::parse(Path::new("l.md"), &letter_text, "fr").unwrap();
+        let r = render(&letter, &frame(), &HashMap::new());
+        assert!(r.text.contains("rendez-vous"), "{}", r.text);
     }
 
     #[test]
