@@ -35,9 +35,17 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Command {
     Check,
-    Preview { out: PathBuf, recipient: Option<String> },
-    Send { dry_run: bool, limits: RunLimits },
-    Status { json: bool },
+    Preview {
+        out: PathBuf,
+        recipient: Option<String>,
+    },
+    Send {
+        dry_run: bool,
+        limits: RunLimits,
+    },
+    Status {
+        json: bool,
+    },
 }
 
 /// The exit codes of the contract.
@@ -89,7 +97,8 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
         Command::Check => check(&loaded),
         Command::Preview { out, recipient } => preview(&loaded, out, recipient.as_deref()),
         Command::Send { dry_run, limits } => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(send(&loaded, &options, *dry_run, limits))
         }
         Command::Status { json } => status(&loaded, &options, *json),
@@ -108,8 +117,16 @@ impl Loaded {
     fn load(options: &Options) -> anyhow::Result<Loaded> {
         let campaign = Campaign::load(&options.campaign)?;
         let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
-        let recipients_path = options.recipients.clone().unwrap_or_else(|| campaign.recipients_path.clone());
-        let composer = Composer::new(&campaign.id, campaign.from.clone(), campaign.reply_to.clone(), &campaign.subject);
+        let recipients_path = options
+            .recipients
+            .clone()
+            .unwrap_or_else(|| campaign.recipients_path.clone());
+        let composer = Composer::new(
+            &campaign.id,
+            campaign.from.clone(),
+            campaign.reply_to.clone(),
+            &campaign.subject,
+        );
         let loaded = Loaded {
             campaign,
             letter,
@@ -175,14 +192,21 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
         match row {
             Row::Valid(recipient) => {
                 let rendered = render(&loaded.letter, &frame, &recipient);
-                match loaded.composer.compose(&recipient, rendered, SystemTime::now()) {
+                match loaded
+                    .composer
+                    .compose(&recipient, rendered, SystemTime::now())
+                {
                     Ok(message) => {
                         let _ = message.formatted();
                         valid += 1;
                     }
                     Err(e) => {
                         rejected += 1;
-                        println!("{}:{}: {e}", loaded.recipients_path.display(), recipient.line);
+                        println!(
+                            "{}:{}: {e}",
+                            loaded.recipients_path.display(),
+                            recipient.line
+                        );
                     }
                 }
             }
@@ -198,7 +222,11 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
         loaded.letter.path.display(),
         loaded.letter.sections.len()
     );
-    Ok(if rejected == 0 { Exit::Done } else { Exit::Invalid })
+    Ok(if rejected == 0 {
+        Exit::Done
+    } else {
+        Exit::Invalid
+    })
 }
 
 fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
@@ -215,11 +243,18 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
                 continue;
             }
         };
-        if only.as_ref().is_some_and(|only| recipient.email.to_string().to_lowercase() != *only) {
+        if only
+            .as_ref()
+            .is_some_and(|only| recipient.email.to_string().to_lowercase() != *only)
+        {
             continue;
         }
         let rendered = render(&loaded.letter, &frame, &recipient);
-        let stem = format!("{:05}-{}", recipient.line, file_safe(recipient.email.as_ref()));
+        let stem = format!(
+            "{:05}-{}",
+            recipient.line,
+            file_safe(recipient.email.as_ref())
+        );
         let write = |extension: &str, bytes: &[u8]| {
             // Not `with_extension`: it would eat the address's `.com`.
             let path = out.join(format!("{stem}.{extension}"));
@@ -227,20 +262,30 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
         };
         write("html", rendered.html.as_bytes())?;
         write("txt", rendered.text.as_bytes())?;
-        let message = loaded.composer.compose(&recipient, rendered, SystemTime::now())?;
+        let message = loaded
+            .composer
+            .compose(&recipient, rendered, SystemTime::now())?;
         write("eml", &message.formatted())?;
         written += 1;
     }
     if let Some(only) = only
         && written == 0
     {
-        bail!("no valid recipient {only} in {}", loaded.recipients_path.display());
+        bail!(
+            "no valid recipient {only} in {}",
+            loaded.recipients_path.display()
+        );
     }
     println!("wrote {written} message(s) to {}", out.display());
     Ok(Exit::Done)
 }
 
-async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLimits) -> anyhow::Result<Exit> {
+async fn send(
+    loaded: &Loaded,
+    options: &Options,
+    dry_run: bool,
+    limits: &RunLimits,
+) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let mut limits = limits.clone();
     limits.rate = limits.rate.or(campaign.rate_per_second);
@@ -253,7 +298,8 @@ async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLim
         let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
         let mailer = Mailer::new(&endpoint, None, campaign.smtp_timeout)?;
         let mut log = MemoryLog::default();
-        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
+        let report =
+            crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
         if let Some(capture) = capture {
             println!(
                 "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
@@ -264,7 +310,10 @@ async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLim
         }
         (report, endpoint)
     } else {
-        let endpoint = options.smtp.clone().unwrap_or_else(|| campaign.smtp.clone());
+        let endpoint = options
+            .smtp
+            .clone()
+            .unwrap_or_else(|| campaign.smtp.clone());
         let credentials = match &campaign.smtp_username {
             Some(username) => {
                 let password = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty());
@@ -276,14 +325,22 @@ async fn send(loaded: &Loaded, options: &Options, dry_run: bool, limits: &RunLim
             }
             None => None,
         };
-        let log_path = options.log.clone().unwrap_or_else(|| campaign.default_log_path());
+        let log_path = options
+            .log
+            .clone()
+            .unwrap_or_else(|| campaign.default_log_path());
         let mut log = FileLog::open(&log_path)?;
         let mailer = Mailer::new(&endpoint, credentials, campaign.smtp_timeout)?;
-        let report = crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
+        let report =
+            crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
         (report, endpoint)
     };
     print_report(&report, &target, dry_run, &loaded.recipients_path);
-    Ok(if report.is_complete() { Exit::Done } else { Exit::TryAgain })
+    Ok(if report.is_complete() {
+        Exit::Done
+    } else {
+        Exit::TryAgain
+    })
 }
 
 /// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an
@@ -297,18 +354,26 @@ async fn dry_run_target(
     }
     let endpoint = campaign.dry_run_smtp.clone();
     let address = (endpoint.host.as_str(), endpoint.port);
-    let listening = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address))
-        .await
-        .is_ok_and(|connected| connected.is_ok());
+    let listening = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .is_ok_and(|connected| connected.is_ok());
     if listening {
         println!("dry run: delivering to the mailcatcher at {endpoint}");
         return Ok((endpoint, None));
     }
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "");
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(':', "");
     let outbox = campaign.outbox.join(format!("{}-{stamp}", campaign.id));
-    let capture = CaptureServer::start(&outbox)
-        .await
-        .with_context(|| format!("cannot start the capture server writing to {}", outbox.display()))?;
+    let capture = CaptureServer::start(&outbox).await.with_context(|| {
+        format!(
+            "cannot start the capture server writing to {}",
+            outbox.display()
+        )
+    })?;
     let endpoint = Endpoint {
         security: crate::campaign::Security::Plain,
         host: "127.0.0.1".into(),
@@ -327,7 +392,10 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         report.already_done,
         report.rejected.len(),
         if report.resent_in_doubt > 0 {
-            format!(", {} in-doubt message(s) sent again", report.resent_in_doubt)
+            format!(
+                ", {} in-doubt message(s) sent again",
+                report.resent_in_doubt
+            )
         } else {
             String::new()
         }
@@ -336,11 +404,20 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         println!("  rejected {}", error.at(recipients));
     }
     match &report.stopped {
-        Some(Stopped::MaxMessages) => println!("stopped: --max-messages reached; run again to go on"),
-        Some(Stopped::MaxDuration) => println!("stopped: --max-duration reached; run again to go on"),
+        Some(Stopped::MaxMessages) => {
+            println!("stopped: --max-messages reached; run again to go on")
+        }
+        Some(Stopped::MaxDuration) => {
+            println!("stopped: --max-duration reached; run again to go on")
+        }
         Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
-        Some(Stopped::Unreachable(error)) => println!("stopped: the server is unreachable ({error}); run again later"),
-        None if report.deferred > 0 => println!("{} deferred message(s) to retry: run again later", report.deferred),
+        Some(Stopped::Unreachable(error)) => {
+            println!("stopped: the server is unreachable ({error}); run again later")
+        }
+        None if report.deferred > 0 => println!(
+            "{} deferred message(s) to retry: run again later",
+            report.deferred
+        ),
         None => {}
     }
 }
@@ -359,7 +436,10 @@ struct Counts {
 }
 
 fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
-    let log_path = options.log.clone().unwrap_or_else(|| loaded.campaign.default_log_path());
+    let log_path = options
+        .log
+        .clone()
+        .unwrap_or_else(|| loaded.campaign.default_log_path());
     let replay = FileLog::read(&log_path)?;
     let mut counts = Counts::default();
     let mut reader = loaded.recipients()?;
@@ -380,7 +460,11 @@ fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit
     if json {
         println!("{}", serde_json::to_string(&counts)?);
     } else {
-        println!("campaign {} (log {})", loaded.campaign.id, log_path.display());
+        println!(
+            "campaign {} (log {})",
+            loaded.campaign.id,
+            log_path.display()
+        );
         for (label, n) in [
             ("sent", counts.sent),
             ("failed (permanently)", counts.failed),

@@ -193,13 +193,22 @@ impl Campaign {
             .map(parse_mailbox)
             .transpose()
             .map_err(|p| invalid("reply_to", p))?;
-        if file.language.is_empty() || !file.language.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if file.language.is_empty()
+            || !file
+                .language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(invalid(
                 "language",
                 format!("{:?} is not a language tag such as \"fr\"", file.language),
             ));
         }
-        let smtp = file.smtp.url.parse().map_err(|e: EndpointError| invalid("smtp.url", e.to_string()))?;
+        let smtp = file
+            .smtp
+            .url
+            .parse()
+            .map_err(|e: EndpointError| invalid("smtp.url", e.to_string()))?;
         let dry_run_smtp = file
             .dry_run
             .smtp
@@ -208,7 +217,10 @@ impl Campaign {
         if let Some(rate) = file.smtp.rate
             && !(rate.is_finite() && rate > 0.0)
         {
-            return Err(invalid("smtp.rate", format!("{rate} must be a positive number of messages per second")));
+            return Err(invalid(
+                "smtp.rate",
+                format!("{rate} must be a positive number of messages per second"),
+            ));
         }
         if file.smtp.timeout_secs == 0 {
             return Err(invalid("smtp.timeout_secs", "must be at least 1".into()));
@@ -281,7 +293,9 @@ pub enum EndpointError {
         "{0}: plain smtp:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use smtp+starttls:// or smtps://"
     )]
     PlainNotLoopback(String),
-    #[error("{0:?}: put the login in smtp.username and the password in MISSIVE_SMTP_PASSWORD, not in the URL")]
+    #[error(
+        "{0:?}: put the login in smtp.username and the password in MISSIVE_SMTP_PASSWORD, not in the URL"
+    )]
     CredentialsInUrl(String),
 }
 
@@ -370,7 +384,9 @@ recipients = "recipients/list.csv"
     #[test]
     fn unknown_key_names_key_and_line() {
         let text = format!("{MINIMAL}colour = \"blue\"\n");
-        let err = Campaign::parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+        let err = Campaign::parse(Path::new("c.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("c.toml"), "{err}");
         assert!(err.contains("colour"), "{err}");
         assert!(err.contains("line 9"), "{err}");
@@ -379,7 +395,9 @@ recipients = "recipients/list.csv"
     #[test]
     fn header_fields_refuse_newlines() {
         let text = MINIMAL.replace("\"Bonjour\"", "\"Bonjour\\r\\nBcc: x@example.com\"");
-        let err = Campaign::parse(Path::new("c.toml"), &text).unwrap_err().to_string();
+        let err = Campaign::parse(Path::new("c.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("subject"), "{err}");
     }
 
@@ -394,8 +412,13 @@ recipients = "recipients/list.csv"
             "smtp://mail.example.org".parse::<Endpoint>(),
             Err(EndpointError::PlainNotLoopback(_))
         ));
-        let err = "smtps://bob:hunter2@mail.example.org".parse::<Endpoint>().unwrap_err();
+        let err = "smtps://bob:hunter2@mail.example.org"
+            .parse::<Endpoint>()
+            .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
-        assert!(matches!("http://x".parse::<Endpoint>(), Err(EndpointError::Scheme(_))));
+        assert!(matches!(
+            "http://x".parse::<Endpoint>(),
+            Err(EndpointError::Scheme(_))
+        ));
     }
 }

@@ -86,15 +86,23 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     let mut rcpt: Option<String> = None;
-    write.write_all(b"220 missive-capture ESMTP ready\r\n").await?;
+    write
+        .write_all(b"220 missive-capture ESMTP ready\r\n")
+        .await?;
     loop {
         if !read_line(&mut reader, &mut line).await? {
             return Ok(());
         }
         let command = String::from_utf8_lossy(&line).trim_end().to_owned();
-        let verb = command.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-missive-capture\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 33554432\r\n",
+            "EHLO" => {
+                b"250-missive-capture\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 33554432\r\n"
+            }
             "HELO" | "NOOP" => b"250 OK\r\n",
             "MAIL" | "RSET" => {
                 rcpt = None;
@@ -109,7 +117,10 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                 write.write_all(b"354 End with <CRLF>.<CRLF>\r\n").await?;
                 let message = read_data(&mut reader, &mut line).await?;
                 let number = state.received.fetch_add(1, Ordering::SeqCst) + 1;
-                let name = format!("{number:05}-{}.eml", file_safe(rcpt.as_deref().unwrap_or("")));
+                let name = format!(
+                    "{number:05}-{}.eml",
+                    file_safe(rcpt.as_deref().unwrap_or(""))
+                );
                 tokio::fs::write(state.outbox.join(name), &message).await?;
                 rcpt = None;
                 b"250 OK: captured\r\n"
@@ -125,7 +136,10 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
 }
 
 /// Reads one line (with its CRLF) into `line`; false at end of stream. Errors past [`MAX_LINE`].
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     line.clear();
     let mut limited = tokio::io::AsyncReadExt::take(&mut *reader, MAX_LINE as u64);
     let read = limited.read_until(b'\n', line).await?;
@@ -133,13 +147,19 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mu
         return Ok(false);
     }
     if !line.ends_with(b"\n") && line.len() >= MAX_LINE {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long",
+        ));
     }
     Ok(true)
 }
 
 /// Reads the message after DATA up to the lone `.` line, undoing dot-stuffing.
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     let mut message = Vec::new();
     loop {
         if !read_line(reader, line).await? {
@@ -150,7 +170,10 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mu
         }
         let content = line.strip_prefix(b".").unwrap_or(line);
         if message.len() + content.len() > MAX_MESSAGE {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "message too large"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "message too large",
+            ));
         }
         message.extend_from_slice(content);
     }
@@ -158,7 +181,9 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mu
 
 fn address_of(command: &str) -> String {
     let start = command.find('<').map_or(0, |i| i + 1);
-    let end = command[start..].find('>').map_or(command.len(), |i| start + i);
+    let end = command[start..]
+        .find('>')
+        .map_or(command.len(), |i| start + i);
     command[start..end].to_owned()
 }
 
@@ -167,7 +192,13 @@ pub fn file_safe(address: &str) -> String {
     address
         .chars()
         .take(100)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -10,7 +10,11 @@ use crate::app::{Command, Options};
 use crate::campaign::Endpoint;
 
 #[derive(Debug, Parser)]
-#[command(name = "missive", version, about = "Mails a personalized letter to a list of people, never twice.")]
+#[command(
+    name = "missive",
+    version,
+    about = "Mails a personalized letter to a list of people, never twice."
+)]
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,
@@ -85,12 +89,26 @@ pub fn parse() -> Options {
     });
     let (common, command) = match cli.command {
         CliCommand::Check(common) => (common, Command::Check),
-        CliCommand::Preview { common, out, recipient } => (common, Command::Preview { out, recipient }),
-        CliCommand::Send { common, dry_run, max_messages, max_duration, rate } => (
+        CliCommand::Preview {
+            common,
+            out,
+            recipient,
+        } => (common, Command::Preview { out, recipient }),
+        CliCommand::Send {
+            common,
+            dry_run,
+            max_messages,
+            max_duration,
+            rate,
+        } => (
             common,
             Command::Send {
                 dry_run,
-                limits: crate::send::RunLimits { max_messages, max_duration, rate },
+                limits: crate::send::RunLimits {
+                    max_messages,
+                    max_duration,
+                    rate,
+                },
             },
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),

@@ -53,7 +53,11 @@ impl SectionKind {
     }
 
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, k)| *k == self).map(|(n, _)| *n).unwrap_or("?")
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
     }
 }
 
@@ -78,7 +82,10 @@ pub struct Section {
 pub enum Block {
     Paragraph(Vec<Inline>),
     /// A paragraph of the ask that holds only a link: rendered as a button.
-    Button { label: Vec<Inline>, url: String },
+    Button {
+        label: Vec<Inline>,
+        url: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +101,10 @@ pub enum Inline {
     Optional(Vec<Inline>),
     Emphasis(Vec<Inline>),
     Strong(Vec<Inline>),
-    Link { url: String, content: Vec<Inline> },
+    Link {
+        url: String,
+        content: Vec<Inline>,
+    },
     LineBreak,
 }
 
@@ -153,7 +163,9 @@ impl Letter {
                     "a story, and only a story, starts with its title: `## Title`",
                 ));
             }
-            if raw.kind != SectionKind::Ask && blocks.iter().any(|b| matches!(b, Block::Button { .. })) {
+            if raw.kind != SectionKind::Ask
+                && blocks.iter().any(|b| matches!(b, Block::Button { .. }))
+            {
                 // Only the ask turns a lone link into a button; elsewhere it stays a link.
                 for block in &mut blocks {
                     if let Block::Button { label, url } = block {
@@ -273,7 +285,10 @@ fn split_sections<'a>(text: &'a str, problems: &mut Vec<Problem>) -> Vec<RawSect
         sections[i].body = &text[start..];
     }
     if sections.is_empty() {
-        problems.push(problem(1, "no sections: the letter starts with a line `::: greeting`"));
+        problems.push(problem(
+            1,
+            "no sections: the letter starts with a line `::: greeting`",
+        ));
     }
     sections
 }
@@ -303,16 +318,26 @@ fn check_structure(sections: &[Section], problems: &mut Vec<Problem>) {
         if matches!(pair[1].kind, Problem | Lesson) && !follows_story {
             problems.push(problem(
                 pair[1].line,
-                format!("`{}` belongs to a story: put it after a `::: story`", pair[1].kind.name()),
+                format!(
+                    "`{}` belongs to a story: put it after a `::: story`",
+                    pair[1].kind.name()
+                ),
             ));
         }
     }
     for section in sections {
         if section.blocks.is_empty() && section.title.is_none() {
-            problems.push(problem(section.line, format!("section `{}` is empty", section.kind.name())));
+            problems.push(problem(
+                section.line,
+                format!("section `{}` is empty", section.kind.name()),
+            ));
         }
         if section.kind == Ask {
-            let buttons = section.blocks.iter().filter(|b| matches!(b, Block::Button { .. })).count();
+            let buttons = section
+                .blocks
+                .iter()
+                .filter(|b| matches!(b, Block::Button { .. }))
+                .count();
             if buttons != 1 {
                 problems.push(problem(
                     section.line,
@@ -497,11 +522,15 @@ fn is_comment(html: &str) -> bool {
 
 fn check_url(url: &str) -> Result<(), String> {
     if url.contains("{{") {
-        return Err(format!("fields are not allowed inside a link address: {url}"));
+        return Err(format!(
+            "fields are not allowed inside a link address: {url}"
+        ));
     }
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "https" | "http" | "mailto") => Ok(()),
-        _ => Err(format!("{url:?} is not an absolute https:// (or mailto:) link")),
+        _ => Err(format!(
+            "{url:?} is not an absolute https:// (or mailto:) link"
+        )),
     }
 }
 
@@ -528,11 +557,17 @@ fn parse_fields(text: &str, line: usize, language: &str) -> Result<Vec<Inline>, 
             out.push(Inline::Text(typography::apply(language, &rest[..start])));
         }
         if Some(start) == next_field {
-            let end = rest[start..].find("}}").ok_or("`{{` without its closing `}}`")? + start;
+            let end = rest[start..]
+                .find("}}")
+                .ok_or("`{{` without its closing `}}`")?
+                + start;
             out.push(parse_field(&rest[start + 2..end], line, language)?);
             rest = &rest[end + 2..];
         } else {
-            let end = rest[start..].find("]]").ok_or("`[[` without its closing `]]`")? + start;
+            let end = rest[start..]
+                .find("]]")
+                .ok_or("`[[` without its closing `]]`")?
+                + start;
             let inner = &rest[start + 2..end];
             if inner.contains("[[") {
                 return Err("`[[ … ]]` cannot be nested".into());
@@ -586,13 +621,22 @@ mod tests {
                 Inline::Text("Bonjour".into()),
                 Inline::Optional(vec![
                     Inline::Text(" ".into()),
-                    Inline::Field { name: "first_name".into(), fallback: None, line: 2 }
+                    Inline::Field {
+                        name: "first_name".into(),
+                        fallback: None,
+                        line: 2
+                    }
                 ]),
                 Inline::Text(",".into()),
             ])
         );
-        assert_eq!(letter.sections[1].title, Some(vec![Inline::Text("Titre".into())]));
-        assert!(matches!(&letter.sections[3].blocks[1], Block::Button { url, .. } if url == "https://dons.example.org/x"));
+        assert_eq!(
+            letter.sections[1].title,
+            Some(vec![Inline::Text("Titre".into())])
+        );
+        assert!(
+            matches!(&letter.sections[3].blocks[1], Block::Button { url, .. } if url == "https://dons.example.org/x")
+        );
         let fields: Vec<_> = letter.fields();
         assert_eq!(fields, [("first_name", 2), ("amount", 13)]);
     }
@@ -600,7 +644,9 @@ mod tests {
     #[test]
     fn french_typography_in_text_not_in_fields() {
         let letter = parse(GOOD).unwrap();
-        let Block::Paragraph(ask) = &letter.sections[3].blocks[0] else { panic!() };
+        let Block::Paragraph(ask) = &letter.sections[3].blocks[0] else {
+            panic!()
+        };
         assert_eq!(ask[2], Inline::Text("\u{a0}$\u{202f}?".into()));
     }
 
@@ -613,12 +659,19 @@ mod tests {
         assert!(lines.contains(&4), "{err}");
         assert!(lines.contains(&6), "{err}");
         assert!(lines.contains(&10), "{err}");
-        assert!(err.to_string().contains("letter.md:6: unknown section `stroy`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("letter.md:6: unknown section `stroy`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn writer_comments_are_ignored_but_html_after_them_is_not() {
-        let with_note = GOOD.replace("Bonjour[[", "<!-- une note\n   sur deux lignes -->\n\nBonjour[[");
+        let with_note = GOOD.replace(
+            "Bonjour[[",
+            "<!-- une note\n   sur deux lignes -->\n\nBonjour[[",
+        );
         assert!(parse(&with_note).is_ok());
         let sneaky = GOOD.replace("Bonjour[[", "<!-- note --><img src=x>\n\nBonjour[[");
         assert!(parse(&sneaky).is_err());
@@ -633,7 +686,9 @@ mod tests {
 
     #[test]
     fn structure_is_checked() {
-        let err = parse("::: greeting\nBonjour\n\n::: lesson\nx\n").unwrap_err().to_string();
+        let err = parse("::: greeting\nBonjour\n\n::: lesson\nx\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("belongs to a story"), "{err}");
         assert!(err.contains("exactly one"), "{err}");
     }

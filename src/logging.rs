@@ -8,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber; call once, first thing in `main`.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("MISSIVE_LOG").unwrap_or_else(|_| EnvFilter::new("missive=info,warn"));
+    let filter = EnvFilter::try_from_env("MISSIVE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("missive=info,warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -46,7 +46,11 @@ impl Composer {
 
     /// The Message-ID `recipient` gets in this campaign, with its angle brackets.
     pub fn message_id(&self, recipient: &Recipient) -> String {
-        message_id(&self.campaign_id, self.from.email.domain(), recipient.email.as_ref())
+        message_id(
+            &self.campaign_id,
+            self.from.email.domain(),
+            recipient.email.as_ref(),
+        )
     }
 
     /// The message for `recipient`: text part first, HTML last (clients show the last part they
@@ -68,7 +72,10 @@ impl Composer {
             builder = builder.reply_to(reply_to.clone());
         }
         builder
-            .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
             .map_err(|source| MessageError {
                 email: recipient.email.to_string(),
                 source,

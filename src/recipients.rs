@@ -54,7 +54,12 @@ impl RowError {
     /// `file:line: field `name`: problem`, the way compilers point at a line.
     pub fn at(&self, path: &Path) -> String {
         match &self.field {
-            Some(field) => format!("{}:{}: field `{field}`: {}", path.display(), self.line, self.problem),
+            Some(field) => format!(
+                "{}:{}: field `{field}`: {}",
+                path.display(),
+                self.line,
+                self.problem
+            ),
             None => format!("{}:{}: {}", path.display(), self.line, self.problem),
         }
     }
@@ -226,7 +231,10 @@ impl RecipientReader {
         for (i, raw) in self.record.iter().enumerate() {
             let name = &columns.names[i];
             let Ok(value) = std::str::from_utf8(raw) else {
-                return reject(Some(name), "not valid UTF-8 (save the file as UTF-8)".into());
+                return reject(
+                    Some(name),
+                    "not valid UTF-8 (save the file as UTF-8)".into(),
+                );
             };
             if value.chars().count() > MAX_FIELD_CHARS {
                 return reject(
@@ -264,7 +272,9 @@ impl RecipientReader {
         if !self.seen.insert(key) {
             return reject(
                 Some("email"),
-                format!("{raw_email} appears earlier in the list (compared without case); sent once"),
+                format!(
+                    "{raw_email} appears earlier in the list (compared without case); sent once"
+                ),
             );
         }
         let name = columns
@@ -323,7 +333,9 @@ mod tests {
 
     #[test]
     fn valid_rows_with_bom_and_names() {
-        let out = rows("\u{feff}Email,First_Name,last_name,amount\nmarie@example.com,Marie,Curie,50\nzoe@example.org,,,\n");
+        let out = rows(
+            "\u{feff}Email,First_Name,last_name,amount\nmarie@example.com,Marie,Curie,50\nzoe@example.org,,,\n",
+        );
         let marie = out[0].as_ref().unwrap();
         assert_eq!((marie.line, marie.name.as_str()), (2, "Marie Curie"));
         assert_eq!(marie.field("amount"), Some("50"));
@@ -348,7 +360,13 @@ mod tests {
             .collect();
         assert_eq!(
             problems,
-            [(3, Some("email")), (4, Some("email")), (5, Some("email")), (6, None), (7, Some("first_name"))]
+            [
+                (3, Some("email")),
+                (4, Some("email")),
+                (5, Some("email")),
+                (6, None),
+                (7, Some("first_name"))
+            ]
         );
         let valid: Vec<String> = out.iter().flatten().map(|r| r.email.to_string()).collect();
         assert_eq!(valid, ["ok@example.com", "c@example.com"]);
@@ -363,11 +381,15 @@ mod tests {
         let names = vec!["first_name".to_owned()];
         let mut reader = RecipientReader::from_reader(
             Path::new("l.csv"),
-            Box::new(std::io::Cursor::new(b"email,first_name\na@example.com,Fran\xe7oise\n".to_vec())),
+            Box::new(std::io::Cursor::new(
+                b"email,first_name\na@example.com,Fran\xe7oise\n".to_vec(),
+            )),
             &names,
         )
         .unwrap();
-        let Some(Row::Rejected(e)) = reader.next_row().unwrap() else { panic!() };
+        let Some(Row::Rejected(e)) = reader.next_row().unwrap() else {
+            panic!()
+        };
         assert!(e.problem.contains("UTF-8"));
     }
 
@@ -385,7 +407,13 @@ mod tests {
 
     #[test]
     fn keys_ignore_case() {
-        assert_eq!(RecipientKey::of("A@Example.COM"), RecipientKey::of("a@example.com"));
-        assert_ne!(RecipientKey::of("a@example.com"), RecipientKey::of("b@example.com"));
+        assert_eq!(
+            RecipientKey::of("A@Example.COM"),
+            RecipientKey::of("a@example.com")
+        );
+        assert_ne!(
+            RecipientKey::of("a@example.com"),
+            RecipientKey::of("b@example.com")
+        );
     }
 }

@@ -130,7 +130,11 @@ fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
             (paragraphs)
         },
         SectionKind::Problem | SectionKind::Lesson => {
-            let rule = if section.kind == SectionKind::Problem { PROBLEM_RULE } else { LESSON_RULE };
+            let rule = if section.kind == SectionKind::Problem {
+                PROBLEM_RULE
+            } else {
+                LESSON_RULE
+            };
             html! {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 18px 0;" {
                     tr { td style={ "border-left:4px solid " (rule) ";padding:2px 0 2px 16px;" } { (NL) (paragraphs) } }
@@ -187,7 +191,12 @@ fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
                 out.push_str(&line);
                 out.push('\n');
             }
-            let underline = title.lines().map(display_width).max().unwrap_or(0).min(TEXT_WIDTH);
+            let underline = title
+                .lines()
+                .map(display_width)
+                .max()
+                .unwrap_or(0)
+                .min(TEXT_WIDTH);
             out.push_str(&"=".repeat(underline));
             out.push_str("\n\n");
         }
@@ -197,8 +206,9 @@ fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
         for block in &section.blocks {
             let paragraph = match block {
                 Block::Paragraph(inlines) => text_inlines(inlines, fields),
-                Block::Button { label, url } => format!("{} : {url}", text_inlines(label, fields))
-                    .replace(" : ", "\u{a0}: "),
+                Block::Button { label, url } => {
+                    format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
+                }
             };
             for line in wrap(&paragraph) {
                 out.push_str(&line);
@@ -222,7 +232,11 @@ fn wrap(paragraph: &str) -> Vec<String> {
         .split('\n')
         .flat_map(|line| {
             let wrapped = textwrap::wrap(line, &options);
-            if wrapped.is_empty() { vec![String::new()] } else { wrapped.into_iter().map(|l| l.into_owned()).collect() }
+            if wrapped.is_empty() {
+                vec![String::new()]
+            } else {
+                wrapped.into_iter().map(|l| l.into_owned()).collect()
+            }
         })
         .collect()
 }
@@ -299,7 +313,11 @@ mod tests {
     const LETTER: &str = "::: greeting\nBonjour[[ {{first_name}}]],\n\n::: story\n## Erreur n°1 : titre\n\nUn guide *Confidentialité non incluse* ici.\n\n::: ask\nUn don de {{amount|25}} $ ?\n\n[Je fais un don](https://dons.example.org/x)\n\n::: signature\nAshley Boyd\\\nMozilla\n";
 
     fn frame() -> Frame<'static> {
-        Frame { subject: "Sujet", preheader: "Avant-propos", language: "fr" }
+        Frame {
+            subject: "Sujet",
+            preheader: "Avant-propos",
+            language: "fr",
+        }
     }
 
     fn render_for(fields: &[(&'static str, &'static str)]) -> Rendered {
@@ -323,7 +341,10 @@ mod tests {
     fn values_are_escaped_in_html() {
         let r = render_for(&[("first_name", "<script>alert(1)</script>&")]);
         assert!(!r.html.contains("<script>"));
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
+        assert!(
+            r.html
+                .contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;")
+        );
         assert!(r.text.contains("Bonjour <script>alert(1)</script>&,"));
     }
 
@@ -336,7 +357,10 @@ mod tests {
         assert!(r.html.contains("<em>Confidentialité non incluse</em>"));
         assert!(r.html.contains("href=\"https://dons.example.org/x\""));
         assert!(!r.html.contains("<img"));
-        assert!(r.text.contains("Je fais un don\u{a0}: https://dons.example.org/x"));
+        assert!(
+            r.text
+                .contains("Je fais un don\u{a0}: https://dons.example.org/x")
+        );
         assert!(r.text.contains("_Confidentialité non incluse_"));
         assert!(r.text.contains("-- \nAshley Boyd\nMozilla\n"));
     }
@@ -355,6 +379,10 @@ mod tests {
         let letter_text = LETTER.replace("Un guide", &long);
         let letter = Letter::parse(Path::new("l.md"), &letter_text, "fr").unwrap();
         let r = render(&letter, &frame(), &HashMap::new());
-        assert!(r.text.lines().all(|l| display_width(l) <= TEXT_WIDTH), "{}", r.text);
+        assert!(
+            r.text.lines().all(|l| display_width(l) <= TEXT_WIDTH),
+            "{}",
+            r.text
+        );
     }
 }

@@ -53,10 +53,18 @@ pub enum Delivery {
 impl Mailer {
     /// A transport to `endpoint`: TLS (verified against the webpki roots) unless the endpoint is a
     /// plain loopback one, with `credentials` if given, and `timeout` on every command.
-    pub fn new(endpoint: &Endpoint, credentials: Option<Credentials>, timeout: Duration) -> Result<Mailer, SendError> {
+    pub fn new(
+        endpoint: &Endpoint,
+        credentials: Option<Credentials>,
+        timeout: Duration,
+    ) -> Result<Mailer, SendError> {
         let builder = match endpoint.security {
-            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&endpoint.host)),
-            Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&endpoint.host),
+            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &endpoint.host,
+            )),
+            Security::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&endpoint.host)
+            }
             Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&endpoint.host),
         }
         .map_err(|e| SendError::Transport {
@@ -206,7 +214,10 @@ pub async fn run(
             report.stopped = Some(Stopped::MaxMessages);
             break;
         }
-        if limits.max_duration.is_some_and(|max| started.elapsed() >= max) {
+        if limits
+            .max_duration
+            .is_some_and(|max| started.elapsed() >= max)
+        {
             report.stopped = Some(Stopped::MaxDuration);
             break;
         }
@@ -216,7 +227,10 @@ pub async fn run(
 
         let rendered = render(content.letter, &content.frame, &recipient);
         let message_id = content.composer.message_id(&recipient);
-        let message = match content.composer.compose(&recipient, rendered, SystemTime::now()) {
+        let message = match content
+            .composer
+            .compose(&recipient, rendered, SystemTime::now())
+        {
             Ok(message) => message,
             Err(e) => {
                 report.rejected.push(RowError {

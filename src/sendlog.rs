@@ -284,7 +284,9 @@ fn replay_and_repair(path: &Path, file: &mut File) -> Result<Replay, SendLogErro
     let len = file.metadata().map_err(io)?.len();
     if good_len < len {
         tracing::warn!(log = %path.display(), bytes = len - good_len, "dropping a torn last line left by a crash");
-        file.set_len(good_len).and_then(|()| file.sync_all()).map_err(io)?;
+        file.set_len(good_len)
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
     }
     Ok(replay)
 }
@@ -334,7 +336,13 @@ mod tests {
     use super::*;
 
     fn sent(rcpt: &str) -> Record {
-        Record::new(Event::Sent { reply: "250 ok".into() }, rcpt, "<id@x>")
+        Record::new(
+            Event::Sent {
+                reply: "250 ok".into(),
+            },
+            rcpt,
+            "<id@x>",
+        )
     }
 
     #[test]
@@ -343,7 +351,13 @@ mod tests {
         let key = RecipientKey::of("a@example.com");
         replay.apply(&Record::new(Event::Attempt, "A@example.com", "<i>"));
         assert_eq!(replay.get(&key).unwrap().status, Status::InDoubt);
-        replay.apply(&Record::new(Event::Deferred { reply: "451".into() }, "a@example.com", "<i>"));
+        replay.apply(&Record::new(
+            Event::Deferred {
+                reply: "451".into(),
+            },
+            "a@example.com",
+            "<i>",
+        ));
         assert_eq!(replay.get(&key).unwrap().status, Status::Deferred);
         replay.apply(&Record::new(Event::Attempt, "a@example.com", "<i>"));
         replay.apply(&sent("a@example.com"));
@@ -358,24 +372,36 @@ mod tests {
         let path = dir.path().join("c.sendlog.jsonl");
         {
             let mut log = FileLog::open(&path).unwrap();
-            log.append(Record::new(Event::Attempt, "a@example.com", "<i>")).unwrap();
+            log.append(Record::new(Event::Attempt, "a@example.com", "<i>"))
+                .unwrap();
             log.append(sent("a@example.com")).unwrap();
-            log.append(Record::new(Event::Attempt, "b@example.com", "<j>")).unwrap();
+            log.append(Record::new(Event::Attempt, "b@example.com", "<j>"))
+                .unwrap();
         }
         // A crash in the middle of writing a line.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(br#"{"at":"2026-01-01T00:00:00Z","event":"se"#).unwrap();
+        file.write_all(br#"{"at":"2026-01-01T00:00:00Z","event":"se"#)
+            .unwrap();
         drop(file);
 
         let mut log = FileLog::open(&path).unwrap();
         let key = |a| RecipientKey::of(a);
-        assert_eq!(log.replay().get(&key("a@example.com")).unwrap().status, Status::Sent);
-        assert_eq!(log.replay().get(&key("b@example.com")).unwrap().status, Status::InDoubt);
+        assert_eq!(
+            log.replay().get(&key("a@example.com")).unwrap().status,
+            Status::Sent
+        );
+        assert_eq!(
+            log.replay().get(&key("b@example.com")).unwrap().status,
+            Status::InDoubt
+        );
         log.append(sent("b@example.com")).unwrap();
         drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
-        assert!(text.lines().all(|l| serde_json::from_str::<Record>(l).is_ok()));
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<Record>(l).is_ok())
+        );
     }
 
     #[test]

@@ -13,7 +13,12 @@ fn check_accepts_a_good_campaign() {
     let fixture = Fixture::new(&people(5), "");
     let run = fixture.command("check", &[]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("5 recipient(s) ready, 0 row(s) rejected"), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("5 recipient(s) ready, 0 row(s) rejected"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -41,9 +46,18 @@ fn check_reports_every_bad_row_by_line_and_field() {
         "list.csv:7: field `first_name`: contains a line break",
         "list.csv:9: field `first_name`: longer than 1000 characters",
     ] {
-        assert!(run.stdout.contains(expected), "missing {expected:?}\n{}", run.all());
+        assert!(
+            run.stdout.contains(expected),
+            "missing {expected:?}\n{}",
+            run.all()
+        );
     }
-    assert!(run.stdout.contains("2 recipient(s) ready, 6 row(s) rejected"), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("2 recipient(s) ready, 6 row(s) rejected"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -52,7 +66,12 @@ fn a_missing_email_column_exits_65_before_anything_is_sent() {
     let fixture = Fixture::new("mail,first_name\na@example.com,A\n", "");
     let run = fixture.send(&server.url(), &[]);
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(run.stderr.contains("list.csv:1: the header row has no `email` column"), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("list.csv:1: the header row has no `email` column"),
+        "{}",
+        run.all()
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(server.messages().is_empty());
     assert_eq!(server.connections(), 0);
@@ -73,7 +92,12 @@ fn an_unknown_field_in_the_letter_names_its_line() {
     let fixture = Fixture::with_letter(&letter, &people(1), "");
     let run = fixture.command("check", &[]);
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(run.stderr.contains("letter.md:2: unknown field `{{frist_name}}`"), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("letter.md:2: unknown field `{{frist_name}}`"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -85,8 +109,16 @@ fn raw_html_and_images_in_the_letter_are_refused() {
     let fixture = Fixture::with_letter(&letter, &people(1), "");
     let run = fixture.command("check", &[]);
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(run.stderr.contains("letter.md:10: raw HTML is not allowed"), "{}", run.all());
-    assert!(run.stderr.contains("letter.md:12: images are not allowed"), "{}", run.all());
+    assert!(
+        run.stderr.contains("letter.md:10: raw HTML is not allowed"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stderr.contains("letter.md:12: images are not allowed"),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]
@@ -105,7 +137,11 @@ fn a_real_send_refuses_without_its_password_and_never_prints_it() {
     let fixture = Fixture::new(&people(1), extra);
     let run = fixture.command("send", &[]);
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(run.stderr.contains("MISSIVE_SMTP_PASSWORD"), "{}", run.all());
+    assert!(
+        run.stderr.contains("MISSIVE_SMTP_PASSWORD"),
+        "{}",
+        run.all()
+    );
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -115,7 +151,10 @@ fn a_real_send_refuses_without_its_password_and_never_prints_it() {
     let url = format!("smtp://127.0.0.1:{closed}");
     let run = fixture.run(
         &["send", campaign.to_str().unwrap(), "--smtp", &url],
-        &[("MISSIVE_SMTP_PASSWORD", "hunter2-very-secret"), ("MISSIVE_LOG", "trace")],
+        &[
+            ("MISSIVE_SMTP_PASSWORD", "hunter2-very-secret"),
+            ("MISSIVE_LOG", "trace"),
+        ],
     );
     assert_eq!(run.code, 75, "{}", run.all());
     assert!(!run.all().contains("hunter2"), "{}", run.all());
@@ -153,7 +192,12 @@ fn preview_writes_eml_html_and_text() {
     let one = fixture.path("un");
     let run = fixture.command(
         "preview",
-        &["--out", one.to_str().unwrap(), "--recipient", "PERSON02@example.com"],
+        &[
+            "--out",
+            one.to_str().unwrap(),
+            "--recipient",
+            "PERSON02@example.com",
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
     let text = std::fs::read_to_string(one.join("00003-person02@example.com.txt")).unwrap();
@@ -171,6 +215,11 @@ fn the_shipped_campaign_checks_clean() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("0 row(s) rejected"), "{stdout}");
 }

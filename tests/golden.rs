@@ -15,7 +15,8 @@ fn root() -> &'static Path {
 
 fn rendered_for(csv_row: &str) -> Rendered {
     let campaign = Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads");
-    let letter = Letter::load(&campaign.letter_path, &campaign.language).expect("shipped letter parses");
+    let letter =
+        Letter::load(&campaign.letter_path, &campaign.language).expect("shipped letter parses");
     let csv = format!("email,first_name,last_name,amount\n{csv_row}\n");
     let mut reader = RecipientReader::from_reader(
         Path::new("golden.csv"),

@@ -20,7 +20,8 @@ fn words(text: &str) -> Vec<String> {
 /// The seed without the table debris of its extraction (`| |`, `|`, `---|`).
 fn seed_words() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let seed = std::fs::read_to_string(root.join("tests/fixtures/seed-letter-fails-2023.fr.txt")).unwrap();
+    let seed =
+        std::fs::read_to_string(root.join("tests/fixtures/seed-letter-fails-2023.fr.txt")).unwrap();
     let cleaned: String = seed.replace("---|", " ").replace('|', " ");
     // The seed opens the guide's italic name with a stray `*` and never closes it.
     words(&cleaned.replace("*Confidentialité", "Confidentialité"))
@@ -34,18 +35,31 @@ fn letter_words() -> Vec<String> {
     let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
     let mut reader = RecipientReader::from_reader(
         Path::new("seed.csv"),
-        Box::new(std::io::Cursor::new(b"email,first_name,amount\nx@example.com,,\n".to_vec())),
+        Box::new(std::io::Cursor::new(
+            b"email,first_name,amount\nx@example.com,,\n".to_vec(),
+        )),
         &campaign.name_columns,
     )
     .unwrap();
-    let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else { panic!() };
-    let frame = Frame { subject: &campaign.subject, preheader: &campaign.preheader, language: "fr" };
+    let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
+        panic!()
+    };
+    let frame = Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: "fr",
+    };
     let text = render(&letter, &frame, &recipient).text;
     let kept: Vec<&str> = text
         .lines()
-        .filter(|line| !line.starts_with("===") && *line != "-- " && !line.contains("https://dons.example.org"))
+        .filter(|line| {
+            !line.starts_with("===") && *line != "-- " && !line.contains("https://dons.example.org")
+        })
         .collect();
-    words(&kept.join("\n").replace("_Confidentialité non incluse_", "Confidentialité non incluse"))
+    words(&kept.join("\n").replace(
+        "_Confidentialité non incluse_",
+        "Confidentialité non incluse",
+    ))
 }
 
 #[test]
@@ -53,8 +67,22 @@ fn the_shipped_letter_is_the_seed_word_for_word() {
     let (seed, letter) = (seed_words(), letter_words());
     if let Some(i) = seed.iter().zip(&letter).position(|(s, l)| s != l) {
         let context = |w: &[String]| w[i.saturating_sub(5)..(i + 5).min(w.len())].join(" ");
-        panic!("word {i} differs:\n  seed:   …{}…\n  letter: …{}…", context(&seed), context(&letter));
+        panic!(
+            "word {i} differs:\n  seed:   …{}…\n  letter: …{}…",
+            context(&seed),
+            context(&letter)
+        );
     }
-    assert_eq!(seed.len(), letter.len(), "one is longer: seed {} words, letter {}", seed.len(), letter.len());
-    assert!(seed.len() > 900, "the seed was read whole ({} words)", seed.len());
+    assert_eq!(
+        seed.len(),
+        letter.len(),
+        "one is longer: seed {} words, letter {}",
+        seed.len(),
+        letter.len()
+    );
+    assert!(
+        seed.len() > 900,
+        "the seed was read whole ({} words)",
+        seed.len()
+    );
 }

@@ -20,7 +20,10 @@ fn parsed(received: &Received) -> mail_parser::Message<'_> {
 
 /// The decoded text part with LF line endings (on the wire it is CRLF, as SMTP requires).
 fn text_part(message: &mail_parser::Message<'_>) -> String {
-    message.body_text(0).expect("a text part").replace("\r\n", "\n")
+    message
+        .body_text(0)
+        .expect("a text part")
+        .replace("\r\n", "\n")
 }
 
 fn rcpts(messages: &[Received]) -> Vec<String> {
@@ -60,7 +63,11 @@ fn sends_one_personalized_multipart_message_per_valid_recipient() {
     assert_eq!(run.code, 0, "{}", run.all());
     // The injection row spans lines 7 and 8 (a quoted CRLF), so the next row is on line 9.
     for line in [4, 5, 6, 7, 9] {
-        assert!(run.stdout.contains(&format!("list.csv:{line}:")), "line {line} not reported\n{}", run.all());
+        assert!(
+            run.stdout.contains(&format!("list.csv:{line}:")),
+            "line {line} not reported\n{}",
+            run.all()
+        );
     }
 
     let messages = server.wait_for(3, WAIT);
@@ -68,7 +75,10 @@ fn sends_one_personalized_multipart_message_per_valid_recipient() {
     assert_eq!(server.messages().len(), 3, "{}", run.all());
     let mut got = rcpts(&messages);
     got.sort();
-    assert_eq!(got, ["anon@example.org", "eve@example.net", "zoe@example.com"]);
+    assert_eq!(
+        got,
+        ["anon@example.org", "eve@example.net", "zoe@example.com"]
+    );
 
     let mut ids = BTreeSet::new();
     for received in &messages {
@@ -77,10 +87,19 @@ fn sends_one_personalized_multipart_message_per_valid_recipient() {
         assert!(headers.lines().all(|l| l.len() <= 998));
         let message = parsed(received);
         assert_eq!(message.subject(), Some("Nos ratés de l’année"));
-        assert_eq!(message.from().unwrap().first().unwrap().address(), Some("dons@example.org"));
-        assert_eq!(message.reply_to().unwrap().first().unwrap().address(), Some("reponses@example.org"));
+        assert_eq!(
+            message.from().unwrap().first().unwrap().address(),
+            Some("dons@example.org")
+        );
+        assert_eq!(
+            message.reply_to().unwrap().first().unwrap().address(),
+            Some("reponses@example.org")
+        );
         let content_type = message.content_type().unwrap();
-        assert_eq!((content_type.ctype(), content_type.subtype()), ("multipart", Some("alternative")));
+        assert_eq!(
+            (content_type.ctype(), content_type.subtype()),
+            ("multipart", Some("alternative"))
+        );
         // Text first, HTML last: clients show the last part they can display.
         let parts: Vec<String> = message.parts[1..]
             .iter()
@@ -91,14 +110,20 @@ fn sends_one_personalized_multipart_message_per_valid_recipient() {
             .collect();
         assert_eq!(parts, ["text/plain", "text/html"]);
         let id = message.message_id().unwrap().to_owned();
-        assert!(id.starts_with("essai-2026.") && id.ends_with("@example.org"), "{id}");
+        assert!(
+            id.starts_with("essai-2026.") && id.ends_with("@example.org"),
+            "{id}"
+        );
         ids.insert(id);
     }
     assert_eq!(ids.len(), 3, "Message-IDs are distinct");
 
     let zoe = parsed(by_rcpt(&messages, "zoe@example.com"));
     let to = zoe.to().unwrap().first().unwrap();
-    assert_eq!((to.name(), to.address()), (Some("Zoé Durand"), Some("zoe@example.com")));
+    assert_eq!(
+        (to.name(), to.address()),
+        (Some("Zoé Durand"), Some("zoe@example.com"))
+    );
     let text = text_part(&zoe);
     assert!(text.starts_with("Bonjour Zoé,\n"), "{text}");
     assert!(text.contains("Un don de 40\u{a0}$\u{202f}?"), "{text}");
@@ -106,9 +131,15 @@ fn sends_one_personalized_multipart_message_per_valid_recipient() {
 
     let eve = parsed(by_rcpt(&messages, "eve@example.net"));
     let html = eve.body_html(0).unwrap();
-    assert!(html.contains("Bonjour &lt;script&gt;alert(1)&lt;/script&gt;,"), "{html}");
+    assert!(
+        html.contains("Bonjour &lt;script&gt;alert(1)&lt;/script&gt;,"),
+        "{html}"
+    );
     assert!(!html.contains("<script"), "{html}");
-    assert_eq!(eve.to().unwrap().first().unwrap().name(), Some("<script>alert(1)</script> O'Hara & Co"));
+    assert_eq!(
+        eve.to().unwrap().first().unwrap().name(),
+        Some("<script>alert(1)</script> O'Hara & Co")
+    );
 
     let anon = parsed(by_rcpt(&messages, "anon@example.org"));
     let text = text_part(&anon);
@@ -122,7 +153,12 @@ fn a_second_send_resumes_and_never_sends_twice() {
     let fixture = Fixture::new(&people(7), "");
 
     let first = fixture.send(&server.url(), &["--max-messages", "3"]);
-    assert_eq!(first.code, 75, "budget spent with work left: {}", first.all());
+    assert_eq!(
+        first.code,
+        75,
+        "budget spent with work left: {}",
+        first.all()
+    );
     assert_eq!(server.wait_for(3, WAIT).len(), 3);
 
     let second = fixture.send(&server.url(), &[]);
@@ -134,10 +170,16 @@ fn a_second_send_resumes_and_never_sends_twice() {
     std::thread::sleep(Duration::from_millis(200));
     let mut got = rcpts(&server.messages());
     got.sort();
-    let expected: Vec<String> = (1..=7).map(|i| format!("person{i:02}@example.com")).collect();
+    let expected: Vec<String> = (1..=7)
+        .map(|i| format!("person{i:02}@example.com"))
+        .collect();
     assert_eq!(got, expected, "everyone once, nobody twice");
 
-    let sent = fixture.log_records().iter().filter(|r| r["event"] == "sent").count();
+    let sent = fixture
+        .log_records()
+        .iter()
+        .filter(|r| r["event"] == "sent")
+        .count();
     assert_eq!(sent, 7);
 }
 
@@ -149,9 +191,15 @@ fn message_ids_and_bodies_are_the_same_on_a_resend() {
     let other_log = fixture.path("other.sendlog.jsonl");
     assert_eq!(fixture.send(&first_server.url(), &[]).code, 0);
     // A fresh log: as if the first run's outcomes were lost, everyone is sent again.
-    let run = fixture.send(&second_server.url(), &["--log", other_log.to_str().unwrap()]);
+    let run = fixture.send(
+        &second_server.url(),
+        &["--log", other_log.to_str().unwrap()],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
-    let (a, b) = (first_server.wait_for(3, WAIT), second_server.wait_for(3, WAIT));
+    let (a, b) = (
+        first_server.wait_for(3, WAIT),
+        second_server.wait_for(3, WAIT),
+    );
     for received in &a {
         let twin = by_rcpt(&b, &received.rcpt_to[0]);
         let (m1, m2) = (parsed(received), parsed(twin));
@@ -163,20 +211,27 @@ fn message_ids_and_bodies_are_the_same_on_a_resend() {
 
 #[test]
 fn permanent_refusals_are_final_and_transient_ones_are_retried_by_the_next_run() {
-    let refusing = SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(|address| {
-        match address {
-            "person02@example.com" => Some((550, "5.1.1 No such user".into())),
-            "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
-            _ => None,
-        }
-    }));
+    let refusing =
+        SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
+            |address| match address {
+                "person02@example.com" => Some((550, "5.1.1 No such user".into())),
+                "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
+                _ => None,
+            },
+        ));
     let fixture = Fixture::new(&people(5), "");
     let run = fixture.send(&refusing.url(), &[]);
-    assert_eq!(run.code, 75, "a deferred message is work left: {}", run.all());
+    assert_eq!(
+        run.code,
+        75,
+        "a deferred message is work left: {}",
+        run.all()
+    );
     assert_eq!(refusing.wait_for(3, WAIT).len(), 3);
 
     let status = fixture.command("status", &["--json"]);
-    let counts: serde_json::Value = serde_json::from_str(&status.stdout).expect(&status.all());
+    let counts: serde_json::Value =
+        serde_json::from_str(&status.stdout).unwrap_or_else(|_| panic!("{}", status.all()));
     assert_eq!(counts["sent"], 3);
     assert_eq!(counts["failed"], 1);
     assert_eq!(counts["deferred"], 1);
@@ -185,7 +240,10 @@ fn permanent_refusals_are_final_and_transient_ones_are_retried_by_the_next_run()
     let records = fixture.log_records();
     let failed = records.iter().find(|r| r["event"] == "failed").unwrap();
     assert_eq!(failed["rcpt"], "person02@example.com");
-    assert!(failed["reply"].as_str().unwrap().contains("550"), "{failed}");
+    assert!(
+        failed["reply"].as_str().unwrap().contains("550"),
+        "{failed}"
+    );
 
     let accepting = SmtpServer::start_in_background(Behavior::accept_all());
     let run = fixture.send(&accepting.url(), &[]);
@@ -194,7 +252,10 @@ fn permanent_refusals_are_final_and_transient_ones_are_retried_by_the_next_run()
     assert_eq!(rcpts(&accepting.messages()), ["person03@example.com"]);
     let counts: serde_json::Value =
         serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
-    assert_eq!((counts["sent"].as_u64(), counts["failed"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(
+        (counts["sent"].as_u64(), counts["failed"].as_u64()),
+        (Some(4), Some(1))
+    );
 }
 
 #[test]
@@ -208,12 +269,19 @@ fn an_unreachable_server_stops_the_run_and_the_next_run_finishes() {
     assert_eq!(run.code, 75, "{}", run.all());
     let counts: serde_json::Value =
         serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
-    assert_eq!((counts["in_doubt"].as_u64(), counts["pending"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (counts["in_doubt"].as_u64(), counts["pending"].as_u64()),
+        (Some(1), Some(3))
+    );
 
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let run = fixture.send(&server.url(), &[]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("1 in-doubt message(s) sent again"), "{}", run.all());
+    assert!(
+        run.stdout.contains("1 in-doubt message(s) sent again"),
+        "{}",
+        run.all()
+    );
     assert_eq!(server.wait_for(4, WAIT).len(), 4);
 }
 
@@ -221,14 +289,21 @@ fn an_unreachable_server_stops_the_run_and_the_next_run_finishes() {
 fn a_dry_run_never_touches_the_send_log() {
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let fixture = Fixture::new(&people(3), "");
-    assert_eq!(fixture.send(&server.url(), &["--max-messages", "1"]).code, 75);
+    assert_eq!(
+        fixture.send(&server.url(), &["--max-messages", "1"]).code,
+        75
+    );
     let log = fixture.path("essai-2026.sendlog.jsonl");
     let before = std::fs::read(&log).unwrap();
 
     let catcher = SmtpServer::start_in_background(Behavior::accept_all());
     let run = fixture.send(&catcher.url(), &["--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert_eq!(catcher.wait_for(3, WAIT).len(), 3, "a dry run sends the whole list");
+    assert_eq!(
+        catcher.wait_for(3, WAIT).len(),
+        3,
+        "a dry run sends the whole list"
+    );
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
 
@@ -242,10 +317,20 @@ fn a_dry_run_with_no_mailcatcher_captures_into_the_outbox() {
     let fixture = Fixture::new(&people(3), &extra);
     let run = fixture.command("send", &["--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("3 message(s) captured"), "{}", run.all());
-    let outboxes: Vec<_> = std::fs::read_dir(fixture.path("boite")).unwrap().flatten().collect();
+    assert!(
+        run.stdout.contains("3 message(s) captured"),
+        "{}",
+        run.all()
+    );
+    let outboxes: Vec<_> = std::fs::read_dir(fixture.path("boite"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(outboxes.len(), 1);
-    let emls: Vec<_> = std::fs::read_dir(outboxes[0].path()).unwrap().flatten().collect();
+    let emls: Vec<_> = std::fs::read_dir(outboxes[0].path())
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(emls.len(), 3);
     let message = std::fs::read(emls[0].path()).unwrap();
     let parsed = MessageParser::default().parse(&message).unwrap();

@@ -57,7 +57,10 @@ impl Run {
 
     /// Both streams, for assertion messages.
     pub fn all(&self) -> String {
-        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -149,7 +152,10 @@ recipients = "recipients/list.csv"
 pub fn people(n: usize) -> String {
     let mut csv = String::from("email,first_name,last_name,amount\n");
     for i in 1..=n {
-        csv.push_str(&format!("person{i:02}@example.com,Prénom{i},Nom{i},{}\n", 10 * i));
+        csv.push_str(&format!(
+            "person{i:02}@example.com,Prénom{i},Nom{i},{}\n",
+            10 * i
+        ));
     }
     csv
 }

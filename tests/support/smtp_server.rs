@@ -36,13 +36,19 @@ impl Behavior {
     }
 
     /// Replies to `RCPT TO:<address>` with `(code, text)` when the rule says so.
-    pub fn rcpt_reply(mut self, rule: impl Fn(&str) -> Option<(u16, String)> + Send + Sync + 'static) -> Self {
+    pub fn rcpt_reply(
+        mut self,
+        rule: impl Fn(&str) -> Option<(u16, String)> + Send + Sync + 'static,
+    ) -> Self {
         self.rcpt_reply = Some(Arc::new(rule));
         self
     }
 
     /// Replies to the end of DATA of the n-th message (0-based, across connections).
-    pub fn data_reply(mut self, rule: impl Fn(usize) -> Option<(u16, String)> + Send + Sync + 'static) -> Self {
+    pub fn data_reply(
+        mut self,
+        rule: impl Fn(usize) -> Option<(u16, String)> + Send + Sync + 'static,
+    ) -> Self {
         self.data_reply = Some(Arc::new(rule));
         self
     }
@@ -54,7 +60,10 @@ impl Behavior {
     }
 
     /// Reads the n-th message whole, records it, then closes without replying.
-    pub fn drop_after_data_for(mut self, rule: impl Fn(usize) -> bool + Send + Sync + 'static) -> Self {
+    pub fn drop_after_data_for(
+        mut self,
+        rule: impl Fn(usize) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.drop_after_data = Some(Arc::new(rule));
         self
     }
@@ -104,7 +113,10 @@ impl SmtpServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread_state = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 port_tx.send(listener.local_addr().unwrap().port()).unwrap();
@@ -213,7 +225,9 @@ async fn session(stream: TcpStream, id: usize, state: &State) -> std::io::Result
             if rcpt_to.is_empty() {
                 "554 5.5.1 No valid recipients".to_owned()
             } else {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let data = read_data(&mut reader, &mut line).await?;
                 let n = state.data_count.fetch_add(1, Ordering::SeqCst);
                 let refused = behavior.data_reply.as_ref().and_then(|rule| rule(n));
@@ -225,7 +239,11 @@ async fn session(stream: TcpStream, id: usize, state: &State) -> std::io::Result
                         connection_id: id,
                     });
                 }
-                if behavior.drop_after_data.as_ref().is_some_and(|rule| rule(n)) {
+                if behavior
+                    .drop_after_data
+                    .as_ref()
+                    .is_some_and(|rule| rule(n))
+                {
                     return Ok(());
                 }
                 if let Some(delay) = behavior.stall_on_data_end {
@@ -251,16 +269,25 @@ async fn session(stream: TcpStream, id: usize, state: &State) -> std::io::Result
 }
 
 /// Reads one line into `line`; false at end of stream; an error past [`MAX_LINE`].
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     line.clear();
     let read = reader.take(MAX_LINE).read_until(b'\n', line).await?;
     if read as u64 >= MAX_LINE && !line.ends_with(b"\n") {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "line too long"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "line too long",
+        ));
     }
     Ok(read > 0)
 }
 
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
     loop {
         if !read_line(reader, line).await? {
@@ -269,7 +296,11 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mu
         if line == b".\r\n" {
             return Ok(data);
         }
-        let unstuffed = if line.starts_with(b"..") { &line[1..] } else { &line[..] };
+        let unstuffed = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         data.extend_from_slice(unstuffed);
     }
 }
