@@ -5,6 +5,7 @@
 //! stands, 1 anything else.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -16,8 +17,9 @@ use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row};
 use crate::render::{Frame, render};
-use crate::send::{Content, Mailer, RunLimits, RunReport, Stopped};
-use crate::sendlog::{FileLog, MemoryLog, SendLogError, Status};
+use crate::send::{Channels, Content, RunLimits, RunReport, Stopped};
+use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, SendLogError, Status};
+use crate::smtp::Mailer;
 
 /// Environment variable holding the SMTP password; never read from a file, never printed.
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
@@ -290,57 +292,88 @@ async fn send(
     let mut limits = limits.clone();
     limits.rate = limits.rate.or(campaign.rate_per_second);
     let mut reader = loaded.recipients()?;
-    let content = loaded.content();
-    let shutdown = crate::send::shutdown_on_signals();
 
-    let (report, target) = if dry_run {
-        // The capture server must outlive the run: keep it bound here.
+    // A dry run differs only in where it delivers and what it records: the rest is the same path.
+    let (endpoint, credentials, log, replay, capture): (_, _, Box<dyn SendLog>, _, _) = if dry_run {
         let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
-        let mailer = Mailer::new(&endpoint, None, campaign.smtp_timeout)?;
-        let mut log = MemoryLog::default();
-        let report =
-            crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
-        if let Some(capture) = capture {
-            println!(
-                "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
-                campaign.dry_run_smtp,
-                capture.received(),
-                capture.outbox().display()
-            );
-        }
-        (report, endpoint)
+        (
+            endpoint,
+            None,
+            Box::new(MemoryLog::default()),
+            Replay::default(),
+            capture,
+        )
     } else {
         let endpoint = options
             .smtp
             .clone()
             .unwrap_or_else(|| campaign.smtp.clone());
-        let credentials = match &campaign.smtp_username {
-            Some(username) => {
-                let password = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty());
-                let Some(password) = password else {
-                    return Err(anyhow::Error::new(Unsendable)
-                        .context(format!("smtp.username is set but {PASSWORD_VAR} is empty or unset; refusing to send")));
-                };
-                Some(Credentials::new(username.clone(), password))
-            }
-            None => None,
-        };
         let log_path = options
             .log
             .clone()
             .unwrap_or_else(|| campaign.default_log_path());
-        let mut log = FileLog::open(&log_path)?;
-        let mailer = Mailer::new(&endpoint, credentials, campaign.smtp_timeout)?;
-        let report =
-            crate::send::run(&content, &mut reader, &mut log, &mailer, &limits, &shutdown).await?;
-        (report, endpoint)
+        let credentials = credentials(campaign)?;
+        let (log, replay) = FileLog::open(&log_path)?;
+        (endpoint, credentials, Box::new(log), replay, None)
     };
-    print_report(&report, &target, dry_run, &loaded.recipients_path);
+    let mailer = Mailer::new(
+        &endpoint,
+        credentials,
+        campaign.smtp_timeout,
+        campaign.pool_size,
+    )?;
+    let (log, log_thread) = LogWriter::spawn(log);
+    let channels = Channels {
+        mailer: Arc::new(mailer),
+        log,
+        pool_size: campaign.pool_size as usize,
+    };
+    let shutdown = crate::send::shutdown_on_signals();
+    let result = crate::send::run(
+        &loaded.content(),
+        &mut reader,
+        &replay,
+        &channels,
+        &limits,
+        &shutdown,
+    )
+    .await;
+    // Every record written must be synced before we say anything about the run.
+    drop(channels);
+    log_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
+    let report = result?;
+    if let Some(capture) = capture {
+        println!(
+            "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
+            campaign.dry_run_smtp,
+            capture.received(),
+            capture.outbox().display()
+        );
+    }
+    print_report(&report, &endpoint, dry_run, &loaded.recipients_path);
     Ok(if report.is_complete() {
         Exit::Done
     } else {
         Exit::TryAgain
     })
+}
+
+/// The login for a real send: the username from the campaign, the password only from the
+/// environment. A username without a password refuses the send rather than trying without.
+fn credentials(campaign: &Campaign) -> anyhow::Result<Option<Credentials>> {
+    let Some(username) = &campaign.smtp_username else {
+        return Ok(None);
+    };
+    match std::env::var(PASSWORD_VAR) {
+        Ok(password) if !password.is_empty() => {
+            Ok(Some(Credentials::new(username.clone(), password)))
+        }
+        _ => Err(anyhow::Error::new(Unsendable).context(format!(
+            "smtp.username is set but {PASSWORD_VAR} is empty or unset; refusing to send"
+        ))),
+    }
 }
 
 /// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an

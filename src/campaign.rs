@@ -72,6 +72,9 @@ struct SmtpSection {
     rate: Option<f64>,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: u64,
+    /// SMTP connections (and deliveries) at once.
+    #[serde(default = "default_pool_size")]
+    pool_size: u32,
 }
 
 impl Default for SmtpSection {
@@ -81,6 +84,7 @@ impl Default for SmtpSection {
             username: None,
             rate: None,
             timeout_secs: default_timeout_secs(),
+            pool_size: default_pool_size(),
         }
     }
 }
@@ -113,6 +117,11 @@ fn default_outbox() -> PathBuf {
 fn default_timeout_secs() -> u64 {
     30
 }
+fn default_pool_size() -> u32 {
+    4
+}
+/// More connections than this is a flood, not a pace (and most servers refuse it).
+const MAX_POOL_SIZE: u32 = 64;
 
 /// A loaded, validated campaign.
 #[derive(Debug, Clone)]
@@ -133,6 +142,7 @@ pub struct Campaign {
     pub smtp_username: Option<String>,
     pub rate_per_second: Option<f64>,
     pub smtp_timeout: std::time::Duration,
+    pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
     pub outbox: PathBuf,
 }
@@ -222,6 +232,15 @@ impl Campaign {
                 format!("{rate} must be a positive number of messages per second"),
             ));
         }
+        if !(1..=MAX_POOL_SIZE).contains(&file.smtp.pool_size) {
+            return Err(invalid(
+                "smtp.pool_size",
+                format!(
+                    "{} must be between 1 and {MAX_POOL_SIZE}",
+                    file.smtp.pool_size
+                ),
+            ));
+        }
         if file.smtp.timeout_secs == 0 {
             return Err(invalid("smtp.timeout_secs", "must be at least 1".into()));
         }
@@ -241,6 +260,7 @@ impl Campaign {
             smtp_username: file.smtp.username,
             rate_per_second: file.smtp.rate,
             smtp_timeout: std::time::Duration::from_secs(file.smtp.timeout_secs),
+            pool_size: file.smtp.pool_size,
             dry_run_smtp,
             outbox: base.join(file.dry_run.outbox),
         })

@@ -3,8 +3,9 @@
 //!
 //! Data flows one way. Loading: [`campaign`] (the settings file), [`letter`] (the sections a
 //! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
-//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine) and [`sendlog`]
-//! (the durable record that makes a second run resume instead of repeat). [`capture`] is the
+//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`smtp`] (the
+//! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
+//! resume instead of repeat). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
 //! command line into calls to the modules above.
 
@@ -19,4 +20,5 @@ pub mod recipients;
 pub mod render;
 pub mod send;
 pub mod sendlog;
+pub mod smtp;
 pub mod typography;

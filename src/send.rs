@@ -1,24 +1,29 @@
 //! The send engine: from a stream of recipients to messages handed to an SMTP server, each
 //! attempt and outcome recorded in the send log.
 //!
-//! For every valid row the engine asks the log first (sent and failed people are skipped, so a
-//! second run resumes where the first stopped), then renders, records an `attempt`, delivers, and
-//! records the outcome. The server's reply decides the outcome: 2xx sent, 4xx deferred (tried
-//! again by a later run), 5xx failed for good. When the server cannot be reached at all the run
-//! stops: the message in hand stays *in doubt* and is sent again, with the same Message-ID, next
-//! time.
+//! One loop reads the list, asks the log's replay whether each person is done (sent and failed
+//! people are skipped, so a run resumes where the last one stopped), paces, renders, and hands
+//! the message to a delivery task. At most `pool_size` deliveries run at once (a semaphore), so
+//! rendering the next message overlaps sending the last ones, and nothing grows without bound.
+//!
+//! A delivery task makes its `attempt` durable, sends, and makes the outcome durable: 2xx sent,
+//! 4xx deferred (a later run tries again), 5xx failed for good. When the server cannot be reached
+//! at all, the run stops taking recipients: messages in hand stay *in doubt* and are sent again,
+//! with the same Message-ID, by the next run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
-use crate::campaign::{Endpoint, Security};
 use crate::letter::Letter;
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
 use crate::render::{Frame, render};
-use crate::sendlog::{Event, Record, SendLog, SendLogError, Status};
+use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
+use crate::smtp::{Delivery, Mailer};
 
 /// The run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -26,77 +31,7 @@ pub enum SendError {
     #[error(transparent)]
     Recipients(#[from] RecipientsError),
     #[error(transparent)]
-    Log(#[from] SendLogError),
-    #[error("cannot set up the SMTP transport for {endpoint}: {message}")]
-    Transport { endpoint: String, message: String },
-}
-
-/// An SMTP server to deliver to, through lettre's pooled async transport.
-pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    endpoint: Endpoint,
-}
-
-/// What became of one message.
-#[derive(Debug)]
-pub enum Delivery {
-    Sent(String),
-    /// 4xx: worth trying again later.
-    Deferred(String),
-    /// 5xx: the server will never take it.
-    Failed(String),
-    /// No reply at all (refused, timed out, TLS, connection lost): the server may or may not
-    /// have the message.
-    Unreachable(String),
-}
-
-impl Mailer {
-    /// A transport to `endpoint`: TLS (verified against the webpki roots) unless the endpoint is a
-    /// plain loopback one, with `credentials` if given, and `timeout` on every command.
-    pub fn new(
-        endpoint: &Endpoint,
-        credentials: Option<Credentials>,
-        timeout: Duration,
-    ) -> Result<Mailer, SendError> {
-        let builder = match endpoint.security {
-            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                &endpoint.host,
-            )),
-            Security::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&endpoint.host)
-            }
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&endpoint.host),
-        }
-        .map_err(|e| SendError::Transport {
-            endpoint: endpoint.to_string(),
-            message: e.to_string(),
-        })?;
-        let mut builder = builder.port(endpoint.port).timeout(Some(timeout));
-        if let Some(credentials) = credentials {
-            builder = builder.credentials(credentials);
-        }
-        Ok(Mailer {
-            transport: builder.build(),
-            endpoint: endpoint.clone(),
-        })
-    }
-
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    /// Hands `message` to the server and classifies the reply.
-    pub async fn deliver(&self, message: Message) -> Delivery {
-        match self.transport.send(message).await {
-            Ok(response) => {
-                let text: Vec<&str> = response.message().collect();
-                Delivery::Sent(format!("{} {}", response.code(), text.join(" ")))
-            }
-            Err(e) if e.is_permanent() => Delivery::Failed(e.to_string()),
-            Err(e) if e.is_transient() => Delivery::Deferred(e.to_string()),
-            Err(e) => Delivery::Unreachable(e.to_string()),
-        }
-    }
+    Log(#[from] Arc<SendLogError>),
 }
 
 /// Limits on one run (a cron run's budget) and its pace.
@@ -114,7 +49,7 @@ pub enum Stopped {
     MaxMessages,
     MaxDuration,
     Unreachable(String),
-    /// SIGINT or SIGTERM: the message in hand was finished and logged, no new one was taken.
+    /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
     Interrupted,
 }
 
@@ -141,7 +76,7 @@ pub fn shutdown_on_signals() -> ShutdownSignal {
             _ = interrupt => {}
             () = terminate => {}
         }
-        tracing::warn!("signal received: finishing the message in hand, then stopping");
+        tracing::warn!("signal received: finishing the messages in hand, then stopping");
         let _ = tx.send(true);
     });
     rx
@@ -166,6 +101,20 @@ impl RunReport {
     pub fn is_complete(&self) -> bool {
         self.stopped.is_none() && self.deferred == 0
     }
+
+    fn count(&mut self, done: Done) {
+        self.resent_in_doubt += u64::from(done.was_in_doubt);
+        match done.delivery {
+            Delivery::Sent(_) => self.sent += 1,
+            Delivery::Deferred(_) => self.deferred += 1,
+            Delivery::Failed(_) => self.failed += 1,
+            Delivery::Unreachable(error) => {
+                if self.stopped.is_none() {
+                    self.stopped = Some(Stopped::Unreachable(error));
+                }
+            }
+        }
+    }
 }
 
 /// The letter and headers every message of the campaign shares.
@@ -175,12 +124,20 @@ pub struct Content<'a> {
     pub composer: &'a Composer,
 }
 
-/// Sends to every row of `recipients` that the log has no final outcome for.
+/// Where the engine sends and records.
+pub struct Channels {
+    pub mailer: Arc<Mailer>,
+    pub log: LogWriter,
+    /// Deliveries at once; lettre keeps as many connections open.
+    pub pool_size: usize,
+}
+
+/// Sends to every row of `recipients` that `replay` has no final outcome for.
 pub async fn run(
     content: &Content<'_>,
     recipients: &mut RecipientReader,
-    log: &mut dyn SendLog,
-    mailer: &Mailer,
+    replay: &Replay,
+    channels: &Channels,
     limits: &RunLimits,
     shutdown: &ShutdownSignal,
 ) -> Result<RunReport, SendError> {
@@ -191,8 +148,26 @@ pub async fn run(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval
     });
-    let mut attempted = 0u64;
-    while let Some(row) = recipients.next_row()? {
+    let slots = Arc::new(Semaphore::new(channels.pool_size.max(1)));
+    let mut in_flight: JoinSet<Result<Done, Arc<SendLogError>>> = JoinSet::new();
+    let mut taken = 0u64;
+
+    loop {
+        // Wait for a free delivery slot first, then look at what finished meanwhile: a server
+        // found down while we waited must stop the run before one more message goes out.
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        while let Some(done) = in_flight.try_join_next() {
+            report.count(done.expect("a delivery task does not panic")?);
+        }
+        if report.stopped.is_some() {
+            break;
+        }
+        let Some(row) = recipients.next_row()? else {
+            break;
+        };
         let recipient = match row {
             Row::Valid(recipient) => recipient,
             Row::Rejected(error) => {
@@ -201,24 +176,25 @@ pub async fn run(
                 continue;
             }
         };
-        let previous = log.replay().get(&recipient.key).map(|e| e.status);
+        let previous = replay.get(&recipient.key).map(|e| e.status);
         if previous.is_some_and(Status::is_final) {
             report.already_done += 1;
             continue;
         }
-        if *shutdown.borrow() {
-            report.stopped = Some(Stopped::Interrupted);
-            break;
-        }
-        if limits.max_messages.is_some_and(|max| attempted >= max) {
-            report.stopped = Some(Stopped::MaxMessages);
-            break;
-        }
-        if limits
+        let stop = if *shutdown.borrow() {
+            Some(Stopped::Interrupted)
+        } else if limits.max_messages.is_some_and(|max| taken >= max) {
+            Some(Stopped::MaxMessages)
+        } else if limits
             .max_duration
             .is_some_and(|max| started.elapsed() >= max)
         {
-            report.stopped = Some(Stopped::MaxDuration);
+            Some(Stopped::MaxDuration)
+        } else {
+            None
+        };
+        if stop.is_some() {
+            report.stopped = stop;
             break;
         }
         if let Some(pace) = &mut pace {
@@ -226,7 +202,6 @@ pub async fn run(
         }
 
         let rendered = render(content.letter, &content.frame, &recipient);
-        let message_id = content.composer.message_id(&recipient);
         let message = match content
             .composer
             .compose(&recipient, rendered, SystemTime::now())
@@ -241,34 +216,73 @@ pub async fn run(
                 continue;
             }
         };
-        let rcpt = recipient.email.to_string();
-        log.append(Record::new(Event::Attempt, &rcpt, &message_id))?;
-        attempted += 1;
-        if previous == Some(Status::InDoubt) {
-            report.resent_in_doubt += 1;
-        }
-        let event = match mailer.deliver(message).await {
-            Delivery::Sent(reply) => {
-                report.sent += 1;
-                Event::Sent { reply }
-            }
-            Delivery::Deferred(reply) => {
-                report.deferred += 1;
-                Event::Deferred { reply }
-            }
-            Delivery::Failed(reply) => {
-                report.failed += 1;
-                Event::Failed { reply }
-            }
-            Delivery::Unreachable(error) => {
-                // No outcome is recorded: the attempt stays in doubt and is resent next run.
-                tracing::error!(server = %mailer.endpoint(), %error, "SMTP server unreachable; stopping");
-                report.stopped = Some(Stopped::Unreachable(error));
-                break;
-            }
+        taken += 1;
+        let job = Job {
+            rcpt: recipient.email.to_string(),
+            message_id: content.composer.message_id(&recipient),
+            message,
+            was_in_doubt: previous == Some(Status::InDoubt),
         };
-        tracing::debug!(rcpt = %rcpt, ?event, "outcome");
-        log.append(Record::new(event, &rcpt, &message_id))?;
+        in_flight.spawn(deliver(
+            job,
+            Arc::clone(&channels.mailer),
+            channels.log.clone(),
+            slot,
+        ));
+    }
+    // Messages in hand are finished, whatever stopped the loop: their outcomes must be logged.
+    while let Some(done) = in_flight.join_next().await {
+        report.count(done.expect("a delivery task does not panic")?);
     }
     Ok(report)
+}
+
+/// One message on its way.
+struct Job {
+    rcpt: String,
+    message_id: String,
+    message: Message,
+    was_in_doubt: bool,
+}
+
+struct Done {
+    delivery: Delivery,
+    was_in_doubt: bool,
+}
+
+/// Attempt (durable) → deliver → outcome (durable). Holds a pool slot until the end.
+async fn deliver(
+    job: Job,
+    mailer: Arc<Mailer>,
+    log: LogWriter,
+    _slot: OwnedSemaphorePermit,
+) -> Result<Done, Arc<SendLogError>> {
+    log.write(Record::new(Event::Attempt, &job.rcpt, &job.message_id))
+        .await?;
+    let delivery = mailer.deliver(job.message).await;
+    let event = match &delivery {
+        Delivery::Sent(reply) => Some(Event::Sent {
+            reply: reply.clone(),
+        }),
+        Delivery::Deferred(reply) => Some(Event::Deferred {
+            reply: reply.clone(),
+        }),
+        Delivery::Failed(reply) => Some(Event::Failed {
+            reply: reply.clone(),
+        }),
+        Delivery::Unreachable(error) => {
+            // No outcome is recorded: the attempt stays in doubt and is resent next run.
+            tracing::error!(server = %mailer.endpoint(), rcpt = %job.rcpt, %error, "no answer from the SMTP server");
+            None
+        }
+    };
+    if let Some(event) = event {
+        tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
+        log.write(Record::new(event, &job.rcpt, &job.message_id))
+            .await?;
+    }
+    Ok(Done {
+        delivery,
+        was_in_doubt: job.was_in_doubt,
+    })
 }

@@ -1,0 +1,150 @@
+//! Group commit: one thread owns the send log and makes batches of records durable together.
+//!
+//! Concurrent deliveries each need their `attempt` durable before DATA and their outcome durable
+//! before it is counted. Syncing once per record would cap a run at the disk's sync rate, so the
+//! writer takes every record waiting at that moment, writes them in one go, syncs once, and
+//! then answers each caller. Under load batches grow; alone, a record is synced at once.
+//!
+//! The thread is a plain OS thread because a sync blocks; the async side only awaits an answer.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Record, SendLog, SendLogError};
+
+/// Records waiting for the writer; senders wait (backpressure) when it is full.
+const QUEUE: usize = 1024;
+
+struct Pending {
+    record: Record,
+    durable: oneshot::Sender<Result<(), Arc<SendLogError>>>,
+}
+
+/// A handle to the writer thread; clone it for each task that writes.
+#[derive(Clone)]
+pub struct LogWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread over `log`. The thread ends when every handle is dropped; join
+    /// it to be sure everything written was synced.
+    pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<()>) {
+        let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("missive-sendlog".into())
+            .spawn(move || {
+                // After a failure nothing more is written: a gap in the log would be a lie.
+                let mut failed: Option<Arc<SendLogError>> = None;
+                while let Some(first) = incoming.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < QUEUE {
+                        match incoming.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    let result = match &failed {
+                        Some(error) => Err(Arc::clone(error)),
+                        None => {
+                            let records: Vec<Record> =
+                                batch.iter().map(|p| p.record.clone()).collect();
+                            log.append(&records).map_err(Arc::new)
+                        }
+                    };
+                    if let Err(error) = &result {
+                        failed.get_or_insert_with(|| Arc::clone(error));
+                    }
+                    for pending in batch {
+                        // A caller that gave up waiting is no reason to stop the others.
+                        let _ = pending.durable.send(result.clone());
+                    }
+                }
+            })
+            .expect("the OS can start a thread");
+        (LogWriter { queue }, thread)
+    }
+
+    /// Appends `record`; returns once it is durable.
+    pub async fn write(&self, record: Record) -> Result<(), Arc<SendLogError>> {
+        let (durable, answer) = oneshot::channel();
+        let stopped = || {
+            Arc::new(SendLogError::Io {
+                path: "(send log writer)".into(),
+                source: std::io::Error::other("the send log writer stopped"),
+            })
+        };
+        self.queue
+            .send(Pending { record, durable })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sendlog::Event;
+    use std::sync::Mutex;
+
+    /// Counts how many batches (syncs) it was asked for.
+    struct Counting(Arc<Mutex<Vec<usize>>>);
+
+    impl SendLog for Counting {
+        fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.0.lock().unwrap().push(records.len());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_syncs_and_all_are_acknowledged() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let (writer, thread) = LogWriter::spawn(Box::new(Counting(Arc::clone(&batches))));
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                let rcpt = format!("p{i}@example.com");
+                writer
+                    .write(Record::new(Event::Attempt, &rcpt, "<i>"))
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        drop(writer);
+        thread.join().unwrap();
+        let batches = batches.lock().unwrap();
+        assert_eq!(batches.iter().sum::<usize>(), 200);
+        assert!(
+            batches.len() < 100,
+            "{} syncs for 200 records",
+            batches.len()
+        );
+    }
+
+    struct Broken;
+
+    impl SendLog for Broken {
+        fn append(&mut self, _: &[Record]) -> Result<(), SendLogError> {
+            Err(SendLogError::Io {
+                path: "x".into(),
+                source: std::io::Error::other("disk full"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_nothing_after_it_succeeds() {
+        let (writer, _thread) = LogWriter::spawn(Box::new(Broken));
+        let record = || Record::new(Event::Attempt, "a@example.com", "<i>");
+        assert!(writer.write(record()).await.is_err());
+        assert!(writer.write(record()).await.is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! The send log: the durable record of every attempt and outcome, and its replay.
+//!
+//! It is what makes "never twice, never lost" true across crashes, `kill -9` and cron runs:
+//! before a message is handed to the server an `attempt` record is written, and after the
+//! server's reply its outcome (`sent`, `deferred`, `failed`). On start the log is replayed:
+//! sent and failed people are skipped, and an attempt with no outcome is *in doubt* (the process
+//! died while the server had the message).
+//!
+//! The engine sees only the [`SendLog`] trait: a JSON-lines file today ([`FileLog`]), memory for
+//! dry runs ([`MemoryLog`]), and tomorrow a table shared by several workers. Writes go through
+//! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
+//! commit) so durability does not cost one fsync per message.
+
+mod commit;
+mod file;
+
+pub use commit::LogWriter;
+pub use file::FileLog;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::recipients::RecipientKey;
+
+/// The send log could not be read, written or locked.
+#[derive(Debug, thiserror::Error)]
+pub enum SendLogError {
+    #[error("send log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("send log {path}:{line}: not a log record ({message}); the log was edited or damaged")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// Another `send` holds the campaign: two runs would send twice.
+    #[error("send log {path} is locked by another missive run{holder}; try again when it ends")]
+    Locked { path: PathBuf, holder: String },
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339, UTC, for people reading the log.
+    pub at: String,
+    #[serde(flatten)]
+    pub event: Event,
+    /// The address as sent to, lower-cased.
+    pub rcpt: String,
+    pub message_id: String,
+}
+
+/// What happened, as the `event` key of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The message is about to be handed to the server.
+    Attempt,
+    /// The server accepted it (its reply, with the queue id).
+    Sent { reply: String },
+    /// A transient refusal (4xx): try again later.
+    Deferred { reply: String },
+    /// A permanent refusal (5xx): never retried.
+    Failed { reply: String },
+}
+
+impl Record {
+    pub fn new(event: Event, rcpt: &str, message_id: &str) -> Record {
+        Record {
+            at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            event,
+            rcpt: rcpt.to_lowercase(),
+            message_id: message_id.to_owned(),
+        }
+    }
+}
+
+/// Where a recipient stands according to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Sent,
+    Failed,
+    Deferred,
+    /// An attempt with no outcome: the server may or may not have the message.
+    InDoubt,
+}
+
+impl Status {
+    /// Sent and failed are final: nothing more will be tried.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Sent | Status::Failed)
+    }
+}
+
+/// The log replayed: each recipient's latest status and how often it was attempted.
+#[derive(Debug, Default, Clone)]
+pub struct Replay {
+    entries: HashMap<RecipientKey, Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub status: Status,
+    pub attempts: u32,
+}
+
+impl Replay {
+    /// Folds one record into the state.
+    pub fn apply(&mut self, record: &Record) {
+        let key = RecipientKey::of(&record.rcpt);
+        let entry = self.entries.entry(key).or_insert(Entry {
+            status: Status::InDoubt,
+            attempts: 0,
+        });
+        // A final outcome is final: a later record (an in-doubt resend) cannot undo "sent".
+        if entry.status.is_final() {
+            return;
+        }
+        entry.status = match &record.event {
+            Event::Attempt => {
+                entry.attempts += 1;
+                Status::InDoubt
+            }
+            Event::Sent { .. } => Status::Sent,
+            Event::Deferred { .. } => Status::Deferred,
+            Event::Failed { .. } => Status::Failed,
+        };
+    }
+
+    pub fn get(&self, key: &RecipientKey) -> Option<Entry> {
+        self.entries.get(key).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A durable record of attempts and outcomes. Each backend replays itself when opened.
+pub trait SendLog: Send {
+    /// Appends `records` in order. Returns once all of them are durable: a crash after this call
+    /// cannot lose them.
+    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError>;
+}
+
+/// Keeps records in memory only: for dry runs, which must never touch the real log.
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    pub records: Vec<Record>,
+}
+
+impl SendLog for MemoryLog {
+    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+        self.records.extend_from_slice(records);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(rcpt: &str) -> Record {
+        Record::new(
+            Event::Sent {
+                reply: "250 ok".into(),
+            },
+            rcpt,
+            "<id@x>",
+        )
+    }
+
+    #[test]
+    fn replay_tracks_latest_status_and_keeps_final_outcomes() {
+        let mut replay = Replay::default();
+        let key = RecipientKey::of("a@example.com");
+        replay.apply(&Record::new(Event::Attempt, "A@example.com", "<i>"));
+        assert_eq!(replay.get(&key).unwrap().status, Status::InDoubt);
+        replay.apply(&Record::new(
+            Event::Deferred {
+                reply: "451".into(),
+            },
+            "a@example.com",
+            "<i>",
+        ));
+        assert_eq!(replay.get(&key).unwrap().status, Status::Deferred);
+        replay.apply(&Record::new(Event::Attempt, "a@example.com", "<i>"));
+        replay.apply(&sent("a@example.com"));
+        replay.apply(&Record::new(Event::Attempt, "a@example.com", "<i>"));
+        let entry = replay.get(&key).unwrap();
+        assert_eq!((entry.status, entry.attempts), (Status::Sent, 2));
+    }
+}
