@@ -17,7 +17,7 @@ use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row};
 use crate::render::{Frame, render};
-use crate::send::{Channels, Content, RunLimits, RunReport, Stopped};
+use crate::send::{Content, Engine, RunLimits, RunReport, Stopped};
 use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, SendLogError, Status};
 use crate::smtp::Mailer;
 
@@ -44,6 +44,8 @@ pub enum Command {
     Send {
         dry_run: bool,
         limits: RunLimits,
+        /// Go on although the letter changed since sending began.
+        allow_changed_letter: bool,
     },
     Status {
         json: bool,
@@ -98,10 +100,21 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
     match &options.command {
         Command::Check => check(&loaded),
         Command::Preview { out, recipient } => preview(&loaded, out, recipient.as_deref()),
-        Command::Send { dry_run, limits } => {
+        Command::Send {
+            dry_run,
+            limits,
+            allow_changed_letter,
+        } => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(send(&loaded, &options, *dry_run, limits))
+            let mode = if *dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Real {
+                    allow_changed_letter: *allow_changed_letter,
+                }
+            };
+            runtime.block_on(send(&loaded, &options, mode, limits))
         }
         Command::Status { json } => status(&loaded, &options, *json),
     }
@@ -113,6 +126,8 @@ struct Loaded {
     letter: Letter,
     composer: Composer,
     recipients_path: PathBuf,
+    /// What is being sent: the letter's source and the headers every message shares.
+    fingerprint: String,
 }
 
 impl Loaded {
@@ -129,11 +144,13 @@ impl Loaded {
             campaign.reply_to.clone(),
             &campaign.subject,
         );
+        let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
             letter,
             composer,
             recipients_path,
+            fingerprint,
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
@@ -158,8 +175,32 @@ impl Loaded {
             letter: &self.letter,
             frame: self.frame(),
             composer: &self.composer,
+            fingerprint: &self.fingerprint,
         }
     }
+}
+
+/// A short hash of everything every message shares: the letter's source, subject, preheader,
+/// sender, reply-to and language. A new value means the letter changed.
+fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [
+        letter.source_sha256.as_str(),
+        &campaign.subject,
+        &campaign.preheader,
+        &campaign.from.to_string(),
+        &campaign
+            .reply_to
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        &campaign.language,
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    crate::letter::hex(&hasher.finalize()[..8])
 }
 
 /// Every field the letter mentions must be a column of the recipient file.
@@ -282,12 +323,20 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
     Ok(Exit::Done)
 }
 
+/// A dry run, or the real thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    DryRun,
+    Real { allow_changed_letter: bool },
+}
+
 async fn send(
     loaded: &Loaded,
     options: &Options,
-    dry_run: bool,
+    mode: Mode,
     limits: &RunLimits,
 ) -> anyhow::Result<Exit> {
+    let dry_run = mode == Mode::DryRun;
     let campaign = &loaded.campaign;
     let mut limits = limits.clone();
     limits.rate = limits.rate.or(campaign.rate_per_second);
@@ -314,6 +363,20 @@ async fn send(
             .unwrap_or_else(|| campaign.default_log_path());
         let credentials = credentials(campaign)?;
         let (log, replay) = FileLog::open(&log_path)?;
+        let allowed = mode
+            == (Mode::Real {
+                allow_changed_letter: true,
+            });
+        if letter_changed(&replay, &loaded.fingerprint) && !allowed {
+            return Err(anyhow::Error::new(Unsendable).context(format!(
+                "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
+                 some people got the old one. Restore it, or pass --allow-changed-letter to send \
+                 the new one to the rest",
+                log_path.display(),
+                replay.letters().iter().cloned().collect::<Vec<_>>().join(", "),
+                loaded.fingerprint
+            )));
+        }
         (endpoint, credentials, Box::new(log), replay, None)
     };
     let mailer = Mailer::new(
@@ -323,23 +386,24 @@ async fn send(
         campaign.pool_size,
     )?;
     let (log, log_thread) = LogWriter::spawn(log);
-    let channels = Channels {
+    let engine = Engine {
         mailer: Arc::new(mailer),
         log,
         pool_size: campaign.pool_size as usize,
+        retry: campaign.retry.clone(),
     };
     let shutdown = crate::send::shutdown_on_signals();
     let result = crate::send::run(
         &loaded.content(),
         &mut reader,
         &replay,
-        &channels,
+        &engine,
         &limits,
         &shutdown,
     )
     .await;
     // Every record written must be synced before we say anything about the run.
-    drop(channels);
+    drop(engine);
     log_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
@@ -415,6 +479,11 @@ async fn dry_run_target(
     Ok((endpoint, Some(capture)))
 }
 
+/// True when the log shows attempts, and none of them of this letter.
+fn letter_changed(replay: &Replay, fingerprint: &str) -> bool {
+    !replay.letters().is_empty() && !replay.letters().contains(fingerprint)
+}
+
 fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
     let mode = if dry_run { "dry run" } else { "send" };
     println!(
@@ -447,10 +516,16 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         Some(Stopped::Unreachable(error)) => {
             println!("stopped: the server is unreachable ({error}); run again later")
         }
-        None if report.deferred > 0 => println!(
-            "{} deferred message(s) to retry: run again later",
-            report.deferred
-        ),
+        None if report.deferred + report.not_due > 0 => {
+            let next = report
+                .next_due
+                .map(|due| format!("; the next is due {}", crate::sendlog::timestamp(due)))
+                .unwrap_or_default();
+            println!(
+                "{} deferred message(s) to retry{next}: run again later",
+                report.deferred + report.not_due
+            );
+        }
         None => {}
     }
 }

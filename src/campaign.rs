@@ -16,6 +16,8 @@ use std::str::FromStr;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use crate::retry::RetryPolicy;
+
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -55,6 +57,18 @@ struct CampaignFile {
     smtp: SmtpSection,
     #[serde(default)]
     dry_run: DryRunSection,
+    #[serde(default)]
+    retry: RetrySection,
+}
+
+/// Durations are written like `5m`, `4h`, `3d`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrySection {
+    max_attempts: Option<u32>,
+    first_delay: Option<String>,
+    max_delay: Option<String>,
+    give_up_after: Option<String>,
 }
 
 fn default_name_columns() -> Vec<String> {
@@ -145,6 +159,7 @@ pub struct Campaign {
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
     pub outbox: PathBuf,
+    pub retry: RetryPolicy,
 }
 
 impl Campaign {
@@ -245,6 +260,9 @@ impl Campaign {
             return Err(invalid("smtp.timeout_secs", "must be at least 1".into()));
         }
 
+        let retry =
+            retry_policy(&file.retry).map_err(|(field, problem)| invalid(field, problem))?;
+
         Ok(Campaign {
             path: path.to_owned(),
             id: file.id,
@@ -263,6 +281,7 @@ impl Campaign {
             pool_size: file.smtp.pool_size,
             dry_run_smtp,
             outbox: base.join(file.dry_run.outbox),
+            retry,
         })
     }
 
@@ -273,6 +292,44 @@ impl Campaign {
             .unwrap_or(Path::new("."))
             .join(format!("{}.sendlog.jsonl", self.id))
     }
+}
+
+fn retry_policy(section: &RetrySection) -> Result<RetryPolicy, (&'static str, String)> {
+    let mut policy = RetryPolicy::default();
+    let duration = |field: &'static str, text: &Option<String>, default| match text {
+        None => Ok(default),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            _ => Err((
+                field,
+                format!("{text:?} is not a duration such as \"5m\", \"4h\" or \"3d\""),
+            )),
+        },
+    };
+    policy.first_delay = duration(
+        "retry.first_delay",
+        &section.first_delay,
+        policy.first_delay,
+    )?;
+    policy.max_delay = duration("retry.max_delay", &section.max_delay, policy.max_delay)?;
+    policy.give_up_after = duration(
+        "retry.give_up_after",
+        &section.give_up_after,
+        policy.give_up_after,
+    )?;
+    if let Some(attempts) = section.max_attempts {
+        if attempts == 0 {
+            return Err(("retry.max_attempts", "must be at least 1".into()));
+        }
+        policy.max_attempts = attempts;
+    }
+    if policy.max_delay < policy.first_delay {
+        return Err((
+            "retry.max_delay",
+            "must not be shorter than retry.first_delay".into(),
+        ));
+    }
+    Ok(policy)
 }
 
 fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
@@ -419,6 +476,21 @@ recipients = "recipients/list.csv"
             .unwrap_err()
             .to_string();
         assert!(err.contains("subject"), "{err}");
+    }
+
+    #[test]
+    fn retry_settings() {
+        let text = format!("{MINIMAL}[retry]\nmax_attempts = 3\nfirst_delay = \"1m\"\n");
+        let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
+        assert_eq!(
+            (c.retry.max_attempts, c.retry.first_delay.as_secs()),
+            (3, 60)
+        );
+        let text = format!("{MINIMAL}[retry]\ngive_up_after = \"soon\"\n");
+        let err = Campaign::parse(Path::new("c.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retry.give_up_after"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ enum CliCommand {
         /// Messages per second for this run, replacing the campaign's.
         #[arg(long, value_name = "N", value_parser = parse_rate)]
         rate: Option<f64>,
+        /// Send the letter as it is now, although the log shows an earlier version was sent.
+        #[arg(long)]
+        allow_changed_letter: bool,
     },
     /// What the send log says: sent, failed, to retry, in doubt, not yet attempted.
     Status {
@@ -100,6 +103,7 @@ pub fn parse() -> Options {
             max_messages,
             max_duration,
             rate,
+            allow_changed_letter,
         } => (
             common,
             Command::Send {
@@ -109,6 +113,7 @@ pub fn parse() -> Options {
                     max_duration,
                     rate,
                 },
+                allow_changed_letter,
             },
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),

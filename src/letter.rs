@@ -15,7 +15,14 @@ use std::path::{Path, PathBuf};
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
+use sha2::{Digest, Sha256};
+
 use crate::typography;
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What part a section plays in the letter; the layout styles each kind its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +73,8 @@ impl SectionKind {
 pub struct Letter {
     pub path: PathBuf,
     pub sections: Vec<Section>,
+    /// SHA-256 of the source text, hex: tells whether the letter changed between two runs.
+    pub source_sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +197,7 @@ impl Letter {
             Ok(Letter {
                 path: path.to_owned(),
                 sections,
+                source_sha256: hex(&Sha256::digest(text.as_bytes())),
             })
         } else {
             problems.sort_by_key(|p| p.line);

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod message;
 pub mod recipients;
 pub mod render;
+pub mod retry;
 pub mod send;
 pub mod sendlog;
 pub mod smtp;

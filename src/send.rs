@@ -22,7 +22,8 @@ use crate::letter::Letter;
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
 use crate::render::{Frame, render};
-use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
+use crate::retry::RetryPolicy;
+use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status, timestamp};
 use crate::smtp::{Delivery, Mailer};
 
 /// The run could not go on.
@@ -92,6 +93,10 @@ pub struct RunReport {
     pub resent_in_doubt: u64,
     /// People the log already had a final outcome for.
     pub already_done: u64,
+    /// Deferred by an earlier run, and not yet due.
+    pub not_due: u64,
+    /// The earliest time one of those is due.
+    pub next_due: Option<SystemTime>,
     pub rejected: Vec<RowError>,
     pub stopped: Option<Stopped>,
 }
@@ -99,7 +104,7 @@ pub struct RunReport {
 impl RunReport {
     /// True when every recipient now has a final outcome: nothing for a later run to do.
     pub fn is_complete(&self) -> bool {
-        self.stopped.is_none() && self.deferred == 0
+        self.stopped.is_none() && self.deferred == 0 && self.not_due == 0
     }
 
     fn count(&mut self, done: Done) {
@@ -122,14 +127,17 @@ pub struct Content<'a> {
     pub letter: &'a Letter,
     pub frame: Frame<'a>,
     pub composer: &'a Composer,
+    /// Identifies this letter and its headers in the log's attempt records.
+    pub fingerprint: &'a str,
 }
 
-/// Where the engine sends and records.
-pub struct Channels {
+/// Where the engine sends and records, and how it retries.
+pub struct Engine {
     pub mailer: Arc<Mailer>,
     pub log: LogWriter,
     /// Deliveries at once; lettre keeps as many connections open.
     pub pool_size: usize,
+    pub retry: RetryPolicy,
 }
 
 /// Sends to every row of `recipients` that `replay` has no final outcome for.
@@ -137,7 +145,7 @@ pub async fn run(
     content: &Content<'_>,
     recipients: &mut RecipientReader,
     replay: &Replay,
-    channels: &Channels,
+    engine: &Engine,
     limits: &RunLimits,
     shutdown: &ShutdownSignal,
 ) -> Result<RunReport, SendError> {
@@ -148,7 +156,7 @@ pub async fn run(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval
     });
-    let slots = Arc::new(Semaphore::new(channels.pool_size.max(1)));
+    let slots = Arc::new(Semaphore::new(engine.pool_size.max(1)));
     let mut in_flight: JoinSet<Result<Done, Arc<SendLogError>>> = JoinSet::new();
     let mut taken = 0u64;
 
@@ -176,10 +184,38 @@ pub async fn run(
                 continue;
             }
         };
-        let previous = replay.get(&recipient.key).map(|e| e.status);
-        if previous.is_some_and(Status::is_final) {
-            report.already_done += 1;
-            continue;
+        let previous = replay.get(&recipient.key);
+        let rcpt = recipient.email.to_string();
+        let message_id = content.composer.message_id(&recipient);
+        match previous {
+            Some(entry) if entry.status.is_final() => {
+                report.already_done += 1;
+                continue;
+            }
+            Some(entry) => {
+                let now = SystemTime::now();
+                if let Some(reason) = engine
+                    .retry
+                    .give_up(entry.attempts, entry.first_attempt, now)
+                {
+                    engine
+                        .log
+                        .write(Record::new(
+                            Event::Failed { reply: reason },
+                            &rcpt,
+                            &message_id,
+                        ))
+                        .await?;
+                    report.failed += 1;
+                    continue;
+                }
+                if let Some(due) = entry.retry_at.filter(|due| *due > now) {
+                    report.not_due += 1;
+                    report.next_due = report.next_due.min(Some(due)).or(Some(due));
+                    continue;
+                }
+            }
+            None => {}
         }
         let stop = if *shutdown.borrow() {
             Some(Stopped::Interrupted)
@@ -218,17 +254,21 @@ pub async fn run(
         };
         taken += 1;
         let job = Job {
-            rcpt: recipient.email.to_string(),
-            message_id: content.composer.message_id(&recipient),
+            rcpt,
+            message_id,
             message,
-            was_in_doubt: previous == Some(Status::InDoubt),
+            letter: content.fingerprint.to_owned(),
+            attempts_before: previous.map_or(0, |e| e.attempts),
+            was_in_doubt: previous.is_some_and(|e| e.status == Status::InDoubt),
         };
-        in_flight.spawn(deliver(
+        let task = deliver(
             job,
-            Arc::clone(&channels.mailer),
-            channels.log.clone(),
+            Arc::clone(&engine.mailer),
+            engine.log.clone(),
+            engine.retry.clone(),
             slot,
-        ));
+        );
+        in_flight.spawn(task);
     }
     // Messages in hand are finished, whatever stopped the loop: their outcomes must be logged.
     while let Some(done) = in_flight.join_next().await {
@@ -242,6 +282,9 @@ struct Job {
     rcpt: String,
     message_id: String,
     message: Message,
+    letter: String,
+    /// Attempts earlier runs made: the backoff grows with them.
+    attempts_before: u32,
     was_in_doubt: bool,
 }
 
@@ -255,18 +298,27 @@ async fn deliver(
     job: Job,
     mailer: Arc<Mailer>,
     log: LogWriter,
+    retry: RetryPolicy,
     _slot: OwnedSemaphorePermit,
 ) -> Result<Done, Arc<SendLogError>> {
-    log.write(Record::new(Event::Attempt, &job.rcpt, &job.message_id))
-        .await?;
+    log.write(Record::new(
+        Event::attempt(&job.letter),
+        &job.rcpt,
+        &job.message_id,
+    ))
+    .await?;
     let delivery = mailer.deliver(job.message).await;
     let event = match &delivery {
         Delivery::Sent(reply) => Some(Event::Sent {
             reply: reply.clone(),
         }),
-        Delivery::Deferred(reply) => Some(Event::Deferred {
-            reply: reply.clone(),
-        }),
+        Delivery::Deferred(reply) => {
+            let due = retry.next_attempt(job.attempts_before + 1, SystemTime::now());
+            Some(Event::Deferred {
+                reply: reply.clone(),
+                retry_at: Some(timestamp(due)),
+            })
+        }
         Delivery::Failed(reply) => Some(Event::Failed {
             reply: reply.clone(),
         }),

@@ -219,7 +219,11 @@ fn permanent_refusals_are_final_and_transient_ones_are_retried_by_the_next_run()
                 _ => None,
             },
         ));
-    let fixture = Fixture::new(&people(5), "");
+    // A short backoff, so the retry falls due within the test.
+    let fixture = Fixture::new(
+        &people(5),
+        "[retry]\nfirst_delay = \"1s\"\nmax_delay = \"1s\"\n",
+    );
     let run = fixture.send(&refusing.url(), &[]);
     assert_eq!(
         run.code,
@@ -245,7 +249,18 @@ fn permanent_refusals_are_final_and_transient_ones_are_retried_by_the_next_run()
         "{failed}"
     );
 
+    let deferred = records.iter().find(|r| r["event"] == "deferred").unwrap();
+    assert_eq!(deferred["rcpt"], "person03@example.com");
+    assert!(deferred["retry_at"].is_string(), "{deferred}");
+
+    // Before its retry is due, a run leaves the deferred message alone and says work is left.
     let accepting = SmtpServer::start_in_background(Behavior::accept_all());
+    let early = fixture.send(&accepting.url(), &[]);
+    assert_eq!(early.code, 75, "{}", early.all());
+    assert!(early.stdout.contains("the next is due"), "{}", early.all());
+    assert!(accepting.messages().is_empty());
+
+    std::thread::sleep(Duration::from_millis(1500));
     let run = fixture.send(&accepting.url(), &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     std::thread::sleep(Duration::from_millis(200));
@@ -338,4 +353,31 @@ fn a_dry_run_with_no_mailcatcher_captures_into_the_outbox() {
     let parsed = MessageParser::default().parse(&message).unwrap();
     assert!(text_part(&parsed).starts_with("Bonjour Prénom"));
     assert!(!fixture.path("essai-2026.sendlog.jsonl").exists());
+}
+
+#[test]
+fn a_letter_changed_after_sending_began_is_refused_unless_allowed() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(3), "");
+    assert_eq!(
+        fixture.send(&server.url(), &["--max-messages", "1"]).code,
+        75
+    );
+    let edited = support::harness::LETTER.replace("Le texte de l’histoire.", "Un autre texte.");
+    fixture.write("templates/letter.md", &edited);
+
+    let refused = fixture.send(&server.url(), &[]);
+    assert_eq!(refused.code, 65, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("--allow-changed-letter"),
+        "{}",
+        refused.all()
+    );
+    assert_eq!(server.wait_for(1, WAIT).len(), 1, "nothing more was sent");
+
+    let allowed = fixture.send(&server.url(), &["--allow-changed-letter"]);
+    assert_eq!(allowed.code, 0, "{}", allowed.all());
+    let messages = server.wait_for(3, WAIT);
+    assert_eq!(messages.len(), 3);
+    assert!(text_part(&parsed(&messages[2])).contains("Un autre texte."));
 }

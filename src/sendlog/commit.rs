@@ -111,7 +111,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let rcpt = format!("p{i}@example.com");
                 writer
-                    .write(Record::new(Event::Attempt, &rcpt, "<i>"))
+                    .write(Record::new(Event::attempt("L"), &rcpt, "<i>"))
                     .await
             }));
         }
@@ -143,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_reported_and_nothing_after_it_succeeds() {
         let (writer, _thread) = LogWriter::spawn(Box::new(Broken));
-        let record = || Record::new(Event::Attempt, "a@example.com", "<i>");
+        let record = || Record::new(Event::attempt("L"), "a@example.com", "<i>");
         assert!(writer.write(record()).await.is_err());
         assert!(writer.write(record()).await.is_err());
     }

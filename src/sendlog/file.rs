@@ -188,7 +188,7 @@ mod tests {
         let path = dir.path().join("c.sendlog.jsonl");
         {
             let (mut log, _) = FileLog::open(&path).unwrap();
-            let attempt = |rcpt| Record::new(Event::Attempt, rcpt, "<i>");
+            let attempt = |rcpt| Record::new(Event::attempt("L"), rcpt, "<i>");
             log.append(&[attempt("a@example.com"), sent("a@example.com")])
                 .unwrap();
             log.append(&[attempt("b@example.com")]).unwrap();

@@ -17,7 +17,7 @@ mod file;
 pub use commit::LogWriter;
 pub use file::FileLog;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -61,19 +61,44 @@ pub struct Record {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The message is about to be handed to the server.
-    Attempt,
+    Attempt {
+        /// Fingerprint of the letter and headers being sent, so a changed letter is noticed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        letter: Option<String>,
+    },
     /// The server accepted it (its reply, with the queue id).
     Sent { reply: String },
-    /// A transient refusal (4xx): try again later.
-    Deferred { reply: String },
-    /// A permanent refusal (5xx): never retried.
+    /// A transient refusal (4xx): try again at `retry_at` (RFC 3339).
+    Deferred {
+        reply: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<String>,
+    },
+    /// A permanent refusal (5xx), or retries given up: never tried again.
     Failed { reply: String },
+}
+
+impl Event {
+    pub fn attempt(letter: &str) -> Event {
+        Event::Attempt {
+            letter: Some(letter.to_owned()),
+        }
+    }
+}
+
+/// A time as the log writes it: RFC 3339, UTC, to the second.
+pub fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(text).ok()
 }
 
 impl Record {
     pub fn new(event: Event, rcpt: &str, message_id: &str) -> Record {
         Record {
-            at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            at: timestamp(SystemTime::now()),
             event,
             rcpt: rcpt.to_lowercase(),
             message_id: message_id.to_owned(),
@@ -98,16 +123,21 @@ impl Status {
     }
 }
 
-/// The log replayed: each recipient's latest status and how often it was attempted.
+/// The log replayed: each recipient's latest status, and the letters sent so far.
 #[derive(Debug, Default, Clone)]
 pub struct Replay {
     entries: HashMap<RecipientKey, Entry>,
+    letters: BTreeSet<String>,
 }
 
+/// One recipient's history, folded.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     pub status: Status,
     pub attempts: u32,
+    pub first_attempt: Option<SystemTime>,
+    /// For a deferred message: not before this time.
+    pub retry_at: Option<SystemTime>,
 }
 
 impl Replay {
@@ -117,20 +147,39 @@ impl Replay {
         let entry = self.entries.entry(key).or_insert(Entry {
             status: Status::InDoubt,
             attempts: 0,
+            first_attempt: None,
+            retry_at: None,
         });
         // A final outcome is final: a later record (an in-doubt resend) cannot undo "sent".
         if entry.status.is_final() {
             return;
         }
+        entry.retry_at = None;
         entry.status = match &record.event {
-            Event::Attempt => {
+            Event::Attempt { letter } => {
                 entry.attempts += 1;
+                if entry.first_attempt.is_none() {
+                    entry.first_attempt = parse_timestamp(&record.at);
+                }
+                if let Some(letter) = letter
+                    && !self.letters.contains(letter)
+                {
+                    self.letters.insert(letter.clone());
+                }
                 Status::InDoubt
             }
             Event::Sent { .. } => Status::Sent,
-            Event::Deferred { .. } => Status::Deferred,
+            Event::Deferred { retry_at, .. } => {
+                entry.retry_at = retry_at.as_deref().and_then(parse_timestamp);
+                Status::Deferred
+            }
             Event::Failed { .. } => Status::Failed,
         };
+    }
+
+    /// The fingerprints of every letter the log shows attempts of.
+    pub fn letters(&self) -> &BTreeSet<String> {
+        &self.letters
     }
 
     pub fn get(&self, key: &RecipientKey) -> Option<Entry> {
@@ -184,20 +233,26 @@ mod tests {
     fn replay_tracks_latest_status_and_keeps_final_outcomes() {
         let mut replay = Replay::default();
         let key = RecipientKey::of("a@example.com");
-        replay.apply(&Record::new(Event::Attempt, "A@example.com", "<i>"));
+        replay.apply(&Record::new(Event::attempt("L1"), "A@example.com", "<i>"));
         assert_eq!(replay.get(&key).unwrap().status, Status::InDoubt);
+        let later = "2030-01-01T00:00:00Z".to_owned();
         replay.apply(&Record::new(
             Event::Deferred {
                 reply: "451".into(),
+                retry_at: Some(later.clone()),
             },
             "a@example.com",
             "<i>",
         ));
-        assert_eq!(replay.get(&key).unwrap().status, Status::Deferred);
-        replay.apply(&Record::new(Event::Attempt, "a@example.com", "<i>"));
+        let entry = replay.get(&key).unwrap();
+        assert_eq!(entry.status, Status::Deferred);
+        assert_eq!(entry.retry_at, humantime::parse_rfc3339(&later).ok());
+        assert!(entry.first_attempt.is_some());
+        replay.apply(&Record::new(Event::attempt("L2"), "a@example.com", "<i>"));
         replay.apply(&sent("a@example.com"));
-        replay.apply(&Record::new(Event::Attempt, "a@example.com", "<i>"));
+        replay.apply(&Record::new(Event::attempt("L2"), "a@example.com", "<i>"));
         let entry = replay.get(&key).unwrap();
         assert_eq!((entry.status, entry.attempts), (Status::Sent, 2));
+        assert_eq!(replay.letters().iter().collect::<Vec<_>>(), ["L1", "L2"]);
     }
 }
