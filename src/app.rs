@@ -5,24 +5,23 @@
 //! stands, 1 anything else.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use lettre::transport::smtp::authentication::Credentials;
 
 use crate::campaign::{Campaign, CampaignError, Endpoint};
-use crate::capture::{CaptureServer, file_safe};
+use crate::capture::file_safe;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row};
 use crate::render::{Frame, render};
-use crate::send::{Content, Engine, RunLimits, RunReport, Stopped};
-use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, SendLogError, Status};
-use crate::smtp::Mailer;
+use crate::send::Content;
+use crate::sendlog::{Replay, SendLogError};
 
-/// Environment variable holding the SMTP password; never read from a file, never printed.
-pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
+mod sending;
+mod status;
+
+pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions};
 
 /// What to do, with every option resolved.
 #[derive(Debug)]
@@ -41,12 +40,7 @@ pub enum Command {
         out: PathBuf,
         recipient: Option<String>,
     },
-    Send {
-        dry_run: bool,
-        limits: RunLimits,
-        /// Go on although the letter changed since sending began.
-        allow_changed_letter: bool,
-    },
+    Send(SendOptions),
     Status {
         json: bool,
     },
@@ -100,23 +94,12 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
     match &options.command {
         Command::Check => check(&loaded),
         Command::Preview { out, recipient } => preview(&loaded, out, recipient.as_deref()),
-        Command::Send {
-            dry_run,
-            limits,
-            allow_changed_letter,
-        } => {
+        Command::Send(send) => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            let mode = if *dry_run {
-                Mode::DryRun
-            } else {
-                Mode::Real {
-                    allow_changed_letter: *allow_changed_letter,
-                }
-            };
-            runtime.block_on(send(&loaded, &options, mode, limits))
+            runtime.block_on(sending::send(&loaded, &options, send))
         }
-        Command::Status { json } => status(&loaded, &options, *json),
+        Command::Status { json } => status::status(&loaded, &options, *json),
     }
 }
 
@@ -323,268 +306,7 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
     Ok(Exit::Done)
 }
 
-/// A dry run, or the real thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    DryRun,
-    Real { allow_changed_letter: bool },
-}
-
-async fn send(
-    loaded: &Loaded,
-    options: &Options,
-    mode: Mode,
-    limits: &RunLimits,
-) -> anyhow::Result<Exit> {
-    let dry_run = mode == Mode::DryRun;
-    let campaign = &loaded.campaign;
-    let mut limits = limits.clone();
-    limits.rate = limits.rate.or(campaign.rate_per_second);
-    let mut reader = loaded.recipients()?;
-
-    // A dry run differs only in where it delivers and what it records: the rest is the same path.
-    let (endpoint, credentials, log, replay, capture): (_, _, Box<dyn SendLog>, _, _) = if dry_run {
-        let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
-        (
-            endpoint,
-            None,
-            Box::new(MemoryLog::default()),
-            Replay::default(),
-            capture,
-        )
-    } else {
-        let endpoint = options
-            .smtp
-            .clone()
-            .unwrap_or_else(|| campaign.smtp.clone());
-        let log_path = options
-            .log
-            .clone()
-            .unwrap_or_else(|| campaign.default_log_path());
-        let credentials = credentials(campaign)?;
-        let (log, replay) = FileLog::open(&log_path)?;
-        let allowed = mode
-            == (Mode::Real {
-                allow_changed_letter: true,
-            });
-        if letter_changed(&replay, &loaded.fingerprint) && !allowed {
-            return Err(anyhow::Error::new(Unsendable).context(format!(
-                "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
-                 some people got the old one. Restore it, or pass --allow-changed-letter to send \
-                 the new one to the rest",
-                log_path.display(),
-                replay.letters().iter().cloned().collect::<Vec<_>>().join(", "),
-                loaded.fingerprint
-            )));
-        }
-        (endpoint, credentials, Box::new(log), replay, None)
-    };
-    let mailer = Mailer::new(
-        &endpoint,
-        credentials,
-        campaign.smtp_timeout,
-        campaign.pool_size,
-    )?;
-    let (log, log_thread) = LogWriter::spawn(log);
-    let engine = Engine {
-        mailer: Arc::new(mailer),
-        log,
-        pool_size: campaign.pool_size as usize,
-        retry: campaign.retry.clone(),
-    };
-    let shutdown = crate::send::shutdown_on_signals();
-    let result = crate::send::run(
-        &loaded.content(),
-        &mut reader,
-        &replay,
-        &engine,
-        &limits,
-        &shutdown,
-    )
-    .await;
-    // Every record written must be synced before we say anything about the run.
-    drop(engine);
-    log_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
-    let report = result?;
-    if let Some(capture) = capture {
-        println!(
-            "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
-            campaign.dry_run_smtp,
-            capture.received(),
-            capture.outbox().display()
-        );
-    }
-    print_report(&report, &endpoint, dry_run, &loaded.recipients_path);
-    Ok(if report.is_complete() {
-        Exit::Done
-    } else {
-        Exit::TryAgain
-    })
-}
-
-/// The login for a real send: the username from the campaign, the password only from the
-/// environment. A username without a password refuses the send rather than trying without.
-fn credentials(campaign: &Campaign) -> anyhow::Result<Option<Credentials>> {
-    let Some(username) = &campaign.smtp_username else {
-        return Ok(None);
-    };
-    match std::env::var(PASSWORD_VAR) {
-        Ok(password) if !password.is_empty() => {
-            Ok(Some(Credentials::new(username.clone(), password)))
-        }
-        _ => Err(anyhow::Error::new(Unsendable).context(format!(
-            "smtp.username is set but {PASSWORD_VAR} is empty or unset; refusing to send"
-        ))),
-    }
-}
-
-/// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an
-/// embedded capture server writing into the outbox.
-async fn dry_run_target(
-    campaign: &Campaign,
-    requested: Option<&Endpoint>,
-) -> anyhow::Result<(Endpoint, Option<CaptureServer>)> {
-    if let Some(endpoint) = requested {
-        return Ok((endpoint.clone(), None));
-    }
-    let endpoint = campaign.dry_run_smtp.clone();
-    let address = (endpoint.host.as_str(), endpoint.port);
-    let listening = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::net::TcpStream::connect(address),
-    )
-    .await
-    .is_ok_and(|connected| connected.is_ok());
-    if listening {
-        println!("dry run: delivering to the mailcatcher at {endpoint}");
-        return Ok((endpoint, None));
-    }
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(':', "");
-    let outbox = campaign.outbox.join(format!("{}-{stamp}", campaign.id));
-    let capture = CaptureServer::start(&outbox).await.with_context(|| {
-        format!(
-            "cannot start the capture server writing to {}",
-            outbox.display()
-        )
-    })?;
-    let endpoint = Endpoint {
-        security: crate::campaign::Security::Plain,
-        host: "127.0.0.1".into(),
-        port: capture.port(),
-    };
-    Ok((endpoint, Some(capture)))
-}
-
 /// True when the log shows attempts, and none of them of this letter.
 fn letter_changed(replay: &Replay, fingerprint: &str) -> bool {
     !replay.letters().is_empty() && !replay.letters().contains(fingerprint)
-}
-
-fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
-    let mode = if dry_run { "dry run" } else { "send" };
-    println!(
-        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s){}",
-        report.sent,
-        report.failed,
-        report.deferred,
-        report.already_done,
-        report.rejected.len(),
-        if report.resent_in_doubt > 0 {
-            format!(
-                ", {} in-doubt message(s) sent again",
-                report.resent_in_doubt
-            )
-        } else {
-            String::new()
-        }
-    );
-    for error in &report.rejected {
-        println!("  rejected {}", error.at(recipients));
-    }
-    match &report.stopped {
-        Some(Stopped::MaxMessages) => {
-            println!("stopped: --max-messages reached; run again to go on")
-        }
-        Some(Stopped::MaxDuration) => {
-            println!("stopped: --max-duration reached; run again to go on")
-        }
-        Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
-        Some(Stopped::Unreachable(error)) => {
-            println!("stopped: the server is unreachable ({error}); run again later")
-        }
-        None if report.deferred + report.not_due > 0 => {
-            let next = report
-                .next_due
-                .map(|due| format!("; the next is due {}", crate::sendlog::timestamp(due)))
-                .unwrap_or_default();
-            println!(
-                "{} deferred message(s) to retry{next}: run again later",
-                report.deferred + report.not_due
-            );
-        }
-        None => {}
-    }
-}
-
-/// Counts of recipients by where they stand.
-#[derive(Debug, Default, serde::Serialize)]
-struct Counts {
-    sent: u64,
-    failed: u64,
-    deferred: u64,
-    in_doubt: u64,
-    pending: u64,
-    suppressed: u64,
-    invalid: u64,
-    total: u64,
-}
-
-fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
-    let log_path = options
-        .log
-        .clone()
-        .unwrap_or_else(|| loaded.campaign.default_log_path());
-    let replay = FileLog::read(&log_path)?;
-    let mut counts = Counts::default();
-    let mut reader = loaded.recipients()?;
-    while let Some(row) = reader.next_row()? {
-        counts.total += 1;
-        let Row::Valid(recipient) = row else {
-            counts.invalid += 1;
-            continue;
-        };
-        match replay.get(&recipient.key).map(|e| e.status) {
-            Some(Status::Sent) => counts.sent += 1,
-            Some(Status::Failed) => counts.failed += 1,
-            Some(Status::Deferred) => counts.deferred += 1,
-            Some(Status::InDoubt) => counts.in_doubt += 1,
-            None => counts.pending += 1,
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string(&counts)?);
-    } else {
-        println!(
-            "campaign {} (log {})",
-            loaded.campaign.id,
-            log_path.display()
-        );
-        for (label, n) in [
-            ("sent", counts.sent),
-            ("failed (permanently)", counts.failed),
-            ("deferred (to retry)", counts.deferred),
-            ("in doubt", counts.in_doubt),
-            ("not yet attempted", counts.pending),
-            ("suppressed", counts.suppressed),
-            ("rejected rows", counts.invalid),
-            ("total rows", counts.total),
-        ] {
-            println!("  {label:<22}{n:>9}");
-        }
-    }
-    Ok(Exit::Done)
 }

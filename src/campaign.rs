@@ -12,11 +12,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
+use crate::send::Failover;
 
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,20 @@ struct CampaignFile {
     dry_run: DryRunSection,
     #[serde(default)]
     retry: RetrySection,
+    /// A second relay that takes over while the primary is unreachable.
+    fallback: Option<FallbackSection>,
+    /// RFC 3339: `send` does nothing before this time (it exits 75, so cron comes back).
+    send_after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackSection {
+    url: String,
+    /// The password comes only from `MISSIVE_FALLBACK_SMTP_PASSWORD`.
+    username: Option<String>,
+    /// While on the fallback, how often to try the primary again (default 30s).
+    retry_primary_after: Option<String>,
 }
 
 /// Durations are written like `5m`, `4h`, `3d`.
@@ -89,6 +106,15 @@ struct SmtpSection {
     /// SMTP connections (and deliveries) at once.
     #[serde(default = "default_pool_size")]
     pool_size: u32,
+    /// Messages that may go at once after a pause (default 1: an even pace).
+    #[serde(default = "default_burst")]
+    burst: u32,
+    per_minute: Option<u32>,
+    per_hour: Option<u32>,
+    per_day: Option<u32>,
+    /// Failed connections in a row (no message answered between) before a run gives up.
+    #[serde(default = "default_max_connect_failures")]
+    max_connect_failures: u32,
 }
 
 impl Default for SmtpSection {
@@ -99,6 +125,11 @@ impl Default for SmtpSection {
             rate: None,
             timeout_secs: default_timeout_secs(),
             pool_size: default_pool_size(),
+            burst: default_burst(),
+            per_minute: None,
+            per_hour: None,
+            per_day: None,
+            max_connect_failures: default_max_connect_failures(),
         }
     }
 }
@@ -134,6 +165,12 @@ fn default_timeout_secs() -> u64 {
 fn default_pool_size() -> u32 {
     4
 }
+fn default_burst() -> u32 {
+    1
+}
+fn default_max_connect_failures() -> u32 {
+    Failover::default().max_connect_failures
+}
 /// More connections than this is a flood, not a pace (and most servers refuse it).
 const MAX_POOL_SIZE: u32 = 64;
 
@@ -154,7 +191,12 @@ pub struct Campaign {
     pub name_columns: Vec<String>,
     pub smtp: Endpoint,
     pub smtp_username: Option<String>,
-    pub rate_per_second: Option<f64>,
+    /// The pace and quotas (`smtp.rate`, `burst`, `per_minute`, `per_hour`, `per_day`).
+    pub limits: Limits,
+    pub fallback: Option<Endpoint>,
+    pub fallback_username: Option<String>,
+    pub failover: Failover,
+    pub send_after: Option<SystemTime>,
     pub smtp_timeout: std::time::Duration,
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
@@ -262,6 +304,57 @@ impl Campaign {
 
         let retry =
             retry_policy(&file.retry).map_err(|(field, problem)| invalid(field, problem))?;
+        for (field, value) in [
+            ("smtp.burst", Some(file.smtp.burst)),
+            ("smtp.per_minute", file.smtp.per_minute),
+            ("smtp.per_hour", file.smtp.per_hour),
+            ("smtp.per_day", file.smtp.per_day),
+            (
+                "smtp.max_connect_failures",
+                Some(file.smtp.max_connect_failures),
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(field, "must be at least 1".into()));
+            }
+        }
+        let limits = Limits {
+            rate: file.smtp.rate,
+            burst: file.smtp.burst,
+            per_minute: file.smtp.per_minute,
+            per_hour: file.smtp.per_hour,
+            per_day: file.smtp.per_day,
+        };
+        let mut failover = Failover {
+            max_connect_failures: file.smtp.max_connect_failures,
+            ..Failover::default()
+        };
+        let (fallback, fallback_username) = match &file.fallback {
+            None => (None, None),
+            Some(section) => {
+                let endpoint = section
+                    .url
+                    .parse()
+                    .map_err(|e: EndpointError| invalid("fallback.url", e.to_string()))?;
+                if let Some(text) = &section.retry_primary_after {
+                    failover.retry_primary_after = parse_duration(text)
+                        .map_err(|p| invalid("fallback.retry_primary_after", p))?;
+                }
+                (Some(endpoint), section.username.clone())
+            }
+        };
+        let send_after = file
+            .send_after
+            .as_deref()
+            .map(|text| {
+                humantime::parse_rfc3339_weak(text).map_err(|_| {
+                    invalid(
+                        "send_after",
+                        format!("{text:?} is not a time such as \"2026-12-01T09:00:00Z\""),
+                    )
+                })
+            })
+            .transpose()?;
 
         Ok(Campaign {
             path: path.to_owned(),
@@ -276,7 +369,11 @@ impl Campaign {
             name_columns: file.name_columns,
             smtp,
             smtp_username: file.smtp.username,
-            rate_per_second: file.smtp.rate,
+            limits,
+            fallback,
+            fallback_username,
+            failover,
+            send_after,
             smtp_timeout: std::time::Duration::from_secs(file.smtp.timeout_secs),
             pool_size: file.smtp.pool_size,
             dry_run_smtp,
@@ -298,13 +395,7 @@ fn retry_policy(section: &RetrySection) -> Result<RetryPolicy, (&'static str, St
     let mut policy = RetryPolicy::default();
     let duration = |field: &'static str, text: &Option<String>, default| match text {
         None => Ok(default),
-        Some(text) => match humantime::parse_duration(text) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            _ => Err((
-                field,
-                format!("{text:?} is not a duration such as \"5m\", \"4h\" or \"3d\""),
-            )),
-        },
+        Some(text) => parse_duration(text).map_err(|problem| (field, problem)),
     };
     policy.first_delay = duration(
         "retry.first_delay",
@@ -330,6 +421,16 @@ fn retry_policy(section: &RetrySection) -> Result<RetryPolicy, (&'static str, St
         ));
     }
     Ok(policy)
+}
+
+/// A positive duration written like `30s`, `5m`, `4h`, `3d`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{text:?} is not a duration such as \"30s\", \"5m\", \"4h\" or \"3d\""
+        )),
+    }
 }
 
 fn parse_mailbox(text: &str) -> Result<Mailbox, String> {

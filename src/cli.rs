@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{Command, Options};
+use crate::app::{Command, Options, SendOptions};
 use crate::campaign::Endpoint;
+use crate::logging::LogFormat;
+use crate::send::InDoubt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,6 +20,24 @@ use crate::campaign::Endpoint;
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,
+    /// How diagnostics on standard error look: text for people, json (one object a line)
+    /// for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    log_format: Format,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InDoubtChoice {
+    /// Send them again with the same Message-ID (the receiving side can spot the duplicate).
+    Resend,
+    /// Assume they arrived and never send them again.
+    Skip,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +74,9 @@ enum CliCommand {
         /// Send the letter as it is now, although the log shows an earlier version was sent.
         #[arg(long)]
         allow_changed_letter: bool,
+        /// Messages an earlier run handed over without getting a reply.
+        #[arg(long, value_enum, default_value_t = InDoubtChoice::Resend)]
+        in_doubt: InDoubtChoice,
     },
     /// What the send log says: sent, failed, to retry, in doubt, not yet attempted.
     Status {
@@ -84,7 +107,7 @@ struct Common {
 
 /// Parses the process's arguments. `--help` and `--version` print and exit 0; a usage error
 /// prints and exits 1, the contract's "any other error" (clap's own default would be 2).
-pub fn parse() -> Options {
+pub fn parse() -> (Options, LogFormat) {
     let cli = Cli::try_parse().unwrap_or_else(|error| {
         let code = if error.use_stderr() { 1 } else { 0 };
         let _ = error.print();
@@ -104,9 +127,10 @@ pub fn parse() -> Options {
             max_duration,
             rate,
             allow_changed_letter,
+            in_doubt,
         } => (
             common,
-            Command::Send {
+            Command::Send(SendOptions {
                 dry_run,
                 limits: crate::send::RunLimits {
                     max_messages,
@@ -114,17 +138,26 @@ pub fn parse() -> Options {
                     rate,
                 },
                 allow_changed_letter,
-            },
+                in_doubt: match in_doubt {
+                    InDoubtChoice::Resend => InDoubt::Resend,
+                    InDoubtChoice::Skip => InDoubt::Skip,
+                },
+            }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
     };
-    Options {
+    let options = Options {
         campaign: common.campaign,
         recipients: common.recipients,
         smtp: common.smtp,
         log: common.log,
         command,
-    }
+    };
+    let format = match cli.log_format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    };
+    (options, format)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -3,8 +3,9 @@
 //!
 //! Data flows one way. Loading: [`campaign`] (the settings file), [`letter`] (the sections a
 //! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
-//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`smtp`] (the
-//! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
+//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`] (its pace and
+//! quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the client and what
+//! replies mean) and [`sendlog`] (the durable record that makes a second run
 //! resume instead of repeat). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
 //! command line into calls to the modules above.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod letter;
 pub mod logging;
 pub mod message;
+pub mod ratelimit;
 pub mod recipients;
 pub mod render;
 pub mod retry;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    missive::logging::init();
-    let options = missive::cli::parse();
+    let (options, log_format) = missive::cli::parse();
+    missive::logging::init(log_format);
     match missive::app::run(options) {
         Ok(exit) => exit.into(),
         Err(error) => {

@@ -1,79 +1,105 @@
-//! The SMTP client side: a pooled lettre transport built from an [`Endpoint`], and what a
-//! server's answer means for a message ([`Delivery`]).
+//! The SMTP client side: connections to a relay, one transaction at a time, every step bounded
+//! by a timeout, and what each reply means for a message.
 //!
-//! lettre keeps up to `pool_size` connections open and reuses each for many messages; the send
-//! engine runs that many deliveries at once. Every step (connect, greeting, each command, the end
-//! of DATA) is bounded by the transport's timeout.
+//! missive drives lettre's connection step by step (greeting, EHLO, STARTTLS, AUTH, then MAIL,
+//! RCPT, DATA, the message) rather than through its all-in-one transport, for two reasons. The
+//! send log must make an `attempt` durable after the server took the recipient and *before*
+//! DATA starts, so that a failure before that point is known never to have delivered anything.
+//! And lettre's async client bounds only the TCP connect by its timeout: a server that stalls
+//! after the greeting would hang a run forever. Here every step has its own deadline.
 
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 
 use crate::campaign::{Endpoint, Security};
 
-/// The transport could not be set up (a host name TLS cannot use, for instance).
+/// The relay could not be set up (a host name TLS cannot use, for instance).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the SMTP transport for {endpoint}: {message}")]
+#[error("cannot set up the SMTP connection to {endpoint}: {message}")]
 pub struct TransportError {
     pub endpoint: String,
     pub message: String,
 }
 
-/// An SMTP server to deliver to.
-pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    endpoint: Endpoint,
-}
-
-/// What became of one message, decided by the server's reply.
+/// Why a step of a transaction did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// 2xx: the server took it (its reply, with the queue id).
-    Sent(String),
-    /// 4xx: worth trying again later.
-    Deferred(String),
-    /// 5xx: the server will never take it.
-    Failed(String),
-    /// No reply at all (refused, timed out, TLS, connection lost): the server may or may not
-    /// have the message.
-    Unreachable(String),
+pub enum Trouble {
+    /// The server answered no: its reply code (4xx or 5xx) and text.
+    Refused { code: u16, reply: String },
+    /// No usable answer (connection refused or lost, TLS failure, timeout, garbled reply). The
+    /// connection cannot be used again.
+    Broken(String),
 }
 
-impl Mailer {
-    /// A transport to `endpoint`: TLS verified against the webpki roots unless the endpoint is a
-    /// plain loopback one, `credentials` if given, `timeout` on every step, and up to `pool_size`
-    /// connections.
+impl Trouble {
+    /// 421 means "closing the channel": about the server, not about this message.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Trouble::Broken(_) | Trouble::Refused { code: 421, .. }
+        )
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Trouble::Refused { code, .. } if *code >= 500)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Trouble::Refused { reply, .. } => reply.clone(),
+            Trouble::Broken(why) => why.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Trouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// An SMTP server missive delivers through: where, how securely, with which login.
+pub struct Relay {
+    /// `primary` or `fallback`: what the log and `status` call it.
+    pub name: &'static str,
+    endpoint: Endpoint,
+    credentials: Option<Credentials>,
+    tls: Option<TlsParameters>,
+    timeout: Duration,
+    hello: ClientId,
+}
+
+impl Relay {
+    /// A relay at `endpoint`: TLS verified against the webpki roots unless the endpoint is a
+    /// plain loopback one, logging in with `credentials` if given, `timeout` on every step.
     pub fn new(
+        name: &'static str,
         endpoint: &Endpoint,
         credentials: Option<Credentials>,
         timeout: Duration,
-        pool_size: u32,
-    ) -> Result<Mailer, TransportError> {
-        let builder = match endpoint.security {
-            Security::Plain => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                &endpoint.host,
-            )),
-            Security::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&endpoint.host)
-            }
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&endpoint.host),
-        }
-        .map_err(|e| TransportError {
-            endpoint: endpoint.to_string(),
-            message: e.to_string(),
-        })?;
-        let mut builder = builder
-            .port(endpoint.port)
-            .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
-        if let Some(credentials) = credentials {
-            builder = builder.credentials(credentials);
-        }
-        Ok(Mailer {
-            transport: builder.build(),
+    ) -> Result<Relay, TransportError> {
+        let tls = match endpoint.security {
+            Security::Plain => None,
+            Security::StartTls | Security::Tls => Some(
+                TlsParameters::new(endpoint.host.clone()).map_err(|e| TransportError {
+                    endpoint: endpoint.to_string(),
+                    message: e.to_string(),
+                })?,
+            ),
+        };
+        Ok(Relay {
+            name,
             endpoint: endpoint.clone(),
+            credentials,
+            tls,
+            timeout,
+            hello: ClientId::default(),
         })
     }
 
@@ -81,16 +107,141 @@ impl Mailer {
         &self.endpoint
     }
 
-    /// Hands `message` to the server and classifies the answer.
-    pub async fn deliver(&self, message: Message) -> Delivery {
-        match self.transport.send(message).await {
-            Ok(response) => {
-                let text: Vec<&str> = response.message().collect();
-                Delivery::Sent(format!("{} {}", response.code(), text.join(" ")))
-            }
-            Err(e) if e.is_permanent() => Delivery::Failed(e.to_string()),
-            Err(e) if e.is_transient() => Delivery::Deferred(e.to_string()),
-            Err(e) => Delivery::Unreachable(e.to_string()),
+    /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured. A
+    /// 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything that leaves no usable
+    /// connection is [`Trouble::Broken`].
+    pub async fn connect(&self) -> Result<Connection, Trouble> {
+        let wrapper = match self.endpoint.security {
+            Security::Tls => self.tls.clone(),
+            _ => None,
+        };
+        let address = (self.endpoint.host.as_str(), self.endpoint.port);
+        let mut inner = step(
+            self.timeout,
+            AsyncSmtpConnection::connect_tokio1(
+                address,
+                Some(self.timeout),
+                &self.hello,
+                wrapper,
+                None,
+            ),
+        )
+        .await?;
+        if self.endpoint.security == Security::StartTls {
+            let parameters = self
+                .tls
+                .clone()
+                .expect("STARTTLS endpoints have parameters");
+            step(self.timeout, inner.starttls(parameters, &self.hello)).await?;
         }
+        if let Some(credentials) = &self.credentials {
+            step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await?;
+        }
+        Ok(Connection {
+            inner,
+            timeout: self.timeout,
+        })
     }
+}
+
+/// One open, greeted, logged-in connection, used for many messages in turn.
+pub struct Connection {
+    inner: AsyncSmtpConnection,
+    timeout: Duration,
+}
+
+impl Connection {
+    /// MAIL FROM and RCPT TO: the server says whether it takes the recipient.
+    pub async fn envelope(&mut self, envelope: &Envelope, message: &[u8]) -> Result<(), Trouble> {
+        let mut parameters = Vec::new();
+        let info = self.inner.server_info();
+        let non_ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Trouble::Refused {
+                    code: 553,
+                    reply: "the address is not ASCII and the server lacks SMTPUTF8".into(),
+                });
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !message.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(Trouble::Refused {
+                    code: 554,
+                    reply: "the message is 8-bit and the server lacks 8BITMIME".into(),
+                });
+            }
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mail = Mail::new(envelope.from().cloned(), parameters);
+        step(self.timeout, self.inner.command(mail)).await?;
+        for to in envelope.to() {
+            step(
+                self.timeout,
+                self.inner.command(Rcpt::new(to.clone(), vec![])),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The DATA command: after a yes, the server waits for the message.
+    pub async fn begin_data(&mut self) -> Result<(), Trouble> {
+        step(self.timeout, self.inner.command(Data)).await?;
+        Ok(())
+    }
+
+    /// The message itself, and the server's final word on it (its reply, with the queue id).
+    pub async fn finish_data(&mut self, message: &[u8]) -> Result<String, Trouble> {
+        let response = step(self.timeout, self.inner.message(message)).await?;
+        Ok(reply_text(&response))
+    }
+
+    /// RSET after a refused recipient, so the connection can carry the next message. False
+    /// when the connection is no longer usable.
+    pub async fn reset(&mut self) -> bool {
+        step(self.timeout, self.inner.command(Rset)).await.is_ok()
+    }
+
+    /// Says goodbye, without waiting long for the answer.
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.quit()).await;
+    }
+}
+
+/// Runs one protocol step under `timeout`, and classifies its failure.
+async fn step<T>(
+    timeout: Duration,
+    future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, Trouble> {
+    match tokio::time::timeout(timeout, future).await {
+        Err(_) => Err(Trouble::Broken(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        ))),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(match error.status() {
+            Some(code) => {
+                // The reply as the server wrote it ("451 4.3.0 Try later"), not lettre's wording.
+                let text = std::error::Error::source(&error)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                Trouble::Refused {
+                    code: code.into(),
+                    reply: format!("{code} {text}").trim_end().to_owned(),
+                }
+            }
+            None => Trouble::Broken(error.to_string()),
+        }),
+    }
+}
+
+fn reply_text(response: &Response) -> String {
+    let text: Vec<&str> = response.message().collect();
+    format!("{} {}", response.code(), text.join(" "))
 }

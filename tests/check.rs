@@ -133,7 +133,7 @@ fn an_unknown_campaign_key_names_key_and_line() {
 
 #[test]
 fn a_real_send_refuses_without_its_password_and_never_prints_it() {
-    let extra = "[smtp]\nurl = \"smtp+starttls://mail.example.org:587\"\nusername = \"campagnes@example.org\"\n";
+    let extra = "[smtp]\nurl = \"smtp+starttls://mail.example.org:587\"\nusername = \"campagnes@example.org\"\nmax_connect_failures = 1\n";
     let fixture = Fixture::new(&people(1), extra);
     let run = fixture.command("send", &[]);
     assert_eq!(run.code, 65, "{}", run.all());

@@ -279,16 +279,47 @@ fn an_unreachable_server_stops_the_run_and_the_next_run_finishes() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    // One connection, so exactly one message is in hand when the server turns out to be down
-    // (with N connections, up to N attempts are in doubt).
-    let fixture = Fixture::new(&people(4), "[smtp]\ntimeout_secs = 2\npool_size = 1\n");
+    let fixture = Fixture::new(
+        &people(4),
+        "[smtp]\ntimeout_secs = 2\nmax_connect_failures = 3\n",
+    );
     let run = fixture.send(&format!("smtp://127.0.0.1:{closed}"), &[]);
     assert_eq!(run.code, 75, "{}", run.all());
+    assert!(
+        run.stdout.contains("stopped: the server is unreachable"),
+        "{}",
+        run.all()
+    );
+    // No connection, so no message reached DATA: nothing is in doubt, everyone is pending.
     let counts: serde_json::Value =
         serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
     assert_eq!(
         (counts["in_doubt"].as_u64(), counts["pending"].as_u64()),
-        (Some(1), Some(3))
+        (Some(0), Some(4))
+    );
+    assert!(fixture.log_records().is_empty());
+
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(server.wait_for(4, WAIT).len(), 4);
+}
+
+#[test]
+fn a_message_with_no_reply_after_data_is_in_doubt_and_resent_with_the_same_message_id() {
+    // The server takes the second message whole, then hangs up without a word.
+    let flaky =
+        SmtpServer::start_in_background(Behavior::accept_all().drop_after_data_for(|n| n == 1));
+    let fixture = Fixture::new(&people(3), "[smtp]\npool_size = 1\n");
+    let run = fixture.send(&flaky.url(), &[]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(run.stdout.contains("in doubt"), "{}", run.all());
+    let first = flaky.wait_for(3, WAIT);
+    let counts: serde_json::Value =
+        serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
+    assert_eq!(
+        (counts["sent"].as_u64(), counts["in_doubt"].as_u64()),
+        (Some(2), Some(1))
     );
 
     let server = SmtpServer::start_in_background(Behavior::accept_all());
@@ -299,7 +330,29 @@ fn an_unreachable_server_stops_the_run_and_the_next_run_finishes() {
         "{}",
         run.all()
     );
-    assert_eq!(server.wait_for(4, WAIT).len(), 4);
+    std::thread::sleep(Duration::from_millis(200));
+    let again = server.messages();
+    assert_eq!(again.len(), 1);
+    let twin = by_rcpt(&first, &again[0].rcpt_to[0]);
+    assert_eq!(parsed(twin).message_id(), parsed(&again[0]).message_id());
+}
+
+#[test]
+fn in_doubt_skip_leaves_in_doubt_messages_alone() {
+    let flaky =
+        SmtpServer::start_in_background(Behavior::accept_all().drop_after_data_for(|n| n == 0));
+    let fixture = Fixture::new(&people(2), "[smtp]\npool_size = 1\n");
+    assert_eq!(fixture.send(&flaky.url(), &[]).code, 75);
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &["--in-doubt", "skip"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("1 in-doubt message(s) skipped"),
+        "{}",
+        run.all()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.messages().is_empty(), "{}", run.all());
 }
 
 #[test]

@@ -176,6 +176,7 @@ mod tests {
         Record::new(
             Event::Sent {
                 reply: "250 ok".into(),
+                via: None,
             },
             rcpt,
             "<id@x>",

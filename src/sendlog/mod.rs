@@ -17,12 +17,13 @@ mod file;
 pub use commit::LogWriter;
 pub use file::FileLog;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ratelimit::{HISTORY, History, unix_seconds};
 use crate::recipients::RecipientKey;
 
 /// The send log could not be read, written or locked.
@@ -67,7 +68,12 @@ pub enum Event {
         letter: Option<String>,
     },
     /// The server accepted it (its reply, with the queue id).
-    Sent { reply: String },
+    Sent {
+        reply: String,
+        /// The relay that took it, when it was not the primary one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
+    },
     /// A transient refusal (4xx): try again at `retry_at` (RFC 3339).
     Deferred {
         reply: String,
@@ -123,11 +129,32 @@ impl Status {
     }
 }
 
-/// The log replayed: each recipient's latest status, and the letters sent so far.
-#[derive(Debug, Default, Clone)]
+/// The log replayed: each recipient's latest status, the letters sent so far, and the recent
+/// attempts that quotas count.
+#[derive(Debug, Clone)]
 pub struct Replay {
     entries: HashMap<RecipientKey, Entry>,
     letters: BTreeSet<String>,
+    /// Attempts a second since `HISTORY` before the replay.
+    history: History,
+    history_since: u64,
+    /// Permanent failures, grouped by reply code (`550 5.1.1`).
+    failed_reasons: BTreeMap<String, u64>,
+    /// Messages the fallback relay took.
+    sent_via_fallback: u64,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Replay {
+            entries: HashMap::new(),
+            letters: BTreeSet::new(),
+            history: History::new(),
+            history_since: unix_seconds(SystemTime::now() - HISTORY),
+            failed_reasons: BTreeMap::new(),
+            sent_via_fallback: 0,
+        }
+    }
 }
 
 /// One recipient's history, folded.
@@ -158,8 +185,14 @@ impl Replay {
         entry.status = match &record.event {
             Event::Attempt { letter } => {
                 entry.attempts += 1;
+                let at = parse_timestamp(&record.at);
                 if entry.first_attempt.is_none() {
-                    entry.first_attempt = parse_timestamp(&record.at);
+                    entry.first_attempt = at;
+                }
+                if let Some(second) = at.map(unix_seconds)
+                    && second >= self.history_since
+                {
+                    *self.history.entry(second).or_default() += 1;
                 }
                 if let Some(letter) = letter
                     && !self.letters.contains(letter)
@@ -168,13 +201,48 @@ impl Replay {
                 }
                 Status::InDoubt
             }
-            Event::Sent { .. } => Status::Sent,
+            Event::Sent { via, .. } => {
+                self.sent_via_fallback += u64::from(via.is_some());
+                Status::Sent
+            }
             Event::Deferred { retry_at, .. } => {
                 entry.retry_at = retry_at.as_deref().and_then(parse_timestamp);
                 Status::Deferred
             }
-            Event::Failed { .. } => Status::Failed,
+            Event::Failed { reply } => {
+                *self.failed_reasons.entry(reason(reply)).or_default() += 1;
+                Status::Failed
+            }
         };
+    }
+
+    /// Attempts a second over the last day, for quotas and `status`.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Permanent failures by reply code, most frequent first.
+    pub fn failed_reasons(&self) -> Vec<(&str, u64)> {
+        let mut reasons: Vec<(&str, u64)> = self
+            .failed_reasons
+            .iter()
+            .map(|(reason, n)| (reason.as_str(), *n))
+            .collect();
+        reasons.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        reasons
+    }
+
+    pub fn sent_via_fallback(&self) -> u64 {
+        self.sent_via_fallback
+    }
+
+    /// The earliest retry time of a deferred message.
+    pub fn next_retry(&self) -> Option<SystemTime> {
+        self.entries
+            .values()
+            .filter(|e| e.status == Status::Deferred)
+            .filter_map(|e| e.retry_at)
+            .min()
     }
 
     /// The fingerprints of every letter the log shows attempts of.
@@ -192,6 +260,25 @@ impl Replay {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// What a failure is grouped under: the reply code and enhanced status code (`550 5.1.1`), or
+/// the first words of a reply that has none (`gave up after 8 attempts`).
+fn reason(reply: &str) -> String {
+    let codes: Vec<&str> = reply
+        .split_whitespace()
+        .take(2)
+        .take_while(|word| word.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .collect();
+    if codes.is_empty() {
+        reply
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        codes.join(" ")
     }
 }
 
@@ -223,6 +310,7 @@ mod tests {
         Record::new(
             Event::Sent {
                 reply: "250 ok".into(),
+                via: None,
             },
             rcpt,
             "<id@x>",

@@ -1,0 +1,313 @@
+//! The `send` command: sets up the relays, the pace, the send log and the progress display
+//! around the engine, and reports what the run did.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use lettre::transport::smtp::authentication::Credentials;
+
+use super::{Exit, Loaded, Options, Unsendable};
+use crate::campaign::{Campaign, Endpoint};
+use crate::capture::CaptureServer;
+use crate::ratelimit::{Limits, Pace};
+use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
+use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
+use crate::smtp::Relay;
+
+/// Environment variable holding the SMTP password; never read from a file, never printed.
+pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
+/// The fallback relay's password.
+pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
+
+/// What `send` was asked to do.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub dry_run: bool,
+    pub limits: RunLimits,
+    /// Go on although the letter changed since sending began.
+    pub allow_changed_letter: bool,
+    pub in_doubt: InDoubt,
+}
+
+pub(super) async fn send(
+    loaded: &Loaded,
+    options: &Options,
+    send: &SendOptions,
+) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut reader = loaded.recipients()?;
+    let mut pace_limits = campaign.limits.clone();
+    pace_limits.rate = send.limits.rate.or(pace_limits.rate);
+
+    // A dry run differs only in where it delivers and what it records: the rest is the same path.
+    let (route, log, replay, capture): (_, Box<dyn SendLog>, _, _) = if send.dry_run {
+        let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
+        // Quotas protect the real world; a rehearsal to a local catcher ignores them.
+        pace_limits = Limits {
+            rate: pace_limits.rate,
+            burst: pace_limits.burst,
+            ..Limits::default()
+        };
+        let primary = Relay::new("primary", &endpoint, None, campaign.smtp_timeout)?;
+        let route = Route::new(primary, None, campaign.failover.clone());
+        (
+            route,
+            Box::new(MemoryLog::default()),
+            Replay::default(),
+            capture,
+        )
+    } else {
+        if let Some(after) = campaign.send_after
+            && SystemTime::now() < after
+        {
+            println!(
+                "not yet: {} says send_after = {}; run again then",
+                campaign.path.display(),
+                timestamp(after)
+            );
+            return Ok(Exit::TryAgain);
+        }
+        let endpoint = options
+            .smtp
+            .clone()
+            .unwrap_or_else(|| campaign.smtp.clone());
+        let log_path = options
+            .log
+            .clone()
+            .unwrap_or_else(|| campaign.default_log_path());
+        let login = credentials(campaign.smtp_username.as_deref(), PASSWORD_VAR)?;
+        let fallback = match &campaign.fallback {
+            // `--smtp` names one server for this run: no fallback behind it.
+            Some(endpoint) if options.smtp.is_none() => {
+                let credentials =
+                    credentials(campaign.fallback_username.as_deref(), FALLBACK_PASSWORD_VAR)?;
+                Some(Relay::new(
+                    "fallback",
+                    endpoint,
+                    credentials,
+                    campaign.smtp_timeout,
+                )?)
+            }
+            _ => None,
+        };
+        let (log, replay) = FileLog::open(&log_path)?;
+        if super::letter_changed(&replay, &loaded.fingerprint) && !send.allow_changed_letter {
+            return Err(anyhow::Error::new(Unsendable).context(format!(
+                "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
+                 some people got the old one. Restore it, or pass --allow-changed-letter to send \
+                 the new one to the rest",
+                log_path.display(),
+                replay.letters().iter().cloned().collect::<Vec<_>>().join(", "),
+                loaded.fingerprint
+            )));
+        }
+        let primary = Relay::new("primary", &endpoint, login, campaign.smtp_timeout)?;
+        let route = Route::new(primary, fallback, campaign.failover.clone());
+        (route, Box::new(log), replay, None)
+    };
+    let target = route.primary().endpoint().clone();
+    let (log, log_thread) = LogWriter::spawn(log);
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(&loaded.recipients_path, &progress);
+    let engine = Engine {
+        route,
+        log,
+        connections: campaign.pool_size as usize,
+        retry: campaign.retry.clone(),
+        pace: Pace::new(&pace_limits, replay.history()),
+        in_doubt: send.in_doubt,
+        progress: Arc::clone(&progress),
+    };
+    let shutdown = crate::send::shutdown_on_signals();
+    let result = crate::send::run(
+        &loaded.content(),
+        &mut reader,
+        &replay,
+        engine,
+        &send.limits,
+        &shutdown,
+    )
+    .await;
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    // Every record written must be synced before we say anything about the run.
+    log_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
+    let report = result?;
+    if let Some(capture) = capture {
+        println!(
+            "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
+            campaign.dry_run_smtp,
+            capture.received(),
+            capture.outbox().display()
+        );
+    }
+    print_report(&report, &target, send.dry_run, &loaded.recipients_path);
+    Ok(if report.is_complete() {
+        Exit::Done
+    } else {
+        Exit::TryAgain
+    })
+}
+
+/// The login for a real send: the username from the campaign, the password only from the
+/// environment. A username without a password refuses the send rather than trying without.
+fn credentials(username: Option<&str>, variable: &str) -> anyhow::Result<Option<Credentials>> {
+    let Some(username) = username else {
+        return Ok(None);
+    };
+    match std::env::var(variable) {
+        Ok(password) if !password.is_empty() => {
+            Ok(Some(Credentials::new(username.to_owned(), password)))
+        }
+        _ => Err(anyhow::Error::new(Unsendable).context(format!(
+            "a username is set for the relay but {variable} is empty or unset; refusing to send"
+        ))),
+    }
+}
+
+/// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an
+/// embedded capture server writing into the outbox.
+async fn dry_run_target(
+    campaign: &Campaign,
+    requested: Option<&Endpoint>,
+) -> anyhow::Result<(Endpoint, Option<CaptureServer>)> {
+    if let Some(endpoint) = requested {
+        return Ok((endpoint.clone(), None));
+    }
+    let endpoint = campaign.dry_run_smtp.clone();
+    let address = (endpoint.host.as_str(), endpoint.port);
+    let listening = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .is_ok_and(|connected| connected.is_ok());
+    if listening {
+        println!("dry run: delivering to the mailcatcher at {endpoint}");
+        return Ok((endpoint, None));
+    }
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let outbox = campaign.outbox.join(format!("{}-{stamp}", campaign.id));
+    let capture = CaptureServer::start(&outbox).await.with_context(|| {
+        format!(
+            "cannot start the capture server writing to {}",
+            outbox.display()
+        )
+    })?;
+    let endpoint = Endpoint {
+        security: crate::campaign::Security::Plain,
+        host: "127.0.0.1".into(),
+        port: capture.port(),
+    };
+    Ok((endpoint, Some(capture)))
+}
+
+/// On a terminal, a bar on standard error with the rate and an ETA, fed from `progress`;
+/// under cron (no terminal), nothing: the log lines and the final report say it all.
+fn progress_bar(
+    recipients: &Path,
+    progress: &Arc<Progress>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let rows = std::fs::File::open(recipients)
+        .map(|file| {
+            std::io::BufReader::new(file)
+                .split(b'\n')
+                .count()
+                .saturating_sub(1)
+        })
+        .unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(rows as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("a valid template"),
+    );
+    let progress = Arc::clone(progress);
+    Some(tokio::spawn(async move {
+        loop {
+            use std::sync::atomic::Ordering::Relaxed;
+            bar.set_position(progress.done());
+            bar.set_message(format!(
+                "sent {} · failed {} · deferred {}",
+                progress.sent.load(Relaxed),
+                progress.failed.load(Relaxed),
+                progress.deferred.load(Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }))
+}
+
+fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
+    let mode = if dry_run { "dry run" } else { "send" };
+    let mut extra = String::new();
+    if report.resent_in_doubt > 0 {
+        extra += &format!(
+            ", {} in-doubt message(s) sent again",
+            report.resent_in_doubt
+        );
+    }
+    if report.skipped_in_doubt > 0 {
+        extra += &format!(", {} in-doubt message(s) skipped", report.skipped_in_doubt);
+    }
+    if report.via_fallback > 0 {
+        extra += &format!(", {} through the fallback relay", report.via_fallback);
+    }
+    println!(
+        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s){extra}",
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.already_done,
+        report.rejected.len(),
+    );
+    for error in &report.rejected {
+        println!("  rejected {}", error.at(recipients));
+    }
+    if report.unanswered > 0 {
+        println!(
+            "{} message(s) got no reply after DATA: in doubt; the next run sends them again with the same Message-ID",
+            report.unanswered
+        );
+    }
+    match &report.stopped {
+        Some(Stopped::MaxMessages) => {
+            println!("stopped: --max-messages reached; run again to go on")
+        }
+        Some(Stopped::MaxDuration) => {
+            println!("stopped: --max-duration reached; run again to go on")
+        }
+        Some(Stopped::Quota(spent)) => println!(
+            "stopped: the {} quota is spent until {}; run again then",
+            spent.window,
+            timestamp(spent.until)
+        ),
+        Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
+        Some(Stopped::Unreachable(error)) => {
+            println!("stopped: the server is unreachable ({error}); run again later")
+        }
+        None if report.deferred + report.not_due > 0 => {
+            let next = report
+                .next_due
+                .map(|due| format!("; the next is due {}", timestamp(due)))
+                .unwrap_or_default();
+            println!(
+                "{} deferred message(s) to retry{next}: run again later",
+                report.deferred + report.not_due
+            );
+        }
+        None => {}
+    }
+}

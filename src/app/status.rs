@@ -1,0 +1,151 @@
+//! The `status` command: where each recipient of the list stands according to the send log,
+//! and what that means for the next runs (quotas left, next retry, an estimate of the end).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{Exit, Loaded, Options};
+use crate::ratelimit::{Quotas, unix_seconds};
+use crate::recipients::Row;
+use crate::sendlog::{FileLog, Status, timestamp};
+
+/// What `status --json` prints. The counts are the contract's; the rest helps a person or a
+/// script decide what to do next.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    sent: u64,
+    failed: u64,
+    deferred: u64,
+    in_doubt: u64,
+    pending: u64,
+    suppressed: u64,
+    invalid: u64,
+    total: u64,
+    /// Permanent failures by reply code.
+    failed_reasons: BTreeMap<String, u64>,
+    sent_via_fallback: u64,
+    /// When the first deferred message is due again.
+    next_retry: Option<String>,
+    /// Attempts over the last hour.
+    attempts_last_hour: u64,
+    /// What each configured quota has left now.
+    quota_left: BTreeMap<&'static str, u64>,
+    /// Seconds until everyone is attempted at the configured pace, when one is configured.
+    eta_secs: Option<u64>,
+    /// The log shows attempts of a letter other than the current one.
+    letter_changed: bool,
+}
+
+pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let log_path = options
+        .log
+        .clone()
+        .unwrap_or_else(|| campaign.default_log_path());
+    let replay = FileLog::read(&log_path)?;
+    let mut report = Report::default();
+    let mut reader = loaded.recipients()?;
+    while let Some(row) = reader.next_row()? {
+        report.total += 1;
+        let Row::Valid(recipient) = row else {
+            report.invalid += 1;
+            continue;
+        };
+        match replay.get(&recipient.key).map(|e| e.status) {
+            Some(Status::Sent) => report.sent += 1,
+            Some(Status::Failed) => report.failed += 1,
+            Some(Status::Deferred) => report.deferred += 1,
+            Some(Status::InDoubt) => report.in_doubt += 1,
+            None => report.pending += 1,
+        }
+    }
+    let now = SystemTime::now();
+    report.failed_reasons = replay
+        .failed_reasons()
+        .into_iter()
+        .map(|(reason, n)| (reason.to_owned(), n))
+        .collect();
+    report.sent_via_fallback = replay.sent_via_fallback();
+    report.next_retry = replay.next_retry().map(timestamp);
+    let hour_ago = unix_seconds(now).saturating_sub(3600);
+    report.attempts_last_hour = replay
+        .history()
+        .range(hour_ago..)
+        .map(|(_, n)| u64::from(*n))
+        .sum();
+    let mut quotas = Quotas::new(&campaign.limits, replay.history());
+    report.quota_left = quotas
+        .left(now)
+        .into_iter()
+        .map(|(window, _, left)| (window, left))
+        .collect();
+    report.eta_secs = eta(report.pending + report.deferred + report.in_doubt, campaign);
+    report.letter_changed = super::letter_changed(&replay, &loaded.fingerprint);
+
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_text(&report, campaign, &log_path);
+    }
+    Ok(Exit::Done)
+}
+
+/// Seconds to attempt `remaining` messages at the tightest of the configured pace and quotas.
+fn eta(remaining: u64, campaign: &crate::campaign::Campaign) -> Option<u64> {
+    let limits = &campaign.limits;
+    let per_second = [
+        limits.rate,
+        limits.per_minute.map(|n| f64::from(n) / 60.0),
+        limits.per_hour.map(|n| f64::from(n) / 3600.0),
+        limits.per_day.map(|n| f64::from(n) / 86_400.0),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(f64::min)?;
+    Some((remaining as f64 / per_second).ceil() as u64)
+}
+
+fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &std::path::Path) {
+    println!("campaign {} (log {})", campaign.id, log.display());
+    for (label, n) in [
+        ("sent", report.sent),
+        ("failed (permanently)", report.failed),
+        ("deferred (to retry)", report.deferred),
+        ("in doubt", report.in_doubt),
+        ("not yet attempted", report.pending),
+        ("suppressed", report.suppressed),
+        ("rejected rows", report.invalid),
+        ("total rows", report.total),
+    ] {
+        println!("  {label:<22}{n:>9}");
+    }
+    for (reason, n) in &report.failed_reasons {
+        println!("    failed with {reason}: {n}");
+    }
+    if report.sent_via_fallback > 0 {
+        println!(
+            "  sent through the fallback relay: {}",
+            report.sent_via_fallback
+        );
+    }
+    if let Some(next) = &report.next_retry {
+        println!("  next retry due {next}");
+    }
+    println!("  attempts in the last hour: {}", report.attempts_last_hour);
+    for (window, left) in &report.quota_left {
+        println!("  quota left this {window}: {left}");
+    }
+    if let Some(eta) = report.eta_secs {
+        println!(
+            "  at the configured pace, the rest takes about {}",
+            humantime::format_duration(std::time::Duration::from_secs(eta))
+        );
+    }
+    if report.letter_changed {
+        println!(
+            "  the letter changed since sending began: `send` refuses unless --allow-changed-letter"
+        );
+    }
+}

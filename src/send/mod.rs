@@ -1,0 +1,355 @@
+//! The send engine: from a stream of recipients to messages handed to SMTP servers, each
+//! attempt and outcome recorded in the send log.
+//!
+//! One loop (the producer) reads the list, asks the log's replay where each person stands
+//! (sent and failed people are skipped, so a run resumes where the last one stopped; deferred
+//! ones wait until their retry is due), renders their message and puts it on a queue. A fixed
+//! set of workers, one a connection ([`worker`]), takes messages from the queue at the
+//! campaign's pace ([`crate::ratelimit`]) and delivers them through the route ([`route`]): the
+//! primary relay, or the fallback while the primary is down. The queue holds as many messages
+//! as there are connections, so rendering overlaps sending and memory stays flat whatever the
+//! list's length.
+//!
+//! A run stops taking recipients at the end of the list, when its budget is spent
+//! (`--max-messages`, `--max-duration`), when a quota is spent for longer than it may wait,
+//! when the servers stay unreachable, or on SIGINT/SIGTERM. Messages in hand are finished and
+//! their outcomes made durable; messages still on the queue were never attempted and stay
+//! pending for the next run.
+
+mod route;
+mod worker;
+
+pub use route::{Failover, Route};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::letter::Letter;
+use crate::message::Composer;
+use crate::ratelimit::{Pace, QuotaSpent};
+use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
+use crate::render::{Frame, render};
+use crate::retry::RetryPolicy;
+use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
+use worker::{Job, Shared, Tally};
+
+/// The run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Recipients(#[from] RecipientsError),
+    #[error(transparent)]
+    Log(#[from] Arc<SendLogError>),
+}
+
+/// Limits on one run (a cron run's budget).
+#[derive(Debug, Clone, Default)]
+pub struct RunLimits {
+    pub max_messages: Option<u64>,
+    pub max_duration: Option<Duration>,
+    /// Messages per second, replacing the campaign's.
+    pub rate: Option<f64>,
+}
+
+/// What to do with messages an earlier run left in doubt (handed over, no reply recorded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InDoubt {
+    /// Send again, with the same Message-ID, so the receiving side can spot the duplicate.
+    #[default]
+    Resend,
+    /// Assume they arrived: never send them again.
+    Skip,
+}
+
+/// Why a run stopped before the end of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    MaxMessages,
+    MaxDuration,
+    /// A quota is spent until later than the run may wait.
+    Quota(QuotaSpent),
+    Unreachable(String),
+    /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
+    Interrupted,
+}
+
+/// Becomes true when the run should stop taking recipients (a signal, a caller's decision).
+pub type ShutdownSignal = watch::Receiver<bool>;
+
+/// A shutdown signal that fires on SIGINT or SIGTERM. Must be called inside the runtime.
+pub fn shutdown_on_signals() -> ShutdownSignal {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::warn!("signal received: finishing the messages in hand, then stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Live counts for a progress bar, updated as outcomes come in.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub deferred: AtomicU64,
+    /// Rows done before this run, rejected, or not due.
+    pub skipped: AtomicU64,
+}
+
+/// Which count of [`Progress`] an outcome adds to.
+pub enum ProgressKind {
+    Sent,
+    Failed,
+    Deferred,
+    Skipped,
+}
+
+impl Progress {
+    pub fn add(&self, kind: &ProgressKind) {
+        let counter = match kind {
+            ProgressKind::Sent => &self.sent,
+            ProgressKind::Failed => &self.failed,
+            ProgressKind::Deferred => &self.deferred,
+            ProgressKind::Skipped => &self.skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rows dealt with so far, whatever became of them.
+    pub fn done(&self) -> u64 {
+        [&self.sent, &self.failed, &self.deferred, &self.skipped]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub sent: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    /// Handed over this run with no reply: in doubt until the next run.
+    pub unanswered: u64,
+    /// In-doubt messages from an earlier run that this run sent again.
+    pub resent_in_doubt: u64,
+    /// In-doubt messages from an earlier run left alone (`--in-doubt skip`).
+    pub skipped_in_doubt: u64,
+    /// Messages the fallback relay took.
+    pub via_fallback: u64,
+    /// People the log already had a final outcome for.
+    pub already_done: u64,
+    /// Deferred by an earlier run, and not yet due.
+    pub not_due: u64,
+    /// The earliest time one of those is due.
+    pub next_due: Option<SystemTime>,
+    pub rejected: Vec<RowError>,
+    pub stopped: Option<Stopped>,
+}
+
+impl RunReport {
+    /// True when every recipient now has a final outcome: nothing for a later run to do.
+    pub fn is_complete(&self) -> bool {
+        self.stopped.is_none() && self.deferred + self.not_due + self.unanswered == 0
+    }
+
+    fn add(&mut self, tally: Tally) {
+        self.sent += tally.sent;
+        self.failed += tally.failed;
+        self.deferred += tally.deferred;
+        self.unanswered += tally.unanswered;
+        self.resent_in_doubt += tally.resent_in_doubt;
+        self.via_fallback += tally.via_fallback;
+    }
+}
+
+/// The letter and headers every message of the campaign shares.
+pub struct Content<'a> {
+    pub letter: &'a Letter,
+    pub frame: Frame<'a>,
+    pub composer: &'a Composer,
+    /// Identifies this letter and its headers in the log's attempt records.
+    pub fingerprint: &'a str,
+}
+
+/// Where the engine sends and records, how fast, and how it retries.
+pub struct Engine {
+    pub route: Route,
+    pub log: LogWriter,
+    /// Connections at once, each a worker.
+    pub connections: usize,
+    pub retry: RetryPolicy,
+    pub pace: Pace,
+    pub in_doubt: InDoubt,
+    pub progress: Arc<Progress>,
+}
+
+/// Sends to every row of `recipients` that `replay` has no final outcome for.
+pub async fn run(
+    content: &Content<'_>,
+    recipients: &mut RecipientReader,
+    replay: &Replay,
+    engine: Engine,
+    limits: &RunLimits,
+    shutdown: &ShutdownSignal,
+) -> Result<RunReport, SendError> {
+    let started = Instant::now();
+    let mut report = RunReport::default();
+    let (halt, mut halted) = watch::channel(None);
+    let (queue, jobs) = mpsc::channel::<Job>(engine.connections.max(1));
+    // A spent per-minute quota is waited out; longer ones end the run (cron comes back).
+    let patience = limits.max_duration.map_or(Duration::from_secs(60), |max| {
+        max.min(Duration::from_secs(60))
+    });
+    let shared = Arc::new(Shared {
+        route: engine.route,
+        log: engine.log.clone(),
+        retry: engine.retry.clone(),
+        pace: engine.pace,
+        progress: Arc::clone(&engine.progress),
+        halt,
+        shutdown: shutdown.clone(),
+        patience,
+    });
+    let jobs = Arc::new(Mutex::new(jobs));
+    let mut workers = JoinSet::new();
+    for _ in 0..engine.connections.max(1) {
+        workers.spawn(worker::work(Arc::clone(&shared), Arc::clone(&jobs)));
+    }
+    // Only workers hold the queue's receiving end: when they all stop, sending fails.
+    drop(jobs);
+    let skipped = || engine.progress.add(&ProgressKind::Skipped);
+    let mut taken = 0u64;
+
+    loop {
+        if halted.borrow().is_some() {
+            break;
+        }
+        let Some(row) = recipients.next_row()? else {
+            break;
+        };
+        let recipient = match row {
+            Row::Valid(recipient) => recipient,
+            Row::Rejected(error) => {
+                tracing::warn!("row rejected: {}", error.at(recipients.path()));
+                report.rejected.push(error);
+                skipped();
+                continue;
+            }
+        };
+        let previous = replay.get(&recipient.key);
+        let rcpt = recipient.email.to_string();
+        let message_id = content.composer.message_id(&recipient);
+        if let Some(entry) = previous {
+            let now = SystemTime::now();
+            if entry.status.is_final() {
+                report.already_done += 1;
+                skipped();
+                continue;
+            }
+            if entry.status == Status::InDoubt && engine.in_doubt == InDoubt::Skip {
+                report.skipped_in_doubt += 1;
+                skipped();
+                continue;
+            }
+            if let Some(reason) = engine
+                .retry
+                .give_up(entry.attempts, entry.first_attempt, now)
+            {
+                let failed = Record::new(Event::Failed { reply: reason }, &rcpt, &message_id);
+                engine.log.write(failed).await?;
+                report.failed += 1;
+                engine.progress.add(&ProgressKind::Failed);
+                continue;
+            }
+            if let Some(due) = entry.retry_at.filter(|due| *due > now) {
+                report.not_due += 1;
+                report.next_due = report.next_due.min(Some(due)).or(Some(due));
+                skipped();
+                continue;
+            }
+        }
+        let stop = if *shutdown.borrow() {
+            Some(Stopped::Interrupted)
+        } else if limits.max_messages.is_some_and(|max| taken >= max) {
+            Some(Stopped::MaxMessages)
+        } else if limits
+            .max_duration
+            .is_some_and(|max| started.elapsed() >= max)
+        {
+            Some(Stopped::MaxDuration)
+        } else {
+            None
+        };
+        if stop.is_some() {
+            report.stopped = stop;
+            break;
+        }
+
+        let rendered = render(content.letter, &content.frame, &recipient);
+        let message = match content
+            .composer
+            .compose(&recipient, rendered, SystemTime::now())
+        {
+            Ok(message) => message,
+            Err(e) => {
+                report.rejected.push(RowError {
+                    line: recipient.line,
+                    field: None,
+                    problem: e.to_string(),
+                });
+                skipped();
+                continue;
+            }
+        };
+        if previous.is_some_and(|e| e.status == Status::InDoubt) {
+            tracing::info!(%rcpt, %message_id, "sending an in-doubt message again, same Message-ID");
+        }
+        taken += 1;
+        let job = Job {
+            rcpt,
+            message_id,
+            message,
+            letter: content.fingerprint.to_owned(),
+            attempts_before: previous.map_or(0, |e| e.attempts),
+            was_in_doubt: previous.is_some_and(|e| e.status == Status::InDoubt),
+        };
+        tokio::select! {
+            sent = queue.send(job) => if sent.is_err() { break },
+            _ = halted.changed() => break,
+        }
+    }
+    // Workers finish the message in hand; what is left on the queue stays pending.
+    drop(queue);
+    while let Some(tally) = workers.join_next().await {
+        report.add(tally.expect("a worker does not panic")?);
+    }
+    if report.stopped.is_none() {
+        report.stopped = shared.halt.borrow().clone();
+    }
+    if report.stopped.is_none() && *shutdown.borrow() {
+        report.stopped = Some(Stopped::Interrupted);
+    }
+    Ok(report)
+}

@@ -1,0 +1,197 @@
+//! Which relay to connect to, and when to give up: the plan B of the seed letter's second story.
+//!
+//! Connections go to the primary relay. When it cannot be reached (refused, TLS failure,
+//! timeout, a 421 "busy" greeting) and a fallback relay is configured, new connections go to the
+//! fallback, and every `retry_primary_after` one of them tries the primary again, handing back
+//! as soon as it answers. Failed connections are retried with exponential backoff and jitter.
+//! When connections keep failing with no message getting an answer in between
+//! (`max_connect_failures` in a row, whichever relay), the run stops rather than burn through
+//! the list: what was not attempted stays pending for the next run.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::smtp::{Connection, Relay, Trouble};
+
+/// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// How the route reacts to failures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    /// Consecutive failures (connections, or transactions cut short) after which the run stops.
+    pub max_connect_failures: u32,
+    /// While on the fallback, how often to try the primary again.
+    pub retry_primary_after: Duration,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover {
+            max_connect_failures: 6,
+            retry_primary_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The relays of a run and what is known of their health; shared by every connection.
+pub struct Route {
+    primary: Relay,
+    fallback: Option<Relay>,
+    failover: Failover,
+    state: Mutex<Health>,
+}
+
+#[derive(Debug)]
+struct Health {
+    /// Failures since a server last answered a message.
+    streak: u32,
+    /// Since when the primary is known to be down (only tracked with a fallback).
+    primary_down: Option<Instant>,
+    last_probe: Option<Instant>,
+}
+
+/// The route gave up: the last failure, for the run's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable(pub String);
+
+impl Route {
+    pub fn new(primary: Relay, fallback: Option<Relay>, failover: Failover) -> Route {
+        Route {
+            primary,
+            fallback,
+            failover,
+            state: Mutex::new(Health {
+                streak: 0,
+                primary_down: None,
+                last_probe: None,
+            }),
+        }
+    }
+
+    pub fn primary(&self) -> &Relay {
+        &self.primary
+    }
+
+    /// A new connection, after as many tries (with backoff) as the failover allows; `Err` when
+    /// the run should stop. `keep_trying` is asked before each try (a signal, another
+    /// connection that already gave up).
+    pub async fn connect(
+        &self,
+        keep_trying: impl Fn() -> bool,
+    ) -> Result<(Connection, &Relay), Unreachable> {
+        loop {
+            if !keep_trying() {
+                return Err(Unreachable("the run is stopping".into()));
+            }
+            let relay = self.choose();
+            match relay.connect().await {
+                Ok(connection) => {
+                    self.connected(relay);
+                    return Ok((connection, relay));
+                }
+                Err(trouble) => {
+                    let streak = self.failed(relay, &trouble);
+                    if streak >= self.failover.max_connect_failures {
+                        return Err(Unreachable(format!(
+                            "{} ({} relay) after {streak} failures in a row: {trouble}",
+                            relay.endpoint(),
+                            relay.name
+                        )));
+                    }
+                    tokio::time::sleep(backoff(streak)).await;
+                }
+            }
+        }
+    }
+
+    /// A connection broke in the middle of a message (lost, timed out, 421). True when the run
+    /// should stop.
+    pub fn broke(&self, relay: &Relay, trouble: &Trouble) -> bool {
+        self.failed(relay, trouble) >= self.failover.max_connect_failures
+    }
+
+    /// A server answered a message (yes or no): the route works.
+    pub fn answered(&self) {
+        self.state
+            .lock()
+            .expect("no panic holding the route")
+            .streak = 0;
+    }
+
+    /// The relay the next connection should try.
+    fn choose(&self) -> &Relay {
+        let Some(fallback) = &self.fallback else {
+            return &self.primary;
+        };
+        let mut health = self.state.lock().expect("no panic holding the route");
+        if health.primary_down.is_none() {
+            return &self.primary;
+        }
+        let probe_due = health
+            .last_probe
+            .is_none_or(|last| last.elapsed() >= self.failover.retry_primary_after);
+        if probe_due {
+            health.last_probe = Some(Instant::now());
+            &self.primary
+        } else {
+            fallback
+        }
+    }
+
+    fn connected(&self, relay: &Relay) {
+        let mut health = self.state.lock().expect("no panic holding the route");
+        if relay.name == self.primary.name
+            && let Some(since) = health.primary_down.take()
+        {
+            tracing::warn!(
+                relay = %self.primary.endpoint(),
+                down_for = %humantime::format_duration(Duration::from_secs(since.elapsed().as_secs())),
+                "the primary relay answers again: handing back to it"
+            );
+        }
+    }
+
+    /// Counts a failure; returns the streak.
+    fn failed(&self, relay: &Relay, trouble: &Trouble) -> u32 {
+        let mut health = self.state.lock().expect("no panic holding the route");
+        health.streak += 1;
+        tracing::warn!(relay = %relay.endpoint(), %trouble, streak = health.streak, "SMTP connection failed");
+        if self.fallback.is_some()
+            && relay.name == self.primary.name
+            && health.primary_down.is_none()
+        {
+            health.primary_down = Some(Instant::now());
+            health.last_probe = Some(Instant::now());
+            tracing::warn!(
+                relay = %self.primary.endpoint(),
+                "the primary relay is unreachable: switching to the fallback"
+            );
+        }
+        health.streak
+    }
+}
+
+/// The wait after the `streak`-th failure in a row: doubling, capped, ±20 % jitter so that
+/// connections do not all come back at the same instant.
+fn backoff(streak: u32) -> Duration {
+    let doublings = streak.saturating_sub(1).min(16);
+    let base = FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF);
+    base.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let ms = |streak| backoff(streak).as_millis();
+        assert!((200..=300).contains(&ms(1)), "{}", ms(1));
+        assert!((400..=600).contains(&ms(2)), "{}", ms(2));
+        assert!((6400..=9600).contains(&ms(30)), "{}", ms(30));
+    }
+}

@@ -1,0 +1,282 @@
+//! One connection's worth of sending: a worker takes messages from the engine's queue and
+//! delivers them, one SMTP transaction after another, over a connection it keeps open.
+//!
+//! Each transaction writes the log in the order that makes a crash harmless: the server takes
+//! the recipient (RCPT), the `attempt` is made durable, only then does DATA start, and the
+//! outcome is made durable after the server's reply. So a failure before DATA is known to have
+//! delivered nothing, and only an attempt cut off after DATA is *in doubt*.
+//!
+//! What a reply means:
+//! - 2xx after the message: `sent`.
+//! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff.
+//! - 5xx: `failed`, never retried.
+//! - 421 before DATA, or a connection that cannot be opened: nothing happened to the message;
+//!   the worker reconnects (the route decides where, and when to give up) and tries it again.
+//! - the connection lost before the server took the recipient: `deferred`, and reconnect.
+//! - no reply after the message: in doubt; no outcome is written, the next run decides.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use lettre::Message;
+use tokio::sync::{Mutex, mpsc, watch};
+
+use super::route::Route;
+use super::{Progress, Stopped};
+use crate::ratelimit::Pace;
+use crate::retry::RetryPolicy;
+use crate::sendlog::{Event, LogWriter, Record, SendLogError, timestamp};
+use crate::smtp::{Connection, Relay, Trouble};
+
+/// One message on its way.
+pub struct Job {
+    pub rcpt: String,
+    pub message_id: String,
+    pub message: Message,
+    /// The letter's fingerprint, for the attempt record.
+    pub letter: String,
+    /// Attempts earlier runs made: the backoff grows with them.
+    pub attempts_before: u32,
+    pub was_in_doubt: bool,
+}
+
+/// What the workers share.
+pub struct Shared {
+    pub route: Route,
+    pub log: LogWriter,
+    pub retry: RetryPolicy,
+    pub pace: Pace,
+    pub progress: Arc<Progress>,
+    /// Set once, by whoever first decides the run must stop.
+    pub halt: watch::Sender<Option<Stopped>>,
+    /// Also stops the run: a signal.
+    pub shutdown: watch::Receiver<bool>,
+    /// How long a spent quota may hold a message before the run stops instead.
+    pub patience: Duration,
+}
+
+impl Shared {
+    fn stop(&self, why: Stopped) {
+        self.halt.send_if_modified(|halt| {
+            let first = halt.is_none();
+            if first {
+                *halt = Some(why);
+            }
+            first
+        });
+    }
+
+    fn stopping(&self) -> bool {
+        self.halt.borrow().is_some() || *self.shutdown.borrow()
+    }
+}
+
+/// What a worker did, added into the run's report.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub sent: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    /// Messages that got no reply after DATA: in doubt until a later run.
+    pub unanswered: u64,
+    pub resent_in_doubt: u64,
+    pub via_fallback: u64,
+}
+
+/// How one message ended, as far as this run goes.
+enum Outcome {
+    Sent,
+    Deferred,
+    Failed,
+    Unanswered,
+}
+
+/// Takes jobs until the queue is empty or the run stops.
+pub async fn work(
+    shared: Arc<Shared>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+) -> Result<Tally, Arc<SendLogError>> {
+    let mut tally = Tally::default();
+    let mut open: Option<(Connection, &Relay)> = None;
+    'jobs: loop {
+        if shared.stopping() {
+            break;
+        }
+        let Some(job) = queue.lock().await.recv().await else {
+            break;
+        };
+        loop {
+            if let Err(spent) = shared.pace.admit(shared.patience).await {
+                shared.stop(Stopped::Quota(spent));
+                break 'jobs;
+            }
+            let (connection, relay) = match open.take() {
+                Some(open) => open,
+                None => match shared.route.connect(|| !shared.stopping()).await {
+                    Ok(open) => open,
+                    Err(unreachable) => {
+                        if !shared.stopping() {
+                            shared.stop(Stopped::Unreachable(unreachable.0));
+                        }
+                        // The job never reached DATA: it stays pending for the next run.
+                        break 'jobs;
+                    }
+                },
+            };
+            let mut connection = connection;
+            match transact(&shared, &mut connection, relay, &job).await? {
+                Transaction::Done { outcome, reusable } => {
+                    count(&mut tally, &job, relay, &outcome);
+                    shared.progress.add(&outcome_kind(&outcome));
+                    if reusable {
+                        open = Some((connection, relay));
+                    }
+                    break;
+                }
+                // Nothing happened to the message: a new connection tries it again.
+                Transaction::Again => {}
+            }
+        }
+    }
+    if let Some((connection, _)) = open {
+        connection.quit().await;
+    }
+    Ok(tally)
+}
+
+enum Transaction {
+    Done { outcome: Outcome, reusable: bool },
+    Again,
+}
+
+/// One message over `connection`, with its records written in order.
+async fn transact(
+    shared: &Shared,
+    connection: &mut Connection,
+    relay: &Relay,
+    job: &Job,
+) -> Result<Transaction, Arc<SendLogError>> {
+    let bytes = job.message.formatted();
+    let envelope = job.message.envelope();
+    let record = |event| Record::new(event, &job.rcpt, &job.message_id);
+    let attempt = || record(Event::attempt(&job.letter));
+
+    match connection.envelope(envelope, &bytes).await {
+        Ok(()) => {}
+        Err(trouble @ Trouble::Refused { code: 421, .. }) => {
+            // The server closes the channel: about the server, not this recipient.
+            if shared.route.broke(relay, &trouble) {
+                shared.stop(Stopped::Unreachable(trouble.describe()));
+            }
+            return Ok(Transaction::Again);
+        }
+        Err(trouble) => {
+            let broken = matches!(trouble, Trouble::Broken(_));
+            if broken {
+                // Lost before the server took the recipient: a later run tries again.
+                if shared.route.broke(relay, &trouble) {
+                    shared.stop(Stopped::Unreachable(trouble.describe()));
+                }
+            } else {
+                shared.route.answered();
+            }
+            let reusable = !broken && connection.reset().await;
+            shared.log.write(attempt()).await?;
+            let outcome = refused(shared, job, &trouble, &record).await?;
+            return Ok(Transaction::Done { outcome, reusable });
+        }
+    }
+
+    shared.log.write(attempt()).await?;
+    if let Err(trouble) = connection.begin_data().await {
+        // Refused or lost before the message was sent: the server cannot have it.
+        let reusable = !trouble.closes_connection() && connection.reset().await;
+        if let Trouble::Broken(_) = trouble {
+            if shared.route.broke(relay, &trouble) {
+                shared.stop(Stopped::Unreachable(trouble.describe()));
+            }
+        } else {
+            shared.route.answered();
+        }
+        let outcome = refused(shared, job, &trouble, &record).await?;
+        return Ok(Transaction::Done { outcome, reusable });
+    }
+    match connection.finish_data(&bytes).await {
+        Ok(reply) => {
+            shared.route.answered();
+            let via = (relay.name != shared.route.primary().name).then(|| relay.name.to_owned());
+            shared.log.write(record(Event::Sent { reply, via })).await?;
+            Ok(Transaction::Done {
+                outcome: Outcome::Sent,
+                reusable: true,
+            })
+        }
+        Err(Trouble::Broken(why)) => {
+            // The server may or may not have the message: no outcome is written, so the
+            // attempt stays in doubt and the next run decides.
+            tracing::warn!(rcpt = %job.rcpt, message_id = %job.message_id, %why, "no reply after the message: in doubt");
+            if shared.route.broke(relay, &Trouble::Broken(why.clone())) {
+                shared.stop(Stopped::Unreachable(why));
+            }
+            Ok(Transaction::Done {
+                outcome: Outcome::Unanswered,
+                reusable: false,
+            })
+        }
+        Err(trouble) => {
+            shared.route.answered();
+            let outcome = refused(shared, job, &trouble, &record).await?;
+            Ok(Transaction::Done {
+                outcome,
+                reusable: !trouble.closes_connection(),
+            })
+        }
+    }
+}
+
+/// Writes the outcome of a refusal (or of a connection lost before DATA): failed when the
+/// server said 5xx, deferred with the next attempt's time otherwise.
+async fn refused(
+    shared: &Shared,
+    job: &Job,
+    trouble: &Trouble,
+    record: &impl Fn(Event) -> Record,
+) -> Result<Outcome, Arc<SendLogError>> {
+    let reply = trouble.describe();
+    let (event, outcome) = if trouble.is_permanent() {
+        (Event::Failed { reply }, Outcome::Failed)
+    } else {
+        let due = shared
+            .retry
+            .next_attempt(job.attempts_before + 1, SystemTime::now());
+        let event = Event::Deferred {
+            reply,
+            retry_at: Some(timestamp(due)),
+        };
+        (event, Outcome::Deferred)
+    };
+    tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
+    shared.log.write(record(event)).await?;
+    Ok(outcome)
+}
+
+fn count(tally: &mut Tally, job: &Job, relay: &Relay, outcome: &Outcome) {
+    tally.resent_in_doubt += u64::from(job.was_in_doubt);
+    match outcome {
+        Outcome::Sent => {
+            tally.sent += 1;
+            tally.via_fallback += u64::from(relay.name == "fallback");
+        }
+        Outcome::Deferred => tally.deferred += 1,
+        Outcome::Failed => tally.failed += 1,
+        Outcome::Unanswered => tally.unanswered += 1,
+    }
+}
+
+fn outcome_kind(outcome: &Outcome) -> super::ProgressKind {
+    match outcome {
+        Outcome::Sent => super::ProgressKind::Sent,
+        Outcome::Failed => super::ProgressKind::Failed,
+        Outcome::Deferred | Outcome::Unanswered => super::ProgressKind::Deferred,
+    }
+}
