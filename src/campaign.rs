@@ -106,7 +106,8 @@ struct SmtpSection {
     /// SMTP connections (and deliveries) at once.
     #[serde(default = "default_pool_size")]
     pool_size: u32,
-    /// Messages that may go at once after a pause (default 1: an even pace).
+    /// Messages that may go back to back after a pause. The default, 2, is the least that
+    /// keeps the real rate on the configured one: with 1, every late timer wake-up is lost.
     #[serde(default = "default_burst")]
     burst: u32,
     per_minute: Option<u32>,
@@ -166,7 +167,7 @@ fn default_pool_size() -> u32 {
     4
 }
 fn default_burst() -> u32 {
-    1
+    2
 }
 fn default_max_connect_failures() -> u32 {
     Failover::default().max_connect_failures

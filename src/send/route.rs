@@ -112,12 +112,36 @@ impl Route {
         self.failed(relay, trouble) >= self.failover.max_connect_failures
     }
 
+    /// How long to wait before reconnecting after the current streak of failures.
+    pub fn pause(&self) -> Duration {
+        backoff(
+            self.state
+                .lock()
+                .expect("no panic holding the route")
+                .streak,
+        )
+    }
+
     /// A server answered a message (yes or no): the route works.
     pub fn answered(&self) {
         self.state
             .lock()
             .expect("no panic holding the route")
             .streak = 0;
+    }
+
+    /// True when a connection to `relay` should be closed so that the next one tries the
+    /// primary again: connections are reused for many messages, so without this a run that
+    /// fell back would never hand back.
+    pub fn should_leave(&self, relay: &Relay) -> bool {
+        if relay.name == self.primary.name {
+            return false;
+        }
+        let health = self.state.lock().expect("no panic holding the route");
+        health.primary_down.is_some()
+            && health
+                .last_probe
+                .is_none_or(|last| last.elapsed() >= self.failover.retry_primary_after)
     }
 
     /// The relay the next connection should try.

@@ -106,11 +106,11 @@ pub async fn work(
             break;
         };
         loop {
-            if let Err(spent) = shared.pace.admit(shared.patience).await {
-                shared.stop(Stopped::Quota(spent));
-                break 'jobs;
-            }
-            let (connection, relay) = match open.take() {
+            let (mut connection, relay) = match open.take() {
+                Some((connection, relay)) if shared.route.should_leave(relay) => {
+                    connection.quit().await;
+                    continue;
+                }
                 Some(open) => open,
                 None => match shared.route.connect(|| !shared.stopping()).await {
                     Ok(open) => open,
@@ -123,7 +123,11 @@ pub async fn work(
                     }
                 },
             };
-            let mut connection = connection;
+            if let Err(spent) = shared.pace.admit(shared.patience).await {
+                shared.stop(Stopped::Quota(spent));
+                open = Some((connection, relay));
+                break 'jobs;
+            }
             match transact(&shared, &mut connection, relay, &job).await? {
                 Transaction::Done { outcome, reusable } => {
                     count(&mut tally, &job, relay, &outcome);
@@ -133,8 +137,14 @@ pub async fn work(
                     }
                     break;
                 }
-                // Nothing happened to the message: a new connection tries it again.
-                Transaction::Again => {}
+                // Nothing happened to the message (a 421 before DATA): after a pause, a new
+                // connection tries it again.
+                Transaction::Again => {
+                    if shared.stopping() {
+                        break 'jobs;
+                    }
+                    tokio::time::sleep(shared.route.pause()).await;
+                }
             }
         }
     }

@@ -83,6 +83,8 @@ pub struct Received {
     /// The data after un-dot-stuffing, CRLF line endings as sent.
     pub data: Vec<u8>,
     pub connection_id: usize,
+    /// When the end of its DATA arrived.
+    pub at: Instant,
 }
 
 struct State {
@@ -237,6 +239,7 @@ async fn session(stream: TcpStream, id: usize, state: &State) -> std::io::Result
                         rcpt_to: std::mem::take(&mut rcpt_to),
                         data,
                         connection_id: id,
+                        at: Instant::now(),
                     });
                 }
                 if behavior

@@ -1,0 +1,90 @@
+//! Pacing and quotas, measured against a clock on what a real SMTP server received.
+
+mod support;
+
+use std::time::Duration;
+
+use support::harness::{Fixture, people};
+use support::smtp_server::{Behavior, SmtpServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn messages_arrive_at_the_configured_rate() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    // 21 messages at 10 a second over 4 connections, none back to back: 20 intervals of 100 ms.
+    let fixture = Fixture::new(&people(21), "[smtp]\nrate = 10\nburst = 1\npool_size = 4\n");
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let mut times: Vec<_> = server.wait_for(21, WAIT).iter().map(|m| m.at).collect();
+    assert_eq!(times.len(), 21);
+    times.sort();
+    let span = times[20] - times[0];
+    // 2 s; the tolerance covers scheduling noise on a loaded CI machine, not a wrong pace.
+    assert!(
+        span >= Duration::from_millis(1950) && span <= Duration::from_millis(2300),
+        "21 messages at 10/s took {span:?}"
+    );
+}
+
+#[test]
+fn send_rate_replaces_the_campaign_rate() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(6), "[smtp]\nrate = 1\n");
+    let started = std::time::Instant::now();
+    let run = fixture.send(&server.url(), &["--rate", "50"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.wait_for(6, WAIT).len(), 6);
+}
+
+#[test]
+fn an_hourly_quota_holds_across_runs() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(5), "[smtp]\nper_hour = 3\n");
+    let first = fixture.send(&server.url(), &[]);
+    assert_eq!(first.code, 75, "{}", first.all());
+    assert!(
+        first.stdout.contains("the hour quota is spent until"),
+        "{}",
+        first.all()
+    );
+    assert_eq!(server.wait_for(3, WAIT).len(), 3);
+
+    // A second run (cron, ten minutes later) counts the first run's messages from the log.
+    let second = fixture.send(&server.url(), &[]);
+    assert_eq!(second.code, 75, "{}", second.all());
+    assert!(second.stdout.contains("0 sent"), "{}", second.all());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 3);
+
+    let status: serde_json::Value =
+        serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
+    assert_eq!(status["quota_left"]["hour"], 0);
+    assert_eq!(status["attempts_last_hour"], 3);
+    assert_eq!(
+        (status["sent"].as_u64(), status["pending"].as_u64()),
+        (Some(3), Some(2))
+    );
+    // 2 left at 3 an hour: 40 minutes.
+    assert_eq!(status["eta_secs"], 2400);
+}
+
+#[test]
+fn nothing_is_sent_before_send_after() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(2), "send_after = \"2999-01-01T00:00:00Z\"\n");
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(run.stdout.contains("send_after"), "{}", run.all());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.messages().is_empty());
+
+    let ready = Fixture::new(&people(2), "send_after = \"2020-01-01T00:00:00Z\"\n");
+    assert_eq!(ready.send(&server.url(), &[]).code, 0);
+    assert_eq!(server.wait_for(2, WAIT).len(), 2);
+}
