@@ -81,27 +81,42 @@ pub enum Stopped {
 pub type ShutdownSignal = watch::Receiver<bool>;
 
 /// A shutdown signal that fires on SIGINT or SIGTERM. Must be called inside the runtime.
+///
+/// The first signal lets the messages in hand finish (each bounded by the SMTP timeout). A
+/// second one exits at once with 75: every record acknowledged so far is already durable, and
+/// messages cut off after DATA are in doubt, which the next run handles.
 pub fn shutdown_on_signals() -> ShutdownSignal {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let interrupt = tokio::signal::ctrl_c();
         #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for signals in 1.. {
+            #[cfg(unix)]
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-                Err(_) => std::future::pending().await,
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
             }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = interrupt => {}
-            () = terminate => {}
+            if signals == 1 {
+                tracing::warn!(
+                    "signal received: finishing the messages in hand, then stopping (again to stop now)"
+                );
+                let _ = tx.send(true);
+            } else {
+                tracing::warn!("second signal: stopping now; messages cut off are in doubt");
+                std::process::exit(75);
+            }
         }
-        tracing::warn!("signal received: finishing the messages in hand, then stopping");
-        let _ = tx.send(true);
     });
     rx
 }
