@@ -22,9 +22,11 @@ fn messages_arrive_at_the_configured_rate() {
     // From the 5th on: the first four each open a connection first, which delays their arrival
     // but not their slot. 16 intervals of 100 ms.
     let span = times[20] - times[4];
-    // The tolerance covers scheduling noise on a loaded CI machine, not a wrong pace.
+    // ±10 %: the server's clock readings suffer the scheduling noise of a loaded 2-core CI
+    // machine. The limiter's own precision (2 %) is tested in `ratelimit`; this checks that
+    // the binary paces its sending at the configured rate at all.
     assert!(
-        span >= Duration::from_millis(1560) && span <= Duration::from_millis(1840),
+        span >= Duration::from_millis(1440) && span <= Duration::from_millis(1760),
         "16 intervals at 10/s took {span:?}"
     );
 }
