@@ -131,8 +131,9 @@ pub(super) async fn send(
         &shutdown,
     )
     .await;
-    if let Some(bar) = bar {
-        bar.abort();
+    if let Some((bar, ticker)) = bar {
+        ticker.abort();
+        bar.finish_and_clear();
     }
     // Every record written must be synced before we say anything about the run.
     log_thread
@@ -215,7 +216,7 @@ async fn dry_run_target(
 fn progress_bar(
     recipients: &Path,
     progress: &Arc<Progress>,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
@@ -230,12 +231,14 @@ fn progress_bar(
     let bar = indicatif::ProgressBar::new(rows as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+            "{bar:30} {pos}/{len} rows  {per_sec:.0}  ETA {eta}  {msg}",
         )
         .expect("a valid template"),
     );
     let progress = Arc::clone(progress);
-    Some(tokio::spawn(async move {
+    let ticking = bar.clone();
+    let ticker = tokio::spawn(async move {
+        let bar = ticking;
         loop {
             use std::sync::atomic::Ordering::Relaxed;
             bar.set_position(progress.done());
@@ -247,7 +250,8 @@ fn progress_bar(
             ));
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }))
+    });
+    Some((bar, ticker))
 }
 
 fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
