@@ -13,13 +13,17 @@ use lettre::transport::smtp::authentication::Credentials;
 
 use crate::campaign::{Campaign, CampaignError, Endpoint};
 use crate::capture::{CaptureServer, file_safe};
+use crate::dkim::DkimError;
 use crate::letter::{Letter, LetterError, Problem};
+use crate::lint::{self, Finding, Severity};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row};
 use crate::render::{Frame, render};
 use crate::send::{Content, Engine, RunLimits, RunReport, Stopped};
 use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, SendLogError, Status};
 use crate::smtp::Mailer;
+use crate::suppression::{Skipped, SuppressionError, SuppressionList};
+use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
 /// Environment variable holding the SMTP password; never read from a file, never printed.
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
@@ -48,6 +52,11 @@ pub enum Command {
         allow_changed_letter: bool,
     },
     Status {
+        json: bool,
+    },
+    /// Check an unsubscribe link; needs no campaign.
+    VerifyUnsubscribe {
+        link: String,
         json: bool,
     },
 }
@@ -83,6 +92,8 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         if cause.is::<CampaignError>()
             || cause.is::<LetterError>()
             || cause.is::<RecipientsError>()
+            || cause.is::<SuppressionError>()
+            || cause.is::<DkimError>()
             || cause.is::<Unsendable>()
         {
             return Exit::Invalid;
@@ -96,6 +107,9 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
 
 /// Runs one command.
 pub fn run(options: Options) -> anyhow::Result<Exit> {
+    if let Command::VerifyUnsubscribe { link, json } = &options.command {
+        return verify_unsubscribe(link, *json);
+    }
     let loaded = Loaded::load(&options)?;
     match &options.command {
         Command::Check => check(&loaded),
@@ -117,6 +131,39 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
             runtime.block_on(send(&loaded, &options, mode, limits))
         }
         Command::Status { json } => status(&loaded, &options, *json),
+        Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),
+    }
+}
+
+/// `unsubscribe-token verify`: 0 and whom the link unsubscribes, or 1 and why not.
+fn verify_unsubscribe(link: &str, json: bool) -> anyhow::Result<Exit> {
+    let secret = Secret::from_env().context("cannot verify unsubscribe links")?;
+    let outcome = crate::unsubscribe::verify_link(&secret, link);
+    if json {
+        let value = match &outcome {
+            Ok(v) => {
+                serde_json::json!({"valid": true, "campaign": v.campaign_id, "address": v.address})
+            }
+            Err(e) => serde_json::json!({"valid": false, "error": e.to_string()}),
+        };
+        println!("{value}");
+    }
+    match outcome {
+        Ok(verified) => {
+            if !json {
+                println!(
+                    "valid: unsubscribe {} from campaign {}",
+                    verified.address, verified.campaign_id
+                );
+            }
+            Ok(Exit::Done)
+        }
+        Err(error) => {
+            if !json {
+                eprintln!("invalid: {error}");
+            }
+            Ok(Exit::Failure)
+        }
     }
 }
 
@@ -128,6 +175,13 @@ struct Loaded {
     recipients_path: PathBuf,
     /// What is being sent: the letter's source and the headers every message shares.
     fingerprint: String,
+    /// Read once, shared by every reader of the list.
+    suppression: Arc<SuppressionList>,
+    /// Lines of the suppression files that hold no address.
+    suppression_skipped: Vec<Skipped>,
+    unsubscribe: Option<Arc<Unsubscribe>>,
+    /// Why the unsubscribe secret could not be used, when a throwaway one stands in.
+    secret_problem: Option<SecretError>,
 }
 
 impl Loaded {
@@ -138,12 +192,23 @@ impl Loaded {
             .recipients
             .clone()
             .unwrap_or_else(|| campaign.recipients_path.clone());
-        let composer = Composer::new(
+        let (suppression, suppression_skipped) = SuppressionList::load(&campaign.suppression)?;
+        let (unsubscribe, secret_problem) = unsubscribe(&campaign, &options.command)?;
+        let mut composer = Composer::new(
             &campaign.id,
             campaign.from.clone(),
             campaign.reply_to.clone(),
             &campaign.subject,
         );
+        if let Some(unsubscribe) = &unsubscribe {
+            composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+        }
+        // `status` composes nothing: it must work even while the key file is being replaced.
+        if let Some(settings) = &campaign.dkim
+            && !matches!(options.command, Command::Status { .. })
+        {
+            composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
+        }
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
@@ -151,6 +216,10 @@ impl Loaded {
             composer,
             recipients_path,
             fingerprint,
+            suppression: Arc::new(suppression),
+            suppression_skipped,
+            unsubscribe,
+            secret_problem,
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
@@ -160,6 +229,7 @@ impl Loaded {
 
     fn recipients(&self) -> Result<RecipientReader, RecipientsError> {
         RecipientReader::open(&self.recipients_path, &self.campaign.name_columns)
+            .map(|reader| reader.with_suppression(Arc::clone(&self.suppression)))
     }
 
     fn frame(&self) -> Frame<'_> {
@@ -167,6 +237,7 @@ impl Loaded {
             subject: &self.campaign.subject,
             preheader: &self.campaign.preheader,
             language: &self.campaign.language,
+            unsubscribe: self.unsubscribe.as_deref(),
         }
     }
 
@@ -178,6 +249,50 @@ impl Loaded {
             fingerprint: &self.fingerprint,
         }
     }
+}
+
+/// The campaign's unsubscribe settings with the secret from the environment. Without a usable
+/// secret a real send refuses; a dry run, a preview or a check go on with a throwaway one (and
+/// say so: `check` reports it as an error), since their links are never followed.
+fn unsubscribe(
+    campaign: &Campaign,
+    command: &Command,
+) -> anyhow::Result<(Option<Arc<Unsubscribe>>, Option<SecretError>)> {
+    let Some(settings) = &campaign.unsubscribe else {
+        return Ok((None, None));
+    };
+    let (secret, problem) = match Secret::from_env() {
+        Ok(secret) => (secret, None),
+        Err(problem) => {
+            match command {
+                Command::Send { dry_run: false, .. } => {
+                    return Err(anyhow::Error::new(Unsendable).context(format!(
+                        "{}: [unsubscribe] is set but {problem}; refusing to send",
+                        campaign.path.display()
+                    )));
+                }
+                Command::Send { dry_run: true, .. } | Command::Preview { .. } => println!(
+                    "note: {SECRET_VAR} is not usable ({}); using a throwaway value: \
+                     the unsubscribe links of these messages will not verify",
+                    match problem {
+                        SecretError::Missing => "unset".to_owned(),
+                        SecretError::TooShort(n) => format!("{n} bytes, too short"),
+                    }
+                ),
+                Command::Check | Command::Status { .. } | Command::VerifyUnsubscribe { .. } => {}
+            }
+            (Secret::throwaway(), Some(problem))
+        }
+    };
+    let unsubscribe = Unsubscribe {
+        campaign_id: campaign.id.clone(),
+        mailto: settings.mailto.clone(),
+        url: settings.url.clone(),
+        footer: settings.footer.clone(),
+        link_text: settings.link_text.clone(),
+        secret,
+    };
+    Ok((Some(Arc::new(unsubscribe)), problem))
 }
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
@@ -228,13 +343,53 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
 }
 
 fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut findings = lint::campaign(campaign);
+    findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
+    if let Some(problem) = &loaded.secret_problem {
+        findings.push(Finding::error(
+            format!("{}: [unsubscribe]", campaign.path.display()),
+            format!("the unsubscribe links need a secret: {problem}"),
+            "set it in the environment of every `missive send` (never in campaign.toml)",
+        ));
+    }
+    findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
+        Finding::warning(
+            format!("{}:{}", skipped.path.display(), skipped.line),
+            skipped.problem.clone(),
+            "correct the address or delete the line",
+        )
+    }));
     let mut reader = loaded.recipients()?;
     let frame = loaded.frame();
-    let (mut valid, mut rejected) = (0u64, 0u64);
+    let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
+    // The layout's lints read one message; only the size can differ between people.
+    let mut linted_one = false;
+    let mut largest: Option<(usize, String)> = None;
     while let Some(row) = reader.next_row()? {
         match row {
             Row::Valid(recipient) => {
                 let rendered = render(&loaded.letter, &frame, &recipient);
+                let place = format!(
+                    "{}:{}: the message to {}",
+                    loaded.recipients_path.display(),
+                    recipient.line,
+                    recipient.email
+                );
+                if !linted_one {
+                    linted_one = true;
+                    findings.extend(lint::rendered(
+                        &rendered,
+                        &loaded.letter.links,
+                        campaign.allow_utm,
+                        &place,
+                    ));
+                } else if largest
+                    .as_ref()
+                    .is_none_or(|(size, _)| rendered.html.len() > *size)
+                {
+                    largest = Some((rendered.html.len(), place));
+                }
                 match loaded
                     .composer
                     .compose(&recipient, rendered, SystemTime::now())
@@ -253,19 +408,33 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                     }
                 }
             }
+            Row::Suppressed(..) => suppressed += 1,
             Row::Rejected(error) => {
                 rejected += 1;
                 println!("{}", error.at(&loaded.recipients_path));
             }
         }
     }
+    if let Some((size, place)) = largest {
+        findings.extend(lint::html_size(size, &place));
+    }
+    findings.sort_by_key(|f| f.severity);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     println!(
-        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected; letter {} ({} sections)",
-        loaded.campaign.path.display(),
+        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
+         letter {} ({} sections); {errors} lint error(s), {} warning(s)",
+        campaign.path.display(),
         loaded.letter.path.display(),
-        loaded.letter.sections.len()
+        loaded.letter.sections.len(),
+        findings.len() - errors
     );
-    Ok(if rejected == 0 {
+    Ok(if rejected == 0 && errors == 0 {
         Exit::Done
     } else {
         Exit::Invalid
@@ -283,6 +452,15 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
             Row::Valid(recipient) => recipient,
             Row::Rejected(error) => {
                 eprintln!("skipped: {}", error.at(&loaded.recipients_path));
+                continue;
+            }
+            Row::Suppressed(recipient, reason) => {
+                eprintln!(
+                    "skipped: {}:{}: {} is suppressed ({reason}): never mailed",
+                    loaded.recipients_path.display(),
+                    recipient.line,
+                    recipient.email
+                );
                 continue;
             }
         };
@@ -487,12 +665,13 @@ fn letter_changed(replay: &Replay, fingerprint: &str) -> bool {
 fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
     let mode = if dry_run { "dry run" } else { "send" };
     println!(
-        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s){}",
+        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s), {} suppressed{}",
         report.sent,
         report.failed,
         report.deferred,
         report.already_done,
         report.rejected.len(),
+        report.suppressed,
         if report.resent_in_doubt > 0 {
             format!(
                 ", {} in-doubt message(s) sent again",
@@ -553,13 +732,19 @@ fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit
     let mut reader = loaded.recipients()?;
     while let Some(row) = reader.next_row()? {
         counts.total += 1;
-        let Row::Valid(recipient) = row else {
-            counts.invalid += 1;
-            continue;
+        let (recipient, suppressed) = match row {
+            Row::Valid(recipient) => (recipient, false),
+            Row::Suppressed(recipient, _) => (recipient, true),
+            Row::Rejected(_) => {
+                counts.invalid += 1;
+                continue;
+            }
         };
         match replay.get(&recipient.key).map(|e| e.status) {
             Some(Status::Sent) => counts.sent += 1,
             Some(Status::Failed) => counts.failed += 1,
+            // Whatever else the log says, a suppressed person will not be mailed.
+            _ if suppressed => counts.suppressed += 1,
             Some(Status::Deferred) => counts.deferred += 1,
             Some(Status::InDoubt) => counts.in_doubt += 1,
             None => counts.pending += 1,

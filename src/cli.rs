@@ -63,6 +63,22 @@ enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Unsubscribe links, for the organization's web endpoint.
+    #[command(name = "unsubscribe-token", subcommand)]
+    UnsubscribeToken(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Check an unsubscribe link with MISSIVE_UNSUBSCRIBE_SECRET; prints whom it unsubscribes.
+    /// Exit 0 when the token is valid, 1 when it is not.
+    Verify {
+        /// The link as the endpoint received it (or only its query string).
+        link: String,
+        /// One JSON object: {"valid": …, "campaign": …, "address": …}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options every command that reads a campaign accepts.
@@ -117,6 +133,15 @@ pub fn parse() -> Options {
             },
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
+        CliCommand::UnsubscribeToken(TokenCommand::Verify { link, json }) => {
+            return Options {
+                campaign: PathBuf::from("campaign.toml"),
+                recipients: None,
+                smtp: None,
+                log: None,
+                command: Command::VerifyUnsubscribe { link, json },
+            };
+        }
     };
     Options {
         campaign: common.campaign,

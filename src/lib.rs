@@ -5,7 +5,9 @@
 //! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
 //! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`smtp`] (the
 //! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
-//! resume instead of repeat). [`capture`] is the
+//! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
+//! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
+//! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
 //! command line into calls to the modules above.
 
@@ -13,7 +15,9 @@ pub mod app;
 pub mod campaign;
 pub mod capture;
 pub mod cli;
+pub mod dkim;
 pub mod letter;
+pub mod lint;
 pub mod logging;
 pub mod message;
 pub mod recipients;
@@ -22,4 +26,6 @@ pub mod retry;
 pub mod send;
 pub mod sendlog;
 pub mod smtp;
+pub mod suppression;
 pub mod typography;
+pub mod unsubscribe;

@@ -7,15 +7,23 @@
 //! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
 //! id for the same campaign: a resend after a crash can be recognized downstream, and a test can
 //! match what a server received to the person it was for.
+//!
+//! When the campaign has them, every message also carries the person's `List-Unsubscribe` and
+//! `List-Unsubscribe-Post` headers ([`crate::unsubscribe`]), and is DKIM-signed last, over its
+//! final headers and body ([`crate::dkim`]).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::message::dkim::DkimConfig;
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
 use crate::recipients::Recipient;
 use crate::render::Rendered;
+use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 
 /// lettre refused to build a message (a header it could not encode).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +40,8 @@ pub struct Composer {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     subject: String,
+    unsubscribe: Option<Arc<Unsubscribe>>,
+    dkim: Option<Arc<DkimConfig>>,
 }
 
 impl Composer {
@@ -41,7 +51,22 @@ impl Composer {
             from,
             reply_to,
             subject: subject.to_owned(),
+            unsubscribe: None,
+            dkim: None,
         }
+    }
+
+    /// Adds `List-Unsubscribe` (mailto and the person's HTTPS link) and
+    /// `List-Unsubscribe-Post` to every message.
+    pub fn with_unsubscribe(mut self, unsubscribe: Arc<Unsubscribe>) -> Self {
+        self.unsubscribe = Some(unsubscribe);
+        self
+    }
+
+    /// DKIM-signs every message.
+    pub fn with_dkim(mut self, dkim: Arc<DkimConfig>) -> Self {
+        self.dkim = Some(dkim);
+        self
     }
 
     /// The Message-ID `recipient` gets in this campaign, with its angle brackets.
@@ -71,7 +96,18 @@ impl Composer {
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        builder
+        if let Some(unsubscribe) = &self.unsubscribe {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    unsubscribe.header(recipient.email.as_ref()),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    ONE_CLICK.to_owned(),
+                ));
+        }
+        let mut message = builder
             .multipart(MultiPart::alternative_plain_html(
                 rendered.text,
                 rendered.html,
@@ -79,7 +115,12 @@ impl Composer {
             .map_err(|source| MessageError {
                 email: recipient.email.to_string(),
                 source,
-            })
+            })?;
+        if let Some(dkim) = &self.dkim {
+            // Last: the signature covers the headers and body exactly as they will be sent.
+            message.sign(dkim);
+        }
+        Ok(message)
     }
 }
 

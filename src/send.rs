@@ -98,6 +98,8 @@ pub struct RunReport {
     /// The earliest time one of those is due.
     pub next_due: Option<SystemTime>,
     pub rejected: Vec<RowError>,
+    /// People on a suppression list: not mailed.
+    pub suppressed: u64,
     pub stopped: Option<Stopped>,
 }
 
@@ -181,6 +183,10 @@ pub async fn run(
             Row::Rejected(error) => {
                 tracing::warn!("row rejected: {}", error.at(recipients.path()));
                 report.rejected.push(error);
+                continue;
+            }
+            Row::Suppressed(_, _) => {
+                report.suppressed += 1;
                 continue;
             }
         };
