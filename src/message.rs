@@ -17,8 +17,10 @@ use std::time::SystemTime;
 
 use lettre::Message;
 use lettre::message::dkim::DkimConfig;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
 use crate::recipients::Recipient;
@@ -107,12 +109,8 @@ impl Composer {
                     ONE_CLICK.to_owned(),
                 ));
         }
-        let mut message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
-            ))
-            .map_err(|source| MessageError {
+        let mut message =
+            multipart_alternative(builder, rendered).map_err(|source| MessageError {
                 email: recipient.email.to_string(),
                 source,
             })?;
@@ -121,6 +119,44 @@ impl Composer {
             message.sign(dkim);
         }
         Ok(message)
+    }
+}
+
+/// The message with a `multipart/alternative` body (text first, HTML last), its `Content-Type`
+/// a header of the message itself.
+///
+/// lettre writes a multipart's `Content-Type` with the body, out of the headers its DKIM signer
+/// sees, so the signature could never cover it. Formatting the multipart first and attaching it
+/// as a raw 7-bit body (its parts are quoted-printable or base64) makes the same bytes with every
+/// header signable.
+fn multipart_alternative(
+    builder: lettre::message::MessageBuilder,
+    rendered: Rendered,
+) -> Result<Message, lettre::error::Error> {
+    let multipart = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    let formatted = multipart.formatted();
+    let content_type = multipart.headers().get::<ContentType>();
+    let body_start = formatted
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    // RFC 2045 allows only 7bit, 8bit or binary for a multipart; its parts are already encoded,
+    // so it is ASCII with short lines: 7bit. (lettre's own 7-bit check wants lines under 76
+    // characters, which quoted-printable's 76-character lines miss by one.)
+    let body = body_start.filter(|_| formatted.is_ascii()).map(|start| {
+        Body::dangerous_pre_encoded(
+            formatted[start..].to_vec(),
+            ContentTransferEncoding::SevenBit,
+        )
+    });
+    match (content_type, body) {
+        (Some(content_type), Some(body)) => builder
+            .header(MIME_VERSION_1_0)
+            .header(content_type)
+            .body(body),
+        // Not expected (lettre encodes every part to ASCII); the message is still right, only
+        // its Content-Type stays out of the signature.
+        _ => builder.multipart(multipart),
     }
 }
 
