@@ -441,6 +441,9 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     })
 }
 
+/// The page `preview` writes for a person (or a headless browser) to look at.
+pub const SCREENSHOT_PAGE: &str = "screenshot.html";
+
 fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let only = only.map(str::to_lowercase);
@@ -483,6 +486,23 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
         };
         write("html", rendered.html.as_bytes())?;
         write("txt", rendered.text.as_bytes())?;
+        if written == 0 {
+            // The first message also as a page to look at (or screenshot) in a browser.
+            let to = recipient.email.to_string();
+            let from = loaded.campaign.from.to_string();
+            let page = crate::render::screenshot_page(
+                &rendered.html,
+                &crate::render::Envelope {
+                    from: &from,
+                    to: &to,
+                    subject: &loaded.campaign.subject,
+                    preheader: &loaded.campaign.preheader,
+                },
+            );
+            let path = out.join(SCREENSHOT_PAGE);
+            std::fs::write(&path, page)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         let message = loaded
             .composer
             .compose(&recipient, rendered, SystemTime::now())?;
@@ -497,7 +517,11 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
             loaded.recipients_path.display()
         );
     }
-    println!("wrote {written} message(s) to {}", out.display());
+    println!(
+        "wrote {written} message(s) to {}; the first one as a page to look at: {}",
+        out.display(),
+        out.join(SCREENSHOT_PAGE).display()
+    );
     Ok(Exit::Done)
 }
 

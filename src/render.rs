@@ -211,6 +211,56 @@ fn html_inlines(inlines: &[Inline], fields: &dyn Fields) -> Markup {
     }
 }
 
+// ---- screenshot page ----------------------------------------------------------------------
+
+/// What an inbox shows above a letter: who, to whom, what, and the preheader.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub preheader: &'a str,
+}
+
+/// The letter's HTML as a page to look at or screenshot: the same document, with a band on top
+/// that shows what the inbox shows (sender, recipient, subject, preheader), since a person
+/// judges a letter by those first. Nothing remote, nothing that moves: two renderings of the
+/// same page are the same picture.
+pub fn screenshot_page(letter_html: &str, envelope: &Envelope) -> String {
+    let band = html! {
+        (NL)
+        table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0"
+            style="background-color:#ffffff;border-bottom:1px solid #d0d7de;" {
+            tr { td align="center" style="padding:14px 8px;" {
+                table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+                    style="width:600px;max-width:600px;font-family:Arial,Helvetica,sans-serif;color:#1f2328;" {
+                    tr { td style="padding:0 16px;font-size:13px;line-height:1.5;color:#57606a;overflow-wrap:anywhere;" {
+                        (envelope.from) " \u{2192} " (envelope.to)
+                    } }
+                    tr { td style="padding:2px 16px;font-size:17px;line-height:1.35;font-weight:bold;" {
+                        (envelope.subject)
+                    } }
+                    tr { td style="padding:0 16px;font-size:14px;line-height:1.4;color:#57606a;" {
+                        (envelope.preheader)
+                    } }
+                }
+            } }
+        }
+    };
+    match letter_html
+        .find("<body")
+        .and_then(|start| letter_html[start..].find('>').map(|end| start + end + 1))
+    {
+        Some(at) => format!(
+            "{}{}{}",
+            &letter_html[..at],
+            band.into_string(),
+            &letter_html[at..]
+        ),
+        None => letter_html.to_owned(),
+    }
+}
+
 // ---- text ---------------------------------------------------------------------------------
 
 fn text_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> String {
@@ -452,6 +502,26 @@ mod tests {
         // Without an address (or an unsubscribe setting) there is no footer at all.
         let r = render(&letter, &frame, &HashMap::<&str, &str>::new());
         assert!(!r.html.contains("Se désabonner") && !r.text.contains("Se désabonner"));
+    }
+
+    #[test]
+    fn screenshot_page_adds_the_inbox_band_after_body() {
+        let r = render_for(&[("first_name", "Zoé")]);
+        let page = screenshot_page(
+            &r.html,
+            &Envelope {
+                from: "Mozilla <dons@example.org>",
+                to: "zoe@example.com",
+                subject: "Sujet <b>",
+                preheader: "Avant-propos",
+            },
+        );
+        let body = page.find("<body").unwrap();
+        let band = page
+            .find("Mozilla &lt;dons@example.org&gt; \u{2192} zoe@example.com")
+            .unwrap();
+        assert!(body < band && band < page.find("Bonjour Zoé").unwrap());
+        assert!(page.contains("Sujet &lt;b&gt;"));
     }
 
     #[test]
