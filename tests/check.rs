@@ -186,8 +186,10 @@ fn preview_writes_eml_html_and_text() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 9, "{names:?}");
+    // Three files a message, and the first message as a page to look at.
+    assert_eq!(names.len(), 10, "{names:?}");
     assert_eq!(names[0], "00002-person01@example.com.eml");
+    assert_eq!(names[9], "screenshot.html");
 
     let one = fixture.path("un");
     let run = fixture.command(

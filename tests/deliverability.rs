@@ -104,9 +104,15 @@ fn every_message_carries_one_click_unsubscribe_and_the_footer_link_verifies() {
     }
 
     // A link for someone else, or checked with another key, is refused.
-    let raw = String::from_utf8(received[0].data.clone()).unwrap();
+    // (Deliveries run concurrently: find person01's message, whatever the order.)
+    let first = received
+        .iter()
+        .find(|m| m.rcpt_to == ["person01@example.com"])
+        .unwrap();
+    let raw = String::from_utf8(first.data.clone()).unwrap();
     let link = https_link(&header(&raw, "List-Unsubscribe"));
     let forged = link.replace("person01", "person02");
+    assert_ne!(forged, link);
     let run = verify(&forged, SECRET);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
