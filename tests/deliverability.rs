@@ -379,3 +379,83 @@ fn the_shipped_campaign_signed_and_received() {
     assert_eq!(counts["suppressed"], 1, "{counts}");
     assert_eq!(counts["sent"], addresses.len() as u64 - 1, "{counts}");
 }
+
+#[test]
+fn check_lints_links_and_fails_only_on_errors() {
+    use support::harness::LETTER;
+    let letter = LETTER
+        .replace(
+            "[lien](https://www.example.org/a)",
+            "[lien](http://www.example.org/a), [court](https://bit.ly/3xyz) et \
+             [suivi](https://www.example.org/b?utm_source=lettre&fbclid=abc)",
+        )
+        .replace(
+            "[Je fais un don](https://dons.example.org/essai)",
+            "[Je fais un don](https://dons.example.org/essai?utm_campaign=fin)",
+        );
+    let long_subject = format!("subject = \"{}\"\n", "Un sujet bien trop long ".repeat(4));
+    let fixture = Fixture::with_letter(&letter, &people(2), "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for expected in [
+        "error: ", // every finding says what it is…
+        "letter.md:5: http://www.example.org/a is not https",
+        "letter.md:5: https://bit.ly/3xyz: bit.ly is a link shortener",
+        "letter.md:5: https://www.example.org/b?utm_source=lettre&fbclid=abc: tracking parameter `utm_source`",
+        "tracking parameter `fbclid`",
+        "letter.md:21: https://dons.example.org/essai?utm_campaign=fin: tracking parameter `utm_campaign`",
+        "  fix: ", // …and how to fix it
+        "warning: ",
+        "no [unsubscribe] section",
+        "5 lint error(s), 2 warning(s)",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "missing {expected:?}\n{}",
+            run.all()
+        );
+    }
+
+    // The campaign may allow utm_*: only the other trackers, http and the shortener remain.
+    let fixture = Fixture::with_letter(
+        &letter,
+        &people(2),
+        &format!("{UNSUBSCRIBE}[lints]\nallow_utm = true\n"),
+    );
+    let run = fixture.run(
+        &["check", fixture.campaign().to_str().unwrap()],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(!run.stdout.contains("`utm_"), "{}", run.all());
+    assert!(
+        run.stdout.contains("3 lint error(s), 1 warning(s)"),
+        "{}",
+        run.all()
+    );
+
+    // Warnings alone (a long subject, no DKIM) do not fail check.
+    let text = std::fs::read_to_string(fixture.campaign()).unwrap();
+    let text = text.replace("subject = \"Nos ratés de l’année\"\n", &long_subject);
+    let clean = Fixture::new(&people(2), UNSUBSCRIBE);
+    std::fs::write(
+        clean.campaign(),
+        text.replace("[lints]\nallow_utm = true\n", ""),
+    )
+    .unwrap();
+    let run = clean.run(
+        &["check", clean.campaign().to_str().unwrap()],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("characters; inboxes cut it near 80"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("0 lint error(s), 2 warning(s)"),
+        "{}",
+        run.all()
+    );
+}

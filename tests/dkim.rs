@@ -138,10 +138,22 @@ fn an_unreadable_key_stops_check_and_send_with_65() {
     assert!(run.stderr.contains("keys/missing.pem"), "{}", run.all());
     assert!(run.stderr.contains("dkim.key"), "{}", run.all());
 
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+
     fixture.write("keys/missing.pem", "not a key\n");
     let run = fixture.command("check", &[]);
     assert_eq!(run.code, 65, "{}", run.all());
     assert!(run.stderr.contains("openssl genpkey"), "{}", run.all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.connections(),
+        0,
+        "nothing goes out unsigned by surprise"
+    );
 }
 
 #[test]
