@@ -49,6 +49,10 @@ pub enum SuppressionError {
         reason: Reason,
         source: std::io::Error,
     },
+    #[error(
+        "{path}:1: a CSV header without an `email` column (columns: {columns}); name the address column `email`"
+    )]
+    NoEmailColumn { path: PathBuf, columns: String },
     #[error("{path}:{line}: cannot read the CSV: {message}")]
     Csv {
         path: PathBuf,
@@ -188,6 +192,14 @@ fn read_file(
         }
         return Ok(());
     }
+    // A header row that names no `email` column would make every row a non-address: the whole
+    // list would silently suppress nobody.
+    if header.contains(',') && !header.contains('@') {
+        return Err(SuppressionError::NoEmailColumn {
+            path: path.to_owned(),
+            columns: header.to_owned(),
+        });
+    }
     let mut line_number = 1;
     let mut line = first;
     loop {
@@ -243,6 +255,20 @@ mod tests {
         assert_eq!(list.reason("other@example.net"), None);
         assert_eq!(skipped.len(), 1);
         assert_eq!((skipped[0].path.clone(), skipped[0].line), (plain, 5));
+    }
+
+    #[test]
+    fn a_csv_without_an_email_column_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "b.csv",
+            "Email Address,date\na@example.com,2026\n",
+        );
+        let err = SuppressionList::load(&[(Reason::Bounced, csv)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("b.csv:1") && err.contains("`email`"), "{err}");
     }
 
     #[test]
