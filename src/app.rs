@@ -342,7 +342,9 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
     }
 }
 
-fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+/// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
+/// the suppression files.
+fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
     let campaign = &loaded.campaign;
     let mut findings = lint::campaign(campaign);
     findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
@@ -360,6 +362,12 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
             "correct the address or delete the line",
         )
     }));
+    findings
+}
+
+fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut findings = loaded_findings(loaded);
     let mut reader = loaded.recipients()?;
     let frame = loaded.frame();
     let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
