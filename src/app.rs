@@ -5,18 +5,23 @@
 //! stands, 1 anything else.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
 use crate::campaign::{Campaign, CampaignError, Endpoint};
 use crate::capture::file_safe;
+use crate::dkim::DkimError;
 use crate::letter::{Letter, LetterError, Problem};
+use crate::lint::{self, Finding, Severity};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError, Row};
 use crate::render::{Frame, render};
 use crate::send::Content;
 use crate::sendlog::{Replay, SendLogError};
+use crate::suppression::{Skipped, SuppressionError, SuppressionList};
+use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
 mod sending;
 mod status;
@@ -42,6 +47,11 @@ pub enum Command {
     },
     Send(SendOptions),
     Status {
+        json: bool,
+    },
+    /// Check an unsubscribe link; needs no campaign.
+    VerifyUnsubscribe {
+        link: String,
         json: bool,
     },
 }
@@ -77,6 +87,8 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         if cause.is::<CampaignError>()
             || cause.is::<LetterError>()
             || cause.is::<RecipientsError>()
+            || cause.is::<SuppressionError>()
+            || cause.is::<DkimError>()
             || cause.is::<Unsendable>()
         {
             return Exit::Invalid;
@@ -90,6 +102,9 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
 
 /// Runs one command.
 pub fn run(options: Options) -> anyhow::Result<Exit> {
+    if let Command::VerifyUnsubscribe { link, json } = &options.command {
+        return verify_unsubscribe(link, *json);
+    }
     let loaded = Loaded::load(&options)?;
     match &options.command {
         Command::Check => check(&loaded),
@@ -100,6 +115,39 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
             runtime.block_on(sending::send(&loaded, &options, send))
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
+        Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),
+    }
+}
+
+/// `unsubscribe-token verify`: 0 and whom the link unsubscribes, or 1 and why not.
+fn verify_unsubscribe(link: &str, json: bool) -> anyhow::Result<Exit> {
+    let secret = Secret::from_env().context("cannot verify unsubscribe links")?;
+    let outcome = crate::unsubscribe::verify_link(&secret, link);
+    if json {
+        let value = match &outcome {
+            Ok(v) => {
+                serde_json::json!({"valid": true, "campaign": v.campaign_id, "address": v.address})
+            }
+            Err(e) => serde_json::json!({"valid": false, "error": e.to_string()}),
+        };
+        println!("{value}");
+    }
+    match outcome {
+        Ok(verified) => {
+            if !json {
+                println!(
+                    "valid: unsubscribe {} from campaign {}",
+                    verified.address, verified.campaign_id
+                );
+            }
+            Ok(Exit::Done)
+        }
+        Err(error) => {
+            if !json {
+                eprintln!("invalid: {error}");
+            }
+            Ok(Exit::Failure)
+        }
     }
 }
 
@@ -111,6 +159,13 @@ struct Loaded {
     recipients_path: PathBuf,
     /// What is being sent: the letter's source and the headers every message shares.
     fingerprint: String,
+    /// Read once, shared by every reader of the list.
+    suppression: Arc<SuppressionList>,
+    /// Lines of the suppression files that hold no address.
+    suppression_skipped: Vec<Skipped>,
+    unsubscribe: Option<Arc<Unsubscribe>>,
+    /// Why the unsubscribe secret could not be used, when a throwaway one stands in.
+    secret_problem: Option<SecretError>,
 }
 
 impl Loaded {
@@ -121,12 +176,23 @@ impl Loaded {
             .recipients
             .clone()
             .unwrap_or_else(|| campaign.recipients_path.clone());
-        let composer = Composer::new(
+        let (suppression, suppression_skipped) = SuppressionList::load(&campaign.suppression)?;
+        let (unsubscribe, secret_problem) = unsubscribe(&campaign, &options.command)?;
+        let mut composer = Composer::new(
             &campaign.id,
             campaign.from.clone(),
             campaign.reply_to.clone(),
             &campaign.subject,
         );
+        if let Some(unsubscribe) = &unsubscribe {
+            composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+        }
+        // `status` composes nothing: it must work even while the key file is being replaced.
+        if let Some(settings) = &campaign.dkim
+            && !matches!(options.command, Command::Status { .. })
+        {
+            composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
+        }
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
@@ -134,6 +200,10 @@ impl Loaded {
             composer,
             recipients_path,
             fingerprint,
+            suppression: Arc::new(suppression),
+            suppression_skipped,
+            unsubscribe,
+            secret_problem,
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
@@ -143,6 +213,7 @@ impl Loaded {
 
     fn recipients(&self) -> Result<RecipientReader, RecipientsError> {
         RecipientReader::open(&self.recipients_path, &self.campaign.name_columns)
+            .map(|reader| reader.with_suppression(Arc::clone(&self.suppression)))
     }
 
     fn frame(&self) -> Frame<'_> {
@@ -150,6 +221,7 @@ impl Loaded {
             subject: &self.campaign.subject,
             preheader: &self.campaign.preheader,
             language: &self.campaign.language,
+            unsubscribe: self.unsubscribe.as_deref(),
         }
     }
 
@@ -163,12 +235,64 @@ impl Loaded {
     }
 }
 
+/// The campaign's unsubscribe settings with the secret from the environment. Without a usable
+/// secret a real send refuses; a dry run, a preview or a check go on with a throwaway one (and
+/// say so: `check` reports it as an error), since their links are never followed.
+fn unsubscribe(
+    campaign: &Campaign,
+    command: &Command,
+) -> anyhow::Result<(Option<Arc<Unsubscribe>>, Option<SecretError>)> {
+    let Some(settings) = &campaign.unsubscribe else {
+        return Ok((None, None));
+    };
+    let (secret, problem) = match Secret::from_env() {
+        Ok(secret) => (secret, None),
+        Err(problem) => {
+            match command {
+                Command::Send(SendOptions { dry_run: false, .. }) => {
+                    return Err(anyhow::Error::new(Unsendable).context(format!(
+                        "{}: [unsubscribe] is set but {problem}; refusing to send",
+                        campaign.path.display()
+                    )));
+                }
+                Command::Send(SendOptions { dry_run: true, .. }) | Command::Preview { .. } => {
+                    println!(
+                        "note: {SECRET_VAR} is not usable ({}); using a throwaway value: \
+                     the unsubscribe links of these messages will not verify",
+                        match problem {
+                            SecretError::Missing => "unset".to_owned(),
+                            SecretError::TooShort(n) => format!("{n} bytes, too short"),
+                        }
+                    )
+                }
+                Command::Check | Command::Status { .. } | Command::VerifyUnsubscribe { .. } => {}
+            }
+            (Secret::throwaway(), Some(problem))
+        }
+    };
+    let unsubscribe = Unsubscribe {
+        campaign_id: campaign.id.clone(),
+        mailto: settings.mailto.clone(),
+        url: settings.url.clone(),
+        footer: settings.footer.clone(),
+        link_text: settings.link_text.clone(),
+        secret,
+    };
+    Ok((Some(Arc::new(unsubscribe)), problem))
+}
+
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
-/// sender, reply-to and language. A new value means the letter changed.
+/// sender, reply-to, language and unsubscribe footer. A new value means the letter changed.
 fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    let footer = campaign
+        .unsubscribe
+        .as_ref()
+        .map(|u| format!("{}\0{}\0{}\0{}", u.footer, u.link_text, u.mailto, u.url))
+        .unwrap_or_default();
     for part in [
+        footer.as_str(),
         letter.source_sha256.as_str(),
         &campaign.subject,
         &campaign.preheader,
@@ -210,14 +334,62 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
     }
 }
 
+/// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
+/// the suppression files.
+fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
+    let campaign = &loaded.campaign;
+    let mut findings = lint::campaign(campaign);
+    findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
+    if let Some(problem) = &loaded.secret_problem {
+        findings.push(Finding::error(
+            format!("{}: [unsubscribe]", campaign.path.display()),
+            format!("the unsubscribe links need a secret: {problem}"),
+            "set it in the environment of every `missive send` (never in campaign.toml)",
+        ));
+    }
+    findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
+        Finding::warning(
+            format!("{}:{}", skipped.path.display(), skipped.line),
+            skipped.problem.clone(),
+            "correct the address or delete the line",
+        )
+    }));
+    findings
+}
+
 fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut findings = loaded_findings(loaded);
     let mut reader = loaded.recipients()?;
     let frame = loaded.frame();
-    let (mut valid, mut rejected) = (0u64, 0u64);
+    let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
+    // The layout's lints read one message; only the size can differ between people.
+    let mut linted_one = false;
+    let mut largest: Option<(usize, String)> = None;
     while let Some(row) = reader.next_row()? {
         match row {
             Row::Valid(recipient) => {
                 let rendered = render(&loaded.letter, &frame, &recipient);
+                let place = format!(
+                    "{}:{}: the message to {}",
+                    loaded.recipients_path.display(),
+                    recipient.line,
+                    recipient.email
+                );
+                if !linted_one {
+                    linted_one = true;
+                    findings.extend(lint::rendered(
+                        &rendered,
+                        &loaded.letter.links,
+                        campaign.allow_utm,
+                        &place,
+                    ));
+                } else if largest
+                    .as_ref()
+                    .is_none_or(|(size, _)| rendered.html.len() > *size)
+                {
+                    largest = Some((rendered.html.len(), place));
+                }
                 match loaded
                     .composer
                     .compose(&recipient, rendered, SystemTime::now())
@@ -236,24 +408,41 @@ fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                     }
                 }
             }
+            Row::Suppressed(..) => suppressed += 1,
             Row::Rejected(error) => {
                 rejected += 1;
                 println!("{}", error.at(&loaded.recipients_path));
             }
         }
     }
+    if let Some((size, place)) = largest {
+        findings.extend(lint::html_size(size, &place));
+    }
+    findings.sort_by_key(|f| f.severity);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     println!(
-        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected; letter {} ({} sections)",
-        loaded.campaign.path.display(),
+        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
+         letter {} ({} sections); {errors} lint error(s), {} warning(s)",
+        campaign.path.display(),
         loaded.letter.path.display(),
-        loaded.letter.sections.len()
+        loaded.letter.sections.len(),
+        findings.len() - errors
     );
-    Ok(if rejected == 0 {
+    Ok(if rejected == 0 && errors == 0 {
         Exit::Done
     } else {
         Exit::Invalid
     })
 }
+
+/// The page `preview` writes for a person (or a headless browser) to look at.
+pub const SCREENSHOT_PAGE: &str = "screenshot.html";
 
 fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -266,6 +455,15 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
             Row::Valid(recipient) => recipient,
             Row::Rejected(error) => {
                 eprintln!("skipped: {}", error.at(&loaded.recipients_path));
+                continue;
+            }
+            Row::Suppressed(recipient, reason) => {
+                eprintln!(
+                    "skipped: {}:{}: {} is suppressed ({reason}): never mailed",
+                    loaded.recipients_path.display(),
+                    recipient.line,
+                    recipient.email
+                );
                 continue;
             }
         };
@@ -288,6 +486,23 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
         };
         write("html", rendered.html.as_bytes())?;
         write("txt", rendered.text.as_bytes())?;
+        if written == 0 {
+            // The first message also as a page to look at (or screenshot) in a browser.
+            let to = recipient.email.to_string();
+            let from = loaded.campaign.from.to_string();
+            let page = crate::render::screenshot_page(
+                &rendered.html,
+                &crate::render::Envelope {
+                    from: &from,
+                    to: &to,
+                    subject: &loaded.campaign.subject,
+                    preheader: &loaded.campaign.preheader,
+                },
+            );
+            let path = out.join(SCREENSHOT_PAGE);
+            std::fs::write(&path, page)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         let message = loaded
             .composer
             .compose(&recipient, rendered, SystemTime::now())?;
@@ -302,7 +517,11 @@ fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Ex
             loaded.recipients_path.display()
         );
     }
-    println!("wrote {written} message(s) to {}", out.display());
+    println!(
+        "wrote {written} message(s) to {}; the first one as a page to look at: {}",
+        out.display(),
+        out.join(SCREENSHOT_PAGE).display()
+    );
     Ok(Exit::Done)
 }
 

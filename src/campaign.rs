@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
+use crate::suppression::Reason;
 
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,12 @@ struct CampaignFile {
     fallback: Option<FallbackSection>,
     /// RFC 3339: `send` does nothing before this time (it exits 75, so cron comes back).
     send_after: Option<String>,
+    unsubscribe: Option<UnsubscribeSection>,
+    #[serde(default)]
+    suppression: SuppressionSection,
+    dkim: Option<DkimSection>,
+    #[serde(default)]
+    lints: LintsSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +83,87 @@ struct FallbackSection {
     username: Option<String>,
     /// While on the fallback, how often to try the primary again (default 30s).
     retry_primary_after: Option<String>,
+}
+
+/// `[unsubscribe]`: where requests go; the token key comes only from the environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsubscribeSection {
+    mailto: String,
+    url: String,
+    footer: Option<String>,
+    link_text: Option<String>,
+}
+
+/// `[suppression]`: files of people never to mail, by reason; each a path or a list of paths.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionSection {
+    #[serde(default)]
+    unsubscribed: Paths,
+    #[serde(default)]
+    bounced: Paths,
+    #[serde(default)]
+    complained: Paths,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Paths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths::Many(Vec::new())
+    }
+}
+
+impl Paths {
+    fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            Paths::One(path) => vec![path],
+            Paths::Many(paths) => paths,
+        }
+    }
+}
+
+/// `[dkim]`: who signs, and the private key's file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimSection {
+    domain: String,
+    selector: String,
+    key: PathBuf,
+}
+
+/// `[lints]`: what `check` lets through.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LintsSection {
+    /// `utm_*` parameters in links tell the site where a reader came from; off unless asked.
+    #[serde(default)]
+    allow_utm: bool,
+}
+
+/// The unsubscribe settings of a campaign, validated.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeSettings {
+    pub mailto: lettre::Address,
+    /// Always `https`, with a host.
+    pub url: url::Url,
+    /// The footer's words before the link, and the link's words, typeset for the language.
+    pub footer: String,
+    pub link_text: String,
+}
+
+/// The DKIM settings of a campaign; the key is read when a command needs it.
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub key: PathBuf,
 }
 
 /// Durations are written like `5m`, `4h`, `3d`.
@@ -203,6 +291,13 @@ pub struct Campaign {
     pub dry_run_smtp: Endpoint,
     pub outbox: PathBuf,
     pub retry: RetryPolicy,
+    /// `None`: messages carry no `List-Unsubscribe` and the letter no unsubscribe footer.
+    pub unsubscribe: Option<UnsubscribeSettings>,
+    /// Suppression files, in the order they are read.
+    pub suppression: Vec<(Reason, PathBuf)>,
+    /// `None`: messages are not signed (the relay may sign them).
+    pub dkim: Option<DkimSettings>,
+    pub allow_utm: bool,
 }
 
 impl Campaign {
@@ -356,6 +451,24 @@ impl Campaign {
                 })
             })
             .transpose()?;
+        let unsubscribe = file
+            .unsubscribe
+            .map(|section| unsubscribe_settings(section, &file.language))
+            .transpose()
+            .map_err(|(field, problem)| invalid(field, problem))?;
+        let dkim = file
+            .dkim
+            .map(|section| dkim_settings(section, base))
+            .transpose()
+            .map_err(|(field, problem)| invalid(field, problem))?;
+        let mut suppression = Vec::new();
+        for (reason, paths) in [
+            (Reason::Unsubscribed, file.suppression.unsubscribed),
+            (Reason::Bounced, file.suppression.bounced),
+            (Reason::Complained, file.suppression.complained),
+        ] {
+            suppression.extend(paths.into_vec().into_iter().map(|p| (reason, base.join(p))));
+        }
 
         Ok(Campaign {
             path: path.to_owned(),
@@ -380,6 +493,10 @@ impl Campaign {
             dry_run_smtp,
             outbox: base.join(file.dry_run.outbox),
             retry,
+            unsubscribe,
+            suppression,
+            dkim,
+            allow_utm: file.lints.allow_utm,
         })
     }
 
@@ -432,6 +549,92 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             "{text:?} is not a duration such as \"30s\", \"5m\", \"4h\" or \"3d\""
         )),
     }
+}
+
+fn unsubscribe_settings(
+    section: UnsubscribeSection,
+    language: &str,
+) -> Result<UnsubscribeSettings, (&'static str, String)> {
+    let address = section.mailto.trim().trim_start_matches("mailto:");
+    let mailto = address.parse::<lettre::Address>().map_err(|e| {
+        (
+            "unsubscribe.mailto",
+            format!("{address:?} is not an address such as \"desabonnement@example.org\": {e}"),
+        )
+    })?;
+    let url = url::Url::parse(&section.url)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
+        .filter(|u| u.fragment().is_none())
+        .ok_or((
+            "unsubscribe.url",
+            format!(
+                "{:?} is not an https:// address such as \"https://example.org/unsubscribe\" \
+                 (mailbox providers only accept HTTPS for one-click unsubscribe)",
+                section.url
+            ),
+        ))?;
+    let french = language.split('-').next() == Some("fr");
+    let (default_footer, default_link) = if french {
+        (
+            "Vous ne souhaitez plus recevoir nos lettres ?",
+            "Se désabonner en un clic",
+        )
+    } else {
+        (
+            "No longer wish to receive our letters?",
+            "Unsubscribe in one click",
+        )
+    };
+    let one_line = |field, value: Option<String>, default: &str| {
+        let value = value.unwrap_or_else(|| default.to_owned());
+        if value.contains(['\r', '\n']) || value.trim().is_empty() {
+            return Err((field, "must be one non-empty line".to_owned()));
+        }
+        Ok(crate::typography::apply(language, value.trim()))
+    };
+    Ok(UnsubscribeSettings {
+        mailto,
+        url,
+        footer: one_line("unsubscribe.footer", section.footer, default_footer)?,
+        link_text: one_line("unsubscribe.link_text", section.link_text, default_link)?,
+    })
+}
+
+fn dkim_settings(
+    section: DkimSection,
+    base: &Path,
+) -> Result<DkimSettings, (&'static str, String)> {
+    let domain = section.domain.trim().trim_end_matches('.').to_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    };
+    if !domain.contains('.') || !domain.split('.').all(label_ok) {
+        return Err((
+            "dkim.domain",
+            format!(
+                "{:?} is not a domain such as \"example.org\"",
+                section.domain
+            ),
+        ));
+    }
+    if !section.selector.split('.').all(label_ok) {
+        return Err((
+            "dkim.selector",
+            format!(
+                "{:?} is not a selector such as \"missive2026\" (letters, digits, '-', '_')",
+                section.selector
+            ),
+        ));
+    }
+    Ok(DkimSettings {
+        domain,
+        selector: section.selector,
+        key: base.join(section.key),
+    })
 }
 
 fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
@@ -593,6 +796,44 @@ recipients = "recipients/list.csv"
             .unwrap_err()
             .to_string();
         assert!(err.contains("retry.give_up_after"), "{err}");
+    }
+
+    #[test]
+    fn deliverability_sections() {
+        let text = format!(
+            "{MINIMAL}[unsubscribe]\nmailto = \"mailto:stop@example.org\"\nurl = \"https://example.org/stop\"\n\
+             [suppression]\nunsubscribed = \"s/unsub.txt\"\nbounced = [\"s/b1.csv\", \"s/b2.txt\"]\n\
+             [dkim]\ndomain = \"Example.org\"\nselector = \"s2026\"\nkey = \"keys/dkim.pem\"\n"
+        );
+        let c = Campaign::parse(Path::new("/srv/c/campaign.toml"), &text).unwrap();
+        let u = c.unsubscribe.unwrap();
+        assert_eq!(u.mailto.to_string(), "stop@example.org");
+        assert_eq!(
+            u.footer,
+            "Vous ne souhaitez plus recevoir nos lettres\u{202f}?"
+        );
+        assert_eq!(c.suppression.len(), 3);
+        assert_eq!(
+            c.suppression[1],
+            (Reason::Bounced, PathBuf::from("/srv/c/s/b1.csv"))
+        );
+        let d = c.dkim.unwrap();
+        assert_eq!(
+            (d.domain.as_str(), d.key.as_path()),
+            ("example.org", Path::new("/srv/c/keys/dkim.pem"))
+        );
+        assert!(!c.allow_utm);
+
+        let http = format!(
+            "{MINIMAL}[unsubscribe]\nmailto = \"a@example.org\"\nurl = \"http://example.org/stop\"\n"
+        );
+        let err = Campaign::parse(Path::new("c.toml"), &http)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsubscribe.url") && err.contains("https"),
+            "{err}"
+        );
     }
 
     #[test]

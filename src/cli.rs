@@ -86,6 +86,22 @@ enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Unsubscribe links, for the organization's web endpoint.
+    #[command(name = "unsubscribe-token", subcommand)]
+    UnsubscribeToken(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Check an unsubscribe link with MISSIVE_UNSUBSCRIBE_SECRET; prints whom it unsubscribes.
+    /// Exit 0 when the token is valid, 1 when it is not.
+    Verify {
+        /// The link as the endpoint received it (or only its query string).
+        link: String,
+        /// One JSON object: {"valid": …, "campaign": …, "address": …}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options every command that reads a campaign accepts.
@@ -113,6 +129,10 @@ pub fn parse() -> (Options, LogFormat) {
         let _ = error.print();
         std::process::exit(code);
     });
+    let format = match cli.log_format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    };
     let (common, command) = match cli.command {
         CliCommand::Check(common) => (common, Command::Check),
         CliCommand::Preview {
@@ -145,6 +165,16 @@ pub fn parse() -> (Options, LogFormat) {
             }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
+        CliCommand::UnsubscribeToken(TokenCommand::Verify { link, json }) => {
+            let options = Options {
+                campaign: PathBuf::from("campaign.toml"),
+                recipients: None,
+                smtp: None,
+                log: None,
+                command: Command::VerifyUnsubscribe { link, json },
+            };
+            return (options, format);
+        }
     };
     let options = Options {
         campaign: common.campaign,
@@ -152,10 +182,6 @@ pub fn parse() -> (Options, LogFormat) {
         smtp: common.smtp,
         log: common.log,
         command,
-    };
-    let format = match cli.log_format {
-        Format::Text => LogFormat::Text,
-        Format::Json => LogFormat::Json,
     };
     (options, format)
 }

@@ -75,6 +75,8 @@ pub struct Letter {
     pub sections: Vec<Section>,
     /// SHA-256 of the source text, hex: tells whether the letter changed between two runs.
     pub source_sha256: String,
+    /// Every link's address with its line, in order: what `check`'s lints look at.
+    pub links: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,10 +162,12 @@ impl Letter {
     pub fn parse(path: &Path, text: &str, language: &str) -> Result<Letter, LetterError> {
         let mut problems = Vec::new();
         let mut sections = Vec::new();
+        let mut links = Vec::new();
         for raw in split_sections(text, &mut problems) {
             let mut parser = SectionParser::new(raw.first_body_line, language);
             parser.parse(raw.body);
             problems.append(&mut parser.problems);
+            links.append(&mut parser.links);
             let mut blocks = parser.blocks;
             let title = parser.title;
             if (raw.kind == SectionKind::Story) != title.is_some() {
@@ -198,6 +202,7 @@ impl Letter {
                 path: path.to_owned(),
                 sections,
                 source_sha256: hex(&Sha256::digest(text.as_bytes())),
+                links,
             })
         } else {
             problems.sort_by_key(|p| p.line);
@@ -365,6 +370,7 @@ struct SectionParser<'l> {
     title: Option<Vec<Inline>>,
     blocks: Vec<Block>,
     problems: Vec<Problem>,
+    links: Vec<(String, usize)>,
     /// Open inline containers: (tag, children). The bottom one is the current block.
     stack: Vec<(Open, Vec<Inline>)>,
     /// Consecutive text events, joined before fields are parsed (pulldown splits text at `[`).
@@ -387,6 +393,7 @@ impl<'l> SectionParser<'l> {
             title: None,
             blocks: Vec::new(),
             problems: Vec::new(),
+            links: Vec::new(),
             stack: Vec::new(),
             text: String::new(),
             text_line: first_line,
@@ -427,6 +434,7 @@ impl<'l> SectionParser<'l> {
                     if let Err(message) = check_url(&dest_url) {
                         self.problems.push(problem(line, message));
                     }
+                    self.links.push((dest_url.to_string(), line));
                     self.stack.push((Open::Link(dest_url.into_string()), Vec::new()));
                 }
                 Event::End(TagEnd::Emphasis | TagEnd::Strong | TagEnd::Link) => {

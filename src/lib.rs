@@ -3,10 +3,12 @@
 //!
 //! Data flows one way. Loading: [`campaign`] (the settings file), [`letter`] (the sections a
 //! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
-//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`] (its pace and
-//! quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the client and what
-//! replies mean) and [`sendlog`] (the durable record that makes a second run
-//! resume instead of repeat). [`capture`] is the
+//! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`]
+//! (its pace and quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the
+//! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
+//! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
+//! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
+//! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
 //! command line into calls to the modules above.
 
@@ -14,7 +16,9 @@ pub mod app;
 pub mod campaign;
 pub mod capture;
 pub mod cli;
+pub mod dkim;
 pub mod letter;
+pub mod lint;
 pub mod logging;
 pub mod message;
 pub mod ratelimit;
@@ -24,4 +28,6 @@ pub mod retry;
 pub mod send;
 pub mod sendlog;
 pub mod smtp;
+pub mod suppression;
 pub mod typography;
+pub mod unsubscribe;

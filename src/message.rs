@@ -7,15 +7,25 @@
 //! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
 //! id for the same campaign: a resend after a crash can be recognized downstream, and a test can
 //! match what a server received to the person it was for.
+//!
+//! When the campaign has them, every message also carries the person's `List-Unsubscribe` and
+//! `List-Unsubscribe-Post` headers ([`crate::unsubscribe`]), and is DKIM-signed last, over its
+//! final headers and body ([`crate::dkim`]).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use lettre::Message;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::dkim::DkimConfig;
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
 use crate::recipients::Recipient;
 use crate::render::Rendered;
+use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 
 /// lettre refused to build a message (a header it could not encode).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +42,8 @@ pub struct Composer {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     subject: String,
+    unsubscribe: Option<Arc<Unsubscribe>>,
+    dkim: Option<Arc<DkimConfig>>,
 }
 
 impl Composer {
@@ -41,7 +53,22 @@ impl Composer {
             from,
             reply_to,
             subject: subject.to_owned(),
+            unsubscribe: None,
+            dkim: None,
         }
+    }
+
+    /// Adds `List-Unsubscribe` (mailto and the person's HTTPS link) and
+    /// `List-Unsubscribe-Post` to every message.
+    pub fn with_unsubscribe(mut self, unsubscribe: Arc<Unsubscribe>) -> Self {
+        self.unsubscribe = Some(unsubscribe);
+        self
+    }
+
+    /// DKIM-signs every message.
+    pub fn with_dkim(mut self, dkim: Arc<DkimConfig>) -> Self {
+        self.dkim = Some(dkim);
+        self
     }
 
     /// The Message-ID `recipient` gets in this campaign, with its angle brackets.
@@ -71,15 +98,65 @@ impl Composer {
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        builder
-            .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
-            ))
-            .map_err(|source| MessageError {
+        if let Some(unsubscribe) = &self.unsubscribe {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    unsubscribe.header(recipient.email.as_ref()),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    ONE_CLICK.to_owned(),
+                ));
+        }
+        let mut message =
+            multipart_alternative(builder, rendered).map_err(|source| MessageError {
                 email: recipient.email.to_string(),
                 source,
-            })
+            })?;
+        if let Some(dkim) = &self.dkim {
+            // Last: the signature covers the headers and body exactly as they will be sent.
+            message.sign(dkim);
+        }
+        Ok(message)
+    }
+}
+
+/// The message with a `multipart/alternative` body (text first, HTML last), its `Content-Type`
+/// a header of the message itself.
+///
+/// lettre writes a multipart's `Content-Type` with the body, out of the headers its DKIM signer
+/// sees, so the signature could never cover it. Formatting the multipart first and attaching it
+/// as a raw 7-bit body (its parts are quoted-printable or base64) makes the same bytes with every
+/// header signable.
+fn multipart_alternative(
+    builder: lettre::message::MessageBuilder,
+    rendered: Rendered,
+) -> Result<Message, lettre::error::Error> {
+    let multipart = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    let formatted = multipart.formatted();
+    let content_type = multipart.headers().get::<ContentType>();
+    let body_start = formatted
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    // RFC 2045 allows only 7bit, 8bit or binary for a multipart; its parts are already encoded,
+    // so it is ASCII with short lines: 7bit. (lettre's own 7-bit check wants lines under 76
+    // characters, which quoted-printable's 76-character lines miss by one.)
+    let body = body_start.filter(|_| formatted.is_ascii()).map(|start| {
+        Body::dangerous_pre_encoded(
+            formatted[start..].to_vec(),
+            ContentTransferEncoding::SevenBit,
+        )
+    });
+    match (content_type, body) {
+        (Some(content_type), Some(body)) => builder
+            .header(MIME_VERSION_1_0)
+            .header(content_type)
+            .body(body),
+        // Not expected (lettre encodes every part to ASCII); the message is still right, only
+        // its Content-Type stays out of the signature.
+        _ => builder.multipart(multipart),
     }
 }
 

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use lettre::Address;
 use sha2::{Digest, Sha256};
 
+use crate::suppression::{Reason, SuppressionList};
+
 /// Longest value accepted in any column. Longer is a broken export, not a name.
 pub const MAX_FIELD_CHARS: usize = 1000;
 /// RFC 5321's limit on a forward path.
@@ -123,6 +125,8 @@ impl Recipient {
 pub enum Row {
     Valid(Recipient),
     Rejected(RowError),
+    /// A valid row whose address is on a suppression list: never to be mailed.
+    Suppressed(Recipient, Reason),
 }
 
 /// Streams and validates the rows of a recipient CSV.
@@ -132,6 +136,7 @@ pub struct RecipientReader {
     columns: Arc<Columns>,
     seen: HashSet<RecipientKey>,
     record: csv::ByteRecord,
+    suppression: Option<Arc<SuppressionList>>,
 }
 
 impl RecipientReader {
@@ -187,7 +192,14 @@ impl RecipientReader {
             }),
             seen: HashSet::new(),
             record: csv::ByteRecord::new(),
+            suppression: None,
         })
+    }
+
+    /// Yields people on `list` as [`Row::Suppressed`] instead of [`Row::Valid`].
+    pub fn with_suppression(mut self, list: Arc<SuppressionList>) -> Self {
+        self.suppression = Some(list);
+        self
     }
 
     pub fn columns(&self) -> &Columns {
@@ -284,14 +296,22 @@ impl RecipientReader {
             .filter(|v| !v.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        Row::Valid(Recipient {
+        let recipient = Recipient {
             line,
             email,
             key,
             name,
             values,
             columns: Arc::clone(&self.columns),
-        })
+        };
+        match self
+            .suppression
+            .as_ref()
+            .and_then(|list| list.reason(recipient.email.as_ref()))
+        {
+            Some(reason) => Row::Suppressed(recipient, reason),
+            None => Row::Valid(recipient),
+        }
     }
 }
 
@@ -326,6 +346,7 @@ mod tests {
             out.push(match row {
                 Row::Valid(r) => Ok(r),
                 Row::Rejected(e) => Err(e),
+                Row::Suppressed(..) => unreachable!("no suppression list"),
             });
         }
         out
@@ -403,6 +424,34 @@ mod tests {
         .err()
         .unwrap();
         assert!(matches!(err, RecipientsError::MissingEmail { .. }));
+    }
+
+    #[test]
+    fn suppressed_people_come_out_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unsub.txt");
+        std::fs::write(&path, "Zoe@EXAMPLE.com\n").unwrap();
+        let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
+        let csv = "email\nZoe@example.com\nmarie@example.com\n";
+        let mut reader = RecipientReader::from_reader(
+            Path::new("l.csv"),
+            Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+            &[],
+        )
+        .unwrap()
+        .with_suppression(Arc::new(list));
+        let mut kinds = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            kinds.push(match row {
+                Row::Valid(r) => format!("valid {}", r.email),
+                Row::Suppressed(r, reason) => format!("{reason} {}", r.email),
+                Row::Rejected(e) => format!("rejected {}", e.line),
+            });
+        }
+        assert_eq!(
+            kinds,
+            ["unsubscribed Zoe@example.com", "valid marie@example.com"]
+        );
     }
 
     #[test]

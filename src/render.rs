@@ -6,21 +6,33 @@
 //!
 //! The HTML is built for mail clients, not browsers: a table layout with inline styles, 600 px
 //! wide at most, one `<style>` block only for phones (clients that drop it still get a readable
-//! letter), a hidden preheader, a table-based button for the ask, and no image at all.
+//! letter), a hidden preheader, a table-based button for the ask, and no image at all. When the
+//! campaign has an unsubscribe link, a footer under the letter shows the person's own link, in
+//! both parts: the one-click header is invisible, and people look for the link at the bottom.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+use crate::unsubscribe::Unsubscribe;
 
 /// Where a letter's fields get their values: a recipient's row, or anything else with names.
 pub trait Fields {
     /// The value of field `name`; `None` or `Some("")` both mean "no value" (the fallback shows).
     fn field(&self, name: &str) -> Option<&str>;
+
+    /// The address the message goes to, for the unsubscribe footer; `None` shows no footer.
+    fn address(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Fields for crate::recipients::Recipient {
     fn field(&self, name: &str) -> Option<&str> {
         crate::recipients::Recipient::field(self, name)
+    }
+
+    fn address(&self) -> Option<&str> {
+        Some(self.email.as_ref())
     }
 }
 
@@ -30,6 +42,8 @@ pub struct Frame<'a> {
     pub subject: &'a str,
     pub preheader: &'a str,
     pub language: &'a str,
+    /// Makes each person's unsubscribe link for the footer; `None` for no footer.
+    pub unsubscribe: Option<&'a Unsubscribe>,
 }
 
 /// The two bodies of one person's message.
@@ -46,8 +60,14 @@ pub const TEXT_WIDTH: usize = 76;
 pub fn render(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Rendered {
     Rendered {
         html: html_document(letter, frame, fields).into_string(),
-        text: text_document(letter, fields),
+        text: text_document(letter, frame, fields),
     }
+}
+
+/// The footer's words and the person's link, when the campaign has one.
+fn footer<'a>(frame: &Frame<'a>, fields: &dyn Fields) -> Option<(&'a Unsubscribe, String)> {
+    let unsubscribe = frame.unsubscribe?;
+    Some((unsubscribe, unsubscribe.link(fields.address()?)))
 }
 
 // ---- HTML ---------------------------------------------------------------------------------
@@ -59,6 +79,8 @@ const ACCENT: &str = "#0b3d91";
 const BUTTON: &str = "#b3261e";
 const PROBLEM_RULE: &str = "#d4351c";
 const LESSON_RULE: &str = "#1a7f37";
+/// On the page's grey (#f3f4f6) this has a contrast ratio of 5.7:1 (WCAG AA asks 4.5).
+const FOOTER_INK: &str = "#57606a";
 
 const PHONE_CSS: &str = "@media only screen and (max-width:620px){\
 .sheet{width:100%!important}.pad{padding:24px 18px!important}\
@@ -96,6 +118,16 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
                                     (html_section(section, fields))
                                 }
                             } }
+                        }
+                        @if let Some((unsubscribe, link)) = footer(frame, fields) {
+                            (NL)
+                            table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+                                style="width:600px;max-width:600px;" {
+                                tr { td.pad style={ "padding:20px 48px 8px 48px;font-family:Arial,Helvetica,sans-serif;font-size:13px;line-height:1.5;color:" (FOOTER_INK) ";text-align:center;" } {
+                                    (unsubscribe.footer) " "
+                                    a href=(link) style={ "color:" (FOOTER_INK) ";text-decoration:underline;" } { (unsubscribe.link_text) }
+                                } }
+                            }
                         }
                     } }
                 }
@@ -179,9 +211,59 @@ fn html_inlines(inlines: &[Inline], fields: &dyn Fields) -> Markup {
     }
 }
 
+// ---- screenshot page ----------------------------------------------------------------------
+
+/// What an inbox shows above a letter: who, to whom, what, and the preheader.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub preheader: &'a str,
+}
+
+/// The letter's HTML as a page to look at or screenshot: the same document, with a band on top
+/// that shows what the inbox shows (sender, recipient, subject, preheader), since a person
+/// judges a letter by those first. Nothing remote, nothing that moves: two renderings of the
+/// same page are the same picture.
+pub fn screenshot_page(letter_html: &str, envelope: &Envelope) -> String {
+    let band = html! {
+        (NL)
+        table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0"
+            style="background-color:#ffffff;border-bottom:1px solid #d0d7de;" {
+            tr { td align="center" style="padding:14px 8px;" {
+                table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+                    style="width:600px;max-width:600px;font-family:Arial,Helvetica,sans-serif;color:#1f2328;" {
+                    tr { td style="padding:0 16px;font-size:13px;line-height:1.5;color:#57606a;overflow-wrap:anywhere;" {
+                        (envelope.from) " \u{2192} " (envelope.to)
+                    } }
+                    tr { td style="padding:2px 16px;font-size:17px;line-height:1.35;font-weight:bold;" {
+                        (envelope.subject)
+                    } }
+                    tr { td style="padding:0 16px;font-size:14px;line-height:1.4;color:#57606a;" {
+                        (envelope.preheader)
+                    } }
+                }
+            } }
+        }
+    };
+    match letter_html
+        .find("<body")
+        .and_then(|start| letter_html[start..].find('>').map(|end| start + end + 1))
+    {
+        Some(at) => format!(
+            "{}{}{}",
+            &letter_html[..at],
+            band.into_string(),
+            &letter_html[at..]
+        ),
+        None => letter_html.to_owned(),
+    }
+}
+
 // ---- text ---------------------------------------------------------------------------------
 
-fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
+fn text_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> String {
     let mut out = String::new();
     for section in &letter.sections {
         if let Some(title) = &section.title {
@@ -214,6 +296,17 @@ fn text_document(letter: &Letter, fields: &dyn Fields) -> String {
                 out.push_str(&line);
                 out.push('\n');
             }
+            out.push('\n');
+        }
+    }
+    if let Some((unsubscribe, link)) = footer(frame, fields) {
+        let colon = crate::typography::apply(frame.language, " :");
+        let colon = if colon == " :" { ":" } else { colon.as_str() };
+        for line in wrap(&format!(
+            "{} {}{colon} {link}",
+            unsubscribe.footer, unsubscribe.link_text
+        )) {
+            out.push_str(&line);
             out.push('\n');
         }
     }
@@ -317,6 +410,7 @@ mod tests {
             subject: "Sujet",
             preheader: "Avant-propos",
             language: "fr",
+            unsubscribe: None,
         }
     }
 
@@ -363,6 +457,71 @@ mod tests {
         );
         assert!(r.text.contains("_Confidentialité non incluse_"));
         assert!(r.text.contains("-- \nAshley Boyd\nMozilla\n"));
+    }
+
+    #[test]
+    fn footer_shows_the_persons_unsubscribe_link_in_both_parts() {
+        struct Person;
+        impl Fields for Person {
+            fn field(&self, _: &str) -> Option<&str> {
+                None
+            }
+            fn address(&self) -> Option<&str> {
+                Some("zoe@example.com")
+            }
+        }
+        let unsubscribe = Unsubscribe {
+            campaign_id: "c1".into(),
+            mailto: "stop@example.org".parse().unwrap(),
+            url: "https://example.org/stop".parse().unwrap(),
+            footer: "Plus de lettres\u{202f}?".into(),
+            link_text: "Se désabonner".into(),
+            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
+        };
+        let letter = Letter::parse(Path::new("l.md"), LETTER, "fr").unwrap();
+        let frame = Frame {
+            unsubscribe: Some(&unsubscribe),
+            ..frame()
+        };
+        let link = unsubscribe.link("zoe@example.com");
+        let r = render(&letter, &frame, &Person);
+        let escaped = link.replace('&', "&amp;");
+        assert!(
+            r.html
+                .contains(&format!("Plus de lettres\u{202f}? <a href=\"{escaped}\"")),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.text.ends_with(&format!(
+                "Mozilla\n\nPlus de lettres\u{202f}? Se désabonner\u{a0}:\n{link}\n"
+            )),
+            "{}",
+            r.text
+        );
+        // Without an address (or an unsubscribe setting) there is no footer at all.
+        let r = render(&letter, &frame, &HashMap::<&str, &str>::new());
+        assert!(!r.html.contains("Se désabonner") && !r.text.contains("Se désabonner"));
+    }
+
+    #[test]
+    fn screenshot_page_adds_the_inbox_band_after_body() {
+        let r = render_for(&[("first_name", "Zoé")]);
+        let page = screenshot_page(
+            &r.html,
+            &Envelope {
+                from: "Mozilla <dons@example.org>",
+                to: "zoe@example.com",
+                subject: "Sujet <b>",
+                preheader: "Avant-propos",
+            },
+        );
+        let body = page.find("<body").unwrap();
+        let band = page
+            .find("Mozilla &lt;dons@example.org&gt; \u{2192} zoe@example.com")
+            .unwrap();
+        assert!(body < band && band < page.find("Bonjour Zoé").unwrap());
+        assert!(page.contains("Sujet &lt;b&gt;"));
     }
 
     #[test]

@@ -186,8 +186,10 @@ fn preview_writes_eml_html_and_text() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 9, "{names:?}");
+    // Three files a message, and the first message as a page to look at.
+    assert_eq!(names.len(), 10, "{names:?}");
     assert_eq!(names[0], "00002-person01@example.com.eml");
+    assert_eq!(names[9], "screenshot.html");
 
     let one = fixture.path("un");
     let run = fixture.command(
@@ -209,17 +211,34 @@ fn preview_writes_eml_html_and_text() {
 #[test]
 fn the_shipped_campaign_checks_clean() {
     let campaign = repo().join("campaign.toml");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
-        .args(["check", campaign.to_str().unwrap()])
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let check = |secret: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_missive"));
+        command
+            .args(["check", campaign.to_str().unwrap()])
+            .current_dir(std::env::temp_dir())
+            .env_remove("MISSIVE_UNSUBSCRIBE_SECRET");
+        if let Some(secret) = secret {
+            command.env("MISSIVE_UNSUBSCRIBE_SECRET", secret);
+        }
+        let output = command.output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), all)
+    };
+    let (code, all) = check(Some("a-test-secret-of-at-least-32-bytes!"));
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("0 row(s) rejected"), "{all}");
+    assert!(all.contains("0 lint error(s)"), "{all}");
+    assert!(!all.contains("a-test-secret"), "{all}");
+
+    // The shipped campaign enables unsubscribe: without its secret it cannot be sent.
+    let (code, all) = check(None);
+    assert_eq!(code, Some(65), "{all}");
+    assert!(
+        all.contains("error: ") && all.contains("MISSIVE_UNSUBSCRIBE_SECRET is unset"),
+        "{all}"
     );
-    assert!(stdout.contains("0 row(s) rejected"), "{stdout}");
 }

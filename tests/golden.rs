@@ -8,6 +8,7 @@ use missive::campaign::Campaign;
 use missive::letter::Letter;
 use missive::recipients::{RecipientReader, Row};
 use missive::render::{Frame, Rendered, render};
+use missive::unsubscribe::{Secret, Unsubscribe};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,10 +28,24 @@ fn rendered_for(csv_row: &str) -> Rendered {
     let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
         panic!("the golden row is valid")
     };
+    // A fixed key, so the footer's link (and its token) is the same on every run.
+    let settings = campaign
+        .unsubscribe
+        .clone()
+        .expect("the shipped campaign has [unsubscribe]");
+    let unsubscribe = Unsubscribe {
+        campaign_id: campaign.id.clone(),
+        mailto: settings.mailto,
+        url: settings.url,
+        footer: settings.footer,
+        link_text: settings.link_text,
+        secret: Secret::new("golden-files-key-golden-files-key").unwrap(),
+    };
     let frame = Frame {
         subject: &campaign.subject,
         preheader: &campaign.preheader,
         language: &campaign.language,
+        unsubscribe: Some(&unsubscribe),
     };
     render(&letter, &frame, &recipient)
 }

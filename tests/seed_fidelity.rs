@@ -48,6 +48,7 @@ fn letter_words() -> Vec<String> {
         subject: &campaign.subject,
         preheader: &campaign.preheader,
         language: "fr",
+        unsubscribe: None,
     };
     let text = render(&letter, &frame, &recipient).text;
     let kept: Vec<&str> = text

@@ -270,12 +270,13 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         extra += &format!(", {} through the fallback relay", report.via_fallback);
     }
     println!(
-        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s){extra}",
+        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s), {} suppressed{extra}",
         report.sent,
         report.failed,
         report.deferred,
         report.already_done,
         report.rejected.len(),
+        report.suppressed,
     );
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));

@@ -49,13 +49,19 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     let mut reader = loaded.recipients()?;
     while let Some(row) = reader.next_row()? {
         report.total += 1;
-        let Row::Valid(recipient) = row else {
-            report.invalid += 1;
-            continue;
+        let (recipient, suppressed) = match row {
+            Row::Valid(recipient) => (recipient, false),
+            Row::Suppressed(recipient, _) => (recipient, true),
+            Row::Rejected(_) => {
+                report.invalid += 1;
+                continue;
+            }
         };
         match replay.get(&recipient.key).map(|e| e.status) {
             Some(Status::Sent) => report.sent += 1,
             Some(Status::Failed) => report.failed += 1,
+            // Whatever else the log says, a suppressed person will not be mailed.
+            _ if suppressed => report.suppressed += 1,
             Some(Status::Deferred) => report.deferred += 1,
             Some(Status::InDoubt) => report.in_doubt += 1,
             None => report.pending += 1,

@@ -180,6 +180,8 @@ pub struct RunReport {
     /// The earliest time one of those is due.
     pub next_due: Option<SystemTime>,
     pub rejected: Vec<RowError>,
+    /// People on a suppression list: not mailed.
+    pub suppressed: u64,
     pub stopped: Option<Stopped>,
 }
 
@@ -269,6 +271,11 @@ pub async fn run(
             Row::Rejected(error) => {
                 tracing::warn!("row rejected: {}", error.at(recipients.path()));
                 report.rejected.push(error);
+                skipped();
+                continue;
+            }
+            Row::Suppressed(_, _) => {
+                report.suppressed += 1;
                 skipped();
                 continue;
             }

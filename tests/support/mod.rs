@@ -1,2 +1,3 @@
+pub mod dkim;
 pub mod harness;
 pub mod smtp_server;

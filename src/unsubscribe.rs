@@ -1,0 +1,295 @@
+//! One-click unsubscribe (RFC 2369 and RFC 8058): the per-recipient link, its token, and the
+//! check the organization's web endpoint makes when someone follows it.
+//!
+//! Every message carries `List-Unsubscribe` (a `mailto:` address and an HTTPS link) and
+//! `List-Unsubscribe-Post: List-Unsubscribe=One-Click`; the same link shows in the letter's
+//! footer. The link names the campaign and the address, and holds a token: an HMAC-SHA256 of
+//! both under a secret that only the environment variable [`SECRET_VAR`] holds. Whoever holds
+//! the secret can tell a real link from a forged one ([`verify_link`], or
+//! `missive unsubscribe-token verify URL`), so nobody can unsubscribe someone else by guessing.
+//!
+//! The link carries the address itself: the endpoint needs no database to know whom to remove.
+//! It only travels in that person's own mail and to the organization's endpoint, over HTTPS.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use lettre::Address;
+use sha2::Sha256;
+
+/// The environment variable holding the token key; never read from a file, never printed.
+pub const SECRET_VAR: &str = "MISSIVE_UNSUBSCRIBE_SECRET";
+/// Shorter secrets can be guessed; `openssl rand -hex 32` makes a good one.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Bytes of the HMAC kept in a token: 128 bits, as hard to forge as to guess.
+const TOKEN_BYTES: usize = 16;
+/// Query parameters of the link: campaign id, address, token.
+const CAMPAIGN_PARAM: &str = "c";
+const ADDRESS_PARAM: &str = "e";
+const TOKEN_PARAM: &str = "t";
+
+/// The token key. Its `Debug` never shows the value, so it cannot leak through a log line.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Why the secret cannot be used (the message never contains the secret itself).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error(
+        "{SECRET_VAR} is unset or empty; set it to a random value, e.g. `export {SECRET_VAR}=$(openssl rand -hex 32)`"
+    )]
+    Missing,
+    #[error(
+        "{SECRET_VAR} is {0} bytes long; use at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -hex 32`"
+    )]
+    TooShort(usize),
+}
+
+impl Secret {
+    /// A secret from its text, refused when too short to resist guessing.
+    pub fn new(text: &str) -> Result<Secret, SecretError> {
+        match text.len() {
+            0 => Err(SecretError::Missing),
+            n if n < MIN_SECRET_BYTES => Err(SecretError::TooShort(n)),
+            _ => Ok(Secret(text.as_bytes().to_vec())),
+        }
+    }
+
+    /// The secret in [`SECRET_VAR`].
+    pub fn from_env() -> Result<Secret, SecretError> {
+        Secret::new(&std::env::var(SECRET_VAR).unwrap_or_default())
+    }
+
+    /// A random secret for a dry run or a preview: links made with it never verify later.
+    pub fn throwaway() -> Secret {
+        let bytes: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..))
+            .take(MIN_SECRET_BYTES)
+            .collect();
+        Secret(bytes)
+    }
+}
+
+/// An address as suppression lists and tokens compare it: the local part exactly as written
+/// (RFC 5321 lets a server tell `Marie` from `marie`), the domain in lower case.
+pub fn normalize(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => address.to_owned(),
+    }
+}
+
+fn mac(secret: &Secret, campaign_id: &str, address: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
+    // The campaign id cannot hold a NUL and an address cannot either: the input is unambiguous.
+    mac.update(b"missive-unsubscribe-v1\0");
+    mac.update(campaign_id.as_bytes());
+    mac.update(b"\0");
+    mac.update(normalize(address).as_bytes());
+    mac
+}
+
+/// The token of `address` in campaign `campaign_id`: 32 hex digits.
+pub fn token(secret: &Secret, campaign_id: &str, address: &str) -> String {
+    let tag = mac(secret, campaign_id, address).finalize().into_bytes();
+    crate::letter::hex(&tag[..TOKEN_BYTES])
+}
+
+/// True when `token` is the token of (`campaign_id`, `address`); compares in constant time.
+pub fn verify(secret: &Secret, campaign_id: &str, address: &str, token: &str) -> bool {
+    let Some(bytes) = unhex(token) else {
+        return false;
+    };
+    bytes.len() == TOKEN_BYTES
+        && mac(secret, campaign_id, address)
+            .verify_truncated_left(&bytes)
+            .is_ok()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// A campaign's unsubscribe settings with the secret: makes every person's link and headers.
+#[derive(Debug, Clone)]
+pub struct Unsubscribe {
+    pub campaign_id: String,
+    /// Where unsubscribe requests by mail go.
+    pub mailto: Address,
+    /// The HTTPS endpoint; each person's link adds the campaign, the address and the token.
+    pub url: url::Url,
+    /// Words of the footer before the link, and the link's own words.
+    pub footer: String,
+    pub link_text: String,
+    pub secret: Secret,
+}
+
+impl Unsubscribe {
+    /// The HTTPS link of `address`: `url?c=<campaign>&e=<address>&t=<token>`.
+    pub fn link(&self, address: &str) -> String {
+        let mut url = self.url.clone();
+        url.query_pairs_mut()
+            .append_pair(CAMPAIGN_PARAM, &self.campaign_id)
+            .append_pair(ADDRESS_PARAM, address)
+            .append_pair(
+                TOKEN_PARAM,
+                &token(&self.secret, &self.campaign_id, address),
+            );
+        url.into()
+    }
+
+    /// The value of `List-Unsubscribe` for `address`: the mailto first, then the link (RFC 2369
+    /// lists them in order of preference; RFC 8058 clients pick the HTTPS one for one click).
+    pub fn header(&self, address: &str) -> String {
+        format!(
+            "<mailto:{}?subject=unsubscribe>, <{}>",
+            self.mailto,
+            self.link(address)
+        )
+    }
+}
+
+/// The value of `List-Unsubscribe-Post` (RFC 8058): the link accepts a one-click POST.
+pub const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+
+/// Why a link did not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("{0:?} is not a URL")]
+    NotAUrl(String),
+    #[error("the link has no `{0}` parameter")]
+    Missing(&'static str),
+    #[error("the token does not match campaign {campaign} and address {address}")]
+    BadToken { campaign: String, address: String },
+}
+
+/// Who a verified link unsubscribes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub campaign_id: String,
+    pub address: String,
+}
+
+/// Checks a link as the endpoint received it (the whole URL; a query string alone also works).
+pub fn verify_link(secret: &Secret, link: &str) -> Result<Verified, VerifyError> {
+    let parsed = url::Url::parse(link)
+        .or_else(|_| {
+            url::Url::parse(&format!(
+                "https://x.invalid/?{}",
+                link.trim_start_matches('?')
+            ))
+        })
+        .map_err(|_| VerifyError::NotAUrl(link.to_owned()))?;
+    let param = |name: &'static str| {
+        parsed
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+            .ok_or(VerifyError::Missing(name))
+    };
+    let (campaign, address, token) = (
+        param(CAMPAIGN_PARAM)?,
+        param(ADDRESS_PARAM)?,
+        param(TOKEN_PARAM)?,
+    );
+    if verify(secret, &campaign, &address, &token) {
+        Ok(Verified {
+            campaign_id: campaign,
+            address,
+        })
+    } else {
+        Err(VerifyError::BadToken { campaign, address })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Secret {
+        Secret::new("0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn settings() -> Unsubscribe {
+        Unsubscribe {
+            campaign_id: "c1".into(),
+            mailto: "desabonnement@example.org".parse().unwrap(),
+            url: "https://dons.example.org/desabonnement?lang=fr"
+                .parse()
+                .unwrap(),
+            footer: "f".into(),
+            link_text: "l".into(),
+            secret: secret(),
+        }
+    }
+
+    #[test]
+    fn token_depends_on_campaign_address_and_secret() {
+        let t = token(&secret(), "c1", "Zoe@Example.COM");
+        assert_eq!(t.len(), 32);
+        assert_eq!(t, token(&secret(), "c1", "Zoe@example.com"), "domain case");
+        assert_ne!(t, token(&secret(), "c1", "zoe@example.com"), "local part");
+        assert_ne!(t, token(&secret(), "c2", "Zoe@example.com"));
+        let other = Secret::new(&"x".repeat(40)).unwrap();
+        assert_ne!(t, token(&other, "c1", "Zoe@example.com"));
+        assert!(verify(&secret(), "c1", "Zoe@example.com", &t));
+        assert!(!verify(&other, "c1", "Zoe@example.com", &t));
+        assert!(!verify(&secret(), "c1", "Zoe@example.com", &t[..30]));
+        assert!(!verify(&secret(), "c1", "Zoe@example.com", "zz"));
+    }
+
+    #[test]
+    fn link_round_trips_through_verification() {
+        let u = settings();
+        let link = u.link("zoé+dons@example.com");
+        assert!(
+            link.starts_with("https://dons.example.org/desabonnement?lang=fr&c=c1&e=zo%C3%A9%2Bdons%40example.com&t="),
+            "{link}"
+        );
+        let verified = verify_link(&u.secret, &link).unwrap();
+        assert_eq!(verified.address, "zoé+dons@example.com");
+        assert_eq!(verified.campaign_id, "c1");
+        let query = link.split_once('?').unwrap().1;
+        assert!(verify_link(&u.secret, query).is_ok());
+
+        let forged = link.replace("zo%C3%A9", "eve");
+        assert!(matches!(
+            verify_link(&u.secret, &forged),
+            Err(VerifyError::BadToken { .. })
+        ));
+        assert_eq!(
+            verify_link(&u.secret, "https://x.example/?c=c1&e=a%40b"),
+            Err(VerifyError::Missing("t"))
+        );
+    }
+
+    #[test]
+    fn header_has_mailto_then_https() {
+        let h = settings().header("a@example.com");
+        assert!(
+            h.starts_with("<mailto:desabonnement@example.org?subject=unsubscribe>, <https://"),
+            "{h}"
+        );
+        assert!(h.ends_with('>'));
+    }
+
+    #[test]
+    fn secrets_are_checked_and_never_shown() {
+        assert_eq!(Secret::new("").unwrap_err(), SecretError::Missing);
+        assert_eq!(Secret::new("short").unwrap_err(), SecretError::TooShort(5));
+        let s = Secret::new(&"s3cr3t".repeat(8)).unwrap();
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+        assert_eq!(normalize("Marie@Example.ORG"), "Marie@example.org");
+    }
+}

@@ -1,0 +1,179 @@
+//! DKIM: messages missive sends, as an SMTP server received them, carry a signature that an
+//! independent verifier (Python's dkimpy, with the public key given as its DNS record) accepts,
+//! over the unsubscribe headers too; and changing any signed header breaks it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::dkim::{self, TestKey};
+use support::harness::{Fixture, people};
+use support::smtp_server::{Behavior, SmtpServer};
+
+const SECRET: (&str, &str) = (
+    "MISSIVE_UNSUBSCRIBE_SECRET",
+    "a-test-key-for-unsubscribe-tokens-0123456789",
+);
+const UNSUBSCRIBE: &str = "[unsubscribe]\nmailto = \"desabonnement@example.org\"\n\
+                           url = \"https://dons.example.org/desabonnement\"\n";
+
+/// Sends one message of a campaign signed with a fresh `algorithm` key; returns the key and the
+/// message as the server received it.
+fn send_signed(algorithm: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    let key = dkim::generate(keys.path(), algorithm);
+    let extra = format!(
+        "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
+        key.pem.display()
+    );
+    let fixture = Fixture::new(&people(1), &extra);
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let campaign = fixture.campaign();
+    let url = server.url();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &url],
+        &[SECRET],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let mut received = server.wait_for(1, Duration::from_secs(10));
+    assert_eq!(received.len(), 1, "{}", run.all());
+    (key, received.remove(0).data, keys)
+}
+
+fn replace_once(message: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(message.to_vec()).unwrap();
+    assert!(text.contains(from), "{from:?} not in\n{text}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+fn header_line<'a>(message: &'a str, name: &str) -> &'a str {
+    message
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} header in\n{message}"))
+}
+
+#[test]
+fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
+    let (key, message, _keys) = send_signed("ed25519");
+    let (ok, report) = dkim::verify(&message, "s2026", "example.org", &key.record);
+    assert!(ok, "{report}\n{}", String::from_utf8_lossy(&message));
+    assert!(report.contains("a=ed25519-sha256"), "{report}");
+    for header in [
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ] {
+        assert!(
+            report
+                .split("h=")
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .any(|h| h == header),
+            "{header} is not signed: {report}"
+        );
+    }
+
+    let text = String::from_utf8(message.clone()).unwrap();
+    let subject = header_line(&text, "Subject");
+    let list_unsubscribe = header_line(&text, "List-Unsubscribe-Post");
+    let tampered = [
+        (
+            "the subject",
+            replace_once(&message, subject, "Subject: Gagnez un iPhone"),
+        ),
+        (
+            "List-Unsubscribe-Post",
+            replace_once(&message, list_unsubscribe, "List-Unsubscribe-Post: nothing"),
+        ),
+        (
+            "the unsubscribe link",
+            replace_once(
+                &message,
+                "e=person01%40example.com",
+                "e=victim%40example.com",
+            ),
+        ),
+        ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
+    ];
+    for (what, changed) in tampered {
+        let (ok, report) = dkim::verify(&changed, "s2026", "example.org", &key.record);
+        assert!(!ok, "changing {what} should break the signature: {report}");
+    }
+    // A header that is not signed (a relay's trace, say) may be added freely.
+    let mut relayed = b"Received: from relay.example.net by mx.example.com\r\n".to_vec();
+    relayed.extend_from_slice(&message);
+    let (ok, report) = dkim::verify(&relayed, "s2026", "example.org", &key.record);
+    assert!(ok, "{report}");
+    // The right key is needed: another one's record does not verify.
+    let (other, _, _keys) = send_signed("ed25519");
+    let (ok, _) = dkim::verify(&message, "s2026", "example.org", &other.record);
+    assert!(!ok);
+}
+
+#[test]
+fn rsa_sha256_signature_verifies() {
+    let (key, message, _keys) = send_signed("rsa");
+    let (ok, report) = dkim::verify(&message, "s2026", "example.org", &key.record);
+    assert!(ok, "{report}\n{}", String::from_utf8_lossy(&message));
+    assert!(report.contains("a=rsa-sha256"), "{report}");
+    let changed = replace_once(&message, "To: ", "To: eve@example.net, ");
+    let (ok, report) = dkim::verify(&changed, "s2026", "example.org", &key.record);
+    assert!(!ok, "{report}");
+}
+
+#[test]
+fn an_unreadable_key_stops_check_and_send_with_65() {
+    let extra = "[dkim]\ndomain = \"example.org\"\nselector = \"s\"\nkey = \"keys/missing.pem\"\n";
+    let fixture = Fixture::new(&people(1), extra);
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("keys/missing.pem"), "{}", run.all());
+    assert!(run.stderr.contains("dkim.key"), "{}", run.all());
+
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+
+    fixture.write("keys/missing.pem", "not a key\n");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("openssl genpkey"), "{}", run.all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.connections(),
+        0,
+        "nothing goes out unsigned by surprise"
+    );
+}
+
+#[test]
+fn check_warns_when_dkim_is_not_aligned_with_from() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = dkim::generate(keys.path(), "ed25519");
+    let extra = format!(
+        "[dkim]\ndomain = \"mailer.example.net\"\nselector = \"s\"\nkey = '{}'\n",
+        key.pem.display()
+    );
+    let fixture = Fixture::new(&people(1), &extra);
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 0, "warnings do not fail check: {}", run.all());
+    assert!(
+        run.stdout.contains("warning: ")
+            && run.stdout.contains("field `dkim.domain`")
+            && run
+                .stdout
+                .contains("not aligned with the From domain example.org"),
+        "{}",
+        run.all()
+    );
+}
