@@ -4,6 +4,8 @@
 //! shows every outcome. `--log-format json` (or `MISSIVE_LOG_FORMAT=json`) writes one JSON
 //! object a line, with timestamps, for log collectors.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -20,6 +22,8 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes are for terminals, not for files and cron mail.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let json =
         format == LogFormat::Json || std::env::var("MISSIVE_LOG_FORMAT").is_ok_and(|f| f == "json");

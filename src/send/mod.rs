@@ -295,9 +295,12 @@ pub async fn run(
                 skipped();
                 continue;
             }
-            if let Some(reason) = engine
-                .retry
-                .give_up(entry.attempts, entry.first_attempt, now)
+            // The retry policy is about refusals: an in-doubt message may well have arrived, and
+            // is sent again (same Message-ID) however many attempts it took.
+            if entry.status == Status::Deferred
+                && let Some(reason) = engine
+                    .retry
+                    .give_up(entry.attempts, entry.first_attempt, now)
             {
                 let failed = Record::new(Event::Failed { reply: reason }, &rcpt, &message_id);
                 engine.log.write(failed).await?;
