@@ -1,2 +1,3 @@
+pub mod audit;
 pub mod harness;
 pub mod smtp_server;
