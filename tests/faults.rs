@@ -296,3 +296,45 @@ fn deferred_until_the_attempts_run_out_ends_failed_and_never_accepted() {
         "{entries:?}"
     );
 }
+
+#[test]
+fn a_stall_longer_than_the_timeout_is_given_up_and_the_message_resent_with_the_same_message_id() {
+    // The first connection is never greeted; two messages arrive whole and are never answered.
+    const STALLED: [usize; 2] = [7, 14];
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .on_greeting(|n| (n == 0).then_some(Fault::Stall))
+            .on_data_end(|address, earlier| {
+                (STALLED.contains(&number(address)) && earlier == 0).then_some(Fault::Stall)
+            }),
+    );
+    let fixture = Fixture::new(&people(20), CAMPAIGN);
+
+    // With timeout_secs = 1, a run must not wait on a silent server for long.
+    let limit = std::time::Duration::from_secs(8);
+    fixture
+        .start_send(&server.url(), &[])
+        .wait(limit)
+        .unwrap_or_else(|run| {
+            panic!(
+                "still waiting on a stalled server after {limit:?} with timeout_secs = 1: {}",
+                run.all()
+            )
+        });
+    assert_played(&server, "Stall at greeting");
+    assert_played(&server, "Stall at end of DATA");
+    send_until_done(&fixture, &server);
+
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    audit.assert_settled(&everyone(20), &BTreeSet::new(), 0);
+    audit.assert_accepted_at_most_once();
+    for rcpt in some(&STALLED) {
+        let fates: Vec<Fate> = audit.copies[&rcpt].iter().map(|c| c.fate).collect();
+        assert_eq!(fates, [Fate::Stalled, Fate::Accepted], "{rcpt}");
+        assert!(
+            audit.in_doubt_attempts(&rcpt) >= 1,
+            "{:?}",
+            audit.log[&rcpt]
+        );
+    }
+}
