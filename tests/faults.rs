@@ -31,6 +31,9 @@ max_delay = "1s"
 /// Runs of `send` a test allows before the campaign must be done.
 const MAX_RUNS: usize = 10;
 
+/// Long enough for anything the server still has in hand to finish.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn person(i: usize) -> String {
     format!("person{i:02}@example.com")
 }
@@ -337,4 +340,35 @@ fn a_stall_longer_than_the_timeout_is_given_up_and_the_message_resent_with_the_s
             audit.log[&rcpt]
         );
     }
+}
+
+#[test]
+fn a_reply_later_than_the_timeout_leaves_the_message_in_doubt_and_its_copy_has_the_same_message_id()
+{
+    // The server takes the message and says 250, but only after the client's timeout: it has
+    // the message, missive cannot know, so the next attempt makes a second copy.
+    const LATE: usize = 6;
+    let server =
+        SmtpServer::start_in_background(Behavior::accept_all().on_data_end(|address, earlier| {
+            (number(address) == LATE && earlier == 0)
+                .then_some(Fault::Late(std::time::Duration::from_secs(3)))
+        }));
+    let fixture = Fixture::new(&people(12), CAMPAIGN);
+
+    fixture.send_until_done(&server.url(), MAX_RUNS, |_| {
+        Audit::take(&fixture, &[server.journal()]).assert_consistent()
+    });
+
+    assert_played(&server, "Late");
+    assert!(server.wait_until_answered(WAIT), "the late 250 went out");
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    audit.assert_settled(&everyone(12), &BTreeSet::new(), 0);
+    let rcpt = person(LATE);
+    assert_eq!(audit.accepted_count(&rcpt), 2, "{:?}", audit.copies[&rcpt]);
+    assert_eq!(audit.duplicates(), 1, "only the late one has a second copy");
+    assert!(
+        audit.in_doubt_attempts(&rcpt) >= 1,
+        "{:?}",
+        audit.log[&rcpt]
+    );
 }

@@ -42,6 +42,10 @@ pub enum Fault {
     /// The server never answers: it waits until the client gives up and closes (or for
     /// [`STALL_LIMIT`]), then closes too. Longer than any client timeout in these tests.
     Stall,
+    /// The usual answer, but only after this long (longer than the client's timeout, it comes
+    /// when the client has given up: at the end of DATA, the server has the message and the
+    /// client does not know).
+    Late(Duration),
 }
 
 impl Fault {
@@ -326,6 +330,14 @@ impl SmtpServer {
             }
             journal = self.shared.changed.wait_timeout(journal, left).unwrap().0;
         }
+    }
+
+    /// Waits until every message received whole has been answered (or `timeout` passed): no
+    /// late reply or slow acceptance still on its way.
+    pub fn wait_until_answered(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |j| {
+            j.received.iter().all(|m| m.fate != Fate::Unanswered)
+        })
     }
 
     /// Waits until there are `n` [`messages`](Self::messages) (or `timeout` passed) and returns

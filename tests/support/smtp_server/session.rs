@@ -211,13 +211,19 @@ async fn end_of_data(
         .as_ref()
         .and_then(|rule| rule(&first, earlier)))
     .or_else(|| behavior.data_index.as_ref().and_then(|rule| rule(index)));
-    if fault.is_none()
-        && let Some(delay) = shared.behavior.reply_delay
-    {
+    let delay = match &fault {
+        None => behavior.reply_delay,
+        Some(Fault::Late(delay)) => Some(*delay),
+        Some(_) => None,
+    };
+    if let Some(late @ Fault::Late(_)) = &fault {
+        shared.note(|j| j.faults.push(format!("{late:?} at end of DATA")));
+    }
+    if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
     let fate = match &fault {
-        None => Fate::Accepted,
+        None | Some(Fault::Late(_)) => Fate::Accepted,
         Some(Fault::Reply(code, _) | Fault::ReplyAndClose(code, _)) if *code < 400 => {
             Fate::Accepted
         }
@@ -231,6 +237,8 @@ async fn end_of_data(
         j.accepted().count()
     });
     let ok = format!("250 2.0.0 Ok: queued as T{connection_id}N{index}");
+    // A late answer was journaled and waited for above: answer now.
+    let fault = fault.filter(|f| !matches!(f, Fault::Late(_)));
     let next = answer(shared, reader, write, fault, &ok, "end of DATA").await?;
     if fate == Fate::Accepted && shared.behavior.vanish_after == Some(accepted) {
         shared.note(|j| {
@@ -270,6 +278,11 @@ async fn answer(
             Ok(Next::Close)
         }
         Fault::HangUp => Ok(Next::Close),
+        Fault::Late(delay) => {
+            tokio::time::sleep(delay).await;
+            write.write_all(format!("{ok}\r\n").as_bytes()).await?;
+            Ok(Next::Continue)
+        }
         Fault::Stall => {
             // Read (and ignore) whatever comes until the client closes.
             let mut sink = Vec::new();
