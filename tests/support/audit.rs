@@ -122,7 +122,8 @@ impl Audit {
             "sent" => State::Sent,
             "failed" => State::Failed,
             "deferred" => State::Deferred,
-            _ => State::InDoubt,
+            "attempt" => State::InDoubt,
+            other => panic!("the audit does not know the log event {other:?}"),
         };
         entries
             .iter()
