@@ -291,6 +291,32 @@ fn a_server_that_vanishes_mid_run_and_comes_back_on_the_same_port_gets_everyone_
 }
 
 #[test]
+fn a_server_gone_for_a_moment_while_a_run_goes_on_loses_nobody_and_doubles_nobody() {
+    // A slow server, so the run is still going when it disappears.
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(std::time::Duration::from_millis(20)),
+    );
+    let fixture = Fixture::new(&people(30), CAMPAIGN);
+
+    let running = fixture.start_send(&server.url(), &[]);
+    assert!(server.wait_until(WAIT, |j| j.accepted().count() >= 6));
+    server.stop();
+    // Gone for a moment: connections are cut and refused meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.restart();
+    let first = running
+        .wait(RUN_LIMIT)
+        .unwrap_or_else(|run| panic!("the run never ended: {}", run.all()));
+    assert!([0, 75].contains(&first.code), "{}", first.all());
+    Audit::take(&fixture, &[server.journal()]).assert_consistent();
+    send_until_done(&fixture, &server);
+
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    audit.assert_settled(&everyone(30), &BTreeSet::new(), 0);
+    audit.assert_accepted_at_most_once();
+}
+
+#[test]
 fn deferred_until_the_attempts_run_out_ends_failed_and_never_accepted() {
     let server = SmtpServer::start_in_background(Behavior::accept_all().on_rcpt(|address, _| {
         (number(address) == 2).then(|| Fault::reply(451, "4.2.2 Mailbox full"))

@@ -11,10 +11,10 @@
 //!
 //! Faults are rules consulted at each step of a session: the greeting, `MAIL FROM`, `RCPT TO` and
 //! the end of DATA. A rule returns a [`Fault`] (a reply instead of the usual one, a hang-up, a
-//! stall) or `None` to behave. Rules see how many times the address came before, so "451 the
+//! stall, a late answer) or `None` to behave. Rules see how many times the address came before, so "451 the
 //! first time only" needs no state in the test. The server can also vanish (stop listening and
-//! cut every connection) after a number of accepted messages, or when the test says so, and come
-//! back on the same port.
+//! cut every connection) after a number of accepted messages, or when the test calls
+//! [`SmtpServer::stop`], and come back on the same port with [`SmtpServer::restart`].
 //!
 //! It is written independently of missive's own capture server, so a bug in one cannot hide a
 //! bug in the other.
@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 mod session;
+
 /// A stall ends when the client hangs up, or after this long whatever happens.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
 
@@ -175,7 +176,8 @@ pub enum Fate {
     HungUp,
     /// The server stalled until the client gave up.
     Stalled,
-    /// The connection ended (cut, or the server was stopped) before the server replied.
+    /// No reply yet (a slow or late one is on its way), or never: the connection ended (cut,
+    /// or the server was stopped) before the server replied.
     Unanswered,
 }
 
