@@ -410,3 +410,32 @@ fn a_reply_later_than_the_timeout_leaves_the_message_in_doubt_and_its_copy_has_t
         audit.log[&rcpt]
     );
 }
+
+#[test]
+fn an_in_doubt_message_is_sent_again_even_when_its_attempts_ran_out() {
+    // Person 3: 451 at the first attempt; at the second, the server takes the message but its
+    // 250 comes after the timeout (in doubt). With max_attempts = 2, the third run must not
+    // call "failed" a message the server has: it sends it again, with the same Message-ID
+    // (README: max_attempts bounds retries of deferred messages; in-doubt ones are sent again).
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .on_rcpt(|address, earlier| {
+                (number(address) == 3 && earlier == 0)
+                    .then(|| Fault::reply(451, "4.3.0 Try again later"))
+            })
+            .on_data_end(|address, earlier| {
+                (number(address) == 3 && earlier == 0)
+                    .then_some(Fault::Late(std::time::Duration::from_secs(3)))
+            }),
+    );
+    let fixture = Fixture::new(&people(6), &format!("{CAMPAIGN}max_attempts = 2\n"));
+
+    fixture.send_until_done(&server.url(), MAX_RUNS, |_| {
+        Audit::take(&fixture, &[server.journal()]).assert_consistent()
+    });
+
+    assert!(server.wait_until_answered(WAIT), "the late 250 went out");
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    assert!(audit.accepted_count(&person(3)) >= 1, "the server has it");
+    audit.assert_settled(&everyone(6), &BTreeSet::new(), 0);
+}
