@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A small letter using every kind of section and every field syntax.
 pub const LETTER: &str = "::: greeting
@@ -137,12 +139,19 @@ recipients = "recipients/list.csv"
         self.run(&args, &[])
     }
 
+    /// The campaign's send log.
+    pub fn log_path(&self) -> PathBuf {
+        self.path("essai-2026.sendlog.jsonl")
+    }
+
     /// The send log's lines, parsed.
     pub fn log_records(&self) -> Vec<serde_json::Value> {
-        let path = self.path("essai-2026.sendlog.jsonl");
+        let path = self.log_path();
+        // A line without its newline is a write a kill interrupted: missive drops it too.
         std::fs::read_to_string(path)
             .unwrap_or_default()
-            .lines()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).expect("log line is JSON"))
             .collect()
     }
@@ -164,3 +173,133 @@ pub fn people(n: usize) -> String {
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A `missive send` running as a child process, its output going to files.
+pub struct Running {
+    child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Running {
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reaps the process.
+    pub fn kill(mut self) -> Run {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for missive");
+        self.run(status)
+    }
+
+    /// Waits for the process to exit by itself, at most `limit`; kills it past that and returns
+    /// `Err` with what it printed.
+    pub fn wait(mut self, limit: Duration) -> Result<Run, Run> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Ok(self.run(status));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.kill());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn run(&self, status: std::process::ExitStatus) -> Run {
+        let read = |path: &Path| {
+            String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: read(&self.stdout),
+            stderr: read(&self.stderr),
+        }
+    }
+}
+
+impl Fixture {
+    /// Starts `missive send <campaign> --smtp <url> [more…]` without waiting for it.
+    pub fn start_send(&self, smtp_url: &str, more: &[&str]) -> Running {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::SeqCst);
+        let stdout = self.path(&format!("run-{n}.stdout"));
+        let stderr = self.path(&format!("run-{n}.stderr"));
+        let campaign = self.campaign();
+        let child = Command::new(env!("CARGO_BIN_EXE_missive"))
+            .args(["send", campaign.to_str().unwrap(), "--smtp", smtp_url])
+            .args(more)
+            .current_dir(std::env::temp_dir())
+            .env_remove("MISSIVE_SMTP_PASSWORD")
+            .env_remove("MISSIVE_UNSUBSCRIBE_SECRET")
+            .env_remove("MISSIVE_LOG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start missive");
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `missive status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let run = self.command("status", &["--json"]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()))
+    }
+
+    /// When the earliest deferred message falls due, according to the log.
+    pub fn next_retry(&self) -> Option<SystemTime> {
+        let mut latest = std::collections::HashMap::new();
+        for record in self.log_records() {
+            latest.insert(record["rcpt"].as_str().unwrap_or("").to_owned(), record);
+        }
+        latest
+            .values()
+            .filter(|r| r["event"] == "deferred")
+            .filter_map(|r| humantime::parse_rfc3339(r["retry_at"].as_str()?).ok())
+            .min()
+    }
+
+    /// Runs `send` against `smtp_url` until it exits 0, at most `max_runs` times; between runs
+    /// that leave deferred messages, waits until the earliest is due. Checks `between` after
+    /// each run. Returns every run; panics with their output when the campaign never finishes.
+    pub fn send_until_done(
+        &self,
+        smtp_url: &str,
+        max_runs: usize,
+        mut between: impl FnMut(&Run),
+    ) -> Vec<Run> {
+        let mut runs = Vec::new();
+        for _ in 0..max_runs {
+            let run = self
+                .start_send(smtp_url, &[])
+                .wait(RUN_LIMIT)
+                .unwrap_or_else(|run| panic!("a run took over {RUN_LIMIT:?}: {}", run.all()));
+            assert!([0, 75].contains(&run.code), "{}", run.all());
+            between(&run);
+            let done = run.code == 0;
+            runs.push(run);
+            if done {
+                return runs;
+            }
+            if let Some(due) = self.next_retry()
+                && let Ok(wait) = due.duration_since(SystemTime::now())
+            {
+                std::thread::sleep(wait);
+            }
+        }
+        let outputs: Vec<String> = runs.iter().map(Run::all).collect();
+        panic!("not done after {max_runs} runs:\n{}", outputs.join("\n"));
+    }
+}
+
+/// No run of a test campaign should take longer.
+pub const RUN_LIMIT: Duration = Duration::from_secs(20);

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod dkim;
 pub mod harness;
 pub mod smtp_server;

@@ -1,33 +1,74 @@
 //! An SMTP server for integration tests: real TCP on 127.0.0.1 (port 0), in the test process,
-//! recording every message byte for byte, and able to fail on purpose (a reply per recipient or
-//! per message, a busy greeting, a hang-up after DATA, a stall) so tests can check what missive
-//! does when a server misbehaves.
+//! keeping a journal of everything a client did, and able to fail on purpose so tests can check
+//! what missive does when a server misbehaves.
+//!
+//! The journal tells apart what the server *accepted* (it replied 250 to the end of DATA: the
+//! message is the server's now) from what it *received without acknowledging* (the whole message
+//! arrived, then the server refused it with a 4xx or 5xx, hung up, stalled until the client gave
+//! up, or was stopped before replying). Only accepted messages count as delivered; the others are
+//! what makes a client's attempt *in doubt*. Every `RCPT TO` is journaled too, so a test can see
+//! that a permanently refused address was never tried again.
+//!
+//! Faults are rules consulted at each step of a session: the greeting, `MAIL FROM`, `RCPT TO` and
+//! the end of DATA. A rule returns a [`Fault`] (a reply instead of the usual one, a hang-up, a
+//! stall, a late answer) or `None` to behave. Rules see how many times the address came before, so "451 the
+//! first time only" needs no state in the test. The server can also vanish (stop listening and
+//! cut every connection) after a number of accepted messages, or when the test calls
+//! [`SmtpServer::stop`], and come back on the same port with [`SmtpServer::restart`].
 //!
 //! It is written independently of missive's own capture server, so a bug in one cannot hide a
 //! bug in the other.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
-const MAX_LINE: u64 = 1024 * 1024;
+mod session;
 
-type RcptRule = Arc<dyn Fn(&str) -> Option<(u16, String)> + Send + Sync>;
-type DataRule = Arc<dyn Fn(usize) -> Option<(u16, String)> + Send + Sync>;
-type DropRule = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+/// A stall ends when the client hangs up, or after this long whatever happens.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
 
-/// How the server misbehaves; `Behavior::accept_all()` accepts everything.
+/// What the server does instead of its usual answer at some step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// This reply instead of the usual one; the session goes on.
+    Reply(u16, String),
+    /// This reply, then the server closes the connection (what `421` announces).
+    ReplyAndClose(u16, String),
+    /// The server closes the connection without a word.
+    HangUp,
+    /// The server never answers: it waits until the client gives up and closes (or for
+    /// [`STALL_LIMIT`]), then closes too. Longer than any client timeout in these tests.
+    Stall,
+    /// The usual answer, but only after this long (longer than the client's timeout, it comes
+    /// when the client has given up: at the end of DATA, the server has the message and the
+    /// client does not know).
+    Late(Duration),
+}
+
+impl Fault {
+    pub fn reply(code: u16, text: &str) -> Fault {
+        Fault::Reply(code, text.to_owned())
+    }
+}
+
+type ConnectionRule = Arc<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
+type AddressRule = Arc<dyn Fn(&str, usize) -> Option<Fault> + Send + Sync>;
+type IndexRule = Arc<dyn Fn(usize) -> Option<Fault> + Send + Sync>;
+
+/// How the server behaves; [`Behavior::accept_all`] accepts everything at once.
 #[derive(Clone, Default)]
 pub struct Behavior {
-    rcpt_reply: Option<RcptRule>,
-    data_reply: Option<DataRule>,
-    busy_greetings: usize,
-    drop_after_data: Option<DropRule>,
-    stall_on_data_end: Option<Duration>,
+    greeting: Option<ConnectionRule>,
+    mail: Option<ConnectionRule>,
+    rcpt: Option<AddressRule>,
+    data_end: Option<AddressRule>,
+    data_index: Option<IndexRule>,
+    reply_delay: Option<Duration>,
+    vanish_after: Option<usize>,
 }
 
 impl Behavior {
@@ -35,44 +76,109 @@ impl Behavior {
         Behavior::default()
     }
 
-    /// Replies to `RCPT TO:<address>` with `(code, text)` when the rule says so.
-    pub fn rcpt_reply(
+    /// Consulted when connection number `n` (0-based, in order of arrival) opens.
+    pub fn on_greeting(
         mut self,
+        rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.greeting = Some(Arc::new(rule));
+        self
+    }
+
+    /// Consulted at each `MAIL FROM`, with how many messages this connection had accepted.
+    pub fn on_mail(
+        mut self,
+        rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.mail = Some(Arc::new(rule));
+        self
+    }
+
+    /// Consulted at each `RCPT TO:<address>`, with how many earlier `RCPT TO` named the address.
+    pub fn on_rcpt(
+        mut self,
+        rule: impl Fn(&str, usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.rcpt = Some(Arc::new(rule));
+        self
+    }
+
+    /// Consulted once a message has arrived whole, with its (first) recipient and how many
+    /// earlier messages to that recipient arrived whole.
+    pub fn on_data_end(
+        mut self,
+        rule: impl Fn(&str, usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.data_end = Some(Arc::new(rule));
+        self
+    }
+
+    /// Consulted once the n-th message (0-based, over all connections) has arrived whole, when
+    /// the [`on_data_end`](Self::on_data_end) rule had nothing to say.
+    pub fn on_data_index(
+        mut self,
+        rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.data_index = Some(Arc::new(rule));
+        self
+    }
+
+    /// Reads the n-th message whole, then hangs up without replying.
+    pub fn drop_after_data_for(self, rule: impl Fn(usize) -> bool + Send + Sync + 'static) -> Self {
+        self.on_data_index(move |n| rule(n).then_some(Fault::HangUp))
+    }
+
+    /// Replies `(code, text)` to `RCPT TO:<address>` whenever the rule says so.
+    pub fn rcpt_reply(
+        self,
         rule: impl Fn(&str) -> Option<(u16, String)> + Send + Sync + 'static,
     ) -> Self {
-        self.rcpt_reply = Some(Arc::new(rule));
+        self.on_rcpt(move |address, _| rule(address).map(|(code, text)| Fault::Reply(code, text)))
+    }
+
+    /// The first `k` connections are greeted with `421` and closed.
+    pub fn greeting_421_for_first(self, k: usize) -> Self {
+        self.on_greeting(move |n| (n < k).then(busy))
+    }
+
+    /// A connection that has accepted `n` messages answers the next `MAIL FROM` with `421` and
+    /// closes, as a server that limits messages per connection does.
+    pub fn close_with_421_after(self, n: usize) -> Self {
+        self.on_mail(move |accepted| (accepted >= n).then(busy))
+    }
+
+    /// Waits this long before each `250` at the end of DATA: a slow server.
+    pub fn reply_delay(mut self, delay: Duration) -> Self {
+        self.reply_delay = Some(delay);
         self
     }
 
-    /// Replies to the end of DATA of the n-th message (0-based, across connections).
-    pub fn data_reply(
-        mut self,
-        rule: impl Fn(usize) -> Option<(u16, String)> + Send + Sync + 'static,
-    ) -> Self {
-        self.data_reply = Some(Arc::new(rule));
+    /// Once `n` messages were accepted, the server stops listening and cuts every connection,
+    /// until [`SmtpServer::restart`].
+    pub fn vanish_after(mut self, n: usize) -> Self {
+        self.vanish_after = Some(n);
         self
     }
+}
 
-    /// The first `k` connections get `421` and are closed.
-    pub fn greeting_421_for_first(mut self, k: usize) -> Self {
-        self.busy_greetings = k;
-        self
-    }
+fn busy() -> Fault {
+    Fault::ReplyAndClose(421, "4.3.2 Service shutting down, try later".into())
+}
 
-    /// Reads the n-th message whole, records it, then closes without replying.
-    pub fn drop_after_data_for(
-        mut self,
-        rule: impl Fn(usize) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.drop_after_data = Some(Arc::new(rule));
-        self
-    }
-
-    /// Waits this long before replying to the end of DATA.
-    pub fn stall_on_data_end(mut self, delay: Duration) -> Self {
-        self.stall_on_data_end = Some(delay);
-        self
-    }
+/// What became of a message the server received whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Replied 250: the server has it.
+    Accepted,
+    /// Replied with this 4xx or 5xx code.
+    Refused(u16),
+    /// The server hung up instead of replying.
+    HungUp,
+    /// The server stalled until the client gave up.
+    Stalled,
+    /// No reply yet (a slow or late one is on its way), or never: the connection ended (cut,
+    /// or the server was stopped) before the server replied.
+    Unanswered,
 }
 
 /// A message as the server received it.
@@ -85,63 +191,97 @@ pub struct Received {
     pub connection_id: usize,
     /// When the end of its DATA arrived.
     pub at: Instant,
+    pub fate: Fate,
 }
 
-struct State {
+/// Everything the server saw, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Journal {
+    /// Every message that arrived whole, whatever its fate.
+    pub received: Vec<Received>,
+    /// The address of every `RCPT TO`, whatever the reply.
+    pub rcpt_commands: Vec<String>,
+    /// Each fault the server played, in words (to check a test really exercised it).
+    pub faults: Vec<String>,
+    pub connections: usize,
+    pub listening: bool,
+}
+
+impl Journal {
+    /// The messages the server accepted.
+    pub fn accepted(&self) -> impl Iterator<Item = &Received> {
+        self.received.iter().filter(|m| m.fate == Fate::Accepted)
+    }
+
+    /// How many `RCPT TO` named `address`.
+    pub fn rcpt_count(&self, address: &str) -> usize {
+        self.rcpt_commands.iter().filter(|a| *a == address).count()
+    }
+}
+
+enum Command {
+    Stop(Option<std::sync::mpsc::Sender<()>>),
+    Start(std::sync::mpsc::Sender<std::io::Result<()>>),
+    Shutdown,
+}
+
+struct Shared {
     behavior: Behavior,
-    messages: Mutex<Vec<Received>>,
-    data_count: AtomicUsize,
-    connections: AtomicUsize,
+    journal: Mutex<Journal>,
+    changed: Condvar,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Shared {
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap()
+    }
+
+    /// Changes the journal and wakes whoever waits on it.
+    fn note<T>(&self, change: impl FnOnce(&mut Journal) -> T) -> T {
+        let result = change(&mut self.journal());
+        self.changed.notify_all();
+        result
+    }
 }
 
 /// A running server; dropping it stops it.
 pub struct SmtpServer {
     port: u16,
-    state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SmtpServer {
     /// Starts on its own thread and runtime, for synchronous tests that run the binary.
     pub fn start_in_background(behavior: Behavior) -> SmtpServer {
-        let state = Arc::new(State {
+        let (commands, incoming) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
             behavior,
-            messages: Mutex::new(Vec::new()),
-            data_count: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
+            journal: Mutex::new(Journal {
+                listening: true,
+                ..Journal::default()
+            }),
+            changed: Condvar::new(),
+            commands,
         });
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread_state = Arc::clone(&state);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let accept = async {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        let id = thread_state.connections.fetch_add(1, Ordering::SeqCst);
-                        let state = Arc::clone(&thread_state);
-                        tokio::spawn(async move {
-                            let _ = session(stream, id, &state).await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    () = accept => {}
-                    _ = stop_rx => {}
-                }
+                let listener = TcpListener::from_std(listener).unwrap();
+                session::serve(thread_shared, listener, port, incoming).await;
             });
         });
-        let port = port_rx.recv().expect("server thread starts");
         SmtpServer {
             port,
-            state,
-            stop: Some(stop_tx),
+            shared,
             thread: Some(thread),
         }
     }
@@ -154,163 +294,89 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// What was received so far.
+    /// A copy of the journal as it stands.
+    pub fn journal(&self) -> Journal {
+        self.shared.journal().clone()
+    }
+
+    /// The messages a mailbox may now hold, in order: every message received whole that the
+    /// server did not refuse (accepted, and those it hung up on, stalled on or never answered).
+    /// [`accepted`](Self::accepted) leaves the unanswered ones out.
     pub fn messages(&self) -> Vec<Received> {
-        self.state.messages.lock().unwrap().clone()
+        let journal = self.shared.journal();
+        let kept = |m: &&Received| !matches!(m.fate, Fate::Refused(_));
+        journal.received.iter().filter(kept).cloned().collect()
+    }
+
+    /// The messages the server accepted (replied 250 to), in order.
+    pub fn accepted(&self) -> Vec<Received> {
+        self.shared.journal().accepted().cloned().collect()
     }
 
     /// How many connections were opened.
     pub fn connections(&self) -> usize {
-        self.state.connections.load(Ordering::SeqCst)
+        self.shared.journal().connections
     }
 
-    /// Waits until `n` messages arrived (or `timeout` passed) and returns what arrived.
-    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+    /// Waits until `condition` holds for the journal, or `timeout` passes; says whether it held.
+    pub fn wait_until(&self, timeout: Duration, condition: impl Fn(&Journal) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
+        let mut journal = self.shared.journal();
         loop {
-            let messages = self.messages();
-            if messages.len() >= n || Instant::now() >= deadline {
-                return messages;
+            if condition(&journal) {
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            journal = self.shared.changed.wait_timeout(journal, left).unwrap().0;
         }
+    }
+
+    /// Waits until every message received whole has been answered (or `timeout` passed): no
+    /// late reply or slow acceptance still on its way.
+    pub fn wait_until_answered(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |j| {
+            j.received.iter().all(|m| m.fate != Fate::Unanswered)
+        })
+    }
+
+    /// Waits until there are `n` [`messages`](Self::messages) (or `timeout` passed) and returns
+    /// them.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let refused = |m: &Received| matches!(m.fate, Fate::Refused(_));
+        self.wait_until(timeout, |j| {
+            j.received.iter().filter(|m| !refused(m)).count() >= n
+        });
+        self.messages()
+    }
+
+    /// Stops listening and cuts every connection; returns once the port is closed.
+    pub fn stop(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.shared.commands.send(Command::Stop(Some(done))).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Listens again on the same port (after [`stop`](Self::stop) or a vanishing).
+    pub fn restart(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.shared
+            .commands
+            .send(Command::Start(done))
+            .expect("server thread runs");
+        let bound = wait.recv().expect("server thread answers");
+        bound.unwrap_or_else(|e| panic!("cannot listen again on port {}: {e}", self.port));
     }
 }
 
 impl Drop for SmtpServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let _ = self.shared.commands.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-async fn session(stream: TcpStream, id: usize, state: &State) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let behavior = &state.behavior;
-    if id < behavior.busy_greetings {
-        write.write_all(b"421 4.3.2 Busy, try later\r\n").await?;
-        return Ok(());
-    }
-    write.write_all(b"220 test-smtp ESMTP\r\n").await?;
-    let mut mail_from = String::new();
-    let mut rcpt_to: Vec<String> = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        if !read_line(&mut reader, &mut line).await? {
-            return Ok(());
-        }
-        let command = String::from_utf8_lossy(&line).trim_end().to_owned();
-        let upper = command.to_ascii_uppercase();
-        let reply = if upper.starts_with("EHLO") {
-            "250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800".to_owned()
-        } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
-            "250 OK".to_owned()
-        } else if upper.starts_with("MAIL FROM:") {
-            mail_from = angle_address(&command);
-            rcpt_to.clear();
-            "250 2.1.0 OK".to_owned()
-        } else if upper.starts_with("RCPT TO:") {
-            let address = angle_address(&command);
-            match behavior.rcpt_reply.as_ref().and_then(|rule| rule(&address)) {
-                Some((code, text)) => format!("{code} {text}"),
-                None => {
-                    rcpt_to.push(address);
-                    "250 2.1.5 OK".to_owned()
-                }
-            }
-        } else if upper == "DATA" {
-            if rcpt_to.is_empty() {
-                "554 5.5.1 No valid recipients".to_owned()
-            } else {
-                write
-                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
-                let data = read_data(&mut reader, &mut line).await?;
-                let n = state.data_count.fetch_add(1, Ordering::SeqCst);
-                let refused = behavior.data_reply.as_ref().and_then(|rule| rule(n));
-                if refused.is_none() {
-                    state.messages.lock().unwrap().push(Received {
-                        mail_from: mail_from.clone(),
-                        rcpt_to: std::mem::take(&mut rcpt_to),
-                        data,
-                        connection_id: id,
-                        at: Instant::now(),
-                    });
-                }
-                if behavior
-                    .drop_after_data
-                    .as_ref()
-                    .is_some_and(|rule| rule(n))
-                {
-                    return Ok(());
-                }
-                if let Some(delay) = behavior.stall_on_data_end {
-                    tokio::time::sleep(delay).await;
-                }
-                rcpt_to.clear();
-                match refused {
-                    Some((code, text)) => format!("{code} {text}"),
-                    None => format!("250 2.0.0 Ok: queued as T{id}N{n}"),
-                }
-            }
-        } else if upper.starts_with("RSET") {
-            rcpt_to.clear();
-            "250 OK".to_owned()
-        } else if upper.starts_with("QUIT") {
-            write.write_all(b"221 2.0.0 Bye\r\n").await?;
-            return Ok(());
-        } else {
-            "502 5.5.2 Command not recognized".to_owned()
-        };
-        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
-    }
-}
-
-/// Reads one line into `line`; false at end of stream; an error past [`MAX_LINE`].
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    line.clear();
-    let read = reader.take(MAX_LINE).read_until(b'\n', line).await?;
-    if read as u64 >= MAX_LINE && !line.ends_with(b"\n") {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "line too long",
-        ));
-    }
-    Ok(read > 0)
-}
-
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-) -> std::io::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    loop {
-        if !read_line(reader, line).await? {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if line == b".\r\n" {
-            return Ok(data);
-        }
-        let unstuffed = if line.starts_with(b"..") {
-            &line[1..]
-        } else {
-            &line[..]
-        };
-        data.extend_from_slice(unstuffed);
-    }
-}
-
-fn angle_address(command: &str) -> String {
-    match (command.find('<'), command.rfind('>')) {
-        (Some(start), Some(end)) if start < end => command[start + 1..end].to_owned(),
-        _ => command.split(':').nth(1).unwrap_or("").trim().to_owned(),
     }
 }

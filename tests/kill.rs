@@ -1,0 +1,102 @@
+//! `kill -9` in the middle of a campaign, several times, then a run to the end: everyone got the
+//! letter, and a second copy went only to people whose first attempt was in doubt, with the same
+//! Message-ID.
+//!
+//! The kill moments are random but seeded: the seed is printed, and `MISSIVE_KILL_SEED=<seed>`
+//! replays a failure.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use support::audit::Audit;
+use support::harness::{Fixture, RUN_LIMIT, people};
+use support::smtp_server::{Behavior, SmtpServer};
+
+const PEOPLE: usize = 150;
+const POOL_SIZE: usize = 4;
+const KILLS: usize = 4;
+/// The server takes this long to answer each message, so a run lasts a couple of seconds and
+/// deliveries are in flight whenever the kill comes.
+const REPLY_DELAY: Duration = Duration::from_millis(40);
+
+fn seed() -> u64 {
+    std::env::var("MISSIVE_KILL_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+#[test]
+fn killed_mid_campaign_again_and_again_then_run_to_the_end_everyone_gets_it_once() {
+    let seed = seed();
+    eprintln!("kill test seed {seed}: MISSIVE_KILL_SEED={seed} cargo test --test kill replays it");
+    let mut random = fastrand::Rng::with_seed(seed);
+    let started = Instant::now();
+    let server = SmtpServer::start_in_background(Behavior::accept_all().reply_delay(REPLY_DELAY));
+    let fixture = Fixture::new(
+        &people(PEOPLE),
+        &format!("[smtp]\npool_size = {POOL_SIZE}\ntimeout_secs = 5\n"),
+    );
+
+    let mut landed = 0;
+    for kill in 1..=KILLS {
+        let before = server.journal().accepted().count();
+        let mut running = fixture.start_send(&server.url(), &[]);
+        // Let the run get somewhere (a few messages accepted), then a random moment more.
+        let progress = random.usize(1..=25);
+        let pause = Duration::from_millis(random.u64(0..60));
+        server.wait_until(RUN_LIMIT, |j| j.accepted().count() >= before + progress);
+        std::thread::sleep(pause);
+        let was_running = running.is_running();
+        let run = running.kill();
+        eprintln!(
+            "kill {kill}: after {progress} accepted + {pause:?}, {}",
+            if was_running {
+                "killed"
+            } else {
+                "had already exited"
+            }
+        );
+        if was_running {
+            landed += 1;
+        } else {
+            assert!([0, 75].contains(&run.code), "{}", run.all());
+        }
+        Audit::take(&fixture, &[server.journal()]).assert_consistent();
+    }
+    assert!(
+        landed >= KILLS - 1,
+        "only {landed} of {KILLS} kills came mid-run (seed {seed}): the test proves little"
+    );
+
+    let runs = fixture.send_until_done(&server.url(), 5, |_| {});
+    eprintln!(
+        "{} run(s) to finish; {:?} in all",
+        runs.len(),
+        started.elapsed()
+    );
+
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    let everyone: BTreeSet<String> = (1..=PEOPLE)
+        .map(|i| format!("person{i:02}@example.com"))
+        .collect();
+    audit.assert_settled(&everyone, &BTreeSet::new(), 0);
+    let duplicates = audit.duplicates();
+    eprintln!("{duplicates} duplicate(s) after {landed} kill(s)");
+    assert!(
+        duplicates <= POOL_SIZE * landed,
+        "{duplicates} duplicates after {landed} kills with {POOL_SIZE} deliveries in flight (seed {seed})"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the kill test took {:?}",
+        started.elapsed()
+    );
+}
