@@ -8,19 +8,21 @@
 //! Relative paths resolve against the campaign file's own directory, so a campaign can be run from
 //! anywhere (cron's working directory is rarely the campaign's).
 
-use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use lettre::message::Mailbox;
-use serde::Deserialize;
 
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
 use crate::suppression::Reason;
+
+mod endpoint;
+mod file;
+
+pub use endpoint::{Endpoint, EndpointError, Security};
+use file::{CampaignFile, DkimSection, MAX_POOL_SIZE, RetrySection, UnsubscribeSection};
 
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -42,111 +44,6 @@ pub enum CampaignError {
     },
 }
 
-/// The file as written; turned into a [`Campaign`] by [`Campaign::load`].
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CampaignFile {
-    id: String,
-    subject: String,
-    from: String,
-    reply_to: Option<String>,
-    language: String,
-    preheader: String,
-    letter: PathBuf,
-    recipients: PathBuf,
-    /// Columns joined (with a space) to form the display name in `To`.
-    #[serde(default = "default_name_columns")]
-    name_columns: Vec<String>,
-    #[serde(default)]
-    smtp: SmtpSection,
-    #[serde(default)]
-    dry_run: DryRunSection,
-    #[serde(default)]
-    retry: RetrySection,
-    /// A second relay that takes over while the primary is unreachable.
-    fallback: Option<FallbackSection>,
-    /// RFC 3339: `send` does nothing before this time (it exits 75, so cron comes back).
-    send_after: Option<String>,
-    unsubscribe: Option<UnsubscribeSection>,
-    #[serde(default)]
-    suppression: SuppressionSection,
-    dkim: Option<DkimSection>,
-    #[serde(default)]
-    lints: LintsSection,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FallbackSection {
-    url: String,
-    /// The password comes only from `MISSIVE_FALLBACK_SMTP_PASSWORD`.
-    username: Option<String>,
-    /// While on the fallback, how often to try the primary again (default 30s).
-    retry_primary_after: Option<String>,
-}
-
-/// `[unsubscribe]`: where requests go; the token key comes only from the environment.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnsubscribeSection {
-    mailto: String,
-    url: String,
-    footer: Option<String>,
-    link_text: Option<String>,
-}
-
-/// `[suppression]`: files of people never to mail, by reason; each a path or a list of paths.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SuppressionSection {
-    #[serde(default)]
-    unsubscribed: Paths,
-    #[serde(default)]
-    bounced: Paths,
-    #[serde(default)]
-    complained: Paths,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Paths {
-    One(PathBuf),
-    Many(Vec<PathBuf>),
-}
-
-impl Default for Paths {
-    fn default() -> Self {
-        Paths::Many(Vec::new())
-    }
-}
-
-impl Paths {
-    fn into_vec(self) -> Vec<PathBuf> {
-        match self {
-            Paths::One(path) => vec![path],
-            Paths::Many(paths) => paths,
-        }
-    }
-}
-
-/// `[dkim]`: who signs, and the private key's file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DkimSection {
-    domain: String,
-    selector: String,
-    key: PathBuf,
-}
-
-/// `[lints]`: what `check` lets through.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LintsSection {
-    /// `utm_*` parameters in links tell the site where a reader came from; off unless asked.
-    #[serde(default)]
-    allow_utm: bool,
-}
-
 /// The unsubscribe settings of a campaign, validated.
 #[derive(Debug, Clone)]
 pub struct UnsubscribeSettings {
@@ -165,103 +62,6 @@ pub struct DkimSettings {
     pub selector: String,
     pub key: PathBuf,
 }
-
-/// Durations are written like `5m`, `4h`, `3d`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RetrySection {
-    max_attempts: Option<u32>,
-    first_delay: Option<String>,
-    max_delay: Option<String>,
-    give_up_after: Option<String>,
-}
-
-fn default_name_columns() -> Vec<String> {
-    vec!["first_name".into(), "last_name".into()]
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SmtpSection {
-    #[serde(default = "default_mailcatcher")]
-    url: String,
-    /// The login; the password comes only from `MISSIVE_SMTP_PASSWORD`.
-    username: Option<String>,
-    /// Messages per second; `send --rate` replaces it for one run.
-    rate: Option<f64>,
-    #[serde(default = "default_timeout_secs")]
-    timeout_secs: u64,
-    /// SMTP connections (and deliveries) at once.
-    #[serde(default = "default_pool_size")]
-    pool_size: u32,
-    /// Messages that may go back to back after a pause. The default, 2, is the least that
-    /// keeps the real rate on the configured one: with 1, every late timer wake-up is lost.
-    #[serde(default = "default_burst")]
-    burst: u32,
-    per_minute: Option<u32>,
-    per_hour: Option<u32>,
-    per_day: Option<u32>,
-    /// Failed connections in a row (no message answered between) before a run gives up.
-    #[serde(default = "default_max_connect_failures")]
-    max_connect_failures: u32,
-}
-
-impl Default for SmtpSection {
-    fn default() -> Self {
-        Self {
-            url: default_mailcatcher(),
-            username: None,
-            rate: None,
-            timeout_secs: default_timeout_secs(),
-            pool_size: default_pool_size(),
-            burst: default_burst(),
-            per_minute: None,
-            per_hour: None,
-            per_day: None,
-            max_connect_failures: default_max_connect_failures(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DryRunSection {
-    #[serde(default = "default_mailcatcher")]
-    smtp: String,
-    /// Where the embedded capture server writes `.eml` files when no mailcatcher listens.
-    #[serde(default = "default_outbox")]
-    outbox: PathBuf,
-}
-
-impl Default for DryRunSection {
-    fn default() -> Self {
-        Self {
-            smtp: default_mailcatcher(),
-            outbox: default_outbox(),
-        }
-    }
-}
-
-fn default_mailcatcher() -> String {
-    "smtp://127.0.0.1:1025".into()
-}
-fn default_outbox() -> PathBuf {
-    "outbox".into()
-}
-fn default_timeout_secs() -> u64 {
-    30
-}
-fn default_pool_size() -> u32 {
-    4
-}
-fn default_burst() -> u32 {
-    2
-}
-fn default_max_connect_failures() -> u32 {
-    Failover::default().max_connect_failures
-}
-/// More connections than this is a flood, not a pace (and most servers refuse it).
-const MAX_POOL_SIZE: u32 = 64;
 
 /// A loaded, validated campaign.
 #[derive(Debug, Clone)]
@@ -643,101 +443,6 @@ fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     }
     text.parse::<Mailbox>()
         .map_err(|e| format!("{text:?} is not a mailbox such as \"Name <name@example.org>\": {e}"))
-}
-
-/// How missive talks to an SMTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// No encryption: allowed only to a loopback address (a local relay or mailcatcher).
-    Plain,
-    /// Plain connection upgraded with STARTTLS, which is required, not opportunistic.
-    StartTls,
-    /// TLS from the first byte (SMTPS, usually port 465).
-    Tls,
-}
-
-/// A parsed SMTP server address: `smtp://`, `smtp+starttls://` or `smtps://` with host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub security: Security,
-    pub host: String,
-    pub port: u16,
-}
-
-/// Why an SMTP URL was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EndpointError {
-    #[error("{0:?} is not a URL such as smtp://127.0.0.1:1025")]
-    Malformed(String),
-    #[error("scheme {0:?} is not one of smtp, smtp+starttls, smtps")]
-    Scheme(String),
-    #[error(
-        "{0}: plain smtp:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use smtp+starttls:// or smtps://"
-    )]
-    PlainNotLoopback(String),
-    #[error(
-        "{0:?}: put the login in smtp.username and the password in MISSIVE_SMTP_PASSWORD, not in the URL"
-    )]
-    CredentialsInUrl(String),
-}
-
-impl FromStr for Endpoint {
-    type Err = EndpointError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let url = url::Url::parse(text).map_err(|_| EndpointError::Malformed(text.into()))?;
-        if !url.username().is_empty() || url.password().is_some() {
-            // Never echo the URL itself: it holds a secret.
-            return Err(EndpointError::CredentialsInUrl(format!(
-                "{}://…@{}",
-                url.scheme(),
-                url.host_str().unwrap_or("")
-            )));
-        }
-        let (security, default_port) = match url.scheme() {
-            "smtp" => (Security::Plain, 25),
-            "smtp+starttls" => (Security::StartTls, 587),
-            "smtps" => (Security::Tls, 465),
-            other => return Err(EndpointError::Scheme(other.into())),
-        };
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(host) => host.to_string(),
-            None => return Err(EndpointError::Malformed(text.into())),
-        };
-        let endpoint = Endpoint {
-            security,
-            host,
-            port: url.port().unwrap_or(default_port),
-        };
-        if security == Security::Plain && !endpoint.is_loopback() {
-            return Err(EndpointError::PlainNotLoopback(text.into()));
-        }
-        Ok(endpoint)
-    }
-}
-
-impl Endpoint {
-    /// True for 127.0.0.0/8, ::1 and `localhost`: the only places plain SMTP may go.
-    pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.security {
-            Security::Plain => "smtp",
-            Security::StartTls => "smtp+starttls",
-            Security::Tls => "smtps",
-        };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
 }
 
 #[cfg(test)]
