@@ -4,25 +4,24 @@
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
 //! stands, 1 anything else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::campaign::{Campaign, CampaignError, Endpoint};
-use crate::capture::file_safe;
 use crate::dkim::DkimError;
 use crate::letter::{Letter, LetterError, Problem};
-use crate::lint::{self, Finding, Severity};
 use crate::message::Composer;
-use crate::recipients::{RecipientReader, RecipientsError, Row};
-use crate::render::{Frame, render};
+use crate::recipients::{RecipientReader, RecipientsError};
+use crate::render::Frame;
 use crate::send::Content;
 use crate::sendlog::{Replay, SendLogError};
 use crate::suppression::{Skipped, SuppressionError, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
+mod check;
+mod preview;
 mod sending;
 mod status;
 
@@ -107,8 +106,8 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
     }
     let loaded = Loaded::load(&options)?;
     match &options.command {
-        Command::Check => check(&loaded),
-        Command::Preview { out, recipient } => preview(&loaded, out, recipient.as_deref()),
+        Command::Check => check::check(&loaded),
+        Command::Preview { out, recipient } => preview::preview(&loaded, out, recipient.as_deref()),
         Command::Send(send) => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -332,197 +331,6 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
             problems,
         })
     }
-}
-
-/// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
-/// the suppression files.
-fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
-    let campaign = &loaded.campaign;
-    let mut findings = lint::campaign(campaign);
-    findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
-    if let Some(problem) = &loaded.secret_problem {
-        findings.push(Finding::error(
-            format!("{}: [unsubscribe]", campaign.path.display()),
-            format!("the unsubscribe links need a secret: {problem}"),
-            "set it in the environment of every `missive send` (never in campaign.toml)",
-        ));
-    }
-    findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
-        Finding::warning(
-            format!("{}:{}", skipped.path.display(), skipped.line),
-            skipped.problem.clone(),
-            "correct the address or delete the line",
-        )
-    }));
-    findings
-}
-
-fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
-    let campaign = &loaded.campaign;
-    let mut findings = loaded_findings(loaded);
-    let mut reader = loaded.recipients()?;
-    let frame = loaded.frame();
-    let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
-    // The layout's lints read one message; only the size can differ between people.
-    let mut linted_one = false;
-    let mut largest: Option<(usize, String)> = None;
-    while let Some(row) = reader.next_row()? {
-        match row {
-            Row::Valid(recipient) => {
-                let rendered = render(&loaded.letter, &frame, &recipient);
-                let place = format!(
-                    "{}:{}: the message to {}",
-                    loaded.recipients_path.display(),
-                    recipient.line,
-                    recipient.email
-                );
-                if !linted_one {
-                    linted_one = true;
-                    findings.extend(lint::rendered(
-                        &rendered,
-                        &loaded.letter.links,
-                        campaign.allow_utm,
-                        &place,
-                    ));
-                } else if largest
-                    .as_ref()
-                    .is_none_or(|(size, _)| rendered.html.len() > *size)
-                {
-                    largest = Some((rendered.html.len(), place));
-                }
-                match loaded
-                    .composer
-                    .compose(&recipient, rendered, SystemTime::now())
-                {
-                    Ok(message) => {
-                        let _ = message.formatted();
-                        valid += 1;
-                    }
-                    Err(e) => {
-                        rejected += 1;
-                        println!(
-                            "{}:{}: {e}",
-                            loaded.recipients_path.display(),
-                            recipient.line
-                        );
-                    }
-                }
-            }
-            Row::Suppressed(..) => suppressed += 1,
-            Row::Rejected(error) => {
-                rejected += 1;
-                println!("{}", error.at(&loaded.recipients_path));
-            }
-        }
-    }
-    if let Some((size, place)) = largest {
-        findings.extend(lint::html_size(size, &place));
-    }
-    findings.sort_by_key(|f| f.severity);
-    for finding in &findings {
-        println!("{finding}");
-    }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    println!(
-        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
-         letter {} ({} sections); {errors} lint error(s), {} warning(s)",
-        campaign.path.display(),
-        loaded.letter.path.display(),
-        loaded.letter.sections.len(),
-        findings.len() - errors
-    );
-    Ok(if rejected == 0 && errors == 0 {
-        Exit::Done
-    } else {
-        Exit::Invalid
-    })
-}
-
-/// The page `preview` writes for a person (or a headless browser) to look at.
-pub const SCREENSHOT_PAGE: &str = "screenshot.html";
-
-fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let only = only.map(str::to_lowercase);
-    let mut reader = loaded.recipients()?;
-    let frame = loaded.frame();
-    let mut written = 0;
-    while let Some(row) = reader.next_row()? {
-        let recipient = match row {
-            Row::Valid(recipient) => recipient,
-            Row::Rejected(error) => {
-                eprintln!("skipped: {}", error.at(&loaded.recipients_path));
-                continue;
-            }
-            Row::Suppressed(recipient, reason) => {
-                eprintln!(
-                    "skipped: {}:{}: {} is suppressed ({reason}): never mailed",
-                    loaded.recipients_path.display(),
-                    recipient.line,
-                    recipient.email
-                );
-                continue;
-            }
-        };
-        if only
-            .as_ref()
-            .is_some_and(|only| recipient.email.to_string().to_lowercase() != *only)
-        {
-            continue;
-        }
-        let rendered = render(&loaded.letter, &frame, &recipient);
-        let stem = format!(
-            "{:05}-{}",
-            recipient.line,
-            file_safe(recipient.email.as_ref())
-        );
-        let write = |extension: &str, bytes: &[u8]| {
-            // Not `with_extension`: it would eat the address's `.com`.
-            let path = out.join(format!("{stem}.{extension}"));
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-        };
-        write("html", rendered.html.as_bytes())?;
-        write("txt", rendered.text.as_bytes())?;
-        if written == 0 {
-            // The first message also as a page to look at (or screenshot) in a browser.
-            let to = recipient.email.to_string();
-            let from = loaded.campaign.from.to_string();
-            let page = crate::render::screenshot_page(
-                &rendered.html,
-                &crate::render::Envelope {
-                    from: &from,
-                    to: &to,
-                    subject: &loaded.campaign.subject,
-                    preheader: &loaded.campaign.preheader,
-                },
-            );
-            let path = out.join(SCREENSHOT_PAGE);
-            std::fs::write(&path, page)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        let message = loaded
-            .composer
-            .compose(&recipient, rendered, SystemTime::now())?;
-        write("eml", &message.formatted())?;
-        written += 1;
-    }
-    if let Some(only) = only
-        && written == 0
-    {
-        bail!(
-            "no valid recipient {only} in {}",
-            loaded.recipients_path.display()
-        );
-    }
-    println!(
-        "wrote {written} message(s) to {}; the first one as a page to look at: {}",
-        out.display(),
-        out.join(SCREENSHOT_PAGE).display()
-    );
-    Ok(Exit::Done)
 }
 
 /// True when the log shows attempts, and none of them of this letter.

@@ -1,0 +1,117 @@
+//! The `check` command: everything a send would do short of sending, and every problem found,
+//! with its file and line, before mailbox providers or readers find it.
+
+use std::time::SystemTime;
+
+use crate::lint::{self, Finding, Severity};
+use crate::recipients::Row;
+use crate::render::render;
+
+use super::{Exit, Loaded};
+
+/// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
+/// the suppression files.
+fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
+    let campaign = &loaded.campaign;
+    let mut findings = lint::campaign(campaign);
+    findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
+    if let Some(problem) = &loaded.secret_problem {
+        findings.push(Finding::error(
+            format!("{}: [unsubscribe]", campaign.path.display()),
+            format!("the unsubscribe links need a secret: {problem}"),
+            "set it in the environment of every `missive send` (never in campaign.toml)",
+        ));
+    }
+    findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
+        Finding::warning(
+            format!("{}:{}", skipped.path.display(), skipped.line),
+            skipped.problem.clone(),
+            "correct the address or delete the line",
+        )
+    }));
+    findings
+}
+
+pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
+    let campaign = &loaded.campaign;
+    let mut findings = loaded_findings(loaded);
+    let mut reader = loaded.recipients()?;
+    let frame = loaded.frame();
+    let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
+    // The layout's lints read one message; only the size can differ between people.
+    let mut linted_one = false;
+    let mut largest: Option<(usize, String)> = None;
+    while let Some(row) = reader.next_row()? {
+        match row {
+            Row::Valid(recipient) => {
+                let rendered = render(&loaded.letter, &frame, &recipient);
+                let place = format!(
+                    "{}:{}: the message to {}",
+                    loaded.recipients_path.display(),
+                    recipient.line,
+                    recipient.email
+                );
+                if !linted_one {
+                    linted_one = true;
+                    findings.extend(lint::rendered(
+                        &rendered,
+                        &loaded.letter.links,
+                        campaign.allow_utm,
+                        &place,
+                    ));
+                } else if largest
+                    .as_ref()
+                    .is_none_or(|(size, _)| rendered.html.len() > *size)
+                {
+                    largest = Some((rendered.html.len(), place));
+                }
+                match loaded
+                    .composer
+                    .compose(&recipient, rendered, SystemTime::now())
+                {
+                    Ok(message) => {
+                        let _ = message.formatted();
+                        valid += 1;
+                    }
+                    Err(e) => {
+                        rejected += 1;
+                        println!(
+                            "{}:{}: {e}",
+                            loaded.recipients_path.display(),
+                            recipient.line
+                        );
+                    }
+                }
+            }
+            Row::Suppressed(..) => suppressed += 1,
+            Row::Rejected(error) => {
+                rejected += 1;
+                println!("{}", error.at(&loaded.recipients_path));
+            }
+        }
+    }
+    if let Some((size, place)) = largest {
+        findings.extend(lint::html_size(size, &place));
+    }
+    findings.sort_by_key(|f| f.severity);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    println!(
+        "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
+         letter {} ({} sections); {errors} lint error(s), {} warning(s)",
+        campaign.path.display(),
+        loaded.letter.path.display(),
+        loaded.letter.sections.len(),
+        findings.len() - errors
+    );
+    Ok(if rejected == 0 && errors == 0 {
+        Exit::Done
+    } else {
+        Exit::Invalid
+    })
+}
