@@ -166,18 +166,8 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64), SendLogError> 
 mod tests {
     use super::*;
     use crate::recipients::RecipientKey;
+    use crate::sendlog::tests::sent;
     use crate::sendlog::{Event, Status};
-
-    fn sent(rcpt: &str) -> Record {
-        Record::new(
-            Event::Sent {
-                reply: "250 ok".into(),
-                via: None,
-            },
-            rcpt,
-            "<id@x>",
-        )
-    }
 
     #[test]
     fn file_log_survives_reopen_and_a_torn_line() {

@@ -397,7 +397,8 @@ impl SendLog for MemoryLog {
 mod tests {
     use super::*;
 
-    fn sent(rcpt: &str) -> Record {
+    /// A `sent` record, for tests here and in the backends.
+    pub(super) fn sent(rcpt: &str) -> Record {
         Record::new(
             Event::Sent {
                 reply: "250 ok".into(),
