@@ -198,7 +198,11 @@ impl Connection {
 
     /// The message itself, and the server's final word on it (its reply, with the queue id).
     pub async fn finish_data(&mut self, message: &[u8]) -> Result<String, Trouble> {
-        let response = step(self.timeout, self.inner.message(message)).await?;
+        let response = match DataBlock::new(message) {
+            // One write: see `DataBlock`.
+            Some(block) => step(self.timeout, self.inner.command(block)).await?,
+            None => step(self.timeout, self.inner.message(message)).await?,
+        };
         Ok(reply_text(&response))
     }
 
@@ -244,4 +248,49 @@ async fn step<T>(
 fn reply_text(response: &Response) -> String {
     let text: Vec<&str> = response.message().collect();
     format!("{} {}", response.code(), text.join(" "))
+}
+
+/// A message ready for the wire after DATA: dot-stuffed and terminated by `CRLF.CRLF`, exactly
+/// as lettre's `message` sends it, but as one string so that it goes out in one write. lettre
+/// writes the terminator separately, and Nagle's algorithm then holds that small last write
+/// until the server acknowledges the body, which a server waiting for the terminator delays
+/// (up to 40 ms on Linux): a stall on every message, which capped each connection at a few
+/// dozen messages a second.
+struct DataBlock(String);
+
+impl DataBlock {
+    /// `None` when the message is not UTF-8 (lettre's messages always are), so the caller can
+    /// fall back on lettre's own path.
+    fn new(message: &[u8]) -> Option<DataBlock> {
+        let text = std::str::from_utf8(message).ok()?;
+        let mut block = String::with_capacity(text.len() + text.len() / 64 + 8);
+        let mut line_start = true;
+        for c in text.chars() {
+            if line_start && c == '.' {
+                block.push('.');
+            }
+            block.push(c);
+            line_start = c == '\n';
+        }
+        block.push_str("\r\n.\r\n");
+        Some(DataBlock(block))
+    }
+}
+
+impl std::fmt::Display for DataBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_block_is_dot_stuffed_and_terminated() {
+        let block = DataBlock::new(b".top\r\nmiddle.\r\n..two\r\nend").unwrap();
+        assert_eq!(block.0, "..top\r\nmiddle.\r\n...two\r\nend\r\n.\r\n");
+        assert!(DataBlock::new(b"\xff").is_none());
+    }
 }
