@@ -17,6 +17,7 @@ pub mod campaign;
 pub mod capture;
 pub mod cli;
 pub mod dkim;
+pub mod keymap;
 pub mod letter;
 pub mod lint;
 pub mod logging;

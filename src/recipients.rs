@@ -8,13 +8,14 @@
 //! Every field that reaches a header (the address, and the name columns of `To`) is checked for
 //! CR and LF, which would let a row inject headers; such a row is refused, never folded.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lettre::Address;
+
+use crate::keymap::KeyMap;
 use sha2::{Digest, Sha256};
 
 use crate::suppression::{Reason, SuppressionList};
@@ -75,7 +76,12 @@ pub struct RecipientKey(pub [u8; 16]);
 impl RecipientKey {
     /// The key of `address`; case does not matter.
     pub fn of(address: &str) -> RecipientKey {
-        let digest = Sha256::digest(address.to_lowercase().as_bytes());
+        // Addresses in the send log are lower-cased already: no copy for them.
+        let digest = if address.chars().any(char::is_uppercase) {
+            Sha256::digest(address.to_lowercase().as_bytes())
+        } else {
+            Sha256::digest(address.as_bytes())
+        };
         let mut key = [0; 16];
         key.copy_from_slice(&digest[..16]);
         RecipientKey(key)
@@ -134,7 +140,7 @@ pub struct RecipientReader {
     path: PathBuf,
     csv: csv::Reader<Box<dyn Read + Send>>,
     columns: Arc<Columns>,
-    seen: HashSet<RecipientKey>,
+    seen: KeyMap<()>,
     record: csv::ByteRecord,
     suppression: Option<Arc<SuppressionList>>,
 }
@@ -190,7 +196,7 @@ impl RecipientReader {
                 email,
                 name_parts,
             }),
-            seen: HashSet::new(),
+            seen: KeyMap::new(),
             record: csv::ByteRecord::new(),
             suppression: None,
         })
@@ -281,7 +287,7 @@ impl RecipientReader {
             Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
         };
         let key = RecipientKey::of(email.as_ref());
-        if !self.seen.insert(key) {
+        if !self.seen.insert(key, ()) {
             return reject(
                 Some("email"),
                 format!(

@@ -18,12 +18,13 @@ pub use commit::LogWriter;
 pub use file::FileLog;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
 use crate::recipients::RecipientKey;
 
@@ -156,7 +157,7 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Replay {
     /// Packed: a list of a million people means a million entries held through the run.
-    entries: HashMap<RecipientKey, Packed>,
+    entries: KeyMap<Packed>,
     letters: BTreeSet<String>,
     /// Attempts a second since `HISTORY` before the replay.
     history: History,
@@ -170,7 +171,7 @@ pub struct Replay {
 impl Default for Replay {
     fn default() -> Self {
         Replay {
-            entries: HashMap::new(),
+            entries: KeyMap::new(),
             letters: BTreeSet::new(),
             history: History::new(),
             history_since: unix_seconds(SystemTime::now() - HISTORY),
@@ -252,12 +253,15 @@ impl Replay {
     /// Folds one line as read from a log; `Err` names an unknown event.
     fn fold(&mut self, line: &Line<'_>) -> Result<(), String> {
         let key = RecipientKey::of(&line.rcpt);
-        let entry = self.entries.entry(key).or_insert(Packed {
-            status: Status::InDoubt,
-            attempts: 0,
-            first_attempt: 0,
-            retry_at: 0,
-        });
+        let entry = self.entries.entry_or(
+            key,
+            Packed {
+                status: Status::InDoubt,
+                attempts: 0,
+                first_attempt: 0,
+                retry_at: 0,
+            },
+        );
         // A final outcome is final: a later record (an in-doubt resend) cannot undo "sent".
         if entry.status.is_final() {
             return Ok(());
@@ -342,7 +346,7 @@ impl Replay {
     }
 
     pub fn get(&self, key: &RecipientKey) -> Option<Entry> {
-        self.entries.get(key).map(|packed| packed.unpack())
+        self.entries.get(key).map(Packed::unpack)
     }
 
     pub fn len(&self) -> usize {

@@ -1,0 +1,214 @@
+//! A map from recipient keys to small values that holds a million entries in little more than
+//! their own size.
+//!
+//! Two structures keep a value per person for the length of a run: the send log's replay (where
+//! each person stands) and the list's duplicate check (who was seen already). A hash map of a
+//! million 16-byte keys rounds up to two million buckets and costs three times the data; this
+//! map keeps a sorted array (exactly the entries) and a bounded hash map of recent changes,
+//! merged into the array whenever it fills. Keys are hashes, spread evenly, so an index of where
+//! each value of their first 16 bits starts in the array narrows a lookup to a dozen entries.
+
+use std::collections::HashMap;
+
+use crate::recipients::RecipientKey;
+
+/// Changes held in the hash map before they are merged into the sorted array: large enough to
+/// make merges rare (each moves the whole array), small enough to cost a few megabytes.
+/// (Tests use a small one, so that their merges happen within a few hundred keys.)
+const RECENT: usize = if cfg!(test) { 256 } else { 1 << 16 };
+
+/// A compact map from [`RecipientKey`] to `V`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyMap<V> {
+    /// Sorted by key, one entry a key; older than anything in `recent`.
+    sorted: Vec<(RecipientKey, V)>,
+    recent: HashMap<RecipientKey, V>,
+    /// Keys in `recent` that are not in `sorted`.
+    fresh: usize,
+    /// `starts[p]`: where keys whose first 16 bits are `p` begin in `sorted`; one more slot
+    /// for the end. Empty while `sorted` is.
+    starts: Vec<u32>,
+}
+
+impl<V: Copy> KeyMap<V> {
+    pub fn new() -> Self {
+        KeyMap {
+            sorted: Vec::new(),
+            recent: HashMap::new(),
+            fresh: 0,
+            starts: Vec::new(),
+        }
+    }
+
+    pub fn get(&self, key: &RecipientKey) -> Option<V> {
+        self.recent
+            .get(key)
+            .copied()
+            .or_else(|| self.in_sorted(key).ok().map(|i| self.sorted[i].1))
+    }
+
+    /// The value of `key`, made `default` first when there is none, to update in place.
+    pub fn entry_or(&mut self, key: RecipientKey, default: V) -> &mut V {
+        if !self.recent.contains_key(&key) {
+            if self.recent.len() >= RECENT {
+                self.merge();
+            }
+            let value = match self.in_sorted(&key) {
+                Ok(i) => self.sorted[i].1,
+                Err(_) => {
+                    self.fresh += 1;
+                    default
+                }
+            };
+            self.recent.insert(key, value);
+        }
+        self.recent.get_mut(&key).expect("inserted above")
+    }
+
+    /// Adds `key` with `value`; false (and no change) when the key is there already.
+    pub fn insert(&mut self, key: RecipientKey, value: V) -> bool {
+        if self.get(&key).is_some() {
+            return false;
+        }
+        *self.entry_or(key, value) = value;
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.fresh
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = V> + '_ {
+        let older = self
+            .sorted
+            .iter()
+            .filter(|(key, _)| !self.recent.contains_key(key));
+        older
+            .map(|(_, value)| *value)
+            .chain(self.recent.values().copied())
+    }
+
+    /// Where `key` is in `sorted` (`Ok`), or would go (`Err`).
+    fn in_sorted(&self, key: &RecipientKey) -> Result<usize, usize> {
+        if self.starts.is_empty() {
+            return Err(0);
+        }
+        let prefix = prefix(key);
+        let (start, end) = (
+            self.starts[prefix] as usize,
+            self.starts[prefix + 1] as usize,
+        );
+        self.sorted[start..end]
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .map(|i| start + i)
+            .map_err(|i| start + i)
+    }
+
+    /// Moves the recent changes into the sorted array, merging the two sorted runs from the
+    /// back, in place: the array grows by exactly what it gains and is never copied whole.
+    fn merge(&mut self) {
+        let mut recent: Vec<(RecipientKey, V)> = self.recent.drain().collect();
+        recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let old_len = self.sorted.len();
+        let new_len = old_len + self.fresh;
+        self.fresh = 0;
+        self.sorted.reserve_exact(new_len - old_len);
+        if let Some(&filler) = recent.first() {
+            self.sorted.resize(new_len, filler);
+        }
+        let (mut old, mut new, mut slot) = (old_len, recent.len(), new_len);
+        while new > 0 {
+            slot -= 1;
+            let (key, value) = recent[new - 1];
+            match old.checked_sub(1).map(|i| self.sorted[i].0.cmp(&key)) {
+                Some(std::cmp::Ordering::Greater) => {
+                    self.sorted[slot] = self.sorted[old - 1];
+                    old -= 1;
+                }
+                // The same key: the recent value replaces the old one.
+                Some(std::cmp::Ordering::Equal) => {
+                    self.sorted[slot] = (key, value);
+                    old -= 1;
+                    new -= 1;
+                }
+                _ => {
+                    self.sorted[slot] = (key, value);
+                    new -= 1;
+                }
+            }
+        }
+        debug_assert_eq!(old, slot, "every key accounted for");
+        self.index();
+    }
+
+    /// Rebuilds `starts` from `sorted`.
+    fn index(&mut self) {
+        self.starts.clear();
+        self.starts.resize(PREFIXES + 1, 0);
+        for (key, _) in &self.sorted {
+            self.starts[prefix(key) + 1] += 1;
+        }
+        for p in 1..=PREFIXES {
+            self.starts[p] += self.starts[p - 1];
+        }
+    }
+}
+
+/// Values of a key's first 16 bits.
+const PREFIXES: usize = 1 << 16;
+
+fn prefix(key: &RecipientKey) -> usize {
+    usize::from(u16::from_be_bytes([key.0[0], key.0[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> RecipientKey {
+        RecipientKey::of(&format!("p{n}@example.com"))
+    }
+
+    #[test]
+    fn behaves_like_a_hash_map_across_merges() {
+        let mut map = KeyMap::new();
+        let mut reference = HashMap::new();
+        // Enough keys for several merges, with updates of old keys between them.
+        let n = (RECENT * 3 + 17) as u32;
+        for i in 0..n {
+            let value = map.entry_or(key(i), 0u32);
+            *value += i;
+            *reference.entry(key(i)).or_insert(0u32) += i;
+            if i % 3 == 0 {
+                let old = key(i / 2);
+                *map.entry_or(old, 0) += 1;
+                *reference.entry(old).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(map.len(), reference.len());
+        for (k, v) in &reference {
+            assert_eq!(map.get(k), Some(*v));
+        }
+        assert_eq!(map.get(&key(n + 1)), None);
+        let mut values: Vec<u32> = map.values().collect();
+        let mut expected: Vec<u32> = reference.values().copied().collect();
+        values.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(values, expected);
+        assert!(map.sorted.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn insert_reports_keys_already_there() {
+        let mut seen = KeyMap::new();
+        assert!(seen.insert(key(1), ()));
+        assert!(!seen.insert(key(1), ()));
+        assert!(seen.insert(key(2), ()));
+        assert_eq!(seen.len(), 2);
+    }
+}
