@@ -113,7 +113,7 @@ impl<V: Copy> KeyMap<V> {
     /// back, in place: the array grows by exactly what it gains and is never copied whole.
     fn merge(&mut self) {
         let mut recent: Vec<(RecipientKey, V)> = self.recent.drain().collect();
-        recent.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        recent.sort_unstable_by_key(|&(key, _)| key);
         let old_len = self.sorted.len();
         let new_len = old_len + self.fresh;
         self.fresh = 0;
