@@ -79,6 +79,21 @@ run_measured() {
     echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.6f", (b - a) / 1e9 }') $(tail -1 "$out.rss") $code" >"$out.m"
 }
 
+# best_of OUT CODE CMD...: runs CMD ROUNDS times, each expected to exit CODE; keeps in OUT the
+# fastest run.
+best_of() {
+    local out=$1 code=$2
+    shift 2
+    for round in $(seq "$ROUNDS"); do
+        run_measured "$out.$round" "$@"
+        expect_exit "$out.$round" "$code"
+    done
+    local fastest
+    fastest=$(for round in $(seq "$ROUNDS"); do echo "$(cut -d' ' -f1 "$out.$round.m") $round"; done |
+        sort -g | head -1 | cut -d' ' -f2)
+    cp "$out.$fastest.m" "$out.m"
+}
+
 seconds() { cut -d' ' -f1 "$1.m"; }
 rss_mib() { awk '{ printf "%.1f", $2 / 1024 }' "$1.m"; }
 exit_code() { cut -d' ' -f3 "$1.m"; }
@@ -194,6 +209,17 @@ section_smtp() {
         ours=$(calc "$N / $(seconds "$WORK/nodelay$c")" 0)
         row "  diagnostic: the same with TCP_NODELAY (LD_PRELOAD)" "$ours" "$theirs" \
             "$(calc "$ours / $theirs" 3)" "" ""
+        # What the two fsyncs of each message cost when nothing else waits: the log in memory.
+        [[ $c == 1 && -d /dev/shm && -w /dev/shm ]] || continue
+        local shm
+        shm=$(mktemp -d /dev/shm/missive-bench.XXXXXX)
+        run_measured "$WORK/shm$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/pool$c.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$shm/shm.sendlog.jsonl"
+        rm -rf "$shm"
+        expect_exit "$WORK/shm$c" 0
+        ours=$(calc "$N / $(seconds "$WORK/shm$c")" 0)
+        row "  diagnostic: TCP_NODELAY, send log on tmpfs (/dev/shm)" "$ours" "$theirs" \
+            "$(calc "$ours / $theirs" 3)" "" ""
     done
 }
 
@@ -229,14 +255,13 @@ section_render() {
 section_big() {
     table "3. $BIG generated recipients, a $BIG-entry send log (all sent)"
     local big="$WORK/big.toml" log="$WORK/big.sendlog.jsonl" empty="$WORK/empty.sendlog.jsonl"
-    # Start-up alone: a one-row list, so what differs is the replay of the log.
+    # Start-up alone: a one-row list, so what differs is the replay of the log. Short runs on a
+    # shared machine: the best of ROUNDS, for both.
     cp "$log" "$WORK/replay.sendlog.jsonl"
-    run_measured "$WORK/start-empty" "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+    best_of "$WORK/start-empty" 75 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
         --smtp "smtp://127.0.0.1:$PORT" --log "$empty" --max-messages 0
-    expect_exit "$WORK/start-empty" 75
-    run_measured "$WORK/start-full" "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+    best_of "$WORK/start-full" 0 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
         --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/replay.sendlog.jsonl" --max-messages 0
-    expect_exit "$WORK/start-full" 0
     local replay
     replay=$(calc "$(seconds "$WORK/start-full") - $(seconds "$WORK/start-empty")" 2)
     row "replay of the log at send start-up (s)" "$replay" "" "" "<= 2" "$(met "$replay" "<=" 2)"
