@@ -321,6 +321,26 @@ section_mailmerge() {
     row "message size (bytes)" "$MESSAGE_BYTES" "$mm_bytes" "" "" ""
 }
 
+# fsync_latency: how long one append + fdatasync takes where the send logs are (200 of them),
+# since each message of a send waits for two.
+fsync_latency() {
+    python3 - "$WORK" <<'PY'
+import os, statistics, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+times = []
+for _ in range(200):
+    os.write(fd, b"x" * 170 + b"\n")
+    start = time.perf_counter()
+    os.fdatasync(fd)
+    times.append(time.perf_counter() - start)
+os.close(fd)
+os.unlink(path)
+times.sort()
+print(f"median {statistics.median(times) * 1000:.2f} ms, 90th percentile {times[180] * 1000:.2f} ms")
+PY
+}
+
 main() {
     fetch
     prepare
@@ -331,11 +351,13 @@ main() {
     printf -- '- missive %s (%s), smtp-sink/smtp-source from %s, mailmerge %s\n' \
         "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "release build" \
         "$(basename "$CACHE"/postfix_*.deb .deb)" "$("$CACHE/venv/bin/mailmerge" --version | awk '{ print $NF }')"
-    printf -- '- send logs and inputs in %s (%s)\n' "$WORK" "$(df --output=fstype "$WORK" | tail -1)"
+    printf -- '- send logs and inputs in %s (%s); append + fdatasync there: %s\n' "$WORK" \
+        "$(df --output=fstype "$WORK" | tail -1 | tr -d ' ')" "$(fsync_latency)"
     section_smtp
     section_render
     section_big
     section_mailmerge
+    printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
     printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
 }
 
