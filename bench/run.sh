@@ -113,6 +113,8 @@ met() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? v >= l :
 
 table() {
     printf '\n## %s\n\n' "$1"
+    # The disk is shared: its sync latency drifts during a run, and the send log waits on it.
+    printf 'append + fdatasync where the logs are, just before: %s\n\n' "$(fsync_latency)"
     printf '| %-58s | %12s | %14s | %7s | %10s | %4s |\n' what missive reference ratio target 'met?'
     printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..14})" \
         "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..12})" "------"
