@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# missive's benchmark (issue 4). Not a test: it prints figures, measured in this run, beside
+# their references and targets. Everything it needs it fetches into bench/.cache/ (gitignored):
+# Postfix's smtp-sink and smtp-source (apt-get download + dpkg -x, no mail system configured),
+# mailmerge 2.3.0 in a Python venv, and a release build of missive. It talks only to 127.0.0.1.
+#
+#   bash bench/run.sh                                   # the full run, ~5 minutes
+#   N=300 N_MAILMERGE=200 N_RENDER=2000 ROUNDS=1 BIG=100000 bash bench/run.sh   # a quick one
+#
+# Knobs (environment): N messages per SMTP run, N_MAILMERGE for the mailmerge comparison,
+# N_RENDER rows for render + build, ROUNDS passes of render + build (the best is kept), BIG
+# recipients for the memory and replay figures, CARGO_TARGET_DIR as usual.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="$ROOT/bench/.cache"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+N=${N:-2000}
+N_MAILMERGE=${N_MAILMERGE:-1000}
+N_RENDER=${N_RENDER:-20000}
+ROUNDS=${ROUNDS:-3}
+BIG=${BIG:-1000000}
+CONCURRENCIES=(1 4 16)
+# Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
+STORIES=1
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---- fetch ---------------------------------------------------------------------------------
+
+fetch() {
+    mkdir -p "$CACHE"
+    if [[ ! -x "$CACHE/postfix/usr/sbin/smtp-sink" ]]; then
+        say "fetching postfix (for smtp-sink and smtp-source) with apt-get download"
+        (cd "$CACHE" && apt-get download postfix >&2)
+        dpkg -x "$CACHE"/postfix_*.deb "$CACHE/postfix"
+    fi
+    export LD_LIBRARY_PATH="$CACHE/postfix/usr/lib/postfix${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    SINK="$CACHE/postfix/usr/sbin/smtp-sink"
+    SOURCE="$CACHE/postfix/usr/sbin/smtp-source"
+    if ldd "$SINK" "$SOURCE" | grep -q 'not found'; then
+        ldd "$SINK" "$SOURCE" >&2
+        say "smtp-sink or smtp-source is missing a library"
+        exit 1
+    fi
+    if [[ ! -x "$CACHE/venv/bin/mailmerge" ]]; then
+        say "installing mailmerge 2.3.0 into $CACHE/venv"
+        python3 -m venv "$CACHE/venv"
+        "$CACHE/venv/bin/pip" install --quiet mailmerge==2.3.0 >&2
+    fi
+    if [[ ! -x /usr/bin/time ]]; then
+        say "installing GNU time (for peak RSS)"
+        apt-get install -y time >&2
+    fi
+    command -v taskset >/dev/null || { say "taskset (util-linux) is needed"; exit 1; }
+    say "building missive (release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin missive --example bench_render >&2)
+    MISSIVE="$TARGET/release/missive"
+    RENDER="$TARGET/release/examples/bench_render"
+    # A diagnostic only (bench/nodelay.c): what missive would do with TCP_NODELAY set.
+    NODELAY=""
+    if command -v cc >/dev/null; then
+        cc -shared -fPIC -O2 -o "$CACHE/nodelay.so" "$ROOT/bench/nodelay.c" -ldl
+        NODELAY="$CACHE/nodelay.so"
+    fi
+}
+
+# ---- measuring -----------------------------------------------------------------------------
+
+# run_measured OUT CMD...: runs CMD (its stdout into OUT.out, stderr into OUT.err) and leaves
+# "seconds peak_rss_kib exit_code" in OUT.m. Wall time is taken around the whole process.
+run_measured() {
+    local out=$1
+    shift
+    local start end code=0
+    start=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$out.rss" "$@" >"$out.out" 2>"$out.err" || code=$?
+    end=$(date +%s%N)
+    echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.6f", (b - a) / 1e9 }') $(tail -1 "$out.rss") $code" >"$out.m"
+}
+
+# best_of OUT CODE CMD...: runs CMD ROUNDS times, each expected to exit CODE; keeps in OUT the
+# fastest run.
+best_of() {
+    local out=$1 code=$2
+    shift 2
+    for round in $(seq "$ROUNDS"); do
+        run_measured "$out.$round" "$@"
+        expect_exit "$out.$round" "$code"
+    done
+    local fastest
+    fastest=$(for round in $(seq "$ROUNDS"); do echo "$(cut -d' ' -f1 "$out.$round.m") $round"; done |
+        sort -g | head -1 | cut -d' ' -f2)
+    cp "$out.$fastest.m" "$out.m"
+}
+
+seconds() { cut -d' ' -f1 "$1.m"; }
+rss_mib() { awk '{ printf "%.1f", $2 / 1024 }' "$1.m"; }
+exit_code() { cut -d' ' -f3 "$1.m"; }
+
+# expect_exit OUT CODE: stops the run when a measured command did not end as it should.
+expect_exit() {
+    if [[ "$(exit_code "$1")" != "$2" ]]; then
+        say "unexpected exit $(exit_code "$1") (wanted $2) from the run logged in $1.out / $1.err:"
+        tail -5 "$1.out" "$1.err" >&2
+        exit 1
+    fi
+}
+
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+# met VALUE OP LIMIT: yes or NO.
+met() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? v >= l : v <= l; print ok ? "yes" : "NO" }'; }
+
+table() {
+    printf '\n## %s\n\n' "$1"
+    # The disk is shared: its sync latency drifts during a run, and the send log waits on it.
+    printf 'append + fdatasync where the logs are, just before: %s\n\n' "$(fsync_latency)"
+    printf '| %-58s | %12s | %14s | %7s | %10s | %4s |\n' what missive reference ratio target 'met?'
+    printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..14})" \
+        "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..9})" "$(printf -- '-%.0s' {1..12})" "------"
+}
+row() { printf '| %-58s | %12s | %14s | %7s | %10s | %4s |\n' "$@"; }
+
+# ---- set-up --------------------------------------------------------------------------------
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_sink() {
+    PORT=$(free_port)
+    local user=()
+    # smtp-sink insists on dropping root privileges.
+    [[ $(id -u) == 0 ]] && user=(-u nobody)
+    "$SINK" "${user[@]}" 127.0.0.1:"$PORT" 1024 >"$WORK/sink.out" 2>&1 &
+    SINK_PID=$!
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    say "smtp-sink did not start:"
+    cat "$WORK/sink.out" >&2
+    exit 1
+}
+
+cleanup() {
+    if [[ -n "${SINK_PID:-}" ]]; then
+        kill "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
+    [[ -n "${WORK:-}" ]] && rm -rf "$WORK"
+    return 0
+}
+
+# campaign NAME RECIPIENTS POOL: a campaign file in $WORK over the bench letter.
+campaign() {
+    python3 "$ROOT/bench/gen.py" campaign "$ROOT/campaign.toml" "$WORK/$1.toml" letter.md "$2" "$3"
+}
+
+prepare() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/missive-bench.XXXXXX")
+    trap cleanup EXIT
+    local gen="$ROOT/bench/gen.py"
+    python3 "$gen" letter "$ROOT/templates/letter.fr.md" "$WORK/letter.md" "$STORIES"
+    python3 "$gen" recipients "$WORK/smtp.csv" "$N"
+    python3 "$gen" recipients "$WORK/mailmerge.csv" "$N_MAILMERGE"
+    python3 "$gen" recipients "$WORK/render.csv" "$N_RENDER"
+    python3 "$gen" recipients "$WORK/one.csv" 1
+    python3 "$gen" recipients "$WORK/big.csv" "$BIG"
+    CAMPAIGN_ID=$(sed -n 's/^id = "\(.*\)"/\1/p' "$ROOT/campaign.toml")
+    python3 "$gen" sendlog "$WORK/big.sendlog.jsonl" "$BIG" "$CAMPAIGN_ID"
+    for c in "${CONCURRENCIES[@]}"; do campaign "pool$c" smtp.csv "$c"; done
+    campaign mailmerge1 mailmerge.csv 1
+    campaign mailmerge4 mailmerge.csv 4
+    campaign render render.csv 4
+    campaign big big.csv 4
+    mkdir -p "$WORK/preview" "$WORK/mailmerge" "$WORK/renderlogs"
+    "$MISSIVE" preview "$WORK/pool1.toml" --recipients "$WORK/one.csv" --out "$WORK/preview" >/dev/null
+    MESSAGE_BYTES=$(cat "$WORK"/preview/*.eml | wc -c)
+    python3 "$gen" mailmerge "$WORK/pool1.toml" "$WORK/letter.md" "$WORK/mailmerge" "0" "$WORK/mailmerge.csv"
+}
+
+# ---- sections ------------------------------------------------------------------------------
+
+# missive_send NAME CAMPAIGN [ARGS...]: a real send to the sink with a fresh send log.
+missive_send() {
+    local name=$1 campaign=$2
+    shift 2
+    run_measured "$WORK/$name" "$MISSIVE" send "$WORK/$campaign.toml" \
+        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/$name.sendlog.jsonl" "$@"
+}
+
+section_smtp() {
+    table "1. missive vs smtp-source: $N messages of $MESSAGE_BYTES bytes to smtp-sink on 127.0.0.1 (messages/s)"
+    for c in "${CONCURRENCIES[@]}"; do
+        missive_send "send$c" "pool$c"
+        expect_exit "$WORK/send$c" 0
+        grep -q "$N sent" "$WORK/send$c.out" || { cat "$WORK/send$c.out" >&2; exit 1; }
+        run_measured "$WORK/source$c" "$SOURCE" -d -s "$c" -m "$N" -l "$MESSAGE_BYTES" \
+            -f dons@example.org -t person@example.com 127.0.0.1:"$PORT"
+        expect_exit "$WORK/source$c" 0
+        local ours theirs
+        ours=$(calc "$N / $(seconds "$WORK/send$c")" 0)
+        theirs=$(calc "$N / $(seconds "$WORK/source$c")" 0)
+        row "concurrency $c (missive pool_size = $c)" "$ours" "$theirs" "$(calc "$ours / $theirs" 3)" \
+            ">= 0.80" "$(met "$(calc "$ours / $theirs" 3)" ">=" 0.8)"
+        [[ -n "$NODELAY" ]] || continue
+        run_measured "$WORK/nodelay$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/pool$c.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/nodelay$c.sendlog.jsonl"
+        expect_exit "$WORK/nodelay$c" 0
+        ours=$(calc "$N / $(seconds "$WORK/nodelay$c")" 0)
+        row "  diagnostic: the same with TCP_NODELAY (LD_PRELOAD)" "$ours" "$theirs" \
+            "$(calc "$ours / $theirs" 3)" "" ""
+        # What the two fsyncs of each message cost when nothing else waits: the log in memory.
+        [[ $c == 1 && -d /dev/shm && -w /dev/shm ]] || continue
+        local shm
+        shm=$(mktemp -d /dev/shm/missive-bench.XXXXXX)
+        run_measured "$WORK/shm$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/pool$c.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$shm/shm.sendlog.jsonl"
+        rm -rf "$shm"
+        expect_exit "$WORK/shm$c" 0
+        ours=$(calc "$N / $(seconds "$WORK/shm$c")" 0)
+        row "  diagnostic: TCP_NODELAY, send log on tmpfs (/dev/shm)" "$ours" "$theirs" \
+            "$(calc "$ours / $theirs" 3)" "" ""
+    done
+}
+
+# best_rate on|off FILE: the best messages/s of bench_render's passes with the log on or off.
+best_rate() {
+    awk -v mode="log=$1" '$2 == mode { split($3, m, "="); split($4, t, "="); r = m[2] / t[2]; if (r > best) best = r }
+        END { printf "%.0f", best }' "$2"
+}
+
+section_render() {
+    table "2. render + build on one core (taskset -c 0), $N_RENDER messages, pool 4, best of $ROUNDS"
+    taskset -c 0 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 4 "$ROUNDS" \
+        >"$WORK/render.out"
+    local off on
+    off=$(best_rate off "$WORK/render.out")
+    on=$(best_rate on "$WORK/render.out")
+    local cost
+    cost=$(calc "100 * (1 - $on / $off)" 1)
+    row "messages/s, send log off" "$off" "" "" ">= 20000" "$(met "$off" ">=" 20000)"
+    row "messages/s, send log on (attempt + sent)" "$on" "$off (off)" "$(calc "$on / $off" 2)" ">= 20000" "$(met "$on" ">=" 20000)"
+    row "cost of the send log" "$cost %" "" "" "<= 10 %" "$(met "$cost" "<=" 10)"
+    # The log's cost is mostly waiting for fsync with at most `pool` messages in hand: show it
+    # with more in hand.
+    taskset -c 0 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 16 "$ROUNDS" \
+        >"$WORK/render16.out"
+    local off16 on16
+    off16=$(best_rate off "$WORK/render16.out")
+    on16=$(best_rate on "$WORK/render16.out")
+    row "  diagnostic: pool 16, log off / on (messages/s)" "$on16" "$off16 (off)" "$(calc "$on16 / $off16" 2)" "" ""
+    row "  diagnostic: cost of the send log at pool 16" "$(calc "100 * (1 - $on16 / $off16)" 1) %" "" "" "" ""
+}
+
+section_big() {
+    table "3. $BIG generated recipients, a $BIG-entry send log (all sent)"
+    local big="$WORK/big.toml" log="$WORK/big.sendlog.jsonl" empty="$WORK/empty.sendlog.jsonl"
+    # Start-up alone: a one-row list, so what differs is the replay of the log. Short runs on a
+    # shared machine: the best of ROUNDS, for both.
+    cp "$log" "$WORK/replay.sendlog.jsonl"
+    best_of "$WORK/start-empty" 75 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+        --smtp "smtp://127.0.0.1:$PORT" --log "$empty" --max-messages 0
+    best_of "$WORK/start-full" 0 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/replay.sendlog.jsonl" --max-messages 0
+    local replay
+    replay=$(calc "$(seconds "$WORK/start-full") - $(seconds "$WORK/start-empty")" 2)
+    row "replay of the log at send start-up (s)" "$replay" "" "" "<= 2" "$(met "$replay" "<=" 2)"
+    row "  send start-up, $BIG-entry log (s)" "$(calc "$(seconds "$WORK/start-full")" 2)" \
+        "$(calc "$(seconds "$WORK/start-empty")" 2) (empty)" "" "" ""
+    row "  peak RSS of that start-up (MiB)" "$(rss_mib "$WORK/start-full")" \
+        "$(rss_mib "$WORK/start-empty") (empty)" "" "<= 64" "$(met "$(rss_mib "$WORK/start-full")" "<=" 64)"
+    # The whole list against the whole log: a resumed send with nothing left to do.
+    cp "$log" "$WORK/resume.sendlog.jsonl"
+    run_measured "$WORK/resume" "$MISSIVE" send "$big" --smtp "smtp://127.0.0.1:$PORT" \
+        --log "$WORK/resume.sendlog.jsonl"
+    expect_exit "$WORK/resume" 0
+    row "send over $BIG rows, all in the log: peak RSS (MiB)" "$(rss_mib "$WORK/resume")" "" "" "<= 64" \
+        "$(met "$(rss_mib "$WORK/resume")" "<=" 64)"
+    row "  its wall time (s)" "$(calc "$(seconds "$WORK/resume")" 2)" "" "" "" ""
+    run_measured "$WORK/status" "$MISSIVE" status "$big" --log "$log"
+    expect_exit "$WORK/status" 0
+    row "status over $BIG rows and the log: peak RSS (MiB)" "$(rss_mib "$WORK/status")" "" "" "<= 64" \
+        "$(met "$(rss_mib "$WORK/status")" "<=" 64)"
+    run_measured "$WORK/status-empty" "$MISSIVE" status "$big" --log "$empty"
+    expect_exit "$WORK/status-empty" 0
+    row "status over $BIG rows, empty log: peak RSS (MiB)" "$(rss_mib "$WORK/status-empty")" "" "" "<= 64" \
+        "$(met "$(rss_mib "$WORK/status-empty")" "<=" 64)"
+    row "  its wall time: CSV streaming alone (s)" "$(calc "$(seconds "$WORK/status-empty")" 2)" "" "" "" ""
+}
+
+section_mailmerge() {
+    table "4. missive vs mailmerge 2.3.0: $N_MAILMERGE messages of the same letter to smtp-sink"
+    local mm="$WORK/mailmerge"
+    sed -i "s/^port = .*/port = $PORT/" "$mm/mailmerge_server.conf"
+    local mm_bytes
+    mm_bytes=$(cd "$mm" && "$CACHE/venv/bin/mailmerge" --dry-run --limit 1 --output-format raw |
+        sed -n '/^>>> message 1$/,/^>>> message 1 sent$/p' | sed '1d;$d' | wc -c)
+    run_measured "$WORK/mm" bash -c "cd '$mm' && exec '$CACHE/venv/bin/mailmerge' --no-limit --output-format raw"
+    expect_exit "$WORK/mm" 0
+    local sent
+    sent=$(grep -c '^>>> message [0-9]* sent$' "$WORK/mm.out" || true)
+    [[ "$sent" == "$N_MAILMERGE" ]] || { say "mailmerge sent $sent of $N_MAILMERGE"; tail "$WORK/mm.out" "$WORK/mm.err" >&2; exit 1; }
+    local theirs
+    theirs=$(calc "$N_MAILMERGE / $(seconds "$WORK/mm")" 0)
+    for c in 1 4; do
+        missive_send "mmsend$c" "mailmerge$c"
+        expect_exit "$WORK/mmsend$c" 0
+        local ours
+        ours=$(calc "$N_MAILMERGE / $(seconds "$WORK/mmsend$c")" 0)
+        row "messages/s, missive pool_size = $c" "$ours" "$theirs" "$(calc "$ours / $theirs" 1)" ">= 15" \
+            "$(met "$(calc "$ours / $theirs" 3)" ">=" 15)"
+        [[ -n "$NODELAY" ]] || continue
+        run_measured "$WORK/mmnodelay$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/mailmerge$c.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/mmnodelay$c.sendlog.jsonl"
+        expect_exit "$WORK/mmnodelay$c" 0
+        ours=$(calc "$N_MAILMERGE / $(seconds "$WORK/mmnodelay$c")" 0)
+        row "  diagnostic: the same with TCP_NODELAY (LD_PRELOAD)" "$ours" "$theirs" "$(calc "$ours / $theirs" 1)" "" ""
+    done
+    row "peak RSS (MiB), missive pool_size = 4" "$(rss_mib "$WORK/mmsend4")" "$(rss_mib "$WORK/mm")" \
+        "$(calc "$(rss_mib "$WORK/mm") / $(rss_mib "$WORK/mmsend4")" 1)" "" ""
+    row "message size (bytes)" "$MESSAGE_BYTES" "$mm_bytes" "" "" ""
+}
+
+# fsync_latency: how long one append + fdatasync takes where the send logs are (200 of them),
+# since each message of a send waits for two.
+fsync_latency() {
+    python3 - "$WORK" <<'PY'
+import os, statistics, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+times = []
+for _ in range(200):
+    os.write(fd, b"x" * 170 + b"\n")
+    start = time.perf_counter()
+    os.fdatasync(fd)
+    times.append(time.perf_counter() - start)
+os.close(fd)
+os.unlink(path)
+times.sort()
+print(f"median {statistics.median(times) * 1000:.2f} ms, 90th percentile {times[180] * 1000:.2f} ms")
+PY
+}
+
+main() {
+    fetch
+    prepare
+    start_sink
+    printf '# missive benchmark, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf -- '- machine: %s cores (%s), %s; load average at start: %s\n' "$(nproc)" \
+        "$(sed -n 's/^model name\t: //p' /proc/cpuinfo | head -1)" "$(uname -sr)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    printf -- '- missive %s (%s), smtp-sink/smtp-source from %s, mailmerge %s\n' \
+        "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "release build" \
+        "$(basename "$CACHE"/postfix_*.deb .deb)" "$("$CACHE/venv/bin/mailmerge" --version | awk '{ print $NF }')"
+    printf -- '- send logs and inputs in %s (%s); append + fdatasync there: %s\n' "$WORK" \
+        "$(df --output=fstype "$WORK" | tail -1 | tr -d ' ')" "$(fsync_latency)"
+    section_smtp
+    section_render
+    section_big
+    section_mailmerge
+    printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
+    printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
+}
+
+main "$@"
