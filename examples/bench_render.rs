@@ -1,10 +1,11 @@
 //! Render + build throughput, with the send log on and off: the CPU side of `missive send`
 //! without a network. Run by `bench/run.sh` (pinned to one core); not a test.
 //!
-//! Each message goes the way the engine (`src/send.rs`) takes it: a row streamed from the CSV
-//! and validated, rendered (HTML and text), composed into a lettre `Message`, then handed to a
-//! delivery task that holds one of `pool` slots. Where the engine would talk SMTP, the task
-//! serializes the message as lettre's transport does before DATA (`Message::formatted`). With the
+//! Each message goes the way the engine (`src/send/`) takes it: a row streamed from the CSV
+//! and validated, rendered (HTML and text), composed into a lettre `Message`, then handed to
+//! one of `pool` deliveries at once (the engine's workers, one a connection). Where the engine
+//! would talk SMTP, the delivery serializes the message as it goes before DATA
+//! (`Message::formatted`). With the
 //! log on, the task first makes an `attempt` record durable and afterwards a `sent` record,
 //! through the same group-commit `LogWriter` over a `FileLog` that `send` uses (one fsync per
 //! batch), so the difference between the two passes is what the log costs a real run.
@@ -101,6 +102,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         subject: &loaded.campaign.subject,
         preheader: &loaded.campaign.preheader,
         language: &loaded.campaign.language,
+        unsubscribe: None,
     };
     let slots = Arc::new(Semaphore::new(pool.max(1)));
     let mut in_flight: JoinSet<anyhow::Result<u64>> = JoinSet::new();
@@ -141,7 +143,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
             if let Some(writer) = &writer {
                 let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
                 writer
-                    .write(Record::new(Event::Sent { reply }, &rcpt, &message_id))
+                    .write(Record::new(Event::Sent { reply, via: None }, &rcpt, &message_id))
                     .await?;
             }
             Ok(size)
