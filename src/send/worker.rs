@@ -3,8 +3,11 @@
 //!
 //! Each transaction writes the log in the order that makes a crash harmless: the server takes
 //! the recipient (RCPT), the `attempt` is made durable, only then does DATA start, and the
-//! outcome is made durable after the server's reply. So a failure before DATA is known to have
-//! delivered nothing, and only an attempt cut off after DATA is *in doubt*.
+//! outcome is written after the server's reply. So a failure before DATA is known to have
+//! delivered nothing, and only an attempt cut off after DATA is *in doubt*. An outcome is
+//! counted, and shown, only once it is durable; the worker does not wait for that before its
+//! next message, so the sync overlaps the next MAIL and RCPT and shares a batch with the next
+//! attempt (the log makes records durable in the order they were written).
 //!
 //! What a reply means:
 //! - 2xx after the message: `sent`.
@@ -15,6 +18,7 @@
 //! - the connection lost before the server took the recipient: `deferred`, and reconnect.
 //! - no reply after the message: in doubt; no outcome is written, the next run decides.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +29,7 @@ use super::route::Route;
 use super::{Progress, Stopped};
 use crate::ratelimit::Pace;
 use crate::retry::RetryPolicy;
-use crate::sendlog::{Event, LogWriter, Record, SendLogError, timestamp};
+use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError, timestamp};
 use crate::smtp::{Connection, Relay, Trouble};
 
 /// One message on its way.
@@ -98,6 +102,10 @@ pub async fn work(
 ) -> Result<Tally, Arc<SendLogError>> {
     let mut tally = Tally::default();
     let mut open: Option<(Connection, &Relay)> = None;
+    // Outcomes written but not yet known durable: counted (and shown) only once they are. The
+    // worker goes on meanwhile, so the sync of one message's outcome overlaps the next one's
+    // MAIL and RCPT, and shares a sync with its attempt.
+    let mut unconfirmed: VecDeque<(Option<Durable>, Settled)> = VecDeque::new();
     'jobs: loop {
         if shared.stopping() {
             break;
@@ -129,9 +137,18 @@ pub async fn work(
                 break 'jobs;
             }
             match transact(&shared, &mut connection, relay, &job).await? {
-                Transaction::Done { outcome, reusable } => {
-                    count(&mut tally, &job, relay, &outcome);
-                    shared.progress.add(&outcome_kind(&outcome));
+                Transaction::Done {
+                    outcome,
+                    reusable,
+                    durable,
+                } => {
+                    let settled = Settled {
+                        outcome,
+                        was_in_doubt: job.was_in_doubt,
+                        via_fallback: relay.name != shared.route.primary().name,
+                    };
+                    unconfirmed.push_back((durable, settled));
+                    confirm(&shared, &mut tally, &mut unconfirmed, false).await?;
                     if reusable {
                         open = Some((connection, relay));
                     }
@@ -151,11 +168,50 @@ pub async fn work(
     if let Some((connection, _)) = open {
         connection.quit().await;
     }
+    confirm(&shared, &mut tally, &mut unconfirmed, true).await?;
     Ok(tally)
 }
 
+/// A message whose fate this run knows, waiting for its record to be durable.
+struct Settled {
+    outcome: Outcome,
+    was_in_doubt: bool,
+    via_fallback: bool,
+}
+
+/// Counts the settled messages whose records are durable; with `all`, waits for every one.
+async fn confirm(
+    shared: &Shared,
+    tally: &mut Tally,
+    unconfirmed: &mut VecDeque<(Option<Durable>, Settled)>,
+    all: bool,
+) -> Result<(), Arc<SendLogError>> {
+    while let Some((durable, _)) = unconfirmed.front_mut() {
+        if all {
+            if let Some(handle) = durable.take() {
+                handle.wait().await?;
+            }
+        } else if let Some(handle) = durable {
+            // Records become durable in order: the first one not yet durable ends the round.
+            match handle.ready() {
+                Some(result) => result?,
+                None => break,
+            }
+        }
+        let (_, settled) = unconfirmed.pop_front().expect("just looked at it");
+        count(tally, &settled);
+        shared.progress.add(&outcome_kind(&settled.outcome));
+    }
+    Ok(())
+}
+
 enum Transaction {
-    Done { outcome: Outcome, reusable: bool },
+    Done {
+        outcome: Outcome,
+        reusable: bool,
+        /// The outcome record, on its way to the disk (none for a message left in doubt).
+        durable: Option<Durable>,
+    },
     Again,
 }
 
@@ -191,9 +247,14 @@ async fn transact(
                 shared.route.answered();
             }
             let reusable = !broken && connection.reset().await;
-            shared.log.write(attempt()).await?;
-            let outcome = refused(shared, job, &trouble, &record).await?;
-            return Ok(Transaction::Done { outcome, reusable });
+            // Nothing reached DATA: the attempt need not be durable first, only in order.
+            shared.log.submit(attempt()).await?;
+            let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
+            return Ok(Transaction::Done {
+                outcome,
+                reusable,
+                durable: Some(durable),
+            });
         }
     }
 
@@ -208,17 +269,25 @@ async fn transact(
         } else {
             shared.route.answered();
         }
-        let outcome = refused(shared, job, &trouble, &record).await?;
-        return Ok(Transaction::Done { outcome, reusable });
+        let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
+        return Ok(Transaction::Done {
+            outcome,
+            reusable,
+            durable: Some(durable),
+        });
     }
     match connection.finish_data(&bytes).await {
         Ok(reply) => {
             shared.route.answered();
             let via = (relay.name != shared.route.primary().name).then(|| relay.name.to_owned());
-            shared.log.write(record(Event::Sent { reply, via })).await?;
+            let durable = shared
+                .log
+                .submit(record(Event::Sent { reply, via }))
+                .await?;
             Ok(Transaction::Done {
                 outcome: Outcome::Sent,
                 reusable: true,
+                durable: Some(durable),
             })
         }
         Err(Trouble::Broken(why)) => {
@@ -231,27 +300,30 @@ async fn transact(
             Ok(Transaction::Done {
                 outcome: Outcome::Unanswered,
                 reusable: false,
+                durable: None,
             })
         }
         Err(trouble) => {
             shared.route.answered();
-            let outcome = refused(shared, job, &trouble, &record).await?;
+            let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
             Ok(Transaction::Done {
                 outcome,
                 reusable: !trouble.closes_connection(),
+                durable: Some(durable),
             })
         }
     }
 }
 
 /// Writes the outcome of a refusal (or of a connection lost before DATA): failed when the
-/// server said 5xx, deferred with the next attempt's time otherwise.
+/// server said 5xx, deferred with the next attempt's time otherwise. Returns without waiting
+/// for it to be durable.
 async fn refused(
     shared: &Shared,
     job: &Job,
     trouble: &Trouble,
     record: &impl Fn(Event) -> Record,
-) -> Result<Outcome, Arc<SendLogError>> {
+) -> Result<(Outcome, Durable), Arc<SendLogError>> {
     let reply = trouble.describe();
     let (event, outcome) = if trouble.is_permanent() {
         (Event::Failed { reply }, Outcome::Failed)
@@ -266,16 +338,16 @@ async fn refused(
         (event, Outcome::Deferred)
     };
     tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
-    shared.log.write(record(event)).await?;
-    Ok(outcome)
+    let durable = shared.log.submit(record(event)).await?;
+    Ok((outcome, durable))
 }
 
-fn count(tally: &mut Tally, job: &Job, relay: &Relay, outcome: &Outcome) {
-    tally.resent_in_doubt += u64::from(job.was_in_doubt);
-    match outcome {
+fn count(tally: &mut Tally, settled: &Settled) {
+    tally.resent_in_doubt += u64::from(settled.was_in_doubt);
+    match settled.outcome {
         Outcome::Sent => {
             tally.sent += 1;
-            tally.via_fallback += u64::from(relay.name == "fallback");
+            tally.via_fallback += u64::from(settled.via_fallback);
         }
         Outcome::Deferred => tally.deferred += 1,
         Outcome::Failed => tally.failed += 1,

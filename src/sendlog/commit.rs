@@ -69,19 +69,47 @@ impl LogWriter {
 
     /// Appends `record`; returns once it is durable.
     pub async fn write(&self, record: Record) -> Result<(), Arc<SendLogError>> {
+        self.submit(record).await?.wait().await
+    }
+
+    /// Queues `record` and returns at once, with a handle that resolves when it is durable.
+    /// Records become durable in the order they were submitted, so a later record's
+    /// durability vouches for every earlier one: a caller can let one record's sync overlap
+    /// its next network round trip, and share a sync with its next record.
+    pub async fn submit(&self, record: Record) -> Result<Durable, Arc<SendLogError>> {
         let (durable, answer) = oneshot::channel();
-        let stopped = || {
-            Arc::new(SendLogError::Io {
-                path: "(send log writer)".into(),
-                source: std::io::Error::other("the send log writer stopped"),
-            })
-        };
         self.queue
             .send(Pending { record, durable })
             .await
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        Ok(Durable(answer))
     }
+}
+
+/// A record on its way to the disk.
+pub struct Durable(oneshot::Receiver<Result<(), Arc<SendLogError>>>);
+
+impl Durable {
+    /// Waits until the record is durable.
+    pub async fn wait(self) -> Result<(), Arc<SendLogError>> {
+        self.0.await.map_err(|_| stopped())?
+    }
+
+    /// `Some` once the writer has answered: durable, or why not.
+    pub fn ready(&mut self) -> Option<Result<(), Arc<SendLogError>>> {
+        match self.0.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(stopped())),
+        }
+    }
+}
+
+fn stopped() -> Arc<SendLogError> {
+    Arc::new(SendLogError::Io {
+        path: "(send log writer)".into(),
+        source: std::io::Error::other("the send log writer stopped"),
+    })
 }
 
 #[cfg(test)]

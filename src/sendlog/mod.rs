@@ -14,7 +14,7 @@
 mod commit;
 mod file;
 
-pub use commit::LogWriter;
+pub use commit::{Durable, LogWriter};
 pub use file::FileLog;
 
 use std::borrow::Cow;
