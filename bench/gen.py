@@ -62,6 +62,12 @@ def campaign(source, dest, letter_path, recipients_path, pool_size):
     for line in Path(source).read_text(encoding="utf-8").splitlines():
         if re.match(r"^(letter|recipients|rate|pool_size)\s*=", line):
             continue
+        # The shipped suppression files are relative to the repository: name them absolutely.
+        suppression = re.match(r'^(unsubscribed|bounced|complained)\s*=\s*"([^"]+)"', line)
+        if suppression:
+            path = (Path(source).parent / suppression.group(2)).resolve()
+            line = f'{suppression.group(1)} = "{path}"'
+
         lines.append(line)
         if line.startswith("name_columns"):
             lines.append(f'letter = "{letter_path}"')

@@ -24,6 +24,10 @@ CONCURRENCIES=(1 4 16)
 # Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
 STORIES=1
 
+# The shipped campaign signs one-click unsubscribe links; a real send needs the key (any one will
+# do for a sink).
+export MISSIVE_UNSUBSCRIBE_SECRET=${MISSIVE_UNSUBSCRIBE_SECRET:-bench-only-throwaway-key-0123456789abcdef}
+
 say() { printf '%s\n' "$*" >&2; }
 
 # ---- fetch ---------------------------------------------------------------------------------

@@ -8,8 +8,25 @@ fn main() -> ExitCode {
     match missive::app::run(options) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            eprintln!("missive: {error:#}");
+            eprintln!("missive: {}", describe(&error));
             missive::app::exit_for_error(&error).into()
         }
     }
+}
+
+/// The error and its causes, each once: a cause whose words its parent already quotes (as
+/// `thiserror` messages often do) is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

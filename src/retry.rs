@@ -5,7 +5,7 @@
 //! come back in the same second. After `max_attempts` attempts, or once `give_up_after` has
 //! passed since the first one, the message is failed for good, with the reason.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long and how often deferred messages are retried.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +39,14 @@ impl RetryPolicy {
             .min(self.max_delay)
     }
 
-    /// When to try again after `attempts` attempts, the last one deferred `now`.
+    /// When to try again after `attempts` attempts, the last one deferred `now`; rounded up to
+    /// the second, as the log writes it, so that a retry never comes early.
     pub fn next_attempt(&self, attempts: u32, now: SystemTime) -> SystemTime {
         let jitter = 0.8 + 0.4 * fastrand::f64();
-        now + self.backoff(attempts).mul_f64(jitter)
+        let due = now + self.backoff(attempts).mul_f64(jitter);
+        let since_epoch = due.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let seconds = since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0);
+        UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
     /// Why no further attempt should be made, if none should.

@@ -14,7 +14,7 @@ use support::audit::Audit;
 use support::harness::{Fixture, RUN_LIMIT, people};
 use support::smtp_server::{Behavior, SmtpServer};
 
-const PEOPLE: usize = 150;
+const PEOPLE: usize = 300;
 const POOL_SIZE: usize = 4;
 const KILLS: usize = 4;
 /// The server takes this long to answer each message, so a run lasts a couple of seconds and

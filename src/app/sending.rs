@@ -300,6 +300,7 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
             timestamp(spent.until)
         ),
         Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
+        Some(Stopped::LogFailed) => println!("stopped: the send log could not be written"),
         Some(Stopped::Unreachable(error)) => {
             println!("stopped: the server is unreachable ({error}); run again later")
         }

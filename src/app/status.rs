@@ -64,7 +64,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
             _ if suppressed => report.suppressed += 1,
             Some(Status::Deferred) => report.deferred += 1,
             Some(Status::InDoubt) => report.in_doubt += 1,
-            None => report.pending += 1,
+            Some(Status::Pending) | None => report.pending += 1,
         }
     }
     let now = SystemTime::now();

@@ -75,6 +75,18 @@ pub enum Stopped {
     Unreachable(String),
     /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
     Interrupted,
+    /// The send log could not be written; the run's error says why.
+    LogFailed,
+}
+
+/// How many messages wait their turn on the queue, their `attempt` already written: enough
+/// that the sync of one batch of attempts overlaps the sending of the previous messages, so
+/// even a single connection does not wait for the disk once a message. The price: a crash may
+/// leave that many attempts in doubt that never reached a server (the next run sends them,
+/// with the same Message-ID, which is right for them; `--in-doubt skip` would leave them out).
+/// A run that stops cleanly withdraws them.
+fn ahead(connections: usize) -> usize {
+    (connections * 8).clamp(16, 256)
 }
 
 /// Becomes true when the run should stop taking recipients (a signal, a caller's decision).
@@ -234,7 +246,7 @@ pub async fn run(
     let started = Instant::now();
     let mut report = RunReport::default();
     let (halt, mut halted) = watch::channel(None);
-    let (queue, jobs) = mpsc::channel::<Job>(engine.connections.max(1));
+    let (queue, jobs) = mpsc::channel::<Job>(ahead(engine.connections));
     // A spent per-minute quota is waited out; longer ones end the run (cron comes back).
     let patience = limits.max_duration.map_or(Duration::from_secs(60), |max| {
         max.min(Duration::from_secs(60))
@@ -252,10 +264,17 @@ pub async fn run(
     let jobs = Arc::new(Mutex::new(jobs));
     let mut workers = JoinSet::new();
     for _ in 0..engine.connections.max(1) {
-        workers.spawn(worker::work(Arc::clone(&shared), Arc::clone(&jobs)));
+        let (shared, jobs) = (Arc::clone(&shared), Arc::clone(&jobs));
+        workers.spawn(async move {
+            let tally = worker::work(Arc::clone(&shared), jobs).await;
+            if tally.is_err() {
+                // Wake the producer: the run's error says what went wrong.
+                shared.stop(Stopped::LogFailed);
+            }
+            tally
+        });
     }
-    // Only workers hold the queue's receiving end: when they all stop, sending fails.
-    drop(jobs);
+    let mut signalled = shutdown.clone();
     let skipped = || engine.progress.add(&ProgressKind::Skipped);
     let mut taken = 0u64;
 
@@ -352,23 +371,46 @@ pub async fn run(
             tracing::info!(%rcpt, %message_id, "sending an in-doubt message again, same Message-ID");
         }
         taken += 1;
+        // Written now, synced while the message waits its turn: see `ahead`.
+        let attempt = Record::new(Event::attempt(content.fingerprint), &rcpt, &message_id);
+        let attempt = engine.log.submit(attempt).await?;
         let job = Job {
             rcpt,
             message_id,
             message,
-            letter: content.fingerprint.to_owned(),
+            attempt: Some(attempt),
             attempts_before: previous.map_or(0, |e| e.attempts),
             was_in_doubt: previous.is_some_and(|e| e.status == Status::InDoubt),
         };
-        tokio::select! {
-            sent = queue.send(job) => if sent.is_err() { break },
-            _ = halted.changed() => break,
+        let slot = tokio::select! {
+            slot = queue.reserve() => slot.ok(),
+            _ = halted.changed() => None,
+            _ = signalled.changed() => None,
+        };
+        match slot {
+            Some(slot) => slot.send(job),
+            None => {
+                worker::withdraw(&engine.log, &job).await?;
+                break;
+            }
         }
     }
-    // Workers finish the message in hand; what is left on the queue stays pending.
+    // Workers finish the message in hand, and the queue unless the run is stopping.
     drop(queue);
+    let mut failure = None;
     while let Some(tally) = workers.join_next().await {
-        report.add(tally.expect("a worker does not panic")?);
+        match tally.expect("a worker does not panic") {
+            Ok(tally) => report.add(tally),
+            Err(error) => failure = Some(error),
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error.into());
+    }
+    // What was queued but never handed over: its attempt is withdrawn.
+    let mut left = jobs.lock().await;
+    while let Ok(job) = left.try_recv() {
+        worker::withdraw(&shared.log, &job).await?;
     }
     if report.stopped.is_none() {
         report.stopped = shared.halt.borrow().clone();

@@ -37,8 +37,8 @@ pub struct Job {
     pub rcpt: String,
     pub message_id: String,
     pub message: Message,
-    /// The letter's fingerprint, for the attempt record.
-    pub letter: String,
+    /// The attempt record, written when the message was queued; durable before DATA starts.
+    pub attempt: Option<Durable>,
     /// Attempts earlier runs made: the backoff grows with them.
     pub attempts_before: u32,
     pub was_in_doubt: bool,
@@ -60,7 +60,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn stop(&self, why: Stopped) {
+    pub fn stop(&self, why: Stopped) {
         self.halt.send_if_modified(|halt| {
             let first = halt.is_none();
             if first {
@@ -110,7 +110,7 @@ pub async fn work(
         if shared.stopping() {
             break;
         }
-        let Some(job) = queue.lock().await.recv().await else {
+        let Some(mut job) = queue.lock().await.recv().await else {
             break;
         };
         loop {
@@ -127,6 +127,7 @@ pub async fn work(
                             shared.stop(Stopped::Unreachable(unreachable.0));
                         }
                         // The job never reached DATA: it stays pending for the next run.
+                        withdraw(&shared.log, &job).await?;
                         break 'jobs;
                     }
                 },
@@ -134,9 +135,10 @@ pub async fn work(
             if let Err(spent) = shared.pace.admit(shared.patience).await {
                 shared.stop(Stopped::Quota(spent));
                 open = Some((connection, relay));
+                withdraw(&shared.log, &job).await?;
                 break 'jobs;
             }
-            match transact(&shared, &mut connection, relay, &job).await? {
+            match transact(&shared, &mut connection, relay, &mut job).await? {
                 Transaction::Done {
                     outcome,
                     reusable,
@@ -158,6 +160,7 @@ pub async fn work(
                 // connection tries it again.
                 Transaction::Again => {
                     if shared.stopping() {
+                        withdraw(&shared.log, &job).await?;
                         break 'jobs;
                     }
                     tokio::time::sleep(shared.route.pause()).await;
@@ -170,6 +173,12 @@ pub async fn work(
     }
     confirm(&shared, &mut tally, &mut unconfirmed, true).await?;
     Ok(tally)
+}
+
+/// Records that `job`'s attempt was never handed over (the run is stopping).
+pub async fn withdraw(log: &LogWriter, job: &Job) -> Result<(), Arc<SendLogError>> {
+    let withdrawn = Record::new(Event::Withdrawn, &job.rcpt, &job.message_id);
+    log.submit(withdrawn).await.map(drop)
 }
 
 /// A message whose fate this run knows, waiting for its record to be durable.
@@ -220,12 +229,13 @@ async fn transact(
     shared: &Shared,
     connection: &mut Connection,
     relay: &Relay,
-    job: &Job,
+    job: &mut Job,
 ) -> Result<Transaction, Arc<SendLogError>> {
     let bytes = job.message.formatted();
     let envelope = job.message.envelope();
+    let attempt = job.attempt.take();
+    let job = &*job;
     let record = |event| Record::new(event, &job.rcpt, &job.message_id);
-    let attempt = || record(Event::attempt(&job.letter));
 
     match connection.envelope(envelope, &bytes).await {
         Ok(()) => {}
@@ -247,8 +257,6 @@ async fn transact(
                 shared.route.answered();
             }
             let reusable = !broken && connection.reset().await;
-            // Nothing reached DATA: the attempt need not be durable first, only in order.
-            shared.log.submit(attempt()).await?;
             let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
             return Ok(Transaction::Done {
                 outcome,
@@ -258,7 +266,10 @@ async fn transact(
         }
     }
 
-    shared.log.write(attempt()).await?;
+    // The attempt was written when the message was queued: it must be durable before DATA.
+    if let Some(attempt) = attempt {
+        attempt.wait().await?;
+    }
     if let Err(trouble) = connection.begin_data().await {
         // Refused or lost before the message was sent: the server cannot have it.
         let reusable = !trouble.closes_connection() && connection.reset().await;

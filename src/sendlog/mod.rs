@@ -84,6 +84,9 @@ pub enum Event {
     },
     /// A permanent refusal (5xx), or retries given up: never tried again.
     Failed { reply: String },
+    /// The run stopped before this attempt was handed over (attempts are written ahead, while
+    /// the message waits its turn): as if it had not been made.
+    Withdrawn,
 }
 
 impl Event {
@@ -143,6 +146,8 @@ pub enum Status {
     Deferred,
     /// An attempt with no outcome: the server may or may not have the message.
     InDoubt,
+    /// Every attempt was withdrawn: as if never attempted.
+    Pending,
 }
 
 impl Status {
@@ -191,13 +196,15 @@ pub struct Entry {
     pub retry_at: Option<SystemTime>,
 }
 
-/// An [`Entry`] in 12 bytes instead of 40: times as unix seconds (0 for none; a u32 lasts
+/// An [`Entry`] in 16 bytes instead of 40: times as unix seconds (0 for none; a u32 lasts
 /// until 2106), attempts saturating.
 #[derive(Debug, Clone, Copy)]
 struct Packed {
     status: Status,
     attempts: u16,
     first_attempt: u32,
+    /// When the latest attempt was made: a withdrawn one is taken back out of the history.
+    last_attempt: u32,
     retry_at: u32,
 }
 
@@ -237,6 +244,7 @@ impl Replay {
                 None,
             ),
             Event::Failed { reply } => ("failed", None, Some(reply.as_str()), None, None),
+            Event::Withdrawn => ("withdrawn", None, None, None, None),
         };
         let line = Line {
             at: record.at.as_str().into(),
@@ -259,6 +267,7 @@ impl Replay {
                 status: Status::InDoubt,
                 attempts: 0,
                 first_attempt: 0,
+                last_attempt: 0,
                 retry_at: 0,
             },
         );
@@ -274,6 +283,7 @@ impl Replay {
                 if entry.first_attempt == 0 {
                     entry.first_attempt = pack_time(at);
                 }
+                entry.last_attempt = pack_time(at);
                 if let Some(second) = at.map(unix_seconds)
                     && second >= self.history_since
                 {
@@ -298,6 +308,21 @@ impl Replay {
                 let reply = line.reply.as_deref().unwrap_or_default();
                 *self.failed_reasons.entry(reason(reply)).or_default() += 1;
                 Status::Failed
+            }
+            // Back to where the person stood before the attempt: deferred (and due, since it
+            // was being retried) or not yet attempted.
+            "withdrawn" => {
+                entry.attempts = entry.attempts.saturating_sub(1);
+                let second = u64::from(entry.last_attempt);
+                if let Some(count) = self.history.get_mut(&second) {
+                    *count = count.saturating_sub(1);
+                }
+                if entry.attempts == 0 {
+                    entry.first_attempt = 0;
+                    Status::Pending
+                } else {
+                    Status::Deferred
+                }
             }
             other => return Err(format!("unknown event {other:?}")),
         };
@@ -346,7 +371,10 @@ impl Replay {
     }
 
     pub fn get(&self, key: &RecipientKey) -> Option<Entry> {
-        self.entries.get(key).map(Packed::unpack)
+        self.entries
+            .get(key)
+            .map(Packed::unpack)
+            .filter(|entry| entry.status != Status::Pending)
     }
 
     pub fn len(&self) -> usize {
@@ -457,5 +485,30 @@ mod tests {
                 .unwrap_err()
                 .contains("bounced")
         );
+    }
+
+    #[test]
+    fn a_withdrawn_attempt_is_as_if_never_made() {
+        let mut replay = Replay::default();
+        let withdrawn = |rcpt| Record::new(Event::Withdrawn, rcpt, "<i>");
+        replay.apply(&Record::new(Event::attempt("L"), "a@example.com", "<i>"));
+        replay.apply(&withdrawn("a@example.com"));
+        assert_eq!(replay.get(&RecipientKey::of("a@example.com")), None);
+
+        let deferred = Event::Deferred {
+            reply: "451".into(),
+            retry_at: Some("2030-01-01T00:00:00Z".into()),
+        };
+        replay.apply(&Record::new(Event::attempt("L"), "b@example.com", "<i>"));
+        replay.apply(&Record::new(deferred, "b@example.com", "<i>"));
+        replay.apply(&Record::new(Event::attempt("L"), "b@example.com", "<i>"));
+        replay.apply(&withdrawn("b@example.com"));
+        let entry = replay.get(&RecipientKey::of("b@example.com")).unwrap();
+        assert_eq!(
+            (entry.status, entry.attempts, entry.retry_at),
+            (Status::Deferred, 1, None)
+        );
+        let text = serde_json::to_string(&withdrawn("c@example.com")).unwrap();
+        assert!(text.contains(r#""event":"withdrawn""#), "{text}");
     }
 }

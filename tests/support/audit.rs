@@ -115,21 +115,29 @@ impl Audit {
         }
     }
 
-    /// The recipient's state by the log: the first final record wins, else the last record.
+    /// The recipient's state by the log: the first final record wins; otherwise the last
+    /// record, where a `withdrawn` undoes the attempt before it (attempts are written while a
+    /// message waits its turn, and withdrawn when the run stops first).
     pub fn state(&self, rcpt: &str) -> Option<State> {
         let entries = self.log.get(rcpt)?;
-        let state = |e: &Entry| match e.event.as_str() {
-            "sent" => State::Sent,
-            "failed" => State::Failed,
-            "deferred" => State::Deferred,
-            "attempt" => State::InDoubt,
-            other => panic!("the audit does not know the log event {other:?}"),
-        };
-        entries
-            .iter()
-            .map(state)
-            .find(|s| matches!(s, State::Sent | State::Failed))
-            .or_else(|| entries.last().map(state))
+        let mut state = None;
+        let mut before_attempts = Vec::new();
+        for entry in entries {
+            state = match entry.event.as_str() {
+                "sent" => return Some(State::Sent),
+                "failed" => return Some(State::Failed),
+                "deferred" => Some(State::Deferred),
+                "attempt" => {
+                    before_attempts.push(state);
+                    Some(State::InDoubt)
+                }
+                "withdrawn" => before_attempts
+                    .pop()
+                    .expect("a withdrawn record follows an attempt"),
+                other => panic!("the audit does not know the log event {other:?}"),
+            };
+        }
+        state
     }
 
     pub fn with_state(&self, wanted: State) -> BTreeSet<String> {
@@ -163,8 +171,9 @@ impl Audit {
             .sum()
     }
 
+    /// Attempts made and not withdrawn.
     pub fn attempts(&self, rcpt: &str) -> usize {
-        self.events(rcpt, "attempt")
+        self.events(rcpt, "attempt") - self.events(rcpt, "withdrawn")
     }
 
     pub fn events(&self, rcpt: &str, event: &str) -> usize {
