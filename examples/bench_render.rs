@@ -5,14 +5,14 @@
 //! and validated, rendered (HTML and text), composed into a lettre `Message`, then handed to
 //! one of `pool` deliveries at once (the engine's workers, one a connection). Where the engine
 //! would talk SMTP, the delivery serializes the message as it goes before DATA
-//! (`Message::formatted`). With the
-//! log on, the task first makes an `attempt` record durable and afterwards a `sent` record,
-//! through the same group-commit `LogWriter` over a `FileLog` that `send` uses (one fsync per
-//! batch), so the difference between the two passes is what the log costs a real run.
+//! (`Message::formatted`). With the log on, `attempt` and `sent` records go through the same
+//! group-commit `LogWriter` over a `FileLog` that `send` uses, in the engine's pattern (see
+//! `one_pass`), so the difference between the two passes is what the log costs a real run.
 //!
 //! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS`. Prints one line per pass:
 //! `pass=N log=on|off messages=M seconds=S bytes=B`.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,8 +23,7 @@ use missive::letter::Letter;
 use missive::message::Composer;
 use missive::recipients::{RecipientReader, Row};
 use missive::render::{Frame, render};
-use missive::sendlog::{Event, FileLog, LogWriter, Record};
-use tokio::sync::Semaphore;
+use missive::sendlog::{Durable, Event, FileLog, LogWriter, Record};
 use tokio::task::JoinSet;
 
 /// What one pass measured.
@@ -86,7 +85,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renders and builds a message for every row; with `log`, records attempt and sent for each.
+/// Renders and builds a message for every row; with `log`, records attempt and sent for each,
+/// the way the engine does: the attempt is written when the message is queued (up to
+/// `ahead(pool)` of them), a delivery waits for it to be durable before "DATA", writes `sent`
+/// without waiting, and counts the message once that record is durable.
 async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> anyhow::Result<Pass> {
     let started = Instant::now();
     let (writer, writer_thread) = match &log {
@@ -104,58 +106,79 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         language: &loaded.campaign.language,
         unsubscribe: None,
     };
-    let slots = Arc::new(Semaphore::new(pool.max(1)));
-    let mut in_flight: JoinSet<anyhow::Result<u64>> = JoinSet::new();
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    loop {
-        let slot = Arc::clone(&slots).acquire_owned().await?;
-        while let Some(done) = in_flight.try_join_next() {
-            bytes += done??;
-            messages += 1;
-        }
-        let Some(row) = reader.next_row()? else {
-            break;
-        };
+    // The engine's queue: `ahead` messages wait their turn, their attempts already written.
+    let ahead = (pool * 8).clamp(16, 256);
+    let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(ahead);
+    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+    let mut deliveries: JoinSet<anyhow::Result<(u64, u64)>> = JoinSet::new();
+    for _ in 0..pool.max(1) {
+        let (jobs, writer) = (Arc::clone(&jobs), writer.clone());
+        deliveries.spawn(async move {
+            let (mut messages, mut bytes) = (0u64, 0u64);
+            let mut unconfirmed: VecDeque<Durable> = VecDeque::new();
+            loop {
+                let Some(job) = jobs.lock().await.recv().await else {
+                    break;
+                };
+                if let Some(attempt) = job.attempt {
+                    attempt.wait().await?;
+                }
+                // What the engine does with the message before DATA.
+                bytes += job.message.formatted().len() as u64;
+                if let Some(writer) = &writer {
+                    let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
+                    let sent = Record::new(Event::Sent { reply, via: None }, &job.rcpt, &job.id);
+                    unconfirmed.push_back(writer.submit(sent).await?);
+                }
+                while let Some(front) = unconfirmed.front_mut() {
+                    match front.ready() {
+                        Some(result) => result?,
+                        None => break,
+                    }
+                    unconfirmed.pop_front();
+                }
+                messages += 1;
+            }
+            for durable in unconfirmed {
+                durable.wait().await?;
+            }
+            Ok((messages, bytes))
+        });
+    }
+    drop(jobs);
+    while let Some(row) = reader.next_row()? {
         let Row::Valid(recipient) = row else {
             continue;
         };
         let rcpt = recipient.email.to_string();
-        let message_id = loaded.composer.message_id(&recipient);
+        let id = loaded.composer.message_id(&recipient);
         let rendered = render(&loaded.letter, &frame, &recipient);
         let message = loaded
             .composer
             .compose(&recipient, rendered, SystemTime::now())?;
-        let writer = writer.clone();
-        let fingerprint = loaded.fingerprint.clone();
-        in_flight.spawn(async move {
-            let _slot = slot;
-            if let Some(writer) = &writer {
-                writer
-                    .write(Record::new(
-                        Event::attempt(&fingerprint),
-                        &rcpt,
-                        &message_id,
-                    ))
-                    .await?;
+        let attempt = match &writer {
+            Some(writer) => {
+                let record = Record::new(Event::attempt(&loaded.fingerprint), &rcpt, &id);
+                Some(writer.submit(record).await?)
             }
-            // What lettre's transport does with the message before DATA.
-            let size = message.formatted().len() as u64;
-            if let Some(writer) = &writer {
-                let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
-                writer
-                    .write(Record::new(
-                        Event::Sent { reply, via: None },
-                        &rcpt,
-                        &message_id,
-                    ))
-                    .await?;
-            }
-            Ok(size)
-        });
+            None => None,
+        };
+        queue
+            .send(Job {
+                rcpt,
+                id,
+                message,
+                attempt,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the deliveries stopped"))?;
     }
-    while let Some(done) = in_flight.join_next().await {
-        bytes += done??;
-        messages += 1;
+    drop(queue);
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    while let Some(done) = deliveries.join_next().await {
+        let (m, b) = done??;
+        messages += m;
+        bytes += b;
     }
     drop(writer);
     if let Some(thread) = writer_thread {
@@ -168,4 +191,12 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A message on the queue.
+struct Job {
+    rcpt: String,
+    id: String,
+    message: lettre::Message,
+    attempt: Option<Durable>,
 }
