@@ -1,6 +1,6 @@
 //! `kill -9` in the middle of a campaign, several times, then a run to the end: everyone got the
-//! letter, and a second copy went only to people whose first attempt was in doubt, with the same
-//! Message-ID.
+//! letter, and a second copy went only to people whose attempt was in doubt, with the same
+//! Message-ID, at most two a connection a kill.
 //!
 //! The kill moments are random but seeded: the seed is printed, and `MISSIVE_KILL_SEED=<seed>`
 //! replays a failure.
@@ -90,9 +90,12 @@ fn killed_mid_campaign_again_and_again_then_run_to_the_end_everyone_gets_it_once
     audit.assert_settled(&everyone, &BTreeSet::new(), 0);
     let duplicates = audit.duplicates();
     eprintln!("{duplicates} duplicate(s) after {landed} kill(s)");
+    // Per connection and kill: the message in hand, and the one before it if its acceptance
+    // was not synced yet (outcomes are synced in batches, while the next message goes out; the
+    // server's reply delay lets no connection finish two messages within one sync).
     assert!(
-        duplicates <= POOL_SIZE * landed,
-        "{duplicates} duplicates after {landed} kills with {POOL_SIZE} deliveries in flight (seed {seed})"
+        duplicates <= 2 * POOL_SIZE * landed,
+        "{duplicates} duplicates after {landed} kills with {POOL_SIZE} connections (seed {seed})"
     );
     assert!(
         started.elapsed() < Duration::from_secs(30),

@@ -20,7 +20,7 @@ const QUEUE: usize = 1024;
 
 /// How long a busy writer gathers records before a sync. The engine writes attempts ahead of
 /// sending, so this delays no message; it bounds syncs to a few hundred a second.
-const GATHER: Duration = Duration::from_millis(2);
+const GATHER: Duration = Duration::from_millis(1);
 
 struct Pending {
     record: Record,
