@@ -113,6 +113,8 @@ pub async fn work(
         let Some(mut job) = queue.lock().await.recv().await else {
             break;
         };
+        // Waited for before DATA, however many connections the message takes.
+        let mut attempt = job.attempt.take();
         loop {
             let (mut connection, relay) = match open.take() {
                 Some((connection, relay)) if shared.route.should_leave(relay) => {
@@ -138,7 +140,7 @@ pub async fn work(
                 withdraw(&shared.log, &job).await?;
                 break 'jobs;
             }
-            match transact(&shared, &mut connection, relay, &mut job).await? {
+            match transact(&shared, &mut connection, relay, &job, &mut attempt).await? {
                 Transaction::Done {
                     outcome,
                     reusable,
@@ -229,12 +231,11 @@ async fn transact(
     shared: &Shared,
     connection: &mut Connection,
     relay: &Relay,
-    job: &mut Job,
+    job: &Job,
+    attempt: &mut Option<Durable>,
 ) -> Result<Transaction, Arc<SendLogError>> {
     let bytes = job.message.formatted();
     let envelope = job.message.envelope();
-    let attempt = job.attempt.take();
-    let job = &*job;
     let record = |event| Record::new(event, &job.rcpt, &job.message_id);
 
     match connection.envelope(envelope, &bytes).await {
@@ -267,7 +268,7 @@ async fn transact(
     }
 
     // The attempt was written when the message was queued: it must be durable before DATA.
-    if let Some(attempt) = attempt {
+    if let Some(attempt) = attempt.take() {
         attempt.wait().await?;
     }
     if let Err(trouble) = connection.begin_data().await {
