@@ -143,7 +143,11 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
             if let Some(writer) = &writer {
                 let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
                 writer
-                    .write(Record::new(Event::Sent { reply, via: None }, &rcpt, &message_id))
+                    .write(Record::new(
+                        Event::Sent { reply, via: None },
+                        &rcpt,
+                        &message_id,
+                    ))
                     .await?;
             }
             Ok(size)

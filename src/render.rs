@@ -10,7 +10,9 @@
 //! campaign has an unsubscribe link, a footer under the letter shows the person's own link, in
 //! both parts: the one-click header is invisible, and people look for the link at the bottom.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::letter::{Block, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
@@ -57,11 +59,306 @@ pub struct Rendered {
 pub const TEXT_WIDTH: usize = 76;
 
 /// Renders `letter` for the person whose values `fields` holds.
+///
+/// The letter's [`Template`] is made on the first call and reused by every later one.
 pub fn render(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Rendered {
-    Rendered {
-        html: html_document(letter, frame, fields).into_string(),
-        text: text_document(letter, frame, fields),
+    letter.template().render(frame, fields)
+}
+
+/// A letter cut once into what reads the same for everyone, rendered ahead of time, and the few
+/// parts that hold fields (the greeting, the ask), rendered for each person.
+///
+/// Rendering a whole letter is the one thing missive does a million times; wrapping and marking
+/// up the same paragraphs again for every person was most of its cost. The output is the same as
+/// rendering everything for each person: the pieces made ahead are made by the same functions,
+/// with no fields to look at.
+#[derive(Debug)]
+pub struct Template {
+    /// The sections of the HTML part, in order.
+    html: Vec<Piece<Section>>,
+    /// The sections of the text part, in order, wrapped.
+    text: Vec<Piece<TextPart>>,
+    /// The page around the sections, for the last frame rendered (a campaign has one).
+    shell: Mutex<Option<Arc<Shell>>>,
+}
+
+#[derive(Debug)]
+enum Piece<T> {
+    /// Rendered ahead: holds no field.
+    Fixed(String),
+    /// Holds a field: rendered for each person.
+    Personal(T),
+}
+
+#[derive(Debug)]
+enum TextPart {
+    Title(Vec<Inline>),
+    Block(Block),
+}
+
+/// Fields of nobody: what the pieces without fields are rendered with.
+struct NoFields;
+
+impl Fields for NoFields {
+    fn field(&self, _: &str) -> Option<&str> {
+        None
     }
+}
+
+/// Appends a fixed piece, joined to the previous one when that is fixed too.
+fn push_fixed<T>(pieces: &mut Vec<Piece<T>>, fixed: &str) {
+    if let Some(Piece::Fixed(last)) = pieces.last_mut() {
+        last.push_str(fixed);
+    } else {
+        pieces.push(Piece::Fixed(fixed.to_owned()));
+    }
+}
+
+fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
+    pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Fixed(fixed) => fixed.len(),
+            Piece::Personal(_) => 0,
+        })
+        .sum()
+}
+
+/// Room for what a person's fields and footer add to the fixed pieces, so a part is written
+/// without growing its buffer.
+const PERSONAL_ROOM: usize = 2048;
+
+impl Template {
+    /// Prepares `letter`: renders and wraps every part that holds no field.
+    pub fn new(letter: &Letter) -> Template {
+        Template::with_fixed_parts(letter, true)
+    }
+
+    /// Without `ahead`, every part is rendered for each person (what tests compare with).
+    fn with_fixed_parts(letter: &Letter, ahead: bool) -> Template {
+        let personal = |has_fields: bool| !ahead || has_fields;
+        let mut html = Vec::new();
+        let mut text = Vec::new();
+        for section in &letter.sections {
+            if personal(section_has_fields(section)) {
+                html.push(Piece::Personal(section.clone()));
+            } else {
+                push_fixed(&mut html, &html_section(section, &NoFields).into_string());
+            }
+            if let Some(title) = &section.title {
+                if personal(has_fields(title)) {
+                    text.push(Piece::Personal(TextPart::Title(title.clone())));
+                } else {
+                    let mut fixed = String::new();
+                    text_title(&mut fixed, title, &NoFields);
+                    push_fixed(&mut text, &fixed);
+                }
+            }
+            if section.kind == SectionKind::Signature {
+                push_fixed(&mut text, "-- \n");
+            }
+            for block in &section.blocks {
+                if personal(block_has_fields(block)) {
+                    text.push(Piece::Personal(TextPart::Block(block.clone())));
+                } else {
+                    let mut fixed = String::new();
+                    text_block(&mut fixed, block, &NoFields);
+                    push_fixed(&mut text, &fixed);
+                }
+            }
+        }
+        Template {
+            html,
+            text,
+            shell: Mutex::new(None),
+        }
+    }
+
+    /// Renders the letter for the person whose values `fields` holds, in `frame`.
+    pub fn render(&self, frame: &Frame, fields: &dyn Fields) -> Rendered {
+        let shell = self.shell(frame);
+        let footer = footer(frame, fields);
+        Rendered {
+            html: self.html(frame, &shell, footer.as_ref(), fields),
+            text: self.text(&shell, footer, fields),
+        }
+    }
+
+    /// The shell made for `frame`: the last one when it was made for the same frame.
+    fn shell(&self, frame: &Frame) -> Arc<Shell> {
+        // A poisoned lock only means another thread panicked while swapping an `Arc`.
+        let mut last = self.shell.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some(shell) if shell.is_for(frame) => Arc::clone(shell),
+            _ => Arc::clone(last.insert(Arc::new(Shell::new(frame)))),
+        }
+    }
+
+    fn html(
+        &self,
+        frame: &Frame,
+        shell: &Shell,
+        footer: Option<&(&Unsubscribe, String)>,
+        fields: &dyn Fields,
+    ) -> String {
+        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link));
+        let Some(page) = &shell.page else {
+            let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
+            return html_document(frame, sections, footer).into_string();
+        };
+        let mut out = String::with_capacity(
+            page.head.len()
+                + fixed_len(&self.html)
+                + page.middle.len()
+                + page.end.len()
+                + PERSONAL_ROOM,
+        );
+        out.push_str(&page.head);
+        for piece in &self.html {
+            self.html_piece(piece, fields).render_to(&mut out);
+        }
+        out.push_str(&page.middle);
+        if let Some(footer) = footer {
+            out.push_str(&footer.0);
+        }
+        out.push_str(&page.end);
+        out
+    }
+
+    fn html_piece<'p>(&self, piece: &'p Piece<Section>, fields: &dyn Fields) -> PieceHtml<'p> {
+        match piece {
+            Piece::Fixed(fixed) => PieceHtml::Fixed(fixed),
+            Piece::Personal(section) => PieceHtml::Personal(html_section(section, fields)),
+        }
+    }
+
+    fn text(
+        &self,
+        shell: &Shell,
+        footer: Option<(&Unsubscribe, String)>,
+        fields: &dyn Fields,
+    ) -> String {
+        let mut out = String::with_capacity(fixed_len(&self.text) + PERSONAL_ROOM);
+        for piece in &self.text {
+            match piece {
+                Piece::Fixed(fixed) => out.push_str(fixed),
+                Piece::Personal(TextPart::Title(title)) => text_title(&mut out, title, fields),
+                Piece::Personal(TextPart::Block(block)) => text_block(&mut out, block, fields),
+            }
+        }
+        if let Some((unsubscribe, link)) = footer {
+            let colon = &shell.text_colon;
+            for line in wrap(&format!(
+                "{} {}{colon} {link}",
+                unsubscribe.footer, unsubscribe.link_text
+            )) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        // No blank line at either end, and one line break at the very end.
+        out.truncate(out.trim_end_matches('\n').len());
+        let leading = out.len() - out.trim_start_matches('\n').len();
+        out.drain(..leading);
+        out.push('\n');
+        out
+    }
+}
+
+/// One section of the HTML part: ready, or rendered for the person.
+enum PieceHtml<'p> {
+    Fixed(&'p str),
+    Personal(Markup),
+}
+
+impl Render for PieceHtml<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        match self {
+            PieceHtml::Fixed(fixed) => buffer.push_str(fixed),
+            PieceHtml::Personal(markup) => buffer.push_str(&markup.0),
+        }
+    }
+}
+
+/// What surrounds the letter's sections, made once per frame: the HTML page cut where the
+/// sections and the footer go, and the text footer's colon.
+#[derive(Debug)]
+struct Shell {
+    subject: String,
+    preheader: String,
+    language: String,
+    /// `None` if the page could not be cut (it always can: the marks cannot come out of escaped
+    /// text); each person's page is then rendered whole.
+    page: Option<Page>,
+    /// `:` with the language's typography, before the link in the text footer.
+    text_colon: String,
+}
+
+#[derive(Debug)]
+struct Page {
+    /// Up to the sections.
+    head: String,
+    /// From the sections to the footer.
+    middle: String,
+    /// After the footer.
+    end: String,
+}
+
+/// Where the sections and the footer go in a page rendered to be cut. Escaped text never holds
+/// a `<`, so these cannot come from the frame's words.
+const SECTIONS_MARK: &str = "<missive-sections>";
+const FOOTER_MARK: &str = "<missive-footer>";
+
+impl Shell {
+    fn new(frame: &Frame) -> Shell {
+        let marked = html_document(
+            frame,
+            PreEscaped(SECTIONS_MARK),
+            Some(PreEscaped(FOOTER_MARK)),
+        )
+        .into_string();
+        let page = marked.split_once(SECTIONS_MARK).and_then(|(head, rest)| {
+            let (middle, end) = rest.split_once(FOOTER_MARK)?;
+            Some(Page {
+                head: head.to_owned(),
+                middle: middle.to_owned(),
+                end: end.to_owned(),
+            })
+        });
+        let colon = crate::typography::apply(frame.language, " :");
+        Shell {
+            subject: frame.subject.to_owned(),
+            preheader: frame.preheader.to_owned(),
+            language: frame.language.to_owned(),
+            page,
+            text_colon: if colon == " :" { ":".to_owned() } else { colon },
+        }
+    }
+
+    fn is_for(&self, frame: &Frame) -> bool {
+        self.subject == frame.subject
+            && self.preheader == frame.preheader
+            && self.language == frame.language
+    }
+}
+
+fn section_has_fields(section: &Section) -> bool {
+    section.title.as_deref().is_some_and(has_fields) || section.blocks.iter().any(block_has_fields)
+}
+
+fn block_has_fields(block: &Block) -> bool {
+    match block {
+        Block::Paragraph(inlines) | Block::Button { label: inlines, .. } => has_fields(inlines),
+    }
+}
+
+fn has_fields(inlines: &[Inline]) -> bool {
+    inlines.iter().any(|inline| match inline {
+        Inline::Field { .. } | Inline::Optional(_) => true,
+        Inline::Emphasis(c) | Inline::Strong(c) => has_fields(c),
+        Inline::Link { content, .. } => has_fields(content),
+        Inline::Text(_) | Inline::LineBreak => false,
+    })
 }
 
 /// The footer's words and the person's link, when the campaign has one.
@@ -86,7 +383,8 @@ const PHONE_CSS: &str = "@media only screen and (max-width:620px){\
 .sheet{width:100%!important}.pad{padding:24px 18px!important}\
 .body{font-size:17px!important}}";
 
-fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup {
+/// The page: the frame around `sections`, and `footer` (with its line break) under the sheet.
+fn html_document(frame: &Frame, sections: impl Render, footer: Option<impl Render>) -> Markup {
     html! {
         (DOCTYPE)
         (NL)
@@ -114,20 +412,11 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
                             style="width:600px;max-width:600px;background-color:#ffffff;border-radius:8px;" {
                             tr { td.pad.body style={ "padding:40px 48px;" (FONT) "font-size:18px;line-height:1.6;color:" (INK) ";" } {
                                 (NL)
-                                @for section in &letter.sections {
-                                    (html_section(section, fields))
-                                }
+                                (sections)
                             } }
                         }
-                        @if let Some((unsubscribe, link)) = footer(frame, fields) {
-                            (NL)
-                            table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
-                                style="width:600px;max-width:600px;" {
-                                tr { td.pad style={ "padding:20px 48px 8px 48px;font-family:Arial,Helvetica,sans-serif;font-size:13px;line-height:1.5;color:" (FOOTER_INK) ";text-align:center;" } {
-                                    (unsubscribe.footer) " "
-                                    a href=(link) style={ "color:" (FOOTER_INK) ";text-decoration:underline;" } { (unsubscribe.link_text) }
-                                } }
-                            }
+                        @if let Some(footer) = footer {
+                            (footer)
                         }
                     } }
                 }
@@ -139,6 +428,20 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
 /// A line break between blocks: invisible in HTML, but it keeps lines short in the message
 /// source and makes golden-file diffs readable.
 const NL: PreEscaped<&str> = PreEscaped("\n");
+
+/// The person's unsubscribe link under the sheet, after a line break.
+fn html_footer(unsubscribe: &Unsubscribe, link: &str) -> Markup {
+    html! {
+        (NL)
+        table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+            style="width:600px;max-width:600px;" {
+            tr { td.pad style={ "padding:20px 48px 8px 48px;font-family:Arial,Helvetica,sans-serif;font-size:13px;line-height:1.5;color:" (FOOTER_INK) ";text-align:center;" } {
+                (unsubscribe.footer) " "
+                a href=(link) style={ "color:" (FOOTER_INK) ";text-decoration:underline;" } { (unsubscribe.link_text) }
+            } }
+        }
+    }
+}
 
 fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
     let paragraph_style = "margin:0 0 18px 0;";
@@ -263,55 +566,37 @@ pub fn screenshot_page(letter_html: &str, envelope: &Envelope) -> String {
 
 // ---- text ---------------------------------------------------------------------------------
 
-fn text_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> String {
-    let mut out = String::new();
-    for section in &letter.sections {
-        if let Some(title) = &section.title {
-            let title = text_inlines(title, fields);
-            out.push('\n');
-            for line in wrap(&title) {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            let underline = title
-                .lines()
-                .map(display_width)
-                .max()
-                .unwrap_or(0)
-                .min(TEXT_WIDTH);
-            out.push_str(&"=".repeat(underline));
-            out.push_str("\n\n");
-        }
-        if section.kind == SectionKind::Signature {
-            out.push_str("-- \n");
-        }
-        for block in &section.blocks {
-            let paragraph = match block {
-                Block::Paragraph(inlines) => text_inlines(inlines, fields),
-                Block::Button { label, url } => {
-                    format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
-                }
-            };
-            for line in wrap(&paragraph) {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            out.push('\n');
-        }
+/// A story's title: a blank line, the title, and a rule of `=` as wide as its longest line.
+fn text_title(out: &mut String, title: &[Inline], fields: &dyn Fields) {
+    let title = text_inlines(title, fields);
+    out.push('\n');
+    for line in wrap(&title) {
+        out.push_str(&line);
+        out.push('\n');
     }
-    if let Some((unsubscribe, link)) = footer(frame, fields) {
-        let colon = crate::typography::apply(frame.language, " :");
-        let colon = if colon == " :" { ":" } else { colon.as_str() };
-        for line in wrap(&format!(
-            "{} {}{colon} {link}",
-            unsubscribe.footer, unsubscribe.link_text
-        )) {
-            out.push_str(&line);
-            out.push('\n');
+    let underline = title
+        .lines()
+        .map(display_width)
+        .max()
+        .unwrap_or(0)
+        .min(TEXT_WIDTH);
+    out.push_str(&"=".repeat(underline));
+    out.push_str("\n\n");
+}
+
+/// A paragraph (or the button, as its label and address), wrapped, then a blank line.
+fn text_block(out: &mut String, block: &Block, fields: &dyn Fields) {
+    let paragraph = match block {
+        Block::Paragraph(inlines) => text_inlines(inlines, fields),
+        Block::Button { label, url } => {
+            format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
         }
+    };
+    for line in wrap(&paragraph) {
+        out.push_str(&line);
+        out.push('\n');
     }
-    let trimmed = out.trim_matches('\n');
-    format!("{trimmed}\n")
+    out.push('\n');
 }
 
 /// Wraps each line of `paragraph` (hard breaks stay) at [`TEXT_WIDTH`], never splitting a word
@@ -429,6 +714,57 @@ mod tests {
         let anonymous = render_for(&[("first_name", " "), ("amount", "")]);
         assert!(anonymous.text.starts_with("Bonjour,\n"));
         assert!(anonymous.text.contains("Un don de 25\u{a0}$"));
+    }
+
+    #[test]
+    fn parts_made_ahead_read_as_if_made_for_each_person() {
+        // Fields in a title, a link, emphasis and the button; parts without any around them.
+        let source = "::: greeting\nBonjour[[ {{first_name}}]],\n\n::: introduction\nUn texte assez long pour passer \
+            à la ligne : il faut bien plus de soixante-seize colonnes pour cela, voilà.\n\n\
+            ::: story\n## Pour {{first_name|vous}} : un titre\n\nVoir [le site de {{last_name}}](https://example.org/a) *ou {{amount}}*.\n\n\
+            ::: ask\nUn don de {{amount|25}} $ ?\n\n[Je donne {{amount}} $](https://dons.example.org/x)\n\n\
+            ::: signature\nAshley Boyd\\\nMozilla\n";
+        let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
+        let ahead = Template::new(&letter);
+        let each = Template::with_fixed_parts(&letter, false);
+        let made_ahead = |t: &Template| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
+        assert!(made_ahead(&ahead) && !made_ahead(&each));
+        let frame = frame();
+        for person in [
+            vec![
+                ("first_name", "Zoé"),
+                ("last_name", "Durand"),
+                ("amount", "40"),
+            ],
+            vec![
+                ("first_name", "<b>&"),
+                (
+                    "amount",
+                    "un montant bien plus long que prévu, sur des lignes",
+                ),
+            ],
+            vec![],
+        ] {
+            let fields: HashMap<&str, &str> = person.into_iter().collect();
+            assert_eq!(ahead.render(&frame, &fields), each.render(&frame, &fields));
+            assert_eq!(
+                render(&letter, &frame, &fields),
+                each.render(&frame, &fields)
+            );
+        }
+        // Another frame gets its own page around the same sections.
+        let other = Frame {
+            subject: "Autre <sujet>",
+            ..frame
+        };
+        let fields = HashMap::from([("first_name", "Zoé")]);
+        let r = ahead.render(&other, &fields);
+        assert!(
+            r.html.contains("<title>Autre &lt;sujet&gt;</title>"),
+            "{}",
+            r.html
+        );
+        assert_eq!(r, each.render(&other, &fields));
     }
 
     #[test]
