@@ -2,7 +2,8 @@
 //!
 //! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
 //! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
-//! non-ASCII names and subjects, quoted-printable or base64 for the bodies.
+//! non-ASCII names and subjects, quoted-printable or base64 for the bodies (the bodies through
+//! [`body`], which makes lettre's bytes faster).
 //!
 //! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
 //! id for the same campaign: a resend after a crash can be recognized downstream, and a test can
@@ -20,12 +21,14 @@ use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
 };
-use lettre::message::{Body, Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::recipients::Recipient;
 use crate::render::Rendered;
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
+
+mod body;
 
 /// lettre refused to build a message (a header it could not encode).
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +136,14 @@ fn multipart_alternative(
     builder: lettre::message::MessageBuilder,
     rendered: Rendered,
 ) -> Result<Message, lettre::error::Error> {
-    let multipart = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+    let part = |content_type, text| {
+        SinglePart::builder()
+            .header(content_type)
+            .body(body::encode(text))
+    };
+    let multipart = MultiPart::alternative()
+        .singlepart(part(ContentType::TEXT_PLAIN, rendered.text))
+        .singlepart(part(ContentType::TEXT_HTML, rendered.html));
     let formatted = multipart.formatted();
     let content_type = multipart.headers().get::<ContentType>();
     let body_start = formatted
