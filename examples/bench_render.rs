@@ -53,12 +53,14 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = rounds.parse().context("ROUNDS")?;
     let campaign = Campaign::load(Path::new(campaign))?;
     let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
+    // As `missive send` makes it (src/app.rs), with the letter's fixed parts encoded once.
     let composer = Composer::new(
         &campaign.id,
         campaign.from.clone(),
         campaign.reply_to.clone(),
         &campaign.subject,
-    );
+    )
+    .with_fixed_parts(&letter.template().fixed_parts(&frame(&campaign)));
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Arc::new(Loaded {
         campaign,
@@ -86,6 +88,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The frame of the messages: the bench sends without unsubscribe links.
+fn frame(campaign: &Campaign) -> Frame<'_> {
+    Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+        unsubscribe: None,
+    }
+}
+
 /// Renders and builds a message for every row; with `log`, records attempt and sent for each.
 async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> anyhow::Result<Pass> {
     let started = Instant::now();
@@ -98,12 +110,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         None => (None, None),
     };
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
-    let frame = Frame {
-        subject: &loaded.campaign.subject,
-        preheader: &loaded.campaign.preheader,
-        language: &loaded.campaign.language,
-        unsubscribe: None,
-    };
+    let frame = frame(&loaded.campaign);
     let slots = Arc::new(Semaphore::new(pool.max(1)));
     let mut in_flight: JoinSet<anyhow::Result<u64>> = JoinSet::new();
     let (mut messages, mut bytes) = (0u64, 0u64);

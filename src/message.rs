@@ -25,7 +25,7 @@ use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::recipients::Recipient;
-use crate::render::Rendered;
+use crate::render::{FixedParts, Rendered};
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 
 mod body;
@@ -47,6 +47,14 @@ pub struct Composer {
     subject: String,
     unsubscribe: Option<Arc<Unsubscribe>>,
     dkim: Option<Arc<DkimConfig>>,
+    /// What every text and HTML part holds, encoded once.
+    known: Arc<KnownParts>,
+}
+
+#[derive(Debug, Default)]
+struct KnownParts {
+    text: body::Known,
+    html: body::Known,
 }
 
 impl Composer {
@@ -58,7 +66,18 @@ impl Composer {
             subject: subject.to_owned(),
             unsubscribe: None,
             dkim: None,
+            known: Arc::default(),
         }
+    }
+
+    /// Encodes the parts of the letter that read the same for everyone once, rather than once
+    /// a message. The messages are the same bytes with or without.
+    pub fn with_fixed_parts(mut self, parts: &FixedParts) -> Self {
+        self.known = Arc::new(KnownParts {
+            text: body::Known::new(parts.text.iter().map(String::as_str)),
+            html: body::Known::new(parts.html.iter().map(String::as_str)),
+        });
+        self
     }
 
     /// Adds `List-Unsubscribe` (mailto and the person's HTTPS link) and
@@ -113,9 +132,11 @@ impl Composer {
                 ));
         }
         let mut message =
-            multipart_alternative(builder, rendered).map_err(|source| MessageError {
-                email: recipient.email.to_string(),
-                source,
+            multipart_alternative(builder, rendered, &self.known).map_err(|source| {
+                MessageError {
+                    email: recipient.email.to_string(),
+                    source,
+                }
             })?;
         if let Some(dkim) = &self.dkim {
             // Last: the signature covers the headers and body exactly as they will be sent.
@@ -135,15 +156,18 @@ impl Composer {
 fn multipart_alternative(
     builder: lettre::message::MessageBuilder,
     rendered: Rendered,
+    known: &KnownParts,
 ) -> Result<Message, lettre::error::Error> {
-    let part = |content_type, text| {
-        SinglePart::builder()
-            .header(content_type)
-            .body(body::encode(text))
-    };
+    let part = |content_type, body| SinglePart::builder().header(content_type).body(body);
     let multipart = MultiPart::alternative()
-        .singlepart(part(ContentType::TEXT_PLAIN, rendered.text))
-        .singlepart(part(ContentType::TEXT_HTML, rendered.html));
+        .singlepart(part(
+            ContentType::TEXT_PLAIN,
+            known.text.encode(rendered.text),
+        ))
+        .singlepart(part(
+            ContentType::TEXT_HTML,
+            known.html.encode(rendered.html),
+        ));
     let formatted = multipart.formatted();
     let content_type = multipart.headers().get::<ContentType>();
     let body_start = formatted

@@ -184,6 +184,23 @@ impl Template {
         }
     }
 
+    /// What reads the same in every person's parts in `frame`, in order, for
+    /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
+    pub fn fixed_parts(&self, frame: &Frame) -> FixedParts {
+        fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
+            pieces.iter().filter_map(|piece| match piece {
+                Piece::Fixed(fixed) => Some(fixed.clone()),
+                Piece::Personal(_) => None,
+            })
+        }
+        let shell = self.shell(frame);
+        let head = shell.page.as_ref().map(|page| page.head.clone());
+        FixedParts {
+            html: head.into_iter().chain(fixed(&self.html)).collect(),
+            text: fixed(&self.text).collect(),
+        }
+    }
+
     /// The shell made for `frame`: the last one when it was made for the same frame.
     fn shell(&self, frame: &Frame) -> Arc<Shell> {
         // A poisoned lock only means another thread panicked while swapping an `Arc`.
@@ -263,6 +280,13 @@ impl Template {
         out.push('\n');
         out
     }
+}
+
+/// The text that reads the same for everyone in the two parts, piece by piece, in order.
+#[derive(Debug, Clone, Default)]
+pub struct FixedParts {
+    pub html: Vec<String>,
+    pub text: Vec<String>,
 }
 
 /// One section of the HTML part: ready, or rendered for the person.

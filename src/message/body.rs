@@ -16,17 +16,83 @@ const QP_LINE: usize = 76;
 /// email-encoding counts a line as too long for 7bit from this many bytes, line break included.
 const SEVEN_BIT_LINE: usize = 76;
 
-/// `text` as the body of a part, encoded as lettre's `Body::new(text)` would encode it.
-pub fn encode(text: String) -> Body {
-    match choose(text.as_bytes()) {
-        ContentTransferEncoding::SevenBit => {
-            Body::dangerous_pre_encoded(crlf(text.as_bytes()), ContentTransferEncoding::SevenBit)
+/// Whole lines every body of a campaign holds (the letter's paragraphs without fields), each
+/// with its quoted-printable encoding, made once.
+///
+/// Quoted-printable starts afresh at each line break, so a piece that begins and ends a line
+/// has the same encoding wherever it stands: a body is encoded by copying the encodings of the
+/// known pieces it holds, in order, and encoding only what lies between them. Any text can be
+/// encoded with any pieces: one that is not found where a line starts is simply not used.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// In the order bodies hold them: (text, its encoding).
+    pieces: Vec<(String, Vec<u8>)>,
+}
+
+/// What is searched for to find a piece: its start, then the rest is compared.
+const SEARCH_PREFIX: usize = 64;
+
+impl Known {
+    /// Known `pieces`, in the order bodies hold them; those that do not end a line, or are
+    /// empty, are left out.
+    pub fn new<'a>(pieces: impl IntoIterator<Item = &'a str>) -> Known {
+        let pieces = pieces
+            .into_iter()
+            .filter(|piece| piece.ends_with('\n'))
+            .map(|piece| (piece.to_owned(), quoted_printable(piece.as_bytes())))
+            .collect();
+        Known { pieces }
+    }
+
+    /// `text` as the body of a part: the encoding and the bytes of `Body::new(text)`.
+    pub fn encode(&self, text: String) -> Body {
+        match choose(text.as_bytes()) {
+            ContentTransferEncoding::SevenBit => Body::dangerous_pre_encoded(
+                crlf(text.as_bytes()),
+                ContentTransferEncoding::SevenBit,
+            ),
+            ContentTransferEncoding::QuotedPrintable => Body::dangerous_pre_encoded(
+                self.quoted_printable(&text),
+                ContentTransferEncoding::QuotedPrintable,
+            ),
+            _ => Body::new(text),
         }
-        ContentTransferEncoding::QuotedPrintable => Body::dangerous_pre_encoded(
-            quoted_printable(text.as_bytes()),
-            ContentTransferEncoding::QuotedPrintable,
-        ),
-        _ => Body::new(text),
+    }
+
+    fn quoted_printable(&self, text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 64);
+        let mut done = 0;
+        for (piece, encoded) in &self.pieces {
+            let Some(at) = find_at_line_start(text, done, piece) else {
+                continue;
+            };
+            quoted_printable_into(&mut out, &text.as_bytes()[done..at]);
+            out.extend_from_slice(encoded);
+            done = at + piece.len();
+        }
+        quoted_printable_into(&mut out, &text.as_bytes()[done..]);
+        out
+    }
+}
+
+/// Where `piece` first stands in `text` from `from` on, at the start of a line.
+fn find_at_line_start(text: &str, from: usize, piece: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut prefix_end = SEARCH_PREFIX.min(piece.len());
+    while !piece.is_char_boundary(prefix_end) {
+        prefix_end -= 1;
+    }
+    let prefix = &piece[..prefix_end];
+    let mut cursor = from;
+    loop {
+        let at = cursor + text[cursor..].find(prefix)?;
+        if bytes[at..].starts_with(piece.as_bytes()) && (at == 0 || bytes[at - 1] == b'\n') {
+            return Some(at);
+        }
+        cursor = at + 1;
+        while !text.is_char_boundary(cursor) {
+            cursor += 1;
+        }
     }
 }
 
@@ -115,9 +181,15 @@ fn needs_escape(byte: u8) -> bool {
 /// `text` after lettre's CRLF conversion, soft breaks in the same places.
 fn quoted_printable(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 64);
+    quoted_printable_into(&mut out, text);
+    out
+}
+
+/// Appends `text` in quoted-printable to `out`, which is empty or ends a line.
+fn quoted_printable_into(out: &mut Vec<u8>, text: &[u8]) {
     for line in lines(text) {
         let mut encoder = QpLine {
-            out: &mut out,
+            out: &mut *out,
             on_line: 0,
             last_start: 0,
         };
@@ -126,7 +198,6 @@ fn quoted_printable(text: &[u8]) -> Vec<u8> {
             out.extend_from_slice(b"\r\n");
         }
     }
-    out
 }
 
 /// Encodes one line into `out`, with the `quoted_printable` crate's rules for soft breaks.
@@ -210,7 +281,7 @@ mod tests {
     }
 
     fn ours(text: &str) -> (ContentTransferEncoding, Vec<u8>) {
-        let body = encode(text.to_owned());
+        let body = Known::default().encode(text.to_owned());
         (body.encoding(), body.into_vec())
     }
 
@@ -261,6 +332,34 @@ mod tests {
         ];
         for case in cases {
             same_as_lettre(case);
+        }
+    }
+
+    #[test]
+    fn known_pieces_give_the_same_bytes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let html = std::fs::read_to_string(root.join("tests/golden/letter.fr.html")).unwrap();
+        // Pieces as a template cuts them: whole lines, in order, with text between them.
+        let lines: Vec<&str> = html.split_inclusive('\n').collect();
+        let pieces: Vec<String> = lines.chunks(3).map(|c| c[1..].concat()).collect();
+        let known = Known::new(pieces.iter().map(String::as_str));
+        let (_, expected) = lettre(&html);
+        assert_eq!(known.encode(html.clone()).into_vec(), expected);
+        // Pieces that are not there, or not at a line start, or out of order, are not used.
+        let odd = [
+            "absent\n".to_owned(),
+            "=\"0\" border=\"0\"\n".to_owned(),
+            lines[9..12].concat(),
+            lines[3..5].concat(),
+        ];
+        let odd = Known::new(odd.iter().map(String::as_str));
+        assert_eq!(odd.encode(html.clone()).into_vec(), expected);
+        for text in ["", "x", "absent\n", "é\nabsent\nabsent\n\nabsent\n "] {
+            assert_eq!(
+                odd.encode(text.to_owned()).into_vec(),
+                lettre(text).1,
+                "{text:?}"
+            );
         }
     }
 
