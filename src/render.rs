@@ -140,10 +140,24 @@ impl Template {
         let mut html = Vec::new();
         let mut text = Vec::new();
         for section in &letter.sections {
-            if personal(section_has_fields(section)) {
+            if !personal(section_has_fields(section)) {
+                push_fixed(&mut html, &html_section(section, &NoFields).into_string());
+            } else if html_wrapped(section.kind) {
                 html.push(Piece::Personal(section.clone()));
             } else {
-                push_fixed(&mut html, &html_section(section, &NoFields).into_string());
+                // Its blocks one after another: only those with fields are personal (in the
+                // ask, the paragraph with the amount, not the button).
+                for block in &section.blocks {
+                    let alone = Section {
+                        blocks: vec![block.clone()],
+                        ..section.clone()
+                    };
+                    if personal(block_has_fields(block)) {
+                        html.push(Piece::Personal(alone));
+                    } else {
+                        push_fixed(&mut html, &html_section(&alone, &NoFields).into_string());
+                    }
+                }
             }
             if let Some(title) = &section.title {
                 if personal(has_fields(title)) {
@@ -465,6 +479,15 @@ fn html_footer(unsubscribe: &Unsubscribe, link: &str) -> Markup {
             } }
         }
     }
+}
+
+/// True for the kinds [`html_section`] wraps its blocks in; the others are their blocks, one
+/// after another.
+fn html_wrapped(kind: SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::Story | SectionKind::Problem | SectionKind::Lesson | SectionKind::Signature
+    )
 }
 
 fn html_section(section: &Section, fields: &dyn Fields) -> Markup {

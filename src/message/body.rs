@@ -25,8 +25,18 @@ const SEVEN_BIT_LINE: usize = 76;
 /// encoded with any pieces: one that is not found where a line starts is simply not used.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
-    /// In the order bodies hold them: (text, its encoding).
-    pieces: Vec<(String, Vec<u8>)>,
+    /// In the order bodies hold them.
+    pieces: Vec<KnownPiece>,
+}
+
+#[derive(Debug, Clone)]
+struct KnownPiece {
+    text: String,
+    /// `text` in quoted-printable.
+    encoded: Vec<u8>,
+    /// What choosing the encoding counts in `text`.
+    ascii: bool,
+    escaped: usize,
 }
 
 /// What is searched for to find a piece: its start, then the rest is compared.
@@ -39,40 +49,62 @@ impl Known {
         let pieces = pieces
             .into_iter()
             .filter(|piece| piece.ends_with('\n'))
-            .map(|piece| (piece.to_owned(), quoted_printable(piece.as_bytes())))
+            .map(|piece| KnownPiece {
+                text: piece.to_owned(),
+                encoded: quoted_printable(piece.as_bytes()),
+                ascii: piece.is_ascii(),
+                escaped: count_escaped(piece.as_bytes()),
+            })
             .collect();
         Known { pieces }
     }
 
     /// `text` as the body of a part: the encoding and the bytes of `Body::new(text)`.
     pub fn encode(&self, text: String) -> Body {
-        match choose(text.as_bytes()) {
-            ContentTransferEncoding::SevenBit => Body::dangerous_pre_encoded(
-                crlf(text.as_bytes()),
-                ContentTransferEncoding::SevenBit,
-            ),
+        // Where the known pieces stand; what the choice of encoding needs is counted only
+        // between them.
+        let bytes = text.as_bytes();
+        let mut found = Vec::with_capacity(self.pieces.len());
+        let mut done = 0;
+        let (mut ascii, mut escaped) = (true, 0);
+        for piece in &self.pieces {
+            let Some(at) = find_at_line_start(&text, done, &piece.text) else {
+                continue;
+            };
+            let between = &bytes[done..at];
+            ascii &= piece.ascii && between.is_ascii();
+            escaped += piece.escaped + count_escaped(between);
+            found.push((at, piece));
+            done = at + piece.text.len();
+        }
+        ascii &= bytes[done..].is_ascii();
+        escaped += count_escaped(&bytes[done..]);
+        match choose(ascii, escaped, bytes.len(), || {
+            seven_bit_line_too_long(bytes)
+        }) {
+            ContentTransferEncoding::SevenBit => {
+                Body::dangerous_pre_encoded(crlf(bytes), ContentTransferEncoding::SevenBit)
+            }
             ContentTransferEncoding::QuotedPrintable => Body::dangerous_pre_encoded(
-                self.quoted_printable(&text),
+                quoted_printable_with(bytes, &found),
                 ContentTransferEncoding::QuotedPrintable,
             ),
             _ => Body::new(text),
         }
     }
+}
 
-    fn quoted_printable(&self, text: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 64);
-        let mut done = 0;
-        for (piece, encoded) in &self.pieces {
-            let Some(at) = find_at_line_start(text, done, piece) else {
-                continue;
-            };
-            quoted_printable_into(&mut out, &text.as_bytes()[done..at]);
-            out.extend_from_slice(encoded);
-            done = at + piece.len();
-        }
-        quoted_printable_into(&mut out, &text.as_bytes()[done..]);
-        out
+/// `text` in quoted-printable, copying the encodings of the pieces `found` where they stand.
+fn quoted_printable_with(text: &[u8], found: &[(usize, &KnownPiece)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 64);
+    let mut done = 0;
+    for &(at, piece) in found {
+        quoted_printable_into(&mut out, &text[done..at]);
+        out.extend_from_slice(&piece.encoded);
+        done = at + piece.text.len();
     }
+    quoted_printable_into(&mut out, &text[done..]);
+    out
 }
 
 /// Where `piece` first stands in `text` from `from` on, at the start of a line.
@@ -99,19 +131,26 @@ fn find_at_line_start(text: &str, from: usize, piece: &str) -> Option<usize> {
 /// The encoding email-encoding chooses for UTF-8 text when the server is not known to take
 /// 8-bit: 7bit for short ASCII lines, else quoted-printable unless over a third of the bytes
 /// would need escaping (line breaks count), else base64.
-fn choose(text: &[u8]) -> ContentTransferEncoding {
-    if text.is_ascii() && !seven_bit_line_too_long(text) {
-        return ContentTransferEncoding::SevenBit;
-    }
-    let escaped = text
-        .iter()
-        .filter(|&&b| !matches!(b, b'\t' | b' '..=b'~'))
-        .count();
-    if escaped <= text.len() / 3 {
+fn choose(
+    ascii: bool,
+    escaped: usize,
+    len: usize,
+    line_too_long: impl FnOnce() -> bool,
+) -> ContentTransferEncoding {
+    if ascii && !line_too_long() {
+        ContentTransferEncoding::SevenBit
+    } else if escaped <= len / 3 {
         ContentTransferEncoding::QuotedPrintable
     } else {
         ContentTransferEncoding::Base64
     }
+}
+
+/// The bytes that count against quoted-printable when choosing: all but tab and printable ASCII.
+fn count_escaped(text: &[u8]) -> usize {
+    text.iter()
+        .filter(|&&b| !matches!(b, b'\t' | b' '..=b'~'))
+        .count()
 }
 
 /// email-encoding's measure: from one LF to the next (the first line from the start), and from
