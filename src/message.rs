@@ -158,40 +158,71 @@ fn multipart_alternative(
     rendered: Rendered,
     known: &KnownParts,
 ) -> Result<Message, lettre::error::Error> {
-    let part = |content_type, body| SinglePart::builder().header(content_type).body(body);
-    let multipart = MultiPart::alternative()
-        .singlepart(part(
-            ContentType::TEXT_PLAIN,
-            known.text.encode(rendered.text),
-        ))
-        .singlepart(part(
-            ContentType::TEXT_HTML,
-            known.html.encode(rendered.html),
-        ));
-    let formatted = multipart.formatted();
-    let content_type = multipart.headers().get::<ContentType>();
-    let body_start = formatted
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
+    let text = known.text.encode(rendered.text);
+    let html = known.html.encode(rendered.html);
+    // An empty multipart/alternative: its Content-Type, with a fresh boundary.
+    let multipart = MultiPart::alternative().build();
+    let boundary = multipart.boundary();
     // RFC 2045 allows only 7bit, 8bit or binary for a multipart; its parts are already encoded,
     // so it is ASCII with short lines: 7bit. (lettre's own 7-bit check wants lines under 76
     // characters, which quoted-printable's 76-character lines miss by one.)
-    let body = body_start.filter(|_| formatted.is_ascii()).map(|start| {
-        Body::dangerous_pre_encoded(
-            formatted[start..].to_vec(),
-            ContentTransferEncoding::SevenBit,
-        )
-    });
-    match (content_type, body) {
-        (Some(content_type), Some(body)) => builder
-            .header(MIME_VERSION_1_0)
-            .header(content_type)
-            .body(body),
-        // Not expected (lettre encodes every part to ASCII); the message is still right, only
-        // its Content-Type stays out of the signature.
-        _ => builder.multipart(multipart),
+    let content_type = multipart
+        .headers()
+        .get::<ContentType>()
+        .filter(|_| text.as_ref().is_ascii() && html.as_ref().is_ascii());
+    match content_type {
+        Some(content_type) => {
+            builder
+                .header(MIME_VERSION_1_0)
+                .header(content_type)
+                .body(Body::dangerous_pre_encoded(
+                    alternative_body(&boundary, &text, &html),
+                    ContentTransferEncoding::SevenBit,
+                ))
+        }
+        // Not expected (every part is encoded to ASCII); the message is still right, only its
+        // Content-Type stays out of the signature.
+        _ => builder.multipart(
+            multipart
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        ),
     }
+}
+
+/// The body of a multipart/alternative of `text` and `html` (already encoded), as lettre's
+/// `MultiPart::formatted` writes it after the headers, written once into a buffer of its size.
+fn alternative_body(boundary: &str, text: &Body, html: &Body) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + html.len() + 4 * boundary.len() + 256);
+    for (content_type, body) in [
+        (ContentType::TEXT_PLAIN, text),
+        (ContentType::TEXT_HTML, html),
+    ] {
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        // The part's headers and blank line, as lettre formats them: an empty part, less the
+        // line break that ends its (empty) body.
+        let empty = SinglePart::builder()
+            .header(content_type)
+            .body(Body::dangerous_pre_encoded(Vec::new(), body.encoding()))
+            .formatted();
+        out.extend_from_slice(&empty[..empty.len() - 2]);
+        out.extend_from_slice(body.as_ref());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    out
 }
 
 /// `<campaign.hash@domain>`, where the hash covers the campaign id and the address in lower case.
@@ -208,6 +239,30 @@ pub fn message_id(campaign_id: &str, domain: &str, address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alternative_body_is_what_lettre_formats() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |name| std::fs::read_to_string(root.join("tests/golden").join(name)).unwrap();
+        for (text, html) in [
+            (read("letter.fr.txt"), read("letter.fr.html")),
+            ("short ascii\n".to_owned(), "<p>é</p>".to_owned()),
+        ] {
+            let boundary = "0oVZ2r6AoLAhLlb0gPNSKy6BEqdS2IfwxrcbUuo1";
+            let lettre = MultiPart::alternative()
+                .boundary(boundary)
+                .singlepart(SinglePart::plain(text.clone()))
+                .singlepart(SinglePart::html(html.clone()))
+                .formatted();
+            let start = lettre.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let known = body::Known::default();
+            let ours = alternative_body(boundary, &known.encode(text), &known.encode(html));
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&lettre[start..])
+            );
+        }
+    }
 
     #[test]
     fn message_id_is_stable_per_campaign_and_address() {

@@ -39,9 +39,6 @@ struct KnownPiece {
     escaped: usize,
 }
 
-/// What is searched for to find a piece: its start, then the rest is compared.
-const SEARCH_PREFIX: usize = 64;
-
 impl Known {
     /// Known `pieces`, in the order bodies hold them; those that do not end a line, or are
     /// empty, are left out.
@@ -68,7 +65,7 @@ impl Known {
         let mut done = 0;
         let (mut ascii, mut escaped) = (true, 0);
         for piece in &self.pieces {
-            let Some(at) = find_at_line_start(&text, done, &piece.text) else {
+            let Some(at) = find_at_line_start(bytes, done, piece.text.as_bytes()) else {
                 continue;
             };
             let between = &bytes[done..at];
@@ -107,24 +104,14 @@ fn quoted_printable_with(text: &[u8], found: &[(usize, &KnownPiece)]) -> Vec<u8>
     out
 }
 
-/// Where `piece` first stands in `text` from `from` on, at the start of a line.
-fn find_at_line_start(text: &str, from: usize, piece: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut prefix_end = SEARCH_PREFIX.min(piece.len());
-    while !piece.is_char_boundary(prefix_end) {
-        prefix_end -= 1;
-    }
-    let prefix = &piece[..prefix_end];
-    let mut cursor = from;
+/// Where `piece` first stands in `text` from `from` (a line start) on, at the start of a line.
+fn find_at_line_start(text: &[u8], from: usize, piece: &[u8]) -> Option<usize> {
+    let mut at = from;
     loop {
-        let at = cursor + text[cursor..].find(prefix)?;
-        if bytes[at..].starts_with(piece.as_bytes()) && (at == 0 || bytes[at - 1] == b'\n') {
+        if text[at..].starts_with(piece) {
             return Some(at);
         }
-        cursor = at + 1;
-        while !text.is_char_boundary(cursor) {
-            cursor += 1;
-        }
+        at += text[at..].iter().position(|&b| b == b'\n')? + 1;
     }
 }
 
