@@ -232,7 +232,7 @@ pub fn message_id(campaign_id: &str, domain: &str, address: &str) -> String {
     hasher.update([0]);
     hasher.update(address.to_lowercase().as_bytes());
     let digest = hasher.finalize();
-    let hash: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::letter::hex(&digest[..12]);
     format!("<{campaign_id}.{hash}@{domain}>")
 }
 
@@ -261,6 +261,75 @@ mod tests {
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&lettre[start..])
             );
+        }
+    }
+
+    #[test]
+    fn fixed_parts_change_no_byte_of_the_messages() {
+        use crate::campaign::Campaign;
+        use crate::letter::Letter;
+        use crate::recipients::{RecipientReader, Row};
+        use crate::render::{Frame, render};
+        use crate::unsubscribe::Secret;
+
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let campaign = Campaign::load(&root.join("campaign.toml")).unwrap();
+        let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
+        let settings = campaign.unsubscribe.clone().unwrap();
+        let unsubscribe = Arc::new(Unsubscribe {
+            campaign_id: campaign.id.clone(),
+            mailto: settings.mailto,
+            url: settings.url,
+            footer: settings.footer,
+            link_text: settings.link_text,
+            secret: Secret::new(&"k".repeat(32)).unwrap(),
+        });
+        let csv = "email,first_name,last_name,amount\nzoe@example.com,Zoé,Durand,40\n\
+                   a@example.com,,,\nb@example.com,<script>,X,\"1\n000\"\n";
+        let date = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        // Both parts' boundaries are random: the same for comparing.
+        let formatted = |message: Message| {
+            let text = String::from_utf8(message.formatted()).unwrap();
+            let start = text.find("boundary=\"").unwrap() + "boundary=\"".len();
+            text.replace(&text[start..start + 40], "BOUNDARY")
+        };
+        for with_unsubscribe in [false, true] {
+            let frame = Frame {
+                subject: &campaign.subject,
+                preheader: &campaign.preheader,
+                language: &campaign.language,
+                unsubscribe: with_unsubscribe.then_some(&*unsubscribe),
+            };
+            let mut plain = Composer::new(
+                &campaign.id,
+                campaign.from.clone(),
+                campaign.reply_to.clone(),
+                &campaign.subject,
+            );
+            if with_unsubscribe {
+                plain = plain.with_unsubscribe(Arc::clone(&unsubscribe));
+            }
+            let prepared = plain
+                .clone()
+                .with_fixed_parts(&letter.template().fixed_parts(&frame));
+            let mut reader = RecipientReader::from_reader(
+                std::path::Path::new("t.csv"),
+                Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+                &campaign.name_columns,
+            )
+            .unwrap();
+            let mut people = 0;
+            while let Some(row) = reader.next_row().unwrap() {
+                let Row::Valid(person) = row else {
+                    panic!("{row:?}")
+                };
+                let rendered = render(&letter, &frame, &person);
+                let a = plain.compose(&person, rendered.clone(), date).unwrap();
+                let b = prepared.compose(&person, rendered, date).unwrap();
+                assert_eq!(formatted(a), formatted(b));
+                people += 1;
+            }
+            assert_eq!(people, 3);
         }
     }
 

@@ -209,9 +209,14 @@ impl Template {
         }
         let shell = self.shell(frame);
         let head = shell.page.as_ref().map(|page| page.head.clone());
+        let mut text: Vec<String> = fixed(&self.text).collect();
+        // The last piece as it ends the text when no footer follows: one line break at the end.
+        if let Some(Piece::Fixed(last)) = self.text.last() {
+            text.push(format!("{}\n", last.trim_end_matches('\n')));
+        }
         FixedParts {
             html: head.into_iter().chain(fixed(&self.html)).collect(),
-            text: fixed(&self.text).collect(),
+            text,
         }
     }
 
