@@ -52,12 +52,14 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = rounds.parse().context("ROUNDS")?;
     let campaign = Campaign::load(Path::new(campaign))?;
     let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
+    // As `missive send` makes it (src/app.rs), with the letter's fixed parts encoded once.
     let composer = Composer::new(
         &campaign.id,
         campaign.from.clone(),
         campaign.reply_to.clone(),
         &campaign.subject,
-    );
+    )
+    .with_fixed_parts(&letter.template().fixed_parts(&frame(&campaign)));
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Arc::new(Loaded {
         campaign,
@@ -85,6 +87,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The frame of the messages: the bench sends without unsubscribe links.
+fn frame(campaign: &Campaign) -> Frame<'_> {
+    Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+        unsubscribe: None,
+    }
+}
+
 /// Renders and builds a message for every row; with `log`, records attempt and sent for each,
 /// the way the engine does: the attempt is written when the message is queued (up to
 /// `ahead(pool)` of them), a delivery waits for it to be durable before "DATA", writes `sent`
@@ -100,12 +112,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         None => (None, None),
     };
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
-    let frame = Frame {
-        subject: &loaded.campaign.subject,
-        preheader: &loaded.campaign.preheader,
-        language: &loaded.campaign.language,
-        unsubscribe: None,
-    };
+    let frame = frame(&loaded.campaign);
     // The engine's queue: `ahead` messages wait their turn, their attempts already written.
     let ahead = (pool * 8).clamp(16, 256);
     let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(ahead);

@@ -192,6 +192,13 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
+        let frame = Frame {
+            subject: &campaign.subject,
+            preheader: &campaign.preheader,
+            language: &campaign.language,
+            unsubscribe: unsubscribe.as_deref(),
+        };
+        composer = composer.with_fixed_parts(&letter.template().fixed_parts(&frame));
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,

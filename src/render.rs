@@ -2,7 +2,9 @@
 //!
 //! Both outputs walk the same [`Letter`] tree, so they cannot drift apart. Rendering does no I/O
 //! and takes everything it needs as arguments: it can run on any thread, in any order, as often
-//! as needed (a resend must produce the same words).
+//! as needed (a resend must produce the same words). A letter is cut once into what reads the
+//! same for everyone and what holds fields ([`Template`]), so that only the latter is rendered
+//! for each person.
 //!
 //! The HTML is built for mail clients, not browsers: a table layout with inline styles, 600 px
 //! wide at most, one `<style>` block only for phones (clients that drop it still get a readable
@@ -10,10 +12,14 @@
 //! campaign has an unsubscribe link, a footer under the letter shows the person's own link, in
 //! both parts: the one-click header is invisible, and people look for the link at the bottom.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 use crate::letter::{Block, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
+
+mod template;
+
+pub use template::{FixedParts, Template};
 
 /// Where a letter's fields get their values: a recipient's row, or anything else with names.
 pub trait Fields {
@@ -57,11 +63,10 @@ pub struct Rendered {
 pub const TEXT_WIDTH: usize = 76;
 
 /// Renders `letter` for the person whose values `fields` holds.
+///
+/// The letter's [`Template`] is made on the first call and reused by every later one.
 pub fn render(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Rendered {
-    Rendered {
-        html: html_document(letter, frame, fields).into_string(),
-        text: text_document(letter, frame, fields),
-    }
+    letter.template().render(frame, fields)
 }
 
 /// The footer's words and the person's link, when the campaign has one.
@@ -86,7 +91,8 @@ const PHONE_CSS: &str = "@media only screen and (max-width:620px){\
 .sheet{width:100%!important}.pad{padding:24px 18px!important}\
 .body{font-size:17px!important}}";
 
-fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup {
+/// The page: the frame around `sections`, and `footer` (with its line break) under the sheet.
+fn html_document(frame: &Frame, sections: impl Render, footer: Option<impl Render>) -> Markup {
     html! {
         (DOCTYPE)
         (NL)
@@ -114,20 +120,11 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
                             style="width:600px;max-width:600px;background-color:#ffffff;border-radius:8px;" {
                             tr { td.pad.body style={ "padding:40px 48px;" (FONT) "font-size:18px;line-height:1.6;color:" (INK) ";" } {
                                 (NL)
-                                @for section in &letter.sections {
-                                    (html_section(section, fields))
-                                }
+                                (sections)
                             } }
                         }
-                        @if let Some((unsubscribe, link)) = footer(frame, fields) {
-                            (NL)
-                            table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
-                                style="width:600px;max-width:600px;" {
-                                tr { td.pad style={ "padding:20px 48px 8px 48px;font-family:Arial,Helvetica,sans-serif;font-size:13px;line-height:1.5;color:" (FOOTER_INK) ";text-align:center;" } {
-                                    (unsubscribe.footer) " "
-                                    a href=(link) style={ "color:" (FOOTER_INK) ";text-decoration:underline;" } { (unsubscribe.link_text) }
-                                } }
-                            }
+                        @if let Some(footer) = footer {
+                            (footer)
                         }
                     } }
                 }
@@ -139,6 +136,29 @@ fn html_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Markup 
 /// A line break between blocks: invisible in HTML, but it keeps lines short in the message
 /// source and makes golden-file diffs readable.
 const NL: PreEscaped<&str> = PreEscaped("\n");
+
+/// The person's unsubscribe link under the sheet, after a line break.
+fn html_footer(unsubscribe: &Unsubscribe, link: &str) -> Markup {
+    html! {
+        (NL)
+        table.sheet role="presentation" width="600" cellpadding="0" cellspacing="0" border="0"
+            style="width:600px;max-width:600px;" {
+            tr { td.pad style={ "padding:20px 48px 8px 48px;font-family:Arial,Helvetica,sans-serif;font-size:13px;line-height:1.5;color:" (FOOTER_INK) ";text-align:center;" } {
+                (unsubscribe.footer) " "
+                a href=(link) style={ "color:" (FOOTER_INK) ";text-decoration:underline;" } { (unsubscribe.link_text) }
+            } }
+        }
+    }
+}
+
+/// True for the kinds [`html_section`] wraps its blocks in; the others are their blocks, one
+/// after another.
+fn html_wrapped(kind: SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::Story | SectionKind::Problem | SectionKind::Lesson | SectionKind::Signature
+    )
+}
 
 fn html_section(section: &Section, fields: &dyn Fields) -> Markup {
     let paragraph_style = "margin:0 0 18px 0;";
@@ -263,55 +283,37 @@ pub fn screenshot_page(letter_html: &str, envelope: &Envelope) -> String {
 
 // ---- text ---------------------------------------------------------------------------------
 
-fn text_document(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> String {
-    let mut out = String::new();
-    for section in &letter.sections {
-        if let Some(title) = &section.title {
-            let title = text_inlines(title, fields);
-            out.push('\n');
-            for line in wrap(&title) {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            let underline = title
-                .lines()
-                .map(display_width)
-                .max()
-                .unwrap_or(0)
-                .min(TEXT_WIDTH);
-            out.push_str(&"=".repeat(underline));
-            out.push_str("\n\n");
-        }
-        if section.kind == SectionKind::Signature {
-            out.push_str("-- \n");
-        }
-        for block in &section.blocks {
-            let paragraph = match block {
-                Block::Paragraph(inlines) => text_inlines(inlines, fields),
-                Block::Button { label, url } => {
-                    format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
-                }
-            };
-            for line in wrap(&paragraph) {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            out.push('\n');
-        }
+/// A story's title: a blank line, the title, and a rule of `=` as wide as its longest line.
+fn text_title(out: &mut String, title: &[Inline], fields: &dyn Fields) {
+    let title = text_inlines(title, fields);
+    out.push('\n');
+    for line in wrap(&title) {
+        out.push_str(&line);
+        out.push('\n');
     }
-    if let Some((unsubscribe, link)) = footer(frame, fields) {
-        let colon = crate::typography::apply(frame.language, " :");
-        let colon = if colon == " :" { ":" } else { colon.as_str() };
-        for line in wrap(&format!(
-            "{} {}{colon} {link}",
-            unsubscribe.footer, unsubscribe.link_text
-        )) {
-            out.push_str(&line);
-            out.push('\n');
+    let underline = title
+        .lines()
+        .map(display_width)
+        .max()
+        .unwrap_or(0)
+        .min(TEXT_WIDTH);
+    out.push_str(&"=".repeat(underline));
+    out.push_str("\n\n");
+}
+
+/// A paragraph (or the button, as its label and address), wrapped, then a blank line.
+fn text_block(out: &mut String, block: &Block, fields: &dyn Fields) {
+    let paragraph = match block {
+        Block::Paragraph(inlines) => text_inlines(inlines, fields),
+        Block::Button { label, url } => {
+            format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
         }
+    };
+    for line in wrap(&paragraph) {
+        out.push_str(&line);
+        out.push('\n');
     }
-    let trimmed = out.trim_matches('\n');
-    format!("{trimmed}\n")
+    out.push('\n');
 }
 
 /// Wraps each line of `paragraph` (hard breaks stay) at [`TEXT_WIDTH`], never splitting a word

@@ -1,0 +1,420 @@
+//! The letter prepared for rendering: what reads the same for everyone rendered once, and
+//! the parts with fields rendered for each person (see [`Template`]).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use maud::{Markup, PreEscaped, Render, html};
+
+use super::{
+    Fields, Frame, Rendered, footer, html_document, html_footer, html_section, html_wrapped,
+    text_block, text_title, wrap,
+};
+use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+use crate::unsubscribe::Unsubscribe;
+
+/// A letter cut once into what reads the same for everyone, rendered ahead of time, and the few
+/// parts that hold fields (the greeting, the ask), rendered for each person.
+///
+/// Rendering a whole letter is the one thing missive does a million times; wrapping and marking
+/// up the same paragraphs again for every person was most of its cost. The output is the same as
+/// rendering everything for each person: the pieces made ahead are made by the same functions,
+/// with no fields to look at.
+#[derive(Debug)]
+pub struct Template {
+    /// The sections of the HTML part, in order.
+    html: Vec<Piece<Section>>,
+    /// The sections of the text part, in order, wrapped.
+    text: Vec<Piece<TextPart>>,
+    /// The page around the sections, for the last frame rendered (a campaign has one).
+    shell: Mutex<Option<Arc<Shell>>>,
+}
+
+#[derive(Debug)]
+enum Piece<T> {
+    /// Rendered ahead: holds no field.
+    Fixed(String),
+    /// Holds a field: rendered for each person.
+    Personal(T),
+}
+
+#[derive(Debug)]
+enum TextPart {
+    Title(Vec<Inline>),
+    Block(Block),
+}
+
+/// Fields of nobody: what the pieces without fields are rendered with.
+struct NoFields;
+
+impl Fields for NoFields {
+    fn field(&self, _: &str) -> Option<&str> {
+        None
+    }
+}
+
+/// Appends a fixed piece, joined to the previous one when that is fixed too.
+fn push_fixed<T>(pieces: &mut Vec<Piece<T>>, fixed: &str) {
+    if let Some(Piece::Fixed(last)) = pieces.last_mut() {
+        last.push_str(fixed);
+    } else {
+        pieces.push(Piece::Fixed(fixed.to_owned()));
+    }
+}
+
+fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
+    pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Fixed(fixed) => fixed.len(),
+            Piece::Personal(_) => 0,
+        })
+        .sum()
+}
+
+/// Room for what a person's fields and footer add to the fixed pieces, so a part is written
+/// without growing its buffer.
+const PERSONAL_ROOM: usize = 2048;
+
+impl Template {
+    /// Prepares `letter`: renders and wraps every part that holds no field.
+    pub fn new(letter: &Letter) -> Template {
+        Template::with_fixed_parts(letter, true)
+    }
+
+    /// Without `ahead`, every part is rendered for each person (what tests compare with).
+    fn with_fixed_parts(letter: &Letter, ahead: bool) -> Template {
+        let personal = |has_fields: bool| !ahead || has_fields;
+        let mut html = Vec::new();
+        let mut text = Vec::new();
+        for section in &letter.sections {
+            if !personal(section_has_fields(section)) {
+                push_fixed(&mut html, &html_section(section, &NoFields).into_string());
+            } else if html_wrapped(section.kind) {
+                html.push(Piece::Personal(section.clone()));
+            } else {
+                // Its blocks one after another: only those with fields are personal (in the
+                // ask, the paragraph with the amount, not the button).
+                for block in &section.blocks {
+                    let alone = Section {
+                        blocks: vec![block.clone()],
+                        ..section.clone()
+                    };
+                    if personal(block_has_fields(block)) {
+                        html.push(Piece::Personal(alone));
+                    } else {
+                        push_fixed(&mut html, &html_section(&alone, &NoFields).into_string());
+                    }
+                }
+            }
+            if let Some(title) = &section.title {
+                if personal(has_fields(title)) {
+                    text.push(Piece::Personal(TextPart::Title(title.clone())));
+                } else {
+                    let mut fixed = String::new();
+                    text_title(&mut fixed, title, &NoFields);
+                    push_fixed(&mut text, &fixed);
+                }
+            }
+            if section.kind == SectionKind::Signature {
+                push_fixed(&mut text, "-- \n");
+            }
+            for block in &section.blocks {
+                if personal(block_has_fields(block)) {
+                    text.push(Piece::Personal(TextPart::Block(block.clone())));
+                } else {
+                    let mut fixed = String::new();
+                    text_block(&mut fixed, block, &NoFields);
+                    push_fixed(&mut text, &fixed);
+                }
+            }
+        }
+        Template {
+            html,
+            text,
+            shell: Mutex::new(None),
+        }
+    }
+
+    /// Renders the letter for the person whose values `fields` holds, in `frame`.
+    pub fn render(&self, frame: &Frame, fields: &dyn Fields) -> Rendered {
+        let shell = self.shell(frame);
+        let footer = footer(frame, fields);
+        Rendered {
+            html: self.html(frame, &shell, footer.as_ref(), fields),
+            text: self.text(&shell, footer, fields),
+        }
+    }
+
+    /// What reads the same in every person's parts in `frame`, in order, for
+    /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
+    pub fn fixed_parts(&self, frame: &Frame) -> FixedParts {
+        fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
+            pieces.iter().filter_map(|piece| match piece {
+                Piece::Fixed(fixed) => Some(fixed.clone()),
+                Piece::Personal(_) => None,
+            })
+        }
+        let shell = self.shell(frame);
+        let head = shell.page.as_ref().map(|page| page.head.clone());
+        let mut text: Vec<String> = fixed(&self.text).collect();
+        // The last piece as it ends the text when no footer follows: one line break at the end.
+        if let Some(Piece::Fixed(last)) = self.text.last() {
+            text.push(format!("{}\n", last.trim_end_matches('\n')));
+        }
+        FixedParts {
+            html: head.into_iter().chain(fixed(&self.html)).collect(),
+            text,
+        }
+    }
+
+    /// The shell made for `frame`: the last one when it was made for the same frame.
+    fn shell(&self, frame: &Frame) -> Arc<Shell> {
+        // A poisoned lock only means another thread panicked while swapping an `Arc`.
+        let mut last = self.shell.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some(shell) if shell.is_for(frame) => Arc::clone(shell),
+            _ => Arc::clone(last.insert(Arc::new(Shell::new(frame)))),
+        }
+    }
+
+    fn html(
+        &self,
+        frame: &Frame,
+        shell: &Shell,
+        footer: Option<&(&Unsubscribe, String)>,
+        fields: &dyn Fields,
+    ) -> String {
+        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link));
+        let Some(page) = &shell.page else {
+            let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
+            return html_document(frame, sections, footer).into_string();
+        };
+        let mut out = String::with_capacity(
+            page.head.len()
+                + fixed_len(&self.html)
+                + page.middle.len()
+                + page.end.len()
+                + PERSONAL_ROOM,
+        );
+        out.push_str(&page.head);
+        for piece in &self.html {
+            self.html_piece(piece, fields).render_to(&mut out);
+        }
+        out.push_str(&page.middle);
+        if let Some(footer) = footer {
+            out.push_str(&footer.0);
+        }
+        out.push_str(&page.end);
+        out
+    }
+
+    fn html_piece<'p>(&self, piece: &'p Piece<Section>, fields: &dyn Fields) -> PieceHtml<'p> {
+        match piece {
+            Piece::Fixed(fixed) => PieceHtml::Fixed(fixed),
+            Piece::Personal(section) => PieceHtml::Personal(html_section(section, fields)),
+        }
+    }
+
+    fn text(
+        &self,
+        shell: &Shell,
+        footer: Option<(&Unsubscribe, String)>,
+        fields: &dyn Fields,
+    ) -> String {
+        let mut out = String::with_capacity(fixed_len(&self.text) + PERSONAL_ROOM);
+        for piece in &self.text {
+            match piece {
+                Piece::Fixed(fixed) => out.push_str(fixed),
+                Piece::Personal(TextPart::Title(title)) => text_title(&mut out, title, fields),
+                Piece::Personal(TextPart::Block(block)) => text_block(&mut out, block, fields),
+            }
+        }
+        if let Some((unsubscribe, link)) = footer {
+            let colon = &shell.text_colon;
+            for line in wrap(&format!(
+                "{} {}{colon} {link}",
+                unsubscribe.footer, unsubscribe.link_text
+            )) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        // No blank line at either end, and one line break at the very end.
+        out.truncate(out.trim_end_matches('\n').len());
+        let leading = out.len() - out.trim_start_matches('\n').len();
+        out.drain(..leading);
+        out.push('\n');
+        out
+    }
+}
+
+/// The text that reads the same for everyone in the two parts, piece by piece, in order.
+#[derive(Debug, Clone, Default)]
+pub struct FixedParts {
+    pub html: Vec<String>,
+    pub text: Vec<String>,
+}
+
+/// One section of the HTML part: ready, or rendered for the person.
+enum PieceHtml<'p> {
+    Fixed(&'p str),
+    Personal(Markup),
+}
+
+impl Render for PieceHtml<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        match self {
+            PieceHtml::Fixed(fixed) => buffer.push_str(fixed),
+            PieceHtml::Personal(markup) => buffer.push_str(&markup.0),
+        }
+    }
+}
+
+/// What surrounds the letter's sections, made once per frame: the HTML page cut where the
+/// sections and the footer go, and the text footer's colon.
+#[derive(Debug)]
+struct Shell {
+    subject: String,
+    preheader: String,
+    language: String,
+    /// `None` if the page could not be cut (it always can: the marks cannot come out of escaped
+    /// text); each person's page is then rendered whole.
+    page: Option<Page>,
+    /// `:` with the language's typography, before the link in the text footer.
+    text_colon: String,
+}
+
+#[derive(Debug)]
+struct Page {
+    /// Up to the sections.
+    head: String,
+    /// From the sections to the footer.
+    middle: String,
+    /// After the footer.
+    end: String,
+}
+
+/// Where the sections and the footer go in a page rendered to be cut. Escaped text never holds
+/// a `<`, so these cannot come from the frame's words.
+const SECTIONS_MARK: &str = "<missive-sections>";
+const FOOTER_MARK: &str = "<missive-footer>";
+
+impl Shell {
+    fn new(frame: &Frame) -> Shell {
+        let marked = html_document(
+            frame,
+            PreEscaped(SECTIONS_MARK),
+            Some(PreEscaped(FOOTER_MARK)),
+        )
+        .into_string();
+        let page = marked.split_once(SECTIONS_MARK).and_then(|(head, rest)| {
+            let (middle, end) = rest.split_once(FOOTER_MARK)?;
+            Some(Page {
+                head: head.to_owned(),
+                middle: middle.to_owned(),
+                end: end.to_owned(),
+            })
+        });
+        let colon = crate::typography::apply(frame.language, " :");
+        Shell {
+            subject: frame.subject.to_owned(),
+            preheader: frame.preheader.to_owned(),
+            language: frame.language.to_owned(),
+            page,
+            text_colon: if colon == " :" { ":".to_owned() } else { colon },
+        }
+    }
+
+    fn is_for(&self, frame: &Frame) -> bool {
+        self.subject == frame.subject
+            && self.preheader == frame.preheader
+            && self.language == frame.language
+    }
+}
+
+fn section_has_fields(section: &Section) -> bool {
+    section.title.as_deref().is_some_and(has_fields) || section.blocks.iter().any(block_has_fields)
+}
+
+fn block_has_fields(block: &Block) -> bool {
+    match block {
+        Block::Paragraph(inlines) | Block::Button { label: inlines, .. } => has_fields(inlines),
+    }
+}
+
+fn has_fields(inlines: &[Inline]) -> bool {
+    inlines.iter().any(|inline| match inline {
+        Inline::Field { .. } | Inline::Optional(_) => true,
+        Inline::Emphasis(c) | Inline::Strong(c) => has_fields(c),
+        Inline::Link { content, .. } => has_fields(content),
+        Inline::Text(_) | Inline::LineBreak => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::render;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn frame() -> Frame<'static> {
+        Frame {
+            subject: "Sujet",
+            preheader: "Avant-propos",
+            language: "fr",
+            unsubscribe: None,
+        }
+    }
+
+    #[test]
+    fn parts_made_ahead_read_as_if_made_for_each_person() {
+        // Fields in a title, a link, emphasis and the button; parts without any around them.
+        let source = "::: greeting\nBonjour[[ {{first_name}}]],\n\n::: introduction\nUn texte assez long pour passer \
+            à la ligne : il faut bien plus de soixante-seize colonnes pour cela, voilà.\n\n\
+            ::: story\n## Pour {{first_name|vous}} : un titre\n\nVoir [le site de {{last_name}}](https://example.org/a) *ou {{amount}}*.\n\n\
+            ::: ask\nUn don de {{amount|25}} $ ?\n\n[Je donne {{amount}} $](https://dons.example.org/x)\n\n\
+            ::: signature\nAshley Boyd\\\nMozilla\n";
+        let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
+        let ahead = Template::new(&letter);
+        let each = Template::with_fixed_parts(&letter, false);
+        let made_ahead = |t: &Template| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
+        assert!(made_ahead(&ahead) && !made_ahead(&each));
+        let frame = frame();
+        for person in [
+            vec![
+                ("first_name", "Zoé"),
+                ("last_name", "Durand"),
+                ("amount", "40"),
+            ],
+            vec![
+                ("first_name", "<b>&"),
+                (
+                    "amount",
+                    "un montant bien plus long que prévu, sur des lignes",
+                ),
+            ],
+            vec![],
+        ] {
+            let fields: HashMap<&str, &str> = person.into_iter().collect();
+            assert_eq!(ahead.render(&frame, &fields), each.render(&frame, &fields));
+            assert_eq!(
+                render(&letter, &frame, &fields),
+                each.render(&frame, &fields)
+            );
+        }
+        // Another frame gets its own page around the same sections.
+        let other = Frame {
+            subject: "Autre <sujet>",
+            ..frame
+        };
+        let fields = HashMap::from([("first_name", "Zoé")]);
+        let r = ahead.render(&other, &fields);
+        assert!(
+            r.html.contains("<title>Autre &lt;sujet&gt;</title>"),
+            "{}",
+            r.html
+        );
+        assert_eq!(r, each.render(&other, &fields));
+    }
+}
