@@ -83,6 +83,12 @@ impl<V: Copy> KeyMap<V> {
         self.len() == 0
     }
 
+    /// Every entry of a compacted map, in key order (recent changes not included).
+    pub fn iter(&self) -> impl Iterator<Item = (RecipientKey, V)> + '_ {
+        debug_assert!(self.recent.is_empty(), "iter() is for compacted maps");
+        self.sorted.iter().copied()
+    }
+
     /// Every value, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = V> + '_ {
         let older = self
@@ -95,6 +101,60 @@ impl<V: Copy> KeyMap<V> {
     }
 
     /// Where `key` is in `sorted` (`Ok`), or would go (`Err`).
+    /// Moves everything into the sorted array and frees the map of recent changes: for a map
+    /// that will only be read from now on.
+    pub fn compact(&mut self) {
+        self.merge();
+        self.recent = HashMap::default();
+    }
+
+    /// Takes `key` out if it came in since the last merge (a hash map removal); `None` when it
+    /// is not there or already merged into the sorted array.
+    pub fn take_fresh(&mut self, key: &RecipientKey) -> Option<V> {
+        if self.in_sorted(key).is_ok() {
+            return None;
+        }
+        let value = self.recent.remove(key)?;
+        self.fresh -= 1;
+        Some(value)
+    }
+
+    /// Splits the map in two: the entries `left` takes (with the value it makes), and the rest
+    /// (with the value `right` makes). The original is gone once split.
+    pub fn split<L: Copy, R: Copy>(
+        mut self,
+        left: impl Fn(&V) -> Option<L>,
+        right: impl Fn(V) -> R,
+    ) -> (KeyMap<L>, KeyMap<R>) {
+        self.compact();
+        // Sized exactly: a doubling vector would briefly hold twice what it needs.
+        let going_left = self
+            .sorted
+            .iter()
+            .filter(|(_, v)| left(v).is_some())
+            .count();
+        let mut lefts = Vec::with_capacity(going_left);
+        let mut rights = Vec::with_capacity(self.sorted.len() - going_left);
+        for (key, value) in self.sorted {
+            match left(&value) {
+                Some(l) => lefts.push((key, l)),
+                None => rights.push((key, right(value))),
+            }
+        }
+        (KeyMap::from_sorted(lefts), KeyMap::from_sorted(rights))
+    }
+
+    /// A map of `sorted`, which must be sorted by key without repeats.
+    fn from_sorted(mut sorted: Vec<(RecipientKey, V)>) -> Self {
+        sorted.shrink_to_fit();
+        let mut map = KeyMap {
+            sorted,
+            ..KeyMap::new()
+        };
+        map.index();
+        map
+    }
+
     fn in_sorted(&self, key: &RecipientKey) -> Result<usize, usize> {
         if self.starts.is_empty() {
             return Err(0);
@@ -220,6 +280,33 @@ mod tests {
         expected.sort_unstable();
         assert_eq!(values, expected);
         assert!(map.sorted.windows(2).all(|w| w[0].0 < w[1].0));
+        map.compact();
+        assert_eq!((map.recent.capacity(), map.len()), (0, reference.len()));
+        for (k, v) in &reference {
+            assert_eq!(map.get(k), Some(*v));
+        }
+    }
+
+    #[test]
+    fn fresh_keys_can_be_taken_out_merged_ones_cannot() {
+        let mut map = KeyMap::new();
+        for i in 0..(RECENT as u32 + 10) {
+            map.insert(key(i), i);
+        }
+        // The first RECENT went into the sorted array at the merge; the last ten are fresh.
+        assert_eq!(map.take_fresh(&key(0)), None);
+        assert_eq!(
+            map.take_fresh(&key(RECENT as u32 + 3)),
+            Some(RECENT as u32 + 3)
+        );
+        assert_eq!(map.get(&key(RECENT as u32 + 3)), None);
+        assert_eq!(map.len(), RECENT + 9);
+        let (even, odd) = map.split(|v| (v % 2 == 0).then_some(*v), |v| v);
+        assert_eq!(
+            (even.len(), odd.len()),
+            ((RECENT + 9) / 2 + 1, (RECENT + 9) / 2)
+        );
+        assert_eq!((even.get(&key(4)), odd.get(&key(5))), (Some(4), Some(5)));
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64), SendLogError> 
             })?;
         good_len += read as u64;
     }
+    replay.finish();
     Ok((replay, good_len))
 }
 

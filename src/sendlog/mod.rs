@@ -162,7 +162,11 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Replay {
     /// Packed: a list of a million people means a million entries held through the run.
+    /// While the log is read, everyone; once it is read, only those without a final outcome.
     entries: KeyMap<Packed>,
+    /// Once the log is read, the people sent or failed: a status is all a run needs of them,
+    /// and they are nearly everyone in a long campaign's log.
+    finals: KeyMap<Status>,
     letters: BTreeSet<String>,
     /// Attempts a second since `HISTORY` before the replay.
     history: History,
@@ -177,6 +181,7 @@ impl Default for Replay {
     fn default() -> Self {
         Replay {
             entries: KeyMap::new(),
+            finals: KeyMap::new(),
             letters: BTreeSet::new(),
             history: History::new(),
             history_since: unix_seconds(SystemTime::now() - HISTORY),
@@ -261,6 +266,10 @@ impl Replay {
     /// Folds one line as read from a log; `Err` names an unknown event.
     fn fold(&mut self, line: &Line<'_>) -> Result<(), String> {
         let key = RecipientKey::of(&line.rcpt);
+        // A final outcome is final (this only matters for records folded after `finish`).
+        if self.finals.get(&key).is_some() {
+            return Ok(());
+        }
         let entry = self.entries.entry_or(
             key,
             Packed {
@@ -326,7 +335,26 @@ impl Replay {
             }
             other => return Err(format!("unknown event {other:?}")),
         };
+        // Most people are attempted and sent within a few lines of the log: their entry moves
+        // to the compact set of final ones before it ever reaches the sorted array.
+        let status = entry.status;
+        if status.is_final() && self.entries.take_fresh(&key).is_some() {
+            self.finals.insert(key, status);
+        }
         Ok(())
+    }
+
+    /// Called once the whole log is folded in: the entries will only be read from now on.
+    pub(crate) fn finish(&mut self) {
+        let entries = std::mem::replace(&mut self.entries, KeyMap::new());
+        let final_status = |packed: &Packed| packed.status.is_final().then_some(packed.status);
+        let (finals, open) = entries.split(final_status, |packed| packed);
+        // People whose outcome came long after their attempt (a retry, a resend): few.
+        for (key, status) in finals.iter() {
+            self.finals.insert(key, status);
+        }
+        self.finals.compact();
+        self.entries = open;
     }
 
     /// Parses one line of a log file and folds it in.
@@ -370,7 +398,16 @@ impl Replay {
         &self.letters
     }
 
+    /// Where `key` stands. For people sent or failed, the status is all that is kept.
     pub fn get(&self, key: &RecipientKey) -> Option<Entry> {
+        if let Some(status) = self.finals.get(key) {
+            return Some(Entry {
+                status,
+                attempts: 0,
+                first_attempt: None,
+                retry_at: None,
+            });
+        }
         self.entries
             .get(key)
             .map(Packed::unpack)
@@ -378,11 +415,11 @@ impl Replay {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.finals.len() + self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
@@ -464,7 +501,8 @@ mod tests {
         replay.apply(&sent("a@example.com"));
         replay.apply(&Record::new(Event::attempt("L2"), "a@example.com", "<i>"));
         let entry = replay.get(&key).unwrap();
-        assert_eq!((entry.status, entry.attempts), (Status::Sent, 2));
+        // A final entry keeps its status only.
+        assert_eq!(entry.status, Status::Sent);
         assert_eq!(replay.letters().iter().collect::<Vec<_>>(), ["L1", "L2"]);
     }
 
@@ -476,7 +514,7 @@ mod tests {
         replay.apply_line(attempt.as_bytes()).unwrap();
         replay.apply_line(failed.as_bytes()).unwrap();
         let entry = replay.get(&RecipientKey::of("éve@example.com")).unwrap();
-        assert_eq!((entry.status, entry.attempts), (Status::Failed, 1));
+        assert_eq!(entry.status, Status::Failed);
         assert_eq!(replay.failed_reasons(), [("550 5.1.1", 1)]);
         let odd = r#"{"at":"2026-01-01T00:00:00Z","event":"bounced","rcpt":"a@example.com"}"#;
         assert!(
