@@ -114,7 +114,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
     let frame = frame(&loaded.campaign);
     // The engine's queue: `ahead` messages wait their turn, their attempts already written.
-    let ahead = (pool * 8).clamp(16, 256);
+    let ahead = (pool * 8).clamp(128, 256);
     let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(ahead);
     let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
     let mut deliveries: JoinSet<anyhow::Result<(u64, u64)>> = JoinSet::new();

@@ -44,6 +44,7 @@ pub struct QuotaSpent {
 
 /// Admits messages at the campaign's pace and within its quotas; shared by every connection.
 pub struct Pace {
+    rate: Option<f64>,
     steady: Option<DefaultDirectRateLimiter>,
     quotas: Mutex<Quotas>,
 }
@@ -60,9 +61,15 @@ impl Pace {
             DefaultDirectRateLimiter::direct(quota)
         });
         Pace {
+            rate: limits.rate,
             steady,
             quotas: Mutex::new(Quotas::new(limits, history)),
         }
+    }
+
+    /// Messages per second, when the pace has a rate.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
     }
 
     /// Waits until one more message may go, and counts it. When a quota is spent for longer

@@ -80,13 +80,17 @@ pub enum Stopped {
 }
 
 /// How many messages wait their turn on the queue, their `attempt` already written: enough
-/// that the sync of one batch of attempts overlaps the sending of the previous messages, so
-/// even a single connection does not wait for the disk once a message. The price: a crash may
-/// leave that many attempts in doubt that never reached a server (the next run sends them,
-/// with the same Message-ID, which is right for them; `--in-doubt skip` would leave them out).
-/// A run that stops cleanly withdraws them.
-fn ahead(connections: usize) -> usize {
-    (connections * 8).clamp(16, 256)
+/// that the syncs of batches of attempts overlap the sending of the messages before them, so no
+/// connection waits for the disk once a message. The price: a crash may leave that many
+/// attempts in doubt that never reached a server (the next run sends them, with the same
+/// Message-ID, which is right for them; `--in-doubt skip` would leave them out). A run that
+/// stops cleanly withdraws them. At a set pace, about a second's worth is enough.
+fn ahead(connections: usize, rate: Option<f64>) -> usize {
+    let unpaced = (connections * 8).clamp(128, 256);
+    match rate {
+        Some(rate) => unpaced.min((rate.ceil() as usize).max(connections * 2)),
+        None => unpaced,
+    }
 }
 
 /// Becomes true when the run should stop taking recipients (a signal, a caller's decision).
@@ -246,7 +250,7 @@ pub async fn run(
     let started = Instant::now();
     let mut report = RunReport::default();
     let (halt, mut halted) = watch::channel(None);
-    let (queue, jobs) = mpsc::channel::<Job>(ahead(engine.connections));
+    let (queue, jobs) = mpsc::channel::<Job>(ahead(engine.connections, engine.pace.rate()));
     // A spent per-minute quota is waited out; longer ones end the run (cron comes back).
     let patience = limits.max_duration.map_or(Duration::from_secs(60), |max| {
         max.min(Duration::from_secs(60))
