@@ -438,3 +438,26 @@ fn a_letter_changed_after_sending_began_is_refused_unless_allowed() {
     assert_eq!(messages.len(), 3);
     assert!(text_part(&parsed(&messages[2])).contains("Un autre texte."));
 }
+
+#[test]
+fn max_duration_bounds_the_run_even_with_messages_queued() {
+    // Each message takes 200 ms; twenty of them would take four seconds.
+    let slow = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(200)),
+    );
+    let fixture = Fixture::new(&people(20), "[smtp]\npool_size = 1\n");
+    let started = std::time::Instant::now();
+    let run = fixture.send(&slow.url(), &["--max-duration", "1s"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(run.stdout.contains("--max-duration"), "{}", run.all());
+    assert!(took < Duration::from_millis(2500), "the run took {took:?}");
+    // What was queued but not sent was withdrawn: nothing in doubt, the rest pending.
+    let counts: serde_json::Value =
+        serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
+    let received = slow.messages().len() as u64;
+    assert!((1..20).contains(&received), "{received} received");
+    assert_eq!(counts["in_doubt"], 0, "{counts}");
+    assert_eq!(counts["sent"].as_u64(), Some(received), "{counts}");
+    assert_eq!(counts["pending"].as_u64(), Some(20 - received), "{counts}");
+}

@@ -264,6 +264,7 @@ pub async fn run(
         halt,
         shutdown: shutdown.clone(),
         patience,
+        deadline: limits.max_duration.map(|max| started + max),
     });
     let jobs = Arc::new(Mutex::new(jobs));
     let mut workers = JoinSet::new();

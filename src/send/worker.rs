@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use lettre::Message;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -57,6 +57,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// How long a spent quota may hold a message before the run stops instead.
     pub patience: Duration,
+    /// `--max-duration`: no message is taken off the queue after this.
+    pub deadline: Option<Instant>,
 }
 
 impl Shared {
@@ -71,6 +73,13 @@ impl Shared {
     }
 
     fn stopping(&self) -> bool {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            // The queue holds messages taken before the deadline: they wait for the next run.
+            self.stop(Stopped::MaxDuration);
+        }
         self.halt.borrow().is_some() || *self.shutdown.borrow()
     }
 }
