@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
@@ -111,7 +112,14 @@ impl Composer {
         date: SystemTime,
     ) -> Result<Message, MessageError> {
         let name = (!recipient.name.is_empty()).then(|| recipient.name.clone());
+        // Given, or lettre would work it out by parsing back the From and To it was just given.
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![recipient.email.clone()])
+            .map_err(|source| MessageError {
+                email: recipient.email.to_string(),
+                source,
+            })?;
         let mut builder = Message::builder()
+            .envelope(envelope)
             .from(self.from.clone())
             .to(Mailbox::new(name, recipient.email.clone()))
             .subject(self.subject.clone())

@@ -81,41 +81,58 @@ fn assert_played(server: &SmtpServer, what: &str) {
 
 #[test]
 fn refusals_at_rcpt_and_at_the_end_of_data_end_in_sent_or_failed_for_good() {
+    refusals(Behavior::accept_all(), true);
+}
+
+/// The same refusals, one command and one reply at a time.
+#[test]
+fn refusals_end_the_same_with_a_server_that_does_not_pipeline() {
+    refusals(Behavior::accept_all().without_pipelining(), false);
+}
+
+/// `pipelining`: whether the server offers it (and the client must use it).
+fn refusals(base: Behavior, pipelining: bool) {
     const DEFERRED_AT_RCPT: [usize; 3] = [2, 9, 17]; // 451 the first time
     const DEFERRED_TWICE: usize = 15; // 451 the first two times
     const REFUSED_AT_RCPT: [usize; 2] = [4, 13]; // 550, always
     const DEFERRED_AT_DATA: [usize; 2] = [6, 20]; // 452 at the end of DATA, the first time
     const REFUSED_AT_DATA: [usize; 2] = [11, 23]; // 554 at the end of DATA, always
     let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .on_rcpt(|address, earlier| {
-                let i = number(address);
-                if REFUSED_AT_RCPT.contains(&i) {
-                    Some(Fault::reply(550, "5.1.1 No such user"))
-                } else if (DEFERRED_AT_RCPT.contains(&i) && earlier == 0)
-                    || (i == DEFERRED_TWICE && earlier < 2)
-                {
-                    Some(Fault::reply(451, "4.3.0 Try again later"))
-                } else {
-                    None
-                }
-            })
-            .on_data_end(|address, earlier| {
-                let i = number(address);
-                if REFUSED_AT_DATA.contains(&i) {
-                    Some(Fault::reply(554, "5.7.1 Message refused"))
-                } else if DEFERRED_AT_DATA.contains(&i) && earlier == 0 {
-                    Some(Fault::reply(452, "4.3.1 Insufficient system storage"))
-                } else {
-                    None
-                }
-            }),
+        base.on_rcpt(|address, earlier| {
+            let i = number(address);
+            if REFUSED_AT_RCPT.contains(&i) {
+                Some(Fault::reply(550, "5.1.1 No such user"))
+            } else if (DEFERRED_AT_RCPT.contains(&i) && earlier == 0)
+                || (i == DEFERRED_TWICE && earlier < 2)
+            {
+                Some(Fault::reply(451, "4.3.0 Try again later"))
+            } else {
+                None
+            }
+        })
+        .on_data_end(|address, earlier| {
+            let i = number(address);
+            if REFUSED_AT_DATA.contains(&i) {
+                Some(Fault::reply(554, "5.7.1 Message refused"))
+            } else if DEFERRED_AT_DATA.contains(&i) && earlier == 0 {
+                Some(Fault::reply(452, "4.3.1 Insufficient system storage"))
+            } else {
+                None
+            }
+        }),
     );
     let csv = format!("{}pas-une-adresse,Bad,Row,1\n", people(24));
     let fixture = Fixture::new(&csv, CAMPAIGN);
 
     send_until_done(&fixture, &server);
 
+    let pipelined = server.journal().pipelined;
+    if pipelining {
+        // MAIL, RCPT and DATA in one write: two of the three arrive with more behind them.
+        assert!(pipelined >= 2 * 24, "{pipelined} commands came pipelined");
+    } else {
+        assert_eq!(pipelined, 0, "the client waited for each reply");
+    }
     let audit = Audit::take(&fixture, &[server.journal()]);
     let failed: BTreeSet<String> = some(&REFUSED_AT_RCPT)
         .union(&some(&REFUSED_AT_DATA))
@@ -169,13 +186,22 @@ fn refusals_at_rcpt_and_at_the_end_of_data_end_in_sent_or_failed_for_good() {
 
 #[test]
 fn a_421_at_the_greeting_or_in_the_middle_of_a_session_loses_nobody_and_doubles_nobody() {
+    busy_server(Behavior::accept_all());
+}
+
+/// The same 421s, one command and one reply at a time.
+#[test]
+fn a_421_without_pipelining_loses_nobody_and_doubles_nobody() {
+    busy_server(Behavior::accept_all().without_pipelining());
+}
+
+fn busy_server(base: Behavior) {
     // The first two connections are turned away; every later one closes with 421 after three
     // messages, at the next MAIL FROM; and one message gets 421 instead of 250 at the end of
     // its DATA (the server shuts down without taking it).
     const SHUT_AFTER_DATA: usize = 10;
     let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .greeting_421_for_first(2)
+        base.greeting_421_for_first(2)
             .close_with_421_after(3)
             .on_data_end(|address, earlier| {
                 (number(address) == SHUT_AFTER_DATA && earlier == 0).then(|| {
@@ -207,11 +233,20 @@ fn a_421_at_the_greeting_or_in_the_middle_of_a_session_loses_nobody_and_doubles_
 
 #[test]
 fn a_hang_up_before_the_rcpt_reply_is_retried_and_sent_once() {
+    hang_up_at_rcpt(Behavior::accept_all());
+}
+
+/// The same hang-ups, one command and one reply at a time.
+#[test]
+fn a_hang_up_before_the_rcpt_reply_without_pipelining_is_retried_and_sent_once() {
+    hang_up_at_rcpt(Behavior::accept_all().without_pipelining());
+}
+
+fn hang_up_at_rcpt(base: Behavior) {
     const HUNG_UP: [usize; 3] = [3, 11, 18];
-    let server =
-        SmtpServer::start_in_background(Behavior::accept_all().on_rcpt(|address, earlier| {
-            (HUNG_UP.contains(&number(address)) && earlier == 0).then_some(Fault::HangUp)
-        }));
+    let server = SmtpServer::start_in_background(base.on_rcpt(|address, earlier| {
+        (HUNG_UP.contains(&number(address)) && earlier == 0).then_some(Fault::HangUp)
+    }));
     let fixture = Fixture::new(&people(20), CAMPAIGN);
 
     send_until_done(&fixture, &server);

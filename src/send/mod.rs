@@ -356,6 +356,19 @@ pub async fn run(
             break;
         }
 
+        if queue.capacity() == 0 {
+            // A full queue: wait until half of it has gone, so that the producer wakes once for
+            // many messages rather than once for each (a thread switch costs more than a render).
+            let refill = (queue.max_capacity() / 2).max(1);
+            let room = tokio::select! {
+                permits = queue.reserve_many(refill) => permits.is_ok(),
+                _ = halted.changed() => false,
+                _ = signalled.changed() => false,
+            };
+            if !room {
+                break;
+            }
+        }
         let rendered = render(content.letter, &content.frame, &recipient);
         let message = match content
             .composer
@@ -393,7 +406,12 @@ pub async fn run(
             _ = signalled.changed() => None,
         };
         match slot {
-            Some(slot) => slot.send(job),
+            Some(slot) => {
+                slot.send(job);
+                // The connections run on this thread too: let them answer their servers
+                // between two renders rather than after a queue's worth.
+                tokio::task::yield_now().await;
+            }
             None => {
                 worker::withdraw(&engine.log, &job).await?;
                 break;

@@ -1,9 +1,9 @@
 //! One connection's worth of sending: a worker takes messages from the engine's queue and
 //! delivers them, one SMTP transaction after another, over a connection it keeps open.
 //!
-//! Each transaction writes the log in the order that makes a crash harmless: the server takes
-//! the recipient (RCPT), the `attempt` is made durable, only then does DATA start, and the
-//! outcome is written after the server's reply. So a failure before DATA is known to have
+//! Each transaction writes the log in the order that makes a crash harmless: the `attempt` is
+//! durable before MAIL, RCPT and DATA go out (it was written when the message was queued, so
+//! this rarely waits), and the outcome is written after the server's reply. So a failure before DATA is known to have
 //! delivered nothing, and only an attempt cut off after DATA is *in doubt*. An outcome is
 //! counted, and shown, only once it is durable; the worker does not wait for that before its
 //! next message, so the sync overlaps the next MAIL and RCPT and shares a batch with the next
@@ -13,9 +13,9 @@
 //! - 2xx after the message: `sent`.
 //! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff.
 //! - 5xx: `failed`, never retried.
-//! - 421 before DATA, or a connection that cannot be opened: nothing happened to the message;
+//! - 421 before the message, or a connection that cannot be opened: nothing happened to the message;
 //!   the worker reconnects (the route decides where, and when to give up) and tries it again.
-//! - the connection lost before the server took the recipient: `deferred`, and reconnect.
+//! - the connection lost before the message went out: `deferred`, and reconnect.
 //! - no reply after the message: in doubt; no outcome is written, the next run decides.
 
 use std::collections::VecDeque;
@@ -247,7 +247,11 @@ async fn transact(
     let envelope = job.message.envelope();
     let record = |event| Record::new(event, &job.rcpt, &job.message_id);
 
-    match connection.envelope(envelope, &bytes).await {
+    // The attempt was written when the message was queued: it must be durable before DATA.
+    if let Some(attempt) = attempt.take() {
+        attempt.wait().await?;
+    }
+    match connection.start(envelope, &bytes).await {
         Ok(()) => {}
         Err(trouble @ Trouble::Refused { code: 421, .. }) => {
             // The server closes the channel: about the server, not this recipient.
@@ -257,9 +261,9 @@ async fn transact(
             return Ok(Transaction::Again);
         }
         Err(trouble) => {
+            // Refused, or lost before the message was sent: the server cannot have it.
             let broken = matches!(trouble, Trouble::Broken(_));
             if broken {
-                // Lost before the server took the recipient: a later run tries again.
                 if shared.route.broke(relay, &trouble) {
                     shared.stop(Stopped::Unreachable(trouble.describe()));
                 }
@@ -274,28 +278,6 @@ async fn transact(
                 durable: Some(durable),
             });
         }
-    }
-
-    // The attempt was written when the message was queued: it must be durable before DATA.
-    if let Some(attempt) = attempt.take() {
-        attempt.wait().await?;
-    }
-    if let Err(trouble) = connection.begin_data().await {
-        // Refused or lost before the message was sent: the server cannot have it.
-        let reusable = !trouble.closes_connection() && connection.reset().await;
-        if let Trouble::Broken(_) = trouble {
-            if shared.route.broke(relay, &trouble) {
-                shared.stop(Stopped::Unreachable(trouble.describe()));
-            }
-        } else {
-            shared.route.answered();
-        }
-        let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
-        return Ok(Transaction::Done {
-            outcome,
-            reusable,
-            durable: Some(durable),
-        });
     }
     match connection.finish_data(&bytes).await {
         Ok(reply) => {

@@ -69,6 +69,8 @@ pub struct Behavior {
     data_index: Option<IndexRule>,
     reply_delay: Option<Duration>,
     vanish_after: Option<usize>,
+    /// Leaves PIPELINING out of the EHLO reply, so the client sends one command at a time.
+    lockstep: bool,
 }
 
 impl Behavior {
@@ -153,6 +155,12 @@ impl Behavior {
         self
     }
 
+    /// Does not offer PIPELINING (RFC 2920): a client must wait for each reply.
+    pub fn without_pipelining(mut self) -> Self {
+        self.lockstep = true;
+        self
+    }
+
     /// Once `n` messages were accepted, the server stops listening and cuts every connection,
     /// until [`SmtpServer::restart`].
     pub fn vanish_after(mut self, n: usize) -> Self {
@@ -205,6 +213,9 @@ pub struct Journal {
     pub faults: Vec<String>,
     pub connections: usize,
     pub listening: bool,
+    /// Commands that arrived with the next one already behind them, before their reply was
+    /// sent: the client pipelined.
+    pub pipelined: usize,
 }
 
 impl Journal {

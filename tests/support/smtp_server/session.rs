@@ -114,10 +114,20 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
         }
         let command = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upper = command.to_ascii_uppercase();
+        if !reader.buffer().is_empty() {
+            shared.note(|j| j.pipelined += 1);
+        }
         let (fault, ok) = if upper.starts_with("EHLO") {
+            let pipelining = if behavior.lockstep {
+                ""
+            } else {
+                "250-PIPELINING\r\n"
+            };
             (
                 None,
-                "250-localhost\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800".to_owned(),
+                format!(
+                    "250-localhost\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800"
+                ),
             )
         } else if upper.starts_with("HELO")
             || upper.starts_with("NOOP")
