@@ -72,6 +72,23 @@ impl Pace {
         self.rate
     }
 
+    /// Counts one more message if it may go now, without waiting; false (and nothing counted)
+    /// otherwise.
+    pub fn try_admit(&self) -> bool {
+        let now = SystemTime::now();
+        let mut quotas = self.quotas.lock().expect("no panic while counting");
+        if quotas.spent(now).is_some() {
+            return false;
+        }
+        if let Some(steady) = &self.steady
+            && steady.check().is_err()
+        {
+            return false;
+        }
+        quotas.count(now);
+        true
+    }
+
     /// Waits until one more message may go, and counts it. When a quota is spent for longer
     /// than `patience`, returns when it frees up instead of waiting.
     pub async fn admit(&self, patience: Duration) -> Result<(), QuotaSpent> {
@@ -228,6 +245,35 @@ mod tests {
 
     fn at(second: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(second)
+    }
+
+    #[test]
+    fn try_admit_counts_only_what_may_go_now() {
+        let quota = Pace::new(
+            &Limits {
+                per_minute: Some(2),
+                ..Limits::default()
+            },
+            &History::new(),
+        );
+        assert!(quota.try_admit() && quota.try_admit());
+        assert!(!quota.try_admit(), "the minute's quota is spent");
+        let paced = Pace::new(
+            &Limits {
+                rate: Some(1.0),
+                burst: 1,
+                per_minute: Some(5),
+                ..Limits::default()
+            },
+            &History::new(),
+        );
+        assert!(paced.try_admit());
+        assert!(!paced.try_admit(), "the next one is a second away");
+        let left = paced.quotas.lock().unwrap().left(SystemTime::now());
+        assert_eq!(
+            left[0].2, 4,
+            "a message refused by the pace is not counted: {left:?}"
+        );
     }
 
     #[test]

@@ -126,12 +126,17 @@ fn refusals(base: Behavior, pipelining: bool) {
 
     send_until_done(&fixture, &server);
 
-    let pipelined = server.journal().pipelined;
+    let (pipelined, chained) = (server.journal().pipelined, server.journal().chained);
     if pipelining {
-        // MAIL, RCPT and DATA in one write: two of the three arrive with more behind them.
+        // MAIL, RCPT and DATA in one write: two of the three arrive with more behind them; and
+        // most messages with the next one's commands behind them.
         assert!(pipelined >= 2 * 24, "{pipelined} commands came pipelined");
+        assert!(
+            chained >= 4,
+            "{chained} messages came with the next one's commands"
+        );
     } else {
-        assert_eq!(pipelined, 0, "the client waited for each reply");
+        assert_eq!(pipelined + chained, 0, "the client waited for each reply");
     }
     let audit = Audit::take(&fixture, &[server.journal()]);
     let failed: BTreeSet<String> = some(&REFUSED_AT_RCPT)

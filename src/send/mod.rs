@@ -395,8 +395,10 @@ pub async fn run(
         let job = Job {
             rcpt,
             message_id,
-            message,
+            envelope: message.envelope().clone(),
+            data: message.formatted(),
             attempt: Some(attempt),
+            admitted: false,
             attempts_before: previous.map_or(0, |e| e.attempts),
             was_in_doubt: previous.is_some_and(|e| e.status == Status::InDoubt),
         };

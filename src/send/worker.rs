@@ -3,11 +3,17 @@
 //!
 //! Each transaction writes the log in the order that makes a crash harmless: the `attempt` is
 //! durable before MAIL, RCPT and DATA go out (it was written when the message was queued, so
-//! this rarely waits), and the outcome is written after the server's reply. So a failure before DATA is known to have
-//! delivered nothing, and only an attempt cut off after DATA is *in doubt*. An outcome is
-//! counted, and shown, only once it is durable; the worker does not wait for that before its
-//! next message, so the sync overlaps the next MAIL and RCPT and shares a batch with the next
-//! attempt (the log makes records durable in the order they were written).
+//! this rarely waits), and the outcome is written after the server's reply. So a failure
+//! before the message went out is known to have delivered nothing, and only an attempt cut
+//! off after it is *in doubt*. An outcome is counted, and shown, only once it is durable; the
+//! worker does not wait for that before its next message, so the sync overlaps the next
+//! exchange and shares a batch with the next attempt (the log makes records durable in the
+//! order they were written).
+//!
+//! With a server that pipelines, the next message waiting in the queue, when nothing would
+//! hold it back (its attempt durable, the pace letting it go), is taken early: its MAIL, RCPT
+//! and DATA go out behind this message, in the same write, and it is the next one this
+//! connection carries. A message then costs one round trip.
 //!
 //! What a reply means:
 //! - 2xx after the message: `sent`.
@@ -22,7 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lettre::Message;
+use lettre::address::Envelope;
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::route::Route;
@@ -36,9 +42,13 @@ use crate::smtp::{Connection, Relay, Trouble};
 pub struct Job {
     pub rcpt: String,
     pub message_id: String,
-    pub message: Message,
+    pub envelope: Envelope,
+    /// The message as it goes after DATA (before dot-stuffing).
+    pub data: Vec<u8>,
     /// The attempt record, written when the message was queued; durable before DATA starts.
     pub attempt: Option<Durable>,
+    /// Already counted by the pace (taken early to go out behind the message before it).
+    pub admitted: bool,
     /// Attempts earlier runs made: the backoff grows with them.
     pub attempts_before: u32,
     pub was_in_doubt: bool,
@@ -115,12 +125,20 @@ pub async fn work(
     // worker goes on meanwhile, so the sync of one message's outcome overlaps the next one's
     // MAIL and RCPT, and shares a sync with its attempt.
     let mut unconfirmed: VecDeque<(Option<Durable>, Settled)> = VecDeque::new();
+    // Taken early, behind the last message: in hand, it goes before anything else.
+    let mut carried: Option<Job> = None;
     'jobs: loop {
-        if shared.stopping() {
-            break;
-        }
-        let Some(mut job) = queue.lock().await.recv().await else {
-            break;
+        let mut job = match carried.take() {
+            Some(job) => job,
+            None => {
+                if shared.stopping() {
+                    break;
+                }
+                let Some(job) = queue.lock().await.recv().await else {
+                    break;
+                };
+                job
+            }
         };
         // Waited for before DATA, however many connections the message takes.
         let mut attempt = job.attempt.take();
@@ -143,18 +161,23 @@ pub async fn work(
                     }
                 },
             };
-            if let Err(spent) = shared.pace.admit(shared.patience).await {
+            if job.admitted {
+                // Counted when it was taken early; a second try is counted again.
+                job.admitted = false;
+            } else if let Err(spent) = shared.pace.admit(shared.patience).await {
                 shared.stop(Stopped::Quota(spent));
                 open = Some((connection, relay));
                 withdraw(&shared.log, &job).await?;
                 break 'jobs;
             }
-            match transact(&shared, &mut connection, relay, &job, &mut attempt).await? {
+            match transact(&shared, &mut connection, relay, &job, &mut attempt, &queue).await? {
                 Transaction::Done {
                     outcome,
                     reusable,
                     durable,
+                    next,
                 } => {
+                    carried = next;
                     let settled = Settled {
                         outcome,
                         was_in_doubt: job.was_in_doubt,
@@ -178,6 +201,9 @@ pub async fn work(
                 }
             }
         }
+    }
+    if let Some(job) = carried {
+        withdraw(&shared.log, &job).await?;
     }
     if let Some((connection, _)) = open {
         connection.quit().await;
@@ -231,6 +257,8 @@ enum Transaction {
         reusable: bool,
         /// The outcome record, on its way to the disk (none for a message left in doubt).
         durable: Option<Durable>,
+        /// The next message, taken early: the next one to carry.
+        next: Option<Job>,
     },
     Again,
 }
@@ -242,16 +270,16 @@ async fn transact(
     relay: &Relay,
     job: &Job,
     attempt: &mut Option<Durable>,
+    queue: &Mutex<mpsc::Receiver<Job>>,
 ) -> Result<Transaction, Arc<SendLogError>> {
-    let bytes = job.message.formatted();
-    let envelope = job.message.envelope();
+    let (bytes, envelope) = (&job.data, &job.envelope);
     let record = |event| Record::new(event, &job.rcpt, &job.message_id);
 
     // The attempt was written when the message was queued: it must be durable before DATA.
     if let Some(attempt) = attempt.take() {
         attempt.wait().await?;
     }
-    match connection.start(envelope, &bytes).await {
+    match connection.start(envelope, bytes).await {
         Ok(()) => {}
         Err(trouble @ Trouble::Refused { code: 421, .. }) => {
             // The server closes the channel: about the server, not this recipient.
@@ -276,10 +304,16 @@ async fn transact(
                 outcome,
                 reusable,
                 durable: Some(durable),
+                next: None,
             });
         }
     }
-    match connection.finish_data(&bytes).await {
+    let next = take_next(shared, connection, relay, queue)?;
+    let then = next
+        .as_ref()
+        .filter(|next| next.admitted)
+        .map(|next| (&next.envelope, next.data.as_slice()));
+    match connection.finish_data(bytes, then).await {
         Ok(reply) => {
             shared.route.answered();
             let via = (relay.name != shared.route.primary().name).then(|| relay.name.to_owned());
@@ -291,6 +325,7 @@ async fn transact(
                 outcome: Outcome::Sent,
                 reusable: true,
                 durable: Some(durable),
+                next,
             })
         }
         Err(Trouble::Broken(why)) => {
@@ -304,6 +339,7 @@ async fn transact(
                 outcome: Outcome::Unanswered,
                 reusable: false,
                 durable: None,
+                next,
             })
         }
         Err(trouble) => {
@@ -313,9 +349,41 @@ async fn transact(
                 outcome,
                 reusable: !trouble.closes_connection(),
                 durable: Some(durable),
+                next,
             })
         }
     }
+}
+
+/// The next job in the queue, if one is there right now, to go out behind the message in
+/// hand. It goes in the same write only when nothing would hold it back: its attempt durable
+/// and the pace letting it go now (then it comes back `admitted`, its attempt taken).
+/// Otherwise it is still the next one this worker carries, the usual way.
+fn take_next(
+    shared: &Shared,
+    connection: &Connection,
+    relay: &Relay,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+) -> Result<Option<Job>, Arc<SendLogError>> {
+    if !connection.pipelines() || shared.stopping() || shared.route.should_leave(relay) {
+        return Ok(None);
+    }
+    let Some(mut next) = queue.try_lock().ok().and_then(|mut q| q.try_recv().ok()) else {
+        return Ok(None);
+    };
+    let durable = match next.attempt.as_mut().map(Durable::ready) {
+        None => true,
+        Some(None) => false,
+        Some(Some(result)) => {
+            result?;
+            true
+        }
+    };
+    if durable {
+        next.attempt = None;
+        next.admitted = shared.pace.try_admit();
+    }
+    Ok(Some(next))
 }
 
 /// Writes the outcome of a refusal (or of a connection lost before DATA): failed when the

@@ -216,6 +216,8 @@ pub struct Journal {
     /// Commands that arrived with the next one already behind them, before their reply was
     /// sent: the client pipelined.
     pub pipelined: usize,
+    /// Messages that arrived with the next message's commands already behind them.
+    pub chained: usize,
 }
 
 impl Journal {

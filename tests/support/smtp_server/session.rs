@@ -162,6 +162,9 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                     .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
                 let data = read_data(&mut reader, &mut line).await?;
+                if !reader.buffer().is_empty() {
+                    shared.note(|j| j.chained += 1);
+                }
                 let rcpt_to = std::mem::take(&mut rcpt_to);
                 let (fate, next) = end_of_data(
                     shared,
