@@ -139,8 +139,13 @@ impl Relay {
         }
         // lettre reads the EHLO reply but keeps only the extensions it uses itself, and
         // PIPELINING is not one of them: ask again (before AUTH, since EHLO resets a session).
-        let ehlo = step(self.timeout, inner.command(Ehlo::new(self.hello.clone()))).await?;
-        let pipelining = offers(&ehlo, "PIPELINING");
+        let pipelining =
+            match step(self.timeout, inner.command(Ehlo::new(self.hello.clone()))).await {
+                Ok(ehlo) => offers(&ehlo, "PIPELINING"),
+                // A server that will not hear EHLO twice still takes one command at a time.
+                Err(Trouble::Refused { .. }) => false,
+                Err(broken) => return Err(broken),
+            };
         if let Some(credentials) = &self.credentials {
             step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await?;
         }
@@ -429,6 +434,27 @@ impl std::fmt::Display for DataBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipelining_is_read_from_the_ehlo_reply() {
+        use lettre::transport::smtp::response::{Category, Code, Detail, Severity};
+        let ehlo = |lines: &[&str]| {
+            let code = Code::new(
+                Severity::PositiveCompletion,
+                Category::MailSystem,
+                Detail::Zero,
+            );
+            Response::new(code, lines.iter().map(|l| l.to_string()).collect())
+        };
+        assert!(offers(
+            &ehlo(&["mx.example.org", "8BITMIME", "pipelining", "SIZE 1000"]),
+            "PIPELINING"
+        ));
+        assert!(!offers(
+            &ehlo(&["mx.example.org", "XPIPELINING", "SIZE PIPELINING"]),
+            "PIPELINING"
+        ));
+    }
 
     #[test]
     fn a_data_block_is_dot_stuffed_and_terminated() {
