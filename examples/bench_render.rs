@@ -2,10 +2,9 @@
 //! without a network. Run by `bench/run.sh` (pinned to one core); not a test.
 //!
 //! Each message goes the way the engine (`src/send/`) takes it: a row streamed from the CSV
-//! and validated, rendered (HTML and text), composed into a lettre `Message`, then handed to
-//! one of `pool` deliveries at once (the engine's workers, one a connection). Where the engine
-//! would talk SMTP, the delivery serializes the message as it goes before DATA
-//! (`Message::formatted`). With the log on, `attempt` and `sent` records go through the same
+//! and validated, rendered (HTML and text), composed into a lettre `Message` and serialized as
+//! it goes after DATA (`Message::formatted`), then handed to one of `pool` deliveries at once
+//! (the engine's workers, one a connection), which stand in for SMTP. With the log on, `attempt` and `sent` records go through the same
 //! group-commit `LogWriter` over a `FileLog` that `send` uses, in the engine's pattern (see
 //! `one_pass`), so the difference between the two passes is what the log costs a real run.
 //!
@@ -130,8 +129,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
                 if let Some(attempt) = job.attempt {
                     attempt.wait().await?;
                 }
-                // What the engine does with the message before DATA.
-                bytes += job.message.formatted().len() as u64;
+                bytes += job.data.len() as u64;
                 if let Some(writer) = &writer {
                     let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
                     let sent = Record::new(Event::Sent { reply, via: None }, &job.rcpt, &job.id);
@@ -174,7 +172,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
             .send(Job {
                 rcpt,
                 id,
-                message,
+                data: message.formatted(),
                 attempt,
             })
             .await
@@ -204,6 +202,6 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
 struct Job {
     rcpt: String,
     id: String,
-    message: lettre::Message,
+    data: Vec<u8>,
     attempt: Option<Durable>,
 }
