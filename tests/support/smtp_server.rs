@@ -200,6 +200,9 @@ pub struct Received {
     /// When the end of its DATA arrived.
     pub at: Instant,
     pub fate: Fate,
+    /// The next message's commands had arrived behind it (the client pipelined across
+    /// messages).
+    pub chained: bool,
 }
 
 /// Everything the server saw, in order.
@@ -216,14 +219,17 @@ pub struct Journal {
     /// Commands that arrived with the next one already behind them, before their reply was
     /// sent: the client pipelined.
     pub pipelined: usize,
-    /// Messages that arrived with the next message's commands already behind them.
-    pub chained: usize,
 }
 
 impl Journal {
     /// The messages the server accepted.
     pub fn accepted(&self) -> impl Iterator<Item = &Received> {
         self.received.iter().filter(|m| m.fate == Fate::Accepted)
+    }
+
+    /// How many messages arrived with the next message's commands behind them.
+    pub fn chained(&self) -> usize {
+        self.received.iter().filter(|m| m.chained).count()
     }
 
     /// How many `RCPT TO` named `address`.

@@ -162,9 +162,6 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                     .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
                 let data = read_data(&mut reader, &mut line).await?;
-                if !reader.buffer().is_empty() {
-                    shared.note(|j| j.chained += 1);
-                }
                 let rcpt_to = std::mem::take(&mut rcpt_to);
                 let (fate, next) = end_of_data(
                     shared,
@@ -206,6 +203,7 @@ async fn end_of_data(
     data: Vec<u8>,
 ) -> std::io::Result<(Fate, Next)> {
     let first = rcpt_to[0].clone();
+    let chained = !reader.buffer().is_empty();
     let (index, earlier) = shared.note(|j| {
         let earlier = j.received.iter().filter(|m| m.rcpt_to[0] == first).count();
         j.received.push(Received {
@@ -215,6 +213,7 @@ async fn end_of_data(
             connection_id,
             at: Instant::now(),
             fate: Fate::Unanswered,
+            chained,
         });
         (j.received.len() - 1, earlier)
     });
