@@ -3,7 +3,7 @@
 //! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
 //! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
 //! non-ASCII names and subjects, quoted-printable or base64 for the bodies (the bodies through
-//! [`body`], which makes lettre's bytes faster).
+//! `body`, which makes lettre's bytes faster).
 //!
 //! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
 //! id for the same campaign: a resend after a crash can be recognized downstream, and a test can

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::send::Failover;
 
-/// The file as written; turned into a [`Campaign`] by [`Campaign::load`].
+/// The file as written; turned into a [`Campaign`](super::Campaign) by [`Campaign::load`](super::Campaign::load).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CampaignFile {

@@ -4,17 +4,18 @@
 //! One loop (the producer) reads the list, asks the log's replay where each person stands
 //! (sent and failed people are skipped, so a run resumes where the last one stopped; deferred
 //! ones wait until their retry is due), renders their message and puts it on a queue. A fixed
-//! set of workers, one a connection ([`worker`]), takes messages from the queue at the
-//! campaign's pace ([`crate::ratelimit`]) and delivers them through the route ([`route`]): the
-//! primary relay, or the fallback while the primary is down. The queue holds as many messages
-//! as there are connections, so rendering overlaps sending and memory stays flat whatever the
-//! list's length.
+//! set of workers, one a connection (`worker`), takes messages from the queue at the
+//! campaign's pace ([`crate::ratelimit`]) and delivers them through the route (`route`): the
+//! primary relay, or the fallback while the primary is down. The queue is bounded (see
+//! `ahead`), so rendering overlaps sending and memory stays flat whatever the list's length.
+//! Producer and workers share one thread: the producer yields after each message, and the
+//! workers wait on the network, not on each other.
 //!
 //! A run stops taking recipients at the end of the list, when its budget is spent
 //! (`--max-messages`, `--max-duration`), when a quota is spent for longer than it may wait,
 //! when the servers stay unreachable, or on SIGINT/SIGTERM. Messages in hand are finished and
-//! their outcomes made durable; messages still on the queue were never attempted and stay
-//! pending for the next run.
+//! their outcomes made durable; messages still on the queue were never handed over: their
+//! attempts are marked `withdrawn` and they stay pending for the next run.
 
 mod route;
 mod worker;
