@@ -415,6 +415,22 @@ fn check_lints_links_and_fails_only_on_errors() {
             run.all()
         );
     }
+    // `send` does not refuse on lints (check is where a campaign is judged), but names them.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(server.wait_for(2, Duration::from_secs(10)).len(), 2);
+    for expected in [
+        "letter.md:5: http://www.example.org/a is not https",
+        "a lint error: `missive check` would refuse this campaign; sending anyway",
+        "bit.ly is a link shortener",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "missing {expected:?}\n{}",
+            run.all()
+        );
+    }
 
     // The campaign may allow utm_*: only the other trackers, http and the shortener remain.
     let fixture = Fixture::with_letter(

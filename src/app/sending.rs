@@ -12,6 +12,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use super::{Exit, Loaded, Options, Unsendable};
 use crate::campaign::{Campaign, Endpoint};
 use crate::capture::CaptureServer;
+use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
 use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
@@ -21,6 +22,24 @@ use crate::smtp::Relay;
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
 /// The fallback relay's password.
 pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
+
+/// Names the errors `check` would find in the campaign and its letter. A send does not refuse
+/// on them (`check` is where a campaign is judged, and a link the lints dislike may be right),
+/// but one started without a check should not go out silently with a tracking pixel.
+fn warn_of_lint_errors(loaded: &Loaded) {
+    let campaign = &loaded.campaign;
+    let findings = lint::campaign(campaign)
+        .into_iter()
+        .chain(lint::letter(&loaded.letter, campaign.allow_utm));
+    for finding in findings.filter(|f| f.severity == Severity::Error) {
+        tracing::warn!(
+            fix = %finding.fix,
+            "{}: {} (a lint error: `missive check` would refuse this campaign; sending anyway)",
+            finding.place,
+            finding.message
+        );
+    }
+}
 
 /// What `send` was asked to do.
 #[derive(Debug, Clone)]
@@ -38,6 +57,7 @@ pub(super) async fn send(
     send: &SendOptions,
 ) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
+    warn_of_lint_errors(loaded);
     let mut reader = loaded.recipients()?;
     let mut pace_limits = campaign.limits.clone();
     pace_limits.rate = send.limits.rate.or(pace_limits.rate);
