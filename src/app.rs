@@ -4,7 +4,7 @@
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
 //! stands, 1 anything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -97,6 +97,23 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+/// The certificate authorities a campaign's `field` names (a PEM file), for a relay's TLS.
+pub(super) fn trusted_roots(path: Option<&Path>, field: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let unsendable = |problem: String| {
+        anyhow::Error::new(Unsendable).context(format!("{field} {}: {problem}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| unsendable(format!("cannot read it: {e}")))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(unsendable(
+            "no PEM certificate in it (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(Some(pem))
 }
 
 /// Runs one command.

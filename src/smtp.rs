@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
@@ -38,6 +38,8 @@ pub enum Trouble {
     /// No usable answer (connection refused or lost, TLS failure, timeout, garbled reply). The
     /// connection cannot be used again.
     Broken(String),
+    /// The server refused the login for good (5xx to AUTH): the server's reply.
+    LoginRefused(String),
 }
 
 impl Trouble {
@@ -45,7 +47,7 @@ impl Trouble {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            Trouble::Broken(_) | Trouble::Refused { code: 421, .. }
+            Trouble::Broken(_) | Trouble::LoginRefused(_) | Trouble::Refused { code: 421, .. }
         )
     }
 
@@ -56,7 +58,7 @@ impl Trouble {
     pub fn describe(&self) -> String {
         match self {
             Trouble::Refused { reply, .. } => reply.clone(),
-            Trouble::Broken(why) => why.clone(),
+            Trouble::Broken(why) | Trouble::LoginRefused(why) => why.clone(),
         }
     }
 }
@@ -79,22 +81,30 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay at `endpoint`: TLS verified against the webpki roots unless the endpoint is a
-    /// plain loopback one, logging in with `credentials` if given, `timeout` on every step.
+    /// A relay at `endpoint`: TLS verified against the webpki roots (and the authorities in
+    /// `extra_roots`, PEM, when given) unless the endpoint is a plain loopback one, logging in
+    /// with `credentials` if given, `timeout` on every step.
     pub fn new(
         name: &'static str,
         endpoint: &Endpoint,
         credentials: Option<Credentials>,
+        extra_roots: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Relay, TransportError> {
+        let failed = |e: lettre::transport::smtp::Error| TransportError {
+            endpoint: endpoint.to_string(),
+            message: e.to_string(),
+        };
         let tls = match endpoint.security {
             Security::Plain => None,
-            Security::StartTls | Security::Tls => Some(
-                TlsParameters::new(endpoint.host.clone()).map_err(|e| TransportError {
-                    endpoint: endpoint.to_string(),
-                    message: e.to_string(),
-                })?,
-            ),
+            Security::StartTls | Security::Tls => {
+                let mut builder = TlsParameters::builder(endpoint.host.clone());
+                if let Some(pem) = extra_roots {
+                    builder =
+                        builder.add_root_certificate(Certificate::from_pem(pem).map_err(failed)?);
+                }
+                Some(builder.build_rustls().map_err(failed)?)
+            }
         };
         Ok(Relay {
             name,
@@ -147,7 +157,13 @@ impl Relay {
                 Err(broken) => return Err(broken),
             };
         if let Some(credentials) = &self.credentials {
-            step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await?;
+            match step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await {
+                // A wrong login stays wrong: trying again would only lock the account.
+                Err(Trouble::Refused { code, reply }) if code >= 500 => {
+                    return Err(Trouble::LoginRefused(reply));
+                }
+                result => result?,
+            };
         }
         Ok(Connection {
             inner,
@@ -341,7 +357,7 @@ async fn step<T>(
                     reply: format!("{code} {text}").trim_end().to_owned(),
                 }
             }
-            None => Trouble::Broken(error.to_string()),
+            None => Trouble::Broken(broken(&error.to_string())),
         }),
     }
 }
@@ -389,6 +405,21 @@ impl std::fmt::Display for Chained {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.0, self.1)
     }
+}
+
+/// lettre's description of a failure, each part once ("Connection error: Connection error:
+/// invalid peer certificate" reads twice), with what to do about an untrusted certificate.
+fn broken(description: &str) -> String {
+    let mut parts: Vec<&str> = description.split(": ").collect();
+    parts.dedup();
+    let mut text = parts.join(": ");
+    if text.contains("invalid peer certificate") {
+        text.push_str(
+            " (if the relay's certificate comes from its own authority, name that authority's \
+             PEM file in [smtp] ca_file)",
+        );
+    }
+    text
 }
 
 fn reply_text(response: &Response) -> String {

@@ -22,6 +22,18 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
             "set it in the environment of every `missive send` (never in campaign.toml)",
         ));
     }
+    for (path, field) in [
+        (&campaign.smtp_ca, "smtp.ca_file"),
+        (&campaign.fallback_ca, "fallback.ca_file"),
+    ] {
+        if let Err(error) = super::trusted_roots(path.as_deref(), field) {
+            findings.push(Finding::error(
+                format!("{}: {field}", campaign.path.display()),
+                format!("{error:#}"),
+                "point it at the PEM file of the authority that signed the relay's certificate",
+            ));
+        }
+    }
     findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
         Finding::warning(
             format!("{}:{}", skipped.path.display(), skipped.line),

@@ -71,7 +71,7 @@ pub(super) async fn send(
             burst: pace_limits.burst,
             ..Limits::default()
         };
-        let primary = Relay::new("primary", &endpoint, None, campaign.smtp_timeout)?;
+        let primary = Relay::new("primary", &endpoint, None, None, campaign.smtp_timeout)?;
         let route = Route::new(primary, None, campaign.failover.clone());
         (
             route,
@@ -104,10 +104,13 @@ pub(super) async fn send(
             Some(endpoint) if options.smtp.is_none() => {
                 let credentials =
                     credentials(campaign.fallback_username.as_deref(), FALLBACK_PASSWORD_VAR)?;
+                let roots =
+                    super::trusted_roots(campaign.fallback_ca.as_deref(), "fallback.ca_file")?;
                 Some(Relay::new(
                     "fallback",
                     endpoint,
                     credentials,
+                    roots.as_deref(),
                     campaign.smtp_timeout,
                 )?)
             }
@@ -124,7 +127,14 @@ pub(super) async fn send(
                 loaded.fingerprint
             )));
         }
-        let primary = Relay::new("primary", &endpoint, login, campaign.smtp_timeout)?;
+        let roots = super::trusted_roots(campaign.smtp_ca.as_deref(), "smtp.ca_file")?;
+        let primary = Relay::new(
+            "primary",
+            &endpoint,
+            login,
+            roots.as_deref(),
+            campaign.smtp_timeout,
+        )?;
         let route = Route::new(primary, fallback, campaign.failover.clone());
         (route, Box::new(log), replay, None)
     };
@@ -171,6 +181,9 @@ pub(super) async fn send(
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     Ok(if report.is_complete() {
         Exit::Done
+    } else if matches!(report.stopped, Some(Stopped::LoginRefused(_))) {
+        // Waiting will not mend it: a person must.
+        Exit::Invalid
     } else {
         Exit::TryAgain
     })
@@ -324,6 +337,10 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         Some(Stopped::Unreachable(error)) => {
             println!("stopped: the server is unreachable ({error}); run again later")
         }
+        Some(Stopped::LoginRefused(error)) => println!(
+            "stopped: the relay refused the login ({error}); check the campaign's username and \
+             the password in the environment, then run again"
+        ),
         None if report.deferred + report.not_due > 0 => {
             let next = report
                 .next_due

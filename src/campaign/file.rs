@@ -48,6 +48,8 @@ pub(super) struct FallbackSection {
     pub(super) username: Option<String>,
     /// While on the fallback, how often to try the primary again (default 30s).
     pub(super) retry_primary_after: Option<String>,
+    /// Certificate authorities (PEM) to trust for this relay besides the public ones.
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 /// `[unsubscribe]`: where requests go; the token key comes only from the environment.
@@ -133,6 +135,9 @@ pub(super) struct SmtpSection {
     pub(super) url: String,
     /// The login; the password comes only from `MISSIVE_SMTP_PASSWORD`.
     pub(super) username: Option<String>,
+    /// Certificate authorities (PEM) to trust for this relay besides the public ones: an
+    /// organization's own relay, signed by its own authority.
+    pub(super) ca_file: Option<PathBuf>,
     /// Messages per second; `send --rate` replaces it for one run.
     pub(super) rate: Option<f64>,
     #[serde(default = "default_timeout_secs")]
@@ -157,6 +162,7 @@ impl Default for SmtpSection {
         Self {
             url: default_mailcatcher(),
             username: None,
+            ca_file: None,
             rate: None,
             timeout_secs: default_timeout_secs(),
             pool_size: default_pool_size(),

@@ -80,10 +80,14 @@ pub struct Campaign {
     pub name_columns: Vec<String>,
     pub smtp: Endpoint,
     pub smtp_username: Option<String>,
+    /// Certificate authorities (a PEM file) the relay's certificate may chain to, besides the
+    /// public ones; read when `send` connects.
+    pub smtp_ca: Option<PathBuf>,
     /// The pace and quotas (`smtp.rate`, `burst`, `per_minute`, `per_hour`, `per_day`).
     pub limits: Limits,
     pub fallback: Option<Endpoint>,
     pub fallback_username: Option<String>,
+    pub fallback_ca: Option<PathBuf>,
     pub failover: Failover,
     pub send_after: Option<SystemTime>,
     pub smtp_timeout: std::time::Duration,
@@ -225,8 +229,8 @@ impl Campaign {
             max_connect_failures: file.smtp.max_connect_failures,
             ..Failover::default()
         };
-        let (fallback, fallback_username) = match &file.fallback {
-            None => (None, None),
+        let (fallback, fallback_username, fallback_ca) = match &file.fallback {
+            None => (None, None, None),
             Some(section) => {
                 let endpoint = section
                     .url
@@ -236,7 +240,8 @@ impl Campaign {
                     failover.retry_primary_after = parse_duration(text)
                         .map_err(|p| invalid("fallback.retry_primary_after", p))?;
                 }
-                (Some(endpoint), section.username.clone())
+                let ca = section.ca_file.as_ref().map(|p| base.join(p));
+                (Some(endpoint), section.username.clone(), ca)
             }
         };
         let send_after = file
@@ -283,9 +288,11 @@ impl Campaign {
             name_columns: file.name_columns,
             smtp,
             smtp_username: file.smtp.username,
+            smtp_ca: file.smtp.ca_file.map(|p| base.join(p)),
             limits,
             fallback,
             fallback_username,
+            fallback_ca,
             failover,
             send_after,
             smtp_timeout: std::time::Duration::from_secs(file.smtp.timeout_secs),

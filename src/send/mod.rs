@@ -74,6 +74,8 @@ pub enum Stopped {
     /// A quota is spent until later than the run may wait.
     Quota(QuotaSpent),
     Unreachable(String),
+    /// A relay refused the login (5xx): a person must mend the username or the password.
+    LoginRefused(String),
     /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
     Interrupted,
     /// The send log could not be written; the run's error says why.

@@ -11,6 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::Stopped;
 use crate::smtp::{Connection, Relay, Trouble};
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
@@ -52,10 +53,6 @@ struct Health {
     last_probe: Option<Instant>,
 }
 
-/// The route gave up: the last failure, for the run's report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreachable(pub String);
-
 impl Route {
     pub fn new(primary: Relay, fallback: Option<Relay>, failover: Failover) -> Route {
         Route {
@@ -74,16 +71,17 @@ impl Route {
         &self.primary
     }
 
-    /// A new connection, after as many tries (with backoff) as the failover allows; `Err` when
-    /// the run should stop. `keep_trying` is asked before each try (a signal, another
-    /// connection that already gave up).
+    /// A new connection, after as many tries (with backoff) as the failover allows; `Err`,
+    /// why the run should stop, when it gives up (or a login was refused, which no retry
+    /// mends). `keep_trying` is asked before each try (a signal, another connection that
+    /// already gave up).
     pub async fn connect(
         &self,
         keep_trying: impl Fn() -> bool,
-    ) -> Result<(Connection, &Relay), Unreachable> {
+    ) -> Result<(Connection, &Relay), Stopped> {
         loop {
             if !keep_trying() {
-                return Err(Unreachable("the run is stopping".into()));
+                return Err(Stopped::Unreachable("the run is stopping".into()));
             }
             let relay = self.choose();
             match relay.connect().await {
@@ -91,10 +89,17 @@ impl Route {
                     self.connected(relay);
                     return Ok((connection, relay));
                 }
+                Err(Trouble::LoginRefused(reply)) => {
+                    return Err(Stopped::LoginRefused(format!(
+                        "{} ({} relay): {reply}",
+                        relay.endpoint(),
+                        relay.name
+                    )));
+                }
                 Err(trouble) => {
                     let streak = self.failed(relay, &trouble);
                     if streak >= self.failover.max_connect_failures {
-                        return Err(Unreachable(format!(
+                        return Err(Stopped::Unreachable(format!(
                             "{} ({} relay) after {streak} failures in a row: {trouble}",
                             relay.endpoint(),
                             relay.name

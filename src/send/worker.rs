@@ -151,9 +151,9 @@ pub async fn work(
                 Some(open) => open,
                 None => match shared.route.connect(|| !shared.stopping()).await {
                     Ok(open) => open,
-                    Err(unreachable) => {
+                    Err(why) => {
                         if !shared.stopping() {
-                            shared.stop(Stopped::Unreachable(unreachable.0));
+                            shared.stop(why);
                         }
                         // The job never reached DATA: it stays pending for the next run.
                         withdraw(&shared.log, &job).await?;

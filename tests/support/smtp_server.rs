@@ -71,6 +71,18 @@ pub struct Behavior {
     vanish_after: Option<usize>,
     /// Leaves PIPELINING out of the EHLO reply, so the client sends one command at a time.
     lockstep: bool,
+    /// TLS: offered with STARTTLS (and then required before MAIL), or from the first byte.
+    tls: Option<TlsSetup>,
+    /// A login (user, password) required before MAIL, with AUTH PLAIN (after TLS, with TLS).
+    login: Option<(String, String)>,
+}
+
+/// How the server speaks TLS.
+#[derive(Clone)]
+pub struct TlsSetup {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// TLS from the first byte (SMTPS) rather than after STARTTLS.
+    pub implicit: bool,
 }
 
 impl Behavior {
@@ -155,6 +167,19 @@ impl Behavior {
         self
     }
 
+    /// Offers STARTTLS and refuses MAIL before it; or, `implicit`, speaks TLS from the first
+    /// byte.
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor, implicit: bool) -> Self {
+        self.tls = Some(TlsSetup { acceptor, implicit });
+        self
+    }
+
+    /// Requires this login (AUTH PLAIN) before MAIL.
+    pub fn requiring_login(mut self, user: &str, password: &str) -> Self {
+        self.login = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
     /// Does not offer PIPELINING (RFC 2920): a client must wait for each reply.
     pub fn without_pipelining(mut self) -> Self {
         self.lockstep = true;
@@ -203,6 +228,10 @@ pub struct Received {
     /// The next message's commands had arrived behind it (the client pipelined across
     /// messages).
     pub chained: bool,
+    /// It came over TLS.
+    pub secure: bool,
+    /// The user the session had logged in as.
+    pub login: Option<String>,
 }
 
 /// Everything the server saw, in order.
@@ -219,6 +248,11 @@ pub struct Journal {
     /// Commands that arrived with the next one already behind them, before their reply was
     /// sent: the client pipelined.
     pub pipelined: usize,
+    /// Sessions that went over to TLS (or began in it).
+    pub tls_sessions: usize,
+    /// Users logged in, once a login.
+    pub logins: Vec<String>,
+    pub failed_logins: usize,
 }
 
 impl Journal {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -13,6 +13,19 @@ use tokio::task::JoinSet;
 use super::{Command, Fate, Fault, Received, STALL_LIMIT, Shared};
 
 const MAX_LINE: u64 = 1024 * 1024;
+
+/// A session's connection, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Reads are buffered (a client may pipeline); writes go straight through.
+type Conn = BufReader<Box<dyn Stream>>;
+
+async fn send(conn: &mut Conn, bytes: &[u8]) -> std::io::Result<()> {
+    let stream = conn.get_mut();
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
 
 /// Accepts connections until told to stop; while stopped, waits to be started again.
 pub(super) async fn serve(
@@ -88,14 +101,22 @@ enum Next {
 }
 
 async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
     let behavior = &shared.behavior;
+    // What the session has become: encrypted, logged in as.
+    let mut secure = false;
+    let mut login: Option<String> = None;
+    let mut conn: Conn = match &behavior.tls {
+        Some(tls) if tls.implicit => {
+            secure = true;
+            shared.note(|j| j.tls_sessions += 1);
+            BufReader::new(Box::new(tls.acceptor.accept(stream).await?))
+        }
+        _ => BufReader::new(Box::new(stream)),
+    };
     let greeting = behavior.greeting.as_ref().and_then(|rule| rule(id));
     if let Next::Close = answer(
         shared,
-        &mut reader,
-        &mut write,
+        &mut conn,
         greeting,
         "220 test-smtp ESMTP",
         "greeting",
@@ -109,26 +130,89 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
     let mut accepted_here = 0;
     let mut line = Vec::new();
     loop {
-        if !read_line(&mut reader, &mut line).await? {
+        if !read_line(&mut conn, &mut line).await? {
             return Ok(());
         }
         let command = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upper = command.to_ascii_uppercase();
-        if !reader.buffer().is_empty() {
+        if !conn.buffer().is_empty() {
             shared.note(|j| j.pipelined += 1);
         }
+        let starttls = behavior.tls.as_ref().filter(|tls| !tls.implicit && !secure);
         let (fault, ok) = if upper.starts_with("EHLO") {
-            let pipelining = if behavior.lockstep {
-                ""
-            } else {
-                "250-PIPELINING\r\n"
+            rcpt_to.clear();
+            let mut offers = vec!["localhost"];
+            if !behavior.lockstep {
+                offers.push("PIPELINING");
+            }
+            offers.extend(["8BITMIME", "SMTPUTF8", "SIZE 52428800"]);
+            if starttls.is_some() {
+                offers.push("STARTTLS");
+            } else if behavior.login.is_some() {
+                offers.push("AUTH PLAIN");
+            }
+            let last = offers.len() - 1;
+            let lines: Vec<String> = offers
+                .iter()
+                .enumerate()
+                .map(|(i, offer)| format!("250{}{offer}", if i == last { ' ' } else { '-' }))
+                .collect();
+            (None, lines.join("\r\n"))
+        } else if upper == "STARTTLS" {
+            let Some(tls) = starttls else {
+                send(
+                    &mut conn,
+                    b"503 5.5.1 TLS already active or not offered\r\n",
+                )
+                .await?;
+                continue;
             };
+            send(&mut conn, b"220 2.0.0 Ready to start TLS\r\n").await?;
+            // The client waits for the 220 before its handshake: nothing is buffered.
+            conn = BufReader::new(Box::new(tls.acceptor.accept(conn.into_inner()).await?));
+            secure = true;
+            shared.note(|j| j.tls_sessions += 1);
+            rcpt_to.clear();
+            continue;
+        } else if upper.starts_with("AUTH PLAIN") {
+            let mut answer = command["AUTH PLAIN".len()..].trim().to_owned();
+            if answer.is_empty() {
+                send(&mut conn, b"334 \r\n").await?;
+                if !read_line(&mut conn, &mut line).await? {
+                    return Ok(());
+                }
+                answer = String::from_utf8_lossy(&line).trim().to_owned();
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(answer)
+                .unwrap_or_default();
+            let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+            match &behavior.login {
+                Some((user, password))
+                    if (secure || behavior.tls.is_none())
+                        && parts.len() == 3
+                        && parts[1] == user.as_bytes()
+                        && parts[2] == password.as_bytes() =>
+                {
+                    login = Some(user.clone());
+                    shared.note(|j| j.logins.push(user.clone()));
+                    (None, "235 2.7.0 Authentication successful".to_owned())
+                }
+                _ => {
+                    shared.note(|j| j.failed_logins += 1);
+                    (
+                        None,
+                        "535 5.7.8 Authentication credentials invalid".to_owned(),
+                    )
+                }
+            }
+        } else if upper.starts_with("MAIL FROM:") && starttls.is_some() {
             (
                 None,
-                format!(
-                    "250-localhost\r\n{pipelining}250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800"
-                ),
+                "530 5.7.0 Must issue a STARTTLS command first".to_owned(),
             )
+        } else if upper.starts_with("MAIL FROM:") && behavior.login.is_some() && login.is_none() {
+            (None, "530 5.7.0 Authentication required".to_owned())
         } else if upper.starts_with("HELO")
             || upper.starts_with("NOOP")
             || upper.starts_with("RSET")
@@ -158,21 +242,16 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
             if rcpt_to.is_empty() {
                 (None, "554 5.5.1 No valid recipients".to_owned())
             } else {
-                write
-                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
-                let data = read_data(&mut reader, &mut line).await?;
-                let rcpt_to = std::mem::take(&mut rcpt_to);
-                let (fate, next) = end_of_data(
-                    shared,
-                    &mut reader,
-                    &mut write,
-                    id,
-                    &mail_from,
-                    rcpt_to,
-                    data,
-                )
-                .await?;
+                send(&mut conn, b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                let data = read_data(&mut conn, &mut line).await?;
+                let envelope = Envelope {
+                    connection_id: id,
+                    mail_from: mail_from.clone(),
+                    rcpt_to: std::mem::take(&mut rcpt_to),
+                    secure,
+                    login: login.clone(),
+                };
+                let (fate, next) = end_of_data(shared, &mut conn, envelope, data).await?;
                 accepted_here += usize::from(fate == Fate::Accepted);
                 match next {
                     Next::Continue => continue,
@@ -180,40 +259,49 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                 }
             }
         } else if upper.starts_with("QUIT") {
-            write.write_all(b"221 2.0.0 Bye\r\n").await?;
+            send(&mut conn, b"221 2.0.0 Bye\r\n").await?;
             return Ok(());
         } else {
             (None, "502 5.5.2 Command not recognized".to_owned())
         };
         let step = upper.split(':').next().unwrap_or("").to_owned();
-        if let Next::Close = answer(shared, &mut reader, &mut write, fault, &ok, &step).await? {
+        if let Next::Close = answer(shared, &mut conn, fault, &ok, &step).await? {
             return Ok(());
         }
     }
 }
 
+/// Who a message came from, and how.
+struct Envelope {
+    connection_id: usize,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    secure: bool,
+    login: Option<String>,
+}
+
 /// Journals a message that arrived whole, then answers it as the rules say.
 async fn end_of_data(
     shared: &Shared,
-    reader: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
-    connection_id: usize,
-    mail_from: &str,
-    rcpt_to: Vec<String>,
+    conn: &mut Conn,
+    envelope: Envelope,
     data: Vec<u8>,
 ) -> std::io::Result<(Fate, Next)> {
-    let first = rcpt_to[0].clone();
-    let chained = !reader.buffer().is_empty();
+    let connection_id = envelope.connection_id;
+    let first = envelope.rcpt_to[0].clone();
+    let chained = !conn.buffer().is_empty();
     let (index, earlier) = shared.note(|j| {
         let earlier = j.received.iter().filter(|m| m.rcpt_to[0] == first).count();
         j.received.push(Received {
-            mail_from: mail_from.to_owned(),
-            rcpt_to,
+            mail_from: envelope.mail_from,
+            rcpt_to: envelope.rcpt_to,
             data,
             connection_id,
             at: Instant::now(),
             fate: Fate::Unanswered,
             chained,
+            secure: envelope.secure,
+            login: envelope.login,
         });
         (j.received.len() - 1, earlier)
     });
@@ -251,7 +339,7 @@ async fn end_of_data(
     let ok = format!("250 2.0.0 Ok: queued as T{connection_id}N{index}");
     // A late answer was journaled and waited for above: answer now.
     let fault = fault.filter(|f| !matches!(f, Fault::Late(_)));
-    let next = answer(shared, reader, write, fault, &ok, "end of DATA").await?;
+    let next = answer(shared, conn, fault, &ok, "end of DATA").await?;
     if fate == Fate::Accepted && shared.behavior.vanish_after == Some(accepted) {
         shared.note(|j| {
             j.faults
@@ -265,40 +353,35 @@ async fn end_of_data(
 /// Gives the usual answer `ok`, or plays `fault` instead (and journals it).
 async fn answer(
     shared: &Shared,
-    reader: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    conn: &mut Conn,
     fault: Option<Fault>,
     ok: &str,
     step: &str,
 ) -> std::io::Result<Next> {
     let Some(fault) = fault else {
-        write.write_all(format!("{ok}\r\n").as_bytes()).await?;
+        send(conn, format!("{ok}\r\n").as_bytes()).await?;
         return Ok(Next::Continue);
     };
     shared.note(|j| j.faults.push(format!("{fault:?} at {step}")));
     match fault {
         Fault::Reply(code, text) => {
-            write
-                .write_all(format!("{code} {text}\r\n").as_bytes())
-                .await?;
+            send(conn, format!("{code} {text}\r\n").as_bytes()).await?;
             Ok(Next::Continue)
         }
         Fault::ReplyAndClose(code, text) => {
-            write
-                .write_all(format!("{code} {text}\r\n").as_bytes())
-                .await?;
+            send(conn, format!("{code} {text}\r\n").as_bytes()).await?;
             Ok(Next::Close)
         }
         Fault::HangUp => Ok(Next::Close),
         Fault::Late(delay) => {
             tokio::time::sleep(delay).await;
-            write.write_all(format!("{ok}\r\n").as_bytes()).await?;
+            send(conn, format!("{ok}\r\n").as_bytes()).await?;
             Ok(Next::Continue)
         }
         Fault::Stall => {
             // Read (and ignore) whatever comes until the client closes.
             let mut sink = Vec::new();
-            let _ = tokio::time::timeout(STALL_LIMIT, reader.read_to_end(&mut sink)).await;
+            let _ = tokio::time::timeout(STALL_LIMIT, conn.read_to_end(&mut sink)).await;
             Ok(Next::Close)
         }
     }

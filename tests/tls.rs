@@ -1,0 +1,180 @@
+//! Sending as to a real relay: STARTTLS or SMTPS, the server's certificate checked against an
+//! authority made for the test (`[smtp] ca_file`), a login with the password from the
+//! environment; and what a run does when the certificate cannot be trusted or the password is
+//! wrong. The test SMTP server speaks TLS with rustls (`tests/support/tls.rs`).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::harness::{Fixture, Run, people};
+use support::smtp_server::{Behavior, SmtpServer};
+use support::tls::TestCa;
+
+const USER: &str = "campagnes@example.org";
+const PASSWORD: &str = "pw-Zq8-never-printed";
+
+/// `[smtp]` with the login, trusting the authority at `ca`, giving up after two failed
+/// connections in a row.
+fn smtp_section(ca: Option<&Path>) -> String {
+    let ca = ca.map_or(String::new(), |ca| format!("ca_file = {:?}\n", ca));
+    format!("[smtp]\nusername = \"{USER}\"\nmax_connect_failures = 2\n{ca}")
+}
+
+fn send(fixture: &Fixture, url: &str, password: &str) -> Run {
+    let campaign = fixture.campaign();
+    fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", url],
+        &[("MISSIVE_SMTP_PASSWORD", password)],
+    )
+}
+
+/// Neither what the run printed nor the send log holds the password.
+fn assert_secret_kept(fixture: &Fixture, run: &Run) {
+    assert!(!run.all().contains(PASSWORD), "{}", run.all());
+    if let Ok(log) = std::fs::read_to_string(fixture.log_path()) {
+        assert!(!log.contains(PASSWORD), "{log}");
+    }
+}
+
+#[test]
+fn starttls_and_a_login_carry_every_message_and_the_password_is_never_printed() {
+    let certs = tempfile::tempdir().unwrap();
+    let relay = TestCa::generate(certs.path(), "relay");
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(relay.acceptor(), false)
+            .requiring_login(USER, PASSWORD),
+    );
+    let fixture = Fixture::new(&people(6), &smtp_section(Some(&relay.ca)));
+
+    let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+    let run = send(&fixture, &url, PASSWORD);
+
+    assert_eq!(run.code, 0, "{}", run.all());
+    let received = server.wait_for(6, Duration::from_secs(10));
+    assert_eq!(received.len(), 6, "{}", run.all());
+    for message in &received {
+        assert!(message.secure, "{} came in the clear", message.rcpt_to[0]);
+        assert_eq!(message.login.as_deref(), Some(USER));
+    }
+    let journal = server.journal();
+    assert!(journal.tls_sessions >= 1 && journal.failed_logins == 0);
+    // The second EHLO (for PIPELINING) comes after STARTTLS and before AUTH, and pipelining
+    // goes on inside TLS.
+    assert!(journal.pipelined > 0, "{journal:?}");
+    assert_secret_kept(&fixture, &run);
+}
+
+#[test]
+fn smtps_speaks_tls_from_the_first_byte() {
+    let certs = tempfile::tempdir().unwrap();
+    let relay = TestCa::generate(certs.path(), "relay");
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(relay.acceptor(), true)
+            .requiring_login(USER, PASSWORD),
+    );
+    let fixture = Fixture::new(&people(3), &smtp_section(Some(&relay.ca)));
+
+    let run = send(
+        &fixture,
+        &format!("smtps://127.0.0.1:{}", server.port()),
+        PASSWORD,
+    );
+
+    assert_eq!(run.code, 0, "{}", run.all());
+    let received = server.wait_for(3, Duration::from_secs(10));
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|m| m.secure && m.login.is_some()));
+    assert_secret_kept(&fixture, &run);
+}
+
+#[test]
+fn a_certificate_that_cannot_be_trusted_stops_the_run_with_75_and_nothing_goes_out() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::generate(certs.path(), "trusted");
+    let other = TestCa::generate(certs.path(), "other");
+    // The server's certificate was signed by another authority than the one the campaign
+    // trusts; then by one it does not name at all (the public roots alone).
+    for ca in [Some(trusted.ca.as_path()), None] {
+        let server = SmtpServer::start_in_background(
+            Behavior::accept_all()
+                .with_tls(other.acceptor(), false)
+                .requiring_login(USER, PASSWORD),
+        );
+        let fixture = Fixture::new(&people(3), &smtp_section(ca));
+
+        let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+        let run = send(&fixture, &url, PASSWORD);
+
+        assert_eq!(run.code, 75, "{}", run.all());
+        assert!(
+            run.stdout.contains("invalid peer certificate") && run.stdout.contains("ca_file"),
+            "the error says why, and what to do: {}",
+            run.all()
+        );
+        let journal = server.journal();
+        assert!(journal.received.is_empty() && journal.logins.is_empty());
+        assert_eq!(journal.failed_logins, 0, "no password went to that server");
+        let status = fixture.status();
+        assert_eq!(status["pending"], 3, "{status}");
+        assert_eq!(status["in_doubt"], 0, "{status}");
+        assert_secret_kept(&fixture, &run);
+    }
+}
+
+#[test]
+fn a_refused_login_stops_the_run_at_once_with_65_and_the_password_is_never_printed() {
+    let certs = tempfile::tempdir().unwrap();
+    let relay = TestCa::generate(certs.path(), "relay");
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(relay.acceptor(), false)
+            .requiring_login(USER, PASSWORD),
+    );
+    // One connection, so that every login try shows in the journal.
+    let section = format!("{}pool_size = 1\n", smtp_section(Some(&relay.ca)));
+    let fixture = Fixture::new(&people(3), &section);
+
+    let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+    let wrong = "pw-wrong-also-secret";
+    let run = send(&fixture, &url, wrong);
+
+    // A wrong password stays wrong: no retry (which could lock the account), and an exit that
+    // tells cron a person must act.
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stdout.contains("refused the login") && run.stdout.contains("535"),
+        "the server's refusal: {}",
+        run.all()
+    );
+    assert!(!run.all().contains(wrong), "{}", run.all());
+    let journal = server.journal();
+    assert!(journal.received.is_empty(), "{journal:?}");
+    assert_eq!(journal.failed_logins, 1, "tried once");
+    let status = fixture.status();
+    assert_eq!(status["pending"], 3, "{status}");
+    assert_eq!(status["in_doubt"], 0, "{status}");
+}
+
+#[test]
+fn a_ca_file_that_is_not_a_certificate_is_named_by_check_and_send() {
+    let fixture = Fixture::new(&people(1), &smtp_section(Some(Path::new("nowhere.pem"))));
+    fixture.write("not-a-cert.pem", "hello\n");
+    let check = fixture.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(check.stdout.contains("smtp.ca_file"), "{}", check.all());
+    assert!(check.stdout.contains("nowhere.pem"), "{}", check.all());
+
+    let fixture = Fixture::new(&people(1), &smtp_section(Some(Path::new("not-a-cert.pem"))));
+    fixture.write("not-a-cert.pem", "hello\n");
+    let run = send(&fixture, "smtp+starttls://127.0.0.1:9", PASSWORD);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stderr.contains("smtp.ca_file") && run.stderr.contains("no PEM certificate"),
+        "{}",
+        run.all()
+    );
+}
