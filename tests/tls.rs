@@ -178,3 +178,24 @@ fn a_ca_file_that_is_not_a_certificate_is_named_by_check_and_send() {
         run.all()
     );
 }
+
+#[test]
+fn a_relay_that_does_not_offer_starttls_gets_neither_the_password_nor_a_message() {
+    let server =
+        SmtpServer::start_in_background(Behavior::accept_all().requiring_login(USER, PASSWORD));
+    let fixture = Fixture::new(&people(2), &smtp_section(None));
+
+    let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+    let run = send(&fixture, &url, PASSWORD);
+
+    // STARTTLS is required, not opportunistic: no falling back to the clear.
+    assert_eq!(run.code, 75, "{}", run.all());
+    let journal = server.journal();
+    assert!(journal.received.is_empty(), "{journal:?}");
+    assert!(
+        journal.logins.is_empty() && journal.failed_logins == 0,
+        "no AUTH in the clear: {journal:?}"
+    );
+    assert_eq!(journal.tls_sessions, 0);
+    assert_secret_kept(&fixture, &run);
+}
