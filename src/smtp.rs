@@ -170,6 +170,7 @@ impl Relay {
             timeout: self.timeout,
             pipelining,
             ahead: None,
+            out_of_step: false,
         })
     }
 }
@@ -182,6 +183,9 @@ pub struct Connection {
     pipelining: bool,
     /// The envelope whose MAIL, RCPT and DATA went out after the last message, replies unread.
     ahead: Option<Envelope>,
+    /// A reply went missing after a refusal: which reply comes next is no longer known, so the
+    /// connection must not carry another message.
+    out_of_step: bool,
 }
 
 impl Connection {
@@ -233,8 +237,12 @@ impl Connection {
             };
             match answer {
                 Ok(_) => data_accepted = reply == replies - 1,
-                // A 421 (or a hang-up) after a refusal: the refusal is still the answer.
-                Err(broken @ Trouble::Broken(_)) => return Err(refusal.unwrap_or(broken)),
+                // A hang-up or a timeout after a refusal: the refusal is still the answer, but
+                // a late reply may still come, so the connection is done.
+                Err(broken @ Trouble::Broken(_)) => {
+                    self.out_of_step = true;
+                    return Err(refusal.unwrap_or(broken));
+                }
                 Err(refused) => {
                     refusal.get_or_insert(refused);
                 }
@@ -246,7 +254,8 @@ impl Connection {
                 if data_accepted {
                     // A server that says 354 with no recipient waits for a message: an empty
                     // one ends DATA (RFC 2920, 3.1), and there is no one to deliver it to.
-                    let _ = step(self.timeout, self.inner.message(b"")).await;
+                    let ended = step(self.timeout, self.inner.message(b"")).await;
+                    self.out_of_step |= matches!(ended, Err(Trouble::Broken(_)));
                 }
                 Err(refused)
             }
@@ -321,7 +330,7 @@ impl Connection {
     /// RSET after a refused recipient, so the connection can carry the next message. False
     /// when the connection is no longer usable.
     pub async fn reset(&mut self) -> bool {
-        step(self.timeout, self.inner.command(Rset)).await.is_ok()
+        !self.out_of_step && step(self.timeout, self.inner.command(Rset)).await.is_ok()
     }
 
     /// Says goodbye, without waiting long for the answer.

@@ -488,3 +488,29 @@ fn an_in_doubt_message_is_sent_again_even_when_its_attempts_ran_out() {
     assert!(audit.accepted_count(&person(3)) >= 1, "the server has it");
     audit.assert_settled(&everyone(6), &BTreeSet::new(), 0);
 }
+
+#[test]
+fn a_reply_that_comes_too_late_after_a_refusal_retires_the_connection() {
+    // The server refuses one recipient yet says 354 to the DATA that follows, then answers
+    // the empty message that ends it only after the client's timeout. The late reply is still
+    // on its way: a client that kept the connection would read it as the next command's, and
+    // from then on every reply one step behind (a `sent` with someone else's queue id).
+    const REFUSED: usize = 2;
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .rcpt_reply(|address| {
+                (number(address) == REFUSED).then(|| (550, "5.1.1 No such user".to_owned()))
+            })
+            .data_without_recipients(std::time::Duration::from_millis(3000)),
+    );
+    let campaign = CAMPAIGN.replace("pool_size = 4", "pool_size = 1");
+    let fixture = Fixture::new(&people(6), &campaign);
+
+    send_until_done(&fixture, &server);
+
+    assert_played(&server, "354 without recipients");
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    // The audit checks each `sent` holds the queue id of that very message.
+    audit.assert_settled(&everyone(6), &some(&[REFUSED]), 0);
+    audit.assert_accepted_at_most_once();
+}

@@ -285,10 +285,19 @@ pub async fn run(
     let mut signalled = shutdown.clone();
     let skipped = || engine.progress.add(&ProgressKind::Skipped);
     let mut taken = 0u64;
+    // Rows read since the producer last let the connections run (it shares their thread).
+    let mut unyielded = 0u32;
 
     loop {
         if halted.borrow().is_some() {
             break;
+        }
+        unyielded += 1;
+        if unyielded >= 256 {
+            // A resumed run may skip a long run of rows already done: answer servers (and
+            // signals) meanwhile.
+            unyielded = 0;
+            tokio::task::yield_now().await;
         }
         let Some(row) = recipients.next_row()? else {
             break;
@@ -415,6 +424,7 @@ pub async fn run(
                 slot.send(job);
                 // The connections run on this thread too: let them answer their servers
                 // between two renders rather than after a queue's worth.
+                unyielded = 0;
                 tokio::task::yield_now().await;
             }
             None => {

@@ -129,6 +129,13 @@ pub async fn work(
     let mut carried: Option<Job> = None;
     'jobs: loop {
         let mut job = match carried.take() {
+            // Taken early but not in hand (not sent ahead: its attempt was not yet durable or
+            // the pace said wait; or sent ahead on a connection since lost): when the run is
+            // stopping, it waits for the next run with the rest of the queue.
+            Some(job) if shared.stopping() && !(job.admitted && open.is_some()) => {
+                withdraw(&shared.log, &job).await?;
+                break;
+            }
             Some(job) => job,
             None => {
                 if shared.stopping() {

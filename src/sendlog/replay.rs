@@ -84,6 +84,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy)]
 struct Packed {
     status: Status,
+    /// Where the person stood before the latest attempt: where a withdrawn one puts them back.
+    before: Status,
     attempts: u16,
     first_attempt: u32,
     /// When the latest attempt was made: a withdrawn one is taken back out of the history.
@@ -152,6 +154,7 @@ impl Replay {
             key,
             Packed {
                 status: Status::InDoubt,
+                before: Status::Pending,
                 attempts: 0,
                 first_attempt: 0,
                 last_attempt: 0,
@@ -165,6 +168,11 @@ impl Replay {
         entry.retry_at = 0;
         entry.status = match &*line.event {
             "attempt" => {
+                entry.before = if entry.attempts == 0 {
+                    Status::Pending
+                } else {
+                    entry.status
+                };
                 entry.attempts = entry.attempts.saturating_add(1);
                 let at = parse_timestamp(&line.at);
                 if entry.first_attempt == 0 {
@@ -196,8 +204,9 @@ impl Replay {
                 *self.failed_reasons.entry(reason(reply)).or_default() += 1;
                 Status::Failed
             }
-            // Back to where the person stood before the attempt: deferred (and due, since it
-            // was being retried) or not yet attempted.
+            // Back to where the person stood before the attempt: not yet attempted, deferred
+            // (and due, since it was being retried), or in doubt (an in-doubt message queued
+            // again and withdrawn is still in doubt, whatever `--in-doubt` says next time).
             "withdrawn" => {
                 entry.attempts = entry.attempts.saturating_sub(1);
                 let second = u64::from(entry.last_attempt);
@@ -208,7 +217,7 @@ impl Replay {
                     entry.first_attempt = 0;
                     Status::Pending
                 } else {
-                    Status::Deferred
+                    entry.before
                 }
             }
             other => return Err(format!("unknown event {other:?}")),
@@ -373,6 +382,11 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_packs_into_16_bytes() {
+        assert_eq!(std::mem::size_of::<Packed>(), 16);
+    }
+
+    #[test]
     fn a_withdrawn_attempt_is_as_if_never_made() {
         let mut replay = Replay::default();
         let withdrawn = |rcpt| Record::new(Event::Withdrawn, rcpt, "<i>");
@@ -393,6 +407,12 @@ mod tests {
             (entry.status, entry.attempts, entry.retry_at),
             (Status::Deferred, 1, None)
         );
+        // In doubt, queued again, withdrawn: still in doubt.
+        replay.apply(&Record::new(Event::attempt("L"), "d@example.com", "<i>"));
+        replay.apply(&Record::new(Event::attempt("L"), "d@example.com", "<i>"));
+        replay.apply(&withdrawn("d@example.com"));
+        let entry = replay.get(&RecipientKey::of("d@example.com")).unwrap();
+        assert_eq!((entry.status, entry.attempts), (Status::InDoubt, 1));
         let text = serde_json::to_string(&withdrawn("c@example.com")).unwrap();
         assert!(text.contains(r#""event":"withdrawn""#), "{text}");
     }

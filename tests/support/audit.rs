@@ -44,6 +44,8 @@ pub struct Copy {
     /// The address of the `To` header.
     pub to: String,
     pub fate: Fate,
+    /// What the server's 250 named it (`queued as …`).
+    pub queue_id: String,
 }
 
 /// Where a recipient stands, by the log alone.
@@ -83,7 +85,7 @@ impl Audit {
         let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
         let mut rcpt_commands: BTreeMap<String, usize> = BTreeMap::new();
         for journal in journals {
-            for received in &journal.received {
+            for (index, received) in journal.received.iter().enumerate() {
                 let message = MessageParser::default()
                     .parse(&received.data)
                     .expect("a parsable message");
@@ -97,6 +99,8 @@ impl Audit {
                         .unwrap_or_default()
                         .to_owned(),
                     fate: received.fate,
+                    // As the test server words its 250 (`smtp_server/session.rs`).
+                    queue_id: format!("T{}N{index}", received.connection_id),
                 };
                 copies
                     .entry(received.rcpt_to[0].clone())
@@ -248,6 +252,22 @@ impl Audit {
                     Some(copy.message_id.as_str()),
                     "a copy to {rcpt} ({:?}) carries the Message-ID of its attempts in the log",
                     copy.fate
+                );
+            }
+        }
+        // Each `sent` keeps the reply to that very message: a client that read a reply meant
+        // for another command would log someone else's queue id (or a 354).
+        for (rcpt, entries) in &self.log {
+            for entry in entries.iter().filter(|e| e.event == "sent") {
+                let ours = self.copies.get(rcpt).into_iter().flatten().any(|copy| {
+                    copy.fate == Fate::Accepted
+                        && entry.reply == format!("250 2.0.0 Ok: queued as {}", copy.queue_id)
+                });
+                assert!(
+                    ours,
+                    "{rcpt} logged sent with {:?}, not the reply to its message: {:?}",
+                    entry.reply,
+                    self.copies.get(rcpt)
                 );
             }
         }

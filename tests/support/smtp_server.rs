@@ -75,6 +75,9 @@ pub struct Behavior {
     tls: Option<TlsSetup>,
     /// A login (user, password) required before MAIL, with AUTH PLAIN (after TLS, with TLS).
     login: Option<(String, String)>,
+    /// Says 354 to a DATA with no recipient taken (a server RFC 2920 warns of), and answers
+    /// the message that follows this late.
+    data_without_recipients: Option<Duration>,
 }
 
 /// How the server speaks TLS.
@@ -177,6 +180,13 @@ impl Behavior {
     /// Requires this login (AUTH PLAIN) before MAIL.
     pub fn requiring_login(mut self, user: &str, password: &str) -> Self {
         self.login = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Says 354 even to a DATA whose recipients were all refused, and answers the (empty)
+    /// message that follows only after `delay`.
+    pub fn data_without_recipients(mut self, delay: Duration) -> Self {
+        self.data_without_recipients = Some(delay);
         self
     }
 

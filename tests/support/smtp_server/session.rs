@@ -239,7 +239,13 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
             }
             (fault, "250 2.1.5 OK".to_owned())
         } else if upper == "DATA" {
-            if rcpt_to.is_empty() {
+            if let (true, Some(delay)) = (rcpt_to.is_empty(), behavior.data_without_recipients) {
+                send(&mut conn, b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                read_data(&mut conn, &mut line).await?;
+                shared.note(|j| j.faults.push("354 without recipients, late reply".into()));
+                tokio::time::sleep(delay).await;
+                (None, "250 2.0.0 Ok: delivered to nobody".to_owned())
+            } else if rcpt_to.is_empty() {
                 (None, "554 5.5.1 No valid recipients".to_owned())
             } else {
                 send(&mut conn, b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
