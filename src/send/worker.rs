@@ -144,6 +144,11 @@ pub async fn work(
                 let Some(job) = queue.lock().await.recv().await else {
                     break;
                 };
+                if shared.stopping() {
+                    // The run stopped while this worker waited for the queue.
+                    withdraw(&shared.log, &job).await?;
+                    break;
+                }
                 job
             }
         };
