@@ -157,6 +157,17 @@ impl Relay {
                 Err(broken) => return Err(broken),
             };
         if let Some(credentials) = &self.credentials {
+            if inner
+                .server_info()
+                .get_auth_mechanism(DEFAULT_MECHANISMS)
+                .is_none()
+            {
+                return Err(Trouble::LoginRefused(
+                    "the server offers no login missive can use (AUTH PLAIN or LOGIN); \
+                     is a username set for a relay that takes none?"
+                        .into(),
+                ));
+            }
             match step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await {
                 // A wrong login stays wrong: trying again would only lock the account.
                 Err(Trouble::Refused { code, reply }) if code >= 500 => {

@@ -199,3 +199,18 @@ fn a_relay_that_does_not_offer_starttls_gets_neither_the_password_nor_a_message(
     assert_eq!(journal.tls_sessions, 0);
     assert_secret_kept(&fixture, &run);
 }
+
+#[test]
+fn a_username_for_a_relay_that_offers_no_login_stops_the_run_with_65() {
+    // A relay that takes no login: retrying would never help, and cron must hear of it.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(2), &smtp_section(None));
+
+    let run = send(&fixture, &server.url(), PASSWORD);
+
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stdout.contains("offers no login"), "{}", run.all());
+    assert!(server.journal().received.is_empty());
+    assert_eq!(fixture.status()["pending"], 2);
+    assert_secret_kept(&fixture, &run);
+}
