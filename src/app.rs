@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 use crate::campaign::{Campaign, CampaignError, Endpoint};
 use crate::dkim::DkimError;
@@ -17,6 +18,7 @@ use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::Frame;
 use crate::send::Content;
 use crate::sendlog::{Replay, SendLogError};
+use crate::smtp::TransportError;
 use crate::suppression::{Skipped, SuppressionError, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
@@ -88,6 +90,7 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
             || cause.is::<RecipientsError>()
             || cause.is::<SuppressionError>()
             || cause.is::<DkimError>()
+            || cause.is::<TransportError>()
             || cause.is::<Unsendable>()
         {
             return Exit::Invalid;
@@ -113,6 +116,14 @@ pub(super) fn trusted_roots(path: Option<&Path>, field: &str) -> anyhow::Result<
             "no PEM certificate in it (-----BEGIN CERTIFICATE-----)".into(),
         ));
     }
+    // Built once here as a relay would build it, so that a damaged file is named now.
+    Certificate::from_pem(&pem)
+        .and_then(|authority| {
+            TlsParameters::builder("localhost".into())
+                .add_root_certificate(authority)
+                .build_rustls()
+        })
+        .map_err(|e| unsendable(format!("not a usable certificate: {e}")))?;
     Ok(Some(pem))
 }
 

@@ -78,6 +78,17 @@ pub struct Relay {
     tls: Option<TlsParameters>,
     timeout: Duration,
     hello: ClientId,
+    /// The login, as far as this run knows: until one succeeds, connections log in one at a
+    /// time, so that a wrong password is tried once a run, not once a connection.
+    login: tokio::sync::Mutex<Login>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Untried,
+    Accepted,
+    /// Refused for good: not tried again this run.
+    Refused,
 }
 
 impl Relay {
@@ -113,6 +124,7 @@ impl Relay {
             tls,
             timeout,
             hello: ClientId::default(),
+            login: tokio::sync::Mutex::new(Login::Untried),
         })
     }
 
@@ -124,6 +136,20 @@ impl Relay {
     /// 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything that leaves no usable
     /// connection is [`Trouble::Broken`].
     pub async fn connect(&self) -> Result<Connection, Trouble> {
+        // Held through this connection's login while no login has succeeded yet.
+        let mut first_login = None;
+        if self.credentials.is_some() {
+            let login = self.login.lock().await;
+            match *login {
+                Login::Accepted => {}
+                Login::Refused => {
+                    return Err(Trouble::LoginRefused(
+                        "the login was refused earlier in this run".into(),
+                    ));
+                }
+                Login::Untried => first_login = Some(login),
+            }
+        }
         let wrapper = match self.endpoint.security {
             Security::Tls => self.tls.clone(),
             _ => None,
@@ -162,6 +188,9 @@ impl Relay {
                 .get_auth_mechanism(DEFAULT_MECHANISMS)
                 .is_none()
             {
+                if let Some(login) = &mut first_login {
+                    **login = Login::Refused;
+                }
                 return Err(Trouble::LoginRefused(
                     "the server offers no login missive can use (AUTH PLAIN or LOGIN); \
                      is a username set for a relay that takes none?"
@@ -171,10 +200,16 @@ impl Relay {
             match step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await {
                 // A wrong login stays wrong: trying again would only lock the account.
                 Err(Trouble::Refused { code, reply }) if code >= 500 => {
+                    if let Some(login) = &mut first_login {
+                        **login = Login::Refused;
+                    }
                     return Err(Trouble::LoginRefused(reply));
                 }
                 result => result?,
             };
+            if let Some(login) = &mut first_login {
+                **login = Login::Accepted;
+            }
         }
         Ok(Connection {
             inner,
@@ -433,10 +468,10 @@ fn broken(description: &str) -> String {
     let mut parts: Vec<&str> = description.split(": ").collect();
     parts.dedup();
     let mut text = parts.join(": ");
-    if text.contains("invalid peer certificate") {
+    if text.contains("UnknownIssuer") {
         text.push_str(
             " (if the relay's certificate comes from its own authority, name that authority's \
-             PEM file in [smtp] ca_file)",
+             PEM file in ca_file, under [smtp] or [fallback])",
         );
     }
     text

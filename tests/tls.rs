@@ -30,11 +30,15 @@ fn send(fixture: &Fixture, url: &str, password: &str) -> Run {
     )
 }
 
-/// Neither what the run printed nor the send log holds the password.
+/// Neither what the run printed nor the send log holds the password, as such or as the AUTH
+/// PLAIN exchange carries it.
 fn assert_secret_kept(fixture: &Fixture, run: &Run) {
-    assert!(!run.all().contains(PASSWORD), "{}", run.all());
-    if let Ok(log) = std::fs::read_to_string(fixture.log_path()) {
-        assert!(!log.contains(PASSWORD), "{log}");
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    let log = std::fs::read_to_string(fixture.log_path()).unwrap_or_default();
+    for secret in [PASSWORD, plain.as_str()] {
+        assert!(!run.all().contains(secret), "{}", run.all());
+        assert!(!log.contains(secret), "{log}");
     }
 }
 
@@ -134,29 +138,47 @@ fn a_refused_login_stops_the_run_at_once_with_65_and_the_password_is_never_print
             .with_tls(relay.acceptor(), false)
             .requiring_login(USER, PASSWORD),
     );
-    // One connection, so that every login try shows in the journal.
-    let section = format!("{}pool_size = 1\n", smtp_section(Some(&relay.ca)));
-    let fixture = Fixture::new(&people(3), &section);
+    // Four connections (the default pool): until a login succeeds they log in one at a time.
+    let fixture = Fixture::new(&people(8), &smtp_section(Some(&relay.ca)));
 
     let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
     let wrong = "pw-wrong-also-secret";
     let run = send(&fixture, &url, wrong);
 
-    // A wrong password stays wrong: no retry (which could lock the account), and an exit that
+    // A wrong password stays wrong: tried once (more could lock the account), and an exit that
     // tells cron a person must act.
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(
-        run.stdout.contains("refused the login") && run.stdout.contains("535"),
-        "the server's refusal: {}",
-        run.all()
-    );
+    for expected in ["refused the login", "535", "MISSIVE_SMTP_PASSWORD"] {
+        assert!(run.stdout.contains(expected), "{expected}: {}", run.all());
+    }
     assert!(!run.all().contains(wrong), "{}", run.all());
     let journal = server.journal();
     assert!(journal.received.is_empty(), "{journal:?}");
-    assert_eq!(journal.failed_logins, 1, "tried once");
+    assert_eq!(journal.failed_logins, 1, "tried once for the run");
     let status = fixture.status();
-    assert_eq!(status["pending"], 3, "{status}");
+    assert_eq!(status["pending"], 8, "{status}");
     assert_eq!(status["in_doubt"], 0, "{status}");
+
+    // With a budget the producer reaches first, the refusal still decides the exit.
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &[
+            "send",
+            campaign.to_str().unwrap(),
+            "--smtp",
+            &url,
+            "--max-messages",
+            "1",
+        ],
+        &[("MISSIVE_SMTP_PASSWORD", wrong)],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stdout.contains("refused the login"), "{}", run.all());
+    assert_eq!(
+        server.journal().failed_logins,
+        2,
+        "once more for the second run"
+    );
 }
 
 #[test]
@@ -174,6 +196,20 @@ fn a_ca_file_that_is_not_a_certificate_is_named_by_check_and_send() {
     assert_eq!(run.code, 65, "{}", run.all());
     assert!(
         run.stderr.contains("smtp.ca_file") && run.stderr.contains("no PEM certificate"),
+        "{}",
+        run.all()
+    );
+
+    // The right header around a damaged body: check and send both name the file.
+    let damaged = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+    fixture.write("not-a-cert.pem", damaged);
+    let check = fixture.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(check.stdout.contains("not-a-cert.pem"), "{}", check.all());
+    let run = send(&fixture, "smtp+starttls://127.0.0.1:9", PASSWORD);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stderr.contains("smtp.ca_file") && run.stderr.contains("not a usable certificate"),
         "{}",
         run.all()
     );

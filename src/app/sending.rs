@@ -181,7 +181,7 @@ pub(super) async fn send(
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     Ok(if report.is_complete() {
         Exit::Done
-    } else if matches!(report.stopped, Some(Stopped::LoginRefused(_))) {
+    } else if matches!(report.stopped, Some(Stopped::LoginRefused { .. })) {
         // Waiting will not mend it: a person must.
         Exit::Invalid
     } else {
@@ -337,10 +337,16 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         Some(Stopped::Unreachable(error)) => {
             println!("stopped: the server is unreachable ({error}); run again later")
         }
-        Some(Stopped::LoginRefused(error)) => println!(
-            "stopped: the relay refused the login ({error}); check the campaign's username and \
-             the password in the environment, then run again"
-        ),
+        Some(Stopped::LoginRefused { relay, why }) => {
+            let (section, variable) = match *relay {
+                "fallback" => ("[fallback]", FALLBACK_PASSWORD_VAR),
+                _ => ("[smtp]", PASSWORD_VAR),
+            };
+            println!(
+                "stopped: the {relay} relay refused the login ({why}); check username under \
+                 {section} and the password in {variable}, then run again"
+            )
+        }
         None if report.deferred + report.not_due > 0 => {
             let next = report
                 .next_due

@@ -74,8 +74,12 @@ pub enum Stopped {
     /// A quota is spent until later than the run may wait.
     Quota(QuotaSpent),
     Unreachable(String),
-    /// A relay refused the login (5xx): a person must mend the username or the password.
-    LoginRefused(String),
+    /// A relay (`primary` or `fallback`) refused the login (5xx), or offers none: a person must
+    /// mend the username or the password.
+    LoginRefused {
+        relay: &'static str,
+        why: String,
+    },
     /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
     Interrupted,
     /// The send log could not be written; the run's error says why.
@@ -450,9 +454,14 @@ pub async fn run(
     while let Ok(job) = left.try_recv() {
         worker::withdraw(&shared.log, &job).await?;
     }
-    if report.stopped.is_none() {
-        report.stopped = shared.halt.borrow().clone();
-    }
+    // What stopped a worker says more than the budget the producer reached meanwhile: a wrong
+    // password must not pass for `--max-messages reached`.
+    let halted = shared.halt.borrow().clone();
+    report.stopped = match (report.stopped.take(), halted) {
+        (_, Some(refused @ Stopped::LoginRefused { .. })) => Some(refused),
+        (None | Some(Stopped::MaxMessages | Stopped::MaxDuration), Some(halted)) => Some(halted),
+        (ours, _) => ours,
+    };
     if report.stopped.is_none() && *shutdown.borrow() {
         report.stopped = Some(Stopped::Interrupted);
     }

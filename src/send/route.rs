@@ -90,11 +90,12 @@ impl Route {
                     return Ok((connection, relay));
                 }
                 Err(Trouble::LoginRefused(reply)) => {
-                    return Err(Stopped::LoginRefused(format!(
-                        "{} ({} relay): {reply}",
-                        relay.endpoint(),
-                        relay.name
-                    )));
+                    let why = format!("{}: {reply}", relay.endpoint());
+                    tracing::error!(relay = relay.name, %why, "the relay refused the login");
+                    return Err(Stopped::LoginRefused {
+                        relay: relay.name,
+                        why,
+                    });
                 }
                 Err(trouble) => {
                     let streak = self.failed(relay, &trouble);
