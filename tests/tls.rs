@@ -250,3 +250,76 @@ fn a_username_for_a_relay_that_offers_no_login_stops_the_run_with_65() {
     assert_eq!(fixture.status()["pending"], 2);
     assert_secret_kept(&fixture, &run);
 }
+
+#[test]
+fn a_temporary_refusal_of_the_login_is_tried_again() {
+    // 454: "temporary authentication failure". Unlike a 535 it is worth another try.
+    let certs = tempfile::tempdir().unwrap();
+    let relay = TestCa::generate(certs.path(), "relay");
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(relay.acceptor(), false)
+            .requiring_login(USER, PASSWORD)
+            .on_auth(|earlier| {
+                (earlier == 0).then(|| {
+                    support::smtp_server::Fault::reply(
+                        454,
+                        "4.7.0 Temporary authentication failure",
+                    )
+                })
+            }),
+    );
+    // One connection, so that the journal counts exactly its logins.
+    let section = format!("{}pool_size = 1\n", smtp_section(Some(&relay.ca)));
+    let fixture = Fixture::new(&people(3), &section);
+
+    let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+    let run = send(&fixture, &url, PASSWORD);
+
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(server.wait_for(3, Duration::from_secs(10)).len(), 3);
+    let journal = server.journal();
+    assert_eq!(journal.auth_commands, 2, "refused once, then accepted");
+    assert_eq!(journal.logins, [USER]);
+    assert_secret_kept(&fixture, &run);
+}
+
+#[test]
+fn the_fallback_relay_has_its_own_authority_and_password() {
+    let certs = tempfile::tempdir().unwrap();
+    let authority = TestCa::generate(certs.path(), "fallback");
+    const FALLBACK_PASSWORD: &str = "pw-fallback-never-printed";
+    let fallback = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(authority.acceptor(), false)
+            .requiring_login("secours@example.org", FALLBACK_PASSWORD),
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // The primary is down; the fallback speaks STARTTLS with a certificate only its own
+    // authority vouches for, and takes its own login.
+    let extra = format!(
+        "[smtp]\nurl = \"smtp://127.0.0.1:{closed_port}\"\npool_size = 2\n\
+         [fallback]\nurl = \"smtp+starttls://127.0.0.1:{}\"\nusername = \"secours@example.org\"\n\
+         ca_file = {:?}\n",
+        fallback.port(),
+        authority.ca
+    );
+    let fixture = Fixture::new(&people(4), &extra);
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap()],
+        &[("MISSIVE_FALLBACK_SMTP_PASSWORD", FALLBACK_PASSWORD)],
+    );
+
+    assert_eq!(run.code, 0, "{}", run.all());
+    let received = fallback.wait_for(4, Duration::from_secs(10));
+    assert_eq!(received.len(), 4);
+    assert!(
+        received
+            .iter()
+            .all(|m| m.secure && m.login.as_deref() == Some("secours@example.org"))
+    );
+    assert!(!run.all().contains(FALLBACK_PASSWORD), "{}", run.all());
+}

@@ -75,6 +75,8 @@ pub struct Behavior {
     tls: Option<TlsSetup>,
     /// A login (user, password) required before MAIL, with AUTH PLAIN (after TLS, with TLS).
     login: Option<(String, String)>,
+    /// Consulted at each AUTH, with how many came before (over all connections).
+    auth: Option<ConnectionRule>,
     /// Says 354 to a DATA with no recipient taken (a server RFC 2920 warns of), and answers
     /// the message that follows this late.
     data_without_recipients: Option<Duration>,
@@ -177,6 +179,16 @@ impl Behavior {
         self
     }
 
+    /// Consulted at each AUTH with how many AUTH commands came before; a fault replaces the
+    /// usual answer.
+    pub fn on_auth(
+        mut self,
+        rule: impl Fn(usize) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.auth = Some(Arc::new(rule));
+        self
+    }
+
     /// Requires this login (AUTH PLAIN) before MAIL.
     pub fn requiring_login(mut self, user: &str, password: &str) -> Self {
         self.login = Some((user.to_owned(), password.to_owned()));
@@ -263,6 +275,8 @@ pub struct Journal {
     /// Users logged in, once a login.
     pub logins: Vec<String>,
     pub failed_logins: usize,
+    /// Every AUTH command, whatever the answer.
+    pub auth_commands: usize,
 }
 
 impl Journal {

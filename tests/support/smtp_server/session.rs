@@ -187,7 +187,13 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                 .decode(answer)
                 .unwrap_or_default();
             let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+            let earlier = shared.note(|j| {
+                j.auth_commands += 1;
+                j.auth_commands - 1
+            });
+            let fault = behavior.auth.as_ref().and_then(|rule| rule(earlier));
             match &behavior.login {
+                _ if fault.is_some() => (fault, String::new()),
                 Some((user, password))
                     if (secure || behavior.tls.is_none())
                         && parts.len() == 3
