@@ -22,6 +22,20 @@ fn smtp_section(ca: Option<&Path>) -> String {
     format!("[smtp]\nusername = \"{USER}\"\nmax_connect_failures = 2\n{ca}")
 }
 
+/// A relay with its own authority, speaking STARTTLS (or, `implicit`, TLS from the first byte)
+/// and requiring the login, behaving as `behavior` says otherwise. The directory holds the
+/// certificates: keep it as long as the server.
+fn tls_relay(implicit: bool, behavior: Behavior) -> (tempfile::TempDir, TestCa, SmtpServer) {
+    let certs = tempfile::tempdir().unwrap();
+    let authority = TestCa::generate(certs.path(), "relay");
+    let server = SmtpServer::start_in_background(
+        behavior
+            .with_tls(authority.acceptor(), implicit)
+            .requiring_login(USER, PASSWORD),
+    );
+    (certs, authority, server)
+}
+
 fn send(fixture: &Fixture, url: &str, password: &str) -> Run {
     let campaign = fixture.campaign();
     fixture.run(
@@ -44,13 +58,7 @@ fn assert_secret_kept(fixture: &Fixture, run: &Run) {
 
 #[test]
 fn starttls_and_a_login_carry_every_message_and_the_password_is_never_printed() {
-    let certs = tempfile::tempdir().unwrap();
-    let relay = TestCa::generate(certs.path(), "relay");
-    let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .with_tls(relay.acceptor(), false)
-            .requiring_login(USER, PASSWORD),
-    );
+    let (_certs, relay, server) = tls_relay(false, Behavior::accept_all());
     let fixture = Fixture::new(&people(6), &smtp_section(Some(&relay.ca)));
 
     let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
@@ -73,13 +81,7 @@ fn starttls_and_a_login_carry_every_message_and_the_password_is_never_printed() 
 
 #[test]
 fn smtps_speaks_tls_from_the_first_byte() {
-    let certs = tempfile::tempdir().unwrap();
-    let relay = TestCa::generate(certs.path(), "relay");
-    let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .with_tls(relay.acceptor(), true)
-            .requiring_login(USER, PASSWORD),
-    );
+    let (_certs, relay, server) = tls_relay(true, Behavior::accept_all());
     let fixture = Fixture::new(&people(3), &smtp_section(Some(&relay.ca)));
 
     let run = send(
@@ -131,13 +133,7 @@ fn a_certificate_that_cannot_be_trusted_stops_the_run_with_75_and_nothing_goes_o
 
 #[test]
 fn a_refused_login_stops_the_run_at_once_with_65_and_the_password_is_never_printed() {
-    let certs = tempfile::tempdir().unwrap();
-    let relay = TestCa::generate(certs.path(), "relay");
-    let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .with_tls(relay.acceptor(), false)
-            .requiring_login(USER, PASSWORD),
-    );
+    let (_certs, relay, server) = tls_relay(false, Behavior::accept_all());
     // Four connections (the default pool): until a login succeeds they log in one at a time.
     let fixture = Fixture::new(&people(8), &smtp_section(Some(&relay.ca)));
 
@@ -254,20 +250,13 @@ fn a_username_for_a_relay_that_offers_no_login_stops_the_run_with_65() {
 #[test]
 fn a_temporary_refusal_of_the_login_is_tried_again() {
     // 454: "temporary authentication failure". Unlike a 535 it is worth another try.
-    let certs = tempfile::tempdir().unwrap();
-    let relay = TestCa::generate(certs.path(), "relay");
-    let server = SmtpServer::start_in_background(
-        Behavior::accept_all()
-            .with_tls(relay.acceptor(), false)
-            .requiring_login(USER, PASSWORD)
-            .on_auth(|earlier| {
-                (earlier == 0).then(|| {
-                    support::smtp_server::Fault::reply(
-                        454,
-                        "4.7.0 Temporary authentication failure",
-                    )
-                })
-            }),
+    let (_certs, relay, server) = tls_relay(
+        false,
+        Behavior::accept_all().on_auth(|earlier| {
+            (earlier == 0).then(|| {
+                support::smtp_server::Fault::reply(454, "4.7.0 Temporary authentication failure")
+            })
+        }),
     );
     // One connection, so that the journal counts exactly its logins.
     let section = format!("{}pool_size = 1\n", smtp_section(Some(&relay.ca)));
