@@ -23,8 +23,8 @@ pub fn generate(dir: &Path, algorithm: &str) -> TestKey {
     if algorithm == "rsa" {
         genpkey.args(["-pkeyopt", "rsa_keygen_bits:2048"]);
     }
-    run(&mut genpkey, "openssl genpkey");
-    let der = run(
+    super::openssl(&mut genpkey, "openssl genpkey");
+    let der = super::openssl(
         Command::new("openssl")
             .args(["pkey", "-pubout", "-outform", "DER", "-in"])
             .arg(&pem),
@@ -40,20 +40,6 @@ pub fn generate(dir: &Path, algorithm: &str) -> TestKey {
         pem,
         record: format!("v=DKIM1; k={k}; p={p}"),
     }
-}
-
-fn run(command: &mut Command, what: &str) -> Vec<u8> {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {what}: {e}; install OpenSSL (`apt-get install -y openssl`; .ci/run does)"
-        )
-    });
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
 }
 
 /// `python3` with dkimpy and PyNaCl importable; fails loudly, saying how to install them.

@@ -98,14 +98,5 @@ fn openssl(args: &[&str], files: &[(&str, &PathBuf)]) {
     for (flag, path) in files {
         command.arg(flag).arg(path);
     }
-    let output = command.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run openssl: {e}; install OpenSSL (`apt-get install -y openssl`; .ci/run does)"
-        )
-    });
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    super::openssl(&mut command, &format!("openssl {args:?}"));
 }
