@@ -3,7 +3,8 @@
 //! `send --dry-run` still delivers over real SMTP (the whole pipeline runs, lettre included);
 //! this server accepts every message and writes it, byte for byte, as an `.eml` file into an
 //! outbox folder a person can open. It speaks just enough ESMTP for lettre, listens only on
-//! loopback, bounds every line it reads, and stops when dropped.
+//! loopback, bounds every line it reads, and stops when dropped. Each server writes into a
+//! folder it created for itself, so two dry runs never mix (or overwrite) their messages.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::outdir;
 
 /// Longest command or data line accepted; a longer one ends the session.
 const MAX_LINE: usize = 64 * 1024;
@@ -27,15 +30,15 @@ pub struct CaptureServer {
 }
 
 impl CaptureServer {
-    /// Listens on 127.0.0.1 (a free port) and writes what it receives into `outbox`, which it
-    /// creates.
-    pub async fn start(outbox: &Path) -> std::io::Result<CaptureServer> {
-        std::fs::create_dir_all(outbox)?;
+    /// Listens on 127.0.0.1 (a free port) and writes what it receives into a new folder of
+    /// `outboxes` named `name` (`name-2`… when that exists: see [`outdir::create_folder`]).
+    pub async fn start(outboxes: &Path, name: &str) -> std::io::Result<CaptureServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
+        let outbox = outdir::create_folder(outboxes, name)?;
         let received = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(Shared {
-            outbox: outbox.to_owned(),
+            outbox: outbox.clone(),
             received: Arc::clone(&received),
         });
         let task = tokio::spawn(async move {
@@ -50,7 +53,7 @@ impl CaptureServer {
         });
         Ok(CaptureServer {
             port,
-            outbox: outbox.to_owned(),
+            outbox,
             received,
             task,
         })
@@ -121,7 +124,15 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                     "{number:05}-{}.eml",
                     file_safe(rcpt.as_deref().unwrap_or(""))
                 );
-                tokio::fs::write(state.outbox.join(name), &message).await?;
+                // The folder is this run's alone and the number counts up, so the name is new;
+                // `create_new` makes sure of it rather than writing over anything.
+                let mut file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(state.outbox.join(name))
+                    .await?;
+                file.write_all(&message).await?;
+                file.flush().await?;
                 rcpt = None;
                 b"250 OK: captured\r\n"
             }
@@ -210,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn captures_what_lettre_sends_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let server = CaptureServer::start(dir.path()).await.unwrap();
+        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
             .port(server.port())
             .build();
@@ -223,10 +234,38 @@ mod tests {
         let mut expected = message.formatted();
         transport.send(message).await.unwrap();
         assert_eq!(server.received(), 1);
-        let file = dir.path().join("00001-z@example.com.eml");
+        assert_eq!(server.outbox(), dir.path().join("run"));
+        let file = server.outbox().join("00001-z@example.com.eml");
         // lettre always ends DATA with CRLF.CRLF, so the data gains the final CRLF of its own.
         expected.extend_from_slice(b"\r\n");
         assert_eq!(std::fs::read(file).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn two_messages_to_one_address_are_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .build();
+        for subject in ["one", "two"] {
+            let message = Message::builder()
+                .from("a@example.org".parse().unwrap())
+                .to("z@example.com".parse().unwrap())
+                .subject(subject)
+                .body("text\r\n".to_owned())
+                .unwrap();
+            transport.send(message).await.unwrap();
+        }
+        let mut names: Vec<_> = std::fs::read_dir(server.outbox())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["00001-z@example.com.eml", "00002-z@example.com.eml"]
+        );
     }
 
     #[test]

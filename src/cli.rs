@@ -1,13 +1,16 @@
 //! The command line: clap's definitions, turned into the plain [`Options`] the rest of missive
 //! takes. Nothing below this module knows about flags.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{Command, Options, SendOptions};
-use crate::campaign::Endpoint;
+use crate::campaign::{Endpoint, mask_credentials};
 use crate::logging::LogFormat;
 use crate::send::InDoubt;
 
@@ -114,7 +117,7 @@ struct Common {
     #[arg(long, value_name = "PATH")]
     recipients: Option<PathBuf>,
     /// Use this SMTP server (smtp://, smtp+starttls://, smtps://); with --dry-run, the mailcatcher.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = EndpointArg)]
     smtp: Option<Endpoint>,
     /// Use this send log instead of the one beside the campaign.
     #[arg(long, value_name = "PATH")]
@@ -125,9 +128,14 @@ struct Common {
 /// prints and exits 1, the contract's "any other error" (clap's own default would be 2).
 pub fn parse() -> (Options, LogFormat) {
     let cli = Cli::try_parse().unwrap_or_else(|error| {
-        let code = if error.use_stderr() { 1 } else { 0 };
-        let _ = error.print();
-        std::process::exit(code);
+        if !error.use_stderr() {
+            let _ = error.print();
+            std::process::exit(0);
+        }
+        // clap quotes a stray argument as typed (`--smtp` forgotten before a URL, a misspelt
+        // option): it may hold a password. Plain text, then: colors would not survive masking.
+        eprint!("{}", mask_credentials(&error.render().to_string()));
+        std::process::exit(1);
     });
     let format = match cli.log_format {
         Format::Text => LogFormat::Text,
@@ -184,6 +192,36 @@ pub fn parse() -> (Options, LogFormat) {
         command,
     };
     (options, format)
+}
+
+/// `--smtp`'s parser. Not clap's `FromStr` adapter: its error quotes the value as typed, and a
+/// refused URL may hold a password; [`Endpoint`]'s own errors never do.
+#[derive(Clone)]
+struct EndpointArg;
+
+impl TypedValueParser for EndpointArg {
+    type Value = Endpoint;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Endpoint, clap::Error> {
+        let option = arg.map_or_else(|| "--smtp".to_owned(), ToString::to_string);
+        let refuse = |problem: String| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid value for '{option}': {problem}"),
+            )
+            .format(&mut command.clone())
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("not UTF-8 text".into()))?;
+        text.parse()
+            .map_err(|e: crate::campaign::EndpointError| refuse(e.to_string()))
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -9,7 +9,8 @@
 //! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
 //! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
-//! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
+//! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
+//! does not own. [`app`] and [`cli`] are the edge: they turn a
 //! command line into calls to the modules above.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod letter;
 pub mod lint;
 pub mod logging;
 pub mod message;
+pub mod outdir;
 pub mod ratelimit;
 pub mod recipients;
 pub mod render;

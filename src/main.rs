@@ -8,7 +8,9 @@ fn main() -> ExitCode {
     match missive::app::run(options) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            eprintln!("missive: {}", describe(&error));
+            // A path or value the user typed is quoted as typed, and may be a URL with a password.
+            let message = missive::campaign::mask_credentials(&describe(&error));
+            eprintln!("missive: {message}");
             missive::app::exit_for_error(&error).into()
         }
     }

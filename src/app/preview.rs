@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 
 use crate::capture::file_safe;
+use crate::outdir;
 use crate::recipients::Row;
 use crate::render::render;
 
@@ -52,8 +53,9 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
         );
         let write = |extension: &str, bytes: &[u8]| {
             // Not `with_extension`: it would eat the address's `.com`.
-            let path = out.join(format!("{stem}.{extension}"));
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+            let name = format!("{stem}.{extension}");
+            outdir::replace_file(out, &name, bytes)
+                .with_context(|| format!("cannot write {}", out.join(&name).display()))
         };
         write("html", rendered.html.as_bytes())?;
         write("txt", rendered.text.as_bytes())?;
@@ -70,9 +72,8 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
                     preheader: &loaded.campaign.preheader,
                 },
             );
-            let path = out.join(SCREENSHOT_PAGE);
-            std::fs::write(&path, page)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            outdir::replace_file(out, SCREENSHOT_PAGE, page.as_bytes())
+                .with_context(|| format!("cannot write {}", out.join(SCREENSHOT_PAGE).display()))?;
         }
         let message = loaded
             .composer

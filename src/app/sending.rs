@@ -229,13 +229,17 @@ async fn dry_run_target(
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(':', "");
-    let outbox = campaign.outbox.join(format!("{}-{stamp}", campaign.id));
-    let capture = CaptureServer::start(&outbox).await.with_context(|| {
-        format!(
-            "cannot start the capture server writing to {}",
-            outbox.display()
-        )
-    })?;
+    let name = format!("{}-{stamp}", campaign.id);
+    let capture = CaptureServer::start(&campaign.outbox, &name)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the capture server writing to a new folder {name} in {} \
+                 ([dry_run] outbox in {})",
+                campaign.outbox.display(),
+                campaign.path.display()
+            )
+        })?;
     let endpoint = Endpoint {
         security: crate::campaign::Security::Plain,
         host: "127.0.0.1".into(),

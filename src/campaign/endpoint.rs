@@ -1,5 +1,9 @@
 //! SMTP server addresses: `smtp://`, `smtp+starttls://` or `smtps://` URLs, parsed once and
 //! checked (plain SMTP only to loopback, never a password in the URL).
+//!
+//! A URL a user types may hold a password even when it is refused, so no error of this module
+//! quotes one: what looks like a login or password is masked (see [`mask_credentials`]) before a
+//! URL is named in a message.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +31,7 @@ pub struct Endpoint {
 /// Why an SMTP URL was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EndpointError {
+    /// Holds the URL as [`mask_credentials`] shows it.
     #[error("{0:?} is not a URL such as smtp://127.0.0.1:1025")]
     Malformed(String),
     #[error("scheme {0:?} is not one of smtp, smtp+starttls, smtps")]
@@ -35,19 +40,68 @@ pub enum EndpointError {
         "{0}: plain smtp:// is allowed only to a loopback address (127.0.0.1, ::1, localhost); use smtp+starttls:// or smtps://"
     )]
     PlainNotLoopback(String),
+    /// Holds the URL with the login and password masked.
     #[error(
-        "{0:?}: put the login in smtp.username and the password in MISSIVE_SMTP_PASSWORD, not in the URL"
+        "{0:?}: a login or password does not belong in the URL (it would show in shell history and \
+         `ps`): put the login in smtp.username and the password in the environment variable \
+         MISSIVE_SMTP_PASSWORD (for [fallback]: fallback.username and MISSIVE_FALLBACK_SMTP_PASSWORD)"
     )]
     CredentialsInUrl(String),
+}
+
+/// `text` with whatever looks like the login and password of a URL replaced by `…`: in each word
+/// holding a `:` and later an `@`, what lies between the first `:` and the last `@`, when it
+/// starts with `//` (`smtps://user:pw@host`) or holds another `:` (`smtp:user:pw@host`). The last
+/// `@` because a password may hold one (and URL parsers take the last as the host's). An e-mail
+/// address or a `mailto:` link is left as it is.
+pub fn mask_credentials(text: &str) -> String {
+    let is_boundary = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>');
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(is_boundary).unwrap_or(rest.len());
+        let word = &rest[..end];
+        match (word.find(':'), word.rfind('@')) {
+            (Some(colon), Some(at))
+                if colon < at && {
+                    let between = &word[colon + 1..at];
+                    between.starts_with("//") || between.contains(':')
+                } =>
+            {
+                let slashes = if word[colon + 1..].starts_with("//") {
+                    2
+                } else {
+                    0
+                };
+                masked.push_str(&word[..colon + 1 + slashes]);
+                masked.push('…');
+                masked.push_str(&word[at..]);
+            }
+            _ => masked.push_str(word),
+        }
+        let boundary = rest[end..].chars().next();
+        if let Some(boundary) = boundary {
+            masked.push(boundary);
+            rest = &rest[end + boundary.len_utf8()..];
+        } else {
+            rest = "";
+        }
+    }
+    masked
 }
 
 impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let url = url::Url::parse(text).map_err(|_| EndpointError::Malformed(text.into()))?;
+        // Before parsing: a URL too broken to parse may still hold a password, and the user
+        // should hear where it goes rather than that the URL is malformed.
+        let shown = mask_credentials(text);
+        if shown != text {
+            return Err(EndpointError::CredentialsInUrl(shown));
+        }
+        let url = url::Url::parse(text).map_err(|_| EndpointError::Malformed(shown.clone()))?;
         if !url.username().is_empty() || url.password().is_some() {
-            // Never echo the URL itself: it holds a secret.
             return Err(EndpointError::CredentialsInUrl(format!(
                 "{}://…@{}",
                 url.scheme(),
@@ -63,7 +117,7 @@ impl FromStr for Endpoint {
         let host = match url.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             Some(host) => host.to_string(),
-            None => return Err(EndpointError::Malformed(text.into())),
+            None => return Err(EndpointError::Malformed(shown)),
         };
         let endpoint = Endpoint {
             security,
@@ -71,7 +125,7 @@ impl FromStr for Endpoint {
             port: url.port().unwrap_or(default_port),
         };
         if security == Security::Plain && !endpoint.is_loopback() {
-            return Err(EndpointError::PlainNotLoopback(text.into()));
+            return Err(EndpointError::PlainNotLoopback(endpoint.to_string()));
         }
         Ok(endpoint)
     }
@@ -96,6 +150,68 @@ impl fmt::Display for Endpoint {
             write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
             write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_the_login_and_password_of_urls_only() {
+        for (text, masked) in [
+            (
+                "smtps://bob:hunter2@mail.example.org",
+                "smtps://…@mail.example.org",
+            ),
+            ("smtp://bob@127.0.0.1:25", "smtp://…@127.0.0.1:25"),
+            (
+                "smtps://:p@ss@mail.example.org",
+                "smtps://…@mail.example.org",
+            ),
+            ("smtp:bob:hunter2@host", "smtp:…@host"),
+            (
+                "url = \"smtps://u:p%40w@h\n  |  ^",
+                "url = \"smtps://…@h\n  |  ^",
+            ),
+            (
+                "mailto:stop@example.org a@b.c",
+                "mailto:stop@example.org a@b.c",
+            ),
+            (
+                "smtps://mail.example.org:465",
+                "smtps://mail.example.org:465",
+            ),
+            (
+                "cannot read /tmp/x: no such file",
+                "cannot read /tmp/x: no such file",
+            ),
+        ] {
+            assert_eq!(mask_credentials(text), masked, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn no_error_quotes_a_password() {
+        for text in [
+            "smtps://bob:hunter2@mail.example.org",
+            "smtp:bob:hunter2@mail.example.org",
+            "smtps://bob:hunter2@",
+            "smtp://bob:hun@ter2@[::1",
+            "http://bob:hunter2@x",
+        ] {
+            let error = text.parse::<Endpoint>().unwrap_err();
+            assert!(
+                matches!(error, EndpointError::CredentialsInUrl(_)),
+                "{text}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                !message.contains("hunter2") && !message.contains("ter2"),
+                "{message}"
+            );
+            assert!(message.contains("MISSIVE_SMTP_PASSWORD"), "{message}");
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::suppression::Reason;
 mod endpoint;
 mod file;
 
-pub use endpoint::{Endpoint, EndpointError, Security};
+pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
 use file::{CampaignFile, DkimSection, MAX_POOL_SIZE, RetrySection, UnsubscribeSection};
 
 /// Why a campaign file could not be loaded. Every variant names the file.
@@ -119,7 +119,8 @@ impl Campaign {
     pub fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
         let file: CampaignFile = toml::from_str(text).map_err(|e| CampaignError::Syntax {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            // The parser quotes the line it stopped on, which may be a URL with a password.
+            message: mask_credentials(e.to_string().trim_end()),
         })?;
         let invalid = |field: &'static str, problem: String| CampaignError::Invalid {
             path: path.to_owned(),
