@@ -10,8 +10,10 @@
 //! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
-//! command line into calls to the modules above.
+//! command line into calls to the modules above. Beneath them all, [`address`] says when two
+//! addresses are the same person, and [`keymap`] keeps a small value per person.
 
+pub mod address;
 pub mod app;
 pub mod campaign;
 pub mod capture;

@@ -15,9 +15,8 @@ use std::sync::Arc;
 
 use lettre::Address;
 
+use crate::address::RecipientKey;
 use crate::keymap::KeyMap;
-use sha2::{Digest, Sha256};
-
 use crate::suppression::{Reason, SuppressionList};
 
 /// Longest value accepted in any column. Longer is a broken export, not a name.
@@ -65,26 +64,6 @@ impl RowError {
             ),
             None => format!("{}:{}: {}", path.display(), self.line, self.problem),
         }
-    }
-}
-
-/// A stable 128-bit key of a mailbox (its address, lower-cased): duplicates in the list and
-/// entries of the send log are matched by it, in constant memory per recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecipientKey(pub [u8; 16]);
-
-impl RecipientKey {
-    /// The key of `address`; case does not matter.
-    pub fn of(address: &str) -> RecipientKey {
-        // Addresses in the send log are lower-cased already: no copy for them.
-        let digest = if address.chars().any(char::is_uppercase) {
-            Sha256::digest(address.to_lowercase().as_bytes())
-        } else {
-            Sha256::digest(address.as_bytes())
-        };
-        let mut key = [0; 16];
-        key.copy_from_slice(&digest[..16]);
-        RecipientKey(key)
     }
 }
 
@@ -313,7 +292,7 @@ impl RecipientReader {
         match self
             .suppression
             .as_ref()
-            .and_then(|list| list.reason(recipient.email.as_ref()))
+            .and_then(|list| list.reason_by_key(&recipient.key))
         {
             Some(reason) => Row::Suppressed(recipient, reason),
             None => Row::Valid(recipient),
@@ -436,9 +415,10 @@ mod tests {
     fn suppressed_people_come_out_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("unsub.txt");
-        std::fs::write(&path, "Zoe@EXAMPLE.com\n").unwrap();
+        std::fs::write(&path, "Zoe@EXAMPLE.com\nmarie@example.com\n").unwrap();
         let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
-        let csv = "email\nZoe@example.com\nmarie@example.com\n";
+        // Whoever the list deduplicates as one person, suppression stops as one person.
+        let csv = "email\nZoe@example.com\nMarie@Example.com\nanne@example.com\n";
         let mut reader = RecipientReader::from_reader(
             Path::new("l.csv"),
             Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
@@ -456,19 +436,11 @@ mod tests {
         }
         assert_eq!(
             kinds,
-            ["unsubscribed Zoe@example.com", "valid marie@example.com"]
-        );
-    }
-
-    #[test]
-    fn keys_ignore_case() {
-        assert_eq!(
-            RecipientKey::of("A@Example.COM"),
-            RecipientKey::of("a@example.com")
-        );
-        assert_ne!(
-            RecipientKey::of("a@example.com"),
-            RecipientKey::of("b@example.com")
+            [
+                "unsubscribed Zoe@example.com",
+                "unsubscribed Marie@Example.com",
+                "valid anne@example.com"
+            ]
         );
     }
 }
