@@ -16,6 +16,7 @@ use std::sync::Arc;
 use lettre::Address;
 
 use crate::address::RecipientKey;
+use crate::csvline::{self, Tracked};
 use crate::keymap::KeyMap;
 use crate::suppression::{Reason, SuppressionList};
 
@@ -117,7 +118,7 @@ pub enum Row {
 /// Streams and validates the rows of a recipient CSV.
 pub struct RecipientReader {
     path: PathBuf,
-    csv: csv::Reader<Box<dyn Read + Send>>,
+    csv: csv::Reader<Tracked<Box<dyn Read + Send>>>,
     columns: Arc<Columns>,
     seen: KeyMap<()>,
     record: csv::ByteRecord,
@@ -141,7 +142,9 @@ impl RecipientReader {
         reader: Box<dyn Read + Send>,
         name_columns: &[String],
     ) -> Result<RecipientReader, RecipientsError> {
-        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(Tracked::new(reader));
         let header = csv.byte_headers().map_err(|e| csv_error(path, &e))?.clone();
         let mut names = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
@@ -205,7 +208,7 @@ impl RecipientReader {
     }
 
     fn validate(&mut self) -> Row {
-        let line = self.record.position().map_or(0, |p| p.line());
+        let line = csvline::start_line(&self.csv, &self.record);
         let reject = |field: Option<&str>, problem: String| {
             Row::Rejected(RowError {
                 line,
@@ -377,6 +380,30 @@ mod tests {
         let valid: Vec<String> = out.iter().flatten().map(|r| r.email.to_string()).collect();
         assert_eq!(valid, ["ok@example.com", "c@example.com"]);
         assert_eq!(out.last().unwrap().as_ref().unwrap().line, 9);
+    }
+
+    #[test]
+    fn crlf_files_name_the_lines_an_editor_shows() {
+        for eol in ["\n", "\r\n"] {
+            let csv = [
+                "email,first_name,note",
+                "ok@example.com,Ok,",
+                "not-an-address,Bad,",
+                "multi@example.com,Multi,\"two",
+                "lines\"",
+                ",Empty,",
+                "last@example.com,Last,",
+            ]
+            .join(eol);
+            let lines: Vec<u64> = rows(&csv)
+                .iter()
+                .map(|row| match row {
+                    Ok(r) => r.line,
+                    Err(e) => e.line,
+                })
+                .collect();
+            assert_eq!(lines, [2, 3, 4, 6, 7], "{eol:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::address::RecipientKey;
+use crate::csvline::{self, Tracked};
 
 /// Why someone is on a suppression list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,7 +164,9 @@ fn read_file(
     });
     if is_csv {
         let rest = std::io::Cursor::new(first.into_bytes()).chain(reader);
-        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(rest);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(Tracked::new(rest));
         let csv_error = |e: csv::Error| SuppressionError::Csv {
             path: path.to_owned(),
             line: e.position().map_or(0, |p| p.line()),
@@ -180,7 +183,7 @@ fn read_file(
             .expect("the header was seen to hold `email`");
         let mut record = csv::StringRecord::new();
         while csv.read_record(&mut record).map_err(csv_error)? {
-            let line = record.position().map_or(0, |p| p.line());
+            let line = csvline::start_line(&csv, record.as_byte_record());
             let address = record.get(column).unwrap_or("").trim();
             if !address.is_empty() {
                 found(address, line);
@@ -251,6 +254,20 @@ mod tests {
         assert_eq!(list.reason("other@example.net"), None);
         assert_eq!(skipped.len(), 1);
         assert_eq!((skipped[0].path.clone(), skipped[0].line), (plain, 5));
+    }
+
+    #[test]
+    fn a_crlf_csv_names_the_lines_an_editor_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "bounces.csv",
+            "email,reply\r\na@example.com,\"550\r\nno such user\"\r\nnot an address,550\r\n",
+        );
+        let (list, skipped) = SuppressionList::load(&[(Reason::Bounced, csv)]).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].line, 4, "{}", skipped[0]);
     }
 
     #[test]

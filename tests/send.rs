@@ -183,6 +183,47 @@ fn a_second_send_resumes_and_never_sends_twice() {
     assert_eq!(sent, 7);
 }
 
+/// Spreadsheets write CRLF: `send` names a rejected row by the line an editor shows, as for LF,
+/// also after a quoted field that spans two lines.
+#[test]
+fn rejected_rows_are_named_by_their_line_in_crlf_and_lf_files() {
+    for eol in ["\r\n", "\n"] {
+        let csv = [
+            "email,first_name,last_name,amount,note",
+            "ok@example.com,Ok,,,",
+            "pas-une-adresse,Bad,,,",
+            "multi@example.com,Multi,,,\"deux",
+            "lignes\"",
+            ",Vide,,,",
+            "last@example.com,Last,,,",
+            "",
+        ]
+        .join(eol);
+        let server = SmtpServer::start_in_background(Behavior::accept_all());
+        let fixture = Fixture::new(&csv, "");
+        let run = fixture.send(&server.url(), &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        for expected in [
+            "list.csv:3: field `email`: invalid address",
+            "list.csv:6: field `email`: empty address",
+        ] {
+            assert!(
+                run.stdout.contains(expected),
+                "{eol:?}: missing {expected:?}\n{}",
+                run.all()
+            );
+        }
+        assert_eq!(server.wait_for(3, WAIT).len(), 3);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = rcpts(&server.messages());
+        got.sort();
+        assert_eq!(
+            got,
+            ["last@example.com", "multi@example.com", "ok@example.com"]
+        );
+    }
+}
+
 #[test]
 fn message_ids_and_bodies_are_the_same_on_a_resend() {
     let first_server = SmtpServer::start_in_background(Behavior::accept_all());
