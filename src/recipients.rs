@@ -3,13 +3,14 @@
 //! A list can hold millions of rows, so it is never loaded whole: [`RecipientReader`] yields one
 //! [`Row`] at a time. A bad row is *rejected* (with its line, field and reason) and the stream
 //! goes on: one typo must not stop a campaign to a hundred thousand people. Only a file that
-//! cannot be read at all, or has no `email` column, is fatal.
+//! cannot be read at all, is not UTF-8 (checked whole before the first row, see `encoding`), or
+//! has no `email` column, is fatal.
 //!
 //! Every field that reaches a header (the address, and the name columns of `To`) is checked for
 //! CR and LF, which would let a row inject headers; such a row is refused, never folded.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use crate::address::RecipientKey;
 use crate::csvline::{self, Tracked};
 use crate::keymap::KeyMap;
 use crate::suppression::{Reason, SuppressionList};
+
+mod encoding;
 
 /// Longest value accepted in any column. Longer is a broken export, not a name.
 pub const MAX_FIELD_CHARS: usize = 1000;
@@ -38,6 +41,15 @@ pub enum RecipientsError {
         path: PathBuf,
         line: u64,
         message: String,
+    },
+    #[error(
+        "{path}:{line}: not UTF-8 (byte {byte:#04X}): the whole file is refused, before anything is sent; save it as UTF-8, or convert it and use the converted file, e.g. `{conversion}`"
+    )]
+    NotUtf8 {
+        path: PathBuf,
+        line: u64,
+        byte: u8,
+        conversion: String,
     },
     #[error("{path}:1: the header row has no `email` column (columns: {columns})")]
     MissingEmail { path: PathBuf, columns: String },
@@ -128,11 +140,32 @@ pub struct RecipientReader {
 impl RecipientReader {
     /// Opens `path` and reads its header row. `name_columns` are joined to form the display name
     /// (those absent from the file are ignored).
+    ///
+    /// The file is first read once through: one that is not UTF-8 is refused whole
+    /// ([`RecipientsError::NotUtf8`]), so that no command goes on with the rows that happen to
+    /// be readable.
     pub fn open(path: &Path, name_columns: &[String]) -> Result<RecipientReader, RecipientsError> {
-        let file = File::open(path).map_err(|source| RecipientsError::Read {
+        let read_error = |source| RecipientsError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = File::open(path).map_err(read_error)?;
+        if let Some(found) = encoding::first_non_utf8(&file).map_err(read_error)? {
+            let mut start = Vec::with_capacity(2);
+            file.rewind().map_err(read_error)?;
+            (&file)
+                .take(2)
+                .read_to_end(&mut start)
+                .map_err(read_error)?;
+            return Err(RecipientsError::NotUtf8 {
+                path: path.to_owned(),
+                line: found.line,
+                byte: found.byte,
+                conversion: encoding::conversion(path, &start),
+            });
+        }
+        // The same open file, read again: what was checked is what is sent.
+        file.rewind().map_err(read_error)?;
         Self::from_reader(path, Box::new(std::io::BufReader::new(file)), name_columns)
     }
 

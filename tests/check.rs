@@ -134,6 +134,35 @@ fn a_missing_email_column_exits_65_before_anything_is_sent() {
     assert_eq!(server.connections(), 0);
 }
 
+/// A list saved as Latin-1: its ASCII rows would be readable, the others not. `check` refuses
+/// the file whole, naming the first bad line and how to convert it (`send` does the same,
+/// tests/send.rs).
+#[test]
+fn a_recipient_file_that_is_not_utf8_is_refused_whole() {
+    let fixture = Fixture::new("", "");
+    std::fs::write(
+        fixture.path("recipients/list.csv"),
+        b"email,first_name,last_name,amount\n\
+          ascii@example.com,Zoe,Durand,\n\
+          francoise@example.com,Fran\xe7oise,L\xe9ger,\n\
+          rene@example.com,Rene,,\n",
+    )
+    .unwrap();
+    let expected = [
+        "list.csv:3: not UTF-8 (byte 0xE7)",
+        "iconv -f latin1 -t utf-8 ",
+        "list.utf8.csv",
+    ];
+
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for part in expected {
+        assert!(run.stderr.contains(part), "missing {part:?}\n{}", run.all());
+    }
+    // Refused whole: no row is reported one by one.
+    assert!(!run.stdout.contains("ready"), "{}", run.all());
+}
+
 #[test]
 fn an_unreadable_recipient_file_exits_65() {
     let fixture = Fixture::new(&people(1), "");
