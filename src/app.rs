@@ -346,7 +346,7 @@ fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    crate::letter::hex(&hasher.finalize()[..8])
+    crate::address::hex(&hasher.finalize()[..8])
 }
 
 /// Every field the letter mentions must be a column of the recipient file.

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::recipients::RecipientKey;
+use crate::address::RecipientKey;
 
 /// Changes held in the hash map before they are merged into the sorted array: large enough to
 /// make merges rare (each moves the whole array), small enough to cost a few megabytes.

@@ -18,19 +18,9 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use sha2::{Digest, Sha256};
 
+use crate::address::hex;
 use crate::render::Template;
 use crate::typography;
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * bytes.len());
-    for &byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
-}
 
 /// What part a section plays in the letter; the layout styles each kind its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

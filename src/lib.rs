@@ -10,13 +10,17 @@
 //! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
-//! does not own. [`app`] and [`cli`] are the edge: they turn a
-//! command line into calls to the modules above.
+//! does not own. [`app`] and [`cli`] are the edge: they turn a command line into calls to the
+//! modules above. Beneath them all, [`address`] says when two addresses are the same person,
+//! [`keymap`] keeps a small value per person, and [`csvline`] numbers a CSV's lines as an
+//! editor does.
 
+pub mod address;
 pub mod app;
 pub mod campaign;
 pub mod capture;
 pub mod cli;
+pub mod csvline;
 pub mod dkim;
 pub mod keymap;
 pub mod letter;

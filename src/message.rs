@@ -233,14 +233,15 @@ fn alternative_body(boundary: &str, text: &Body, html: &Body) -> Vec<u8> {
     out
 }
 
-/// `<campaign.hash@domain>`, where the hash covers the campaign id and the address in lower case.
+/// `<campaign.hash@domain>`, where the hash covers the campaign id and the person (the address as
+/// [`crate::address::normalize`] writes it).
 pub fn message_id(campaign_id: &str, domain: &str, address: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(campaign_id.as_bytes());
     hasher.update([0]);
-    hasher.update(address.to_lowercase().as_bytes());
+    hasher.update(crate::address::normalize(address).as_bytes());
     let digest = hasher.finalize();
-    let hash = crate::letter::hex(&digest[..12]);
+    let hash = crate::address::hex(&digest[..12]);
     format!("<{campaign_id}.{hash}@{domain}>")
 }
 

@@ -3,22 +3,25 @@
 //! A list can hold millions of rows, so it is never loaded whole: [`RecipientReader`] yields one
 //! [`Row`] at a time. A bad row is *rejected* (with its line, field and reason) and the stream
 //! goes on: one typo must not stop a campaign to a hundred thousand people. Only a file that
-//! cannot be read at all, or has no `email` column, is fatal.
+//! cannot be read at all, is not UTF-8 (checked whole before the first row, see `encoding`), or
+//! has no `email` column, is fatal.
 //!
 //! Every field that reaches a header (the address, and the name columns of `To`) is checked for
 //! CR and LF, which would let a row inject headers; such a row is refused, never folded.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lettre::Address;
 
+use crate::address::RecipientKey;
+use crate::csvline::{self, Tracked};
 use crate::keymap::KeyMap;
-use sha2::{Digest, Sha256};
-
 use crate::suppression::{Reason, SuppressionList};
+
+mod encoding;
 
 /// Longest value accepted in any column. Longer is a broken export, not a name.
 pub const MAX_FIELD_CHARS: usize = 1000;
@@ -38,6 +41,15 @@ pub enum RecipientsError {
         path: PathBuf,
         line: u64,
         message: String,
+    },
+    #[error(
+        "{path}:{line}: not UTF-8 (byte {byte:#04X}): the whole file is refused, before anything is sent; save it as UTF-8, or convert it and use the converted file, e.g. `{conversion}`"
+    )]
+    NotUtf8 {
+        path: PathBuf,
+        line: u64,
+        byte: u8,
+        conversion: String,
     },
     #[error("{path}:1: the header row has no `email` column (columns: {columns})")]
     MissingEmail { path: PathBuf, columns: String },
@@ -65,26 +77,6 @@ impl RowError {
             ),
             None => format!("{}:{}: {}", path.display(), self.line, self.problem),
         }
-    }
-}
-
-/// A stable 128-bit key of a mailbox (its address, lower-cased): duplicates in the list and
-/// entries of the send log are matched by it, in constant memory per recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecipientKey(pub [u8; 16]);
-
-impl RecipientKey {
-    /// The key of `address`; case does not matter.
-    pub fn of(address: &str) -> RecipientKey {
-        // Addresses in the send log are lower-cased already: no copy for them.
-        let digest = if address.chars().any(char::is_uppercase) {
-            Sha256::digest(address.to_lowercase().as_bytes())
-        } else {
-            Sha256::digest(address.as_bytes())
-        };
-        let mut key = [0; 16];
-        key.copy_from_slice(&digest[..16]);
-        RecipientKey(key)
     }
 }
 
@@ -138,7 +130,7 @@ pub enum Row {
 /// Streams and validates the rows of a recipient CSV.
 pub struct RecipientReader {
     path: PathBuf,
-    csv: csv::Reader<Box<dyn Read + Send>>,
+    csv: csv::Reader<Tracked<Box<dyn Read + Send>>>,
     columns: Arc<Columns>,
     seen: KeyMap<()>,
     record: csv::ByteRecord,
@@ -148,11 +140,32 @@ pub struct RecipientReader {
 impl RecipientReader {
     /// Opens `path` and reads its header row. `name_columns` are joined to form the display name
     /// (those absent from the file are ignored).
+    ///
+    /// The file is first read once through: one that is not UTF-8 is refused whole
+    /// ([`RecipientsError::NotUtf8`]), so that no command goes on with the rows that happen to
+    /// be readable.
     pub fn open(path: &Path, name_columns: &[String]) -> Result<RecipientReader, RecipientsError> {
-        let file = File::open(path).map_err(|source| RecipientsError::Read {
+        let read_error = |source| RecipientsError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut file = File::open(path).map_err(read_error)?;
+        if let Some(found) = encoding::first_non_utf8(&file).map_err(read_error)? {
+            let mut start = Vec::with_capacity(2);
+            file.rewind().map_err(read_error)?;
+            (&file)
+                .take(2)
+                .read_to_end(&mut start)
+                .map_err(read_error)?;
+            return Err(RecipientsError::NotUtf8 {
+                path: path.to_owned(),
+                line: found.line,
+                byte: found.byte,
+                conversion: encoding::conversion(path, &start),
+            });
+        }
+        // The same open file, read again: what was checked is what is sent.
+        file.rewind().map_err(read_error)?;
         Self::from_reader(path, Box::new(std::io::BufReader::new(file)), name_columns)
     }
 
@@ -162,7 +175,9 @@ impl RecipientReader {
         reader: Box<dyn Read + Send>,
         name_columns: &[String],
     ) -> Result<RecipientReader, RecipientsError> {
-        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(Tracked::new(reader));
         let header = csv.byte_headers().map_err(|e| csv_error(path, &e))?.clone();
         let mut names = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
@@ -226,7 +241,7 @@ impl RecipientReader {
     }
 
     fn validate(&mut self) -> Row {
-        let line = self.record.position().map_or(0, |p| p.line());
+        let line = csvline::start_line(&self.csv, &self.record);
         let reject = |field: Option<&str>, problem: String| {
             Row::Rejected(RowError {
                 line,
@@ -313,7 +328,7 @@ impl RecipientReader {
         match self
             .suppression
             .as_ref()
-            .and_then(|list| list.reason(recipient.email.as_ref()))
+            .and_then(|list| list.reason_by_key(&recipient.key))
         {
             Some(reason) => Row::Suppressed(recipient, reason),
             None => Row::Valid(recipient),
@@ -401,6 +416,30 @@ mod tests {
     }
 
     #[test]
+    fn crlf_files_name_the_lines_an_editor_shows() {
+        for eol in ["\n", "\r\n"] {
+            let csv = [
+                "email,first_name,note",
+                "ok@example.com,Ok,",
+                "not-an-address,Bad,",
+                "multi@example.com,Multi,\"two",
+                "lines\"",
+                ",Empty,",
+                "last@example.com,Last,",
+            ]
+            .join(eol);
+            let lines: Vec<u64> = rows(&csv)
+                .iter()
+                .map(|row| match row {
+                    Ok(r) => r.line,
+                    Err(e) => e.line,
+                })
+                .collect();
+            assert_eq!(lines, [2, 3, 4, 6, 7], "{eol:?}");
+        }
+    }
+
+    #[test]
     fn overlong_and_non_utf8_fields_are_rejected() {
         let long = "x".repeat(MAX_FIELD_CHARS + 1);
         let out = rows(&format!("email,first_name\na@example.com,{long}\n"));
@@ -436,9 +475,10 @@ mod tests {
     fn suppressed_people_come_out_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("unsub.txt");
-        std::fs::write(&path, "Zoe@EXAMPLE.com\n").unwrap();
+        std::fs::write(&path, "Zoe@EXAMPLE.com\nmarie@example.com\n").unwrap();
         let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
-        let csv = "email\nZoe@example.com\nmarie@example.com\n";
+        // Whoever the list deduplicates as one person, suppression stops as one person.
+        let csv = "email\nZoe@example.com\nMarie@Example.com\nanne@example.com\n";
         let mut reader = RecipientReader::from_reader(
             Path::new("l.csv"),
             Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
@@ -456,19 +496,11 @@ mod tests {
         }
         assert_eq!(
             kinds,
-            ["unsubscribed Zoe@example.com", "valid marie@example.com"]
-        );
-    }
-
-    #[test]
-    fn keys_ignore_case() {
-        assert_eq!(
-            RecipientKey::of("A@Example.COM"),
-            RecipientKey::of("a@example.com")
-        );
-        assert_ne!(
-            RecipientKey::of("a@example.com"),
-            RecipientKey::of("b@example.com")
+            [
+                "unsubscribed Zoe@example.com",
+                "unsubscribed Marie@Example.com",
+                "valid anne@example.com"
+            ]
         );
     }
 }

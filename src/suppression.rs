@@ -9,8 +9,9 @@
 //! reader consults it and yields suppressed people as [`Row::Suppressed`], so no code path can
 //! mail them by forgetting to ask.
 //!
-//! Addresses match exactly on the local part and without case on the domain (see
-//! [`crate::unsubscribe::normalize`]).
+//! Addresses match as the rest of missive matches them, without case on the whole address (see
+//! [`crate::address`]): suppression is never narrower than deduplication, so whoever
+//! unsubscribed as `marie@…` is not mailed as `Marie@…`.
 //!
 //! [`Row::Suppressed`]: crate::recipients::Row::Suppressed
 
@@ -19,7 +20,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::address::RecipientKey;
+use crate::csvline::{self, Tracked};
 
 /// Why someone is on a suppression list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,20 +77,11 @@ impl fmt::Display for Skipped {
     }
 }
 
-type Key = [u8; 16];
-
-fn key(address: &str) -> Key {
-    let digest = Sha256::digest(crate::unsubscribe::normalize(address).as_bytes());
-    let mut key = [0; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
-}
-
 /// Every suppressed address of a campaign, with why.
 #[derive(Debug, Default)]
 pub struct SuppressionList {
     /// Sorted by key; one entry a key (the first reason in file order wins).
-    entries: Vec<(Key, Reason)>,
+    entries: Vec<(RecipientKey, Reason)>,
 }
 
 impl SuppressionList {
@@ -107,7 +100,7 @@ impl SuppressionList {
             })?;
             read_file(path, *reason, BufReader::new(file), &mut |address, line| {
                 match address.parse::<lettre::Address>() {
-                    Ok(_) => entries.push((key(address), *reason)),
+                    Ok(_) => entries.push((RecipientKey::of(address), *reason)),
                     Err(e) => skipped.push(Skipped {
                         path: path.clone(),
                         line,
@@ -127,9 +120,13 @@ impl SuppressionList {
 
     /// Why `address` is suppressed, or `None` when it may be mailed.
     pub fn reason(&self, address: &str) -> Option<Reason> {
-        let key = key(address);
+        self.reason_by_key(&RecipientKey::of(address))
+    }
+
+    /// Why the person with `key` is suppressed, or `None` when they may be mailed.
+    pub fn reason_by_key(&self, key: &RecipientKey) -> Option<Reason> {
         self.entries
-            .binary_search_by_key(&key, |(k, _)| *k)
+            .binary_search_by_key(key, |(k, _)| *k)
             .ok()
             .map(|i| self.entries[i].1)
     }
@@ -167,7 +164,9 @@ fn read_file(
     });
     if is_csv {
         let rest = std::io::Cursor::new(first.into_bytes()).chain(reader);
-        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(rest);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(Tracked::new(rest));
         let csv_error = |e: csv::Error| SuppressionError::Csv {
             path: path.to_owned(),
             line: e.position().map_or(0, |p| p.line()),
@@ -184,7 +183,7 @@ fn read_file(
             .expect("the header was seen to hold `email`");
         let mut record = csv::StringRecord::new();
         while csv.read_record(&mut record).map_err(csv_error)? {
-            let line = record.position().map_or(0, |p| p.line());
+            let line = csvline::start_line(&csv, record.as_byte_record());
             let address = record.get(column).unwrap_or("").trim();
             if !address.is_empty() {
                 found(address, line);
@@ -247,14 +246,28 @@ mod tests {
         assert_eq!(list.reason("Marie@example.com"), Some(Reason::Unsubscribed));
         assert_eq!(
             list.reason("marie@example.com"),
-            None,
-            "local part is exact"
+            Some(Reason::Unsubscribed),
+            "the local part matches without case too, as deduplication does"
         );
         assert_eq!(list.reason("zoe@EXAMPLE.org"), Some(Reason::Unsubscribed));
         assert_eq!(list.reason("bounce@example.net"), Some(Reason::Bounced));
         assert_eq!(list.reason("other@example.net"), None);
         assert_eq!(skipped.len(), 1);
         assert_eq!((skipped[0].path.clone(), skipped[0].line), (plain, 5));
+    }
+
+    #[test]
+    fn a_crlf_csv_names_the_lines_an_editor_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "bounces.csv",
+            "email,reply\r\na@example.com,\"550\r\nno such user\"\r\nnot an address,550\r\n",
+        );
+        let (list, skipped) = SuppressionList::load(&[(Reason::Bounced, csv)]).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].line, 4, "{}", skipped[0]);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use hmac::{Hmac, Mac};
 use lettre::Address;
 use sha2::Sha256;
 
+use crate::address;
+
 /// The environment variable holding the token key; never read from a file, never printed.
 pub const SECRET_VAR: &str = "MISSIVE_UNSUBSCRIBE_SECRET";
 /// Shorter secrets can be guessed; `openssl rand -hex 32` makes a good one.
@@ -75,40 +77,50 @@ impl Secret {
     }
 }
 
-/// An address as suppression lists and tokens compare it: the local part exactly as written
-/// (RFC 5321 lets a server tell `Marie` from `marie`), the domain in lower case.
-pub fn normalize(address: &str) -> String {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
-        None => address.to_owned(),
-    }
-}
-
-fn mac(secret: &Secret, campaign_id: &str, address: &str) -> Hmac<Sha256> {
+fn mac(secret: &Secret, campaign_id: &str, person: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
     // The campaign id cannot hold a NUL and an address cannot either: the input is unambiguous.
     mac.update(b"missive-unsubscribe-v1\0");
     mac.update(campaign_id.as_bytes());
     mac.update(b"\0");
-    mac.update(normalize(address).as_bytes());
+    mac.update(person.as_bytes());
     mac
 }
 
-/// The token of `address` in campaign `campaign_id`: 32 hex digits.
+/// The token of `address` in campaign `campaign_id`: 32 hex digits. It covers the person, not
+/// the spelling ([`crate::address::normalize`]): `Marie@…` and `marie@…` have one token, as
+/// they have one entry in the send log and on a suppression list.
 pub fn token(secret: &Secret, campaign_id: &str, address: &str) -> String {
-    let tag = mac(secret, campaign_id, address).finalize().into_bytes();
-    crate::letter::hex(&tag[..TOKEN_BYTES])
+    let tag = mac(secret, campaign_id, &address::normalize(address))
+        .finalize()
+        .into_bytes();
+    address::hex(&tag[..TOKEN_BYTES])
 }
 
-/// True when `token` is the token of (`campaign_id`, `address`); compares in constant time.
+/// The form tokens hashed before missive had one address identity: the local part as written,
+/// the domain in lower case. For an address whose local part is in lower case (nearly all) it
+/// is the same as today's, so those tokens never changed; it is kept so that a link already in
+/// someone's mailbox for `Marie@…` still unsubscribes them.
+fn issued_before_identity(address: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    let form = format!("{local}@{}", domain.to_lowercase());
+    (form != address::normalize(address)).then_some(form)
+}
+
+/// True when `token` is the token of (`campaign_id`, `address`), as issued now or by an earlier
+/// version of missive; compares in constant time.
 pub fn verify(secret: &Secret, campaign_id: &str, address: &str, token: &str) -> bool {
     let Some(bytes) = unhex(token) else {
         return false;
     };
-    bytes.len() == TOKEN_BYTES
-        && mac(secret, campaign_id, address)
+    let matches = |person: &str| {
+        mac(secret, campaign_id, person)
             .verify_truncated_left(&bytes)
             .is_ok()
+    };
+    bytes.len() == TOKEN_BYTES
+        && (matches(&address::normalize(address))
+            || issued_before_identity(address).is_some_and(|form| matches(&form)))
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -235,18 +247,58 @@ mod tests {
     }
 
     #[test]
-    fn token_depends_on_campaign_address_and_secret() {
+    fn token_depends_on_campaign_person_and_secret() {
         let t = token(&secret(), "c1", "Zoe@Example.COM");
         assert_eq!(t.len(), 32);
         assert_eq!(t, token(&secret(), "c1", "Zoe@example.com"), "domain case");
-        assert_ne!(t, token(&secret(), "c1", "zoe@example.com"), "local part");
+        assert_eq!(
+            t,
+            token(&secret(), "c1", "zoe@example.com"),
+            "local part case"
+        );
+        assert_ne!(t, token(&secret(), "c1", "zoe.x@example.com"));
         assert_ne!(t, token(&secret(), "c2", "Zoe@example.com"));
         let other = Secret::new(&"x".repeat(40)).unwrap();
         assert_ne!(t, token(&other, "c1", "Zoe@example.com"));
         assert!(verify(&secret(), "c1", "Zoe@example.com", &t));
+        assert!(verify(&secret(), "c1", "zoe@EXAMPLE.com", &t));
         assert!(!verify(&other, "c1", "Zoe@example.com", &t));
         assert!(!verify(&secret(), "c1", "Zoe@example.com", &t[..30]));
         assert!(!verify(&secret(), "c1", "Zoe@example.com", "zz"));
+    }
+
+    /// What `token` computed before addresses had one identity: the local part as written.
+    fn token_issued_before_identity(secret: &Secret, campaign_id: &str, address: &str) -> String {
+        let (local, domain) = address.rsplit_once('@').unwrap();
+        let form = format!("{local}@{}", domain.to_lowercase());
+        let tag = mac(secret, campaign_id, &form).finalize().into_bytes();
+        address::hex(&tag[..TOKEN_BYTES])
+    }
+
+    #[test]
+    fn tokens_already_issued_still_verify() {
+        // A lower-case local part: the token is the very one issued before.
+        let old = token_issued_before_identity(&secret(), "c1", "zoe@Example.com");
+        assert_eq!(old, token(&secret(), "c1", "zoe@Example.com"));
+        // Known bytes, so that a change of the formula cannot pass unnoticed.
+        assert_eq!(
+            old,
+            address::hex(
+                &Hmac::<Sha256>::new_from_slice(&secret().0)
+                    .unwrap()
+                    .chain_update(b"missive-unsubscribe-v1\0c1\0zoe@example.com")
+                    .finalize()
+                    .into_bytes()[..16]
+            )
+        );
+        // A capital in the local part: today's token differs, and the old one still verifies,
+        // for that spelling only.
+        let old = token_issued_before_identity(&secret(), "c1", "Marie@example.com");
+        assert_ne!(old, token(&secret(), "c1", "Marie@example.com"));
+        assert!(verify(&secret(), "c1", "Marie@example.com", &old));
+        assert!(verify(&secret(), "c1", "Marie@EXAMPLE.com", &old));
+        assert!(!verify(&secret(), "c1", "marie@example.com", &old));
+        assert!(!verify(&secret(), "c2", "Marie@example.com", &old));
     }
 
     #[test]
@@ -290,6 +342,5 @@ mod tests {
         assert_eq!(Secret::new("short").unwrap_err(), SecretError::TooShort(5));
         let s = Secret::new(&"s3cr3t".repeat(8)).unwrap();
         assert!(!format!("{s:?}").contains("s3cr3t"));
-        assert_eq!(normalize("Marie@Example.ORG"), "Marie@example.org");
     }
 }

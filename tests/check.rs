@@ -60,6 +60,63 @@ fn check_reports_every_bad_row_by_line_and_field() {
     );
 }
 
+/// The recipient list with `eol` line ends: bad rows on lines 3 and 6, a quoted note over
+/// lines 4 and 5.
+fn list_with_line_ends(eol: &str) -> String {
+    [
+        "email,first_name,last_name,amount,note",
+        "ok@example.com,Ok,,,",
+        "pas-une-adresse,Bad,,,",
+        "multi@example.com,Multi,,,\"deux",
+        "lignes\"",
+        ",Vide,,,",
+        "last@example.com,Last,,,",
+        "",
+    ]
+    .join(eol)
+}
+
+/// Spreadsheets write CRLF: `check` and `preview` name the lines an editor shows, as for LF.
+#[test]
+fn crlf_and_lf_files_report_the_same_lines() {
+    for eol in ["\r\n", "\n"] {
+        let fixture = Fixture::new(&list_with_line_ends(eol), "");
+        let run = fixture.command("check", &[]);
+        assert_eq!(run.code, 65, "{}", run.all());
+        for expected in [
+            "list.csv:3: field `email`: invalid address",
+            "list.csv:6: field `email`: empty address",
+            "3 recipient(s) ready, 2 row(s) rejected",
+        ] {
+            assert!(
+                run.stdout.contains(expected),
+                "{eol:?}: missing {expected:?}\n{}",
+                run.all()
+            );
+        }
+
+        let out = fixture.path("apercu");
+        let run = fixture.command("preview", &["--out", out.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let mut emls: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".eml"))
+            .collect();
+        emls.sort();
+        assert_eq!(
+            emls,
+            [
+                "00002-ok@example.com.eml",
+                "00004-multi@example.com.eml",
+                "00007-last@example.com.eml"
+            ],
+            "{eol:?}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_email_column_exits_65_before_anything_is_sent() {
     let server = SmtpServer::start_in_background(Behavior::accept_all());
@@ -75,6 +132,35 @@ fn a_missing_email_column_exits_65_before_anything_is_sent() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(server.messages().is_empty());
     assert_eq!(server.connections(), 0);
+}
+
+/// A list saved as Latin-1: its ASCII rows would be readable, the others not. `check` refuses
+/// the file whole, naming the first bad line and how to convert it (`send` does the same,
+/// tests/send.rs).
+#[test]
+fn a_recipient_file_that_is_not_utf8_is_refused_whole() {
+    let fixture = Fixture::new("", "");
+    std::fs::write(
+        fixture.path("recipients/list.csv"),
+        b"email,first_name,last_name,amount\n\
+          ascii@example.com,Zoe,Durand,\n\
+          francoise@example.com,Fran\xe7oise,L\xe9ger,\n\
+          rene@example.com,Rene,,\n",
+    )
+    .unwrap();
+    let expected = [
+        "list.csv:3: not UTF-8 (byte 0xE7)",
+        "iconv -f latin1 -t utf-8 ",
+        "list.utf8.csv",
+    ];
+
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for part in expected {
+        assert!(run.stderr.contains(part), "missing {part:?}\n{}", run.all());
+    }
+    // Refused whole: no row is reported one by one.
+    assert!(!run.stdout.contains("ready"), "{}", run.all());
 }
 
 #[test]

@@ -183,6 +183,79 @@ fn a_second_send_resumes_and_never_sends_twice() {
     assert_eq!(sent, 7);
 }
 
+/// Spreadsheets write CRLF: `send` names a rejected row by the line an editor shows, as for LF,
+/// also after a quoted field that spans two lines.
+#[test]
+fn rejected_rows_are_named_by_their_line_in_crlf_and_lf_files() {
+    for eol in ["\r\n", "\n"] {
+        let csv = [
+            "email,first_name,last_name,amount,note",
+            "ok@example.com,Ok,,,",
+            "pas-une-adresse,Bad,,,",
+            "multi@example.com,Multi,,,\"deux",
+            "lignes\"",
+            ",Vide,,,",
+            "last@example.com,Last,,,",
+            "",
+        ]
+        .join(eol);
+        let server = SmtpServer::start_in_background(Behavior::accept_all());
+        let fixture = Fixture::new(&csv, "");
+        let run = fixture.send(&server.url(), &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        for expected in [
+            "list.csv:3: field `email`: invalid address",
+            "list.csv:6: field `email`: empty address",
+        ] {
+            assert!(
+                run.stdout.contains(expected),
+                "{eol:?}: missing {expected:?}\n{}",
+                run.all()
+            );
+        }
+        assert_eq!(server.wait_for(3, WAIT).len(), 3);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = rcpts(&server.messages());
+        got.sort();
+        assert_eq!(
+            got,
+            ["last@example.com", "multi@example.com", "ok@example.com"]
+        );
+    }
+}
+
+/// A list saved as Latin-1 used to be half sent: its ASCII rows mailed, the others rejected,
+/// exit 0, and cron never ran again. The file is refused whole before anything is sent.
+#[test]
+fn a_recipient_file_that_is_not_utf8_is_refused_before_anything_is_sent() {
+    let fixture = Fixture::new("", "");
+    std::fs::write(
+        fixture.path("recipients/list.csv"),
+        b"email,first_name,last_name,amount\r\n\
+          ascii@example.com,Zoe,Durand,\r\n\
+          francoise@example.com,Fran\xe7oise,L\xe9ger,\r\n\
+          rene@example.com,Rene,,\r\n",
+    )
+    .unwrap();
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for part in [
+        "list.csv:3: not UTF-8 (byte 0xE7)",
+        "iconv -f latin1 -t utf-8 ",
+    ] {
+        assert!(run.stderr.contains(part), "missing {part:?}\n{}", run.all());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.messages().is_empty(),
+        "{:?}",
+        rcpts(&server.messages())
+    );
+    assert_eq!(server.connections(), 0);
+    assert!(fixture.log_records().is_empty(), "nothing was attempted");
+}
+
 #[test]
 fn message_ids_and_bodies_are_the_same_on_a_resend() {
     let first_server = SmtpServer::start_in_background(Behavior::accept_all());

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
+use crate::address::RecipientKey;
 use crate::capture::file_safe;
 use crate::outdir;
 use crate::recipients::Row;
@@ -18,7 +19,7 @@ pub const SCREENSHOT_PAGE: &str = "screenshot.html";
 
 pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let only = only.map(str::to_lowercase);
+    let only_key = only.map(RecipientKey::of);
     let mut reader = loaded.recipients()?;
     let frame = loaded.frame();
     let mut written = 0;
@@ -39,10 +40,7 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
                 continue;
             }
         };
-        if only
-            .as_ref()
-            .is_some_and(|only| recipient.email.to_string().to_lowercase() != *only)
-        {
+        if only_key.is_some_and(|key| recipient.key != key) {
             continue;
         }
         let rendered = render(&loaded.letter, &frame, &recipient);

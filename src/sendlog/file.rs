@@ -166,7 +166,7 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64), SendLogError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipients::RecipientKey;
+    use crate::address::RecipientKey;
     use crate::sendlog::tests::sent;
     use crate::sendlog::{Event, Status};
 

@@ -107,7 +107,7 @@ impl Record {
         Record {
             at: timestamp(SystemTime::now()),
             event,
-            rcpt: rcpt.to_lowercase(),
+            rcpt: crate::address::normalize(rcpt).into_owned(),
             message_id: message_id.to_owned(),
         }
     }

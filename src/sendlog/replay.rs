@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use super::{Event, Record, Status, parse_timestamp};
+use crate::address::RecipientKey;
 use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
-use crate::recipients::RecipientKey;
 
 /// A log line as read back: flat, and borrowed from the line's bytes where it can be, so that
 /// replaying millions of records allocates next to nothing. (The written form, [`Record`], is
