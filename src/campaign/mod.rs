@@ -416,6 +416,19 @@ fn unsubscribe_settings(
                 section.url
             ),
         ))?;
+    if let Some((name, _)) = url
+        .query_pairs()
+        .find(|(name, _)| crate::unsubscribe::LINK_PARAMS.contains(&name.as_ref()))
+    {
+        return Err((
+            "unsubscribe.url",
+            format!(
+                "{:?} has a `{name}` parameter: each person's link adds `c`, `e` and `t` itself, \
+                 and a link with one twice does not verify",
+                section.url
+            ),
+        ));
+    }
     let french = language.split('-').next() == Some("fr");
     let (default_footer, default_link) = if french {
         (
@@ -611,6 +624,17 @@ recipients = "recipients/list.csv"
             .to_string();
         assert!(
             err.contains("unsubscribe.url") && err.contains("https"),
+            "{err}"
+        );
+        let taken = http.replace(
+            "http://example.org/stop",
+            "https://example.org/stop?lang=fr&e=x",
+        );
+        let err = Campaign::parse(Path::new("c.toml"), &taken)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsubscribe.url") && err.contains("`e` parameter"),
             "{err}"
         );
     }
