@@ -510,3 +510,35 @@ fn status_says_when_there_is_no_send_log() {
         (2.into(), true.into())
     );
 }
+
+#[test]
+fn debug_logging_shows_every_outcome() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
+        |address| match address {
+            "person02@example.com" => Some((550, "5.1.1 No such user".into())),
+            "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
+            _ => None,
+        },
+    ));
+    let fixture = Fixture::new(&people(3), "");
+    let campaign = fixture.campaign();
+    let url = server.url();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &url],
+        &[("MISSIVE_LOG", "debug")],
+    );
+    assert_eq!(run.code, 75, "{}", run.all());
+    for (rcpt, outcome) in [
+        ("person01@example.com", "Sent"),
+        ("person02@example.com", "Failed"),
+        ("person03@example.com", "Deferred"),
+    ] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains("outcome") && l.contains(rcpt) && l.contains(outcome)),
+            "no {outcome} outcome for {rcpt}: {}",
+            run.all()
+        );
+    }
+}
