@@ -542,3 +542,23 @@ fn debug_logging_shows_every_outcome() {
         );
     }
 }
+
+#[test]
+fn a_dry_run_promises_no_resend_of_in_doubt_messages() {
+    let catcher =
+        SmtpServer::start_in_background(Behavior::accept_all().drop_after_data_for(|n| n == 0));
+    let fixture = Fixture::new(&people(2), "");
+    let run = fixture.send(&catcher.url(), &["--dry-run"]);
+    assert!(
+        run.stdout.contains("1 message(s) got no reply after DATA"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.stdout.contains("next run"), "{}", run.all());
+    assert!(
+        run.stdout.contains("a dry run keeps no send log"),
+        "{}",
+        run.all()
+    );
+    assert!(!fixture.log_path().exists());
+}

@@ -315,8 +315,14 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         println!("  rejected {}", error.at(recipients));
     }
     if report.unanswered > 0 {
+        // Only a real send's log remembers them for the next run.
+        let then = if dry_run {
+            "a dry run keeps no send log, so no later run knows of them"
+        } else {
+            "the next run sends them again with the same Message-ID"
+        };
         println!(
-            "{} message(s) got no reply after DATA: in doubt; the next run sends them again with the same Message-ID",
+            "{} message(s) got no reply after DATA: in doubt; {then}",
             report.unanswered
         );
     }
