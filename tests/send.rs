@@ -513,13 +513,14 @@ fn status_says_when_there_is_no_send_log() {
 
 #[test]
 fn debug_logging_shows_every_outcome() {
-    let server = SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
-        |address| match address {
-            "person02@example.com" => Some((550, "5.1.1 No such user".into())),
-            "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
-            _ => None,
-        },
-    ));
+    let server =
+        SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
+            |address| match address {
+                "person02@example.com" => Some((550, "5.1.1 No such user".into())),
+                "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
+                _ => None,
+            },
+        ));
     let fixture = Fixture::new(&people(3), "");
     let campaign = fixture.campaign();
     let url = server.url();
