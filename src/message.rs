@@ -416,6 +416,8 @@ mod tests {
             ("n".repeat(1000), "d".repeat(1000)),
             ("Zo\u{e9} ".repeat(250), "\"".repeat(1000)),
             ("a.b-c_".repeat(166), String::new()),
+            // lettre folds before a word, with all the spaces in front of it.
+            ("x".into(), format!("a{}b", " ".repeat(990))),
             ("Marie Curie".to_owned(), String::new()),
         ];
         // As long as an address may be: 64 octets before the @, 254 in all (RFC 5321).

@@ -16,7 +16,7 @@ use lettre::message::header::{HeaderName, HeaderValue};
 
 use super::MAX_LINE;
 
-/// The longest word of a display name left to lettre: one that fits on a folded line of its own
+/// The longest word of a display name (with the spaces before it) left to lettre: one that fits on a folded line of its own
 /// with room to spare (RFC 5322 advises lines under 78 characters). Quoting at most doubles it
 /// and the address adds at most 256 octets, so such a name never comes near [`MAX_LINE`].
 const LONGEST_PLAIN_WORD: usize = 76;
@@ -26,7 +26,7 @@ const LONGEST_PLAIN_WORD: usize = 76;
 /// when lettre's is safe (the usual case), so the message keeps lettre's bytes.
 pub fn mailbox(header: &'static str, mailbox: &Mailbox) -> Option<HeaderValue> {
     let name = mailbox.name.as_deref()?;
-    if name.split(' ').all(|word| word.len() <= LONGEST_PLAIN_WORD) {
+    if longest_fold(name) <= LONGEST_PLAIN_WORD {
         return None;
     }
     let mut encoded = String::with_capacity(name.len() * 2 + 300);
@@ -43,6 +43,20 @@ pub fn mailbox(header: &'static str, mailbox: &Mailbox) -> Option<HeaderValue> {
         mailbox.to_string(),
         encoded,
     ))
+}
+
+/// The longest piece lettre cannot cut in `text`: a word with the spaces before it, which lettre
+/// carries onto the new line when it folds there (and trailing spaces, before the closing quote).
+fn longest_fold(text: &str) -> usize {
+    let (mut longest, mut spaces) = (0, 0);
+    for (i, word) in text.split(' ').enumerate() {
+        spaces += usize::from(i > 0);
+        if !word.is_empty() {
+            longest = longest.max(spaces + word.len());
+            spaces = 0;
+        }
+    }
+    longest.max(spaces)
 }
 
 /// How long the longest line lettre writes for an ASCII header `name: value` can be, once
@@ -75,6 +89,14 @@ mod tests {
             let to = Mailbox::new(Some(name.to_owned()), "z@example.com".parse().unwrap());
             assert!(mailbox("To", &to).is_none(), "{name}");
         }
+    }
+
+    #[test]
+    fn pieces_lettre_cannot_cut() {
+        assert_eq!(longest_fold("Zoé Durand"), 7);
+        assert_eq!(longest_fold(&format!("a{}bc", " ".repeat(5))), 7);
+        assert_eq!(longest_fold("a   "), 3);
+        assert_eq!(longest_fold(""), 0);
     }
 
     #[test]
