@@ -36,6 +36,9 @@ pub const SIGNED_HEADERS: [&str; 11] = [
 
 /// Receivers refuse RSA keys shorter than this (RFC 8301).
 const MIN_RSA_BITS: usize = 1024;
+/// Verifiers need not take larger keys (RFC 8301), and a larger key's signature (`b=`) is one
+/// base64 word that could not be folded within a header line's 998 octets.
+const MAX_RSA_BITS: usize = 4096;
 
 /// The key cannot be used: nothing is sent unsigned by surprise.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +137,12 @@ pub fn parse_key(pem: &str) -> Result<Key, String> {
     if bits < MIN_RSA_BITS {
         return Err(format!(
             "the RSA key has {bits} bits; receivers refuse fewer than {MIN_RSA_BITS} (use 2048)"
+        ));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(format!(
+            "the RSA key has {bits} bits; verifiers need not take more than {MAX_RSA_BITS} \
+             (RFC 8301), and its signature would not fit in a header line (use 2048)"
         ));
     }
     let pkcs1 = rsa_key

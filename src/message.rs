@@ -3,7 +3,10 @@
 //! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
 //! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
 //! non-ASCII names and subjects, quoted-printable or base64 for the bodies (the bodies through
-//! `body`, which makes lettre's bytes faster).
+//! `body`, which makes lettre's bytes faster). `header` keeps every header line within RFC 5322's
+//! 998 octets where lettre's folding alone would not (a display name with a very long word; a
+//! link too long for any line makes the message unbuildable, named, rather than refused by every
+//! server).
 //!
 //! The Message-ID is a hash of (campaign id, address), so the same person always gets the same
 //! id for the same campaign: a resend after a crash can be recognized downstream, and a test can
@@ -30,13 +33,32 @@ use crate::render::{FixedParts, Rendered};
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 
 mod body;
+mod header;
 
-/// lettre refused to build a message (a header it could not encode).
+/// The longest line a message may hold, CRLF excluded (RFC 5322, section 2.1.1).
+pub const MAX_LINE: usize = 998;
+
+/// A message that cannot be built for one person.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the message for {email}: {source}")]
+#[error("cannot build the message for {email}: {problem}")]
 pub struct MessageError {
     pub email: String,
-    pub source: lettre::error::Error,
+    pub problem: MessageProblem,
+}
+
+/// Why a message cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageProblem {
+    /// lettre refused (a header it could not encode).
+    #[error(transparent)]
+    Lettre(#[from] lettre::error::Error),
+    /// The person's unsubscribe link cannot be folded (a URL must not be cut) and would make a
+    /// header line longer than a server accepts.
+    #[error(
+        "its unsubscribe link is {link} characters long, and a mail header line holds at most \
+         {MAX_LINE}: shorten `[unsubscribe] url` in the campaign"
+    )]
+    LinkTooLong { link: usize },
 }
 
 /// Builds the messages of one campaign.
@@ -46,6 +68,9 @@ pub struct Composer {
     from: Mailbox,
     reply_to: Option<Mailbox>,
     subject: String,
+    /// From and Reply-To folded by us, where lettre's encoding would not fold them.
+    folded_from: Option<HeaderValue>,
+    folded_reply_to: Option<HeaderValue>,
     unsubscribe: Option<Arc<Unsubscribe>>,
     dkim: Option<Arc<DkimConfig>>,
     /// What every text and HTML part holds, encoded once.
@@ -62,6 +87,10 @@ impl Composer {
     pub fn new(campaign_id: &str, from: Mailbox, reply_to: Option<Mailbox>, subject: &str) -> Self {
         Composer {
             campaign_id: campaign_id.to_owned(),
+            folded_from: header::mailbox("From", &from),
+            folded_reply_to: reply_to
+                .as_ref()
+                .and_then(|m| header::mailbox("Reply-To", m)),
             from,
             reply_to,
             subject: subject.to_owned(),
@@ -112,27 +141,42 @@ impl Composer {
         date: SystemTime,
     ) -> Result<Message, MessageError> {
         let name = (!recipient.name.is_empty()).then(|| recipient.name.clone());
+        let failed = |problem: MessageProblem| MessageError {
+            email: recipient.email.to_string(),
+            problem,
+        };
         // Given, or lettre would work it out by parsing back the From and To it was just given.
         let envelope = Envelope::new(Some(self.from.email.clone()), vec![recipient.email.clone()])
-            .map_err(|source| MessageError {
-                email: recipient.email.to_string(),
-                source,
-            })?;
+            .map_err(|e| failed(e.into()))?;
+        let to = Mailbox::new(name, recipient.email.clone());
+        let folded_to = header::mailbox("To", &to);
         let mut builder = Message::builder()
             .envelope(envelope)
             .from(self.from.clone())
-            .to(Mailbox::new(name, recipient.email.clone()))
+            .to(to)
             .subject(self.subject.clone())
             .date(date)
             .message_id(Some(self.message_id(recipient)));
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
+        // In place of lettre's, where they stand.
+        for folded in [&self.folded_from, &folded_to, &self.folded_reply_to]
+            .into_iter()
+            .flatten()
+        {
+            builder = builder.raw_header(folded.clone());
+        }
         if let Some(unsubscribe) = &self.unsubscribe {
+            let links = unsubscribe.header(recipient.email.as_ref());
+            if !header::fits("List-Unsubscribe", &links) {
+                let link = unsubscribe.link(recipient.email.as_ref()).len();
+                return Err(failed(MessageProblem::LinkTooLong { link }));
+            }
             builder = builder
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                    unsubscribe.header(recipient.email.as_ref()),
+                    links,
                 ))
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
@@ -140,12 +184,7 @@ impl Composer {
                 ));
         }
         let mut message =
-            multipart_alternative(builder, rendered, &self.known).map_err(|source| {
-                MessageError {
-                    email: recipient.email.to_string(),
-                    source,
-                }
-            })?;
+            multipart_alternative(builder, rendered, &self.known).map_err(|e| failed(e.into()))?;
         if let Some(dkim) = &self.dkim {
             // Last: the signature covers the headers and body exactly as they will be sent.
             message.sign(dkim);
@@ -340,6 +379,161 @@ mod tests {
             }
             assert_eq!(people, 3);
         }
+    }
+
+    /// Every line of a message's header, its name included, within RFC 5322's 998 octets.
+    fn assert_header_lines_fit(formatted: &[u8]) {
+        let end = formatted
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a blank line ends the header");
+        for line in formatted[..end].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            assert!(
+                line.len() <= MAX_LINE,
+                "a header line of {} octets: {}…",
+                line.len(),
+                String::from_utf8_lossy(&line[..80])
+            );
+        }
+    }
+
+    #[test]
+    fn extreme_but_allowed_headers_fold_within_998_octets_and_read_back() {
+        use crate::recipients::{RecipientReader, Row};
+        use crate::unsubscribe::Secret;
+
+        let max = crate::campaign::MAX_SUBJECT_CHARS;
+        let subjects = [
+            "x".repeat(max),
+            "é".repeat(max),
+            "\u{1f4ec}".repeat(max),
+            "Bonjour ".repeat(max / 8).trim_end().to_owned(),
+            format!("{} {}", "a".repeat(max / 2), "ü".repeat(max / 2)),
+            format!("=?utf-8?q?{}", "z".repeat(max - 10)),
+        ];
+        // Two name columns of up to 1000 characters each: one long word, words, quotes, accents.
+        let names = [
+            ("n".repeat(1000), "d".repeat(1000)),
+            ("Zo\u{e9} ".repeat(250), "\"".repeat(1000)),
+            ("a.b-c_".repeat(166), String::new()),
+            // lettre folds before a word, with all the spaces in front of it.
+            ("x".into(), format!("a{}b", " ".repeat(990))),
+            ("Marie Curie".to_owned(), String::new()),
+        ];
+        // As long as an address may be: 64 octets before the @, 254 in all (RFC 5321).
+        let address = format!(
+            "{}+x@{}.{}.{}.org",
+            "l".repeat(62),
+            "d".repeat(63),
+            "e".repeat(63),
+            "f".repeat(57)
+        );
+        assert_eq!(address.len(), 254);
+        let unsubscribe = Arc::new(Unsubscribe {
+            campaign_id: "c".repeat(64),
+            mailto: "desabonnement@example.org".parse().unwrap(),
+            url: format!("https://dons.example.org/{}", "p".repeat(300))
+                .parse()
+                .unwrap(),
+            footer: "f".into(),
+            link_text: "l".into(),
+            secret: Secret::new(&"k".repeat(32)).unwrap(),
+        });
+        let long_from: Mailbox = format!("{} <dons@example.org>", "F".repeat(1000))
+            .parse()
+            .unwrap();
+        // Signed with the longest selector and domain DNS allows (an RSA key's signature is at
+        // most 684 characters: `dkim` refuses keys over 4096 bits).
+        let dkim = Arc::new(DkimConfig::new(
+            "s".repeat(63),
+            format!("{}.{}.example.org", "a".repeat(63), "b".repeat(63)),
+            lettre::message::dkim::DkimSigningKey::new(
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                lettre::message::dkim::DkimSigningAlgorithm::Ed25519,
+            )
+            .unwrap(),
+            crate::dkim::SIGNED_HEADERS
+                .iter()
+                .map(|name| HeaderName::new_from_ascii_str(name))
+                .collect(),
+            lettre::message::dkim::DkimCanonicalization::default(),
+        ));
+        let date = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        for subject in &subjects {
+            for (first, last) in &names {
+                let csv = format!(
+                    "email,first_name,last_name\n{address},\"{}\",\"{}\"\n",
+                    first.replace('"', "\"\""),
+                    last.replace('"', "\"\"")
+                );
+                let mut reader = RecipientReader::from_reader(
+                    std::path::Path::new("t.csv"),
+                    Box::new(std::io::Cursor::new(csv.into_bytes())),
+                    &["first_name".to_owned(), "last_name".to_owned()],
+                )
+                .unwrap();
+                let row = reader.next_row().unwrap();
+                let Some(Row::Valid(person)) = row else {
+                    panic!("{row:?}")
+                };
+                let composer = Composer::new(
+                    &unsubscribe.campaign_id,
+                    long_from.clone(),
+                    Some(long_from.clone()),
+                    subject,
+                )
+                .with_unsubscribe(Arc::clone(&unsubscribe))
+                .with_dkim(Arc::clone(&dkim));
+                let rendered = Rendered {
+                    html: "<p>x</p>".into(),
+                    text: "x".into(),
+                };
+                let formatted = composer
+                    .compose(&person, rendered, date)
+                    .unwrap()
+                    .formatted();
+                assert_header_lines_fit(&formatted);
+
+                let parsed = mail_parser::MessageParser::default()
+                    .parse(&formatted)
+                    .unwrap();
+                assert_eq!(parsed.subject(), Some(subject.as_str()));
+                let to = parsed.to().and_then(|to| to.first()).unwrap();
+                assert_eq!(to.name(), Some(person.name.as_str()));
+                assert_eq!(to.address(), Some(address.as_str()));
+                let from = parsed.from().and_then(|from| from.first()).unwrap();
+                assert_eq!(from.name(), long_from.name.as_deref());
+                let links = parsed.header_raw("List-Unsubscribe").unwrap();
+                assert!(links.contains(&unsubscribe.link(&address)), "{links}");
+                assert!(parsed.header_raw("DKIM-Signature").is_some());
+            }
+        }
+
+        // A link that cannot fit on a line: the message is not built, and says why.
+        let mut too_long = (*unsubscribe).clone();
+        too_long.url = format!("https://dons.example.org/{}", "p".repeat(700))
+            .parse()
+            .unwrap();
+        let composer =
+            Composer::new("c", long_from.clone(), None, "S").with_unsubscribe(Arc::new(too_long));
+        let csv = format!("email\n{address}\n");
+        let mut reader = RecipientReader::from_reader(
+            std::path::Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(csv.into_bytes())),
+            &[],
+        )
+        .unwrap();
+        let Some(Row::Valid(person)) = reader.next_row().unwrap() else {
+            panic!("the row is valid")
+        };
+        let rendered = Rendered {
+            html: "<p>x</p>".into(),
+            text: "x".into(),
+        };
+        let error = composer.compose(&person, rendered, date).unwrap_err();
+        assert!(matches!(error.problem, MessageProblem::LinkTooLong { .. }));
+        assert!(error.to_string().contains("[unsubscribe] url"), "{error}");
     }
 
     #[test]

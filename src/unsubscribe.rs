@@ -29,6 +29,8 @@ const TOKEN_BYTES: usize = 16;
 const CAMPAIGN_PARAM: &str = "c";
 const ADDRESS_PARAM: &str = "e";
 const TOKEN_PARAM: &str = "t";
+/// The parameters each link adds to the endpoint's URL, which must not have them already.
+pub const LINK_PARAMS: [&str; 3] = [CAMPAIGN_PARAM, ADDRESS_PARAM, TOKEN_PARAM];
 
 /// The token key. Its `Debug` never shows the value, so it cannot leak through a log line.
 #[derive(Clone)]
@@ -182,6 +184,15 @@ pub enum VerifyError {
     NotAUrl(String),
     #[error("the link has no `{0}` parameter")]
     Missing(&'static str),
+    /// A second `e` (or `c`, `t`): the endpoint's framework may read the other one, and
+    /// unsubscribe someone the token does not name.
+    #[error("the link has more than one `{0}` parameter: it was altered")]
+    Repeated(&'static str),
+    #[error(
+        "the link has a `{0}` parameter where missive's links end with `c`, `e` and `t`, in \
+         that order: it was altered"
+    )]
+    Unexpected(String),
     #[error("the token does not match campaign {campaign} and address {address}")]
     BadToken { campaign: String, address: String },
 }
@@ -194,6 +205,11 @@ pub struct Verified {
 }
 
 /// Checks a link as the endpoint received it (the whole URL; a query string alone also works).
+///
+/// The link must be as [`Unsubscribe::link`] writes it: the endpoint's own parameters, if its
+/// URL has any, then `c`, `e` and `t`, once each, last. A parameter repeated or added is refused
+/// even when the token matches, since the endpoint's framework may read another value than the
+/// one verified here.
 pub fn verify_link(secret: &Secret, link: &str) -> Result<Verified, VerifyError> {
     let parsed = url::Url::parse(link)
         .or_else(|_| {
@@ -203,25 +219,42 @@ pub fn verify_link(secret: &Secret, link: &str) -> Result<Verified, VerifyError>
             ))
         })
         .map_err(|_| VerifyError::NotAUrl(link.to_owned()))?;
-    let param = |name: &'static str| {
-        parsed
-            .query_pairs()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-            .ok_or(VerifyError::Missing(name))
+    // Decoded, as the endpoint's framework decodes them: `%65` is `e`.
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let ours = LINK_PARAMS;
+    for name in ours {
+        match pairs.iter().filter(|(key, _)| key == name).count() {
+            0 => return Err(VerifyError::Missing(name)),
+            1 => {}
+            _ => return Err(VerifyError::Repeated(name)),
+        }
+    }
+    // Ours are the last three, in order; whatever stands before them is the endpoint's own.
+    let first = pairs
+        .iter()
+        .position(|(key, _)| ours.contains(&key.as_str()))
+        .expect("each is present");
+    let tail = &pairs[first..];
+    if let Some((_, (key, _))) = tail
+        .iter()
+        .enumerate()
+        .find(|(i, (key, _))| ours.get(*i) != Some(&key.as_str()))
+    {
+        return Err(VerifyError::Unexpected(key.clone()));
+    }
+    let [(_, campaign), (_, address), (_, token)] = tail else {
+        unreachable!("three parameters, checked above")
     };
-    let (campaign, address, token) = (
-        param(CAMPAIGN_PARAM)?,
-        param(ADDRESS_PARAM)?,
-        param(TOKEN_PARAM)?,
-    );
-    if verify(secret, &campaign, &address, &token) {
+    if verify(secret, campaign, address, token) {
         Ok(Verified {
-            campaign_id: campaign,
-            address,
+            campaign_id: campaign.clone(),
+            address: address.clone(),
         })
     } else {
-        Err(VerifyError::BadToken { campaign, address })
+        Err(VerifyError::BadToken {
+            campaign: campaign.clone(),
+            address: address.clone(),
+        })
     }
 }
 
@@ -323,6 +356,53 @@ mod tests {
         assert_eq!(
             verify_link(&u.secret, "https://x.example/?c=c1&e=a%40b"),
             Err(VerifyError::Missing("t"))
+        );
+    }
+
+    #[test]
+    fn repeated_or_unknown_parameters_make_a_link_invalid() {
+        let u = settings();
+        let link = u.link("zoe@example.com");
+        // Valid: as written, and as its query string alone.
+        assert!(verify_link(&u.secret, &link).is_ok());
+        let other = u.link("eve@example.com");
+        let eve_token = other.rsplit_once("t=").unwrap().1;
+        let altered = [
+            // A second address, after or before: frameworks differ on which one they keep.
+            (
+                format!("{link}&e=eve%40example.com"),
+                VerifyError::Repeated("e"),
+            ),
+            (
+                link.replace("?lang=fr&", "?lang=fr&e=eve%40example.com&"),
+                VerifyError::Repeated("e"),
+            ),
+            // The same name, percent-encoded, is the same parameter to the endpoint.
+            (
+                format!("{link}&%65=eve%40example.com"),
+                VerifyError::Repeated("e"),
+            ),
+            (format!("{link}&t={eve_token}"), VerifyError::Repeated("t")),
+            (format!("{link}&c=c2"), VerifyError::Repeated("c")),
+            (
+                format!("{link}&next=https://evil.example"),
+                VerifyError::Unexpected("next".into()),
+            ),
+            (
+                link.replace("&e=", "&x=1&e="),
+                VerifyError::Unexpected("x".into()),
+            ),
+        ];
+        for (link, expected) in altered {
+            assert_eq!(verify_link(&u.secret, &link), Err(expected), "{link}");
+        }
+        // Parameters in another order than missive writes them.
+        let query = link.split_once('?').unwrap().1;
+        let mut pairs: Vec<&str> = query.split('&').collect();
+        pairs.swap(2, 3);
+        assert_eq!(
+            verify_link(&u.secret, &pairs.join("&")),
+            Err(VerifyError::Unexpected("t".into()))
         );
     }
 

@@ -328,3 +328,31 @@ fn the_shipped_campaign_checks_clean() {
         "{all}"
     );
 }
+
+#[test]
+fn an_over_long_subject_is_refused_by_check_and_send_naming_its_line() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(2), "");
+    let campaign = std::fs::read_to_string(fixture.campaign()).unwrap();
+    let subject = "Nos ratés ".repeat(30);
+    fixture.write(
+        "campaign.toml",
+        &campaign.replace("Nos ratés de l’année", &subject),
+    );
+    for run in [
+        fixture.command("check", &[]),
+        fixture.send(&server.url(), &[]),
+    ] {
+        assert_eq!(run.code, 65, "{}", run.all());
+        assert!(
+            run.stderr
+                .contains("campaign.toml:3: field `subject`: 300 characters; at most 255"),
+            "{}",
+            run.all()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.messages().is_empty());
+    assert_eq!(server.connections(), 0);
+    assert!(!fixture.log_path().exists());
+}

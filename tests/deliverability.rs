@@ -518,3 +518,24 @@ fn check_lints_links_and_fails_only_on_errors() {
         run.all()
     );
 }
+
+#[test]
+fn verify_refuses_a_link_with_a_second_address() {
+    let secret = missive::unsubscribe::Secret::new(SECRET).unwrap();
+    let token = missive::unsubscribe::token(&secret, "essai-2026", "zoe@example.com");
+    let link = format!(
+        "https://dons.example.org/desabonnement?c=essai-2026&e=zoe%40example.com&t={token}"
+    );
+    let run = verify(&link, SECRET);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // An endpoint whose framework keeps the last `e` would unsubscribe eve with zoe's token.
+    let run = verify(&format!("{link}&e=eve%40example.com"), SECRET);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        run.stderr,
+        "invalid: the link has more than one `e` parameter: it was altered\n",
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.is_empty(), "{}", run.all());
+}

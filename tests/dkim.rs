@@ -177,3 +177,38 @@ fn check_warns_when_dkim_is_not_aligned_with_from() {
         run.all()
     );
 }
+
+#[test]
+fn a_long_display_name_is_folded_and_the_signature_still_verifies() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = dkim::generate(keys.path(), "ed25519");
+    let extra = format!(
+        "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
+        key.pem.display()
+    );
+    // Two name columns of 1000 characters, one word each: lettre alone would write a To line
+    // of over 2000 octets.
+    let first = "Z".repeat(1000);
+    let last = "D".repeat(1000);
+    let csv = format!("email,first_name,last_name,amount\nzoe@example.com,{first},{last},\n");
+    let fixture = Fixture::new(&csv, &extra);
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let campaign = fixture.campaign();
+    let url = server.url();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &url],
+        &[SECRET],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let message = server.wait_for(1, Duration::from_secs(10)).remove(0).data;
+    let text = String::from_utf8(message.clone()).unwrap();
+    let head = text.split("\r\n\r\n").next().unwrap();
+    assert!(head.split("\r\n").all(|line| line.len() <= 998), "{head}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message)
+        .unwrap();
+    let to = parsed.to().and_then(|to| to.first()).unwrap();
+    assert_eq!(to.name(), Some(format!("{first} {last}").as_str()));
+    let (ok, report) = dkim::verify(&message, "s2026", "example.org", &key.record);
+    assert!(ok, "{report}\n{head}");
+}

@@ -534,3 +534,105 @@ fn max_duration_bounds_the_run_even_with_messages_queued() {
     assert_eq!(counts["sent"].as_u64(), Some(received), "{counts}");
     assert_eq!(counts["pending"].as_u64(), Some(20 - received), "{counts}");
 }
+
+#[test]
+fn status_says_when_there_is_no_send_log() {
+    let fixture = Fixture::new(&people(2), "");
+    // Never sent, the default log: nothing sent yet, and said so.
+    let run = fixture.command("status", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("no send log yet"), "{}", run.all());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.contains("not yet attempted") && l.ends_with(" 2")),
+        "{}",
+        run.all()
+    );
+    let json = fixture.status();
+    assert_eq!(
+        (json["pending"].clone(), json["log_exists"].clone()),
+        (2.into(), false.into())
+    );
+
+    // A --log that does not exist is a typo, not a campaign never sent.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    assert_eq!(fixture.send(&server.url(), &[]).code, 0);
+    let typo = fixture.path("essai-2026.sendlgo.jsonl");
+    for json in [&[][..], &["--json"][..]] {
+        let mut args = vec!["--log", typo.to_str().unwrap()];
+        args.extend_from_slice(json);
+        let run = fixture.command("status", &args);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stdout.is_empty(), "{}", run.all());
+        assert!(
+            run.stderr
+                .contains(&format!("{}: no send log there", typo.display())),
+            "{}",
+            run.all()
+        );
+    }
+    assert!(!typo.exists());
+    // The log that exists, named with --log, is read as before.
+    let log = fixture.log_path();
+    let run = fixture.command("status", &["--log", log.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (json["sent"].clone(), json["log_exists"].clone()),
+        (2.into(), true.into())
+    );
+}
+
+#[test]
+fn debug_logging_shows_every_outcome() {
+    let server =
+        SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
+            |address| match address {
+                "person02@example.com" => Some((550, "5.1.1 No such user".into())),
+                "person03@example.com" => Some((451, "4.3.0 Try again later".into())),
+                _ => None,
+            },
+        ));
+    let fixture = Fixture::new(&people(3), "");
+    let campaign = fixture.campaign();
+    let url = server.url();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &url],
+        &[("MISSIVE_LOG", "debug")],
+    );
+    assert_eq!(run.code, 75, "{}", run.all());
+    for (rcpt, outcome) in [
+        ("person01@example.com", "Sent"),
+        ("person02@example.com", "Failed"),
+        ("person03@example.com", "Deferred"),
+    ] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains("outcome") && l.contains(rcpt) && l.contains(outcome)),
+            "no {outcome} outcome for {rcpt}: {}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_promises_no_resend_of_in_doubt_messages() {
+    let catcher =
+        SmtpServer::start_in_background(Behavior::accept_all().drop_after_data_for(|n| n == 0));
+    let fixture = Fixture::new(&people(2), "");
+    let run = fixture.send(&catcher.url(), &["--dry-run"]);
+    assert!(
+        run.stdout.contains("1 message(s) got no reply after DATA"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.stdout.contains("next run"), "{}", run.all());
+    assert!(
+        run.stdout.contains("a dry run keeps no send log"),
+        "{}",
+        run.all()
+    );
+    assert!(!fixture.log_path().exists());
+}

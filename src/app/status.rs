@@ -36,16 +36,31 @@ struct Report {
     eta_secs: Option<u64>,
     /// The log shows attempts of a letter other than the current one.
     letter_changed: bool,
+    /// False when the campaign has no send log yet (never sent).
+    log_exists: bool,
 }
 
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
-    let log_path = options
-        .log
-        .clone()
-        .unwrap_or_else(|| campaign.default_log_path());
+    let default_log = campaign.default_log_path();
+    let log_path = options.log.clone().unwrap_or_else(|| default_log.clone());
+    let log_exists = log_path.try_exists().unwrap_or(true);
+    // No log where the campaign keeps it: never sent. No log where --log says: a typo (or the
+    // wrong folder), which must not read as "nothing sent yet" while people were mailed. A
+    // wrong argument, like clap's usage errors: exit 1, not the campaign's 65.
+    if !log_exists && log_path != default_log {
+        anyhow::bail!(
+            "{}: no send log there (--log names a file that does not exist); check the path: \
+             without --log, status reads {}",
+            log_path.display(),
+            default_log.display()
+        );
+    }
     let replay = FileLog::read(&log_path)?;
-    let mut report = Report::default();
+    let mut report = Report {
+        log_exists,
+        ..Report::default()
+    };
     let mut reader = loaded.recipients()?;
     while let Some(row) = reader.next_row()? {
         report.total += 1;
@@ -114,7 +129,15 @@ fn eta(remaining: u64, campaign: &crate::campaign::Campaign) -> Option<u64> {
 }
 
 fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &std::path::Path) {
-    println!("campaign {} (log {})", campaign.id, log.display());
+    if report.log_exists {
+        println!("campaign {} (log {})", campaign.id, log.display());
+    } else {
+        println!(
+            "campaign {} (no send log yet at {}: nothing sent)",
+            campaign.id,
+            log.display()
+        );
+    }
     for (label, n) in [
         ("sent", report.sent),
         ("failed (permanently)", report.failed),

@@ -12,11 +12,12 @@ use crate::send::Failover;
 #[serde(deny_unknown_fields)]
 pub(super) struct CampaignFile {
     pub(super) id: String,
-    pub(super) subject: String,
+    /// Spanned: a value too long is named with its line.
+    pub(super) subject: toml::Spanned<String>,
     pub(super) from: String,
     pub(super) reply_to: Option<String>,
     pub(super) language: String,
-    pub(super) preheader: String,
+    pub(super) preheader: toml::Spanned<String>,
     pub(super) letter: PathBuf,
     pub(super) recipients: PathBuf,
     /// Columns joined (with a space) to form the display name in `To`.

@@ -24,6 +24,16 @@ mod file;
 pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
 use file::{CampaignFile, DkimSection, MAX_POOL_SIZE, RetrySection, UnsubscribeSection};
 
+/// The longest subject a campaign may have. Inboxes show 40 to 80 characters (`check` warns
+/// past 80) and Outlook keeps 255, so a longer one is a paragraph pasted into the wrong field;
+/// and it stays a few folded header lines even in 4-byte characters, where a subject without
+/// bound once made a header no server would take, on every run.
+pub const MAX_SUBJECT_CHARS: usize = 255;
+/// The longest preheader: inboxes show about 100 to 140 characters of it, then the letter.
+pub const MAX_PREHEADER_CHARS: usize = 255;
+/// The longest campaign id: it goes whole into every Message-ID, which cannot be folded.
+pub const MAX_ID_CHARS: usize = 64;
+
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -39,6 +49,14 @@ pub enum CampaignError {
     #[error("{path}: field `{field}`: {problem}")]
     Invalid {
         path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
+    /// Like `Invalid`, for a value whose line is known.
+    #[error("{path}:{line}: field `{field}`: {problem}")]
+    InvalidAt {
+        path: PathBuf,
+        line: usize,
         field: &'static str,
         problem: String,
     },
@@ -130,6 +148,7 @@ impl Campaign {
         let base = path.parent().unwrap_or(Path::new("."));
 
         if file.id.is_empty()
+            || file.id.len() > MAX_ID_CHARS
             || !file
                 .id
                 .chars()
@@ -138,20 +157,36 @@ impl Campaign {
             return Err(invalid(
                 "id",
                 format!(
-                    "{:?} must be non-empty ASCII letters, digits, '-', '_' or '.' (it goes into Message-IDs)",
+                    "{:?} must be 1 to {MAX_ID_CHARS} ASCII letters, digits, '-', '_' or '.' (it goes into Message-IDs)",
                     file.id
                 ),
             ));
         }
-        for (field, value) in [("subject", &file.subject), ("preheader", &file.preheader)] {
-            if value.contains(['\r', '\n']) {
+        for (field, value, max) in [
+            ("subject", &file.subject, MAX_SUBJECT_CHARS),
+            ("preheader", &file.preheader, MAX_PREHEADER_CHARS),
+        ] {
+            if value.get_ref().contains(['\r', '\n']) {
                 return Err(invalid(
                     field,
                     "must be one line (no CR or LF: it reaches a header)".into(),
                 ));
             }
+            let chars = value.get_ref().chars().count();
+            if chars > max {
+                return Err(CampaignError::InvalidAt {
+                    path: path.to_owned(),
+                    line: text[..value.span().start].matches('\n').count() + 1,
+                    field,
+                    problem: format!(
+                        "{chars} characters; at most {max} (inboxes show fewer than 140): \
+                         shorten it"
+                    ),
+                });
+            }
         }
-        if file.subject.trim().is_empty() {
+        let (subject, preheader) = (file.subject.into_inner(), file.preheader.into_inner());
+        if subject.trim().is_empty() {
             return Err(invalid("subject", "must not be empty".into()));
         }
         let from = parse_mailbox(&file.from).map_err(|p| invalid("from", p))?;
@@ -279,11 +314,11 @@ impl Campaign {
         Ok(Campaign {
             path: path.to_owned(),
             id: file.id,
-            subject: file.subject,
+            subject,
             from,
             reply_to,
             language: file.language,
-            preheader: file.preheader,
+            preheader,
             letter_path: base.join(file.letter),
             recipients_path: base.join(file.recipients),
             name_columns: file.name_columns,
@@ -382,6 +417,19 @@ fn unsubscribe_settings(
                 section.url
             ),
         ))?;
+    if let Some((name, _)) = url
+        .query_pairs()
+        .find(|(name, _)| crate::unsubscribe::LINK_PARAMS.contains(&name.as_ref()))
+    {
+        return Err((
+            "unsubscribe.url",
+            format!(
+                "{:?} has a `{name}` parameter: each person's link adds `c`, `e` and `t` itself, \
+                 and a link with one twice does not verify",
+                section.url
+            ),
+        ));
+    }
     let french = language.split('-').next() == Some("fr");
     let (default_footer, default_link) = if french {
         (
@@ -414,13 +462,15 @@ fn dkim_settings(
     base: &Path,
 ) -> Result<DkimSettings, (&'static str, String)> {
     let domain = section.domain.trim().trim_end_matches('.').to_lowercase();
+    // DNS: labels of at most 63 octets, names of at most 253; both go into DKIM-Signature.
     let label_ok = |label: &str| {
         !label.is_empty()
+            && label.len() <= 63
             && label
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
     };
-    if !domain.contains('.') || !domain.split('.').all(label_ok) {
+    if !domain.contains('.') || domain.len() > 253 || !domain.split('.').all(label_ok) {
         return Err((
             "dkim.domain",
             format!(
@@ -429,11 +479,14 @@ fn dkim_settings(
             ),
         ));
     }
-    if !section.selector.split('.').all(label_ok) {
+    if !section.selector.split('.').all(label_ok)
+        || section.selector.len() + "._domainkey.".len() + domain.len() > 253
+    {
         return Err((
             "dkim.selector",
             format!(
-                "{:?} is not a selector such as \"missive2026\" (letters, digits, '-', '_')",
+                "{:?} is not a selector such as \"missive2026\" (letters, digits, '-', '_'; \
+                 with `._domainkey.` and the domain, a DNS name of at most 253 characters)",
                 section.selector
             ),
         ));
@@ -497,6 +550,33 @@ recipients = "recipients/list.csv"
     }
 
     #[test]
+    fn subject_and_preheader_have_a_limit_named_with_their_line() {
+        let at_limit = MINIMAL.replace("\"Bonjour\"", &format!("\"{}\"", "é".repeat(255)));
+        assert!(Campaign::parse(Path::new("c.toml"), &at_limit).is_ok());
+        let long = MINIMAL.replace("\"Bonjour\"", &format!("\"{}\"", "é".repeat(256)));
+        let err = Campaign::parse(Path::new("c.toml"), &long)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:3: field `subject`: 256 characters; at most 255"),
+            "{err}"
+        );
+        let long = MINIMAL.replace("\"p\"", &format!("\"{}\"", "p".repeat(300)));
+        let err = Campaign::parse(Path::new("c.toml"), &long)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:6: field `preheader`: 300 characters"),
+            "{err}"
+        );
+        let long_id = MINIMAL.replace("\"t1\"", &format!("\"{}\"", "i".repeat(65)));
+        let err = Campaign::parse(Path::new("c.toml"), &long_id)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `id`"), "{err}");
+    }
+
+    #[test]
     fn retry_settings() {
         let text = format!("{MINIMAL}[retry]\nmax_attempts = 3\nfirst_delay = \"1m\"\n");
         let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
@@ -545,6 +625,17 @@ recipients = "recipients/list.csv"
             .to_string();
         assert!(
             err.contains("unsubscribe.url") && err.contains("https"),
+            "{err}"
+        );
+        let taken = http.replace(
+            "http://example.org/stop",
+            "https://example.org/stop?lang=fr&e=x",
+        );
+        let err = Campaign::parse(Path::new("c.toml"), &taken)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unsubscribe.url") && err.contains("`e` parameter"),
             "{err}"
         );
     }

@@ -329,10 +329,10 @@ async fn transact(
         Ok(reply) => {
             shared.route.answered();
             let via = (relay.name != shared.route.primary().name).then(|| relay.name.to_owned());
-            let durable = shared
-                .log
-                .submit(record(Event::Sent { reply, via }))
-                .await?;
+            let event = Event::Sent { reply, via };
+            // Every outcome, sent ones too, for `MISSIVE_LOG=debug` (see `refused`).
+            tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
+            let durable = shared.log.submit(record(event)).await?;
             Ok(Transaction::Done {
                 outcome: Outcome::Sent,
                 reusable: true,
