@@ -13,6 +13,7 @@
 
 mod commit;
 mod file;
+mod lock;
 mod replay;
 
 pub use commit::{Durable, LogWriter};
@@ -38,9 +39,25 @@ pub enum SendLogError {
         line: usize,
         message: String,
     },
-    /// Another `send` holds the campaign: two runs would send twice.
+    /// Another `send` holds the log: two runs would send twice.
     #[error("send log {path} is locked by another missive run{holder}; try again when it ends")]
     Locked { path: PathBuf, holder: String },
+    /// The file is not a send log (its first line is no record), or the lock's place holds
+    /// something other than a lock: the file is left as it was.
+    #[error("{path}: {problem}")]
+    NotALog { path: PathBuf, problem: String },
+}
+
+impl SendLogError {
+    /// Another run holds the log: waiting helps (exit 75).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, SendLogError::Locked { .. })
+    }
+
+    /// The log cannot be used for this campaign as things stand: a person must choose (exit 65).
+    pub fn refuses_the_campaign(&self) -> bool {
+        matches!(self, SendLogError::NotALog { .. })
+    }
 }
 
 /// One line of the log.
@@ -131,7 +148,8 @@ impl Status {
     }
 }
 
-/// A durable record of attempts and outcomes. Each backend replays itself when opened.
+/// A durable record of attempts and outcomes. Each backend replays itself when opened; a store
+/// that is not a send log is refused ([`SendLogError::NotALog`]) and left as it was.
 pub trait SendLog: Send {
     /// Appends `records` in order. Returns once all of them are durable: a crash after this call
     /// cannot lose them.
