@@ -1,7 +1,7 @@
 //! The send log as a file: one JSON object a line, append-only, synced, locked while open.
 //!
-//! Opening never harms a file that is not a send log: one whose first line is no record is
-//! refused before anything is created or written; the
+//! Opening never harms a file that is not a send log: one whose first line is no record, or
+//! whose header names another campaign, is refused before anything is created or written; the
 //! lock lives in a file of its own, the log's whole name and `.lock` (never the log itself,
 //! whatever the log is called), and a lock file is only emptied when it holds a lock.
 
@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::lock::take_lock;
-use super::{Record, Replay, SendLog, SendLogError};
+use super::{Header, Record, Replay, SendLog, SendLogError, check_campaign};
 
 /// The campaign's log file: one JSON object a line, append-only, fsynced, locked while open.
 #[derive(Debug)]
@@ -25,26 +25,35 @@ pub struct FileLog {
 }
 
 impl FileLog {
-    /// Opens (or creates) the log at `path`, takes its lock, and replays it. Refuses a file
-    /// that is not a send log, and leaves it as it was.
-    pub fn open(path: &Path) -> Result<(FileLog, Replay), SendLogError> {
+    /// Opens the log at `path` for `campaign`, creating it (naming the campaign) when it is
+    /// missing or empty; takes its lock, and replays it. Refuses a file that is not a send log
+    /// or names another campaign, and leaves it as it was.
+    pub fn open(path: &Path, campaign: &str) -> Result<(FileLog, Replay), SendLogError> {
         let io = |source| SendLogError::Io {
             path: path.to_owned(),
             source,
         };
         // Before the lock file is made beside it: a wrong `--log` leaves no trace.
-        precheck(path)?;
+        precheck(path, campaign)?;
         let lock = take_lock(&lock_path(path), |holder| SendLogError::Locked {
             path: path.to_owned(),
             holder,
         })?;
+        let empty = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len() == 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io(e)),
+        };
+        if empty {
+            create(path, campaign)?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
-            .create(true)
             .open(path)
             .map_err(io)?;
         let (replay, missing_newline) = replay_and_repair(path, &mut file)?;
+        check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
         let log = FileLog {
             path: path.to_owned(),
             file,
@@ -54,11 +63,13 @@ impl FileLog {
         Ok((log, replay))
     }
 
-    /// Reads the log at `path` without locking it (for `status`, which may run beside a send).
-    pub fn read(path: &Path) -> Result<Replay, SendLogError> {
+    /// Reads the log at `path` for `campaign` without locking it (for `status`, which may run
+    /// beside a send). A missing log is an empty one.
+    pub fn read(path: &Path, campaign: &str) -> Result<Replay, SendLogError> {
         match File::open(path) {
             Ok(file) => {
                 let (replay, _, _) = read_records(path, file)?;
+                check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
                 Ok(replay)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Replay::default()),
@@ -67,6 +78,24 @@ impl FileLog {
                 source,
             }),
         }
+    }
+
+    /// The log's place as a campaign remembers it: its canonical path (its folder's, when the
+    /// log does not exist yet), so that `./x.jsonl` and `/srv/c/x.jsonl` are one log.
+    pub fn locate(path: &Path) -> String {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        path.canonicalize()
+            .or_else(|_| {
+                let name = path.file_name().unwrap_or_default();
+                parent.canonicalize().map(|dir| dir.join(name))
+            })
+            .or_else(|_| std::path::absolute(path))
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string()
     }
 }
 
@@ -101,10 +130,10 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Refuses, before anything is made beside it, an existing file whose first line is not a
-/// record. (The replay under the lock checks all of it again; this only spares a wrong file a
-/// lock file next to it.)
-fn precheck(path: &Path) -> Result<(), SendLogError> {
+/// Refuses, before anything is made beside it, an existing file whose first line is neither a
+/// header nor a record, or whose header names another campaign. (The replay under the lock
+/// checks all of it again; this only spares a wrong file a lock file next to it.)
+fn precheck(path: &Path, campaign: &str) -> Result<(), SendLogError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -127,9 +156,11 @@ fn precheck(path: &Path) -> Result<(), SendLogError> {
     if first.is_empty() {
         return Ok(());
     }
-    Replay::default()
-        .apply_line(&first)
-        .map_err(|message| not_a_log(path, &message))
+    let mut replay = Replay::default();
+    replay
+        .apply_first_line(&first)
+        .map_err(|message| not_a_log(path, &message))?;
+    check_campaign(&path.display().to_string(), replay.campaign(), campaign)
 }
 
 fn not_a_log(path: &Path, message: &str) -> SendLogError {
@@ -141,6 +172,39 @@ fn not_a_log(path: &Path, message: &str) -> SendLogError {
              does not exist yet"
         ),
     }
+}
+
+/// Makes a new log holding only its header, all at once: written beside it, synced, and
+/// renamed into place, so that a crash leaves no log or a whole header, never a torn one
+/// (which would make the log look like a file that is not a log).
+fn create(path: &Path, campaign: &str) -> Result<(), SendLogError> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.new", std::process::id()));
+    let staging = path.with_file_name(name);
+    let io = |source| SendLogError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut line = serde_json::to_vec(&Header::new(campaign)).expect("a header serializes");
+    line.push(b'\n');
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&staging)
+        .and_then(|mut file| file.write_all(&line).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&staging, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staging);
+        return Err(io(e));
+    }
+    // The rename is durable once the folder is synced.
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io)
 }
 
 /// Replays the file, then cuts off a torn last line (a write the crash interrupted: it was never
@@ -168,8 +232,8 @@ fn replay_and_repair(path: &Path, file: &mut File) -> Result<(Replay, bool), Sen
 ///
 /// A line is torn when it does not parse: only the last one can be (it has no newline, since
 /// records are written a line at a time and synced before they count). A last line that parses
-/// is whole, its newline lost: it is kept. The first line must be a record, torn or not:
-/// otherwise the file is not a send log.
+/// is whole, its newline lost: it is kept. The first line must be a header or a record, torn
+/// or not: otherwise the file is not a send log.
 fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogError> {
     let mut reader = BufReader::new(file);
     let mut replay = Replay::default();
@@ -190,7 +254,12 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogE
         }
         number += 1;
         let complete = line.ends_with(b"\n");
-        match replay.apply_line(&line) {
+        let parsed = if number == 1 {
+            replay.apply_first_line(&line)
+        } else {
+            replay.apply_line(&line)
+        };
+        match parsed {
             Ok(()) => {
                 good_len += read as u64;
                 missing_newline = !complete;
@@ -223,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
         {
-            let (mut log, _) = FileLog::open(&path).unwrap();
+            let (mut log, _) = FileLog::open(&path, "c").unwrap();
             let attempt = |rcpt| Record::new(Event::attempt("L"), rcpt, "<i>");
             log.append(&[attempt("a@example.com"), sent("a@example.com")])
                 .unwrap();
@@ -235,16 +304,26 @@ mod tests {
             .unwrap();
         drop(file);
 
-        let (mut log, replay) = FileLog::open(&path).unwrap();
+        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
         let status = |a| replay.get(&RecipientKey::of(a)).unwrap().status;
         assert_eq!(status("a@example.com"), Status::Sent);
         assert_eq!(status("b@example.com"), Status::InDoubt);
         log.append(&[sent("b@example.com")]).unwrap();
         drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(
+            text.starts_with(r#"{"at":""#)
+                && text
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .ends_with(r#""event":"campaign","campaign":"c"}"#),
+            "{text}"
+        );
         assert!(
             text.lines()
+                .skip(1)
                 .all(|l| serde_json::from_str::<Record>(l).is_ok())
         );
     }
@@ -254,17 +333,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
         let good = serde_json::to_string(&sent("a@example.com")).unwrap();
-        std::fs::write(&path, format!("{good}\nnot json\n{good}\n")).unwrap();
-        let err = FileLog::open(&path).unwrap_err().to_string();
-        assert!(err.contains(":2:"), "{err}");
+        std::fs::write(&path, format!("{good}\n{good}\nnot json\n{good}\n")).unwrap();
+        let err = FileLog::open(&path, "c").unwrap_err().to_string();
+        assert!(err.contains(":3:"), "{err}");
     }
 
     #[test]
     fn second_open_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
-        let _first = FileLog::open(&path).unwrap();
-        let err = FileLog::open(&path).unwrap_err();
+        let _first = FileLog::open(&path, "c").unwrap();
+        let err = FileLog::open(&path, "c").unwrap_err();
         assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
         assert!(err.to_string().contains(&std::process::id().to_string()));
     }
@@ -274,11 +353,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.lock");
         {
-            let (mut log, _) = FileLog::open(&path).unwrap();
+            let (mut log, _) = FileLog::open(&path, "c").unwrap();
             log.append(&[sent("a@example.com")]).unwrap();
         }
         let before = std::fs::read(&path).unwrap();
-        let (_log, replay) = FileLog::open(&path).unwrap();
+        let (_log, replay) = FileLog::open(&path, "c").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(
             replay
@@ -296,7 +375,7 @@ mod tests {
         let path = dir.path().join("c.jsonl");
         let other = dir.path().join("c.jsonl.lock");
         std::fs::write(&other, "some other log\n").unwrap();
-        let err = FileLog::open(&path).unwrap_err();
+        let err = FileLog::open(&path, "c").unwrap_err();
         assert!(err.refuses_the_campaign(), "{err}");
         assert_eq!(std::fs::read(&other).unwrap(), b"some other log\n");
     }
@@ -307,11 +386,15 @@ mod tests {
         for text in ["Notes du lundi", "Notes\n", "{\"a\":1}\n", "\n"] {
             let path = dir.path().join("notes.txt");
             std::fs::write(&path, text).unwrap();
-            let err = FileLog::open(&path).unwrap_err();
+            let err = FileLog::open(&path, "c").unwrap_err();
             assert!(matches!(err, SendLogError::NotALog { .. }), "{err}");
             assert!(err.to_string().contains("notes.txt"), "{err}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-            assert!(FileLog::read(&path).unwrap_err().refuses_the_campaign());
+            assert!(
+                FileLog::read(&path, "c")
+                    .unwrap_err()
+                    .refuses_the_campaign()
+            );
             assert!(!dir.path().join("notes.txt.lock").exists());
         }
     }
@@ -320,20 +403,18 @@ mod tests {
     fn a_whole_last_record_without_its_newline_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
-        let header =
-            serde_json::to_string(&Record::new(Event::attempt("L"), "a@example.com", "<i>"))
-                .unwrap();
+        let header = serde_json::to_string(&super::super::Header::new("c")).unwrap();
         let record = serde_json::to_string(&sent("a@example.com")).unwrap();
         std::fs::write(&path, format!("{header}\n{record}")).unwrap();
         assert_eq!(
-            FileLog::read(&path)
+            FileLog::read(&path, "c")
                 .unwrap()
                 .get(&RecipientKey::of("a@example.com"))
                 .unwrap()
                 .status,
             Status::Sent
         );
-        let (mut log, replay) = FileLog::open(&path).unwrap();
+        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
         assert_eq!(
             replay
                 .get(&RecipientKey::of("a@example.com"))
@@ -347,5 +428,29 @@ mod tests {
         assert_eq!(lines[..2], [header.as_str(), record.as_str()], "{text}");
         assert_eq!(lines.len(), 3, "{text}");
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_log_names_its_campaign_and_another_campaign_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sendlog.jsonl");
+        drop(FileLog::open(&path, "a").unwrap());
+        let before = std::fs::read(&path).unwrap();
+        for err in [
+            FileLog::open(&path, "b").unwrap_err(),
+            FileLog::read(&path, "b").unwrap_err(),
+        ] {
+            assert!(matches!(err, SendLogError::OtherCampaign { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(" a") && text.contains(" b"), "{text}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // A log from before logs named their campaign is accepted.
+        let old = dir.path().join("old.sendlog.jsonl");
+        let record = serde_json::to_string(&sent("a@example.com")).unwrap();
+        std::fs::write(&old, format!("{record}\n")).unwrap();
+        let (_log, replay) = FileLog::open(&old, "b").unwrap();
+        assert_eq!(replay.campaign(), None);
+        assert_eq!(replay.len(), 1);
     }
 }
