@@ -31,6 +31,7 @@ def recipients(path, count):
 def sendlog(path, count, campaign_id):
     """A send log in which the first `count` people of `recipients` were sent (one record each)."""
     with open(path, "w", encoding="utf-8") as out:
+        out.write(f'{{"at":"2026-11-25T01:00:00Z","event":"campaign","campaign":"{campaign_id}"}}\n')
         for i in range(count):
             rcpt = address(i)
             digest = hashlib.sha256(f"{campaign_id}\0{rcpt}".encode()).hexdigest()[:24]

@@ -186,12 +186,13 @@ prepare() {
 
 # ---- sections ------------------------------------------------------------------------------
 
-# missive_send NAME CAMPAIGN [ARGS...]: a real send to the sink with a fresh send log.
+# missive_send NAME CAMPAIGN [ARGS...]: a real send to the sink with a fresh send log (every
+# run of a campaign here has its own log: --new-log says so).
 missive_send() {
     local name=$1 campaign=$2
     shift 2
     run_measured "$WORK/$name" "$MISSIVE" send "$WORK/$campaign.toml" \
-        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/$name.sendlog.jsonl" "$@"
+        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/$name.sendlog.jsonl" --new-log "$@"
 }
 
 # fastest OUT: copies into OUT.m the fastest of the runs measured as OUT.1, OUT.2...
@@ -222,7 +223,7 @@ section_smtp() {
             ">= 0.80" "$(met "$(calc "$ours / $theirs" 3)" ">=" 0.8)"
         [[ -n "$NODELAY" ]] || continue
         run_measured "$WORK/nodelay$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/pool$c.toml" \
-            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/nodelay$c.sendlog.jsonl"
+            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/nodelay$c.sendlog.jsonl" --new-log
         expect_exit "$WORK/nodelay$c" 0
         ours=$(calc "$N / $(seconds "$WORK/nodelay$c")" 0)
         row "  diagnostic: the same with TCP_NODELAY (LD_PRELOAD)" "$ours" "$theirs" \
@@ -232,7 +233,7 @@ section_smtp() {
         local shm
         shm=$(mktemp -d /dev/shm/missive-bench.XXXXXX)
         run_measured "$WORK/shm$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/pool$c.toml" \
-            --smtp "smtp://127.0.0.1:$PORT" --log "$shm/shm.sendlog.jsonl"
+            --smtp "smtp://127.0.0.1:$PORT" --log "$shm/shm.sendlog.jsonl" --new-log
         rm -rf "$shm"
         expect_exit "$WORK/shm$c" 0
         ours=$(calc "$N / $(seconds "$WORK/shm$c")" 0)
@@ -277,9 +278,9 @@ section_big() {
     # shared machine: the best of ROUNDS, for both.
     cp "$log" "$WORK/replay.sendlog.jsonl"
     best_of "$WORK/start-empty" 75 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
-        --smtp "smtp://127.0.0.1:$PORT" --log "$empty" --max-messages 0
+        --smtp "smtp://127.0.0.1:$PORT" --log "$empty" --new-log --max-messages 0
     best_of "$WORK/start-full" 0 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
-        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/replay.sendlog.jsonl" --max-messages 0
+        --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/replay.sendlog.jsonl" --new-log --max-messages 0
     local replay
     replay=$(calc "$(seconds "$WORK/start-full") - $(seconds "$WORK/start-empty")" 2)
     row "replay of the log at send start-up (s)" "$replay" "" "" "<= 2" "$(met "$replay" "<=" 2)"
@@ -290,7 +291,7 @@ section_big() {
     # The whole list against the whole log: a resumed send with nothing left to do.
     cp "$log" "$WORK/resume.sendlog.jsonl"
     run_measured "$WORK/resume" "$MISSIVE" send "$big" --smtp "smtp://127.0.0.1:$PORT" \
-        --log "$WORK/resume.sendlog.jsonl"
+        --log "$WORK/resume.sendlog.jsonl" --new-log
     expect_exit "$WORK/resume" 0
     row "send over $BIG rows, all in the log: peak RSS (MiB)" "$(rss_mib "$WORK/resume")" "" "" "<= 64" \
         "$(met "$(rss_mib "$WORK/resume")" "<=" 64)"
@@ -329,7 +330,7 @@ section_mailmerge() {
             "$(met "$(calc "$ours / $theirs" 3)" ">=" 15)"
         [[ -n "$NODELAY" ]] || continue
         run_measured "$WORK/mmnodelay$c" env LD_PRELOAD="$NODELAY" "$MISSIVE" send "$WORK/mailmerge$c.toml" \
-            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/mmnodelay$c.sendlog.jsonl"
+            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/mmnodelay$c.sendlog.jsonl" --new-log
         expect_exit "$WORK/mmnodelay$c" 0
         ours=$(calc "$N_MAILMERGE / $(seconds "$WORK/mmnodelay$c")" 0)
         row "  diagnostic: the same with TCP_NODELAY (LD_PRELOAD)" "$ours" "$theirs" "$(calc "$ours / $theirs" 1)" "" ""

@@ -104,7 +104,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
     let started = Instant::now();
     let (writer, writer_thread) = match &log {
         Some(path) => {
-            let (file_log, _replay) = FileLog::open(path)?;
+            let (file_log, _replay) = FileLog::open(path, &loaded.campaign.id)?;
             let (writer, thread) = LogWriter::spawn(Box::new(file_log));
             (Some(writer), Some(thread))
         }

@@ -95,8 +95,14 @@ pub fn exit_for_error(error: &anyhow::Error) -> Exit {
         {
             return Exit::Invalid;
         }
-        if let Some(SendLogError::Locked { .. }) = cause.downcast_ref::<SendLogError>() {
-            return Exit::TryAgain;
+        if let Some(error) = cause.downcast_ref::<SendLogError>() {
+            if error.is_busy() {
+                return Exit::TryAgain;
+            }
+            // Not a send log, another campaign's, or not the one the campaign has been using.
+            if error.refuses_the_campaign() {
+                return Exit::Invalid;
+            }
         }
     }
     Exit::Failure

@@ -80,6 +80,10 @@ enum CliCommand {
         /// Messages an earlier run handed over without getting a reply.
         #[arg(long, value_enum, default_value_t = InDoubtChoice::Resend)]
         in_doubt: InDoubtChoice,
+        /// Send with this --log although the campaign has been sending with another one
+        /// (everyone this log does not list is mailed).
+        #[arg(long)]
+        new_log: bool,
     },
     /// What the send log says: sent, failed, to retry, in doubt, not yet attempted.
     Status {
@@ -156,6 +160,7 @@ pub fn parse() -> (Options, LogFormat) {
             rate,
             allow_changed_letter,
             in_doubt,
+            new_log,
         } => (
             common,
             Command::Send(SendOptions {
@@ -170,6 +175,7 @@ pub fn parse() -> (Options, LogFormat) {
                     InDoubtChoice::Resend => InDoubt::Resend,
                     InDoubtChoice::Skip => InDoubt::Skip,
                 },
+                new_log,
             }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),

@@ -15,7 +15,7 @@ use crate::capture::CaptureServer;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
-use crate::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
+use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
 use crate::smtp::Relay;
 
 /// Environment variable holding the SMTP password; never read from a file, never printed.
@@ -49,6 +49,8 @@ pub struct SendOptions {
     /// Go on although the letter changed since sending began.
     pub allow_changed_letter: bool,
     pub in_doubt: InDoubt,
+    /// A log other than the one the campaign has been using is meant.
+    pub new_log: bool,
 }
 
 pub(super) async fn send(
@@ -63,7 +65,8 @@ pub(super) async fn send(
     pace_limits.rate = send.limits.rate.or(pace_limits.rate);
 
     // A dry run differs only in where it delivers and what it records: the rest is the same path.
-    let (route, log, replay, capture): (_, Box<dyn SendLog>, _, _) = if send.dry_run {
+    // The campaign's claim is held until the run's last record is synced.
+    let (route, log, replay, capture, _claim): (_, Box<dyn SendLog>, _, _, _) = if send.dry_run {
         let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
         // Quotas protect the real world; a rehearsal to a local catcher ignores them.
         pace_limits = Limits {
@@ -78,6 +81,7 @@ pub(super) async fn send(
             Box::new(MemoryLog::default()),
             Replay::default(),
             capture,
+            None,
         )
     } else {
         if let Some(after) = campaign.send_after
@@ -116,7 +120,7 @@ pub(super) async fn send(
             }
             _ => None,
         };
-        let (log, replay) = FileLog::open(&log_path)?;
+        let (log, replay, claim) = open_log(campaign, &log_path, send.new_log)?;
         if super::letter_changed(&replay, &loaded.fingerprint) && !send.allow_changed_letter {
             return Err(anyhow::Error::new(Unsendable).context(format!(
                 "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
@@ -136,7 +140,7 @@ pub(super) async fn send(
             campaign.smtp_timeout,
         )?;
         let route = Route::new(primary, fallback, campaign.failover.clone());
-        (route, Box::new(log), replay, None)
+        (route, Box::new(log), replay, None, Some(claim))
     };
     let target = route.primary().endpoint().clone();
     let (log, log_thread) = LogWriter::spawn(log);
@@ -187,6 +191,25 @@ pub(super) async fn send(
     } else {
         Exit::TryAgain
     })
+}
+
+/// Holds the campaign, checks that `log_path` is the log it has been sending with (or that
+/// `new_log` says another is meant), opens the log and remembers it as the campaign's.
+fn open_log(
+    campaign: &Campaign,
+    log_path: &Path,
+    new_log: bool,
+) -> anyhow::Result<(FileLog, Replay, CampaignClaim)> {
+    let dir = campaign.path.parent().unwrap_or(Path::new("."));
+    // A campaign sent before campaigns remembered their log was using the default one.
+    let default_log = campaign.default_log_path();
+    let earlier = default_log.exists().then(|| FileLog::locate(&default_log));
+    let mut claim = CampaignClaim::take(dir, &campaign.id, earlier)?;
+    let located = FileLog::locate(log_path);
+    claim.check(&located, new_log)?;
+    let (log, replay) = FileLog::open(log_path, &campaign.id)?;
+    claim.remember(&located)?;
+    Ok((log, replay, claim))
 }
 
 /// The login for a real send: the username from the campaign, the password only from the

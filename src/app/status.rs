@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Exit, Loaded, Options};
 use crate::ratelimit::{Quotas, unix_seconds};
 use crate::recipients::Row;
-use crate::sendlog::{FileLog, Status, timestamp};
+use crate::sendlog::{CampaignClaim, FileLog, Status, timestamp};
 
 /// What `status --json` prints. The counts are the contract's; the rest helps a person or a
 /// script decide what to do next.
@@ -56,7 +56,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
             default_log.display()
         );
     }
-    let replay = FileLog::read(&log_path)?;
+    let replay = FileLog::read(&log_path, &campaign.id)?;
     let mut report = Report {
         log_exists,
         ..Report::default()
@@ -109,6 +109,16 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_text(&report, campaign, &log_path);
+        // Whether `send` would take this log without --new-log.
+        let dir = campaign.path.parent().unwrap_or(std::path::Path::new("."));
+        if let Ok(Some(in_use)) = CampaignClaim::peek(dir, &campaign.id)
+            && in_use != FileLog::locate(&log_path)
+        {
+            println!(
+                "  note: the campaign has been sending with the log {in_use}: `send` with this \
+                 one refuses unless --new-log"
+            );
+        }
     }
     Ok(Exit::Done)
 }

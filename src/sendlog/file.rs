@@ -1,48 +1,75 @@
 //! The send log as a file: one JSON object a line, append-only, synced, locked while open.
+//!
+//! Opening never harms a file that is not a send log: one whose first line is no record, or
+//! whose header names another campaign, is refused before anything is created or written; the
+//! lock lives in a file of its own, the log's whole name and `.lock` (never the log itself,
+//! whatever the log is called), and a lock file is only emptied when it holds a lock.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Record, Replay, SendLog, SendLogError};
+use super::lock::take_lock;
+use super::{Header, Record, Replay, SendLog, SendLogError, check_campaign};
 
 /// The campaign's log file: one JSON object a line, append-only, fsynced, locked while open.
 #[derive(Debug)]
 pub struct FileLog {
     path: PathBuf,
     file: File,
+    /// The last record is whole but its newline never reached the disk (a crash between the
+    /// two): the next write supplies it first, so that records stay one a line.
+    missing_newline: bool,
     /// Held for the life of the log; the OS releases it if the process dies.
     _lock: File,
 }
 
 impl FileLog {
-    /// Opens (or creates) the log at `path`, takes its lock, and replays it.
-    pub fn open(path: &Path) -> Result<(FileLog, Replay), SendLogError> {
+    /// Opens the log at `path` for `campaign`, creating it (naming the campaign) when it is
+    /// missing or empty; takes its lock, and replays it. Refuses a file that is not a send log
+    /// or names another campaign, and leaves it as it was.
+    pub fn open(path: &Path, campaign: &str) -> Result<(FileLog, Replay), SendLogError> {
         let io = |source| SendLogError::Io {
             path: path.to_owned(),
             source,
         };
-        let lock = lock(path)?;
+        // Before the lock file is made beside it: a wrong `--log` leaves no trace.
+        precheck(path, campaign)?;
+        let lock = take_lock(&lock_path(path), |holder| SendLogError::Locked {
+            path: path.to_owned(),
+            holder,
+        })?;
+        let empty = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len() == 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io(e)),
+        };
+        if empty {
+            create(path, campaign)?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
-            .create(true)
             .open(path)
             .map_err(io)?;
-        let replay = replay_and_repair(path, &mut file)?;
+        let (replay, missing_newline) = replay_and_repair(path, &mut file)?;
+        check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
         let log = FileLog {
             path: path.to_owned(),
             file,
+            missing_newline,
             _lock: lock,
         };
         Ok((log, replay))
     }
 
-    /// Reads the log at `path` without locking it (for `status`, which may run beside a send).
-    pub fn read(path: &Path) -> Result<Replay, SendLogError> {
+    /// Reads the log at `path` for `campaign` without locking it (for `status`, which may run
+    /// beside a send). A missing log is an empty one.
+    pub fn read(path: &Path, campaign: &str) -> Result<Replay, SendLogError> {
         match File::open(path) {
             Ok(file) => {
-                let (replay, _) = read_records(path, file)?;
+                let (replay, _, _) = read_records(path, file)?;
+                check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
                 Ok(replay)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Replay::default()),
@@ -52,11 +79,32 @@ impl FileLog {
             }),
         }
     }
+
+    /// The log's place as a campaign remembers it: its canonical path (its folder's, when the
+    /// log does not exist yet), so that `./x.jsonl` and `/srv/c/x.jsonl` are one log.
+    pub fn locate(path: &Path) -> String {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        path.canonicalize()
+            .or_else(|_| {
+                let name = path.file_name().unwrap_or_default();
+                parent.canonicalize().map(|dir| dir.join(name))
+            })
+            .or_else(|_| std::path::absolute(path))
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string()
+    }
 }
 
 impl SendLog for FileLog {
     fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
-        let mut lines = Vec::with_capacity(records.len() * 200);
+        let mut lines = Vec::with_capacity(records.len() * 200 + 1);
+        if self.missing_newline {
+            lines.push(b'\n');
+        }
         for record in records {
             serde_json::to_writer(&mut lines, record).expect("a record always serializes");
             lines.push(b'\n');
@@ -68,54 +116,107 @@ impl SendLog for FileLog {
             .map_err(|source| SendLogError::Io {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        self.missing_newline = false;
+        Ok(())
     }
 }
 
-/// Takes the lock file beside the log (`<log>.lock`) and writes our pid into it.
-fn lock(path: &Path) -> Result<File, SendLogError> {
-    let lock_path = path.with_extension("lock");
-    let io = |source| SendLogError::Io {
-        path: lock_path.clone(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&lock_path)
-                .ok()
-                .map(|pid| pid.trim().to_owned())
-                .filter(|pid| !pid.is_empty())
-                .map_or_else(String::new, |pid| format!(" (process {pid})"));
-            return Err(SendLogError::Locked {
+/// Where the lock of the log at `path` lives: the log's whole file name and `.lock`, so it can
+/// never be the log (`x.lock` is locked through `x.lock.lock`).
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Refuses, before anything is made beside it, an existing file whose first line is neither a
+/// header nor a record, or whose header names another campaign. (The replay under the lock
+/// checks all of it again; this only spares a wrong file a lock file next to it.)
+fn precheck(path: &Path, campaign: &str) -> Result<(), SendLogError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(SendLogError::Io {
                 path: path.to_owned(),
-                holder,
+                source,
             });
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    };
+    // A log's first line is short; a longer one is no log's, and need not be read whole.
+    let mut first = Vec::new();
+    BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut first)
+        .map_err(|source| SendLogError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    if first.is_empty() {
+        return Ok(());
     }
-    file.set_len(0)
-        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
-        .map_err(io)?;
-    Ok(file)
+    let mut replay = Replay::default();
+    replay
+        .apply_first_line(&first)
+        .map_err(|message| not_a_log(path, &message))?;
+    check_campaign(&path.display().to_string(), replay.campaign(), campaign)
+}
+
+fn not_a_log(path: &Path, message: &str) -> SendLogError {
+    SendLogError::NotALog {
+        path: path.to_owned(),
+        problem: format!(
+            "not a send log: its first line is not a log record ({message}); missive leaves \
+             it as it is. Check --log: it must name this campaign's send log, or a file that \
+             does not exist yet"
+        ),
+    }
+}
+
+/// Makes a new log holding only its header, all at once: written beside it, synced, and
+/// renamed into place, so that a crash leaves no log or a whole header, never a torn one
+/// (which would make the log look like a file that is not a log).
+fn create(path: &Path, campaign: &str) -> Result<(), SendLogError> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.new", std::process::id()));
+    let staging = path.with_file_name(name);
+    let io = |source| SendLogError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut line = serde_json::to_vec(&Header::new(campaign)).expect("a header serializes");
+    line.push(b'\n');
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&staging)
+        .and_then(|mut file| file.write_all(&line).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&staging, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staging);
+        return Err(io(e));
+    }
+    // The rename is durable once the folder is synced.
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io)
 }
 
 /// Replays the file, then cuts off a torn last line (a write the crash interrupted: it was never
 /// acknowledged, so dropping it loses nothing), so that new records start on a line of their own.
-fn replay_and_repair(path: &Path, file: &mut File) -> Result<Replay, SendLogError> {
+/// Also says whether the last record lacks its newline.
+fn replay_and_repair(path: &Path, file: &mut File) -> Result<(Replay, bool), SendLogError> {
     let io = |source| SendLogError::Io {
         path: path.to_owned(),
         source,
     };
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let (replay, good_len) = read_records(path, file.try_clone().map_err(io)?)?;
+    let (replay, good_len, missing_newline) = read_records(path, file.try_clone().map_err(io)?)?;
     let len = file.metadata().map_err(io)?.len();
     if good_len < len {
         tracing::warn!(log = %path.display(), bytes = len - good_len, "dropping a torn last line left by a crash");
@@ -123,14 +224,21 @@ fn replay_and_repair(path: &Path, file: &mut File) -> Result<Replay, SendLogErro
             .and_then(|()| file.sync_all())
             .map_err(io)?;
     }
-    Ok(replay)
+    Ok((replay, missing_newline))
 }
 
-/// Reads every record; returns the state and the length of the intact part of the file.
-fn read_records(path: &Path, file: File) -> Result<(Replay, u64), SendLogError> {
+/// Reads every record; returns the state, the length of the intact part of the file, and
+/// whether its last record lacks its newline.
+///
+/// A line is torn when it does not parse: only the last one can be (it has no newline, since
+/// records are written a line at a time and synced before they count). A last line that parses
+/// is whole, its newline lost: it is kept. The first line must be a header or a record, torn
+/// or not: otherwise the file is not a send log.
+fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogError> {
     let mut reader = BufReader::new(file);
     let mut replay = Replay::default();
     let mut good_len = 0u64;
+    let mut missing_newline = false;
     let mut line = Vec::new();
     let mut number = 0;
     loop {
@@ -146,21 +254,30 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64), SendLogError> 
         }
         number += 1;
         let complete = line.ends_with(b"\n");
-        // Only the very last line can be torn: it has no newline. It was never acknowledged.
-        if !complete {
-            break;
+        let parsed = if number == 1 {
+            replay.apply_first_line(&line)
+        } else {
+            replay.apply_line(&line)
+        };
+        match parsed {
+            Ok(()) => {
+                good_len += read as u64;
+                missing_newline = !complete;
+            }
+            Err(message) if number == 1 => return Err(not_a_log(path, &message)),
+            // Torn: never acknowledged.
+            Err(_) if !complete => break,
+            Err(message) => {
+                return Err(SendLogError::Corrupt {
+                    path: path.to_owned(),
+                    line: number,
+                    message,
+                });
+            }
         }
-        replay
-            .apply_line(&line)
-            .map_err(|message| SendLogError::Corrupt {
-                path: path.to_owned(),
-                line: number,
-                message,
-            })?;
-        good_len += read as u64;
     }
     replay.finish();
-    Ok((replay, good_len))
+    Ok((replay, good_len, missing_newline))
 }
 
 #[cfg(test)]
@@ -175,7 +292,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
         {
-            let (mut log, _) = FileLog::open(&path).unwrap();
+            let (mut log, _) = FileLog::open(&path, "c").unwrap();
             let attempt = |rcpt| Record::new(Event::attempt("L"), rcpt, "<i>");
             log.append(&[attempt("a@example.com"), sent("a@example.com")])
                 .unwrap();
@@ -187,16 +304,26 @@ mod tests {
             .unwrap();
         drop(file);
 
-        let (mut log, replay) = FileLog::open(&path).unwrap();
+        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
         let status = |a| replay.get(&RecipientKey::of(a)).unwrap().status;
         assert_eq!(status("a@example.com"), Status::Sent);
         assert_eq!(status("b@example.com"), Status::InDoubt);
         log.append(&[sent("b@example.com")]).unwrap();
         drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(
+            text.starts_with(r#"{"at":""#)
+                && text
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .ends_with(r#""event":"campaign","campaign":"c"}"#),
+            "{text}"
+        );
         assert!(
             text.lines()
+                .skip(1)
                 .all(|l| serde_json::from_str::<Record>(l).is_ok())
         );
     }
@@ -206,18 +333,124 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
         let good = serde_json::to_string(&sent("a@example.com")).unwrap();
-        std::fs::write(&path, format!("{good}\nnot json\n{good}\n")).unwrap();
-        let err = FileLog::open(&path).unwrap_err().to_string();
-        assert!(err.contains(":2:"), "{err}");
+        std::fs::write(&path, format!("{good}\n{good}\nnot json\n{good}\n")).unwrap();
+        let err = FileLog::open(&path, "c").unwrap_err().to_string();
+        assert!(err.contains(":3:"), "{err}");
     }
 
     #[test]
     fn second_open_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sendlog.jsonl");
-        let _first = FileLog::open(&path).unwrap();
-        let err = FileLog::open(&path).unwrap_err();
+        let _first = FileLog::open(&path, "c").unwrap();
+        let err = FileLog::open(&path, "c").unwrap_err();
         assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
         assert!(err.to_string().contains(&std::process::id().to_string()));
+    }
+
+    #[test]
+    fn the_lock_is_never_the_log_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.lock");
+        {
+            let (mut log, _) = FileLog::open(&path, "c").unwrap();
+            log.append(&[sent("a@example.com")]).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let (_log, replay) = FileLog::open(&path, "c").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(
+            replay
+                .get(&RecipientKey::of("a@example.com"))
+                .unwrap()
+                .status,
+            Status::Sent
+        );
+        assert!(dir.path().join("c.lock.lock").exists());
+    }
+
+    #[test]
+    fn a_lock_path_holding_something_else_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        let other = dir.path().join("c.jsonl.lock");
+        std::fs::write(&other, "some other log\n").unwrap();
+        let err = FileLog::open(&path, "c").unwrap_err();
+        assert!(err.refuses_the_campaign(), "{err}");
+        assert_eq!(std::fs::read(&other).unwrap(), b"some other log\n");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_log_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["Notes du lundi", "Notes\n", "{\"a\":1}\n", "\n"] {
+            let path = dir.path().join("notes.txt");
+            std::fs::write(&path, text).unwrap();
+            let err = FileLog::open(&path, "c").unwrap_err();
+            assert!(matches!(err, SendLogError::NotALog { .. }), "{err}");
+            assert!(err.to_string().contains("notes.txt"), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+            assert!(
+                FileLog::read(&path, "c")
+                    .unwrap_err()
+                    .refuses_the_campaign()
+            );
+            assert!(!dir.path().join("notes.txt.lock").exists());
+        }
+    }
+
+    #[test]
+    fn a_whole_last_record_without_its_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sendlog.jsonl");
+        let header = serde_json::to_string(&super::super::Header::new("c")).unwrap();
+        let record = serde_json::to_string(&sent("a@example.com")).unwrap();
+        std::fs::write(&path, format!("{header}\n{record}")).unwrap();
+        assert_eq!(
+            FileLog::read(&path, "c")
+                .unwrap()
+                .get(&RecipientKey::of("a@example.com"))
+                .unwrap()
+                .status,
+            Status::Sent
+        );
+        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
+        assert_eq!(
+            replay
+                .get(&RecipientKey::of("a@example.com"))
+                .unwrap()
+                .status,
+            Status::Sent
+        );
+        log.append(&[sent("b@example.com")]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], [header.as_str(), record.as_str()], "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn a_log_names_its_campaign_and_another_campaign_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sendlog.jsonl");
+        drop(FileLog::open(&path, "a").unwrap());
+        let before = std::fs::read(&path).unwrap();
+        for err in [
+            FileLog::open(&path, "b").unwrap_err(),
+            FileLog::read(&path, "b").unwrap_err(),
+        ] {
+            assert!(matches!(err, SendLogError::OtherCampaign { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(" a") && text.contains(" b"), "{text}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // A log from before logs named their campaign is accepted.
+        let old = dir.path().join("old.sendlog.jsonl");
+        let record = serde_json::to_string(&sent("a@example.com")).unwrap();
+        std::fs::write(&old, format!("{record}\n")).unwrap();
+        let (_log, replay) = FileLog::open(&old, "b").unwrap();
+        assert_eq!(replay.campaign(), None);
+        assert_eq!(replay.len(), 1);
     }
 }

@@ -10,11 +10,18 @@
 //! dry runs ([`MemoryLog`]), and tomorrow a table shared by several workers. Writes go through
 //! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
 //! commit) so durability does not cost one fsync per message.
+//!
+//! A log belongs to one campaign: it names it in its first record ([`Header`]), and every
+//! backend refuses, when opened, a log that names another ([`check_campaign`]). Which log a
+//! campaign has been using is the campaign's own memory ([`CampaignClaim`]).
 
+mod claim;
 mod commit;
 mod file;
+mod lock;
 mod replay;
 
+pub use claim::CampaignClaim;
 pub use commit::{Durable, LogWriter};
 pub use file::FileLog;
 pub use replay::{Entry, Replay};
@@ -38,9 +45,117 @@ pub enum SendLogError {
         line: usize,
         message: String,
     },
-    /// Another `send` holds the campaign: two runs would send twice.
+    /// Another `send` holds the log: two runs would send twice.
     #[error("send log {path} is locked by another missive run{holder}; try again when it ends")]
     Locked { path: PathBuf, holder: String },
+    /// Another `send` of the same campaign runs, perhaps with another log.
+    #[error(
+        "campaign {campaign} is being sent by another missive run{holder} (lock {path}); \
+         try again when it ends"
+    )]
+    CampaignLocked {
+        campaign: String,
+        path: PathBuf,
+        holder: String,
+    },
+    /// The file is not a send log (its first line is no record), the lock's place holds
+    /// something other than a lock, or the campaign's record of its log is damaged: the file
+    /// is left as it was.
+    #[error("{path}: {problem}")]
+    NotALog { path: PathBuf, problem: String },
+    /// The log names another campaign: replaying it would count that campaign's people done.
+    #[error(
+        "send log {log} belongs to campaign {found}, not to {expected}: it cannot tell who of \
+         {expected} was sent. Use {expected}'s own log, or name a new one with --log PATH --new-log"
+    )]
+    OtherCampaign {
+        log: String,
+        found: String,
+        expected: String,
+    },
+    /// The campaign has been sending with another log: this one would mail everyone again.
+    #[error(
+        "campaign {campaign} has been sending with the send log {in_use} (recorded in {state}), \
+         not {given}: a different log would mail everyone it does not list again. Use that log \
+         (check --log), or pass --new-log if {given} is meant from now on"
+    )]
+    OtherLog {
+        campaign: String,
+        in_use: String,
+        given: String,
+        state: PathBuf,
+    },
+}
+
+impl SendLogError {
+    /// Another run holds the campaign or the log: waiting helps (exit 75).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. }
+        )
+    }
+
+    /// The log cannot be used for this campaign as things stand: a person must choose (exit 65).
+    pub fn refuses_the_campaign(&self) -> bool {
+        matches!(
+            self,
+            SendLogError::NotALog { .. }
+                | SendLogError::OtherCampaign { .. }
+                | SendLogError::OtherLog { .. }
+        )
+    }
+}
+
+/// The first line of a log: the campaign it belongs to.
+/// `{"at":"2026-11-25T01:02:03Z","event":"campaign","campaign":"fails-2023-fr"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// When the log was created.
+    pub at: String,
+    pub event: HeaderEvent,
+    /// The campaign's `id`.
+    pub campaign: String,
+}
+
+/// The `event` of a [`Header`]: always `campaign`, which no record of a person uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderEvent {
+    Campaign,
+}
+
+impl Header {
+    pub fn new(campaign: &str) -> Header {
+        Header {
+            at: timestamp(SystemTime::now()),
+            event: HeaderEvent::Campaign,
+            campaign: campaign.to_owned(),
+        }
+    }
+}
+
+/// What every backend checks when it opens `log` for `campaign`: a log naming another campaign
+/// is refused. One that names none was written before logs named their campaign: it is
+/// accepted (refusing it would strand campaigns under way), with a warning.
+pub fn check_campaign(log: &str, named: Option<&str>, campaign: &str) -> Result<(), SendLogError> {
+    match named {
+        Some(found) if found == campaign => Ok(()),
+        Some(found) => Err(SendLogError::OtherCampaign {
+            log: log.to_owned(),
+            found: found.to_owned(),
+            expected: campaign.to_owned(),
+        }),
+        None => {
+            tracing::warn!(
+                log,
+                campaign,
+                "the send log does not name its campaign (it was written by an earlier missive): \
+                 make sure it is this campaign's"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// One line of the log.
@@ -131,7 +246,10 @@ impl Status {
     }
 }
 
-/// A durable record of attempts and outcomes. Each backend replays itself when opened.
+/// A durable record of attempts and outcomes. Each backend is opened for one campaign and
+/// replays itself then: a new log is made to name its campaign ([`Header`]), an existing one
+/// that names another is refused with [`check_campaign`], and a store that is not a send log
+/// is refused ([`SendLogError::NotALog`]) and left as it was.
 pub trait SendLog: Send {
     /// Appends `records` in order. Returns once all of them are durable: a crash after this call
     /// cannot lose them.

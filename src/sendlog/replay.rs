@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::{Event, Record, Status, parse_timestamp};
+use super::{Event, Header, Record, Status, parse_timestamp};
 use crate::address::RecipientKey;
 use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
@@ -39,6 +39,8 @@ struct Line<'a> {
 /// attempts that quotas count.
 #[derive(Debug, Clone)]
 pub struct Replay {
+    /// The campaign the log names in its first line; `None` in a log written before logs did.
+    campaign: Option<String>,
     /// Packed: a list of a million people means a million entries held through the run.
     /// While the log is read, everyone; once it is read, only those without a final outcome.
     entries: KeyMap<Packed>,
@@ -58,6 +60,7 @@ pub struct Replay {
 impl Default for Replay {
     fn default() -> Self {
         Replay {
+            campaign: None,
             entries: KeyMap::new(),
             finals: KeyMap::new(),
             letters: BTreeSet::new(),
@@ -242,6 +245,23 @@ impl Replay {
         }
         self.finals.compact();
         self.entries = open;
+    }
+
+    /// Parses the first line of a log file: the [`Header`] naming its campaign or, in a log
+    /// written before headers, a record. `Err` when it is neither.
+    pub(crate) fn apply_first_line(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match serde_json::from_slice::<Header>(bytes) {
+            Ok(header) => {
+                self.campaign = Some(header.campaign);
+                Ok(())
+            }
+            Err(_) => self.apply_line(bytes),
+        }
+    }
+
+    /// The campaign the log names, if it names one.
+    pub fn campaign(&self) -> Option<&str> {
+        self.campaign.as_deref()
     }
 
     /// Parses one line of a log file and folds it in.

@@ -144,7 +144,7 @@ recipients = "recipients/list.csv"
         self.path("essai-2026.sendlog.jsonl")
     }
 
-    /// The send log's lines, parsed.
+    /// The send log's records about people, parsed (not its header, which names the campaign).
     pub fn log_records(&self) -> Vec<serde_json::Value> {
         let path = self.log_path();
         // A line without its newline is a write a kill interrupted: missive drops it too.
@@ -152,7 +152,8 @@ recipients = "recipients/list.csv"
             .unwrap_or_default()
             .split_inclusive('\n')
             .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).expect("log line is JSON"))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("log line is JSON"))
+            .filter(|record| record["event"] != "campaign")
             .collect()
     }
 }

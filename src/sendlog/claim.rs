@@ -1,0 +1,212 @@
+//! Which send log a campaign uses, and the campaign's lock.
+//!
+//! A log only knows the people it lists: a campaign started again with another log (a typo in
+//! `--log`, a new folder) would find nobody done and mail everyone a second time. So the
+//! campaign remembers its log: a real send records the log's canonical place in
+//! `<id>.state.json` beside `campaign.toml`, and a later send with another log is refused unless
+//! the user says `--new-log`. The campaign's lock, `<id>.lock`, is held for the whole run, so
+//! that two runs with different logs never send at once (each log also has its own lock).
+//! Dry runs take neither: they never touch the real log.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::lock::take_lock;
+use super::{FileLog, SendLogError, timestamp};
+
+/// What `<id>.state.json` holds (one JSON object, for people too).
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    campaign: String,
+    /// The log the campaign sends with, as [`super::FileLog::locate`] names it.
+    log: String,
+    /// When that log became the campaign's.
+    since: String,
+}
+
+/// A campaign held for one run, knowing which log it has been using.
+#[derive(Debug)]
+pub struct CampaignClaim {
+    campaign: String,
+    state_path: PathBuf,
+    in_use: Option<String>,
+    /// The campaign's lock and state, and the one log name whose lock would be the campaign's:
+    /// none of them can be the log.
+    own_files: [String; 3],
+    /// Held for the life of the run; the OS releases it if the process dies.
+    _lock: File,
+}
+
+impl CampaignClaim {
+    /// Takes the lock of `campaign`, whose file is in `dir`, and reads which log it has been
+    /// using. `earlier` is the log a campaign that has no state yet was using (one sent before
+    /// campaigns remembered their log). Another run holding the campaign: `CampaignLocked`.
+    pub fn take(
+        dir: &Path,
+        campaign: &str,
+        earlier: Option<String>,
+    ) -> Result<CampaignClaim, SendLogError> {
+        let lock_path = dir.join(format!("{campaign}.lock"));
+        let lock = take_lock(&lock_path, |holder| SendLogError::CampaignLocked {
+            campaign: campaign.to_owned(),
+            path: lock_path.clone(),
+            holder,
+        })?;
+        let state_path = dir.join(format!("{campaign}.state.json"));
+        let in_use = read_state(&state_path)?.map(|state| state.log).or(earlier);
+        let own_files = [
+            FileLog::locate(&lock_path),
+            FileLog::locate(&state_path),
+            FileLog::locate(&dir.join(campaign)),
+        ];
+        Ok(CampaignClaim {
+            campaign: campaign.to_owned(),
+            state_path,
+            in_use,
+            own_files,
+            _lock: lock,
+        })
+    }
+
+    /// The log the campaign has been sending with, if any.
+    pub fn log_in_use(&self) -> Option<&str> {
+        self.in_use.as_deref()
+    }
+
+    /// Refuses `log` (as [`super::FileLog::locate`] names it) when the campaign has been
+    /// sending with another, unless `new_log` says the other one is meant.
+    pub fn check(&self, log: &str, new_log: bool) -> Result<(), SendLogError> {
+        if self.own_files.iter().any(|own| own == log) {
+            return Err(SendLogError::NotALog {
+                path: log.into(),
+                problem: "this name is the campaign's own (its lock, or its record of its send \
+                          log, or the name whose lock would be the campaign's): give the send \
+                          log another name"
+                    .into(),
+            });
+        }
+        match &self.in_use {
+            Some(in_use) if in_use != log && !new_log => Err(SendLogError::OtherLog {
+                campaign: self.campaign.clone(),
+                in_use: in_use.clone(),
+                given: log.to_owned(),
+                state: self.state_path.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `log` as the campaign's, once it is open: written beside the state file, synced
+    /// and renamed into place, so a crash leaves the old state or the new one.
+    pub fn remember(&mut self, log: &str) -> Result<(), SendLogError> {
+        if self.in_use.as_deref() == Some(log) && self.state_path.exists() {
+            return Ok(());
+        }
+        let state = State {
+            campaign: self.campaign.clone(),
+            log: log.to_owned(),
+            since: timestamp(SystemTime::now()),
+        };
+        let mut text = serde_json::to_vec(&state).expect("a state serializes");
+        text.push(b'\n');
+        let staging = self.state_path.with_extension("json.new");
+        let io = |source| SendLogError::Io {
+            path: self.state_path.clone(),
+            source,
+        };
+        // Under the campaign's lock: no other run writes the staging file.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&staging)
+            .and_then(|mut file| file.write_all(&text).and_then(|()| file.sync_all()))
+            .and_then(|()| std::fs::rename(&staging, &self.state_path))
+            .map_err(io)?;
+        let folder = match self.state_path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(folder)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io)?;
+        self.in_use = Some(log.to_owned());
+        Ok(())
+    }
+
+    /// The log `campaign` (whose file is in `dir`) has been sending with, read without its lock
+    /// (for `status`, which may run beside a send).
+    pub fn peek(dir: &Path, campaign: &str) -> Result<Option<String>, SendLogError> {
+        let state = read_state(&dir.join(format!("{campaign}.state.json")))?;
+        Ok(state.map(|state| state.log))
+    }
+}
+
+fn read_state(path: &Path) -> Result<Option<State>, SendLogError> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SendLogError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| SendLogError::NotALog {
+            path: path.to_owned(),
+            problem: format!(
+                "not missive's record of which send log the campaign uses ({e}); delete it, \
+                 then send with the campaign's log (and --new-log if it is not the one beside \
+                 the campaign)"
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_campaign_remembers_its_log_and_refuses_another_unless_told() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut claim = CampaignClaim::take(dir.path(), "c", None).unwrap();
+            assert_eq!(claim.log_in_use(), None);
+            claim.check("/a.jsonl", false).unwrap();
+            claim.remember("/a.jsonl").unwrap();
+        }
+        let mut claim = CampaignClaim::take(dir.path(), "c", None).unwrap();
+        assert_eq!(claim.log_in_use(), Some("/a.jsonl"));
+        claim.check("/a.jsonl", false).unwrap();
+        let err = claim.check("/b.jsonl", false).unwrap_err();
+        assert!(err.refuses_the_campaign(), "{err}");
+        assert!(err.to_string().contains("/a.jsonl"), "{err}");
+        let own = FileLog::locate(&dir.path().join("c.lock"));
+        assert!(claim.check(&own, true).unwrap_err().refuses_the_campaign());
+        claim.check("/b.jsonl", true).unwrap();
+        claim.remember("/b.jsonl").unwrap();
+        assert_eq!(
+            CampaignClaim::peek(dir.path(), "c").unwrap().as_deref(),
+            Some("/b.jsonl")
+        );
+    }
+
+    #[test]
+    fn one_run_a_campaign_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = CampaignClaim::take(dir.path(), "c", None).unwrap();
+        // A second open of the lock is refused as another process's would be.
+        let err = CampaignClaim::take(dir.path(), "c", None).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        assert!(err.to_string().contains(&std::process::id().to_string()));
+        // Another campaign in the same folder is free.
+        CampaignClaim::take(dir.path(), "d", None).unwrap();
+    }
+}
