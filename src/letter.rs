@@ -12,13 +12,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use sha2::{Digest, Sha256};
 
-use crate::render::Template;
 use crate::typography;
 
 /// Lower-case hex of `bytes`.
@@ -85,31 +83,6 @@ pub struct Letter {
     pub source_sha256: String,
     /// Every link's address with its line, in order: what `check`'s lints look at.
     pub links: Vec<(String, usize)>,
-    /// The sections prepared for rendering, made on the first render: change a letter's
-    /// sections before rendering it, not after.
-    template: TemplateCell,
-}
-
-/// Holds a letter's [`Template`] once made. A clone starts empty and makes its own from its
-/// own sections, which the clone's owner may have changed.
-#[derive(Default)]
-struct TemplateCell(OnceLock<Template>);
-
-impl Clone for TemplateCell {
-    fn clone(&self) -> Self {
-        TemplateCell::default()
-    }
-}
-
-impl fmt::Debug for TemplateCell {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.0.get().is_some() {
-            "made"
-        } else {
-            "not yet made"
-        };
-        write!(f, "TemplateCell({state})")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -236,7 +209,6 @@ impl Letter {
                 sections,
                 source_sha256: hex(&Sha256::digest(text.as_bytes())),
                 links,
-                template: TemplateCell::default(),
             })
         } else {
             problems.sort_by_key(|p| p.line);
@@ -245,11 +217,6 @@ impl Letter {
                 problems,
             })
         }
-    }
-
-    /// The letter prepared for rendering (see [`Template`]), made on the first call.
-    pub fn template(&self) -> &Template {
-        self.template.0.get_or_init(|| Template::new(self))
     }
 
     /// Every field the letter mentions, with the line it is on (repeats included).

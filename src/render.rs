@@ -62,17 +62,12 @@ pub struct Rendered {
 /// Column at which the text part wraps (RFC 5322 advises under 78).
 pub const TEXT_WIDTH: usize = 76;
 
-/// Renders `letter` for the person whose values `fields` holds.
+/// Renders `letter` in `frame` for the one person whose values `fields` holds.
 ///
-/// The letter's [`Template`] is made on the first call and reused by every later one.
+/// For one message (a test, a look at one person's copy): each call prepares the letter anew.
+/// To render for many people, make a [`Template`] once and render with it.
 pub fn render(letter: &Letter, frame: &Frame, fields: &dyn Fields) -> Rendered {
-    letter.template().render(frame, fields)
-}
-
-/// The footer's words and the person's link, when the campaign has one.
-fn footer<'a>(frame: &Frame<'a>, fields: &dyn Fields) -> Option<(&'a Unsubscribe, String)> {
-    let unsubscribe = frame.unsubscribe?;
-    Some((unsubscribe, unsubscribe.link(fields.address()?)))
+    Template::new(letter, frame).render(fields)
 }
 
 // ---- HTML ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 
 use crate::capture::file_safe;
 use crate::recipients::Row;
-use crate::render::render;
 
 use super::{Exit, Loaded};
 
@@ -19,7 +18,6 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let only = only.map(str::to_lowercase);
     let mut reader = loaded.recipients()?;
-    let frame = loaded.frame();
     let mut written = 0;
     while let Some(row) = reader.next_row()? {
         let recipient = match row {
@@ -44,7 +42,7 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
         {
             continue;
         }
-        let rendered = render(&loaded.letter, &frame, &recipient);
+        let rendered = loaded.template.render(&recipient);
         let stem = format!(
             "{:05}-{}",
             recipient.line,

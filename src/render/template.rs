@@ -1,13 +1,11 @@
 //! The letter prepared for rendering: what reads the same for everyone rendered once, and
 //! the parts with fields rendered for each person (see [`Template`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use maud::{Markup, PreEscaped, Render, html};
 
 use super::{
-    Fields, Frame, Rendered, footer, html_document, html_footer, html_section, html_wrapped,
-    text_block, text_title, wrap,
+    Fields, Frame, Rendered, html_document, html_footer, html_section, html_wrapped, text_block,
+    text_title, wrap,
 };
 use crate::letter::{Block, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
@@ -19,14 +17,20 @@ use crate::unsubscribe::Unsubscribe;
 /// up the same paragraphs again for every person was most of its cost. The output is the same as
 /// rendering everything for each person: the pieces made ahead are made by the same functions,
 /// with no fields to look at.
+///
+/// A template is made for one frame (a campaign has one): the page around the sections is
+/// rendered with it once, and the letter it was made from is not looked at again, so a change to
+/// the letter afterwards needs a new template.
 #[derive(Debug)]
 pub struct Template {
     /// The sections of the HTML part, in order.
     html: Vec<Piece<Section>>,
     /// The sections of the text part, in order, wrapped.
     text: Vec<Piece<TextPart>>,
-    /// The page around the sections, for the last frame rendered (a campaign has one).
-    shell: Mutex<Option<Arc<Shell>>>,
+    /// The page around the sections, for the frame the template was made for.
+    shell: Shell,
+    /// Makes each person's unsubscribe link for the footer; `None` for no footer.
+    unsubscribe: Option<Unsubscribe>,
 }
 
 #[derive(Debug)]
@@ -76,13 +80,14 @@ fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
 const PERSONAL_ROOM: usize = 2048;
 
 impl Template {
-    /// Prepares `letter`: renders and wraps every part that holds no field.
-    pub fn new(letter: &Letter) -> Template {
-        Template::with_fixed_parts(letter, true)
+    /// Prepares `letter` in `frame`: renders the page around it, and renders and wraps every
+    /// part that holds no field.
+    pub fn new(letter: &Letter, frame: &Frame) -> Template {
+        Template::with_fixed_parts(letter, frame, true)
     }
 
     /// Without `ahead`, every part is rendered for each person (what tests compare with).
-    fn with_fixed_parts(letter: &Letter, ahead: bool) -> Template {
+    fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> Template {
         let personal = |has_fields: bool| !ahead || has_fields;
         let mut html = Vec::new();
         let mut text = Vec::new();
@@ -131,31 +136,30 @@ impl Template {
         Template {
             html,
             text,
-            shell: Mutex::new(None),
+            shell: Shell::new(frame),
+            unsubscribe: frame.unsubscribe.cloned(),
         }
     }
 
-    /// Renders the letter for the person whose values `fields` holds, in `frame`.
-    pub fn render(&self, frame: &Frame, fields: &dyn Fields) -> Rendered {
-        let shell = self.shell(frame);
-        let footer = footer(frame, fields);
+    /// Renders the letter for the person whose values `fields` holds.
+    pub fn render(&self, fields: &dyn Fields) -> Rendered {
+        let footer = self.footer(fields);
         Rendered {
-            html: self.html(frame, &shell, footer.as_ref(), fields),
-            text: self.text(&shell, footer, fields),
+            html: self.html(footer.as_ref(), fields),
+            text: self.text(footer, fields),
         }
     }
 
-    /// What reads the same in every person's parts in `frame`, in order, for
+    /// What reads the same in every person's parts, in order, for
     /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
-    pub fn fixed_parts(&self, frame: &Frame) -> FixedParts {
+    pub fn fixed_parts(&self) -> FixedParts {
         fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
             pieces.iter().filter_map(|piece| match piece {
                 Piece::Fixed(fixed) => Some(fixed.clone()),
                 Piece::Personal(_) => None,
             })
         }
-        let shell = self.shell(frame);
-        let head = shell.page.as_ref().map(|page| page.head.clone());
+        let head = self.shell.page.as_ref().map(|page| page.head.clone());
         let mut text: Vec<String> = fixed(&self.text).collect();
         // The last piece as it ends the text when no footer follows: one line break at the end.
         if let Some(Piece::Fixed(last)) = self.text.last() {
@@ -167,27 +171,17 @@ impl Template {
         }
     }
 
-    /// The shell made for `frame`: the last one when it was made for the same frame.
-    fn shell(&self, frame: &Frame) -> Arc<Shell> {
-        // A poisoned lock only means another thread panicked while swapping an `Arc`.
-        let mut last = self.shell.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*last {
-            Some(shell) if shell.is_for(frame) => Arc::clone(shell),
-            _ => Arc::clone(last.insert(Arc::new(Shell::new(frame)))),
-        }
+    /// The footer's words and the person's link, when the campaign has one.
+    fn footer(&self, fields: &dyn Fields) -> Option<(&Unsubscribe, String)> {
+        let unsubscribe = self.unsubscribe.as_ref()?;
+        Some((unsubscribe, unsubscribe.link(fields.address()?)))
     }
 
-    fn html(
-        &self,
-        frame: &Frame,
-        shell: &Shell,
-        footer: Option<&(&Unsubscribe, String)>,
-        fields: &dyn Fields,
-    ) -> String {
+    fn html(&self, footer: Option<&(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
         let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link));
-        let Some(page) = &shell.page else {
+        let Some(page) = &self.shell.page else {
             let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
-            return html_document(frame, sections, footer).into_string();
+            return html_document(&self.shell.frame(), sections, footer).into_string();
         };
         let mut out = String::with_capacity(
             page.head.len()
@@ -215,12 +209,7 @@ impl Template {
         }
     }
 
-    fn text(
-        &self,
-        shell: &Shell,
-        footer: Option<(&Unsubscribe, String)>,
-        fields: &dyn Fields,
-    ) -> String {
+    fn text(&self, footer: Option<(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
         let mut out = String::with_capacity(fixed_len(&self.text) + PERSONAL_ROOM);
         for piece in &self.text {
             match piece {
@@ -230,7 +219,7 @@ impl Template {
             }
         }
         if let Some((unsubscribe, link)) = footer {
-            let colon = &shell.text_colon;
+            let colon = &self.shell.text_colon;
             for line in wrap(&format!(
                 "{} {}{colon} {link}",
                 unsubscribe.footer, unsubscribe.link_text
@@ -270,10 +259,11 @@ impl Render for PieceHtml<'_> {
     }
 }
 
-/// What surrounds the letter's sections, made once per frame: the HTML page cut where the
+/// What surrounds the letter's sections, made once per template: the HTML page cut where the
 /// sections and the footer go, and the text footer's colon.
 #[derive(Debug)]
 struct Shell {
+    /// The frame's words, for rendering a page whole (see `page`).
     subject: String,
     preheader: String,
     language: String,
@@ -325,10 +315,14 @@ impl Shell {
         }
     }
 
-    fn is_for(&self, frame: &Frame) -> bool {
-        self.subject == frame.subject
-            && self.preheader == frame.preheader
-            && self.language == frame.language
+    /// The frame the shell was made from, without its unsubscribe link (the page has none).
+    fn frame(&self) -> Frame<'_> {
+        Frame {
+            subject: &self.subject,
+            preheader: &self.preheader,
+            language: &self.language,
+            unsubscribe: None,
+        }
     }
 }
 
@@ -376,11 +370,11 @@ mod tests {
             ::: ask\nUn don de {{amount|25}} $ ?\n\n[Je donne {{amount}} $](https://dons.example.org/x)\n\n\
             ::: signature\nAshley Boyd\\\nMozilla\n";
         let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
-        let ahead = Template::new(&letter);
-        let each = Template::with_fixed_parts(&letter, false);
+        let frame = frame();
+        let ahead = Template::new(&letter, &frame);
+        let each = Template::with_fixed_parts(&letter, &frame, false);
         let made_ahead = |t: &Template| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
         assert!(made_ahead(&ahead) && !made_ahead(&each));
-        let frame = frame();
         for person in [
             vec![
                 ("first_name", "Zoé"),
@@ -397,11 +391,8 @@ mod tests {
             vec![],
         ] {
             let fields: HashMap<&str, &str> = person.into_iter().collect();
-            assert_eq!(ahead.render(&frame, &fields), each.render(&frame, &fields));
-            assert_eq!(
-                render(&letter, &frame, &fields),
-                each.render(&frame, &fields)
-            );
+            assert_eq!(ahead.render(&fields), each.render(&fields));
+            assert_eq!(render(&letter, &frame, &fields), each.render(&fields));
         }
         // Another frame gets its own page around the same sections.
         let other = Frame {
@@ -409,12 +400,15 @@ mod tests {
             ..frame
         };
         let fields = HashMap::from([("first_name", "Zoé")]);
-        let r = ahead.render(&other, &fields);
+        let r = Template::new(&letter, &other).render(&fields);
         assert!(
             r.html.contains("<title>Autre &lt;sujet&gt;</title>"),
             "{}",
             r.html
         );
-        assert_eq!(r, each.render(&other, &fields));
+        assert_eq!(
+            r,
+            Template::with_fixed_parts(&letter, &other, false).render(&fields)
+        );
     }
 }
