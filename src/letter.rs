@@ -24,6 +24,8 @@ mod markdown;
 mod sections;
 mod tree;
 
+pub use fields::Fields;
+pub(crate) use fields::{all_present, field_value};
 pub use tree::{Block, Inline, Section, SectionKind};
 
 use markdown::SectionParser;

@@ -14,33 +14,14 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
-use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+use crate::letter::{
+    Block, Fields, Inline, Letter, Section, SectionKind, all_present, field_value,
+};
 use crate::unsubscribe::Unsubscribe;
 
 mod template;
 
 pub use template::{FixedParts, Template};
-
-/// Where a letter's fields get their values: a recipient's row, or anything else with names.
-pub trait Fields {
-    /// The value of field `name`; `None` or `Some("")` both mean "no value" (the fallback shows).
-    fn field(&self, name: &str) -> Option<&str>;
-
-    /// The address the message goes to, for the unsubscribe footer; `None` shows no footer.
-    fn address(&self) -> Option<&str> {
-        None
-    }
-}
-
-impl Fields for crate::recipients::Recipient {
-    fn field(&self, name: &str) -> Option<&str> {
-        crate::recipients::Recipient::field(self, name)
-    }
-
-    fn address(&self) -> Option<&str> {
-        Some(self.email.as_ref())
-    }
-}
 
 /// What of the campaign the layout shows besides the letter.
 #[derive(Debug, Clone)]
@@ -368,24 +349,6 @@ fn text_inlines(inlines: &[Inline], fields: &dyn Fields) -> String {
         }
     }
     out
-}
-
-// ---- fields -------------------------------------------------------------------------------
-
-fn field_value<'a>(fields: &'a dyn Fields, name: &str, fallback: Option<&'a str>) -> &'a str {
-    match fields.field(name).map(str::trim) {
-        Some(value) if !value.is_empty() => value,
-        _ => fallback.unwrap_or(""),
-    }
-}
-
-fn all_present(inlines: &[Inline], fields: &dyn Fields) -> bool {
-    inlines.iter().all(|inline| match inline {
-        Inline::Field { name, .. } => fields.field(name).is_some_and(|v| !v.trim().is_empty()),
-        Inline::Optional(c) | Inline::Emphasis(c) | Inline::Strong(c) => all_present(c, fields),
-        Inline::Link { content, .. } => all_present(content, fields),
-        Inline::Text(_) | Inline::LineBreak => true,
-    })
 }
 
 #[cfg(test)]

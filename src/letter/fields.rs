@@ -1,6 +1,8 @@
 //! The `{{field}}` mini-language inside the letter's text: `{{name}}`, `{{name|fallback}}`, and
 //! `[[ … ]]` runs shown only when every field inside has a value. Fields are cut out of the
-//! literal text into nodes of the tree, never spliced into Markdown or HTML source.
+//! literal text into nodes of the tree, never spliced into Markdown or HTML source. What the
+//! language means, a value or its fallback and when a run shows, is here too; the renderer only
+//! writes what these say.
 
 use super::Inline;
 use crate::typography;
@@ -68,6 +70,39 @@ fn parse_field(inside: &str, line: usize, language: &str) -> Result<Inline, Stri
         name: name.to_owned(),
         fallback,
         line,
+    })
+}
+
+/// Where a letter's fields get their values: a recipient's row, or anything else with names.
+pub trait Fields {
+    /// The value of field `name`; `None` or `Some("")` both mean "no value" (the fallback shows).
+    fn field(&self, name: &str) -> Option<&str>;
+
+    /// The address the message goes to, for the unsubscribe footer; `None` shows no footer.
+    fn address(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The value `fields` gives field `name`, trimmed, or `fallback` (or nothing) when it has none.
+pub(crate) fn field_value<'a>(
+    fields: &'a dyn Fields,
+    name: &str,
+    fallback: Option<&'a str>,
+) -> &'a str {
+    match fields.field(name).map(str::trim) {
+        Some(value) if !value.is_empty() => value,
+        _ => fallback.unwrap_or(""),
+    }
+}
+
+/// True when every field in `inlines` has a value: an `[[ … ]]` run shows only then.
+pub(crate) fn all_present(inlines: &[Inline], fields: &dyn Fields) -> bool {
+    inlines.iter().all(|inline| match inline {
+        Inline::Field { name, .. } => fields.field(name).is_some_and(|v| !v.trim().is_empty()),
+        Inline::Optional(c) | Inline::Emphasis(c) | Inline::Strong(c) => all_present(c, fields),
+        Inline::Link { content, .. } => all_present(content, fields),
+        Inline::Text(_) | Inline::LineBreak => true,
     })
 }
 
