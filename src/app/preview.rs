@@ -10,6 +10,9 @@ use crate::capture::file_safe;
 use crate::recipients::Row;
 
 use super::{Exit, Loaded};
+use page::{Envelope, screenshot_page};
+
+mod page;
 
 /// The page `preview` writes for a person (or a headless browser) to look at.
 pub const SCREENSHOT_PAGE: &str = "screenshot.html";
@@ -59,9 +62,9 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
             // The first message also as a page to look at (or screenshot) in a browser.
             let to = recipient.email.to_string();
             let from = loaded.campaign.from.to_string();
-            let page = crate::render::screenshot_page(
+            let page = screenshot_page(
                 &rendered.html,
-                &crate::render::Envelope {
+                &Envelope {
                     from: &from,
                     to: &to,
                     subject: &loaded.campaign.subject,

@@ -3,11 +3,10 @@
 
 use maud::{Markup, PreEscaped, Render, html};
 
-use super::{
-    Fields, Frame, Rendered, html_document, html_footer, html_section, html_wrapped, text_block,
-    text_title, wrap,
-};
-use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+use super::html::{html_document, html_footer, html_section, html_wrapped};
+use super::text::{text_block, text_title, wrap};
+use super::{Frame, Rendered};
+use crate::letter::{Block, Fields, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
 
 /// A letter cut once into what reads the same for everyone, rendered ahead of time, and the few
@@ -178,7 +177,7 @@ impl Template {
     }
 
     fn html(&self, footer: Option<&(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
-        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link));
+        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link.as_str()));
         let Some(page) = &self.shell.page else {
             let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
             return html_document(&self.shell.frame(), sections, footer).into_string();
