@@ -86,6 +86,9 @@ pub(crate) fn sheet(style: &str, rows: impl Render) -> Markup {
 }
 
 /// The person's unsubscribe `link` under the sheet, after a line break.
+///
+/// A template renders it once, with a mark for the link, and puts each person's link in its
+/// place: markup for every message would be most of the footer's cost.
 pub(super) fn html_footer(unsubscribe: &Unsubscribe, link: impl Render) -> Markup {
     html! {
         (NL)

@@ -85,7 +85,8 @@ impl Template {
         Template::with_fixed_parts(letter, frame, true)
     }
 
-    /// Without `ahead`, every part is rendered for each person (what tests compare with).
+    /// Without `ahead`, every part is rendered for each person, the page around them too (what
+    /// tests compare with).
     fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> Template {
         let personal = |has_fields: bool| !ahead || has_fields;
         let mut html = Vec::new();
@@ -132,10 +133,14 @@ impl Template {
                 }
             }
         }
+        let mut shell = Shell::new(frame);
+        if !ahead {
+            shell.page = None;
+        }
         Template {
             html,
             text,
-            shell: Shell::new(frame),
+            shell,
             unsubscribe: frame.unsubscribe.cloned(),
         }
     }
@@ -177,8 +182,8 @@ impl Template {
     }
 
     fn html(&self, footer: Option<&(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
-        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link.as_str()));
         let Some(page) = &self.shell.page else {
+            let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link.as_str()));
             let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
             return html_document(&self.shell.frame(), sections, footer).into_string();
         };
@@ -194,8 +199,11 @@ impl Template {
             self.html_piece(piece, fields).render_to(&mut out);
         }
         out.push_str(&page.middle);
-        if let Some(footer) = footer {
-            out.push_str(&footer.0);
+        if let (Some((_, link)), Some((before, after))) = (footer, &page.footer) {
+            out.push_str(before);
+            // Escaped as Maud escapes an attribute's value.
+            link.as_str().render_to(&mut out);
+            out.push_str(after);
         }
         out.push_str(&page.end);
         out
@@ -259,7 +267,8 @@ impl Render for PieceHtml<'_> {
 }
 
 /// What surrounds the letter's sections, made once per template: the HTML page cut where the
-/// sections and the footer go, and the text footer's colon.
+/// sections and the footer go, the footer cut where the person's link goes, and the text
+/// footer's colon.
 #[derive(Debug)]
 struct Shell {
     /// The frame's words, for rendering a page whole (see `page`).
@@ -279,14 +288,17 @@ struct Page {
     head: String,
     /// From the sections to the footer.
     middle: String,
+    /// The footer before and after the person's link, when the frame has an unsubscribe link.
+    footer: Option<(String, String)>,
     /// After the footer.
     end: String,
 }
 
-/// Where the sections and the footer go in a page rendered to be cut. Escaped text never holds
-/// a `<`, so these cannot come from the frame's words.
+/// Where the sections, the footer and the footer's link go in a page rendered to be cut.
+/// Escaped text never holds a `<`, so these cannot come from the frame's words.
 const SECTIONS_MARK: &str = "<missive-sections>";
 const FOOTER_MARK: &str = "<missive-footer>";
+const LINK_MARK: &str = "<missive-link>";
 
 impl Shell {
     fn new(frame: &Frame) -> Shell {
@@ -298,9 +310,18 @@ impl Shell {
         .into_string();
         let page = marked.split_once(SECTIONS_MARK).and_then(|(head, rest)| {
             let (middle, end) = rest.split_once(FOOTER_MARK)?;
+            let footer = match frame.unsubscribe {
+                Some(unsubscribe) => {
+                    let footer = html_footer(unsubscribe, PreEscaped(LINK_MARK)).into_string();
+                    let (before, after) = footer.split_once(LINK_MARK)?;
+                    Some((before.to_owned(), after.to_owned()))
+                }
+                None => None,
+            };
             Some(Page {
                 head: head.to_owned(),
                 middle: middle.to_owned(),
+                footer,
                 end: end.to_owned(),
             })
         });
@@ -409,5 +430,46 @@ mod tests {
             r,
             Template::with_fixed_parts(&letter, &other, false).render(&fields)
         );
+    }
+
+    #[test]
+    fn the_footer_made_ahead_reads_as_if_made_for_each_person() {
+        struct Person(&'static str);
+        impl Fields for Person {
+            fn field(&self, _: &str) -> Option<&str> {
+                None
+            }
+            fn address(&self) -> Option<&str> {
+                Some(self.0)
+            }
+        }
+        let unsubscribe = Unsubscribe {
+            campaign_id: "c1".into(),
+            mailto: "stop@example.org".parse().unwrap(),
+            url: "https://example.org/stop".parse().unwrap(),
+            footer: "Plus de lettres <b>&</b>\u{202f}?".into(),
+            link_text: "Se désabonner".into(),
+            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
+        };
+        let frame = Frame {
+            unsubscribe: Some(&unsubscribe),
+            ..frame()
+        };
+        let source = "::: greeting\nBonjour,\n\n::: ask\n[Je donne](https://dons.example.org/x)\n\n::: signature\nAshley\n";
+        let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
+        let ahead = Template::new(&letter, &frame);
+        let each = Template::with_fixed_parts(&letter, &frame, false);
+        for person in [Person("zoe@example.com"), Person("o'hara&co@example.com")] {
+            let r = ahead.render(&person);
+            let link = unsubscribe.link(person.0);
+            let escaped = link.replace('&', "&amp;");
+            assert!(escaped != link, "{link}");
+            assert!(
+                r.html.contains(&format!("<a href=\"{escaped}\"")),
+                "{}",
+                r.html
+            );
+            assert_eq!(r, each.render(&person));
+        }
     }
 }
