@@ -19,6 +19,7 @@ use crate::letter::{Fields, Letter};
 use crate::unsubscribe::Unsubscribe;
 
 mod html;
+mod shell;
 mod template;
 mod text;
 

@@ -1,9 +1,10 @@
 //! The letter prepared for rendering: what reads the same for everyone rendered once, and
 //! the parts with fields rendered for each person (see [`Template`]).
 
-use maud::{Markup, PreEscaped, Render, html};
+use maud::{Markup, Render, html};
 
 use super::html::{html_document, html_footer, html_section, html_wrapped};
+use super::shell::Shell;
 use super::text::{text_block, text_title, wrap};
 use super::{Frame, Rendered};
 use crate::letter::{Block, Fields, Inline, Letter, Section, SectionKind};
@@ -262,86 +263,6 @@ impl Render for PieceHtml<'_> {
         match self {
             PieceHtml::Fixed(fixed) => buffer.push_str(fixed),
             PieceHtml::Personal(markup) => buffer.push_str(&markup.0),
-        }
-    }
-}
-
-/// What surrounds the letter's sections, made once per template: the HTML page cut where the
-/// sections and the footer go, the footer cut where the person's link goes, and the text
-/// footer's colon.
-#[derive(Debug)]
-struct Shell {
-    /// The frame's words, for rendering a page whole (see `page`).
-    subject: String,
-    preheader: String,
-    language: String,
-    /// `None` if the page could not be cut (it always can: the marks cannot come out of escaped
-    /// text); each person's page is then rendered whole.
-    page: Option<Page>,
-    /// `:` with the language's typography, before the link in the text footer.
-    text_colon: String,
-}
-
-#[derive(Debug)]
-struct Page {
-    /// Up to the sections.
-    head: String,
-    /// From the sections to the footer.
-    middle: String,
-    /// The footer before and after the person's link, when the frame has an unsubscribe link.
-    footer: Option<(String, String)>,
-    /// After the footer.
-    end: String,
-}
-
-/// Where the sections, the footer and the footer's link go in a page rendered to be cut.
-/// Escaped text never holds a `<`, so these cannot come from the frame's words.
-const SECTIONS_MARK: &str = "<missive-sections>";
-const FOOTER_MARK: &str = "<missive-footer>";
-const LINK_MARK: &str = "<missive-link>";
-
-impl Shell {
-    fn new(frame: &Frame) -> Shell {
-        let marked = html_document(
-            frame,
-            PreEscaped(SECTIONS_MARK),
-            Some(PreEscaped(FOOTER_MARK)),
-        )
-        .into_string();
-        let page = marked.split_once(SECTIONS_MARK).and_then(|(head, rest)| {
-            let (middle, end) = rest.split_once(FOOTER_MARK)?;
-            let footer = match frame.unsubscribe {
-                Some(unsubscribe) => {
-                    let footer = html_footer(unsubscribe, PreEscaped(LINK_MARK)).into_string();
-                    let (before, after) = footer.split_once(LINK_MARK)?;
-                    Some((before.to_owned(), after.to_owned()))
-                }
-                None => None,
-            };
-            Some(Page {
-                head: head.to_owned(),
-                middle: middle.to_owned(),
-                footer,
-                end: end.to_owned(),
-            })
-        });
-        let colon = crate::typography::apply(frame.language, " :");
-        Shell {
-            subject: frame.subject.to_owned(),
-            preheader: frame.preheader.to_owned(),
-            language: frame.language.to_owned(),
-            page,
-            text_colon: if colon == " :" { ":".to_owned() } else { colon },
-        }
-    }
-
-    /// The frame the shell was made from, without its unsubscribe link (the page has none).
-    fn frame(&self) -> Frame<'_> {
-        Frame {
-            subject: &self.subject,
-            preheader: &self.preheader,
-            language: &self.language,
-            unsubscribe: None,
         }
     }
 }
