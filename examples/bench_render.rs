@@ -21,7 +21,7 @@ use missive::campaign::Campaign;
 use missive::letter::Letter;
 use missive::message::Composer;
 use missive::recipients::{RecipientReader, Row};
-use missive::render::{Frame, render};
+use missive::render::{Frame, Template};
 use missive::sendlog::{Durable, Event, FileLog, LogWriter, Record};
 use tokio::task::JoinSet;
 
@@ -35,7 +35,7 @@ struct Pass {
 /// The campaign as `missive send` loads it.
 struct Loaded {
     campaign: Campaign,
-    letter: Letter,
+    template: Template,
     composer: Composer,
     recipients: PathBuf,
     /// Stands for the letter fingerprint the engine puts in each attempt record (same length).
@@ -51,18 +51,20 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = rounds.parse().context("ROUNDS")?;
     let campaign = Campaign::load(Path::new(campaign))?;
     let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
-    // As `missive send` makes it (src/app.rs), with the letter's fixed parts encoded once.
+    // As `missive send` makes them (src/app.rs): the letter prepared once, and its fixed parts
+    // encoded once.
+    let template = Template::new(&letter, &frame(&campaign));
     let composer = Composer::new(
         &campaign.id,
         campaign.from.clone(),
         campaign.reply_to.clone(),
         &campaign.subject,
     )
-    .with_fixed_parts(&letter.template().fixed_parts(&frame(&campaign)));
+    .with_fixed_parts(&template.fixed_parts());
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Arc::new(Loaded {
         campaign,
-        letter,
+        template,
         composer,
         recipients: PathBuf::from(recipients),
         fingerprint,
@@ -111,7 +113,6 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         None => (None, None),
     };
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
-    let frame = frame(&loaded.campaign);
     // The engine's queue: `ahead` messages wait their turn, their attempts already written.
     let ahead = (pool * 8).clamp(128, 256);
     let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(ahead);
@@ -157,7 +158,7 @@ async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> any
         };
         let rcpt = recipient.email.to_string();
         let id = loaded.composer.message_id(&recipient);
-        let rendered = render(&loaded.letter, &frame, &recipient);
+        let rendered = loaded.template.render(&recipient);
         let message = loaded
             .composer
             .compose(&recipient, rendered, SystemTime::now())?;

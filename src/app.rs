@@ -15,7 +15,7 @@ use crate::dkim::DkimError;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError};
-use crate::render::Frame;
+use crate::render::{Frame, Template};
 use crate::send::Content;
 use crate::sendlog::{Replay, SendLogError};
 use crate::smtp::TransportError;
@@ -193,6 +193,8 @@ fn verify_unsubscribe(link: &str, json: bool) -> anyhow::Result<Exit> {
 struct Loaded {
     campaign: Campaign,
     letter: Letter,
+    /// The letter prepared for rendering in the campaign's frame, once for every message.
+    template: Template,
     composer: Composer,
     recipients_path: PathBuf,
     /// What is being sent: the letter's source and the headers every message shares.
@@ -201,7 +203,6 @@ struct Loaded {
     suppression: Arc<SuppressionList>,
     /// Lines of the suppression files that hold no address.
     suppression_skipped: Vec<Skipped>,
-    unsubscribe: Option<Arc<Unsubscribe>>,
     /// Why the unsubscribe secret could not be used, when a throwaway one stands in.
     secret_problem: Option<SecretError>,
 }
@@ -237,17 +238,18 @@ impl Loaded {
             language: &campaign.language,
             unsubscribe: unsubscribe.as_deref(),
         };
-        composer = composer.with_fixed_parts(&letter.template().fixed_parts(&frame));
+        let template = Template::new(&letter, &frame);
+        composer = composer.with_fixed_parts(&template.fixed_parts());
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
             letter,
+            template,
             composer,
             recipients_path,
             fingerprint,
             suppression: Arc::new(suppression),
             suppression_skipped,
-            unsubscribe,
             secret_problem,
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
@@ -261,19 +263,9 @@ impl Loaded {
             .map(|reader| reader.with_suppression(Arc::clone(&self.suppression)))
     }
 
-    fn frame(&self) -> Frame<'_> {
-        Frame {
-            subject: &self.campaign.subject,
-            preheader: &self.campaign.preheader,
-            language: &self.campaign.language,
-            unsubscribe: self.unsubscribe.as_deref(),
-        }
-    }
-
     fn content(&self) -> Content<'_> {
         Content {
-            letter: &self.letter,
-            frame: self.frame(),
+            template: &self.template,
             composer: &self.composer,
             fingerprint: &self.fingerprint,
         }

@@ -317,7 +317,7 @@ mod tests {
         use crate::campaign::Campaign;
         use crate::letter::Letter;
         use crate::recipients::{RecipientReader, Row};
-        use crate::render::{Frame, render};
+        use crate::render::{Frame, Template};
         use crate::unsubscribe::Secret;
 
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -357,9 +357,8 @@ mod tests {
             if with_unsubscribe {
                 plain = plain.with_unsubscribe(Arc::clone(&unsubscribe));
             }
-            let prepared = plain
-                .clone()
-                .with_fixed_parts(&letter.template().fixed_parts(&frame));
+            let template = Template::new(&letter, &frame);
+            let prepared = plain.clone().with_fixed_parts(&template.fixed_parts());
             let mut reader = RecipientReader::from_reader(
                 std::path::Path::new("t.csv"),
                 Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
@@ -371,7 +370,7 @@ mod tests {
                 let Row::Valid(person) = row else {
                     panic!("{row:?}")
                 };
-                let rendered = render(&letter, &frame, &person);
+                let rendered = template.render(&person);
                 let a = plain.compose(&person, rendered.clone(), date).unwrap();
                 let b = prepared.compose(&person, rendered, date).unwrap();
                 assert_eq!(formatted(a), formatted(b));

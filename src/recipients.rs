@@ -118,6 +118,17 @@ impl Recipient {
     }
 }
 
+/// A row gives the letter's fields their values, and its address to the unsubscribe footer.
+impl crate::letter::Fields for Recipient {
+    fn field(&self, name: &str) -> Option<&str> {
+        Recipient::field(self, name)
+    }
+
+    fn address(&self) -> Option<&str> {
+        Some(self.email.as_ref())
+    }
+}
+
 /// What the reader yields for each data row.
 #[derive(Debug)]
 pub enum Row {

@@ -5,7 +5,6 @@ use std::time::SystemTime;
 
 use crate::lint::{self, Finding, Severity};
 use crate::recipients::Row;
-use crate::render::render;
 
 use super::{Exit, Loaded};
 
@@ -48,7 +47,6 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let mut findings = loaded_findings(loaded);
     let mut reader = loaded.recipients()?;
-    let frame = loaded.frame();
     let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
     // The layout's lints read one message; only the size can differ between people.
     let mut linted_one = false;
@@ -56,7 +54,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     while let Some(row) = reader.next_row()? {
         match row {
             Row::Valid(recipient) => {
-                let rendered = render(&loaded.letter, &frame, &recipient);
+                let rendered = loaded.template.render(&recipient);
                 let place = format!(
                     "{}:{}: the message to {}",
                     loaded.recipients_path.display(),

@@ -10,9 +10,11 @@ use crate::address::RecipientKey;
 use crate::capture::file_safe;
 use crate::outdir;
 use crate::recipients::Row;
-use crate::render::render;
 
 use super::{Exit, Loaded};
+use page::{Envelope, screenshot_page};
+
+mod page;
 
 /// The page `preview` writes for a person (or a headless browser) to look at.
 pub const SCREENSHOT_PAGE: &str = "screenshot.html";
@@ -21,7 +23,6 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let only_key = only.map(RecipientKey::of);
     let mut reader = loaded.recipients()?;
-    let frame = loaded.frame();
     let mut written = 0;
     while let Some(row) = reader.next_row()? {
         let recipient = match row {
@@ -43,7 +44,7 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
         if only_key.is_some_and(|key| recipient.key != key) {
             continue;
         }
-        let rendered = render(&loaded.letter, &frame, &recipient);
+        let rendered = loaded.template.render(&recipient);
         let stem = format!(
             "{:05}-{}",
             recipient.line,
@@ -61,9 +62,9 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
             // The first message also as a page to look at (or screenshot) in a browser.
             let to = recipient.email.to_string();
             let from = loaded.campaign.from.to_string();
-            let page = crate::render::screenshot_page(
+            let page = screenshot_page(
                 &rendered.html,
-                &crate::render::Envelope {
+                &Envelope {
                     from: &from,
                     to: &to,
                     subject: &loaded.campaign.subject,

@@ -1,15 +1,13 @@
 //! The letter prepared for rendering: what reads the same for everyone rendered once, and
 //! the parts with fields rendered for each person (see [`Template`]).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use maud::{Markup, Render, html};
 
-use maud::{Markup, PreEscaped, Render, html};
-
-use super::{
-    Fields, Frame, Rendered, footer, html_document, html_footer, html_section, html_wrapped,
-    text_block, text_title, wrap,
-};
-use crate::letter::{Block, Inline, Letter, Section, SectionKind};
+use super::html::{html_document, html_footer, html_section, html_wrapped};
+use super::shell::Shell;
+use super::text::{text_block, text_title, wrap};
+use super::{Frame, Rendered};
+use crate::letter::{Block, Fields, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
 
 /// A letter cut once into what reads the same for everyone, rendered ahead of time, and the few
@@ -19,14 +17,20 @@ use crate::unsubscribe::Unsubscribe;
 /// up the same paragraphs again for every person was most of its cost. The output is the same as
 /// rendering everything for each person: the pieces made ahead are made by the same functions,
 /// with no fields to look at.
+///
+/// A template is made for one frame (a campaign has one): the page around the sections is
+/// rendered with it once, and the letter it was made from is not looked at again, so a change to
+/// the letter afterwards needs a new template.
 #[derive(Debug)]
 pub struct Template {
     /// The sections of the HTML part, in order.
     html: Vec<Piece<Section>>,
     /// The sections of the text part, in order, wrapped.
     text: Vec<Piece<TextPart>>,
-    /// The page around the sections, for the last frame rendered (a campaign has one).
-    shell: Mutex<Option<Arc<Shell>>>,
+    /// The page around the sections, for the frame the template was made for.
+    shell: Shell,
+    /// Makes each person's unsubscribe link for the footer; `None` for no footer.
+    unsubscribe: Option<Unsubscribe>,
 }
 
 #[derive(Debug)]
@@ -76,13 +80,15 @@ fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
 const PERSONAL_ROOM: usize = 2048;
 
 impl Template {
-    /// Prepares `letter`: renders and wraps every part that holds no field.
-    pub fn new(letter: &Letter) -> Template {
-        Template::with_fixed_parts(letter, true)
+    /// Prepares `letter` in `frame`: renders the page around it, and renders and wraps every
+    /// part that holds no field.
+    pub fn new(letter: &Letter, frame: &Frame) -> Template {
+        Template::with_fixed_parts(letter, frame, true)
     }
 
-    /// Without `ahead`, every part is rendered for each person (what tests compare with).
-    fn with_fixed_parts(letter: &Letter, ahead: bool) -> Template {
+    /// Without `ahead`, every part is rendered for each person, the page around them too (what
+    /// tests compare with).
+    fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> Template {
         let personal = |has_fields: bool| !ahead || has_fields;
         let mut html = Vec::new();
         let mut text = Vec::new();
@@ -128,34 +134,37 @@ impl Template {
                 }
             }
         }
+        let mut shell = Shell::new(frame);
+        if !ahead {
+            shell.page = None;
+        }
         Template {
             html,
             text,
-            shell: Mutex::new(None),
+            shell,
+            unsubscribe: frame.unsubscribe.cloned(),
         }
     }
 
-    /// Renders the letter for the person whose values `fields` holds, in `frame`.
-    pub fn render(&self, frame: &Frame, fields: &dyn Fields) -> Rendered {
-        let shell = self.shell(frame);
-        let footer = footer(frame, fields);
+    /// Renders the letter for the person whose values `fields` holds.
+    pub fn render(&self, fields: &dyn Fields) -> Rendered {
+        let footer = self.footer(fields);
         Rendered {
-            html: self.html(frame, &shell, footer.as_ref(), fields),
-            text: self.text(&shell, footer, fields),
+            html: self.html(footer.as_ref(), fields),
+            text: self.text(footer, fields),
         }
     }
 
-    /// What reads the same in every person's parts in `frame`, in order, for
+    /// What reads the same in every person's parts, in order, for
     /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
-    pub fn fixed_parts(&self, frame: &Frame) -> FixedParts {
+    pub fn fixed_parts(&self) -> FixedParts {
         fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
             pieces.iter().filter_map(|piece| match piece {
                 Piece::Fixed(fixed) => Some(fixed.clone()),
                 Piece::Personal(_) => None,
             })
         }
-        let shell = self.shell(frame);
-        let head = shell.page.as_ref().map(|page| page.head.clone());
+        let head = self.shell.page.as_ref().map(|page| page.head.clone());
         let mut text: Vec<String> = fixed(&self.text).collect();
         // The last piece as it ends the text when no footer follows: one line break at the end.
         if let Some(Piece::Fixed(last)) = self.text.last() {
@@ -167,27 +176,17 @@ impl Template {
         }
     }
 
-    /// The shell made for `frame`: the last one when it was made for the same frame.
-    fn shell(&self, frame: &Frame) -> Arc<Shell> {
-        // A poisoned lock only means another thread panicked while swapping an `Arc`.
-        let mut last = self.shell.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*last {
-            Some(shell) if shell.is_for(frame) => Arc::clone(shell),
-            _ => Arc::clone(last.insert(Arc::new(Shell::new(frame)))),
-        }
+    /// The footer's words and the person's link, when the campaign has one.
+    fn footer(&self, fields: &dyn Fields) -> Option<(&Unsubscribe, String)> {
+        let unsubscribe = self.unsubscribe.as_ref()?;
+        Some((unsubscribe, unsubscribe.link(fields.address()?)))
     }
 
-    fn html(
-        &self,
-        frame: &Frame,
-        shell: &Shell,
-        footer: Option<&(&Unsubscribe, String)>,
-        fields: &dyn Fields,
-    ) -> String {
-        let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link));
-        let Some(page) = &shell.page else {
+    fn html(&self, footer: Option<&(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
+        let Some(page) = &self.shell.page else {
+            let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link.as_str()));
             let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
-            return html_document(frame, sections, footer).into_string();
+            return html_document(&self.shell.frame(), sections, footer).into_string();
         };
         let mut out = String::with_capacity(
             page.head.len()
@@ -201,8 +200,11 @@ impl Template {
             self.html_piece(piece, fields).render_to(&mut out);
         }
         out.push_str(&page.middle);
-        if let Some(footer) = footer {
-            out.push_str(&footer.0);
+        if let (Some((_, link)), Some((before, after))) = (footer, &page.footer) {
+            out.push_str(before);
+            // Escaped as Maud escapes an attribute's value.
+            link.as_str().render_to(&mut out);
+            out.push_str(after);
         }
         out.push_str(&page.end);
         out
@@ -215,12 +217,7 @@ impl Template {
         }
     }
 
-    fn text(
-        &self,
-        shell: &Shell,
-        footer: Option<(&Unsubscribe, String)>,
-        fields: &dyn Fields,
-    ) -> String {
+    fn text(&self, footer: Option<(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
         let mut out = String::with_capacity(fixed_len(&self.text) + PERSONAL_ROOM);
         for piece in &self.text {
             match piece {
@@ -230,7 +227,7 @@ impl Template {
             }
         }
         if let Some((unsubscribe, link)) = footer {
-            let colon = &shell.text_colon;
+            let colon = &self.shell.text_colon;
             for line in wrap(&format!(
                 "{} {}{colon} {link}",
                 unsubscribe.footer, unsubscribe.link_text
@@ -267,68 +264,6 @@ impl Render for PieceHtml<'_> {
             PieceHtml::Fixed(fixed) => buffer.push_str(fixed),
             PieceHtml::Personal(markup) => buffer.push_str(&markup.0),
         }
-    }
-}
-
-/// What surrounds the letter's sections, made once per frame: the HTML page cut where the
-/// sections and the footer go, and the text footer's colon.
-#[derive(Debug)]
-struct Shell {
-    subject: String,
-    preheader: String,
-    language: String,
-    /// `None` if the page could not be cut (it always can: the marks cannot come out of escaped
-    /// text); each person's page is then rendered whole.
-    page: Option<Page>,
-    /// `:` with the language's typography, before the link in the text footer.
-    text_colon: String,
-}
-
-#[derive(Debug)]
-struct Page {
-    /// Up to the sections.
-    head: String,
-    /// From the sections to the footer.
-    middle: String,
-    /// After the footer.
-    end: String,
-}
-
-/// Where the sections and the footer go in a page rendered to be cut. Escaped text never holds
-/// a `<`, so these cannot come from the frame's words.
-const SECTIONS_MARK: &str = "<missive-sections>";
-const FOOTER_MARK: &str = "<missive-footer>";
-
-impl Shell {
-    fn new(frame: &Frame) -> Shell {
-        let marked = html_document(
-            frame,
-            PreEscaped(SECTIONS_MARK),
-            Some(PreEscaped(FOOTER_MARK)),
-        )
-        .into_string();
-        let page = marked.split_once(SECTIONS_MARK).and_then(|(head, rest)| {
-            let (middle, end) = rest.split_once(FOOTER_MARK)?;
-            Some(Page {
-                head: head.to_owned(),
-                middle: middle.to_owned(),
-                end: end.to_owned(),
-            })
-        });
-        let colon = crate::typography::apply(frame.language, " :");
-        Shell {
-            subject: frame.subject.to_owned(),
-            preheader: frame.preheader.to_owned(),
-            language: frame.language.to_owned(),
-            page,
-            text_colon: if colon == " :" { ":".to_owned() } else { colon },
-        }
-    }
-
-    fn is_for(&self, frame: &Frame) -> bool {
-        self.subject == frame.subject
-            && self.preheader == frame.preheader
-            && self.language == frame.language
     }
 }
 
@@ -376,11 +311,11 @@ mod tests {
             ::: ask\nUn don de {{amount|25}} $ ?\n\n[Je donne {{amount}} $](https://dons.example.org/x)\n\n\
             ::: signature\nAshley Boyd\\\nMozilla\n";
         let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
-        let ahead = Template::new(&letter);
-        let each = Template::with_fixed_parts(&letter, false);
+        let frame = frame();
+        let ahead = Template::new(&letter, &frame);
+        let each = Template::with_fixed_parts(&letter, &frame, false);
         let made_ahead = |t: &Template| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
         assert!(made_ahead(&ahead) && !made_ahead(&each));
-        let frame = frame();
         for person in [
             vec![
                 ("first_name", "Zoé"),
@@ -397,11 +332,8 @@ mod tests {
             vec![],
         ] {
             let fields: HashMap<&str, &str> = person.into_iter().collect();
-            assert_eq!(ahead.render(&frame, &fields), each.render(&frame, &fields));
-            assert_eq!(
-                render(&letter, &frame, &fields),
-                each.render(&frame, &fields)
-            );
+            assert_eq!(ahead.render(&fields), each.render(&fields));
+            assert_eq!(render(&letter, &frame, &fields), each.render(&fields));
         }
         // Another frame gets its own page around the same sections.
         let other = Frame {
@@ -409,12 +341,56 @@ mod tests {
             ..frame
         };
         let fields = HashMap::from([("first_name", "Zoé")]);
-        let r = ahead.render(&other, &fields);
+        let r = Template::new(&letter, &other).render(&fields);
         assert!(
             r.html.contains("<title>Autre &lt;sujet&gt;</title>"),
             "{}",
             r.html
         );
-        assert_eq!(r, each.render(&other, &fields));
+        assert_eq!(
+            r,
+            Template::with_fixed_parts(&letter, &other, false).render(&fields)
+        );
+    }
+
+    #[test]
+    fn the_footer_made_ahead_reads_as_if_made_for_each_person() {
+        struct Person(&'static str);
+        impl Fields for Person {
+            fn field(&self, _: &str) -> Option<&str> {
+                None
+            }
+            fn address(&self) -> Option<&str> {
+                Some(self.0)
+            }
+        }
+        let unsubscribe = Unsubscribe {
+            campaign_id: "c1".into(),
+            mailto: "stop@example.org".parse().unwrap(),
+            url: "https://example.org/stop".parse().unwrap(),
+            footer: "Plus de lettres <b>&</b>\u{202f}?".into(),
+            link_text: "Se désabonner".into(),
+            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
+        };
+        let frame = Frame {
+            unsubscribe: Some(&unsubscribe),
+            ..frame()
+        };
+        let source = "::: greeting\nBonjour,\n\n::: ask\n[Je donne](https://dons.example.org/x)\n\n::: signature\nAshley\n";
+        let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
+        let ahead = Template::new(&letter, &frame);
+        let each = Template::with_fixed_parts(&letter, &frame, false);
+        for person in [Person("zoe@example.com"), Person("o'hara&co@example.com")] {
+            let r = ahead.render(&person);
+            let link = unsubscribe.link(person.0);
+            let escaped = link.replace('&', "&amp;");
+            assert!(escaped != link, "{link}");
+            assert!(
+                r.html.contains(&format!("<a href=\"{escaped}\"")),
+                "{}",
+                r.html
+            );
+            assert_eq!(r, each.render(&person));
+        }
     }
 }

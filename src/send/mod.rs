@@ -29,11 +29,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::letter::Letter;
 use crate::message::Composer;
 use crate::ratelimit::{Pace, QuotaSpent};
 use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
-use crate::render::{Frame, render};
+use crate::render::Template;
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
 use worker::{Job, Shared, Tally};
@@ -226,8 +225,8 @@ impl RunReport {
 
 /// The letter and headers every message of the campaign shares.
 pub struct Content<'a> {
-    pub letter: &'a Letter,
-    pub frame: Frame<'a>,
+    /// The letter in its frame, prepared once for the whole run.
+    pub template: &'a Template,
     pub composer: &'a Composer,
     /// Identifies this letter and its headers in the log's attempt records.
     pub fingerprint: &'a str,
@@ -385,7 +384,7 @@ pub async fn run(
                 break;
             }
         }
-        let rendered = render(content.letter, &content.frame, &recipient);
+        let rendered = content.template.render(&recipient);
         let message = match content
             .composer
             .compose(&recipient, rendered, SystemTime::now())
