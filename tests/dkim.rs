@@ -1,6 +1,7 @@
 //! DKIM: messages missive sends, as an SMTP server received them, carry a signature that an
-//! independent verifier (Python's dkimpy, with the public key given as its DNS record) accepts,
-//! over the unsubscribe headers too; and changing any signed header breaks it.
+//! independent verifier (stalwart's mail-auth, and Python's dkimpy where it is installed, with
+//! the public key given as its DNS record) accepts, over the unsubscribe headers too; and
+//! changing any signed header, the body, or the key breaks it.
 
 mod support;
 
@@ -56,9 +57,14 @@ fn header_line<'a>(message: &'a str, name: &str) -> &'a str {
 #[test]
 fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
     let (key, message, _keys) = send_signed("ed25519");
-    let (ok, report) = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(ok, "{report}\n{}", String::from_utf8_lossy(&message));
-    assert!(report.contains("a=ed25519-sha256"), "{report}");
+    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
+    assert!(
+        verdict.passed,
+        "{}\n{}",
+        verdict.report,
+        String::from_utf8_lossy(&message)
+    );
+    assert_eq!(verdict.algorithm, "ed25519-sha256", "{}", verdict.report);
     for header in [
         "from",
         "to",
@@ -71,13 +77,9 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
         "list-unsubscribe-post",
     ] {
         assert!(
-            report
-                .split("h=")
-                .nth(1)
-                .unwrap()
-                .split(':')
-                .any(|h| h == header),
-            "{header} is not signed: {report}"
+            verdict.signed.iter().any(|h| h == header),
+            "{header} is not signed: {}",
+            verdict.report
         );
     }
 
@@ -104,29 +106,75 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
         ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
     ];
     for (what, changed) in tampered {
-        let (ok, report) = dkim::verify(&changed, "s2026", "example.org", &key.record);
-        assert!(!ok, "changing {what} should break the signature: {report}");
+        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
+        assert!(
+            !verdict.passed,
+            "changing {what} should break the signature: {}",
+            verdict.report
+        );
     }
     // A header that is not signed (a relay's trace, say) may be added freely.
     let mut relayed = b"Received: from relay.example.net by mx.example.com\r\n".to_vec();
     relayed.extend_from_slice(&message);
-    let (ok, report) = dkim::verify(&relayed, "s2026", "example.org", &key.record);
-    assert!(ok, "{report}");
+    let verdict = dkim::verify(&relayed, "s2026", "example.org", &key.record);
+    assert!(verdict.passed, "{}", verdict.report);
     // The right key is needed: another one's record does not verify.
     let (other, _, _keys) = send_signed("ed25519");
-    let (ok, _) = dkim::verify(&message, "s2026", "example.org", &other.record);
-    assert!(!ok);
+    let verdict = dkim::verify(&message, "s2026", "example.org", &other.record);
+    assert!(!verdict.passed, "{}", verdict.report);
 }
 
 #[test]
 fn rsa_sha256_signature_verifies() {
     let (key, message, _keys) = send_signed("rsa");
-    let (ok, report) = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(ok, "{report}\n{}", String::from_utf8_lossy(&message));
-    assert!(report.contains("a=rsa-sha256"), "{report}");
-    let changed = replace_once(&message, "To: ", "To: eve@example.net, ");
-    let (ok, report) = dkim::verify(&changed, "s2026", "example.org", &key.record);
-    assert!(!ok, "{report}");
+    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
+    assert!(
+        verdict.passed,
+        "{}\n{}",
+        verdict.report,
+        String::from_utf8_lossy(&message)
+    );
+    assert_eq!(verdict.algorithm, "rsa-sha256", "{}", verdict.report);
+    let tampered = [
+        (
+            "To",
+            replace_once(&message, "To: ", "To: eve@example.net, "),
+        ),
+        ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
+    ];
+    for (what, changed) in tampered {
+        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
+        assert!(
+            !verdict.passed,
+            "changing {what} should break the signature: {}",
+            verdict.report
+        );
+    }
+    let (other, _, _keys) = send_signed("rsa");
+    let verdict = dkim::verify(&message, "s2026", "example.org", &other.record);
+    assert!(!verdict.passed, "{}", verdict.report);
+}
+
+/// The verifier itself is held to saying no: a message that carries no signature, or whose
+/// signature claims another selector, does not pass.
+#[test]
+fn a_message_without_a_valid_signature_does_not_verify() {
+    let (key, message, _keys) = send_signed("ed25519");
+    let text = String::from_utf8(message.clone()).unwrap();
+    let signature_start = text.find("DKIM-Signature: ").expect("a DKIM-Signature");
+    let signature_end = signature_start
+        + text[signature_start..]
+            .match_indices("\r\n")
+            .find(|(i, _)| !text[signature_start + i + 2..].starts_with([' ', '\t']))
+            .map(|(i, _)| i + 2)
+            .unwrap();
+    let unsigned = format!("{}{}", &text[..signature_start], &text[signature_end..]);
+    assert!(!unsigned.contains("DKIM-Signature"), "{unsigned}");
+    let verdict = dkim::verify(unsigned.as_bytes(), "s2026", "example.org", &key.record);
+    assert!(!verdict.passed, "{}", verdict.report);
+
+    let verdict = dkim::verify(&message, "other", "example.org", &key.record);
+    assert!(!verdict.passed, "{}", verdict.report);
 }
 
 #[test]
