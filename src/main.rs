@@ -1,9 +1,25 @@
-//! The `missive` binary: parse the arguments, run, turn the result into an exit code.
+//! The `missive` binary: parse the arguments, run, turn the result into an exit code. It owns
+//! the process: the command line ([`cli`]) and the exit.
+
+mod cli;
 
 use std::process::ExitCode;
 
+use cli::Parsed;
+use missive::app::Exit;
+
 fn main() -> ExitCode {
-    let (options, log_format) = missive::cli::parse();
+    let (options, log_format) = match cli::parse(std::env::args_os()) {
+        Parsed::Run(options, log_format) => (options, log_format),
+        Parsed::Info(info) => {
+            let _ = info.print();
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Usage(message) => {
+            eprint!("{message}");
+            return Exit::Failure.into();
+        }
+    };
     missive::logging::init(log_format);
     match missive::app::run(options) {
         Ok(exit) => exit.into(),
