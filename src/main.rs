@@ -1,5 +1,5 @@
 //! The `missive` binary: parse the arguments, run, turn the result into an exit code. It owns
-//! the process: the command line ([`cli`]) and the exit.
+//! the process: the command line ([`cli`]), the signals that stop a run, and the exit.
 
 mod cli;
 
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     missive::logging::init(log_format);
-    match missive::app::run(options) {
+    match missive::app::run(options, shutdown_on_signals()) {
         Ok(exit) => exit.into(),
         Err(error) => {
             // A path or value the user typed is quoted as typed, and may be a URL with a password.
@@ -47,4 +47,52 @@ fn describe(error: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text
+}
+
+/// Resolves at the first SIGINT or SIGTERM: a command that runs until told to stop (a send)
+/// finishes the work in hand and takes no more. The signals are caught from the first poll,
+/// inside the command's runtime, so a command that never polls it (`check`) keeps the default
+/// handling.
+///
+/// A second signal exits at once with 75: every record acknowledged so far is already durable,
+/// and messages cut off after DATA are in doubt, which the next run handles.
+async fn shutdown_on_signals() {
+    let (first, fired) = tokio::sync::oneshot::channel();
+    // Listens for as long as the runtime lives, after the command dropped this future too.
+    tokio::spawn(async move {
+        let mut first = Some(first);
+        #[cfg(unix)]
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+            if let Some(first) = first.take() {
+                tracing::warn!(
+                    "signal received: finishing the messages in hand, then stopping (again to stop now)"
+                );
+                let _ = first.send(());
+            } else {
+                tracing::warn!("second signal: stopping now; messages cut off are in doubt");
+                std::process::exit(Exit::TryAgain as i32);
+            }
+        }
+    });
+    if fired.await.is_err() {
+        // The listener is gone (the runtime is shutting down): that is no signal.
+        std::future::pending::<()>().await;
+    }
 }
