@@ -133,8 +133,13 @@ pub(super) fn trusted_roots(path: Option<&Path>, field: &str) -> anyhow::Result<
     Ok(Some(pem))
 }
 
-/// Runs one command.
-pub fn run(options: Options) -> anyhow::Result<Exit> {
+/// Runs one command. `shutdown` resolving asks a running `send` to stop (the binary makes it
+/// of SIGINT and SIGTERM): the messages in hand finish, the rest wait for the next run. The
+/// other commands never poll it.
+pub fn run(
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Exit> {
     if let Command::VerifyUnsubscribe { link, json } = &options.command {
         return verify_unsubscribe(link, *json);
     }
@@ -150,7 +155,7 @@ pub fn run(options: Options) -> anyhow::Result<Exit> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(sending::send(&loaded, &options, send))
+            runtime.block_on(sending::send(&loaded, &options, send, shutdown))
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
         Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),

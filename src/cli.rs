@@ -1,7 +1,9 @@
-//! The command line: clap's definitions, turned into the plain [`Options`] the rest of missive
-//! takes. Nothing below this module knows about flags.
+//! The command line: clap's definitions, turned into the plain [`Options`] the library takes.
+//! A module of the binary, not of the library: nothing in `missive` knows about flags. What
+//! the arguments ask for comes back as a value ([`Parsed`]), help, version and usage errors
+//! included; only `main` prints them and ends the process.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,10 +11,10 @@ use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::app::{Command, Options, SendOptions};
-use crate::campaign::{Endpoint, mask_credentials};
-use crate::logging::LogFormat;
-use crate::send::InDoubt;
+use missive::app::{Command, Options, SendOptions};
+use missive::campaign::{Endpoint, EndpointError, mask_credentials};
+use missive::logging::LogFormat;
+use missive::send::{InDoubt, RunLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,19 +130,32 @@ struct Common {
     log: Option<PathBuf>,
 }
 
-/// Parses the process's arguments. `--help` and `--version` print and exit 0; a usage error
-/// prints and exits 1, the contract's "any other error" (clap's own default would be 2).
-pub fn parse() -> (Options, LogFormat) {
-    let cli = Cli::try_parse().unwrap_or_else(|error| {
-        if !error.use_stderr() {
-            let _ = error.print();
-            std::process::exit(0);
-        }
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run this command, with diagnostics in this format.
+    Run(Options, LogFormat),
+    /// `--help` or `--version`: clap's text, for standard output, and exit 0. Kept as clap's
+    /// value so that it prints as clap prints it (in colour on a terminal).
+    Info(clap::Error),
+    /// A usage error, for standard error, and exit 1: the contract's "any other error" (clap's
+    /// own default would be 2). Plain text, with any credentials masked.
+    Usage(String),
+}
+
+/// Parses `args` (the program's name first, as [`std::env::args_os`] gives them).
+pub fn parse<I, T>(args: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => return Parsed::Info(error),
         // clap quotes a stray argument as typed (`--smtp` forgotten before a URL, a misspelt
         // option): it may hold a password. Plain text, then: colors would not survive masking.
-        eprint!("{}", mask_credentials(&error.render().to_string()));
-        std::process::exit(1);
-    });
+        Err(error) => return Parsed::Usage(mask_credentials(&error.render().to_string())),
+    };
     let format = match cli.log_format {
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,
@@ -165,7 +180,7 @@ pub fn parse() -> (Options, LogFormat) {
             common,
             Command::Send(SendOptions {
                 dry_run,
-                limits: crate::send::RunLimits {
+                limits: RunLimits {
                     max_messages,
                     max_duration,
                     rate,
@@ -187,7 +202,7 @@ pub fn parse() -> (Options, LogFormat) {
                 log: None,
                 command: Command::VerifyUnsubscribe { link, json },
             };
-            return (options, format);
+            return Parsed::Run(options, format);
         }
     };
     let options = Options {
@@ -197,7 +212,7 @@ pub fn parse() -> (Options, LogFormat) {
         log: common.log,
         command,
     };
-    (options, format)
+    Parsed::Run(options, format)
 }
 
 /// `--smtp`'s parser. Not clap's `FromStr` adapter: its error quotes the value as typed, and a
@@ -226,7 +241,7 @@ impl TypedValueParser for EndpointArg {
             .to_str()
             .ok_or_else(|| refuse("not UTF-8 text".into()))?;
         text.parse()
-            .map_err(|e: crate::campaign::EndpointError| refuse(e.to_string()))
+            .map_err(|e: EndpointError| refuse(e.to_string()))
     }
 }
 
@@ -238,5 +253,95 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
         _ => Err("a positive number of messages per second".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> (Options, LogFormat) {
+        match parse(std::iter::once("missive").chain(args.iter().copied())) {
+            Parsed::Run(options, format) => (options, format),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_values_for_standard_output() {
+        for (args, kind) in [
+            (&["missive", "--help"][..], ErrorKind::DisplayHelp),
+            (&["missive", "send", "-h"], ErrorKind::DisplayHelp),
+            (&["missive", "--version"], ErrorKind::DisplayVersion),
+        ] {
+            match parse(args) {
+                Parsed::Info(info) => assert_eq!(info.kind(), kind, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_usage_error_is_a_value_with_its_credentials_masked() {
+        let Parsed::Usage(message) = parse([
+            "missive",
+            "send",
+            "campaign.toml",
+            "--smpt=smtps://user:Pw6-secret@mail.example.org",
+        ]) else {
+            panic!("a misspelt option is a usage error");
+        };
+        assert!(message.contains("--smpt"), "{message}");
+        assert!(!message.contains("Pw6-secret"), "{message}");
+        // `--smtp`'s own parser: the refusal names the option, never the password.
+        let Parsed::Usage(message) = parse([
+            "missive",
+            "check",
+            "--smtp",
+            "smtp://user:Pw6-secret@127.0.0.1:2525",
+        ]) else {
+            panic!("a password in --smtp is a usage error");
+        };
+        assert!(message.contains("--smtp"), "{message}");
+        assert!(!message.contains("Pw6-secret"), "{message}");
+    }
+
+    #[test]
+    fn flags_become_the_library_options() {
+        let (options, format) = run(&[
+            "send",
+            "spring.toml",
+            "--smtp",
+            "smtp://127.0.0.1:2525",
+            "--max-duration",
+            "1h30m",
+            "--rate",
+            "2.5",
+            "--in-doubt",
+            "skip",
+            "--log-format",
+            "json",
+        ]);
+        assert_eq!(format, LogFormat::Json);
+        assert_eq!(options.campaign, PathBuf::from("spring.toml"));
+        assert_eq!(
+            options.smtp.map(|e| e.to_string()).as_deref(),
+            Some("smtp://127.0.0.1:2525")
+        );
+        let Command::Send(send) = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(send.limits.max_duration, Some(Duration::from_secs(5400)));
+        assert_eq!(send.limits.rate, Some(2.5));
+        assert_eq!(send.in_doubt, InDoubt::Skip);
+        assert!(!send.dry_run);
+
+        let (options, format) = run(&["unsubscribe-token", "verify", "t=abc", "--json"]);
+        assert_eq!(format, LogFormat::Text);
+        assert_eq!(options.campaign, PathBuf::from("campaign.toml"));
+        assert!(matches!(
+            options.command,
+            Command::VerifyUnsubscribe { json: true, .. }
+        ));
     }
 }

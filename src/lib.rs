@@ -10,7 +10,8 @@
 //! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
-//! does not own. [`app`] and [`cli`] are the edge: they turn a command line into calls to the
+//! does not own. [`app`] is the edge: it turns the [`app::Options`] the binary makes of a
+//! command line (clap lives in the binary, with the signals and the exit) into calls to the
 //! modules above. Beneath them all, [`address`] says when two addresses are the same person,
 //! [`keymap`] keeps a small value per person, and [`csvline`] numbers a CSV's lines as an
 //! editor does.
@@ -19,7 +20,6 @@ pub mod address;
 pub mod app;
 pub mod campaign;
 pub mod capture;
-pub mod cli;
 pub mod csvline;
 pub mod dkim;
 pub mod keymap;

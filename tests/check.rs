@@ -218,6 +218,34 @@ fn an_unknown_campaign_key_names_key_and_line() {
 }
 
 #[test]
+fn help_and_version_go_to_standard_output_and_a_usage_error_exits_1() {
+    let fixture = Fixture::new(&people(1), "");
+    for args in [&["--help"][..], &["send", "--help"], &["--version"]] {
+        let run = fixture.run(args, &[]);
+        assert_eq!(run.code, 0, "{args:?}\n{}", run.all());
+        assert!(
+            !run.stdout.is_empty() && run.stderr.is_empty(),
+            "{args:?}\n{}",
+            run.all()
+        );
+    }
+    let run = fixture.run(&["--version"], &[]);
+    assert!(
+        run.stdout.contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        run.all()
+    );
+    // Not clap's 2: the contract's "any other error".
+    let run = fixture.run(&["sned", "campaign.toml"], &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.is_empty() && run.stderr.contains("sned"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
 fn a_real_send_refuses_without_its_password_and_never_prints_it() {
     let extra = "[smtp]\nurl = \"smtp+starttls://mail.example.org:587\"\nusername = \"campagnes@example.org\"\nmax_connect_failures = 1\n";
     let fixture = Fixture::new(&people(1), extra);

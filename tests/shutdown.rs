@@ -58,3 +58,90 @@ fn sigterm_finishes_the_messages_in_hand_and_the_next_run_the_rest() {
     rcpts.dedup();
     assert_eq!((messages.len(), rcpts.len()), (40, 40), "everyone once");
 }
+
+/// The second signal does not wait for the messages in hand: missive exits 75 at once, and
+/// what it had handed over without a reply is in doubt, which the next run sends again with
+/// the same Message-ID.
+#[test]
+fn a_second_signal_stops_at_once_and_the_next_run_resends_what_was_in_doubt() {
+    const HELD: Duration = Duration::from_secs(20);
+    let slow = SmtpServer::start_in_background(Behavior::accept_all().reply_delay(HELD));
+    let fixture = Fixture::new(&people(3), "[smtp]\npool_size = 1\ntimeout_secs = 60\n");
+    let campaign = fixture.campaign();
+    let stderr_path = fixture.path("send.stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["send", campaign.to_str().unwrap(), "--smtp", &slow.url()])
+        .env_remove("MISSIVE_SMTP_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // The first message is on the server, which holds its reply back.
+    assert!(
+        slow.wait_until(Duration::from_secs(10), |j| !j.received.is_empty()),
+        "the first message never reached the server"
+    );
+    signal("-INT");
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stderr().contains("signal received") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(stderr().contains("signal received"), "{}", stderr());
+    let second = Instant::now();
+    signal("-TERM");
+    let deadline = second + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        second.elapsed() < HELD / 2,
+        "it waited for the reply: {:?}\n{stdout}\n{}",
+        second.elapsed(),
+        stderr()
+    );
+    assert_eq!(output.status.code(), Some(75), "{stdout}\n{}", stderr());
+    assert!(stderr().contains("second signal"), "{}", stderr());
+    // Stopped before the run could report: no message's outcome is known.
+    assert!(!stdout.contains("stopped:"), "{stdout}");
+    let status = fixture.status();
+    assert_eq!(status["sent"], 0, "{status}");
+    assert!(status["in_doubt"].as_u64() >= Some(1), "{status}");
+
+    let fast = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&fast.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let messages = fast.wait_for(3, Duration::from_secs(10));
+    let mut rcpts: Vec<_> = messages.iter().map(|m| m.rcpt_to[0].clone()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!((messages.len(), rcpts.len()), (3, 3), "everyone once");
+    let held = &slow.messages()[0];
+    let again = messages
+        .iter()
+        .find(|m| m.rcpt_to == held.rcpt_to)
+        .expect("the message in hand was sent again");
+    assert_eq!(
+        message_id(&again.data),
+        message_id(&held.data),
+        "the same Message-ID"
+    );
+}
+
+fn message_id(data: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse(data)
+        .and_then(|m| m.message_id().map(str::to_owned))
+}

@@ -57,6 +57,7 @@ pub(super) async fn send(
     loaded: &Loaded,
     options: &Options,
     send: &SendOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     warn_of_lint_errors(loaded);
@@ -155,14 +156,13 @@ pub(super) async fn send(
         in_doubt: send.in_doubt,
         progress: Arc::clone(&progress),
     };
-    let shutdown = crate::send::shutdown_on_signals();
     let result = crate::send::run(
         &loaded.content(),
         &mut reader,
         &replay,
         engine,
         &send.limits,
-        &shutdown,
+        shutdown,
     )
     .await;
     if let Some((bar, ticker)) = bar {

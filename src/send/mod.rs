@@ -13,9 +13,12 @@
 //!
 //! A run stops taking recipients at the end of the list, when its budget is spent
 //! (`--max-messages`, `--max-duration`), when a quota is spent for longer than it may wait,
-//! when the servers stay unreachable, or on SIGINT/SIGTERM. Messages in hand are finished and
-//! their outcomes made durable; messages still on the queue were never handed over: their
-//! attempts are marked `withdrawn` and they stay pending for the next run.
+//! when the servers stay unreachable, or when the caller's shutdown future resolves (the
+//! binary's SIGINT/SIGTERM). The producer stops at its budget by itself; every other reason
+//! (a worker's, the deadline, the shutdown) is set once, the first one wins, where the producer
+//! and every worker look, and the report says which ([`Stopped`]). Messages in hand are
+//! finished and their outcomes made durable; messages still on the queue were never handed
+//! over: their attempts are marked `withdrawn` and they stay pending for the next run.
 
 mod route;
 mod worker;
@@ -79,7 +82,8 @@ pub enum Stopped {
         relay: &'static str,
         why: String,
     },
-    /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
+    /// The caller's shutdown resolved (SIGINT or SIGTERM, in the binary): messages in hand
+    /// were finished and logged, no new one was taken.
     Interrupted,
     /// The send log could not be written; the run's error says why.
     LogFailed,
@@ -97,50 +101,6 @@ fn ahead(connections: usize, rate: Option<f64>) -> usize {
         Some(rate) => unpaced.min((rate.ceil() as usize).max(connections * 2)),
         None => unpaced,
     }
-}
-
-/// Becomes true when the run should stop taking recipients (a signal, a caller's decision).
-pub type ShutdownSignal = watch::Receiver<bool>;
-
-/// A shutdown signal that fires on SIGINT or SIGTERM. Must be called inside the runtime.
-///
-/// The first signal lets the messages in hand finish (each bounded by the SMTP timeout). A
-/// second one exits at once with 75: every record acknowledged so far is already durable, and
-/// messages cut off after DATA are in doubt, which the next run handles.
-pub fn shutdown_on_signals() -> ShutdownSignal {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        for signals in 1.. {
-            #[cfg(unix)]
-            let terminated = async {
-                match terminate.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let terminated = std::future::pending::<()>();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = terminated => {}
-            }
-            if signals == 1 {
-                tracing::warn!(
-                    "signal received: finishing the messages in hand, then stopping (again to stop now)"
-                );
-                let _ = tx.send(true);
-            } else {
-                tracing::warn!("second signal: stopping now; messages cut off are in doubt");
-                std::process::exit(75);
-            }
-        }
-    });
-    rx
 }
 
 /// Live counts for a progress bar, updated as outcomes come in.
@@ -244,14 +204,15 @@ pub struct Engine {
     pub progress: Arc<Progress>,
 }
 
-/// Sends to every row of `recipients` that `replay` has no final outcome for.
+/// Sends to every row of `recipients` that `replay` has no final outcome for, until the list
+/// ends, a limit stops the run, or `shutdown` resolves ([`Stopped::Interrupted`]).
 pub async fn run(
     content: &Content<'_>,
     recipients: &mut RecipientReader,
     replay: &Replay,
     engine: Engine,
     limits: &RunLimits,
-    shutdown: &ShutdownSignal,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunReport, SendError> {
     let started = Instant::now();
     let mut report = RunReport::default();
@@ -268,9 +229,19 @@ pub async fn run(
         pace: engine.pace,
         progress: Arc::clone(&engine.progress),
         halt,
-        shutdown: shutdown.clone(),
         patience,
         deadline: limits.max_duration.map(|max| started + max),
+    });
+    // The caller's shutdown is one more reason to stop, told apart by the report. The watch
+    // ends with the run, whichever way it ends (a `JoinSet` aborts its tasks when dropped); it
+    // holds the run weakly, so as not to keep the log writer open.
+    let mut watch_shutdown = JoinSet::new();
+    let interrupt = Arc::downgrade(&shared);
+    watch_shutdown.spawn(async move {
+        shutdown.await;
+        if let Some(shared) = interrupt.upgrade() {
+            shared.stop(Stopped::Interrupted);
+        }
     });
     let jobs = Arc::new(Mutex::new(jobs));
     let mut workers = JoinSet::new();
@@ -285,7 +256,6 @@ pub async fn run(
             tally
         });
     }
-    let mut signalled = shutdown.clone();
     let skipped = || engine.progress.add(&ProgressKind::Skipped);
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
@@ -354,9 +324,7 @@ pub async fn run(
                 continue;
             }
         }
-        let stop = if *shutdown.borrow() {
-            Some(Stopped::Interrupted)
-        } else if limits.max_messages.is_some_and(|max| taken >= max) {
+        let stop = if limits.max_messages.is_some_and(|max| taken >= max) {
             Some(Stopped::MaxMessages)
         } else if limits
             .max_duration
@@ -378,7 +346,6 @@ pub async fn run(
             let room = tokio::select! {
                 permits = queue.reserve_many(refill) => permits.is_ok(),
                 _ = halted.changed() => false,
-                _ = signalled.changed() => false,
             };
             if !room {
                 break;
@@ -420,7 +387,6 @@ pub async fn run(
         let slot = tokio::select! {
             slot = queue.reserve() => slot.ok(),
             _ = halted.changed() => None,
-            _ = signalled.changed() => None,
         };
         match slot {
             Some(slot) => {
@@ -453,16 +419,66 @@ pub async fn run(
     while let Ok(job) = left.try_recv() {
         worker::withdraw(&shared.log, &job).await?;
     }
-    // What stopped a worker says more than the budget the producer reached meanwhile: a wrong
-    // password must not pass for `--max-messages reached`.
     let halted = shared.halt.borrow().clone();
-    report.stopped = match (report.stopped.take(), halted) {
-        (_, Some(refused @ Stopped::LoginRefused { .. })) => Some(refused),
-        (None | Some(Stopped::MaxMessages | Stopped::MaxDuration), Some(halted)) => Some(halted),
-        (ours, _) => ours,
-    };
-    if report.stopped.is_none() && *shutdown.borrow() {
-        report.stopped = Some(Stopped::Interrupted);
-    }
+    report.stopped = why_stopped(report.stopped.take(), halted);
     Ok(report)
+}
+
+/// Why the run stopped, from the budget the producer reached (`--max-messages`,
+/// `--max-duration`) and the run's halt (a worker's reason, the deadline, or the caller's
+/// shutdown). What stopped a worker says more than the budget reached meanwhile: a wrong
+/// password must not pass for `--max-messages reached`. A shutdown after the budget was
+/// reached did not stop the run: the budget did.
+fn why_stopped(budget: Option<Stopped>, halted: Option<Stopped>) -> Option<Stopped> {
+    match (budget, halted) {
+        (_, Some(refused @ Stopped::LoginRefused { .. })) => Some(refused),
+        (Some(budget), Some(Stopped::Interrupted)) => Some(budget),
+        (_, Some(halted)) => Some(halted),
+        (budget, None) => budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_says_what_stopped_the_run() {
+        let refused = Stopped::LoginRefused {
+            relay: "primary",
+            why: "535 5.7.8 bad credentials".into(),
+        };
+        let unreachable = Stopped::Unreachable("connection refused".into());
+        for (budget, halted, stopped) in [
+            (None, None, None),
+            (Some(Stopped::MaxMessages), None, Some(Stopped::MaxMessages)),
+            (None, Some(Stopped::Interrupted), Some(Stopped::Interrupted)),
+            (None, Some(Stopped::MaxDuration), Some(Stopped::MaxDuration)),
+            // A worker's reason says more than the budget reached meanwhile.
+            (
+                Some(Stopped::MaxMessages),
+                Some(refused.clone()),
+                Some(refused.clone()),
+            ),
+            (
+                Some(Stopped::MaxDuration),
+                Some(unreachable.clone()),
+                Some(unreachable.clone()),
+            ),
+            // A signal once the budget was spent: the budget ended the run.
+            (
+                Some(Stopped::MaxMessages),
+                Some(Stopped::Interrupted),
+                Some(Stopped::MaxMessages),
+            ),
+            (
+                Some(Stopped::MaxDuration),
+                Some(Stopped::Interrupted),
+                Some(Stopped::MaxDuration),
+            ),
+        ] {
+            let what = format!("{budget:?} and {halted:?}");
+            assert_eq!(why_stopped(budget, halted), stopped, "{what}");
+        }
+    }
 }

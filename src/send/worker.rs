@@ -61,10 +61,9 @@ pub struct Shared {
     pub retry: RetryPolicy,
     pub pace: Pace,
     pub progress: Arc<Progress>,
-    /// Set once, by whoever first decides the run must stop.
+    /// Set once, by whoever first decides the run must stop: a worker, the deadline, or the
+    /// caller's shutdown.
     pub halt: watch::Sender<Option<Stopped>>,
-    /// Also stops the run: a signal.
-    pub shutdown: watch::Receiver<bool>,
     /// How long a spent quota may hold a message before the run stops instead.
     pub patience: Duration,
     /// `--max-duration`: no message is taken off the queue after this.
@@ -90,7 +89,7 @@ impl Shared {
             // The queue holds messages taken before the deadline: they wait for the next run.
             self.stop(Stopped::MaxDuration);
         }
-        self.halt.borrow().is_some() || *self.shutdown.borrow()
+        self.halt.borrow().is_some()
     }
 }
 
