@@ -10,9 +10,9 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{Command, Options, SendOptions};
-use crate::campaign::{Endpoint, mask_credentials};
 use crate::logging::LogFormat;
 use crate::send::InDoubt;
+use crate::smtp::{Endpoint, mask_credentials};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -226,7 +226,7 @@ impl TypedValueParser for EndpointArg {
             .to_str()
             .ok_or_else(|| refuse("not UTF-8 text".into()))?;
         text.parse()
-            .map_err(|e: crate::campaign::EndpointError| refuse(e.to_string()))
+            .map_err(|e: crate::smtp::EndpointError| refuse(e.to_string()))
     }
 }
 

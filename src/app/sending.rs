@@ -10,13 +10,13 @@ use anyhow::Context;
 use lettre::transport::smtp::authentication::Credentials;
 
 use super::{Exit, Loaded, Options, Unsendable};
-use crate::campaign::{Campaign, Endpoint};
+use crate::campaign::Campaign;
 use crate::capture::CaptureServer;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
 use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
-use crate::smtp::Relay;
+use crate::smtp::{Endpoint, Relay};
 
 /// Environment variable holding the SMTP password; never read from a file, never printed.
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
@@ -238,7 +238,7 @@ async fn dry_run_target(
         return Ok((endpoint.clone(), None));
     }
     let endpoint = campaign.dry_run_smtp.clone();
-    let address = (endpoint.host.as_str(), endpoint.port);
+    let address = (endpoint.host(), endpoint.port());
     let listening = tokio::time::timeout(
         Duration::from_secs(1),
         tokio::net::TcpStream::connect(address),
@@ -263,12 +263,7 @@ async fn dry_run_target(
                 campaign.path.display()
             )
         })?;
-    let endpoint = Endpoint {
-        security: crate::campaign::Security::Plain,
-        host: "127.0.0.1".into(),
-        port: capture.port(),
-    };
-    Ok((endpoint, Some(capture)))
+    Ok((Endpoint::loopback(capture.port()), Some(capture)))
 }
 
 /// On a terminal, a bar on standard error with the rate and an ETA, fed from `progress`;

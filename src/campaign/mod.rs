@@ -13,15 +13,15 @@ use std::time::SystemTime;
 
 use lettre::message::Mailbox;
 
+use crate::dkim::DkimSettings;
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
+use crate::smtp::{Endpoint, EndpointError, mask_credentials};
 use crate::suppression::Reason;
 
-mod endpoint;
 mod file;
 
-pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
 use file::{CampaignFile, DkimSection, MAX_POOL_SIZE, RetrySection, UnsubscribeSection};
 
 /// The longest subject a campaign may have. Inboxes show 40 to 80 characters (`check` warns
@@ -71,14 +71,6 @@ pub struct UnsubscribeSettings {
     /// The footer's words before the link, and the link's words, typeset for the language.
     pub footer: String,
     pub link_text: String,
-}
-
-/// The DKIM settings of a campaign; the key is read when a command needs it.
-#[derive(Debug, Clone)]
-pub struct DkimSettings {
-    pub domain: String,
-    pub selector: String,
-    pub key: PathBuf,
 }
 
 /// A loaded, validated campaign.
@@ -638,26 +630,5 @@ recipients = "recipients/list.csv"
             err.contains("unsubscribe.url") && err.contains("`e` parameter"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn endpoints() {
-        let e: Endpoint = "smtps://mail.example.org".parse().unwrap();
-        assert_eq!((e.security, e.port), (Security::Tls, 465));
-        let e: Endpoint = "smtp+starttls://mail.example.org:2525".parse().unwrap();
-        assert_eq!((e.security, e.port), (Security::StartTls, 2525));
-        assert!("smtp://[::1]:25".parse::<Endpoint>().unwrap().is_loopback());
-        assert!(matches!(
-            "smtp://mail.example.org".parse::<Endpoint>(),
-            Err(EndpointError::PlainNotLoopback(_))
-        ));
-        let err = "smtps://bob:hunter2@mail.example.org"
-            .parse::<Endpoint>()
-            .unwrap_err();
-        assert!(!err.to_string().contains("hunter2"));
-        assert!(matches!(
-            "http://x".parse::<Endpoint>(),
-            Err(EndpointError::Scheme(_))
-        ));
     }
 }
