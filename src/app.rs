@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use crate::campaign::{Campaign, CampaignError, Endpoint};
+use crate::campaign::{Campaign, CampaignError};
 use crate::dkim::DkimError;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
@@ -18,7 +18,7 @@ use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
 use crate::sendlog::{Replay, SendLogError};
-use crate::smtp::TransportError;
+use crate::smtp::{Endpoint, TransportError};
 use crate::suppression::{Skipped, SuppressionError, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 

@@ -12,9 +12,9 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use missive::app::{Command, Options, SendOptions};
-use missive::campaign::{Endpoint, EndpointError, mask_credentials};
 use missive::logging::LogFormat;
 use missive::send::{InDoubt, RunLimits};
+use missive::smtp::{Endpoint, EndpointError, mask_credentials};
 
 #[derive(Debug, Parser)]
 #[command(

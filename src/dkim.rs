@@ -17,8 +17,6 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::HeaderName;
 
-use crate::campaign::DkimSettings;
-
 /// The headers the signature covers, when the message has them.
 pub const SIGNED_HEADERS: [&str; 11] = [
     "From",
@@ -39,6 +37,15 @@ const MIN_RSA_BITS: usize = 1024;
 /// Verifiers need not take larger keys (RFC 8301), and a larger key's signature (`b=`) is one
 /// base64 word that could not be folded within a header line's 998 octets.
 const MAX_RSA_BITS: usize = 4096;
+
+/// Who signs, and where the private key is: the campaign's `[dkim]` section, checked (a domain
+/// and a selector DNS can hold); the key is read only when a command needs it, by [`signer`].
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub key: PathBuf,
+}
 
 /// The key cannot be used: nothing is sent unsigned by surprise.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(error) => {
             // A path or value the user typed is quoted as typed, and may be a URL with a password.
-            let message = missive::campaign::mask_credentials(&describe(&error));
+            let message = missive::smtp::mask_credentials(&describe(&error));
             eprintln!("missive: {message}");
             missive::app::exit_for_error(&error).into()
         }

@@ -20,10 +20,10 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
-use crate::campaign::{Endpoint, Security};
-
+mod endpoint;
 mod wire;
 
+pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
 use wire::{Chained, DataBlock, Group, broken, offers, reply_text};
 
 /// The relay could not be set up (a host name TLS cannot use, for instance).

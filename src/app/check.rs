@@ -21,11 +21,9 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
             "set it in the environment of every `missive send` (never in campaign.toml)",
         ));
     }
-    for (path, field) in [
-        (&campaign.smtp_ca, "smtp.ca_file"),
-        (&campaign.fallback_ca, "fallback.ca_file"),
-    ] {
-        if let Err(error) = super::trusted_roots(path.as_deref(), field) {
+    for relay in std::iter::once(&campaign.smtp).chain(&campaign.fallback) {
+        let field = relay.ca_field();
+        if let Err(error) = super::trusted_roots(relay.ca_file.as_deref(), &field) {
             findings.push(Finding::error(
                 format!("{}: {field}", campaign.path.display()),
                 format!("{error:#}"),

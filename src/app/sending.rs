@@ -10,18 +10,15 @@ use anyhow::Context;
 use lettre::transport::smtp::authentication::Credentials;
 
 use super::{Exit, Loaded, Options, Unsendable};
-use crate::campaign::{Campaign, Endpoint};
+use crate::campaign::{Campaign, RelaySettings};
 use crate::capture::CaptureServer;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
 use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
-use crate::smtp::Relay;
+use crate::smtp::{Endpoint, Relay};
 
-/// Environment variable holding the SMTP password; never read from a file, never printed.
-pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
-/// The fallback relay's password.
-pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
+pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
 
 /// Names the errors `check` would find in the campaign and its letter. A send does not refuse
 /// on them (`check` is where a campaign is judged, and a link the lints dislike may be right),
@@ -95,29 +92,17 @@ pub(super) async fn send(
             );
             return Ok(Exit::TryAgain);
         }
-        let endpoint = options
-            .smtp
-            .clone()
-            .unwrap_or_else(|| campaign.smtp.clone());
         let log_path = options
             .log
             .clone()
             .unwrap_or_else(|| campaign.default_log_path());
-        let login = credentials(campaign.smtp_username.as_deref(), PASSWORD_VAR)?;
+        let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
+        let timeout = campaign.smtp_timeout;
+        let primary = relay("primary", &campaign.smtp, endpoint, timeout)?;
         let fallback = match &campaign.fallback {
             // `--smtp` names one server for this run: no fallback behind it.
-            Some(endpoint) if options.smtp.is_none() => {
-                let credentials =
-                    credentials(campaign.fallback_username.as_deref(), FALLBACK_PASSWORD_VAR)?;
-                let roots =
-                    super::trusted_roots(campaign.fallback_ca.as_deref(), "fallback.ca_file")?;
-                Some(Relay::new(
-                    "fallback",
-                    endpoint,
-                    credentials,
-                    roots.as_deref(),
-                    campaign.smtp_timeout,
-                )?)
+            Some(settings) if options.smtp.is_none() => {
+                Some(relay("fallback", settings, &settings.endpoint, timeout)?)
             }
             _ => None,
         };
@@ -132,14 +117,6 @@ pub(super) async fn send(
                 loaded.fingerprint
             )));
         }
-        let roots = super::trusted_roots(campaign.smtp_ca.as_deref(), "smtp.ca_file")?;
-        let primary = Relay::new(
-            "primary",
-            &endpoint,
-            login,
-            roots.as_deref(),
-            campaign.smtp_timeout,
-        )?;
         let route = Route::new(primary, fallback, campaign.failover.clone());
         (route, Box::new(log), replay, None, Some(claim))
     };
@@ -212,6 +189,25 @@ fn open_log(
     Ok((log, replay, claim))
 }
 
+/// The relay `settings` describe, reached at `endpoint` (theirs, or `--smtp`'s) for a real send:
+/// with its login and the certificate authorities it trusts, both refused now if unusable.
+fn relay(
+    name: &'static str,
+    settings: &RelaySettings,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> anyhow::Result<Relay> {
+    let login = credentials(settings.username.as_deref(), settings.password_var)?;
+    let roots = super::trusted_roots(settings.ca_file.as_deref(), &settings.ca_field())?;
+    Ok(Relay::new(
+        name,
+        endpoint,
+        login,
+        roots.as_deref(),
+        timeout,
+    )?)
+}
+
 /// The login for a real send: the username from the campaign, the password only from the
 /// environment. A username without a password refuses the send rather than trying without.
 fn credentials(username: Option<&str>, variable: &str) -> anyhow::Result<Option<Credentials>> {
@@ -238,7 +234,7 @@ async fn dry_run_target(
         return Ok((endpoint.clone(), None));
     }
     let endpoint = campaign.dry_run_smtp.clone();
-    let address = (endpoint.host.as_str(), endpoint.port);
+    let address = (endpoint.host(), endpoint.port());
     let listening = tokio::time::timeout(
         Duration::from_secs(1),
         tokio::net::TcpStream::connect(address),
@@ -263,12 +259,7 @@ async fn dry_run_target(
                 campaign.path.display()
             )
         })?;
-    let endpoint = Endpoint {
-        security: crate::campaign::Security::Plain,
-        host: "127.0.0.1".into(),
-        port: capture.port(),
-    };
-    Ok((endpoint, Some(capture)))
+    Ok((Endpoint::loopback(capture.port()), Some(capture)))
 }
 
 /// On a terminal, a bar on standard error with the rate and an ETA, fed from `progress`;

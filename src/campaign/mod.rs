@@ -3,26 +3,29 @@
 //! A campaign names everything a send needs: who writes (sender, reply-to), what (subject,
 //! preheader, the letter's path), to whom (the recipients' path), and how (the SMTP server, the
 //! pace, the dry-run target). Loading it validates every value once, so the rest of missive works
-//! with parsed types (`Mailbox`, [`Endpoint`]) and never with raw strings from the file.
+//! with parsed types (`Mailbox`, [`Endpoint`]) and never with raw strings from the file. This is
+//! the configuration layer: it builds the domain modules' own types ([`Endpoint`], [`Limits`],
+//! [`RetryPolicy`], [`DkimSettings`], [`Failover`]), and none of those modules knows of it.
 //!
 //! Relative paths resolve against the campaign file's own directory, so a campaign can be run from
 //! anywhere (cron's working directory is rarely the campaign's).
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use lettre::message::Mailbox;
 
+use crate::dkim::DkimSettings;
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
+use crate::smtp::{Endpoint, mask_credentials};
 use crate::suppression::Reason;
 
-mod endpoint;
 mod file;
+mod value;
 
-pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
-use file::{CampaignFile, DkimSection, MAX_POOL_SIZE, RetrySection, UnsubscribeSection};
+use file::{CampaignFile, DkimSection, FallbackSection, RetrySection, UnsubscribeSection};
 
 /// The longest subject a campaign may have. Inboxes show 40 to 80 characters (`check` warns
 /// past 80) and Outlook keeps 255, so a longer one is a paragraph pasted into the wrong field;
@@ -34,6 +37,11 @@ pub const MAX_PREHEADER_CHARS: usize = 255;
 /// The longest campaign id: it goes whole into every Message-ID, which cannot be folded.
 pub const MAX_ID_CHARS: usize = 64;
 
+/// Environment variable holding the SMTP password; never read from a file, never printed.
+pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
+/// The fallback relay's password.
+pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
+
 /// Why a campaign file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -42,22 +50,16 @@ pub enum CampaignError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The TOML is malformed, a key is unknown, or a value has the wrong type; `message` comes
-    /// from the TOML parser and names the line, column and key.
+    /// The TOML is malformed, a key is unknown or missing; `message` comes from the TOML parser
+    /// and names the line, column and key.
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
-    #[error("{path}: field `{field}`: {problem}")]
-    Invalid {
-        path: PathBuf,
-        field: &'static str,
-        problem: String,
-    },
-    /// Like `Invalid`, for a value whose line is known.
+    /// A value is refused (or of the wrong type): `field` is its dotted key, such as `smtp.url`.
     #[error("{path}:{line}: field `{field}`: {problem}")]
     InvalidAt {
         path: PathBuf,
         line: usize,
-        field: &'static str,
+        field: String,
         problem: String,
     },
 }
@@ -73,12 +75,27 @@ pub struct UnsubscribeSettings {
     pub link_text: String,
 }
 
-/// The DKIM settings of a campaign; the key is read when a command needs it.
+/// A relay as the campaign describes it (`[smtp]` or `[fallback]`): what `send` needs to reach
+/// it and log in, the password aside, which only the environment holds.
 #[derive(Debug, Clone)]
-pub struct DkimSettings {
-    pub domain: String,
-    pub selector: String,
-    pub key: PathBuf,
+pub struct RelaySettings {
+    pub endpoint: Endpoint,
+    /// The login, if the relay takes one.
+    pub username: Option<String>,
+    /// Certificate authorities (a PEM file) the relay's certificate may chain to, besides the
+    /// public ones; read when `send` connects.
+    pub ca_file: Option<PathBuf>,
+    /// The environment variable holding the password.
+    pub password_var: &'static str,
+    /// The file's section it comes from (`smtp`, `fallback`): messages name its fields.
+    pub section: &'static str,
+}
+
+impl RelaySettings {
+    /// The field naming the certificate authorities, as messages name it (`smtp.ca_file`).
+    pub fn ca_field(&self) -> String {
+        format!("{}.ca_file", self.section)
+    }
 }
 
 /// A loaded, validated campaign.
@@ -96,19 +113,15 @@ pub struct Campaign {
     pub letter_path: PathBuf,
     pub recipients_path: PathBuf,
     pub name_columns: Vec<String>,
-    pub smtp: Endpoint,
-    pub smtp_username: Option<String>,
-    /// Certificate authorities (a PEM file) the relay's certificate may chain to, besides the
-    /// public ones; read when `send` connects.
-    pub smtp_ca: Option<PathBuf>,
+    /// The primary relay (`[smtp]`).
+    pub smtp: RelaySettings,
     /// The pace and quotas (`smtp.rate`, `burst`, `per_minute`, `per_hour`, `per_day`).
     pub limits: Limits,
-    pub fallback: Option<Endpoint>,
-    pub fallback_username: Option<String>,
-    pub fallback_ca: Option<PathBuf>,
+    /// The relay that takes over while the primary is unreachable (`[fallback]`).
+    pub fallback: Option<RelaySettings>,
     pub failover: Failover,
     pub send_after: Option<SystemTime>,
-    pub smtp_timeout: std::time::Duration,
+    pub smtp_timeout: Duration,
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
     pub outbox: PathBuf,
@@ -135,173 +148,46 @@ impl Campaign {
     /// Validates `text` as if read from `path` (which only serves to name errors and resolve
     /// relative paths).
     pub fn parse(path: &Path, text: &str) -> Result<Campaign, CampaignError> {
-        let file: CampaignFile = toml::from_str(text).map_err(|e| CampaignError::Syntax {
-            path: path.to_owned(),
-            // The parser quotes the line it stopped on, which may be a URL with a password.
-            message: mask_credentials(e.to_string().trim_end()),
-        })?;
-        let invalid = |field: &'static str, problem: String| CampaignError::Invalid {
-            path: path.to_owned(),
-            field,
-            problem,
-        };
+        let file: CampaignFile =
+            toml::from_str(text).map_err(|error| toml_error(path, text, error))?;
+        // The checks of two values at once; each names the line of the one to change.
+        let invalid_at =
+            |span: std::ops::Range<usize>, field: &str, problem: String| CampaignError::InvalidAt {
+                path: path.to_owned(),
+                line: line_of(text, span.start),
+                field: field.to_owned(),
+                problem,
+            };
         let base = path.parent().unwrap_or(Path::new("."));
-
-        if file.id.is_empty()
-            || file.id.len() > MAX_ID_CHARS
-            || !file
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(invalid(
-                "id",
-                format!(
-                    "{:?} must be 1 to {MAX_ID_CHARS} ASCII letters, digits, '-', '_' or '.' (it goes into Message-IDs)",
-                    file.id
-                ),
-            ));
-        }
-        for (field, value, max) in [
-            ("subject", &file.subject, MAX_SUBJECT_CHARS),
-            ("preheader", &file.preheader, MAX_PREHEADER_CHARS),
-        ] {
-            if value.get_ref().contains(['\r', '\n']) {
-                return Err(invalid(
-                    field,
-                    "must be one line (no CR or LF: it reaches a header)".into(),
-                ));
-            }
-            let chars = value.get_ref().chars().count();
-            if chars > max {
-                return Err(CampaignError::InvalidAt {
-                    path: path.to_owned(),
-                    line: text[..value.span().start].matches('\n').count() + 1,
-                    field,
-                    problem: format!(
-                        "{chars} characters; at most {max} (inboxes show fewer than 140): \
-                         shorten it"
-                    ),
-                });
-            }
-        }
-        let (subject, preheader) = (file.subject.into_inner(), file.preheader.into_inner());
-        if subject.trim().is_empty() {
-            return Err(invalid("subject", "must not be empty".into()));
-        }
-        let from = parse_mailbox(&file.from).map_err(|p| invalid("from", p))?;
-        let reply_to = file
-            .reply_to
-            .as_deref()
-            .map(parse_mailbox)
-            .transpose()
-            .map_err(|p| invalid("reply_to", p))?;
-        if file.language.is_empty()
-            || !file
-                .language
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(invalid(
-                "language",
-                format!("{:?} is not a language tag such as \"fr\"", file.language),
-            ));
-        }
-        let smtp = file
-            .smtp
-            .url
-            .parse()
-            .map_err(|e: EndpointError| invalid("smtp.url", e.to_string()))?;
-        let dry_run_smtp = file
-            .dry_run
-            .smtp
-            .parse()
-            .map_err(|e: EndpointError| invalid("dry_run.smtp", e.to_string()))?;
-        if let Some(rate) = file.smtp.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return Err(invalid(
-                "smtp.rate",
-                format!("{rate} must be a positive number of messages per second"),
-            ));
-        }
-        if !(1..=MAX_POOL_SIZE).contains(&file.smtp.pool_size) {
-            return Err(invalid(
-                "smtp.pool_size",
-                format!(
-                    "{} must be between 1 and {MAX_POOL_SIZE}",
-                    file.smtp.pool_size
-                ),
-            ));
-        }
-        if file.smtp.timeout_secs == 0 {
-            return Err(invalid("smtp.timeout_secs", "must be at least 1".into()));
-        }
-
-        let retry =
-            retry_policy(&file.retry).map_err(|(field, problem)| invalid(field, problem))?;
-        for (field, value) in [
-            ("smtp.burst", Some(file.smtp.burst)),
-            ("smtp.per_minute", file.smtp.per_minute),
-            ("smtp.per_hour", file.smtp.per_hour),
-            ("smtp.per_day", file.smtp.per_day),
-            (
-                "smtp.max_connect_failures",
-                Some(file.smtp.max_connect_failures),
-            ),
-        ] {
-            if value == Some(0) {
-                return Err(invalid(field, "must be at least 1".into()));
-            }
-        }
+        let smtp = file.smtp;
         let limits = Limits {
-            rate: file.smtp.rate,
-            burst: file.smtp.burst,
-            per_minute: file.smtp.per_minute,
-            per_hour: file.smtp.per_hour,
-            per_day: file.smtp.per_day,
+            rate: smtp.rate.map(|rate| rate.0),
+            burst: smtp.burst.0,
+            per_minute: smtp.per_minute.map(|n| n.0),
+            per_hour: smtp.per_hour.map(|n| n.0),
+            per_day: smtp.per_day.map(|n| n.0),
         };
         let mut failover = Failover {
-            max_connect_failures: file.smtp.max_connect_failures,
+            max_connect_failures: smtp.max_connect_failures.0,
             ..Failover::default()
         };
-        let (fallback, fallback_username, fallback_ca) = match &file.fallback {
-            None => (None, None, None),
-            Some(section) => {
-                let endpoint = section
-                    .url
-                    .parse()
-                    .map_err(|e: EndpointError| invalid("fallback.url", e.to_string()))?;
-                if let Some(text) = &section.retry_primary_after {
-                    failover.retry_primary_after = parse_duration(text)
-                        .map_err(|p| invalid("fallback.retry_primary_after", p))?;
-                }
-                let ca = section.ca_file.as_ref().map(|p| base.join(p));
-                (Some(endpoint), section.username.clone(), ca)
+        let fallback = file.fallback.map(|section| {
+            if let Some(after) = section.retry_primary_after {
+                failover.retry_primary_after = after.0;
             }
-        };
-        let send_after = file
-            .send_after
-            .as_deref()
-            .map(|text| {
-                humantime::parse_rfc3339_weak(text).map_err(|_| {
-                    invalid(
-                        "send_after",
-                        format!("{text:?} is not a time such as \"2026-12-01T09:00:00Z\""),
-                    )
-                })
-            })
-            .transpose()?;
+            fallback_settings(section, base)
+        });
+        let retry = retry_policy(file.retry)
+            .map_err(|(span, field, problem)| invalid_at(span, field, problem))?;
+        let language = file.language.0;
         let unsubscribe = file
             .unsubscribe
-            .map(|section| unsubscribe_settings(section, &file.language))
-            .transpose()
-            .map_err(|(field, problem)| invalid(field, problem))?;
+            .map(|section| unsubscribe_settings(section, &language));
         let dkim = file
             .dkim
             .map(|section| dkim_settings(section, base))
             .transpose()
-            .map_err(|(field, problem)| invalid(field, problem))?;
+            .map_err(|(span, problem)| invalid_at(span, "dkim.selector", problem))?;
         let mut suppression = Vec::new();
         for (reason, paths) in [
             (Reason::Unsubscribed, file.suppression.unsubscribed),
@@ -313,27 +199,29 @@ impl Campaign {
 
         Ok(Campaign {
             path: path.to_owned(),
-            id: file.id,
-            subject,
-            from,
-            reply_to,
-            language: file.language,
-            preheader,
+            id: file.id.0,
+            subject: file.subject.0,
+            from: file.from.0,
+            reply_to: file.reply_to.map(|mailbox| mailbox.0),
+            language,
+            preheader: file.preheader.0,
             letter_path: base.join(file.letter),
             recipients_path: base.join(file.recipients),
             name_columns: file.name_columns,
-            smtp,
-            smtp_username: file.smtp.username,
-            smtp_ca: file.smtp.ca_file.map(|p| base.join(p)),
+            smtp: RelaySettings {
+                endpoint: smtp.url.0,
+                username: smtp.username,
+                ca_file: smtp.ca_file.map(|p| base.join(p)),
+                password_var: PASSWORD_VAR,
+                section: "smtp",
+            },
             limits,
             fallback,
-            fallback_username,
-            fallback_ca,
             failover,
-            send_after,
-            smtp_timeout: std::time::Duration::from_secs(file.smtp.timeout_secs),
-            pool_size: file.smtp.pool_size,
-            dry_run_smtp,
+            send_after: file.send_after.map(|time| time.0),
+            smtp_timeout: smtp.timeout_secs.0,
+            pool_size: smtp.pool_size.0,
+            dry_run_smtp: file.dry_run.smtp.0,
             outbox: base.join(file.dry_run.outbox),
             retry,
             unsubscribe,
@@ -352,84 +240,103 @@ impl Campaign {
     }
 }
 
-fn retry_policy(section: &RetrySection) -> Result<RetryPolicy, (&'static str, String)> {
-    let mut policy = RetryPolicy::default();
-    let duration = |field: &'static str, text: &Option<String>, default| match text {
-        None => Ok(default),
-        Some(text) => parse_duration(text).map_err(|problem| (field, problem)),
-    };
-    policy.first_delay = duration(
-        "retry.first_delay",
-        &section.first_delay,
-        policy.first_delay,
-    )?;
-    policy.max_delay = duration("retry.max_delay", &section.max_delay, policy.max_delay)?;
-    policy.give_up_after = duration(
-        "retry.give_up_after",
-        &section.give_up_after,
-        policy.give_up_after,
-    )?;
-    if let Some(attempts) = section.max_attempts {
-        if attempts == 0 {
-            return Err(("retry.max_attempts", "must be at least 1".into()));
+/// What the TOML parser refused, as a [`CampaignError`]: a value refused by its check (or of the
+/// wrong type) is named by its key and line; anything else (a syntax error, an unknown or a
+/// missing key) as the parser says it, which quotes the line.
+fn toml_error(path: &Path, text: &str, error: toml::de::Error) -> CampaignError {
+    if let Some(span) = error.span()
+        && let Some(field) = key_of_value_at(text, span.start)
+    {
+        return CampaignError::InvalidAt {
+            path: path.to_owned(),
+            line: line_of(text, span.start),
+            field,
+            // The checks never quote a password; a wrong type's message may quote the value.
+            problem: mask_credentials(error.message()),
+        };
+    }
+    CampaignError::Syntax {
+        path: path.to_owned(),
+        // The parser quotes the line it stopped on, which may be a URL with a password.
+        message: mask_credentials(error.to_string().trim_end()),
+    }
+}
+
+/// The dotted key (`smtp.url`) of the value that holds byte `offset` of `text`, unless `offset`
+/// is outside every value (on a key, or on a table's header) or `text` is not valid TOML.
+fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    fn find(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        for (key, value) in table {
+            path.push(key.get_ref().to_string());
+            let found = match value.get_ref() {
+                // A table's span may cover its header, or nothing (`[a.b]` makes `a`): look in.
+                toml::de::DeValue::Table(inner) => find(inner, offset, path),
+                _ => value.span().contains(&offset),
+            };
+            if found {
+                return true;
+            }
+            path.pop();
         }
-        policy.max_attempts = attempts;
+        false
+    }
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    find(document.get_ref(), offset, &mut path).then(|| path.join("."))
+}
+
+/// The line (from 1) of byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn fallback_settings(section: FallbackSection, base: &Path) -> RelaySettings {
+    RelaySettings {
+        endpoint: section.url.0,
+        username: section.username,
+        ca_file: section.ca_file.map(|p| base.join(p)),
+        password_var: FALLBACK_PASSWORD_VAR,
+        section: "fallback",
+    }
+}
+
+/// The retry policy, from [`RetryPolicy::default`] and what the file changes; a refusal carries
+/// the span of the value to change.
+fn retry_policy(
+    section: RetrySection,
+) -> Result<RetryPolicy, (std::ops::Range<usize>, &'static str, String)> {
+    let mut policy = RetryPolicy::default();
+    if let Some(attempts) = section.max_attempts {
+        policy.max_attempts = attempts.0;
+    }
+    if let Some(delay) = &section.first_delay {
+        policy.first_delay = delay.get_ref().0;
+    }
+    if let Some(delay) = &section.max_delay {
+        policy.max_delay = delay.get_ref().0;
+    }
+    if let Some(delay) = section.give_up_after {
+        policy.give_up_after = delay.0;
     }
     if policy.max_delay < policy.first_delay {
-        return Err((
-            "retry.max_delay",
-            "must not be shorter than retry.first_delay".into(),
-        ));
+        let problem = "must not be shorter than retry.first_delay".to_owned();
+        return Err(match (section.max_delay, section.first_delay) {
+            (Some(max), _) => (max.span(), "retry.max_delay", problem),
+            // The default maximum: the first delay is the value written.
+            (None, first) => (
+                first.map(|first| first.span()).unwrap_or_default(),
+                "retry.first_delay",
+                format!(
+                    "must not be longer than retry.max_delay ({})",
+                    humantime::format_duration(policy.max_delay)
+                ),
+            ),
+        });
     }
     Ok(policy)
 }
 
-/// A positive duration written like `30s`, `5m`, `4h`, `3d`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!(
-            "{text:?} is not a duration such as \"30s\", \"5m\", \"4h\" or \"3d\""
-        )),
-    }
-}
-
-fn unsubscribe_settings(
-    section: UnsubscribeSection,
-    language: &str,
-) -> Result<UnsubscribeSettings, (&'static str, String)> {
-    let address = section.mailto.trim().trim_start_matches("mailto:");
-    let mailto = address.parse::<lettre::Address>().map_err(|e| {
-        (
-            "unsubscribe.mailto",
-            format!("{address:?} is not an address such as \"desabonnement@example.org\": {e}"),
-        )
-    })?;
-    let url = url::Url::parse(&section.url)
-        .ok()
-        .filter(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
-        .filter(|u| u.fragment().is_none())
-        .ok_or((
-            "unsubscribe.url",
-            format!(
-                "{:?} is not an https:// address such as \"https://example.org/unsubscribe\" \
-                 (mailbox providers only accept HTTPS for one-click unsubscribe)",
-                section.url
-            ),
-        ))?;
-    if let Some((name, _)) = url
-        .query_pairs()
-        .find(|(name, _)| crate::unsubscribe::LINK_PARAMS.contains(&name.as_ref()))
-    {
-        return Err((
-            "unsubscribe.url",
-            format!(
-                "{:?} has a `{name}` parameter: each person's link adds `c`, `e` and `t` itself, \
-                 and a link with one twice does not verify",
-                section.url
-            ),
-        ));
-    }
+fn unsubscribe_settings(section: UnsubscribeSection, language: &str) -> UnsubscribeSettings {
     let french = language.split('-').next() == Some("fr");
     let (default_footer, default_link) = if french {
         (
@@ -442,222 +349,34 @@ fn unsubscribe_settings(
             "Unsubscribe in one click",
         )
     };
-    let one_line = |field, value: Option<String>, default: &str| {
-        let value = value.unwrap_or_else(|| default.to_owned());
-        if value.contains(['\r', '\n']) || value.trim().is_empty() {
-            return Err((field, "must be one non-empty line".to_owned()));
-        }
-        Ok(crate::typography::apply(language, value.trim()))
+    let typeset = |value: Option<value::OneLine>, default: &str| {
+        let value = value.map_or_else(|| default.to_owned(), |line| line.0);
+        crate::typography::apply(language, value.trim())
     };
-    Ok(UnsubscribeSettings {
-        mailto,
-        url,
-        footer: one_line("unsubscribe.footer", section.footer, default_footer)?,
-        link_text: one_line("unsubscribe.link_text", section.link_text, default_link)?,
-    })
+    UnsubscribeSettings {
+        mailto: section.mailto.0,
+        url: section.url.0,
+        footer: typeset(section.footer, default_footer),
+        link_text: typeset(section.link_text, default_link),
+    }
 }
 
+/// The DKIM settings; a selector too long with the domain is refused with its span.
 fn dkim_settings(
     section: DkimSection,
     base: &Path,
-) -> Result<DkimSettings, (&'static str, String)> {
-    let domain = section.domain.trim().trim_end_matches('.').to_lowercase();
-    // DNS: labels of at most 63 octets, names of at most 253; both go into DKIM-Signature.
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-    };
-    if !domain.contains('.') || domain.len() > 253 || !domain.split('.').all(label_ok) {
-        return Err((
-            "dkim.domain",
-            format!(
-                "{:?} is not a domain such as \"example.org\"",
-                section.domain
-            ),
-        ));
-    }
-    if !section.selector.split('.').all(label_ok)
-        || section.selector.len() + "._domainkey.".len() + domain.len() > 253
-    {
-        return Err((
-            "dkim.selector",
-            format!(
-                "{:?} is not a selector such as \"missive2026\" (letters, digits, '-', '_'; \
-                 with `._domainkey.` and the domain, a DNS name of at most 253 characters)",
-                section.selector
-            ),
-        ));
+) -> Result<DkimSettings, (std::ops::Range<usize>, String)> {
+    let span = section.selector.span();
+    let selector = section.selector.into_inner();
+    if !selector.fits(&section.domain) {
+        return Err((span, value::DkimSelector::problem(&selector.0)));
     }
     Ok(DkimSettings {
-        domain,
-        selector: section.selector,
+        domain: section.domain.0,
+        selector: selector.0,
         key: base.join(section.key),
     })
 }
 
-fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
-    if text.contains(['\r', '\n']) {
-        return Err("must be one line (no CR or LF)".into());
-    }
-    text.parse::<Mailbox>()
-        .map_err(|e| format!("{text:?} is not a mailbox such as \"Name <name@example.org>\": {e}"))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-id = "t1"
-subject = "Bonjour"
-from = "Équipe <dons@example.org>"
-language = "fr"
-preheader = "p"
-letter = "templates/letter.md"
-recipients = "recipients/list.csv"
-"#;
-
-    #[test]
-    fn minimal_campaign_gets_defaults_and_resolves_paths() {
-        let c = Campaign::parse(Path::new("/srv/c/campaign.toml"), MINIMAL).unwrap();
-        assert_eq!(c.letter_path, Path::new("/srv/c/templates/letter.md"));
-        assert_eq!(c.smtp.to_string(), "smtp://127.0.0.1:1025");
-        assert_eq!(c.default_log_path(), Path::new("/srv/c/t1.sendlog.jsonl"));
-        assert_eq!(c.from.email.to_string(), "dons@example.org");
-    }
-
-    #[test]
-    fn unknown_key_names_key_and_line() {
-        let text = format!("{MINIMAL}colour = \"blue\"\n");
-        let err = Campaign::parse(Path::new("c.toml"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("c.toml"), "{err}");
-        assert!(err.contains("colour"), "{err}");
-        assert!(err.contains("line 9"), "{err}");
-    }
-
-    #[test]
-    fn header_fields_refuse_newlines() {
-        let text = MINIMAL.replace("\"Bonjour\"", "\"Bonjour\\r\\nBcc: x@example.com\"");
-        let err = Campaign::parse(Path::new("c.toml"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("subject"), "{err}");
-    }
-
-    #[test]
-    fn subject_and_preheader_have_a_limit_named_with_their_line() {
-        let at_limit = MINIMAL.replace("\"Bonjour\"", &format!("\"{}\"", "é".repeat(255)));
-        assert!(Campaign::parse(Path::new("c.toml"), &at_limit).is_ok());
-        let long = MINIMAL.replace("\"Bonjour\"", &format!("\"{}\"", "é".repeat(256)));
-        let err = Campaign::parse(Path::new("c.toml"), &long)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("c.toml:3: field `subject`: 256 characters; at most 255"),
-            "{err}"
-        );
-        let long = MINIMAL.replace("\"p\"", &format!("\"{}\"", "p".repeat(300)));
-        let err = Campaign::parse(Path::new("c.toml"), &long)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("c.toml:6: field `preheader`: 300 characters"),
-            "{err}"
-        );
-        let long_id = MINIMAL.replace("\"t1\"", &format!("\"{}\"", "i".repeat(65)));
-        let err = Campaign::parse(Path::new("c.toml"), &long_id)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("field `id`"), "{err}");
-    }
-
-    #[test]
-    fn retry_settings() {
-        let text = format!("{MINIMAL}[retry]\nmax_attempts = 3\nfirst_delay = \"1m\"\n");
-        let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
-        assert_eq!(
-            (c.retry.max_attempts, c.retry.first_delay.as_secs()),
-            (3, 60)
-        );
-        let text = format!("{MINIMAL}[retry]\ngive_up_after = \"soon\"\n");
-        let err = Campaign::parse(Path::new("c.toml"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("retry.give_up_after"), "{err}");
-    }
-
-    #[test]
-    fn deliverability_sections() {
-        let text = format!(
-            "{MINIMAL}[unsubscribe]\nmailto = \"mailto:stop@example.org\"\nurl = \"https://example.org/stop\"\n\
-             [suppression]\nunsubscribed = \"s/unsub.txt\"\nbounced = [\"s/b1.csv\", \"s/b2.txt\"]\n\
-             [dkim]\ndomain = \"Example.org\"\nselector = \"s2026\"\nkey = \"keys/dkim.pem\"\n"
-        );
-        let c = Campaign::parse(Path::new("/srv/c/campaign.toml"), &text).unwrap();
-        let u = c.unsubscribe.unwrap();
-        assert_eq!(u.mailto.to_string(), "stop@example.org");
-        assert_eq!(
-            u.footer,
-            "Vous ne souhaitez plus recevoir nos lettres\u{202f}?"
-        );
-        assert_eq!(c.suppression.len(), 3);
-        assert_eq!(
-            c.suppression[1],
-            (Reason::Bounced, PathBuf::from("/srv/c/s/b1.csv"))
-        );
-        let d = c.dkim.unwrap();
-        assert_eq!(
-            (d.domain.as_str(), d.key.as_path()),
-            ("example.org", Path::new("/srv/c/keys/dkim.pem"))
-        );
-        assert!(!c.allow_utm);
-
-        let http = format!(
-            "{MINIMAL}[unsubscribe]\nmailto = \"a@example.org\"\nurl = \"http://example.org/stop\"\n"
-        );
-        let err = Campaign::parse(Path::new("c.toml"), &http)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unsubscribe.url") && err.contains("https"),
-            "{err}"
-        );
-        let taken = http.replace(
-            "http://example.org/stop",
-            "https://example.org/stop?lang=fr&e=x",
-        );
-        let err = Campaign::parse(Path::new("c.toml"), &taken)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unsubscribe.url") && err.contains("`e` parameter"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn endpoints() {
-        let e: Endpoint = "smtps://mail.example.org".parse().unwrap();
-        assert_eq!((e.security, e.port), (Security::Tls, 465));
-        let e: Endpoint = "smtp+starttls://mail.example.org:2525".parse().unwrap();
-        assert_eq!((e.security, e.port), (Security::StartTls, 2525));
-        assert!("smtp://[::1]:25".parse::<Endpoint>().unwrap().is_loopback());
-        assert!(matches!(
-            "smtp://mail.example.org".parse::<Endpoint>(),
-            Err(EndpointError::PlainNotLoopback(_))
-        ));
-        let err = "smtps://bob:hunter2@mail.example.org"
-            .parse::<Endpoint>()
-            .unwrap_err();
-        assert!(!err.to_string().contains("hunter2"));
-        assert!(matches!(
-            "http://x".parse::<Endpoint>(),
-            Err(EndpointError::Scheme(_))
-        ));
-    }
-}
+mod tests;

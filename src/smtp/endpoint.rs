@@ -21,11 +21,14 @@ pub enum Security {
 }
 
 /// A parsed SMTP server address: `smtp://`, `smtp+starttls://` or `smtps://` with host and port.
+///
+/// Made only by [`Endpoint::new`] or parsing, which refuse plain SMTP beyond loopback: the fields
+/// are private to `smtp`, so no caller can build one that sends in the clear across a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub security: Security,
-    pub host: String,
-    pub port: u16,
+    pub(super) security: Security,
+    pub(super) host: String,
+    pub(super) port: u16,
 }
 
 /// Why an SMTP URL was refused.
@@ -119,19 +122,47 @@ impl FromStr for Endpoint {
             Some(host) => host.to_string(),
             None => return Err(EndpointError::Malformed(shown)),
         };
+        Endpoint::new(security, host, url.port().unwrap_or(default_port))
+    }
+}
+
+impl Endpoint {
+    /// The server at `host` and `port`, reached with `security`; plain SMTP only to a loopback
+    /// address ([`EndpointError::PlainNotLoopback`] otherwise).
+    pub fn new(security: Security, host: String, port: u16) -> Result<Endpoint, EndpointError> {
         let endpoint = Endpoint {
             security,
             host,
-            port: url.port().unwrap_or(default_port),
+            port,
         };
         if security == Security::Plain && !endpoint.is_loopback() {
             return Err(EndpointError::PlainNotLoopback(endpoint.to_string()));
         }
         Ok(endpoint)
     }
-}
 
-impl Endpoint {
+    /// Plain SMTP to `127.0.0.1:port`: a local relay, a mailcatcher, the capture server.
+    pub fn loopback(port: u16) -> Endpoint {
+        Endpoint {
+            security: Security::Plain,
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    pub fn security(&self) -> Security {
+        self.security
+    }
+
+    /// A name or an IP address (an IPv6 one without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// True for 127.0.0.0/8, ::1 and `localhost`: the only places plain SMTP may go.
     pub fn is_loopback(&self) -> bool {
         self.host.eq_ignore_ascii_case("localhost")
@@ -157,6 +188,50 @@ impl fmt::Display for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e: Endpoint = "smtps://mail.example.org".parse().unwrap();
+        assert_eq!((e.security(), e.port()), (Security::Tls, 465));
+        let e: Endpoint = "smtp+starttls://mail.example.org:2525".parse().unwrap();
+        assert_eq!((e.security(), e.port()), (Security::StartTls, 2525));
+        assert!("smtp://[::1]:25".parse::<Endpoint>().unwrap().is_loopback());
+        assert!(matches!(
+            "smtp://mail.example.org".parse::<Endpoint>(),
+            Err(EndpointError::PlainNotLoopback(_))
+        ));
+        let err = "smtps://bob:hunter2@mail.example.org"
+            .parse::<Endpoint>()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(matches!(
+            "http://x".parse::<Endpoint>(),
+            Err(EndpointError::Scheme(_))
+        ));
+    }
+
+    #[test]
+    fn the_constructor_refuses_plain_smtp_beyond_loopback_as_parsing_does() {
+        assert_eq!(
+            Endpoint::new(Security::Plain, "mail.example.org".into(), 25),
+            Err(EndpointError::PlainNotLoopback(
+                "smtp://mail.example.org:25".into()
+            ))
+        );
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            let endpoint = Endpoint::new(Security::Plain, host.into(), 25).unwrap();
+            assert_eq!(endpoint.to_string().parse(), Ok(endpoint));
+        }
+        let endpoint = Endpoint::new(Security::Tls, "mail.example.org".into(), 465).unwrap();
+        assert_eq!(
+            (endpoint.host(), endpoint.port()),
+            ("mail.example.org", 465)
+        );
+        assert_eq!(
+            Endpoint::loopback(1025).to_string(),
+            "smtp://127.0.0.1:1025"
+        );
+    }
 
     #[test]
     fn masks_the_login_and_password_of_urls_only() {
