@@ -18,6 +18,7 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use sha2::{Digest, Sha256};
 
+use crate::error::{Classify, ErrorKind};
 use crate::render::Template;
 use crate::typography;
 
@@ -175,6 +176,12 @@ impl fmt::Display for LetterError {
             write!(f, "{}:{}: {}", self.path.display(), p.line, p.message)?;
         }
         Ok(())
+    }
+}
+
+impl Classify for LetterError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
     }
 }
 

@@ -10,13 +10,15 @@
 //! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on. [`app`] and [`cli`] are the edge: they turn a
-//! command line into calls to the modules above.
+//! command line into calls to the modules above. [`error`] is what each error of the core asks
+//! of the person running missive (mend the campaign, or run again later): the edge's exit code.
 
 pub mod app;
 pub mod campaign;
 pub mod capture;
 pub mod cli;
 pub mod dkim;
+pub mod error;
 pub mod keymap;
 pub mod letter;
 pub mod lint;

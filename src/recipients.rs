@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use lettre::Address;
 
+use crate::error::{Classify, ErrorKind};
 use crate::keymap::KeyMap;
 use sha2::{Digest, Sha256};
 
@@ -43,6 +44,18 @@ pub enum RecipientsError {
     MissingEmail { path: PathBuf, columns: String },
     #[error("{path}:1: column `{column}` appears twice in the header row")]
     DuplicateColumn { path: PathBuf, column: String },
+}
+
+impl Classify for RecipientsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Unreadable is as unsendable as malformed: a person must fix the file or its path.
+            RecipientsError::Read { .. }
+            | RecipientsError::Csv { .. }
+            | RecipientsError::MissingEmail { .. }
+            | RecipientsError::DuplicateColumn { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// A row that was refused: where, which field, and why.

@@ -21,6 +21,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 
 use crate::campaign::{Endpoint, Security};
+use crate::error::{Classify, ErrorKind};
 
 mod wire;
 
@@ -32,6 +33,13 @@ use wire::{Chained, DataBlock, Group, broken, offers, reply_text};
 pub struct TransportError {
     pub endpoint: String,
     pub message: String,
+}
+
+impl Classify for TransportError {
+    fn kind(&self) -> ErrorKind {
+        // Settings no relay could be set up with: the campaign's, or `--smtp`'s.
+        ErrorKind::Invalid
+    }
 }
 
 /// Why a step of a transaction did not succeed.

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::error::{Classify, ErrorKind};
+
 /// Why someone is on a suppression list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
@@ -59,6 +61,16 @@ pub enum SuppressionError {
         line: u64,
         message: String,
     },
+}
+
+impl Classify for SuppressionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SuppressionError::Read { .. }
+            | SuppressionError::NoEmailColumn { .. }
+            | SuppressionError::Csv { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// A line of a suppression file that holds no address (it suppresses nobody): a warning.

@@ -12,6 +12,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use super::{Exit, Loaded, Options, Unsendable};
 use crate::campaign::{Campaign, Endpoint};
 use crate::capture::CaptureServer;
+use crate::error::Classify;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
@@ -179,13 +180,11 @@ pub(super) async fn send(
         );
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
-    Ok(if report.is_complete() {
-        Exit::Done
-    } else if matches!(report.stopped, Some(Stopped::LoginRefused { .. })) {
-        // Waiting will not mend it: a person must.
-        Exit::Invalid
-    } else {
-        Exit::TryAgain
+    Ok(match &report.stopped {
+        Some(stopped) => stopped.kind().into(),
+        None if report.is_complete() => Exit::Done,
+        // Deferred messages, or messages in doubt: a later run's.
+        None => Exit::TryAgain,
     })
 }
 

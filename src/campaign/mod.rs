@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use lettre::message::Mailbox;
 
+use crate::error::{Classify, ErrorKind};
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
@@ -42,6 +43,16 @@ pub enum CampaignError {
         field: &'static str,
         problem: String,
     },
+}
+
+impl Classify for CampaignError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CampaignError::Read { .. }
+            | CampaignError::Syntax { .. }
+            | CampaignError::Invalid { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// The unsubscribe settings of a campaign, validated.

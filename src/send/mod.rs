@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::error::{Classify, ErrorKind};
 use crate::letter::Letter;
 use crate::message::Composer;
 use crate::ratelimit::{Pace, QuotaSpent};
@@ -45,6 +46,15 @@ pub enum SendError {
     Recipients(#[from] RecipientsError),
     #[error(transparent)]
     Log(#[from] Arc<SendLogError>),
+}
+
+impl Classify for SendError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SendError::Recipients(error) => error.kind(),
+            SendError::Log(error) => error.kind(),
+        }
+    }
 }
 
 /// Limits on one run (a cron run's budget).
@@ -84,6 +94,21 @@ pub enum Stopped {
     Interrupted,
     /// The send log could not be written; the run's error says why.
     LogFailed,
+}
+
+impl Classify for Stopped {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Waiting will not mend these: a person must.
+            Stopped::LoginRefused { .. } => ErrorKind::Invalid,
+            Stopped::MaxMessages
+            | Stopped::MaxDuration
+            | Stopped::Quota(_)
+            | Stopped::Unreachable(_)
+            | Stopped::Interrupted => ErrorKind::TryAgain,
+            Stopped::LogFailed => ErrorKind::Failure,
+        }
+    }
 }
 
 /// How many messages wait their turn on the queue, their `attempt` already written: enough
@@ -291,6 +316,9 @@ pub async fn run(
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
     let mut unyielded = 0u32;
+    // The list could no longer be read: the run ends with that error, once the workers have
+    // delivered what is queued (valid rows, their attempts written) rather than abandoned it.
+    let mut unreadable = None;
 
     loop {
         if halted.borrow().is_some() {
@@ -303,8 +331,13 @@ pub async fn run(
             unyielded = 0;
             tokio::task::yield_now().await;
         }
-        let Some(row) = recipients.next_row()? else {
-            break;
+        let row = match recipients.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(error) => {
+                unreadable = Some(error);
+                break;
+            }
         };
         let recipient = match row {
             Row::Valid(recipient) => recipient,
@@ -454,11 +487,14 @@ pub async fn run(
     while let Ok(job) = left.try_recv() {
         worker::withdraw(&shared.log, &job).await?;
     }
+    if let Some(error) = unreadable {
+        return Err(error.into());
+    }
     // What stopped a worker says more than the budget the producer reached meanwhile: a wrong
     // password must not pass for `--max-messages reached`.
     let halted = shared.halt.borrow().clone();
     report.stopped = match (report.stopped.take(), halted) {
-        (_, Some(refused @ Stopped::LoginRefused { .. })) => Some(refused),
+        (_, Some(halted)) if halted.kind() == ErrorKind::Invalid => Some(halted),
         (None | Some(Stopped::MaxMessages | Stopped::MaxDuration), Some(halted)) => Some(halted),
         (ours, _) => ours,
     };

@@ -24,6 +24,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Classify, ErrorKind};
+
 /// The send log could not be read, written or locked.
 #[derive(Debug, thiserror::Error)]
 pub enum SendLogError {
@@ -41,6 +43,19 @@ pub enum SendLogError {
     /// Another `send` holds the campaign: two runs would send twice.
     #[error("send log {path} is locked by another missive run{holder}; try again when it ends")]
     Locked { path: PathBuf, holder: String },
+}
+
+impl Classify for SendLogError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // The disk, not the campaign.
+            SendLogError::Io { .. } => ErrorKind::Failure,
+            // A person must look at the log before anyone is mailed on its word.
+            SendLogError::Corrupt { .. } => ErrorKind::Invalid,
+            // The other run ends by itself.
+            SendLogError::Locked { .. } => ErrorKind::TryAgain,
+        }
+    }
 }
 
 /// One line of the log.
