@@ -144,24 +144,31 @@ impl Relay {
         &self.endpoint
     }
 
-    /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured. A
-    /// 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything that leaves no usable
-    /// connection is [`Trouble::Broken`].
-    pub async fn connect(&self) -> Result<Connection, Trouble> {
-        // Held through this connection's login while no login has succeeded yet.
-        let mut first_login = None;
-        if self.credentials.is_some() {
-            let login = self.login.lock().await;
-            match *login {
-                Login::Accepted => {}
-                Login::Refused => {
-                    return Err(Trouble::LoginRefused(
-                        "the login was refused earlier in this run".into(),
-                    ));
-                }
-                Login::Untried => first_login = Some(login),
-            }
+    /// Waits for this relay's turn to connect. Until a login has succeeded, connections log in
+    /// one at a time, so that a wrong password is tried once a run; a connection may then wait
+    /// for another's login, up to a timeout, and what was known when it began waiting (that the
+    /// run should go on, that this relay is the one to use) may have changed by its turn. A
+    /// login refused earlier in the run is [`Trouble::LoginRefused`] at once.
+    pub async fn turn(&self) -> Result<Turn<'_>, Trouble> {
+        if self.credentials.is_none() {
+            return Ok(Turn(None));
         }
+        let login = self.login.lock().await;
+        match *login {
+            Login::Accepted => Ok(Turn(None)),
+            Login::Refused => Err(Trouble::LoginRefused(
+                "the login was refused earlier in this run".into(),
+            )),
+            Login::Untried => Ok(Turn(Some(login))),
+        }
+    }
+
+    /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured, in
+    /// its [`turn`](Self::turn). A 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything
+    /// that leaves no usable connection is [`Trouble::Broken`].
+    pub async fn connect(&self, turn: Turn<'_>) -> Result<Connection, Trouble> {
+        // Held through this connection's login while no login has succeeded yet.
+        let Turn(mut first_login) = turn;
         let wrapper = match self.endpoint.security {
             Security::Tls => self.tls.clone(),
             _ => None,
@@ -232,6 +239,9 @@ impl Relay {
         })
     }
 }
+
+/// A connection's leave to log in to a relay: see [`Relay::turn`].
+pub struct Turn<'a>(Option<tokio::sync::MutexGuard<'a, Login>>);
 
 /// One open, greeted, logged-in connection, used for many messages in turn.
 pub struct Connection {

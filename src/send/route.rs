@@ -79,12 +79,26 @@ impl Route {
         &self,
         keep_trying: impl Fn() -> bool,
     ) -> Result<(Connection, &Relay), Stopped> {
+        let stopping = || Stopped::Unreachable("the run is stopping".into());
         loop {
             if !keep_trying() {
-                return Err(Stopped::Unreachable("the run is stopping".into()));
+                return Err(stopping());
             }
             let relay = self.choose();
-            match relay.connect().await {
+            let turn = relay.turn().await;
+            // The turn may come after other connections' tries, which may have failed: ask
+            // again, so that no try is made past the limit.
+            if !keep_trying() {
+                return Err(stopping());
+            }
+            if let Some(given_up) = self.given_up() {
+                return Err(given_up);
+            }
+            let attempt = match turn {
+                Ok(turn) => relay.connect(turn).await,
+                Err(refused) => Err(refused),
+            };
+            match attempt {
                 Ok(connection) => {
                     self.connected(relay);
                     return Ok((connection, relay));
@@ -168,6 +182,18 @@ impl Route {
         } else {
             fallback
         }
+    }
+
+    /// Why to stop rather than try again, when the failures in a row have reached the limit
+    /// (while this connection waited for its turn, other connections' tries failed).
+    fn given_up(&self) -> Option<Stopped> {
+        let streak = self
+            .state
+            .lock()
+            .expect("no panic holding the route")
+            .streak;
+        (streak >= self.failover.max_connect_failures)
+            .then(|| Stopped::Unreachable(format!("after {streak} failures in a row")))
     }
 
     fn connected(&self, relay: &Relay) {
