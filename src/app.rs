@@ -476,7 +476,12 @@ mod tests {
             relay: "primary",
             why: "535".into(),
         };
+        let untrusted = Stopped::Untrusted {
+            relay: "fallback",
+            why: "invalid peer certificate".into(),
+        };
         assert_eq!(Exit::from(refused.kind()), Exit::Invalid);
+        assert_eq!(Exit::from(untrusted.kind()), Exit::Invalid);
         for stopped in [
             Stopped::MaxMessages,
             Stopped::Unreachable("no answer".into()),

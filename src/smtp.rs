@@ -25,7 +25,7 @@ use crate::error::{Classify, ErrorKind};
 
 mod wire;
 
-use wire::{Chained, DataBlock, Group, broken, offers, reply_text};
+use wire::{Chained, DataBlock, Group, broken, certificate_problem, offers, reply_text, untrusted};
 
 /// The relay could not be set up (a host name TLS cannot use, for instance).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,10 @@ pub enum Trouble {
     Broken(String),
     /// The server refused the login for good (5xx to AUTH): the server's reply.
     LoginRefused(String),
+    /// The relay's certificate failed verification (an authority not trusted, another host's
+    /// name, out of date): why, and what to do. Unlike a TLS failure on the way, no retry
+    /// mends it.
+    Untrusted(String),
 }
 
 impl Trouble {
@@ -59,7 +63,10 @@ impl Trouble {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            Trouble::Broken(_) | Trouble::LoginRefused(_) | Trouble::Refused { code: 421, .. }
+            Trouble::Broken(_)
+                | Trouble::LoginRefused(_)
+                | Trouble::Untrusted(_)
+                | Trouble::Refused { code: 421, .. }
         )
     }
 
@@ -70,7 +77,9 @@ impl Trouble {
     pub fn describe(&self) -> String {
         match self {
             Trouble::Refused { reply, .. } => reply.clone(),
-            Trouble::Broken(why) | Trouble::LoginRefused(why) => why.clone(),
+            Trouble::Broken(why) | Trouble::LoginRefused(why) | Trouble::Untrusted(why) => {
+                why.clone()
+            }
         }
     }
 }
@@ -164,8 +173,9 @@ impl Relay {
     }
 
     /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured, in
-    /// its [`turn`](Self::turn). A 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything
-    /// that leaves no usable connection is [`Trouble::Broken`].
+    /// its [`turn`](Self::turn). A 4xx greeting (421 "busy") is [`Trouble::Refused`]; a
+    /// certificate that cannot be trusted is [`Trouble::Untrusted`]; anything else that leaves
+    /// no usable connection is [`Trouble::Broken`].
     pub async fn connect(&self, turn: Turn<'_>) -> Result<Connection, Trouble> {
         // Held through this connection's login while no login has succeeded yet.
         let Turn(mut first_login) = turn;
@@ -434,7 +444,10 @@ async fn step<T>(
                     reply: format!("{code} {text}").trim_end().to_owned(),
                 }
             }
-            None => Trouble::Broken(broken(&error.to_string())),
+            None => match certificate_problem(&error) {
+                Some(problem) => Trouble::Untrusted(untrusted(&error.to_string(), problem)),
+                None => Trouble::Broken(broken(&error.to_string())),
+            },
         }),
     }
 }

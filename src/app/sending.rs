@@ -346,6 +346,10 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
                  {section} and the password in {variable}, then run again"
             )
         }
+        Some(Stopped::Untrusted { relay, why }) => println!(
+            "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
+             waiting will not mend it: mend it, then run again"
+        ),
         None if report.deferred + report.not_due > 0 => {
             let next = report
                 .next_due

@@ -90,6 +90,12 @@ pub enum Stopped {
         relay: &'static str,
         why: String,
     },
+    /// A relay's certificate cannot be trusted, and no other relay carries the run: a person
+    /// must mend the relay's url or `ca_file` (or the relay its certificate).
+    Untrusted {
+        relay: &'static str,
+        why: String,
+    },
     /// SIGINT or SIGTERM: messages in hand were finished and logged, no new one was taken.
     Interrupted,
     /// The send log could not be written; the run's error says why.
@@ -100,7 +106,7 @@ impl Classify for Stopped {
     fn kind(&self) -> ErrorKind {
         match self {
             // Waiting will not mend these: a person must.
-            Stopped::LoginRefused { .. } => ErrorKind::Invalid,
+            Stopped::LoginRefused { .. } | Stopped::Untrusted { .. } => ErrorKind::Invalid,
             Stopped::MaxMessages
             | Stopped::MaxDuration
             | Stopped::Quota(_)
