@@ -17,6 +17,8 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::HeaderName;
 
+use crate::error::{Classify, ErrorKind};
+
 /// The headers the signature covers, when the message has them.
 pub const SIGNED_HEADERS: [&str; 11] = [
     "From",
@@ -57,6 +59,14 @@ pub enum DkimError {
     },
     #[error("{path} (campaign field `dkim.key`): {problem}")]
     Key { path: PathBuf, problem: String },
+}
+
+impl Classify for DkimError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DkimError::Read { .. } | DkimError::Key { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// A key read from a file, with its algorithm.

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::address::hex;
+use crate::error::{Classify, ErrorKind};
 
 mod fields;
 mod markdown;
@@ -67,6 +68,12 @@ impl fmt::Display for LetterError {
             write!(f, "{}:{}: {}", self.path.display(), p.line, p.message)?;
         }
         Ok(())
+    }
+}
+
+impl Classify for LetterError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
     }
 }
 

@@ -12,9 +12,10 @@
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
 //! does not own. [`app`] is the edge: it turns the [`app::Options`] the binary makes of a
 //! command line (clap lives in the binary, with the signals and the exit) into calls to the
-//! modules above. Beneath them all, [`address`] says when two addresses are the same person,
-//! [`keymap`] keeps a small value per person, and [`csvline`] numbers a CSV's lines as an
-//! editor does.
+//! modules above. [`error`] is what each error of the core asks of the person running missive
+//! (mend the campaign, or run again later): the edge's exit code. Beneath them all, [`address`]
+//! says when two addresses are the same person, [`keymap`] keeps a small value per person, and
+//! [`csvline`] numbers a CSV's lines as an editor does.
 
 pub mod address;
 pub mod app;
@@ -22,6 +23,7 @@ pub mod campaign;
 pub mod capture;
 pub mod csvline;
 pub mod dkim;
+pub mod error;
 pub mod keymap;
 pub mod letter;
 pub mod lint;

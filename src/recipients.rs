@@ -18,6 +18,7 @@ use lettre::Address;
 
 use crate::address::RecipientKey;
 use crate::csvline::{self, Tracked};
+use crate::error::{Classify, ErrorKind};
 use crate::keymap::KeyMap;
 use crate::suppression::{Reason, SuppressionList};
 
@@ -55,6 +56,19 @@ pub enum RecipientsError {
     MissingEmail { path: PathBuf, columns: String },
     #[error("{path}:1: column `{column}` appears twice in the header row")]
     DuplicateColumn { path: PathBuf, column: String },
+}
+
+impl Classify for RecipientsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Unreadable is as unsendable as malformed: a person must fix the file or its path.
+            RecipientsError::Read { .. }
+            | RecipientsError::Csv { .. }
+            | RecipientsError::MissingEmail { .. }
+            | RecipientsError::DuplicateColumn { .. }
+            | RecipientsError::NotUtf8 { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// A row that was refused: where, which field, and why.

@@ -20,11 +20,13 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
+use crate::error::{Classify, ErrorKind};
+
 mod endpoint;
 mod wire;
 
 pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
-use wire::{Chained, DataBlock, Group, broken, offers, reply_text};
+use wire::{Chained, DataBlock, Group, broken, certificate_problem, offers, reply_text, untrusted};
 
 /// The relay could not be set up (a host name TLS cannot use, for instance).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,13 @@ use wire::{Chained, DataBlock, Group, broken, offers, reply_text};
 pub struct TransportError {
     pub endpoint: String,
     pub message: String,
+}
+
+impl Classify for TransportError {
+    fn kind(&self) -> ErrorKind {
+        // Settings no relay could be set up with: the campaign's, or `--smtp`'s.
+        ErrorKind::Invalid
+    }
 }
 
 /// Why a step of a transaction did not succeed.
@@ -44,6 +53,10 @@ pub enum Trouble {
     Broken(String),
     /// The server refused the login for good (5xx to AUTH): the server's reply.
     LoginRefused(String),
+    /// The relay's certificate failed verification (an authority not trusted, another host's
+    /// name, out of date): why, and what to do. Unlike a TLS failure on the way, no retry
+    /// mends it.
+    Untrusted(String),
 }
 
 impl Trouble {
@@ -51,7 +64,10 @@ impl Trouble {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            Trouble::Broken(_) | Trouble::LoginRefused(_) | Trouble::Refused { code: 421, .. }
+            Trouble::Broken(_)
+                | Trouble::LoginRefused(_)
+                | Trouble::Untrusted(_)
+                | Trouble::Refused { code: 421, .. }
         )
     }
 
@@ -62,7 +78,9 @@ impl Trouble {
     pub fn describe(&self) -> String {
         match self {
             Trouble::Refused { reply, .. } => reply.clone(),
-            Trouble::Broken(why) | Trouble::LoginRefused(why) => why.clone(),
+            Trouble::Broken(why) | Trouble::LoginRefused(why) | Trouble::Untrusted(why) => {
+                why.clone()
+            }
         }
     }
 }
@@ -136,24 +154,32 @@ impl Relay {
         &self.endpoint
     }
 
-    /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured. A
-    /// 4xx greeting (421 "busy") is [`Trouble::Refused`]; anything that leaves no usable
-    /// connection is [`Trouble::Broken`].
-    pub async fn connect(&self) -> Result<Connection, Trouble> {
-        // Held through this connection's login while no login has succeeded yet.
-        let mut first_login = None;
-        if self.credentials.is_some() {
-            let login = self.login.lock().await;
-            match *login {
-                Login::Accepted => {}
-                Login::Refused => {
-                    return Err(Trouble::LoginRefused(
-                        "the login was refused earlier in this run".into(),
-                    ));
-                }
-                Login::Untried => first_login = Some(login),
-            }
+    /// Waits for this relay's turn to connect. Until a login has succeeded, connections log in
+    /// one at a time, so that a wrong password is tried once a run; a connection may then wait
+    /// for another's login, up to a timeout, and what was known when it began waiting (that the
+    /// run should go on, that this relay is the one to use) may have changed by its turn. A
+    /// login refused earlier in the run is [`Trouble::LoginRefused`] at once.
+    pub async fn turn(&self) -> Result<Turn<'_>, Trouble> {
+        if self.credentials.is_none() {
+            return Ok(Turn(None));
         }
+        let login = self.login.lock().await;
+        match *login {
+            Login::Accepted => Ok(Turn(None)),
+            Login::Refused => Err(Trouble::LoginRefused(
+                "the login was refused earlier in this run".into(),
+            )),
+            Login::Untried => Ok(Turn(Some(login))),
+        }
+    }
+
+    /// Connects, reads the greeting, says EHLO, upgrades to TLS and logs in as configured, in
+    /// its [`turn`](Self::turn). A 4xx greeting (421 "busy") is [`Trouble::Refused`]; a
+    /// certificate that cannot be trusted is [`Trouble::Untrusted`]; anything else that leaves
+    /// no usable connection is [`Trouble::Broken`].
+    pub async fn connect(&self, turn: Turn<'_>) -> Result<Connection, Trouble> {
+        // Held through this connection's login while no login has succeeded yet.
+        let Turn(mut first_login) = turn;
         let wrapper = match self.endpoint.security {
             Security::Tls => self.tls.clone(),
             _ => None,
@@ -224,6 +250,9 @@ impl Relay {
         })
     }
 }
+
+/// A connection's leave to log in to a relay: see [`Relay::turn`].
+pub struct Turn<'a>(Option<tokio::sync::MutexGuard<'a, Login>>);
 
 /// One open, greeted, logged-in connection, used for many messages in turn.
 pub struct Connection {
@@ -416,7 +445,10 @@ async fn step<T>(
                     reply: format!("{code} {text}").trim_end().to_owned(),
                 }
             }
-            None => Trouble::Broken(broken(&error.to_string())),
+            None => match certificate_problem(&error) {
+                Some(problem) => Trouble::Untrusted(untrusted(&error.to_string(), problem)),
+                None => Trouble::Broken(broken(&error.to_string())),
+            },
         }),
     }
 }

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use crate::address::RecipientKey;
 use crate::csvline::{self, Tracked};
 
+use crate::error::{Classify, ErrorKind};
+
 /// Why someone is on a suppression list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
@@ -61,6 +63,16 @@ pub enum SuppressionError {
         line: u64,
         message: String,
     },
+}
+
+impl Classify for SuppressionError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SuppressionError::Read { .. }
+            | SuppressionError::NoEmailColumn { .. }
+            | SuppressionError::Csv { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// A line of a suppression file that holds no address (it suppresses nobody): a warning.

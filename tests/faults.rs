@@ -514,3 +514,42 @@ fn a_reply_that_comes_too_late_after_a_refusal_retires_the_connection() {
     audit.assert_settled(&everyone(6), &some(&[REFUSED]), 0);
     audit.assert_accepted_at_most_once();
 }
+
+#[test]
+fn a_relay_that_never_answers_the_login_is_tried_no_more_than_max_connect_failures() {
+    // The relay takes the connection, greets, and never answers AUTH: to missive, unreachable.
+    // Until a login succeeds, the pool's connections log in one at a time, so when the third
+    // try fails the others are still waiting their turn: they must not try after all (with
+    // the default limit of 6 and 4 connections, such a relay got 9 tries).
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .requiring_login("campagnes@example.org", "pw-never-answered")
+            .on_auth(|_| Some(Fault::Stall)),
+    );
+    let fixture = Fixture::new(
+        &people(6),
+        "[smtp]\nusername = \"campagnes@example.org\"\ntimeout_secs = 1\n\
+         max_connect_failures = 3\npool_size = 4\n",
+    );
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap(), "--smtp", &server.url()],
+        &[("MISSIVE_SMTP_PASSWORD", "pw-never-answered")],
+    );
+
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(
+        run.stdout.contains("stopped: the server is unreachable")
+            && run.stdout.contains("3 failures in a row"),
+        "{}",
+        run.all()
+    );
+    assert_played(&server, "Stall at AUTH");
+    let journal = server.journal();
+    assert_eq!(journal.connections, 3, "{journal:?}");
+    assert_eq!(journal.auth_commands, 3, "{journal:?}");
+    assert!(journal.received.is_empty(), "{journal:?}");
+    let status = fixture.status();
+    assert_eq!(status["pending"], 6, "{status}");
+    assert_eq!(status["in_doubt"], 0, "{status}");
+}

@@ -98,30 +98,46 @@ fn smtps_speaks_tls_from_the_first_byte() {
 }
 
 #[test]
-fn a_certificate_that_cannot_be_trusted_stops_the_run_with_75_and_nothing_goes_out() {
+fn a_certificate_that_cannot_be_trusted_stops_the_run_at_once_with_65_and_nothing_goes_out() {
     let certs = tempfile::tempdir().unwrap();
     let trusted = TestCa::generate(certs.path(), "trusted");
     let other = TestCa::generate(certs.path(), "other");
+    // A certificate that cannot be trusted does not mend itself: tried again and again with
+    // 75, cron would run the campaign again later, every time, for days. So it stops the run
+    // at once with 65, which tells cron that a person must act, and says what to do.
+    //
     // The server's certificate was signed by another authority than the one the campaign
-    // trusts; then by one it does not name at all (the public roots alone).
-    for ca in [Some(trusted.ca.as_path()), None] {
+    // trusts; then by one it does not name at all (the public roots alone); then by the
+    // authority it trusts, but for 127.0.0.1 where the relay is named `localhost`.
+    let cases = [
+        (&other, Some(trusted.ca.as_path()), "127.0.0.1", "ca_file"),
+        (&other, None, "127.0.0.1", "ca_file"),
+        (
+            &trusted,
+            Some(trusted.ca.as_path()),
+            "localhost",
+            "a name its certificate",
+        ),
+    ];
+    for (signer, ca, host, hint) in cases {
         let server = SmtpServer::start_in_background(
             Behavior::accept_all()
-                .with_tls(other.acceptor(), false)
+                .with_tls(signer.acceptor(), false)
                 .requiring_login(USER, PASSWORD),
         );
         let fixture = Fixture::new(&people(3), &smtp_section(ca));
 
-        let url = format!("smtp+starttls://127.0.0.1:{}", server.port());
+        let url = format!("smtp+starttls://{host}:{}", server.port());
         let run = send(&fixture, &url, PASSWORD);
 
-        assert_eq!(run.code, 75, "{}", run.all());
+        assert_eq!(run.code, 65, "{}", run.all());
         assert!(
-            run.stdout.contains("invalid peer certificate") && run.stdout.contains("ca_file"),
-            "the error says why, and what to do: {}",
+            run.stdout.contains("invalid peer certificate") && run.stdout.contains(hint),
+            "the error says why, and what to do ({hint}): {}",
             run.all()
         );
         let journal = server.journal();
+        assert_eq!(journal.connections, 1, "tried once: {journal:?}");
         assert!(journal.received.is_empty() && journal.logins.is_empty());
         assert_eq!(journal.failed_logins, 0, "no password went to that server");
         let status = fixture.status();
@@ -129,6 +145,55 @@ fn a_certificate_that_cannot_be_trusted_stops_the_run_with_75_and_nothing_goes_o
         assert_eq!(status["in_doubt"], 0, "{status}");
         assert_secret_kept(&fixture, &run);
     }
+}
+
+#[test]
+fn a_primary_relay_that_cannot_be_trusted_is_set_aside_for_the_fallback_and_named_in_an_error() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::generate(certs.path(), "trusted");
+    let other = TestCa::generate(certs.path(), "other");
+    let primary = SmtpServer::start_in_background(
+        Behavior::accept_all()
+            .with_tls(other.acceptor(), false)
+            .requiring_login(USER, PASSWORD),
+    );
+    let fallback = SmtpServer::start_in_background(Behavior::accept_all());
+    let extra = format!(
+        "{}url = \"smtp+starttls://127.0.0.1:{}\"\n[fallback]\nurl = \"{}\"\n",
+        smtp_section(Some(&trusted.ca)),
+        primary.port(),
+        fallback.url()
+    );
+    let fixture = Fixture::new(&people(6), &extra);
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap()],
+        &[("MISSIVE_SMTP_PASSWORD", PASSWORD)],
+    );
+
+    // The fallback can carry the campaign: the run goes on through it, and ends done. But the
+    // primary will not mend itself, so it is not tried again this run, and the run says so as
+    // an error, not a warning.
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("6 through the fallback relay"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(fallback.wait_for(6, Duration::from_secs(10)).len(), 6);
+    let error = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("ERROR") && line.contains("certificate"))
+        .unwrap_or_else(|| panic!("an error names the certificate: {}", run.all()));
+    assert!(
+        error.contains("primary") && error.contains("ca_file"),
+        "{error}"
+    );
+    let journal = primary.journal();
+    assert_eq!(journal.connections, 1, "tried once: {journal:?}");
+    assert!(journal.logins.is_empty() && journal.failed_logins == 0);
+    assert_secret_kept(&fixture, &run);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use super::{Exit, Loaded, Options, Unsendable};
 use crate::campaign::{Campaign, RelaySettings};
 use crate::capture::CaptureServer;
+use crate::error::Classify;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
@@ -160,13 +161,11 @@ pub(super) async fn send(
         );
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
-    Ok(if report.is_complete() {
-        Exit::Done
-    } else if matches!(report.stopped, Some(Stopped::LoginRefused { .. })) {
-        // Waiting will not mend it: a person must.
-        Exit::Invalid
-    } else {
-        Exit::TryAgain
+    Ok(match &report.stopped {
+        Some(stopped) => stopped.kind().into(),
+        None if report.is_complete() => Exit::Done,
+        // Deferred messages, or messages in doubt: a later run's.
+        None => Exit::TryAgain,
     })
 }
 
@@ -393,6 +392,10 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
                  {section} and the password in {variable}, then run again"
             )
         }
+        Some(Stopped::Untrusted { relay, why }) => println!(
+            "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
+             waiting will not mend it: mend it, then run again"
+        ),
         None if report.deferred + report.not_due > 0 => {
             let next = report
                 .next_due

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use lettre::message::Mailbox;
 
 use crate::dkim::DkimSettings;
+use crate::error::{Classify, ErrorKind};
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
@@ -62,6 +63,16 @@ pub enum CampaignError {
         field: String,
         problem: String,
     },
+}
+
+impl Classify for CampaignError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            CampaignError::Read { .. }
+            | CampaignError::Syntax { .. }
+            | CampaignError::InvalidAt { .. } => ErrorKind::Invalid,
+        }
+    }
 }
 
 /// The unsubscribe settings of a campaign, validated.

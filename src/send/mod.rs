@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::error::{Classify, ErrorKind};
 use crate::message::Composer;
 use crate::ratelimit::{Pace, QuotaSpent};
 use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
@@ -47,6 +48,15 @@ pub enum SendError {
     Recipients(#[from] RecipientsError),
     #[error(transparent)]
     Log(#[from] Arc<SendLogError>),
+}
+
+impl Classify for SendError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SendError::Recipients(error) => error.kind(),
+            SendError::Log(error) => error.kind(),
+        }
+    }
 }
 
 /// Limits on one run (a cron run's budget).
@@ -82,11 +92,32 @@ pub enum Stopped {
         relay: &'static str,
         why: String,
     },
+    /// A relay's certificate cannot be trusted, and no other relay carries the run: a person
+    /// must mend the relay's url or `ca_file` (or the relay its certificate).
+    Untrusted {
+        relay: &'static str,
+        why: String,
+    },
     /// The caller's shutdown resolved (SIGINT or SIGTERM, in the binary): messages in hand
     /// were finished and logged, no new one was taken.
     Interrupted,
     /// The send log could not be written; the run's error says why.
     LogFailed,
+}
+
+impl Classify for Stopped {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Waiting will not mend these: a person must.
+            Stopped::LoginRefused { .. } | Stopped::Untrusted { .. } => ErrorKind::Invalid,
+            Stopped::MaxMessages
+            | Stopped::MaxDuration
+            | Stopped::Quota(_)
+            | Stopped::Unreachable(_)
+            | Stopped::Interrupted => ErrorKind::TryAgain,
+            Stopped::LogFailed => ErrorKind::Failure,
+        }
+    }
 }
 
 /// How many messages wait their turn on the queue, their `attempt` already written: enough
@@ -260,6 +291,9 @@ pub async fn run(
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
     let mut unyielded = 0u32;
+    // The list could no longer be read: the run ends with that error, once the workers have
+    // delivered what is queued (valid rows, their attempts written) rather than abandoned it.
+    let mut unreadable = None;
 
     loop {
         if halted.borrow().is_some() {
@@ -272,8 +306,13 @@ pub async fn run(
             unyielded = 0;
             tokio::task::yield_now().await;
         }
-        let Some(row) = recipients.next_row()? else {
-            break;
+        let row = match recipients.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(error) => {
+                unreadable = Some(error);
+                break;
+            }
         };
         let recipient = match row {
             Row::Valid(recipient) => recipient,
@@ -419,6 +458,9 @@ pub async fn run(
     while let Ok(job) = left.try_recv() {
         worker::withdraw(&shared.log, &job).await?;
     }
+    if let Some(error) = unreadable {
+        return Err(error.into());
+    }
     let halted = shared.halt.borrow().clone();
     report.stopped = why_stopped(report.stopped.take(), halted);
     Ok(report)
@@ -431,7 +473,8 @@ pub async fn run(
 /// reached did not stop the run: the budget did.
 fn why_stopped(budget: Option<Stopped>, halted: Option<Stopped>) -> Option<Stopped> {
     match (budget, halted) {
-        (_, Some(refused @ Stopped::LoginRefused { .. })) => Some(refused),
+        // A login refused, a certificate that cannot be trusted: a person must act.
+        (_, Some(halted)) if halted.kind() == ErrorKind::Invalid => Some(halted),
         (Some(budget), Some(Stopped::Interrupted)) => Some(budget),
         (_, Some(halted)) => Some(halted),
         (budget, None) => budget,

@@ -7,6 +7,11 @@
 //! When connections keep failing with no message getting an answer in between
 //! (`max_connect_failures` in a row, whichever relay), the run stops rather than burn through
 //! the list: what was not attempted stays pending for the next run.
+//!
+//! A relay whose certificate cannot be trusted will not mend by itself: with a fallback, it is
+//! set aside for the rest of the run (an error says so, and the other relay carries the run);
+//! without one, or when the other relay cannot carry the run either, the run stops on it, for a
+//! person to mend.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -51,6 +56,9 @@ struct Health {
     /// Since when the primary is known to be down (only tracked with a fallback).
     primary_down: Option<Instant>,
     last_probe: Option<Instant>,
+    /// The relay whose certificate cannot be trusted, set aside for the rest of the run (only
+    /// with a fallback), and why.
+    set_aside: Option<(&'static str, String)>,
 }
 
 impl Route {
@@ -63,6 +71,7 @@ impl Route {
                 streak: 0,
                 primary_down: None,
                 last_probe: None,
+                set_aside: None,
             }),
         }
     }
@@ -72,19 +81,36 @@ impl Route {
     }
 
     /// A new connection, after as many tries (with backoff) as the failover allows; `Err`,
-    /// why the run should stop, when it gives up (or a login was refused, which no retry
-    /// mends). `keep_trying` is asked before each try (a signal, another connection that
-    /// already gave up).
+    /// why the run should stop, when it gives up (or a login was refused, or a certificate,
+    /// which no retry mends). `keep_trying` is asked before each try (a signal, another
+    /// connection that already gave up).
     pub async fn connect(
         &self,
         keep_trying: impl Fn() -> bool,
     ) -> Result<(Connection, &Relay), Stopped> {
+        let stopping = || Stopped::Unreachable("the run is stopping".into());
         loop {
             if !keep_trying() {
-                return Err(Stopped::Unreachable("the run is stopping".into()));
+                return Err(stopping());
             }
             let relay = self.choose();
-            match relay.connect().await {
+            let turn = relay.turn().await;
+            // The turn may come after other connections' tries, which may have failed: ask
+            // again, so that no try is made past the limit.
+            if !keep_trying() {
+                return Err(stopping());
+            }
+            if let Some(given_up) = self.given_up() {
+                return Err(given_up);
+            }
+            if self.is_set_aside(relay) {
+                continue;
+            }
+            let attempt = match turn {
+                Ok(turn) => relay.connect(turn).await,
+                Err(refused) => Err(refused),
+            };
+            match attempt {
                 Ok(connection) => {
                     self.connected(relay);
                     return Ok((connection, relay));
@@ -97,10 +123,20 @@ impl Route {
                         why,
                     });
                 }
+                Err(Trouble::Untrusted(why)) => {
+                    let why = format!("{}: {why}", relay.endpoint());
+                    if !self.set_aside(relay, &why) {
+                        tracing::error!(relay = relay.name, %why, "the relay's certificate cannot be trusted");
+                        return Err(Stopped::Untrusted {
+                            relay: relay.name,
+                            why,
+                        });
+                    }
+                }
                 Err(trouble) => {
                     let streak = self.failed(relay, &trouble);
                     if streak >= self.failover.max_connect_failures {
-                        return Err(Stopped::Unreachable(format!(
+                        return Err(self.give_up(format!(
                             "{} ({} relay) after {streak} failures in a row: {trouble}",
                             relay.endpoint(),
                             relay.name
@@ -144,7 +180,8 @@ impl Route {
             return false;
         }
         let health = self.state.lock().expect("no panic holding the route");
-        health.primary_down.is_some()
+        health.set_aside.is_none()
+            && health.primary_down.is_some()
             && health
                 .last_probe
                 .is_none_or(|last| last.elapsed() >= self.failover.retry_primary_after)
@@ -156,6 +193,11 @@ impl Route {
             return &self.primary;
         };
         let mut health = self.state.lock().expect("no panic holding the route");
+        match health.set_aside {
+            Some((name, _)) if name == self.primary.name => return fallback,
+            Some(_) => return &self.primary,
+            None => {}
+        }
         if health.primary_down.is_none() {
             return &self.primary;
         }
@@ -168,6 +210,59 @@ impl Route {
         } else {
             fallback
         }
+    }
+
+    /// Why to stop rather than try again, when the failures in a row have reached the limit
+    /// (while this connection waited for its turn, other connections' tries failed).
+    fn given_up(&self) -> Option<Stopped> {
+        let streak = self
+            .state
+            .lock()
+            .expect("no panic holding the route")
+            .streak;
+        (streak >= self.failover.max_connect_failures)
+            .then(|| self.give_up(format!("after {streak} failures in a row")))
+    }
+
+    /// Why the run stops when no relay answers: unreachable, unless one of them was set aside
+    /// for its certificate, which a person must mend (the other may come back by itself).
+    fn give_up(&self, unreachable: String) -> Stopped {
+        let health = self.state.lock().expect("no panic holding the route");
+        match &health.set_aside {
+            Some((relay, why)) => Stopped::Untrusted {
+                relay,
+                why: why.clone(),
+            },
+            None => Stopped::Unreachable(unreachable),
+        }
+    }
+
+    fn is_set_aside(&self, relay: &Relay) -> bool {
+        let health = self.state.lock().expect("no panic holding the route");
+        health
+            .set_aside
+            .as_ref()
+            .is_some_and(|(name, _)| *name == relay.name)
+    }
+
+    /// Sets `relay` aside for the rest of the run, its certificate not trusted, so that the
+    /// other relay carries the run; says so once, as an error, since a person must mend it.
+    /// False when no relay would be left: no fallback, or the other one set aside already.
+    fn set_aside(&self, relay: &Relay, why: &str) -> bool {
+        let mut health = self.state.lock().expect("no panic holding the route");
+        match &health.set_aside {
+            // Another connection found it first.
+            Some((name, _)) => return *name == relay.name,
+            None if self.fallback.is_none() => return false,
+            None => {}
+        }
+        tracing::error!(
+            relay = relay.name,
+            %why,
+            "the relay's certificate cannot be trusted: set aside for this run, the other relay carries it; mend this before the next run"
+        );
+        health.set_aside = Some((relay.name, why.to_owned()));
+        true
     }
 
     fn connected(&self, relay: &Relay) {
@@ -216,6 +311,44 @@ fn backoff(streak: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::Endpoint;
+
+    fn relay(name: &'static str, port: u16) -> Relay {
+        let endpoint = Endpoint::loopback(port);
+        Relay::new(name, &endpoint, None, None, Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn a_relay_set_aside_for_its_certificate_is_not_chosen_again_and_names_the_stop() {
+        let route = Route::new(
+            relay("primary", 1),
+            Some(relay("fallback", 2)),
+            Failover::default(),
+        );
+        assert!(route.set_aside(route.primary(), "untrusted"));
+        assert!(route.set_aside(route.primary(), "found again by another connection"));
+        assert_eq!(route.choose().name, "fallback");
+        assert!(!route.should_leave(route.choose()), "no handing back to it");
+        // The fallback cannot carry the run either: no relay is left.
+        assert!(!route.set_aside(route.choose(), "untrusted too"));
+        assert_eq!(
+            route.give_up("unreachable".into()),
+            Stopped::Untrusted {
+                relay: "primary",
+                why: "untrusted".into()
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_fallback_a_relay_is_not_set_aside() {
+        let route = Route::new(relay("primary", 1), None, Failover::default());
+        assert!(!route.set_aside(route.primary(), "untrusted"));
+        assert_eq!(
+            route.give_up("unreachable".into()),
+            Stopped::Unreachable("unreachable".into())
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_the_cap() {

@@ -172,6 +172,7 @@ fn read_state(path: &Path) -> Result<Option<State>, SendLogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Classify, ErrorKind};
 
     #[test]
     fn a_campaign_remembers_its_log_and_refuses_another_unless_told() {
@@ -186,10 +187,10 @@ mod tests {
         assert_eq!(claim.log_in_use(), Some("/a.jsonl"));
         claim.check("/a.jsonl", false).unwrap();
         let err = claim.check("/b.jsonl", false).unwrap_err();
-        assert!(err.refuses_the_campaign(), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
         assert!(err.to_string().contains("/a.jsonl"), "{err}");
         let own = FileLog::locate(&dir.path().join("c.lock"));
-        assert!(claim.check(&own, true).unwrap_err().refuses_the_campaign());
+        assert!(claim.check(&own, true).unwrap_err().kind() == ErrorKind::Invalid);
         claim.check("/b.jsonl", true).unwrap();
         claim.remember("/b.jsonl").unwrap();
         assert_eq!(
@@ -204,7 +205,7 @@ mod tests {
         let _first = CampaignClaim::take(dir.path(), "c", None).unwrap();
         // A second open of the lock is refused as another process's would be.
         let err = CampaignClaim::take(dir.path(), "c", None).unwrap_err();
-        assert!(err.is_busy(), "{err}");
+        assert_eq!(err.kind(), ErrorKind::TryAgain, "{err}");
         assert!(err.to_string().contains(&std::process::id().to_string()));
         // Another campaign in the same folder is free.
         CampaignClaim::take(dir.path(), "d", None).unwrap();

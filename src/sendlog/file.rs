@@ -284,6 +284,7 @@ fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogE
 mod tests {
     use super::*;
     use crate::address::RecipientKey;
+    use crate::error::{Classify, ErrorKind};
     use crate::sendlog::tests::sent;
     use crate::sendlog::{Event, Status};
 
@@ -376,7 +377,7 @@ mod tests {
         let other = dir.path().join("c.jsonl.lock");
         std::fs::write(&other, "some other log\n").unwrap();
         let err = FileLog::open(&path, "c").unwrap_err();
-        assert!(err.refuses_the_campaign(), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
         assert_eq!(std::fs::read(&other).unwrap(), b"some other log\n");
     }
 
@@ -390,11 +391,7 @@ mod tests {
             assert!(matches!(err, SendLogError::NotALog { .. }), "{err}");
             assert!(err.to_string().contains("notes.txt"), "{err}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-            assert!(
-                FileLog::read(&path, "c")
-                    .unwrap_err()
-                    .refuses_the_campaign()
-            );
+            assert!(FileLog::read(&path, "c").unwrap_err().kind() == ErrorKind::Invalid);
             assert!(!dir.path().join("notes.txt.lock").exists());
         }
     }

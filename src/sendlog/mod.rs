@@ -31,6 +31,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Classify, ErrorKind};
+
 /// The send log could not be read, written or locked.
 #[derive(Debug, thiserror::Error)]
 pub enum SendLogError {
@@ -87,26 +89,6 @@ pub enum SendLogError {
     },
 }
 
-impl SendLogError {
-    /// Another run holds the campaign or the log: waiting helps (exit 75).
-    pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. }
-        )
-    }
-
-    /// The log cannot be used for this campaign as things stand: a person must choose (exit 65).
-    pub fn refuses_the_campaign(&self) -> bool {
-        matches!(
-            self,
-            SendLogError::NotALog { .. }
-                | SendLogError::OtherCampaign { .. }
-                | SendLogError::OtherLog { .. }
-        )
-    }
-}
-
 /// The first line of a log: the campaign it belongs to.
 /// `{"at":"2026-11-25T01:02:03Z","event":"campaign","campaign":"fails-2023-fr"}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +136,26 @@ pub fn check_campaign(log: &str, named: Option<&str>, campaign: &str) -> Result<
                  make sure it is this campaign's"
             );
             Ok(())
+        }
+    }
+}
+
+impl Classify for SendLogError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // The disk, not the campaign.
+            SendLogError::Io { .. } => ErrorKind::Failure,
+            // A person must look at the log before anyone is mailed on its word.
+            SendLogError::Corrupt { .. } => ErrorKind::Invalid,
+            // Not a send log, another campaign's, or not the one the campaign has been using:
+            // a person must choose.
+            SendLogError::NotALog { .. }
+            | SendLogError::OtherCampaign { .. }
+            | SendLogError::OtherLog { .. } => ErrorKind::Invalid,
+            // The other run ends by itself.
+            SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. } => {
+                ErrorKind::TryAgain
+            }
         }
     }
 }

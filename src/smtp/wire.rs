@@ -52,18 +52,56 @@ impl std::fmt::Display for Chained {
 }
 
 /// lettre's description of a failure, each part once ("Connection error: Connection error:
-/// invalid peer certificate" reads twice), with what to do about an untrusted certificate.
+/// invalid peer certificate" reads twice).
 pub(super) fn broken(description: &str) -> String {
     let mut parts: Vec<&str> = description.split(": ").collect();
     parts.dedup();
-    let mut text = parts.join(": ");
-    if text.contains("UnknownIssuer") {
-        text.push_str(
-            " (if the relay's certificate comes from its own authority, name that authority's \
-             PEM file in ca_file, under [smtp] or [fallback])",
-        );
+    parts.join(": ")
+}
+
+/// What rustls found wrong with the relay's certificate, when that is why `error` happened. A
+/// handshake cut short, a refused connection or a timeout is not a certificate problem: those
+/// may mend by themselves.
+pub(super) fn certificate_problem(
+    error: &lettre::transport::smtp::Error,
+) -> Option<&rustls::CertificateError> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        // tokio-rustls hands rustls's error over inside an io::Error, whose `source` skips it.
+        let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()?
+                .get_ref()?
+                .downcast_ref::<rustls::Error>()
+        });
+        if let Some(rustls::Error::InvalidCertificate(problem)) = tls {
+            return Some(problem);
+        }
+        cause = error.source();
     }
-    text
+    None
+}
+
+/// lettre's description of a certificate refused, with what to do about it.
+pub(super) fn untrusted(description: &str, problem: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as Problem;
+    let hint = match problem {
+        Problem::UnknownIssuer => {
+            "if the relay's certificate comes from its own authority, name that authority's PEM \
+             file in ca_file, under [smtp] or [fallback]"
+        }
+        Problem::NotValidForName | Problem::NotValidForNameContext { .. } => {
+            "name the relay in its url by a name its certificate carries"
+        }
+        Problem::Expired
+        | Problem::ExpiredContext { .. }
+        | Problem::NotValidYet
+        | Problem::NotValidYetContext { .. } => {
+            "the relay's certificate is out of date, or this machine's clock is wrong"
+        }
+        _ => "check the relay's certificate, and ca_file under [smtp] or [fallback]",
+    };
+    format!("{} ({hint})", broken(description))
 }
 
 pub(super) fn reply_text(response: &Response) -> String {

@@ -1,0 +1,118 @@
+//! A recipient file that cannot be read half-way through a run: the engine's error wraps the
+//! list's, and must end the run with the list's exit code (65), not 1.
+//!
+//! The binary can hardly be made to meet this: the file is read twice before sending begins
+//! (its header when the campaign loads, then from the start), so a failure there is not
+//! wrapped, and a read that fails later needs a failing disk. So the engine runs here, in the
+//! test's process, against a real SMTP server, with a list that fails as a disk would after
+//! its first rows; the exit code is the binary's own mapping, `missive::app::exit_for_error`.
+
+mod support;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use missive::app::{Exit, exit_for_error};
+use missive::campaign::Campaign;
+use missive::letter::Letter;
+use missive::message::Composer;
+use missive::ratelimit::{Limits, Pace};
+use missive::recipients::{RecipientReader, RecipientsError};
+use missive::render::{Frame, Template};
+use missive::send::{Content, Engine, Failover, InDoubt, Route, RunLimits, SendError};
+use missive::sendlog::{LogWriter, MemoryLog, Replay};
+use missive::smtp::{Endpoint, Relay};
+use support::harness::{Fixture, people};
+use support::smtp_server::{Behavior, SmtpServer};
+
+/// The bytes it holds, then an I/O error (EIO), as a disk that failed under the file.
+struct FailingDisk(std::io::Cursor<Vec<u8>>);
+
+impl Read for FailingDisk {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::from_raw_os_error(5)),
+            read => Ok(read),
+        }
+    }
+}
+
+#[test]
+fn a_list_that_fails_half_way_ends_the_run_with_65_once_the_rows_read_are_sent() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(3), "");
+    let campaign = Campaign::load(&fixture.campaign()).unwrap();
+    let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
+    let frame = Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+        unsubscribe: None,
+    };
+    let composer = Composer::new(
+        &campaign.id,
+        campaign.from.clone(),
+        campaign.reply_to.clone(),
+        &campaign.subject,
+    );
+    let template = Template::new(&letter, &frame);
+    let composer = composer.with_fixed_parts(&template.fixed_parts());
+    let content = Content {
+        template: &template,
+        composer: &composer,
+        fingerprint: "test",
+    };
+    let list = std::fs::read(&campaign.recipients_path).unwrap();
+    let mut reader = RecipientReader::from_reader(
+        &campaign.recipients_path,
+        Box::new(FailingDisk(std::io::Cursor::new(list))),
+        &campaign.name_columns,
+    )
+    .unwrap();
+    let endpoint = Endpoint::loopback(server.port());
+    let relay = Relay::new("primary", &endpoint, None, None, Duration::from_secs(5)).unwrap();
+    let (log, log_thread) = LogWriter::spawn(Box::new(MemoryLog::default()));
+    let engine = Engine {
+        route: Route::new(relay, None, Failover::default()),
+        log,
+        connections: 2,
+        retry: Default::default(),
+        pace: Pace::new(&Limits::default(), &Default::default()),
+        in_doubt: InDoubt::Resend,
+        progress: Arc::default(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(missive::send::run(
+        &content,
+        &mut reader,
+        &Replay::default(),
+        engine,
+        &RunLimits::default(),
+        std::future::pending(),
+    ));
+    log_thread.join().unwrap();
+
+    let error = result.expect_err("the list could not be read to its end");
+    assert!(
+        matches!(error, SendError::Recipients(RecipientsError::Read { .. })),
+        "{error:?}"
+    );
+    assert_eq!(exit_for_error(&anyhow::Error::from(error)), Exit::Invalid);
+    // The rows read before the failure were delivered, not abandoned in doubt.
+    let received = server.wait_for(3, Duration::from_secs(10));
+    let mut to: Vec<_> = received.iter().map(|m| m.rcpt_to[0].clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "person01@example.com",
+            "person02@example.com",
+            "person03@example.com"
+        ]
+    );
+}
