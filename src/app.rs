@@ -10,24 +10,24 @@ use std::sync::Arc;
 use anyhow::Context;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use crate::campaign::{Campaign, CampaignError};
-use crate::dkim::DkimError;
-use crate::error::{Classify, ErrorKind};
+use crate::campaign::Campaign;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
-use crate::send::{Content, SendError};
-use crate::sendlog::{Replay, SendLogError};
-use crate::smtp::{Endpoint, TransportError};
-use crate::suppression::{Skipped, SuppressionError, SuppressionList};
+use crate::send::Content;
+use crate::sendlog::Replay;
+use crate::smtp::Endpoint;
+use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
 mod check;
+mod exit;
 mod preview;
 mod sending;
 mod status;
 
+pub use exit::{Exit, Unsendable, exit_for_error};
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions};
 
 /// What to do, with every option resolved.
@@ -56,75 +56,6 @@ pub enum Command {
         link: String,
         json: bool,
     },
-}
-
-/// The exit codes of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Nothing left to do.
-    Done = 0,
-    /// Any other error.
-    Failure = 1,
-    /// The campaign cannot be sent as it stands.
-    Invalid = 65,
-    /// Work is left: run again later.
-    TryAgain = 75,
-}
-
-impl From<Exit> for std::process::ExitCode {
-    fn from(exit: Exit) -> Self {
-        std::process::ExitCode::from(exit as u8)
-    }
-}
-
-impl From<ErrorKind> for Exit {
-    fn from(kind: ErrorKind) -> Self {
-        match kind {
-            ErrorKind::Invalid => Exit::Invalid,
-            ErrorKind::TryAgain => Exit::TryAgain,
-            ErrorKind::Failure => Exit::Failure,
-        }
-    }
-}
-
-/// A campaign setting that makes a real send impossible (a missing secret): exit 65.
-#[derive(Debug, thiserror::Error)]
-#[error("the campaign cannot be sent as it stands")]
-pub struct Unsendable;
-
-impl Classify for Unsendable {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Invalid
-    }
-}
-
-/// Maps an error that ended a command to its exit code: the kind of the outermost error of the
-/// core in its chain (which asks any error it wraps), or 1 when there is none.
-pub fn exit_for_error(error: &anyhow::Error) -> Exit {
-    error
-        .chain()
-        .find_map(|cause| CORE_ERRORS.iter().find_map(|kind_of| kind_of(cause)))
-        .map_or(Exit::Failure, Exit::from)
-}
-
-type Cause<'a> = &'a (dyn std::error::Error + 'static);
-
-/// Every error type of the core that can end a command. Which of its cases means what is the
-/// type's own decision ([`Classify`]); a type left out of this list would end with 1.
-const CORE_ERRORS: [fn(Cause<'_>) -> Option<ErrorKind>; 9] = [
-    kind_of::<SendError>,
-    kind_of::<SendLogError>,
-    kind_of::<CampaignError>,
-    kind_of::<LetterError>,
-    kind_of::<RecipientsError>,
-    kind_of::<SuppressionError>,
-    kind_of::<DkimError>,
-    kind_of::<TransportError>,
-    kind_of::<Unsendable>,
-];
-
-fn kind_of<E: Classify + std::error::Error + 'static>(cause: Cause<'_>) -> Option<ErrorKind> {
-    cause.downcast_ref::<E>().map(Classify::kind)
 }
 
 /// The certificate authorities a campaign's `field` names (a PEM file), for a relay's TLS.
@@ -398,94 +329,4 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
 /// True when the log shows attempts, and none of them of this letter.
 fn letter_changed(replay: &Replay, fingerprint: &str) -> bool {
     !replay.letters().is_empty() && !replay.letters().contains(fingerprint)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::send::Stopped;
-
-    fn io() -> std::io::Error {
-        std::io::Error::from_raw_os_error(5)
-    }
-
-    fn unreadable_list() -> RecipientsError {
-        RecipientsError::Read {
-            path: "list.csv".into(),
-            source: io(),
-        }
-    }
-
-    fn locked() -> SendLogError {
-        SendLogError::Locked {
-            path: "send.log".into(),
-            holder: String::new(),
-        }
-    }
-
-    #[test]
-    fn an_error_wrapped_in_another_ends_with_its_own_code() {
-        let wrapped = anyhow::Error::from(SendError::Recipients(unreadable_list()));
-        assert_eq!(exit_for_error(&wrapped), Exit::Invalid);
-        let wrapped = anyhow::Error::from(SendError::Log(Arc::new(locked())));
-        assert_eq!(exit_for_error(&wrapped), Exit::TryAgain);
-        let disk = SendLogError::Io {
-            path: "send.log".into(),
-            source: io(),
-        };
-        let wrapped = anyhow::Error::from(SendError::Log(Arc::new(disk)));
-        assert_eq!(exit_for_error(&wrapped), Exit::Failure);
-        // Context added at the edge changes nothing.
-        let wrapped = anyhow::Error::from(SendError::Recipients(unreadable_list()))
-            .context("the run stopped");
-        assert_eq!(exit_for_error(&wrapped), Exit::Invalid);
-    }
-
-    #[test]
-    fn each_error_of_the_core_ends_with_the_code_its_kind_says() {
-        let campaign = CampaignError::InvalidAt {
-            path: "campaign.toml".into(),
-            line: 4,
-            field: "from".into(),
-            problem: "not an address".into(),
-        };
-        let cases = [
-            (anyhow::Error::from(campaign), Exit::Invalid),
-            (anyhow::Error::from(unreadable_list()), Exit::Invalid),
-            (anyhow::Error::from(locked()), Exit::TryAgain),
-            (
-                anyhow::Error::new(Unsendable).context("MISSIVE_SMTP_PASSWORD is unset"),
-                Exit::Invalid,
-            ),
-            (
-                anyhow::Error::from(io()).context("cannot start the async runtime"),
-                Exit::Failure,
-            ),
-            (anyhow::anyhow!("anything else"), Exit::Failure),
-        ];
-        for (error, exit) in cases {
-            assert_eq!(exit_for_error(&error), exit, "{error:#}");
-        }
-    }
-
-    #[test]
-    fn a_run_stopped_by_what_a_person_must_mend_is_invalid_and_by_the_rest_try_again() {
-        let refused = Stopped::LoginRefused {
-            relay: "primary",
-            why: "535".into(),
-        };
-        let untrusted = Stopped::Untrusted {
-            relay: "fallback",
-            why: "invalid peer certificate".into(),
-        };
-        assert_eq!(Exit::from(refused.kind()), Exit::Invalid);
-        assert_eq!(Exit::from(untrusted.kind()), Exit::Invalid);
-        for stopped in [
-            Stopped::MaxMessages,
-            Stopped::Unreachable("no answer".into()),
-            Stopped::Interrupted,
-        ] {
-            assert_eq!(Exit::from(stopped.kind()), Exit::TryAgain, "{stopped:?}");
-        }
-    }
 }

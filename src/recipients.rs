@@ -1,10 +1,10 @@
 //! The recipient list: a CSV file streamed row by row and validated.
 //!
 //! A list can hold millions of rows, so it is never loaded whole: [`RecipientReader`] yields one
-//! [`Row`] at a time. A bad row is *rejected* (with its line, field and reason) and the stream
-//! goes on: one typo must not stop a campaign to a hundred thousand people. Only a file that
-//! cannot be read at all, is not UTF-8 (checked whole before the first row, see `encoding`), or
-//! has no `email` column, is fatal.
+//! [`Row`] at a time. A bad row is *rejected* (with its line, field and reason; the checks are
+//! in `row`) and the stream goes on: one typo must not stop a campaign to a hundred thousand
+//! people. Only a file that cannot be read at all, is not UTF-8 (checked whole before the first
+//! row, see `encoding`), or has no `email` column, is fatal.
 //!
 //! Every field that reaches a header (the address, and the name columns of `To`) is checked for
 //! CR and LF, which would let a row inject headers; such a row is refused, never folded.
@@ -14,20 +14,15 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lettre::Address;
-
-use crate::address::RecipientKey;
-use crate::csvline::{self, Tracked};
+use crate::csvline::Tracked;
 use crate::error::{Classify, ErrorKind};
 use crate::keymap::KeyMap;
-use crate::suppression::{Reason, SuppressionList};
+use crate::suppression::SuppressionList;
 
 mod encoding;
+mod row;
 
-/// Longest value accepted in any column. Longer is a broken export, not a name.
-pub const MAX_FIELD_CHARS: usize = 1000;
-/// RFC 5321's limit on a forward path.
-const MAX_ADDRESS_CHARS: usize = 254;
+pub use row::{Columns, MAX_FIELD_CHARS, Recipient, Row, RowError};
 
 /// The list cannot be read at all: nothing is sent.
 #[derive(Debug, thiserror::Error)]
@@ -69,87 +64,6 @@ impl Classify for RecipientsError {
             | RecipientsError::NotUtf8 { .. } => ErrorKind::Invalid,
         }
     }
-}
-
-/// A row that was refused: where, which field, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    pub line: u64,
-    pub field: Option<String>,
-    pub problem: String,
-}
-
-impl RowError {
-    /// `file:line: field `name`: problem`, the way compilers point at a line.
-    pub fn at(&self, path: &Path) -> String {
-        match &self.field {
-            Some(field) => format!(
-                "{}:{}: field `{field}`: {}",
-                path.display(),
-                self.line,
-                self.problem
-            ),
-            None => format!("{}:{}: {}", path.display(), self.line, self.problem),
-        }
-    }
-}
-
-/// The header row: column names (trimmed, lower-cased) and their positions.
-#[derive(Debug)]
-pub struct Columns {
-    names: Vec<String>,
-    email: usize,
-    name_parts: Vec<usize>,
-}
-
-impl Columns {
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    pub fn position(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
-    }
-}
-
-/// One valid person of the list.
-#[derive(Debug, Clone)]
-pub struct Recipient {
-    /// The line of the CSV the row starts on.
-    pub line: u64,
-    pub email: Address,
-    pub key: RecipientKey,
-    /// Display name for `To`, from the campaign's name columns; may be empty.
-    pub name: String,
-    values: Vec<String>,
-    columns: Arc<Columns>,
-}
-
-impl Recipient {
-    /// The value of column `name`, if the list has that column.
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.columns.position(name).map(|i| self.values[i].as_str())
-    }
-}
-
-/// A row gives the letter's fields their values, and its address to the unsubscribe footer.
-impl crate::letter::Fields for Recipient {
-    fn field(&self, name: &str) -> Option<&str> {
-        Recipient::field(self, name)
-    }
-
-    fn address(&self) -> Option<&str> {
-        Some(self.email.as_ref())
-    }
-}
-
-/// What the reader yields for each data row.
-#[derive(Debug)]
-pub enum Row {
-    Valid(Recipient),
-    Rejected(RowError),
-    /// A valid row whose address is on a suppression list: never to be mailed.
-    Suppressed(Recipient, Reason),
 }
 
 /// Streams and validates the rows of a recipient CSV.
@@ -264,101 +178,6 @@ impl RecipientReader {
             Err(e) => Err(csv_error(&self.path, &e)),
         }
     }
-
-    fn validate(&mut self) -> Row {
-        let line = csvline::start_line(&self.csv, &self.record);
-        let reject = |field: Option<&str>, problem: String| {
-            Row::Rejected(RowError {
-                line,
-                field: field.map(str::to_owned),
-                problem,
-            })
-        };
-        let columns = &self.columns;
-        if self.record.len() != columns.names.len() {
-            return reject(
-                None,
-                format!(
-                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
-                    self.record.len(),
-                    columns.names.len()
-                ),
-            );
-        }
-        let mut values = Vec::with_capacity(self.record.len());
-        for (i, raw) in self.record.iter().enumerate() {
-            let name = &columns.names[i];
-            let Ok(value) = std::str::from_utf8(raw) else {
-                return reject(
-                    Some(name),
-                    "not valid UTF-8 (save the file as UTF-8)".into(),
-                );
-            };
-            if value.chars().count() > MAX_FIELD_CHARS {
-                return reject(
-                    Some(name),
-                    format!("longer than {MAX_FIELD_CHARS} characters"),
-                );
-            }
-            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
-            if reaches_header && value.contains(['\r', '\n']) {
-                return reject(
-                    Some(name),
-                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
-                );
-            }
-            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
-                return reject(Some(name), "contains a control character".into());
-            }
-            values.push(value.trim().to_owned());
-        }
-        let raw_email = &values[columns.email];
-        if raw_email.is_empty() {
-            return reject(Some("email"), "empty address".into());
-        }
-        if raw_email.len() > MAX_ADDRESS_CHARS {
-            return reject(
-                Some("email"),
-                format!("address longer than {MAX_ADDRESS_CHARS} characters"),
-            );
-        }
-        let email: Address = match raw_email.parse() {
-            Ok(address) => address,
-            Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
-        };
-        let key = RecipientKey::of(email.as_ref());
-        if !self.seen.insert(key, ()) {
-            return reject(
-                Some("email"),
-                format!(
-                    "{raw_email} appears earlier in the list (compared without case); sent once"
-                ),
-            );
-        }
-        let name = columns
-            .name_parts
-            .iter()
-            .map(|&i| values[i].as_str())
-            .filter(|v| !v.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let recipient = Recipient {
-            line,
-            email,
-            key,
-            name,
-            values,
-            columns: Arc::clone(&self.columns),
-        };
-        match self
-            .suppression
-            .as_ref()
-            .and_then(|list| list.reason_by_key(&recipient.key))
-        {
-            Some(reason) => Row::Suppressed(recipient, reason),
-            None => Row::Valid(recipient),
-        }
-    }
 }
 
 fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
@@ -378,6 +197,7 @@ fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suppression::Reason;
 
     fn rows(csv: &str) -> Vec<Result<Recipient, RowError>> {
         let names = vec!["first_name".to_owned(), "last_name".to_owned()];

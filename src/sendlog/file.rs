@@ -6,11 +6,15 @@
 //! whatever the log is called), and a lock file is only emptied when it holds a lock.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::lock::take_lock;
 use super::{Header, Record, Replay, SendLog, SendLogError, check_campaign};
+
+mod recovery;
+
+use recovery::{precheck, read_records, replay_and_repair};
 
 /// The campaign's log file: one JSON object a line, append-only, fsynced, locked while open.
 #[derive(Debug)]
@@ -130,50 +134,6 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Refuses, before anything is made beside it, an existing file whose first line is neither a
-/// header nor a record, or whose header names another campaign. (The replay under the lock
-/// checks all of it again; this only spares a wrong file a lock file next to it.)
-fn precheck(path: &Path, campaign: &str) -> Result<(), SendLogError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(SendLogError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    // A log's first line is short; a longer one is no log's, and need not be read whole.
-    let mut first = Vec::new();
-    BufReader::new(file)
-        .take(1 << 20)
-        .read_until(b'\n', &mut first)
-        .map_err(|source| SendLogError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    if first.is_empty() {
-        return Ok(());
-    }
-    let mut replay = Replay::default();
-    replay
-        .apply_first_line(&first)
-        .map_err(|message| not_a_log(path, &message))?;
-    check_campaign(&path.display().to_string(), replay.campaign(), campaign)
-}
-
-fn not_a_log(path: &Path, message: &str) -> SendLogError {
-    SendLogError::NotALog {
-        path: path.to_owned(),
-        problem: format!(
-            "not a send log: its first line is not a log record ({message}); missive leaves \
-             it as it is. Check --log: it must name this campaign's send log, or a file that \
-             does not exist yet"
-        ),
-    }
-}
-
 /// Makes a new log holding only its header, all at once: written beside it, synced, and
 /// renamed into place, so that a crash leaves no log or a whole header, never a torn one
 /// (which would make the log look like a file that is not a log).
@@ -207,79 +167,6 @@ fn create(path: &Path, campaign: &str) -> Result<(), SendLogError> {
         .map_err(io)
 }
 
-/// Replays the file, then cuts off a torn last line (a write the crash interrupted: it was never
-/// acknowledged, so dropping it loses nothing), so that new records start on a line of their own.
-/// Also says whether the last record lacks its newline.
-fn replay_and_repair(path: &Path, file: &mut File) -> Result<(Replay, bool), SendLogError> {
-    let io = |source| SendLogError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let (replay, good_len, missing_newline) = read_records(path, file.try_clone().map_err(io)?)?;
-    let len = file.metadata().map_err(io)?.len();
-    if good_len < len {
-        tracing::warn!(log = %path.display(), bytes = len - good_len, "dropping a torn last line left by a crash");
-        file.set_len(good_len)
-            .and_then(|()| file.sync_all())
-            .map_err(io)?;
-    }
-    Ok((replay, missing_newline))
-}
-
-/// Reads every record; returns the state, the length of the intact part of the file, and
-/// whether its last record lacks its newline.
-///
-/// A line is torn when it does not parse: only the last one can be (it has no newline, since
-/// records are written a line at a time and synced before they count). A last line that parses
-/// is whole, its newline lost: it is kept. The first line must be a header or a record, torn
-/// or not: otherwise the file is not a send log.
-fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogError> {
-    let mut reader = BufReader::new(file);
-    let mut replay = Replay::default();
-    let mut good_len = 0u64;
-    let mut missing_newline = false;
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|source| SendLogError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let complete = line.ends_with(b"\n");
-        let parsed = if number == 1 {
-            replay.apply_first_line(&line)
-        } else {
-            replay.apply_line(&line)
-        };
-        match parsed {
-            Ok(()) => {
-                good_len += read as u64;
-                missing_newline = !complete;
-            }
-            Err(message) if number == 1 => return Err(not_a_log(path, &message)),
-            // Torn: never acknowledged.
-            Err(_) if !complete => break,
-            Err(message) => {
-                return Err(SendLogError::Corrupt {
-                    path: path.to_owned(),
-                    line: number,
-                    message,
-                });
-            }
-        }
-    }
-    replay.finish();
-    Ok((replay, good_len, missing_newline))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +174,11 @@ mod tests {
     use crate::error::{Classify, ErrorKind};
     use crate::sendlog::tests::sent;
     use crate::sendlog::{Event, Status};
+
+    /// Where `address` stands according to `replay`.
+    fn status_of(replay: &Replay, address: &str) -> Status {
+        replay.get(&RecipientKey::of(address)).unwrap().status
+    }
 
     #[test]
     fn file_log_survives_reopen_and_a_torn_line() {
@@ -306,9 +198,8 @@ mod tests {
         drop(file);
 
         let (mut log, replay) = FileLog::open(&path, "c").unwrap();
-        let status = |a| replay.get(&RecipientKey::of(a)).unwrap().status;
-        assert_eq!(status("a@example.com"), Status::Sent);
-        assert_eq!(status("b@example.com"), Status::InDoubt);
+        assert_eq!(status_of(&replay, "a@example.com"), Status::Sent);
+        assert_eq!(status_of(&replay, "b@example.com"), Status::InDoubt);
         log.append(&[sent("b@example.com")]).unwrap();
         drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -360,13 +251,7 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let (_log, replay) = FileLog::open(&path, "c").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), before);
-        assert_eq!(
-            replay
-                .get(&RecipientKey::of("a@example.com"))
-                .unwrap()
-                .status,
-            Status::Sent
-        );
+        assert_eq!(status_of(&replay, "a@example.com"), Status::Sent);
         assert!(dir.path().join("c.lock.lock").exists());
     }
 
@@ -404,21 +289,11 @@ mod tests {
         let record = serde_json::to_string(&sent("a@example.com")).unwrap();
         std::fs::write(&path, format!("{header}\n{record}")).unwrap();
         assert_eq!(
-            FileLog::read(&path, "c")
-                .unwrap()
-                .get(&RecipientKey::of("a@example.com"))
-                .unwrap()
-                .status,
+            status_of(&FileLog::read(&path, "c").unwrap(), "a@example.com"),
             Status::Sent
         );
         let (mut log, replay) = FileLog::open(&path, "c").unwrap();
-        assert_eq!(
-            replay
-                .get(&RecipientKey::of("a@example.com"))
-                .unwrap()
-                .status,
-            Status::Sent
-        );
+        assert_eq!(status_of(&replay, "a@example.com"), Status::Sent);
         log.append(&[sent("b@example.com")]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -14,6 +14,11 @@ use crate::address::RecipientKey;
 use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
 
+mod entry;
+
+pub use entry::Entry;
+use entry::{Packed, pack_time};
+
 /// A log line as read back: flat, and borrowed from the line's bytes where it can be, so that
 /// replaying millions of records allocates next to nothing. (The written form, [`Record`], is
 /// a tagged enum, which serde can only read by buffering every field first.)
@@ -70,50 +75,6 @@ impl Default for Replay {
             sent_via_fallback: 0,
         }
     }
-}
-
-/// One recipient's history, folded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry {
-    pub status: Status,
-    pub attempts: u32,
-    pub first_attempt: Option<SystemTime>,
-    /// For a deferred message: not before this time.
-    pub retry_at: Option<SystemTime>,
-}
-
-/// An [`Entry`] in 16 bytes instead of 40: times as unix seconds (0 for none; a u32 lasts
-/// until 2106), attempts saturating.
-#[derive(Debug, Clone, Copy)]
-struct Packed {
-    status: Status,
-    /// Where the person stood before the latest attempt: where a withdrawn one puts them back.
-    before: Status,
-    attempts: u16,
-    first_attempt: u32,
-    /// When the latest attempt was made: a withdrawn one is taken back out of the history.
-    last_attempt: u32,
-    retry_at: u32,
-}
-
-impl Packed {
-    fn unpack(self) -> Entry {
-        let time = |seconds: u32| {
-            (seconds != 0).then(|| UNIX_EPOCH + Duration::from_secs(u64::from(seconds)))
-        };
-        Entry {
-            status: self.status,
-            attempts: u32::from(self.attempts),
-            first_attempt: time(self.first_attempt),
-            retry_at: time(self.retry_at),
-        }
-    }
-}
-
-fn pack_time(time: Option<SystemTime>) -> u32 {
-    time.map_or(0, |t| {
-        u32::try_from(unix_seconds(t)).unwrap_or(u32::MAX).max(1)
-    })
 }
 
 impl Replay {
@@ -399,11 +360,6 @@ mod tests {
                 .unwrap_err()
                 .contains("bounced")
         );
-    }
-
-    #[test]
-    fn an_entry_packs_into_16_bytes() {
-        assert_eq!(std::mem::size_of::<Packed>(), 16);
     }
 
     #[test]

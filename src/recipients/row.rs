@@ -1,0 +1,201 @@
+//! One row of the list: what a valid person is ([`Recipient`], with the [`Columns`] its values
+//! are named by), what a refusal says ([`RowError`]), and the checks that decide which.
+//!
+//! The checks run in the order a person fixing the file would want them: the row's shape, then
+//! each field (UTF-8, length, no line break or control character where it reaches a header),
+//! then the address (present, short enough, well-formed, not seen before in the list), and last
+//! the suppression lists.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lettre::Address;
+
+use super::RecipientReader;
+use crate::address::RecipientKey;
+use crate::csvline;
+use crate::suppression::Reason;
+
+/// Longest value accepted in any column. Longer is a broken export, not a name.
+pub const MAX_FIELD_CHARS: usize = 1000;
+/// RFC 5321's limit on a forward path.
+const MAX_ADDRESS_CHARS: usize = 254;
+
+/// A row that was refused: where, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: Option<String>,
+    pub problem: String,
+}
+
+impl RowError {
+    /// `file:line: field `name`: problem`, the way compilers point at a line.
+    pub fn at(&self, path: &Path) -> String {
+        match &self.field {
+            Some(field) => format!(
+                "{}:{}: field `{field}`: {}",
+                path.display(),
+                self.line,
+                self.problem
+            ),
+            None => format!("{}:{}: {}", path.display(), self.line, self.problem),
+        }
+    }
+}
+
+/// The header row: column names (trimmed, lower-cased) and their positions.
+#[derive(Debug)]
+pub struct Columns {
+    pub(super) names: Vec<String>,
+    pub(super) email: usize,
+    pub(super) name_parts: Vec<usize>,
+}
+
+impl Columns {
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// One valid person of the list.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The line of the CSV the row starts on.
+    pub line: u64,
+    pub email: Address,
+    pub key: RecipientKey,
+    /// Display name for `To`, from the campaign's name columns; may be empty.
+    pub name: String,
+    values: Vec<String>,
+    columns: Arc<Columns>,
+}
+
+impl Recipient {
+    /// The value of column `name`, if the list has that column.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.columns.position(name).map(|i| self.values[i].as_str())
+    }
+}
+
+/// A row gives the letter's fields their values, and its address to the unsubscribe footer.
+impl crate::letter::Fields for Recipient {
+    fn field(&self, name: &str) -> Option<&str> {
+        Recipient::field(self, name)
+    }
+
+    fn address(&self) -> Option<&str> {
+        Some(self.email.as_ref())
+    }
+}
+
+/// What the reader yields for each data row.
+#[derive(Debug)]
+pub enum Row {
+    Valid(Recipient),
+    Rejected(RowError),
+    /// A valid row whose address is on a suppression list: never to be mailed.
+    Suppressed(Recipient, Reason),
+}
+
+impl RecipientReader {
+    /// The current record as a [`Row`]: a person, or the first reason to refuse the row.
+    pub(super) fn validate(&mut self) -> Row {
+        let line = csvline::start_line(&self.csv, &self.record);
+        let reject = |field: Option<&str>, problem: String| {
+            Row::Rejected(RowError {
+                line,
+                field: field.map(str::to_owned),
+                problem,
+            })
+        };
+        let columns = &self.columns;
+        if self.record.len() != columns.names.len() {
+            return reject(
+                None,
+                format!(
+                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
+                    self.record.len(),
+                    columns.names.len()
+                ),
+            );
+        }
+        let mut values = Vec::with_capacity(self.record.len());
+        for (i, raw) in self.record.iter().enumerate() {
+            let name = &columns.names[i];
+            let Ok(value) = std::str::from_utf8(raw) else {
+                return reject(
+                    Some(name),
+                    "not valid UTF-8 (save the file as UTF-8)".into(),
+                );
+            };
+            if value.chars().count() > MAX_FIELD_CHARS {
+                return reject(
+                    Some(name),
+                    format!("longer than {MAX_FIELD_CHARS} characters"),
+                );
+            }
+            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
+            if reaches_header && value.contains(['\r', '\n']) {
+                return reject(
+                    Some(name),
+                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
+                );
+            }
+            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
+                return reject(Some(name), "contains a control character".into());
+            }
+            values.push(value.trim().to_owned());
+        }
+        let raw_email = &values[columns.email];
+        if raw_email.is_empty() {
+            return reject(Some("email"), "empty address".into());
+        }
+        if raw_email.len() > MAX_ADDRESS_CHARS {
+            return reject(
+                Some("email"),
+                format!("address longer than {MAX_ADDRESS_CHARS} characters"),
+            );
+        }
+        let email: Address = match raw_email.parse() {
+            Ok(address) => address,
+            Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
+        };
+        let key = RecipientKey::of(email.as_ref());
+        if !self.seen.insert(key, ()) {
+            return reject(
+                Some("email"),
+                format!(
+                    "{raw_email} appears earlier in the list (compared without case); sent once"
+                ),
+            );
+        }
+        let name = columns
+            .name_parts
+            .iter()
+            .map(|&i| values[i].as_str())
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let recipient = Recipient {
+            line,
+            email,
+            key,
+            name,
+            values,
+            columns: Arc::clone(&self.columns),
+        };
+        match self
+            .suppression
+            .as_ref()
+            .and_then(|list| list.reason_by_key(&recipient.key))
+        {
+            Some(reason) => Row::Suppressed(recipient, reason),
+            None => Row::Valid(recipient),
+        }
+    }
+}
