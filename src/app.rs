@@ -404,6 +404,7 @@ fn letter_changed(replay: &Replay, fingerprint: &str) -> bool {
 mod tests {
     use super::*;
     use crate::send::Stopped;
+    use crate::smtp::RelayName;
 
     fn io() -> std::io::Error {
         std::io::Error::from_raw_os_error(5)
@@ -471,11 +472,11 @@ mod tests {
     #[test]
     fn a_run_stopped_by_what_a_person_must_mend_is_invalid_and_by_the_rest_try_again() {
         let refused = Stopped::LoginRefused {
-            relay: "primary",
+            relay: RelayName::Primary,
             why: "535".into(),
         };
         let untrusted = Stopped::Untrusted {
-            relay: "fallback",
+            relay: RelayName::Fallback,
             why: "invalid peer certificate".into(),
         };
         assert_eq!(Exit::from(refused.kind()), Exit::Invalid);
