@@ -1,15 +1,15 @@
 //! The send engine: from a stream of recipients to messages handed to SMTP servers, each
 //! attempt and outcome recorded in the send log.
 //!
-//! One loop (the producer) reads the list, asks the log's replay where each person stands
-//! (sent and failed people are skipped, so a run resumes where the last one stopped; deferred
-//! ones wait until their retry is due), renders their message and puts it on a queue. A fixed
-//! set of workers, one a connection (`worker`), takes messages from the queue at the
-//! campaign's pace ([`crate::ratelimit`]) and delivers them through the route (`route`): the
-//! primary relay, or the fallback while the primary is down. The queue is bounded (see
-//! `ahead`), so rendering overlaps sending and memory stays flat whatever the list's length.
-//! Producer and workers share one thread: the producer yields after each message, and the
-//! workers wait on the network, not on each other.
+//! One loop (the producer) reads the list, asks the log's replay where each person stands and
+//! decides what to do with them (`decide`, which `status` shares: sent and failed people are
+//! skipped, so a run resumes where the last one stopped; deferred ones wait until their retry is
+//! due), renders their message and puts it on a queue. A fixed set of workers, one a connection
+//! (`worker`), takes messages from the queue at the campaign's pace ([`crate::ratelimit`]) and
+//! delivers them through the route (`route`): the primary relay, or the fallback while the primary
+//! is down. The queue is bounded (see `ahead`), so rendering overlaps sending and memory stays flat
+//! whatever the list's length. Producer and workers share one thread: the producer yields after
+//! each message, and the workers wait on the network, not on each other.
 //!
 //! A run stops taking recipients at the end of the list, when its budget is spent
 //! (`--max-messages`, `--max-duration`), when a quota is spent for longer than it may wait,
@@ -23,9 +23,10 @@
 mod decide;
 mod report;
 mod route;
+mod transaction;
 mod worker;
 
-pub use decide::{Decision, decide};
+pub(crate) use decide::{Decision, decide};
 pub use report::{Counts, Progress, RunReport, Stopped};
 pub use route::{Failover, Route};
 
