@@ -74,8 +74,9 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 continue;
             }
         };
-        // The engine's own decision: `status` says where a person stands, so a deferred one
-        // stays "deferred" whether it is due, not yet due, or about to be given up.
+        // The engine's own decision. `status` says where a person stands, so a deferred one
+        // stays "deferred" whether it is due, not yet due, or about to be given up, and an
+        // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
         let entry = replay.get(&recipient.key);
         match decide(entry.as_ref(), InDoubt::default(), &campaign.retry, now) {
             Decision::Done(Status::Sent) => report.sent += 1,
