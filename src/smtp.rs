@@ -92,10 +92,34 @@ impl std::fmt::Display for Trouble {
     }
 }
 
+/// Which of the campaign's relays one is: the send log and the messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayName {
+    /// `[smtp]`: the relay a run uses while it answers.
+    Primary,
+    /// `[fallback]`: the relay used while the primary is down.
+    Fallback,
+}
+
+impl RelayName {
+    /// The name as the send log (`"via"`) and the messages spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayName::Primary => "primary",
+            RelayName::Fallback => "fallback",
+        }
+    }
+}
+
+impl std::fmt::Display for RelayName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An SMTP server missive delivers through: where, how securely, with which login.
 pub struct Relay {
-    /// `primary` or `fallback`: what the log and `status` call it.
-    pub name: &'static str,
+    pub name: RelayName,
     endpoint: Endpoint,
     credentials: Option<Credentials>,
     tls: Option<TlsParameters>,
@@ -119,7 +143,7 @@ impl Relay {
     /// `extra_roots`, PEM, when given) unless the endpoint is a plain loopback one, logging in
     /// with `credentials` if given, `timeout` on every step.
     pub fn new(
-        name: &'static str,
+        name: RelayName,
         endpoint: &Endpoint,
         credentials: Option<Credentials>,
         extra_roots: Option<&[u8]>,

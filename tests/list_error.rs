@@ -22,7 +22,7 @@ use missive::recipients::{RecipientReader, RecipientsError};
 use missive::render::{Frame, Template};
 use missive::send::{Content, Engine, Failover, InDoubt, Route, RunLimits, SendError};
 use missive::sendlog::{LogWriter, MemoryLog, Replay};
-use missive::smtp::{Endpoint, Relay};
+use missive::smtp::{Endpoint, Relay, RelayName};
 use support::harness::{Fixture, people};
 use support::smtp_server::{Behavior, SmtpServer};
 
@@ -71,7 +71,14 @@ fn a_list_that_fails_half_way_ends_the_run_with_65_once_the_rows_read_are_sent()
     )
     .unwrap();
     let endpoint = Endpoint::loopback(server.port());
-    let relay = Relay::new("primary", &endpoint, None, None, Duration::from_secs(5)).unwrap();
+    let relay = Relay::new(
+        RelayName::Primary,
+        &endpoint,
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     let (log, log_thread) = LogWriter::spawn(Box::new(MemoryLog::default()));
     let engine = Engine {
         route: Route::new(relay, None, Failover::default()),

@@ -88,6 +88,7 @@ mod tests {
 
     use super::*;
     use crate::send::Stopped;
+    use crate::smtp::RelayName;
 
     fn io() -> std::io::Error {
         std::io::Error::from_raw_os_error(5)
@@ -155,11 +156,11 @@ mod tests {
     #[test]
     fn a_run_stopped_by_what_a_person_must_mend_is_invalid_and_by_the_rest_try_again() {
         let refused = Stopped::LoginRefused {
-            relay: "primary",
+            relay: RelayName::Primary,
             why: "535".into(),
         };
         let untrusted = Stopped::Untrusted {
-            relay: "fallback",
+            relay: RelayName::Fallback,
             why: "invalid peer certificate".into(),
         };
         assert_eq!(Exit::from(refused.kind()), Exit::Invalid);

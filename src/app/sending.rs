@@ -1,7 +1,8 @@
 //! The `send` command: sets up the relays, the pace, the send log and the progress display
 //! around the engine, and reports what the run did.
 
-use std::io::{BufRead, IsTerminal};
+mod progress_bar;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,7 +18,8 @@ use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
 use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
-use crate::smtp::{Endpoint, Relay};
+use crate::smtp::{Endpoint, Relay, RelayName};
+use progress_bar::progress_bar;
 
 pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
 
@@ -73,7 +75,13 @@ pub(super) async fn send(
             burst: pace_limits.burst,
             ..Limits::default()
         };
-        let primary = Relay::new("primary", &endpoint, None, None, campaign.smtp_timeout)?;
+        let primary = Relay::new(
+            RelayName::Primary,
+            &endpoint,
+            None,
+            None,
+            campaign.smtp_timeout,
+        )?;
         let route = Route::new(primary, None, campaign.failover.clone());
         (
             route,
@@ -99,12 +107,15 @@ pub(super) async fn send(
             .unwrap_or_else(|| campaign.default_log_path());
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
-        let primary = relay("primary", &campaign.smtp, endpoint, timeout)?;
+        let primary = relay(RelayName::Primary, &campaign.smtp, endpoint, timeout)?;
         let fallback = match &campaign.fallback {
             // `--smtp` names one server for this run: no fallback behind it.
-            Some(settings) if options.smtp.is_none() => {
-                Some(relay("fallback", settings, &settings.endpoint, timeout)?)
-            }
+            Some(settings) if options.smtp.is_none() => Some(relay(
+                RelayName::Fallback,
+                settings,
+                &settings.endpoint,
+                timeout,
+            )?),
             _ => None,
         };
         let (log, replay, claim) = open_log(campaign, &log_path, send.new_log)?;
@@ -191,7 +202,7 @@ fn open_log(
 /// The relay `settings` describe, reached at `endpoint` (theirs, or `--smtp`'s) for a real send:
 /// with its login and the certificate authorities it trusts, both refused now if unusable.
 fn relay(
-    name: &'static str,
+    name: RelayName,
     settings: &RelaySettings,
     endpoint: &Endpoint,
     timeout: Duration,
@@ -261,91 +272,29 @@ async fn dry_run_target(
     Ok((Endpoint::loopback(capture.port()), Some(capture)))
 }
 
-/// On a terminal, a bar on standard error with the rate and an ETA, fed from `progress`;
-/// under cron (no terminal), nothing: the log lines and the final report say it all.
-fn progress_bar(
-    recipients: &Path,
-    progress: &Arc<Progress>,
-) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let rows = std::fs::File::open(recipients)
-        .map(|file| {
-            std::io::BufReader::new(file)
-                .split(b'\n')
-                .count()
-                .saturating_sub(1)
-        })
-        .unwrap_or(0);
-    let bar = indicatif::ProgressBar::new(rows as u64);
-    bar.set_style(bar_style());
-    let progress = Arc::clone(progress);
-    let ticking = bar.clone();
-    let ticker = tokio::spawn(async move {
-        let bar = ticking;
-        loop {
-            use std::sync::atomic::Ordering::Relaxed;
-            bar.set_position(progress.done());
-            bar.set_message(format!(
-                "sent {} · failed {} · deferred {}",
-                progress.sent.load(Relaxed),
-                progress.failed.load(Relaxed),
-                progress.deferred.load(Relaxed)
-            ));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    Some((bar, ticker))
-}
-
-/// The bar's look: position, rate, ETA and the counts so far.
-///
-/// The rate is our own key: indicatif's `{per_sec}` prints four decimals (`17.9335/s`), and
-/// `{per_sec:.0}` does not round it, since indicatif reads what follows the dot as a colour.
-fn bar_style() -> indicatif::ProgressStyle {
-    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {rate}  ETA {eta}  {msg}")
-        .expect("a valid template")
-        .with_key(
-            "rate",
-            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                let _ = out.write_str(&rate(state.per_sec()));
-            },
-        )
-}
-
-/// Messages a second as the bar shows them: whole ones, or one decimal below ten (a paced
-/// campaign may send one every few seconds, which `0/s` would hide).
-fn rate(per_sec: f64) -> String {
-    if !per_sec.is_finite() {
-        "–/s".to_owned()
-    } else if per_sec < 9.95 {
-        format!("{per_sec:.1}/s")
-    } else {
-        format!("{per_sec:.0}/s")
-    }
-}
-
 fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
     let mode = if dry_run { "dry run" } else { "send" };
     let mut extra = String::new();
-    if report.resent_in_doubt > 0 {
+    if report.counts.resent_in_doubt > 0 {
         extra += &format!(
             ", {} in-doubt message(s) sent again",
-            report.resent_in_doubt
+            report.counts.resent_in_doubt
         );
     }
     if report.skipped_in_doubt > 0 {
         extra += &format!(", {} in-doubt message(s) skipped", report.skipped_in_doubt);
     }
-    if report.via_fallback > 0 {
-        extra += &format!(", {} through the fallback relay", report.via_fallback);
+    if report.counts.via_fallback > 0 {
+        extra += &format!(
+            ", {} through the fallback relay",
+            report.counts.via_fallback
+        );
     }
     println!(
         "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s), {} suppressed{extra}",
-        report.sent,
-        report.failed,
-        report.deferred,
+        report.counts.sent,
+        report.counts.failed,
+        report.counts.deferred,
         report.already_done,
         report.rejected.len(),
         report.suppressed,
@@ -353,7 +302,7 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));
     }
-    if report.unanswered > 0 {
+    if report.counts.unanswered > 0 {
         // Only a real send's log remembers them for the next run.
         let then = if dry_run {
             "a dry run keeps no send log, so no later run knows of them"
@@ -362,7 +311,7 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         };
         println!(
             "{} message(s) got no reply after DATA: in doubt; {then}",
-            report.unanswered
+            report.counts.unanswered
         );
     }
     match &report.stopped {
@@ -383,9 +332,9 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
             println!("stopped: the server is unreachable ({error}); run again later")
         }
         Some(Stopped::LoginRefused { relay, why }) => {
-            let (section, variable) = match *relay {
-                "fallback" => ("[fallback]", FALLBACK_PASSWORD_VAR),
-                _ => ("[smtp]", PASSWORD_VAR),
+            let (section, variable) = match relay {
+                RelayName::Fallback => ("[fallback]", FALLBACK_PASSWORD_VAR),
+                RelayName::Primary => ("[smtp]", PASSWORD_VAR),
             };
             println!(
                 "stopped: the {relay} relay refused the login ({why}); check username under \
@@ -396,95 +345,16 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
             "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
              waiting will not mend it: mend it, then run again"
         ),
-        None if report.deferred + report.not_due > 0 => {
+        None if report.counts.deferred + report.not_due > 0 => {
             let next = report
                 .next_due
                 .map(|due| format!("; the next is due {}", timestamp(due)))
                 .unwrap_or_default();
             println!(
                 "{} deferred message(s) to retry{next}: run again later",
-                report.deferred + report.not_due
+                report.counts.deferred + report.not_due
             );
         }
         None => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-
-    /// A terminal that keeps the last line drawn.
-    #[derive(Debug, Clone, Default)]
-    struct Screen(Arc<Mutex<String>>);
-
-    impl indicatif::TermLike for Screen {
-        fn width(&self) -> u16 {
-            200
-        }
-        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn write_line(&self, line: &str) -> std::io::Result<()> {
-            self.write_str(line)
-        }
-        fn write_str(&self, text: &str) -> std::io::Result<()> {
-            if !text.trim().is_empty() {
-                *self.0.lock().unwrap() = text.to_owned();
-            }
-            Ok(())
-        }
-        fn clear_line(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn flush(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn rates_are_rounded() {
-        assert_eq!(rate(17.9335), "18/s");
-        assert_eq!(rate(10_412.49), "10412/s");
-        assert_eq!(rate(9.96), "10/s");
-        assert_eq!(rate(2.44), "2.4/s");
-        assert_eq!(rate(0.2), "0.2/s");
-        assert_eq!(rate(0.0), "0.0/s");
-        assert_eq!(rate(f64::NAN), "–/s");
-    }
-
-    #[test]
-    fn the_bar_shows_a_rounded_rate() {
-        let screen = Screen::default();
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(1000),
-            indicatif::ProgressDrawTarget::term_like(Box::new(screen.clone())),
-        );
-        bar.set_style(bar_style());
-        bar.set_position(537);
-        std::thread::sleep(Duration::from_millis(30));
-        // Finished, the rate is the position over the time taken: some hundreds a second.
-        bar.finish();
-        let line = screen.0.lock().unwrap().clone();
-        let rate = line
-            .split_whitespace()
-            .find(|word| word.ends_with("/s"))
-            .unwrap_or_else(|| panic!("no rate in {line:?}"));
-        let number = rate.trim_end_matches("/s");
-        assert!(
-            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()),
-            "{line:?}"
-        );
     }
 }

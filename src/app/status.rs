@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{Exit, Loaded, Options};
 use crate::ratelimit::{Quotas, unix_seconds};
 use crate::recipients::Row;
+use crate::send::{Decision, InDoubt, decide};
 use crate::sendlog::{CampaignClaim, FileLog, Status, timestamp};
 
 /// What `status --json` prints. The counts are the contract's; the rest helps a person or a
@@ -61,6 +62,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         log_exists,
         ..Report::default()
     };
+    let now = SystemTime::now();
     let mut reader = loaded.recipients()?;
     while let Some(row) = reader.next_row()? {
         report.total += 1;
@@ -72,17 +74,29 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 continue;
             }
         };
-        match replay.get(&recipient.key).map(|e| e.status) {
-            Some(Status::Sent) => report.sent += 1,
-            Some(Status::Failed) => report.failed += 1,
+        // The engine's own decision. `status` says where a person stands, so a deferred one
+        // stays "deferred" whether it is due, not yet due, or about to be given up, and an
+        // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
+        let entry = replay.get(&recipient.key);
+        match decide(entry.as_ref(), InDoubt::default(), &campaign.retry, now) {
+            Decision::Done(Status::Sent) => report.sent += 1,
+            Decision::Done(_) => report.failed += 1,
             // Whatever else the log says, a suppressed person will not be mailed.
             _ if suppressed => report.suppressed += 1,
-            Some(Status::Deferred) => report.deferred += 1,
-            Some(Status::InDoubt) => report.in_doubt += 1,
-            Some(Status::Pending) | None => report.pending += 1,
+            Decision::SkipInDoubt
+            | Decision::Send {
+                earlier: Some(Status::InDoubt),
+                ..
+            } => report.in_doubt += 1,
+            Decision::GiveUp(_)
+            | Decision::NotDue(_)
+            | Decision::Send {
+                earlier: Some(Status::Deferred),
+                ..
+            } => report.deferred += 1,
+            Decision::Send { .. } => report.pending += 1,
         }
     }
-    let now = SystemTime::now();
     report.failed_reasons = replay
         .failed_reasons()
         .into_iter()

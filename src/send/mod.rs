@@ -1,15 +1,15 @@
 //! The send engine: from a stream of recipients to messages handed to SMTP servers, each
 //! attempt and outcome recorded in the send log.
 //!
-//! One loop (the producer) reads the list, asks the log's replay where each person stands
-//! (sent and failed people are skipped, so a run resumes where the last one stopped; deferred
-//! ones wait until their retry is due), renders their message and puts it on a queue. A fixed
-//! set of workers, one a connection (`worker`), takes messages from the queue at the
-//! campaign's pace ([`crate::ratelimit`]) and delivers them through the route (`route`): the
-//! primary relay, or the fallback while the primary is down. The queue is bounded (see
-//! `ahead`), so rendering overlaps sending and memory stays flat whatever the list's length.
-//! Producer and workers share one thread: the producer yields after each message, and the
-//! workers wait on the network, not on each other.
+//! One loop (the producer) reads the list, asks the log's replay where each person stands and
+//! decides what to do with them (`decide`, which `status` shares: sent and failed people are
+//! skipped, so a run resumes where the last one stopped; deferred ones wait until their retry is
+//! due), renders their message and puts it on a queue. A fixed set of workers, one a connection
+//! (`worker`), takes messages from the queue at the campaign's pace ([`crate::ratelimit`]) and
+//! delivers them through the route (`route`): the primary relay, or the fallback while the primary
+//! is down. The queue is bounded (see `ahead`), so rendering overlaps sending and memory stays flat
+//! whatever the list's length. Producer and workers share one thread: the producer yields after
+//! each message, and the workers wait on the network, not on each other.
 //!
 //! A run stops taking recipients at the end of the list, when its budget is spent
 //! (`--max-messages`, `--max-duration`), when a quota is spent for longer than it may wait,
@@ -20,13 +20,17 @@
 //! finished and their outcomes made durable; messages still on the queue were never handed
 //! over: their attempts are marked `withdrawn` and they stay pending for the next run.
 
+mod decide;
+mod report;
 mod route;
+mod transaction;
 mod worker;
 
+pub(crate) use decide::{Decision, decide};
+pub use report::{Counts, Progress, RunReport, Stopped};
 pub use route::{Failover, Route};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Mutex, mpsc, watch};
@@ -34,12 +38,13 @@ use tokio::task::JoinSet;
 
 use crate::error::{Classify, ErrorKind};
 use crate::message::Composer;
-use crate::ratelimit::{Pace, QuotaSpent};
+use crate::ratelimit::Pace;
 use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
 use crate::render::Template;
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
-use worker::{Job, Shared, Tally};
+use report::{Outcome, why_stopped};
+use worker::{Job, Shared};
 
 /// The run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -78,48 +83,6 @@ pub enum InDoubt {
     Skip,
 }
 
-/// Why a run stopped before the end of the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stopped {
-    MaxMessages,
-    MaxDuration,
-    /// A quota is spent until later than the run may wait.
-    Quota(QuotaSpent),
-    Unreachable(String),
-    /// A relay (`primary` or `fallback`) refused the login (5xx), or offers none: a person must
-    /// mend the username or the password.
-    LoginRefused {
-        relay: &'static str,
-        why: String,
-    },
-    /// A relay's certificate cannot be trusted, and no other relay carries the run: a person
-    /// must mend the relay's url or `ca_file` (or the relay its certificate).
-    Untrusted {
-        relay: &'static str,
-        why: String,
-    },
-    /// The caller's shutdown resolved (SIGINT or SIGTERM, in the binary): messages in hand
-    /// were finished and logged, no new one was taken.
-    Interrupted,
-    /// The send log could not be written; the run's error says why.
-    LogFailed,
-}
-
-impl Classify for Stopped {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            // Waiting will not mend these: a person must.
-            Stopped::LoginRefused { .. } | Stopped::Untrusted { .. } => ErrorKind::Invalid,
-            Stopped::MaxMessages
-            | Stopped::MaxDuration
-            | Stopped::Quota(_)
-            | Stopped::Unreachable(_)
-            | Stopped::Interrupted => ErrorKind::TryAgain,
-            Stopped::LogFailed => ErrorKind::Failure,
-        }
-    }
-}
-
 /// How many messages wait their turn on the queue, their `attempt` already written: enough
 /// that the syncs of batches of attempts overlap the sending of the messages before them, so no
 /// connection waits for the disk once a message. The price: a crash may leave that many
@@ -131,86 +94,6 @@ fn ahead(connections: usize, rate: Option<f64>) -> usize {
     match rate {
         Some(rate) => unpaced.min((rate.ceil() as usize).max(connections * 2)),
         None => unpaced,
-    }
-}
-
-/// Live counts for a progress bar, updated as outcomes come in.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub sent: AtomicU64,
-    pub failed: AtomicU64,
-    pub deferred: AtomicU64,
-    /// Rows done before this run, rejected, or not due.
-    pub skipped: AtomicU64,
-}
-
-/// Which count of [`Progress`] an outcome adds to.
-pub enum ProgressKind {
-    Sent,
-    Failed,
-    Deferred,
-    Skipped,
-}
-
-impl Progress {
-    pub fn add(&self, kind: &ProgressKind) {
-        let counter = match kind {
-            ProgressKind::Sent => &self.sent,
-            ProgressKind::Failed => &self.failed,
-            ProgressKind::Deferred => &self.deferred,
-            ProgressKind::Skipped => &self.skipped,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Rows dealt with so far, whatever became of them.
-    pub fn done(&self) -> u64 {
-        [&self.sent, &self.failed, &self.deferred, &self.skipped]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
-    }
-}
-
-/// What one run did.
-#[derive(Debug, Default)]
-pub struct RunReport {
-    pub sent: u64,
-    pub failed: u64,
-    pub deferred: u64,
-    /// Handed over this run with no reply: in doubt until the next run.
-    pub unanswered: u64,
-    /// In-doubt messages from an earlier run that this run sent again.
-    pub resent_in_doubt: u64,
-    /// In-doubt messages from an earlier run left alone (`--in-doubt skip`).
-    pub skipped_in_doubt: u64,
-    /// Messages the fallback relay took.
-    pub via_fallback: u64,
-    /// People the log already had a final outcome for.
-    pub already_done: u64,
-    /// Deferred by an earlier run, and not yet due.
-    pub not_due: u64,
-    /// The earliest time one of those is due.
-    pub next_due: Option<SystemTime>,
-    pub rejected: Vec<RowError>,
-    /// People on a suppression list: not mailed.
-    pub suppressed: u64,
-    pub stopped: Option<Stopped>,
-}
-
-impl RunReport {
-    /// True when every recipient now has a final outcome: nothing for a later run to do.
-    pub fn is_complete(&self) -> bool {
-        self.stopped.is_none() && self.deferred + self.not_due + self.unanswered == 0
-    }
-
-    fn add(&mut self, tally: Tally) {
-        self.sent += tally.sent;
-        self.failed += tally.failed;
-        self.deferred += tally.deferred;
-        self.unanswered += tally.unanswered;
-        self.resent_in_doubt += tally.resent_in_doubt;
-        self.via_fallback += tally.via_fallback;
     }
 }
 
@@ -279,15 +162,15 @@ pub async fn run(
     for _ in 0..engine.connections.max(1) {
         let (shared, jobs) = (Arc::clone(&shared), Arc::clone(&jobs));
         workers.spawn(async move {
-            let tally = worker::work(Arc::clone(&shared), jobs).await;
-            if tally.is_err() {
+            let worked = worker::work(Arc::clone(&shared), jobs).await;
+            if worked.is_err() {
                 // Wake the producer: the run's error says what went wrong.
                 shared.stop(Stopped::LogFailed);
             }
-            tally
+            worked
         });
     }
-    let skipped = || engine.progress.add(&ProgressKind::Skipped);
+    let skipped = || engine.progress.add(Outcome::Skipped);
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
     let mut unyielded = 0u32;
@@ -328,41 +211,43 @@ pub async fn run(
                 continue;
             }
         };
-        let previous = replay.get(&recipient.key);
         let rcpt = recipient.email.to_string();
         let message_id = content.composer.message_id(&recipient);
-        if let Some(entry) = previous {
-            let now = SystemTime::now();
-            if entry.status.is_final() {
+        let entry = replay.get(&recipient.key);
+        let (earlier, attempts_before) = match decide(
+            entry.as_ref(),
+            engine.in_doubt,
+            &engine.retry,
+            SystemTime::now(),
+        ) {
+            Decision::Send {
+                earlier,
+                attempts_before,
+            } => (earlier, attempts_before),
+            Decision::Done(_) => {
                 report.already_done += 1;
                 skipped();
                 continue;
             }
-            if entry.status == Status::InDoubt && engine.in_doubt == InDoubt::Skip {
+            Decision::SkipInDoubt => {
                 report.skipped_in_doubt += 1;
                 skipped();
                 continue;
             }
-            // The retry policy is about refusals: an in-doubt message may well have arrived, and
-            // is sent again (same Message-ID) however many attempts it took.
-            if entry.status == Status::Deferred
-                && let Some(reason) = engine
-                    .retry
-                    .give_up(entry.attempts, entry.first_attempt, now)
-            {
+            Decision::GiveUp(reason) => {
                 let failed = Record::new(Event::Failed { reply: reason }, &rcpt, &message_id);
                 engine.log.write(failed).await?;
-                report.failed += 1;
-                engine.progress.add(&ProgressKind::Failed);
+                engine.progress.add(Outcome::Failed);
                 continue;
             }
-            if let Some(due) = entry.retry_at.filter(|due| *due > now) {
+            Decision::NotDue(due) => {
                 report.not_due += 1;
                 report.next_due = report.next_due.min(Some(due)).or(Some(due));
                 skipped();
                 continue;
             }
-        }
+        };
+        let was_in_doubt = earlier == Some(Status::InDoubt);
         let stop = if limits.max_messages.is_some_and(|max| taken >= max) {
             Some(Stopped::MaxMessages)
         } else if limits
@@ -406,7 +291,7 @@ pub async fn run(
                 continue;
             }
         };
-        if previous.is_some_and(|e| e.status == Status::InDoubt) {
+        if was_in_doubt {
             tracing::info!(%rcpt, %message_id, "sending an in-doubt message again, same Message-ID");
         }
         taken += 1;
@@ -420,8 +305,8 @@ pub async fn run(
             data: message.formatted(),
             attempt: Some(attempt),
             admitted: false,
-            attempts_before: previous.map_or(0, |e| e.attempts),
-            was_in_doubt: previous.is_some_and(|e| e.status == Status::InDoubt),
+            attempts_before,
+            was_in_doubt,
         };
         let slot = tokio::select! {
             slot = queue.reserve() => slot.ok(),
@@ -444,10 +329,9 @@ pub async fn run(
     // Workers finish the message in hand, and the queue unless the run is stopping.
     drop(queue);
     let mut failure = None;
-    while let Some(tally) = workers.join_next().await {
-        match tally.expect("a worker does not panic") {
-            Ok(tally) => report.add(tally),
-            Err(error) => failure = Some(error),
+    while let Some(worked) = workers.join_next().await {
+        if let Err(error) = worked.expect("a worker does not panic") {
+            failure = Some(error);
         }
     }
     if let Some(error) = failure {
@@ -461,67 +345,8 @@ pub async fn run(
     if let Some(error) = unreadable {
         return Err(error.into());
     }
+    report.counts = shared.progress.counts();
     let halted = shared.halt.borrow().clone();
     report.stopped = why_stopped(report.stopped.take(), halted);
     Ok(report)
-}
-
-/// Why the run stopped, from the budget the producer reached (`--max-messages`,
-/// `--max-duration`) and the run's halt (a worker's reason, the deadline, or the caller's
-/// shutdown). What stopped a worker says more than the budget reached meanwhile: a wrong
-/// password must not pass for `--max-messages reached`. A shutdown after the budget was
-/// reached did not stop the run: the budget did.
-fn why_stopped(budget: Option<Stopped>, halted: Option<Stopped>) -> Option<Stopped> {
-    match (budget, halted) {
-        // A login refused, a certificate that cannot be trusted: a person must act.
-        (_, Some(halted)) if halted.kind() == ErrorKind::Invalid => Some(halted),
-        (Some(budget), Some(Stopped::Interrupted)) => Some(budget),
-        (_, Some(halted)) => Some(halted),
-        (budget, None) => budget,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_report_says_what_stopped_the_run() {
-        let refused = Stopped::LoginRefused {
-            relay: "primary",
-            why: "535 5.7.8 bad credentials".into(),
-        };
-        let unreachable = Stopped::Unreachable("connection refused".into());
-        for (budget, halted, stopped) in [
-            (None, None, None),
-            (Some(Stopped::MaxMessages), None, Some(Stopped::MaxMessages)),
-            (None, Some(Stopped::Interrupted), Some(Stopped::Interrupted)),
-            (None, Some(Stopped::MaxDuration), Some(Stopped::MaxDuration)),
-            // A worker's reason says more than the budget reached meanwhile.
-            (
-                Some(Stopped::MaxMessages),
-                Some(refused.clone()),
-                Some(refused.clone()),
-            ),
-            (
-                Some(Stopped::MaxDuration),
-                Some(unreachable.clone()),
-                Some(unreachable.clone()),
-            ),
-            // A signal once the budget was spent: the budget ended the run.
-            (
-                Some(Stopped::MaxMessages),
-                Some(Stopped::Interrupted),
-                Some(Stopped::MaxMessages),
-            ),
-            (
-                Some(Stopped::MaxDuration),
-                Some(Stopped::Interrupted),
-                Some(Stopped::MaxDuration),
-            ),
-        ] {
-            let what = format!("{budget:?} and {halted:?}");
-            assert_eq!(why_stopped(budget, halted), stopped, "{what}");
-        }
-    }
 }

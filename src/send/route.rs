@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Stopped;
-use crate::smtp::{Connection, Relay, Trouble};
+use crate::smtp::{Connection, Relay, RelayName, Trouble};
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -58,7 +58,7 @@ struct Health {
     last_probe: Option<Instant>,
     /// The relay whose certificate cannot be trusted, set aside for the rest of the run (only
     /// with a fallback), and why.
-    set_aside: Option<(&'static str, String)>,
+    set_aside: Option<(RelayName, String)>,
 }
 
 impl Route {
@@ -117,7 +117,7 @@ impl Route {
                 }
                 Err(Trouble::LoginRefused(reply)) => {
                     let why = format!("{}: {reply}", relay.endpoint());
-                    tracing::error!(relay = relay.name, %why, "the relay refused the login");
+                    tracing::error!(relay = relay.name.as_str(), %why, "the relay refused the login");
                     return Err(Stopped::LoginRefused {
                         relay: relay.name,
                         why,
@@ -126,7 +126,7 @@ impl Route {
                 Err(Trouble::Untrusted(why)) => {
                     let why = format!("{}: {why}", relay.endpoint());
                     if !self.set_aside(relay, &why) {
-                        tracing::error!(relay = relay.name, %why, "the relay's certificate cannot be trusted");
+                        tracing::error!(relay = relay.name.as_str(), %why, "the relay's certificate cannot be trusted");
                         return Err(Stopped::Untrusted {
                             relay: relay.name,
                             why,
@@ -230,7 +230,7 @@ impl Route {
         let health = self.state.lock().expect("no panic holding the route");
         match &health.set_aside {
             Some((relay, why)) => Stopped::Untrusted {
-                relay,
+                relay: *relay,
                 why: why.clone(),
             },
             None => Stopped::Unreachable(unreachable),
@@ -257,7 +257,7 @@ impl Route {
             None => {}
         }
         tracing::error!(
-            relay = relay.name,
+            relay = relay.name.as_str(),
             %why,
             "the relay's certificate cannot be trusted: set aside for this run, the other relay carries it; mend this before the next run"
         );
@@ -313,7 +313,7 @@ mod tests {
     use super::*;
     use crate::smtp::Endpoint;
 
-    fn relay(name: &'static str, port: u16) -> Relay {
+    fn relay(name: RelayName, port: u16) -> Relay {
         let endpoint = Endpoint::loopback(port);
         Relay::new(name, &endpoint, None, None, Duration::from_secs(1)).unwrap()
     }
@@ -321,20 +321,20 @@ mod tests {
     #[test]
     fn a_relay_set_aside_for_its_certificate_is_not_chosen_again_and_names_the_stop() {
         let route = Route::new(
-            relay("primary", 1),
-            Some(relay("fallback", 2)),
+            relay(RelayName::Primary, 1),
+            Some(relay(RelayName::Fallback, 2)),
             Failover::default(),
         );
         assert!(route.set_aside(route.primary(), "untrusted"));
         assert!(route.set_aside(route.primary(), "found again by another connection"));
-        assert_eq!(route.choose().name, "fallback");
+        assert_eq!(route.choose().name, RelayName::Fallback);
         assert!(!route.should_leave(route.choose()), "no handing back to it");
         // The fallback cannot carry the run either: no relay is left.
         assert!(!route.set_aside(route.choose(), "untrusted too"));
         assert_eq!(
             route.give_up("unreachable".into()),
             Stopped::Untrusted {
-                relay: "primary",
+                relay: RelayName::Primary,
                 why: "untrusted".into()
             }
         );
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn without_a_fallback_a_relay_is_not_set_aside() {
-        let route = Route::new(relay("primary", 1), None, Failover::default());
+        let route = Route::new(relay(RelayName::Primary, 1), None, Failover::default());
         assert!(!route.set_aside(route.primary(), "untrusted"));
         assert_eq!(
             route.give_up("unreachable".into()),

@@ -26,17 +26,19 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use tokio::sync::{Mutex, mpsc, watch};
 
+use super::report::Outcome;
 use super::route::Route;
+use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
 use crate::ratelimit::Pace;
 use crate::retry::RetryPolicy;
-use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError, timestamp};
-use crate::smtp::{Connection, Relay, Trouble};
+use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
+use crate::smtp::{Connection, Relay, RelayName};
 
 /// One message on its way.
 pub struct Job {
@@ -81,7 +83,7 @@ impl Shared {
         });
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         if self
             .deadline
             .is_some_and(|deadline| Instant::now() >= deadline)
@@ -93,134 +95,165 @@ impl Shared {
     }
 }
 
-/// What a worker did, added into the run's report.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub sent: u64,
-    pub failed: u64,
-    pub deferred: u64,
-    /// Messages that got no reply after DATA: in doubt until a later run.
-    pub unanswered: u64,
-    pub resent_in_doubt: u64,
-    pub via_fallback: u64,
-}
-
-/// How one message ended, as far as this run goes.
-enum Outcome {
-    Sent,
-    Deferred,
-    Failed,
-    Unanswered,
-}
-
 /// Takes jobs until the queue is empty or the run stops.
 pub async fn work(
     shared: Arc<Shared>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
-) -> Result<Tally, Arc<SendLogError>> {
-    let mut tally = Tally::default();
-    let mut open: Option<(Connection, &Relay)> = None;
-    // Outcomes written but not yet known durable: counted (and shown) only once they are. The
-    // worker goes on meanwhile, so the sync of one message's outcome overlaps the next one's
-    // MAIL and RCPT, and shares a sync with its attempt.
-    let mut unconfirmed: VecDeque<(Option<Durable>, Settled)> = VecDeque::new();
-    // Taken early, behind the last message: in hand, it goes before anything else.
-    let mut carried: Option<Job> = None;
-    'jobs: loop {
-        let mut job = match carried.take() {
-            // Taken early but not in hand (not sent ahead: its attempt was not yet durable or
-            // the pace said wait; or sent ahead on a connection since lost): when the run is
-            // stopping, it waits for the next run with the rest of the queue.
-            Some(job) if shared.stopping() && !(job.admitted && open.is_some()) => {
-                withdraw(&shared.log, &job).await?;
-                break;
-            }
-            Some(job) => job,
-            None => {
-                if shared.stopping() {
-                    break;
-                }
-                let Some(job) = queue.lock().await.recv().await else {
-                    break;
-                };
-                if shared.stopping() {
-                    // The run stopped while this worker waited for the queue.
-                    withdraw(&shared.log, &job).await?;
-                    break;
-                }
-                job
-            }
-        };
-        // Waited for before DATA, however many connections the message takes.
-        let mut attempt = job.attempt.take();
+) -> Result<(), Arc<SendLogError>> {
+    let mut worker = Worker {
+        shared: &shared,
+        queue: &queue,
+        open: None,
+        unconfirmed: VecDeque::new(),
+    };
+    // However the loop ended, at most one job was taken off the queue and never handed over:
+    // its attempt is withdrawn here, once, so it stays pending for the next run.
+    if let Some(job) = worker.deliver().await? {
+        withdraw(&shared.log, &job).await?;
+    }
+    if let Some((connection, _)) = worker.open.take() {
+        connection.quit().await;
+    }
+    worker.confirm(true).await
+}
+
+/// One worker's state between messages.
+struct Worker<'a> {
+    shared: &'a Shared,
+    queue: &'a Mutex<mpsc::Receiver<Job>>,
+    open: Option<(Connection, &'a Relay)>,
+    /// Outcomes written but not yet known durable: counted (and shown) only once they are. The
+    /// worker goes on meanwhile, so the sync of one message's outcome overlaps the next one's
+    /// MAIL and RCPT, and shares a sync with its attempt.
+    unconfirmed: VecDeque<(Option<Durable>, Settled)>,
+}
+
+impl<'a> Worker<'a> {
+    /// Delivers jobs until the queue is empty or the run stops. Returns the job it holds
+    /// and never handed over, if it holds one, for the caller to withdraw.
+    async fn deliver(&mut self) -> Result<Option<Job>, Arc<SendLogError>> {
+        let shared = self.shared;
+        // Taken early, behind the last message: in hand, it goes before anything else.
+        let mut carried: Option<Job> = None;
         loop {
-            let (mut connection, relay) = match open.take() {
-                Some((connection, relay)) if shared.route.should_leave(relay) => {
-                    connection.quit().await;
-                    continue;
+            let mut job = match carried.take() {
+                // Taken early but not in hand (not sent ahead: its attempt was not yet durable
+                // or the pace said wait; or sent ahead on a connection since lost): when the
+                // run is stopping, it waits for the next run with the rest of the queue.
+                Some(job) if shared.stopping() && !(job.admitted && self.open.is_some()) => {
+                    return Ok(Some(job));
                 }
-                Some(open) => open,
-                None => match shared.route.connect(|| !shared.stopping()).await {
-                    Ok(open) => open,
-                    Err(why) => {
-                        if !shared.stopping() {
-                            shared.stop(why);
-                        }
-                        // The job never reached DATA: it stays pending for the next run.
-                        withdraw(&shared.log, &job).await?;
-                        break 'jobs;
-                    }
-                },
-            };
-            if job.admitted {
-                // Counted when it was taken early; a second try is counted again.
-                job.admitted = false;
-            } else if let Err(spent) = shared.pace.admit(shared.patience).await {
-                shared.stop(Stopped::Quota(spent));
-                open = Some((connection, relay));
-                withdraw(&shared.log, &job).await?;
-                break 'jobs;
-            }
-            match transact(&shared, &mut connection, relay, &job, &mut attempt, &queue).await? {
-                Transaction::Done {
-                    outcome,
-                    reusable,
-                    durable,
-                    next,
-                } => {
-                    carried = next;
-                    let settled = Settled {
-                        outcome,
-                        was_in_doubt: job.was_in_doubt,
-                        via_fallback: relay.name != shared.route.primary().name,
-                    };
-                    unconfirmed.push_back((durable, settled));
-                    confirm(&shared, &mut tally, &mut unconfirmed, false).await?;
-                    if reusable {
-                        open = Some((connection, relay));
-                    }
-                    break;
-                }
-                // Nothing happened to the message (a 421 before DATA): after a pause, a new
-                // connection tries it again.
-                Transaction::Again => {
+                Some(job) => job,
+                None => {
                     if shared.stopping() {
-                        withdraw(&shared.log, &job).await?;
-                        break 'jobs;
+                        return Ok(None);
                     }
-                    tokio::time::sleep(shared.route.pause()).await;
+                    let Some(job) = self.queue.lock().await.recv().await else {
+                        return Ok(None);
+                    };
+                    if shared.stopping() {
+                        // The run stopped while this worker waited for the queue.
+                        return Ok(Some(job));
+                    }
+                    job
+                }
+            };
+            // Waited for before DATA, however many connections the message takes.
+            let mut attempt = job.attempt.take();
+            loop {
+                let (mut connection, relay) = match self.open.take() {
+                    Some((connection, relay)) if shared.route.should_leave(relay) => {
+                        connection.quit().await;
+                        continue;
+                    }
+                    Some(open) => open,
+                    None => match shared.route.connect(|| !shared.stopping()).await {
+                        Ok(open) => open,
+                        Err(why) => {
+                            if !shared.stopping() {
+                                shared.stop(why);
+                            }
+                            // The job never reached DATA: it stays pending for the next run.
+                            return Ok(Some(job));
+                        }
+                    },
+                };
+                if job.admitted {
+                    // Counted when it was taken early; a second try is counted again.
+                    job.admitted = false;
+                } else if let Err(spent) = shared.pace.admit(shared.patience).await {
+                    shared.stop(Stopped::Quota(spent));
+                    self.open = Some((connection, relay));
+                    return Ok(Some(job));
+                }
+                let transaction = transact(
+                    shared,
+                    &mut connection,
+                    relay,
+                    &job,
+                    &mut attempt,
+                    self.queue,
+                )
+                .await?;
+                match transaction {
+                    Transaction::Done {
+                        outcome,
+                        reusable,
+                        durable,
+                        next,
+                    } => {
+                        carried = next;
+                        let settled = Settled {
+                            outcome,
+                            was_in_doubt: job.was_in_doubt,
+                            via_fallback: relay.name == RelayName::Fallback,
+                        };
+                        self.unconfirmed.push_back((durable, settled));
+                        self.confirm(false).await?;
+                        if reusable {
+                            self.open = Some((connection, relay));
+                        }
+                        break;
+                    }
+                    // Nothing happened to the message (a 421 before DATA): after a pause, a
+                    // new connection tries it again.
+                    Transaction::Again => {
+                        if shared.stopping() {
+                            return Ok(Some(job));
+                        }
+                        tokio::time::sleep(shared.route.pause()).await;
+                    }
                 }
             }
         }
     }
-    if let Some(job) = carried {
-        withdraw(&shared.log, &job).await?;
+
+    /// Counts the settled messages whose records are durable; with `all`, waits for every one.
+    async fn confirm(&mut self, all: bool) -> Result<(), Arc<SendLogError>> {
+        while let Some((durable, _)) = self.unconfirmed.front_mut() {
+            if all {
+                if let Some(handle) = durable.take() {
+                    handle.wait().await?;
+                }
+            } else if let Some(handle) = durable {
+                // Records become durable in order: the first one not yet durable ends the round.
+                match handle.ready() {
+                    Some(result) => result?,
+                    None => break,
+                }
+            }
+            let (_, settled) = self.unconfirmed.pop_front().expect("just looked at it");
+            let Settled {
+                outcome,
+                was_in_doubt,
+                via_fallback,
+            } = settled;
+            self.shared
+                .progress
+                .settle(outcome, was_in_doubt, via_fallback);
+        }
+        Ok(())
     }
-    if let Some((connection, _)) = open {
-        connection.quit().await;
-    }
-    confirm(&shared, &mut tally, &mut unconfirmed, true).await?;
-    Ok(tally)
 }
 
 /// Records that `job`'s attempt was never handed over (the run is stopping).
@@ -234,213 +267,4 @@ struct Settled {
     outcome: Outcome,
     was_in_doubt: bool,
     via_fallback: bool,
-}
-
-/// Counts the settled messages whose records are durable; with `all`, waits for every one.
-async fn confirm(
-    shared: &Shared,
-    tally: &mut Tally,
-    unconfirmed: &mut VecDeque<(Option<Durable>, Settled)>,
-    all: bool,
-) -> Result<(), Arc<SendLogError>> {
-    while let Some((durable, _)) = unconfirmed.front_mut() {
-        if all {
-            if let Some(handle) = durable.take() {
-                handle.wait().await?;
-            }
-        } else if let Some(handle) = durable {
-            // Records become durable in order: the first one not yet durable ends the round.
-            match handle.ready() {
-                Some(result) => result?,
-                None => break,
-            }
-        }
-        let (_, settled) = unconfirmed.pop_front().expect("just looked at it");
-        count(tally, &settled);
-        shared.progress.add(&outcome_kind(&settled.outcome));
-    }
-    Ok(())
-}
-
-enum Transaction {
-    Done {
-        outcome: Outcome,
-        reusable: bool,
-        /// The outcome record, on its way to the disk (none for a message left in doubt).
-        durable: Option<Durable>,
-        /// The next message, taken early: the next one to carry.
-        next: Option<Job>,
-    },
-    Again,
-}
-
-/// One message over `connection`, with its records written in order.
-async fn transact(
-    shared: &Shared,
-    connection: &mut Connection,
-    relay: &Relay,
-    job: &Job,
-    attempt: &mut Option<Durable>,
-    queue: &Mutex<mpsc::Receiver<Job>>,
-) -> Result<Transaction, Arc<SendLogError>> {
-    let (bytes, envelope) = (&job.data, &job.envelope);
-    let record = |event| Record::new(event, &job.rcpt, &job.message_id);
-
-    // The attempt was written when the message was queued: it must be durable before DATA.
-    if let Some(attempt) = attempt.take() {
-        attempt.wait().await?;
-    }
-    match connection.start(envelope, bytes).await {
-        Ok(()) => {}
-        Err(trouble @ Trouble::Refused { code: 421, .. }) => {
-            // The server closes the channel: about the server, not this recipient.
-            if shared.route.broke(relay, &trouble) {
-                shared.stop(Stopped::Unreachable(trouble.describe()));
-            }
-            return Ok(Transaction::Again);
-        }
-        Err(trouble) => {
-            // Refused, or lost before the message was sent: the server cannot have it.
-            let broken = matches!(trouble, Trouble::Broken(_));
-            if broken {
-                if shared.route.broke(relay, &trouble) {
-                    shared.stop(Stopped::Unreachable(trouble.describe()));
-                }
-            } else {
-                shared.route.answered();
-            }
-            let reusable = !broken && connection.reset().await;
-            let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
-            return Ok(Transaction::Done {
-                outcome,
-                reusable,
-                durable: Some(durable),
-                next: None,
-            });
-        }
-    }
-    let next = take_next(shared, connection, relay, queue)?;
-    let then = next
-        .as_ref()
-        .filter(|next| next.admitted)
-        .map(|next| (&next.envelope, next.data.as_slice()));
-    match connection.finish_data(bytes, then).await {
-        Ok(reply) => {
-            shared.route.answered();
-            let via = (relay.name != shared.route.primary().name).then(|| relay.name.to_owned());
-            let event = Event::Sent { reply, via };
-            // Every outcome, sent ones too, for `MISSIVE_LOG=debug` (see `refused`).
-            tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
-            let durable = shared.log.submit(record(event)).await?;
-            Ok(Transaction::Done {
-                outcome: Outcome::Sent,
-                reusable: true,
-                durable: Some(durable),
-                next,
-            })
-        }
-        Err(Trouble::Broken(why)) => {
-            // The server may or may not have the message: no outcome is written, so the
-            // attempt stays in doubt and the next run decides.
-            tracing::warn!(rcpt = %job.rcpt, message_id = %job.message_id, %why, "no reply after the message: in doubt");
-            if shared.route.broke(relay, &Trouble::Broken(why.clone())) {
-                shared.stop(Stopped::Unreachable(why));
-            }
-            Ok(Transaction::Done {
-                outcome: Outcome::Unanswered,
-                reusable: false,
-                durable: None,
-                next,
-            })
-        }
-        Err(trouble) => {
-            shared.route.answered();
-            let (outcome, durable) = refused(shared, job, &trouble, &record).await?;
-            Ok(Transaction::Done {
-                outcome,
-                reusable: !trouble.closes_connection(),
-                durable: Some(durable),
-                next,
-            })
-        }
-    }
-}
-
-/// The next job in the queue, if one is there right now, to go out behind the message in
-/// hand. It goes in the same write only when nothing would hold it back: its attempt durable
-/// and the pace letting it go now (then it comes back `admitted`, its attempt taken).
-/// Otherwise it is still the next one this worker carries, the usual way.
-fn take_next(
-    shared: &Shared,
-    connection: &Connection,
-    relay: &Relay,
-    queue: &Mutex<mpsc::Receiver<Job>>,
-) -> Result<Option<Job>, Arc<SendLogError>> {
-    if !connection.pipelines() || shared.stopping() || shared.route.should_leave(relay) {
-        return Ok(None);
-    }
-    let Some(mut next) = queue.try_lock().ok().and_then(|mut q| q.try_recv().ok()) else {
-        return Ok(None);
-    };
-    let durable = match next.attempt.as_mut().map(Durable::ready) {
-        None => true,
-        Some(None) => false,
-        Some(Some(result)) => {
-            result?;
-            true
-        }
-    };
-    if durable {
-        next.attempt = None;
-        next.admitted = shared.pace.try_admit();
-    }
-    Ok(Some(next))
-}
-
-/// Writes the outcome of a refusal (or of a connection lost before DATA): failed when the
-/// server said 5xx, deferred with the next attempt's time otherwise. Returns without waiting
-/// for it to be durable.
-async fn refused(
-    shared: &Shared,
-    job: &Job,
-    trouble: &Trouble,
-    record: &impl Fn(Event) -> Record,
-) -> Result<(Outcome, Durable), Arc<SendLogError>> {
-    let reply = trouble.describe();
-    let (event, outcome) = if trouble.is_permanent() {
-        (Event::Failed { reply }, Outcome::Failed)
-    } else {
-        let due = shared
-            .retry
-            .next_attempt(job.attempts_before + 1, SystemTime::now());
-        let event = Event::Deferred {
-            reply,
-            retry_at: Some(timestamp(due)),
-        };
-        (event, Outcome::Deferred)
-    };
-    tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
-    let durable = shared.log.submit(record(event)).await?;
-    Ok((outcome, durable))
-}
-
-fn count(tally: &mut Tally, settled: &Settled) {
-    tally.resent_in_doubt += u64::from(settled.was_in_doubt);
-    match settled.outcome {
-        Outcome::Sent => {
-            tally.sent += 1;
-            tally.via_fallback += u64::from(settled.via_fallback);
-        }
-        Outcome::Deferred => tally.deferred += 1,
-        Outcome::Failed => tally.failed += 1,
-        Outcome::Unanswered => tally.unanswered += 1,
-    }
-}
-
-fn outcome_kind(outcome: &Outcome) -> super::ProgressKind {
-    match outcome {
-        Outcome::Sent => super::ProgressKind::Sent,
-        Outcome::Failed => super::ProgressKind::Failed,
-        Outcome::Deferred | Outcome::Unanswered => super::ProgressKind::Deferred,
-    }
 }

@@ -1,0 +1,253 @@
+//! What a run tells its caller: how many messages came to which outcome, live while it runs
+//! ([`Progress`], which a progress bar reads) and once it is over ([`RunReport`]), and why it
+//! stopped before the end of the list ([`Stopped`]).
+//!
+//! Each outcome is counted once, in [`Progress`], when it is durable (a give-up when it is
+//! written): the report takes its counts from there, so the bar and the report cannot disagree.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use crate::error::{Classify, ErrorKind};
+use crate::ratelimit::QuotaSpent;
+use crate::recipients::RowError;
+use crate::smtp::RelayName;
+
+/// Why a run stopped before the end of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    MaxMessages,
+    MaxDuration,
+    /// A quota is spent until later than the run may wait.
+    Quota(QuotaSpent),
+    Unreachable(String),
+    /// A relay refused the login (5xx), or offers none: a person must
+    /// mend the username or the password.
+    LoginRefused {
+        relay: RelayName,
+        why: String,
+    },
+    /// A relay's certificate cannot be trusted, and no other relay carries the run: a person
+    /// must mend the relay's url or `ca_file` (or the relay its certificate).
+    Untrusted {
+        relay: RelayName,
+        why: String,
+    },
+    /// The caller's shutdown resolved (SIGINT or SIGTERM, in the binary): messages in hand
+    /// were finished and logged, no new one was taken.
+    Interrupted,
+    /// The send log could not be written; the run's error says why.
+    LogFailed,
+}
+
+impl Classify for Stopped {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            // Waiting will not mend these: a person must.
+            Stopped::LoginRefused { .. } | Stopped::Untrusted { .. } => ErrorKind::Invalid,
+            Stopped::MaxMessages
+            | Stopped::MaxDuration
+            | Stopped::Quota(_)
+            | Stopped::Unreachable(_)
+            | Stopped::Interrupted => ErrorKind::TryAgain,
+            Stopped::LogFailed => ErrorKind::Failure,
+        }
+    }
+}
+
+/// How one row ended, as far as this run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Sent,
+    Failed,
+    Deferred,
+    /// Handed over with no reply after DATA: in doubt until a later run.
+    Unanswered,
+    /// Passed over: done before this run, rejected, suppressed, or not due.
+    Skipped,
+}
+
+/// What became of the rows so far, updated as outcomes come in: a progress bar reads it
+/// live, and the run's report takes its [`Counts`] at the end. One per run.
+#[derive(Debug, Default)]
+pub struct Progress {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    deferred: AtomicU64,
+    unanswered: AtomicU64,
+    skipped: AtomicU64,
+    resent_in_doubt: AtomicU64,
+    via_fallback: AtomicU64,
+}
+
+impl Progress {
+    /// Counts one row's outcome.
+    pub(super) fn add(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Sent => &self.sent,
+            Outcome::Failed => &self.failed,
+            Outcome::Deferred => &self.deferred,
+            Outcome::Unanswered => &self.unanswered,
+            Outcome::Skipped => &self.skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a message this run handed over: its outcome, whether an earlier run had left it
+    /// in doubt, and whether the fallback relay carried it (counted only once sent).
+    pub(super) fn settle(&self, outcome: Outcome, was_in_doubt: bool, via_fallback: bool) {
+        self.add(outcome);
+        self.resent_in_doubt
+            .fetch_add(u64::from(was_in_doubt), Ordering::Relaxed);
+        let via_fallback = via_fallback && outcome == Outcome::Sent;
+        self.via_fallback
+            .fetch_add(u64::from(via_fallback), Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Counts {
+            sent: load(&self.sent),
+            failed: load(&self.failed),
+            deferred: load(&self.deferred),
+            unanswered: load(&self.unanswered),
+            skipped: load(&self.skipped),
+            resent_in_doubt: load(&self.resent_in_doubt),
+            via_fallback: load(&self.via_fallback),
+        }
+    }
+}
+
+/// The counts of [`Progress`] at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub sent: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    /// Handed over this run with no reply: in doubt until the next run.
+    pub unanswered: u64,
+    /// Rows passed over: done before this run, rejected, suppressed, or not due.
+    pub skipped: u64,
+    /// In-doubt messages from an earlier run that this run sent again.
+    pub resent_in_doubt: u64,
+    /// Messages the fallback relay took.
+    pub via_fallback: u64,
+}
+
+impl Counts {
+    /// Rows dealt with so far, whatever became of them.
+    pub fn done(&self) -> u64 {
+        self.sent + self.failed + self.deferred + self.unanswered + self.skipped
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// What became of the messages, as [`Progress`] counted them.
+    pub counts: Counts,
+    /// In-doubt messages from an earlier run left alone (`--in-doubt skip`).
+    pub skipped_in_doubt: u64,
+    /// People the log already had a final outcome for.
+    pub already_done: u64,
+    /// Deferred by an earlier run, and not yet due.
+    pub not_due: u64,
+    /// The earliest time one of those is due.
+    pub next_due: Option<SystemTime>,
+    pub rejected: Vec<RowError>,
+    /// People on a suppression list: not mailed.
+    pub suppressed: u64,
+    pub stopped: Option<Stopped>,
+}
+
+impl RunReport {
+    /// True when every recipient now has a final outcome: nothing for a later run to do.
+    pub fn is_complete(&self) -> bool {
+        self.stopped.is_none() && self.counts.deferred + self.not_due + self.counts.unanswered == 0
+    }
+}
+
+/// Why the run stopped, from the budget the producer reached (`--max-messages`,
+/// `--max-duration`) and the run's halt (a worker's reason, the deadline, or the caller's
+/// shutdown). What stopped a worker says more than the budget reached meanwhile: a wrong
+/// password must not pass for `--max-messages reached`. A shutdown after the budget was
+/// reached did not stop the run: the budget did.
+pub(super) fn why_stopped(budget: Option<Stopped>, halted: Option<Stopped>) -> Option<Stopped> {
+    match (budget, halted) {
+        // A login refused, a certificate that cannot be trusted: a person must act.
+        (_, Some(halted)) if halted.kind() == ErrorKind::Invalid => Some(halted),
+        (Some(budget), Some(Stopped::Interrupted)) => Some(budget),
+        (_, Some(halted)) => Some(halted),
+        (budget, None) => budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_says_what_stopped_the_run() {
+        let refused = Stopped::LoginRefused {
+            relay: RelayName::Primary,
+            why: "535 5.7.8 bad credentials".into(),
+        };
+        let unreachable = Stopped::Unreachable("connection refused".into());
+        for (budget, halted, stopped) in [
+            (None, None, None),
+            (Some(Stopped::MaxMessages), None, Some(Stopped::MaxMessages)),
+            (None, Some(Stopped::Interrupted), Some(Stopped::Interrupted)),
+            (None, Some(Stopped::MaxDuration), Some(Stopped::MaxDuration)),
+            // A worker's reason says more than the budget reached meanwhile.
+            (
+                Some(Stopped::MaxMessages),
+                Some(refused.clone()),
+                Some(refused.clone()),
+            ),
+            (
+                Some(Stopped::MaxDuration),
+                Some(unreachable.clone()),
+                Some(unreachable.clone()),
+            ),
+            // A signal once the budget was spent: the budget ended the run.
+            (
+                Some(Stopped::MaxMessages),
+                Some(Stopped::Interrupted),
+                Some(Stopped::MaxMessages),
+            ),
+            (
+                Some(Stopped::MaxDuration),
+                Some(Stopped::Interrupted),
+                Some(Stopped::MaxDuration),
+            ),
+        ] {
+            let what = format!("{budget:?} and {halted:?}");
+            assert_eq!(why_stopped(budget, halted), stopped, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_message_is_counted_once_and_the_fallback_only_when_it_sent() {
+        let progress = Progress::default();
+        progress.settle(Outcome::Sent, true, true);
+        progress.settle(Outcome::Deferred, false, true);
+        progress.settle(Outcome::Unanswered, true, false);
+        progress.add(Outcome::Failed);
+        progress.add(Outcome::Skipped);
+        let counts = progress.counts();
+        assert_eq!(
+            counts,
+            Counts {
+                sent: 1,
+                failed: 1,
+                deferred: 1,
+                unanswered: 1,
+                skipped: 1,
+                resent_in_doubt: 2,
+                via_fallback: 1,
+            }
+        );
+        assert_eq!(counts.done(), 5);
+    }
+}
