@@ -1,12 +1,10 @@
 //! `check`, `preview` and the errors that stop a campaign before anything is sent: each names
 //! the file, the line and the field, and exits with the contract's code.
 
-mod support;
-
 use std::time::Duration;
 
-use support::harness::{Fixture, LETTER, people, repo};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, LETTER, people, repo};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 #[test]
 fn check_accepts_a_good_campaign() {

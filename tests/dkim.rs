@@ -3,13 +3,11 @@
 //! the public key given as its DNS record) accepts, over the unsubscribe headers too; and
 //! changing any signed header, the body, or the key breaks it.
 
-mod support;
-
 use std::time::Duration;
 
-use support::dkim::{self, TestKey};
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::dkim::{self, TestKey};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const SECRET: (&str, &str) = (
     "MISSIVE_UNSUBSCRIBE_SECRET",

@@ -1,14 +1,12 @@
 //! `missive send` against a real SMTP server on 127.0.0.1: what arrives, once each, and what the
 //! send log and the exit code say afterwards.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, Received, SmtpServer};
 use mail_parser::{MessageParser, MimeHeaders};
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, Received, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -494,7 +492,8 @@ fn a_letter_changed_after_sending_began_is_refused_unless_allowed() {
         fixture.send(&server.url(), &["--max-messages", "1"]).code,
         75
     );
-    let edited = support::harness::LETTER.replace("Le texte de l’histoire.", "Un autre texte.");
+    let edited =
+        crate::support::harness::LETTER.replace("Le texte de l’histoire.", "Un autre texte.");
     fixture.write("templates/letter.md", &edited);
 
     let refused = fixture.send(&server.url(), &[]);

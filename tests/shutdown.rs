@@ -1,13 +1,11 @@
 //! SIGTERM (and SIGINT) mid-run: the run stops taking recipients, finishes the messages in
 //! hand, syncs the log and exits 75; the next run finishes the list, nobody twice.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 #[test]
 fn sigterm_finishes_the_messages_in_hand_and_the_next_run_the_rest() {

@@ -1,6 +1,5 @@
 //! Drives the real `missive` binary: writes a campaign into a temporary directory, runs a
 //! command, and returns what it printed. Each test gets its own directory and its own servers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

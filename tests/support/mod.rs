@@ -6,7 +6,6 @@ pub mod tls;
 
 /// Runs an `openssl` command of a test helper (keys, certificates) and returns what it printed;
 /// fails loudly, saying how to install OpenSSL, when it cannot run or fails.
-#[allow(dead_code)]
 pub fn openssl(command: &mut std::process::Command, what: &str) -> Vec<u8> {
     let output = command.output().unwrap_or_else(|e| {
         panic!(
