@@ -10,9 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::harness::repo;
+use crate::support::wait_or_kill;
 
 const WIDTHS: [(u32, &str); 2] = [(600, "desktop"), (375, "phone")];
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -81,13 +82,8 @@ fn run_chromium(page: &Path, width: u32, height: u32, action: &str, scratch: &Pa
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromium");
-    let started = Instant::now();
-    while child.try_wait().expect("wait for chromium").is_none() {
-        if started.elapsed() > CHROMIUM_TIMEOUT {
-            let _ = child.kill();
-            panic!("chromium did not finish {action} within {CHROMIUM_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if wait_or_kill(&mut child, CHROMIUM_TIMEOUT).is_err() {
+        panic!("chromium did not finish {action} within {CHROMIUM_TIMEOUT:?}");
     }
     let output = child.wait_with_output().expect("chromium output");
     String::from_utf8_lossy(&output.stdout).into_owned()

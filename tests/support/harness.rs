@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// A small letter using every kind of section and every field syntax.
 pub const LETTER: &str = "::: greeting
@@ -197,15 +197,9 @@ impl Running {
     /// Waits for the process to exit by itself, at most `limit`; kills it past that and returns
     /// `Err` with what it printed.
     pub fn wait(mut self, limit: Duration) -> Result<Run, Run> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Ok(self.run(status));
-            }
-            if Instant::now() >= deadline {
-                return Err(self.kill());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match super::wait_or_kill(&mut self.child, limit) {
+            Ok(status) => Ok(self.run(status)),
+            Err(status) => Err(self.run(status)),
         }
     }
 
