@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::harness::{Fixture, LETTER, people, repo};
+use crate::support::harness::{Fixture, LETTER, list_with_line_ends, people, repo};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
 #[test]
@@ -56,22 +56,6 @@ fn check_reports_every_bad_row_by_line_and_field() {
         "{}",
         run.all()
     );
-}
-
-/// The recipient list with `eol` line ends: bad rows on lines 3 and 6, a quoted note over
-/// lines 4 and 5.
-fn list_with_line_ends(eol: &str) -> String {
-    [
-        "email,first_name,last_name,amount,note",
-        "ok@example.com,Ok,,,",
-        "pas-une-adresse,Bad,,,",
-        "multi@example.com,Multi,,,\"deux",
-        "lignes\"",
-        ",Vide,,,",
-        "last@example.com,Last,,,",
-        "",
-    ]
-    .join(eol)
 }
 
 /// Spreadsheets write CRLF: `check` and `preview` name the lines an editor shows, as for LF.

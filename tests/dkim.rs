@@ -39,6 +39,31 @@ fn send_signed(algorithm: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
     (key, received.remove(0).data, keys)
 }
 
+/// Verifies a message `send_signed` sent: it must pass, signed with `algorithm`.
+fn assert_verifies(message: &[u8], key: &TestKey, algorithm: &str) -> dkim::Verdict {
+    let verdict = dkim::verify(message, "s2026", "example.org", &key.record);
+    assert!(
+        verdict.passed,
+        "{}\n{}",
+        verdict.report,
+        String::from_utf8_lossy(message)
+    );
+    assert_eq!(verdict.algorithm, algorithm, "{}", verdict.report);
+    verdict
+}
+
+/// Each changed copy of a signed message (named by what was changed) must fail to verify.
+fn assert_each_breaks(key: &TestKey, tampered: impl IntoIterator<Item = (&'static str, Vec<u8>)>) {
+    for (what, changed) in tampered {
+        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
+        assert!(
+            !verdict.passed,
+            "changing {what} should break the signature: {}",
+            verdict.report
+        );
+    }
+}
+
 fn replace_once(message: &[u8], from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(message.to_vec()).unwrap();
     assert!(text.contains(from), "{from:?} not in\n{text}");
@@ -55,14 +80,7 @@ fn header_line<'a>(message: &'a str, name: &str) -> &'a str {
 #[test]
 fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
     let (key, message, _keys) = send_signed("ed25519");
-    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(
-        verdict.passed,
-        "{}\n{}",
-        verdict.report,
-        String::from_utf8_lossy(&message)
-    );
-    assert_eq!(verdict.algorithm, "ed25519-sha256", "{}", verdict.report);
+    let verdict = assert_verifies(&message, &key, "ed25519-sha256");
     for header in [
         "from",
         "to",
@@ -103,14 +121,7 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
         ),
         ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
     ];
-    for (what, changed) in tampered {
-        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
-        assert!(
-            !verdict.passed,
-            "changing {what} should break the signature: {}",
-            verdict.report
-        );
-    }
+    assert_each_breaks(&key, tampered);
     // A header that is not signed (a relay's trace, say) may be added freely.
     let mut relayed = b"Received: from relay.example.net by mx.example.com\r\n".to_vec();
     relayed.extend_from_slice(&message);
@@ -125,14 +136,7 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
 #[test]
 fn rsa_sha256_signature_verifies() {
     let (key, message, _keys) = send_signed("rsa");
-    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(
-        verdict.passed,
-        "{}\n{}",
-        verdict.report,
-        String::from_utf8_lossy(&message)
-    );
-    assert_eq!(verdict.algorithm, "rsa-sha256", "{}", verdict.report);
+    assert_verifies(&message, &key, "rsa-sha256");
     let tampered = [
         (
             "To",
@@ -140,14 +144,7 @@ fn rsa_sha256_signature_verifies() {
         ),
         ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
     ];
-    for (what, changed) in tampered {
-        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
-        assert!(
-            !verdict.passed,
-            "changing {what} should break the signature: {}",
-            verdict.report
-        );
-    }
+    assert_each_breaks(&key, tampered);
     let (other, _, _keys) = send_signed("rsa");
     let verdict = dkim::verify(&message, "s2026", "example.org", &other.record);
     assert!(!verdict.passed, "{}", verdict.report);

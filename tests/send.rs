@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::harness::{Fixture, people};
+use crate::support::harness::{Fixture, list_with_line_ends, people};
 use crate::support::smtp_server::{Behavior, Received, SmtpServer};
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -186,17 +186,7 @@ fn a_second_send_resumes_and_never_sends_twice() {
 #[test]
 fn rejected_rows_are_named_by_their_line_in_crlf_and_lf_files() {
     for eol in ["\r\n", "\n"] {
-        let csv = [
-            "email,first_name,last_name,amount,note",
-            "ok@example.com,Ok,,,",
-            "pas-une-adresse,Bad,,,",
-            "multi@example.com,Multi,,,\"deux",
-            "lignes\"",
-            ",Vide,,,",
-            "last@example.com,Last,,,",
-            "",
-        ]
-        .join(eol);
+        let csv = list_with_line_ends(eol);
         let server = SmtpServer::start_in_background(Behavior::accept_all());
         let fixture = Fixture::new(&csv, "");
         let run = fixture.send(&server.url(), &[]);

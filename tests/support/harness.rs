@@ -169,6 +169,22 @@ pub fn people(n: usize) -> String {
     csv
 }
 
+/// The recipient list with `eol` line ends: bad rows on lines 3 and 6, a quoted note over
+/// lines 4 and 5.
+pub fn list_with_line_ends(eol: &str) -> String {
+    [
+        "email,first_name,last_name,amount,note",
+        "ok@example.com,Ok,,,",
+        "pas-une-adresse,Bad,,,",
+        "multi@example.com,Multi,,,\"deux",
+        "lignes\"",
+        ",Vide,,,",
+        "last@example.com,Last,,,",
+        "",
+    ]
+    .join(eol)
+}
+
 /// The repository root (for the shipped campaign).
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
