@@ -19,13 +19,18 @@ const UNSUBSCRIBE: &str = "[unsubscribe]\nmailto = \"desabonnement@example.org\"
 /// Sends one message of a campaign signed with a fresh `algorithm` key; returns the key and the
 /// message as the server received it.
 fn send_signed(algorithm: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
+    send_signed_to(algorithm, &people(1))
+}
+
+/// [`send_signed`] to the one person of `csv`.
+fn send_signed_to(algorithm: &str, csv: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
     let key = dkim::generate(keys.path(), algorithm);
     let extra = format!(
         "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
         key.pem.display()
     );
-    let fixture = Fixture::new(&people(1), &extra);
+    let fixture = Fixture::new(csv, &extra);
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let campaign = fixture.campaign();
     let url = server.url();
@@ -223,27 +228,12 @@ fn check_warns_when_dkim_is_not_aligned_with_from() {
 
 #[test]
 fn a_long_display_name_is_folded_and_the_signature_still_verifies() {
-    let keys = tempfile::tempdir().unwrap();
-    let key = dkim::generate(keys.path(), "ed25519");
-    let extra = format!(
-        "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
-        key.pem.display()
-    );
     // Two name columns of 1000 characters, one word each: lettre alone would write a To line
     // of over 2000 octets.
     let first = "Z".repeat(1000);
     let last = "D".repeat(1000);
     let csv = format!("email,first_name,last_name,amount\nzoe@example.com,{first},{last},\n");
-    let fixture = Fixture::new(&csv, &extra);
-    let server = SmtpServer::start_in_background(Behavior::accept_all());
-    let campaign = fixture.campaign();
-    let url = server.url();
-    let run = fixture.run(
-        &["send", campaign.to_str().unwrap(), "--smtp", &url],
-        &[SECRET],
-    );
-    assert_eq!(run.code, 0, "{}", run.all());
-    let message = server.wait_for(1, Duration::from_secs(10)).remove(0).data;
+    let (key, message, _keys) = send_signed_to("ed25519", &csv);
     let text = String::from_utf8(message.clone()).unwrap();
     let head = text.split("\r\n\r\n").next().unwrap();
     assert!(head.split("\r\n").all(|line| line.len() <= 998), "{head}");
