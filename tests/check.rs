@@ -1,12 +1,10 @@
 //! `check`, `preview` and the errors that stop a campaign before anything is sent: each names
 //! the file, the line and the field, and exits with the contract's code.
 
-mod support;
-
 use std::time::Duration;
 
-use support::harness::{Fixture, LETTER, people, repo};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, LETTER, list_with_line_ends, people, repo};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 #[test]
 fn check_accepts_a_good_campaign() {
@@ -58,22 +56,6 @@ fn check_reports_every_bad_row_by_line_and_field() {
         "{}",
         run.all()
     );
-}
-
-/// The recipient list with `eol` line ends: bad rows on lines 3 and 6, a quoted note over
-/// lines 4 and 5.
-fn list_with_line_ends(eol: &str) -> String {
-    [
-        "email,first_name,last_name,amount,note",
-        "ok@example.com,Ok,,,",
-        "pas-une-adresse,Bad,,,",
-        "multi@example.com,Multi,,,\"deux",
-        "lignes\"",
-        ",Vide,,,",
-        "last@example.com,Last,,,",
-        "",
-    ]
-    .join(eol)
 }
 
 /// Spreadsheets write CRLF: `check` and `preview` name the lines an editor shows, as for LF.

@@ -4,14 +4,12 @@
 //! counted by `check` and reported by `status`. The last test is the "done when": the
 //! shipped campaign, DKIM-signed, received by a real SMTP server.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::dkim;
-use support::harness::{Fixture, Run, people, repo};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::dkim;
+use crate::support::harness::{Fixture, Run, people, repo};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const SECRET_VAR: &str = "MISSIVE_UNSUBSCRIBE_SECRET";
 const SECRET: &str = "a-test-key-for-unsubscribe-tokens-0123456789";
@@ -429,7 +427,7 @@ fn the_shipped_campaign_signed_and_received() {
 
 #[test]
 fn check_lints_links_and_fails_only_on_errors() {
-    use support::harness::LETTER;
+    use crate::support::harness::LETTER;
     let letter = LETTER
         .replace(
             "[lien](https://www.example.org/a)",

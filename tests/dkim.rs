@@ -3,13 +3,11 @@
 //! the public key given as its DNS record) accepts, over the unsubscribe headers too; and
 //! changing any signed header, the body, or the key breaks it.
 
-mod support;
-
 use std::time::Duration;
 
-use support::dkim::{self, TestKey};
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::dkim::{self, TestKey};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const SECRET: (&str, &str) = (
     "MISSIVE_UNSUBSCRIBE_SECRET",
@@ -21,13 +19,18 @@ const UNSUBSCRIBE: &str = "[unsubscribe]\nmailto = \"desabonnement@example.org\"
 /// Sends one message of a campaign signed with a fresh `algorithm` key; returns the key and the
 /// message as the server received it.
 fn send_signed(algorithm: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
+    send_signed_to(algorithm, &people(1))
+}
+
+/// [`send_signed`] to the one person of `csv`.
+fn send_signed_to(algorithm: &str, csv: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
     let key = dkim::generate(keys.path(), algorithm);
     let extra = format!(
         "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
         key.pem.display()
     );
-    let fixture = Fixture::new(&people(1), &extra);
+    let fixture = Fixture::new(csv, &extra);
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let campaign = fixture.campaign();
     let url = server.url();
@@ -39,6 +42,31 @@ fn send_signed(algorithm: &str) -> (TestKey, Vec<u8>, tempfile::TempDir) {
     let mut received = server.wait_for(1, Duration::from_secs(10));
     assert_eq!(received.len(), 1, "{}", run.all());
     (key, received.remove(0).data, keys)
+}
+
+/// Verifies a message `send_signed` sent: it must pass, signed with `algorithm`.
+fn assert_verifies(message: &[u8], key: &TestKey, algorithm: &str) -> dkim::Verdict {
+    let verdict = dkim::verify(message, "s2026", "example.org", &key.record);
+    assert!(
+        verdict.passed,
+        "{}\n{}",
+        verdict.report,
+        String::from_utf8_lossy(message)
+    );
+    assert_eq!(verdict.algorithm, algorithm, "{}", verdict.report);
+    verdict
+}
+
+/// Each changed copy of a signed message (named by what was changed) must fail to verify.
+fn assert_each_breaks(key: &TestKey, tampered: impl IntoIterator<Item = (&'static str, Vec<u8>)>) {
+    for (what, changed) in tampered {
+        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
+        assert!(
+            !verdict.passed,
+            "changing {what} should break the signature: {}",
+            verdict.report
+        );
+    }
 }
 
 fn replace_once(message: &[u8], from: &str, to: &str) -> Vec<u8> {
@@ -57,14 +85,7 @@ fn header_line<'a>(message: &'a str, name: &str) -> &'a str {
 #[test]
 fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
     let (key, message, _keys) = send_signed("ed25519");
-    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(
-        verdict.passed,
-        "{}\n{}",
-        verdict.report,
-        String::from_utf8_lossy(&message)
-    );
-    assert_eq!(verdict.algorithm, "ed25519-sha256", "{}", verdict.report);
+    let verdict = assert_verifies(&message, &key, "ed25519-sha256");
     for header in [
         "from",
         "to",
@@ -105,14 +126,7 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
         ),
         ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
     ];
-    for (what, changed) in tampered {
-        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
-        assert!(
-            !verdict.passed,
-            "changing {what} should break the signature: {}",
-            verdict.report
-        );
-    }
+    assert_each_breaks(&key, tampered);
     // A header that is not signed (a relay's trace, say) may be added freely.
     let mut relayed = b"Received: from relay.example.net by mx.example.com\r\n".to_vec();
     relayed.extend_from_slice(&message);
@@ -127,14 +141,7 @@ fn ed25519_signature_verifies_and_breaks_when_a_signed_header_changes() {
 #[test]
 fn rsa_sha256_signature_verifies() {
     let (key, message, _keys) = send_signed("rsa");
-    let verdict = dkim::verify(&message, "s2026", "example.org", &key.record);
-    assert!(
-        verdict.passed,
-        "{}\n{}",
-        verdict.report,
-        String::from_utf8_lossy(&message)
-    );
-    assert_eq!(verdict.algorithm, "rsa-sha256", "{}", verdict.report);
+    assert_verifies(&message, &key, "rsa-sha256");
     let tampered = [
         (
             "To",
@@ -142,14 +149,7 @@ fn rsa_sha256_signature_verifies() {
         ),
         ("the body", replace_once(&message, "Bonjour", "Bonsoir")),
     ];
-    for (what, changed) in tampered {
-        let verdict = dkim::verify(&changed, "s2026", "example.org", &key.record);
-        assert!(
-            !verdict.passed,
-            "changing {what} should break the signature: {}",
-            verdict.report
-        );
-    }
+    assert_each_breaks(&key, tampered);
     let (other, _, _keys) = send_signed("rsa");
     let verdict = dkim::verify(&message, "s2026", "example.org", &other.record);
     assert!(!verdict.passed, "{}", verdict.report);
@@ -228,27 +228,12 @@ fn check_warns_when_dkim_is_not_aligned_with_from() {
 
 #[test]
 fn a_long_display_name_is_folded_and_the_signature_still_verifies() {
-    let keys = tempfile::tempdir().unwrap();
-    let key = dkim::generate(keys.path(), "ed25519");
-    let extra = format!(
-        "{UNSUBSCRIBE}[dkim]\ndomain = \"example.org\"\nselector = \"s2026\"\nkey = '{}'\n",
-        key.pem.display()
-    );
     // Two name columns of 1000 characters, one word each: lettre alone would write a To line
     // of over 2000 octets.
     let first = "Z".repeat(1000);
     let last = "D".repeat(1000);
     let csv = format!("email,first_name,last_name,amount\nzoe@example.com,{first},{last},\n");
-    let fixture = Fixture::new(&csv, &extra);
-    let server = SmtpServer::start_in_background(Behavior::accept_all());
-    let campaign = fixture.campaign();
-    let url = server.url();
-    let run = fixture.run(
-        &["send", campaign.to_str().unwrap(), "--smtp", &url],
-        &[SECRET],
-    );
-    assert_eq!(run.code, 0, "{}", run.all());
-    let message = server.wait_for(1, Duration::from_secs(10)).remove(0).data;
+    let (key, message, _keys) = send_signed_to("ed25519", &csv);
     let text = String::from_utf8(message.clone()).unwrap();
     let head = text.split("\r\n\r\n").next().unwrap();
     assert!(head.split("\r\n").all(|line| line.len() <= 998), "{head}");

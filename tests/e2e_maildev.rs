@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::wait_or_kill;
+
 /// Longest `npm ci` may take (a cold cache downloads ~270 packages).
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest MailDev may take to listen on both ports.
@@ -67,22 +69,6 @@ fn tail(path: &Path, lines: usize) -> String {
     out
 }
 
-/// Waits for `child` at most `timeout`; kills it when the time is up (then returns `None`).
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-}
-
 /// What one bounded run of a command printed.
 struct Finished {
     status: Option<ExitStatus>,
@@ -119,7 +105,7 @@ fn run_bounded(mut command: Command, timeout: Duration, scratch: &Path, name: &s
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let status = wait_bounded(&mut child, timeout);
+    let status = wait_or_kill(&mut child, timeout).ok();
     let read = |path: &Path| {
         String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
     };

@@ -9,13 +9,11 @@
 //! twice. The checks are about outcomes, not about how the engine gets there, so they hold
 //! whether it retries within a run or leaves the retry to the next one.
 
-mod support;
-
 use std::collections::BTreeSet;
 
-use support::audit::Audit;
-use support::harness::{Fixture, RUN_LIMIT, Run, people};
-use support::smtp_server::{Behavior, Fate, Fault, SmtpServer};
+use crate::support::audit::Audit;
+use crate::support::harness::{Fixture, RUN_LIMIT, Run, people};
+use crate::support::smtp_server::{Behavior, Fate, Fault, SmtpServer};
 
 /// A short timeout and short retry delays, so every test ends in seconds.
 const CAMPAIGN: &str = r#"
@@ -64,7 +62,7 @@ fn send_until_done(fixture: &Fixture, server: &SmtpServer) -> Vec<Run> {
         // Without a kill, a client hears every 250 the server sends.
         assert_eq!(
             audit.accepted(),
-            audit.with_state(support::audit::State::Sent),
+            audit.with_state(crate::support::audit::State::Sent),
             "after a run, sent is exactly who the server accepted\n{}",
             run.all()
         );
@@ -324,7 +322,7 @@ fn a_server_that_vanishes_mid_run_and_comes_back_on_the_same_port_gets_everyone_
     audit.assert_consistent();
     assert_eq!(
         audit.accepted(),
-        audit.with_state(support::audit::State::Sent)
+        audit.with_state(crate::support::audit::State::Sent)
     );
     let c = &audit.counts;
     assert!(c.sent >= 8 && c.sent < 30, "{c:?}");

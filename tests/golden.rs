@@ -1,6 +1,6 @@
 //! Golden files of the shipped letter, rendered for one person: layout changes show up as a diff
 //! to review, like code. After a deliberate change, regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test golden` and read the diff before committing.
+//! `UPDATE_GOLDEN=1 cargo test --test tests golden::` and read the diff before committing.
 
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn compare(actual: &str, golden: PathBuf) {
             .map_or_else(|| "the end".to_owned(), |i| format!("line {}", i + 1));
         panic!(
             "{} differs from the rendering, first at {line}; if the change is deliberate, run \
-             UPDATE_GOLDEN=1 cargo test --test golden and review the diff",
+             UPDATE_GOLDEN=1 cargo test --test tests golden:: and review the diff",
             golden.display()
         );
     }

@@ -5,14 +5,12 @@
 //! The kill moments are random but seeded: the seed is printed, and `MISSIVE_KILL_SEED=<seed>`
 //! replays a failure.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::audit::Audit;
-use support::harness::{Fixture, RUN_LIMIT, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::audit::Audit;
+use crate::support::harness::{Fixture, RUN_LIMIT, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const PEOPLE: usize = 300;
 const POOL_SIZE: usize = 4;
@@ -36,7 +34,9 @@ fn seed() -> u64 {
 #[test]
 fn killed_mid_campaign_again_and_again_then_run_to_the_end_everyone_gets_it_once() {
     let seed = seed();
-    eprintln!("kill test seed {seed}: MISSIVE_KILL_SEED={seed} cargo test --test kill replays it");
+    eprintln!(
+        "kill test seed {seed}: MISSIVE_KILL_SEED={seed} cargo test --test tests kill:: replays it"
+    );
     let mut random = fastrand::Rng::with_seed(seed);
     let started = Instant::now();
     let server = SmtpServer::start_in_background(Behavior::accept_all().reply_delay(REPLY_DELAY));

@@ -7,12 +7,12 @@
 //! test's process, against a real SMTP server, with a list that fails as a disk would after
 //! its first rows; the exit code is the binary's own mapping, `missive::app::exit_for_error`.
 
-mod support;
-
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 use missive::app::{Exit, exit_for_error};
 use missive::campaign::Campaign;
 use missive::letter::Letter;
@@ -23,8 +23,6 @@ use missive::render::{Frame, Template};
 use missive::send::{Content, Engine, Failover, InDoubt, Route, RunLimits, SendError};
 use missive::sendlog::{LogWriter, MemoryLog, Replay};
 use missive::smtp::{Endpoint, Relay, RelayName};
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
 
 /// The bytes it holds, then an I/O error (EIO), as a disk that failed under the file.
 struct FailingDisk(std::io::Cursor<Vec<u8>>);

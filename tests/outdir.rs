@@ -1,15 +1,13 @@
 //! The folders missive writes into: `preview --out DIR` never writes through a link it finds
 //! there, and every dry run gets an outbox folder of its own, even two started in one second.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::harness::{Fixture, people};
 use mail_parser::MessageParser;
-use support::harness::{Fixture, people};
 
 #[cfg(unix)]
 #[test]

@@ -1,11 +1,9 @@
 //! Pacing and quotas, measured against a clock on what a real SMTP server received.
 
-mod support;
-
 use std::time::Duration;
 
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 

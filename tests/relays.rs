@@ -1,11 +1,9 @@
 //! The fallback relay (plan B) and reconnection: what each server received.
 
-mod support;
-
 use std::time::Duration;
 
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -2,19 +2,18 @@
 //! by headless Chromium at 600 px (a desktop mail client's reading pane) and 375 px (a phone).
 //! The pictures must show a letter (not a blank page), and on the phone no text may run past
 //! the screen's edge. `UPDATE_SCREENSHOTS=1 cargo test --features browser-tests --test
-//! screenshots` also writes them to `docs/` for the README; review them like code.
+//! tests screenshots::` also writes them to `docs/` for the README; review them like code.
 //!
 //! It needs a browser, so it runs only with the `browser-tests` feature (`bash .ci/run` installs
 //! Chromium and enables it). Without the feature it is compiled but listed as ignored, with the
 //! command that runs it; with the feature and no Chromium it fails, saying how to install it.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::harness::repo;
+use crate::support::harness::repo;
+use crate::support::wait_or_kill;
 
 const WIDTHS: [(u32, &str); 2] = [(600, "desktop"), (375, "phone")];
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -83,13 +82,8 @@ fn run_chromium(page: &Path, width: u32, height: u32, action: &str, scratch: &Pa
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromium");
-    let started = Instant::now();
-    while child.try_wait().expect("wait for chromium").is_none() {
-        if started.elapsed() > CHROMIUM_TIMEOUT {
-            let _ = child.kill();
-            panic!("chromium did not finish {action} within {CHROMIUM_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if wait_or_kill(&mut child, CHROMIUM_TIMEOUT).is_err() {
+        panic!("chromium did not finish {action} within {CHROMIUM_TIMEOUT:?}");
     }
     let output = child.wait_with_output().expect("chromium output");
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -157,7 +151,7 @@ fn luminance([r, g, b]: [u8; 3]) -> u32 {
 #[test]
 #[cfg_attr(
     not(feature = "browser-tests"),
-    ignore = "needs headless Chromium: left to CI; run `cargo test --features browser-tests --test screenshots` (bash .ci/run does)"
+    ignore = "needs headless Chromium: left to CI; run `cargo test --features browser-tests --test tests screenshots::` (bash .ci/run does)"
 )]
 fn the_shipped_letter_looks_right_on_a_desktop_and_on_a_phone() {
     // Look for the browser first, so that a machine without one fails here, plainly.

@@ -2,9 +2,7 @@
 //! campaign file) is refused, and never printed: not by the argument parser, not by missive's
 //! own errors, whatever the shape of the URL.
 
-mod support;
-
-use support::harness::{Fixture, Run, people};
+use crate::support::harness::{Fixture, Run, people};
 
 /// URLs holding a password, and the password as the user typed it.
 const SHAPES: &[(&str, &str)] = &[

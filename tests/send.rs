@@ -1,14 +1,12 @@
 //! `missive send` against a real SMTP server on 127.0.0.1: what arrives, once each, and what the
 //! send log and the exit code say afterwards.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::harness::{Fixture, list_with_line_ends, people};
+use crate::support::smtp_server::{Behavior, Received, SmtpServer};
 use mail_parser::{MessageParser, MimeHeaders};
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, Received, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -188,17 +186,7 @@ fn a_second_send_resumes_and_never_sends_twice() {
 #[test]
 fn rejected_rows_are_named_by_their_line_in_crlf_and_lf_files() {
     for eol in ["\r\n", "\n"] {
-        let csv = [
-            "email,first_name,last_name,amount,note",
-            "ok@example.com,Ok,,,",
-            "pas-une-adresse,Bad,,,",
-            "multi@example.com,Multi,,,\"deux",
-            "lignes\"",
-            ",Vide,,,",
-            "last@example.com,Last,,,",
-            "",
-        ]
-        .join(eol);
+        let csv = list_with_line_ends(eol);
         let server = SmtpServer::start_in_background(Behavior::accept_all());
         let fixture = Fixture::new(&csv, "");
         let run = fixture.send(&server.url(), &[]);
@@ -494,7 +482,8 @@ fn a_letter_changed_after_sending_began_is_refused_unless_allowed() {
         fixture.send(&server.url(), &["--max-messages", "1"]).code,
         75
     );
-    let edited = support::harness::LETTER.replace("Le texte de l’histoire.", "Un autre texte.");
+    let edited =
+        crate::support::harness::LETTER.replace("Le texte de l’histoire.", "Un autre texte.");
     fixture.write("templates/letter.md", &edited);
 
     let refused = fixture.send(&server.url(), &[]);

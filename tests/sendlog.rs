@@ -2,12 +2,10 @@
 //! whatever its name; a file that is not a send log is left as it was; and a campaign keeps to
 //! the log it has been sending with. Each test counts what the SMTP server received.
 
-mod support;
-
 use std::time::Duration;
 
-use support::harness::{Fixture, RUN_LIMIT, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, RUN_LIMIT, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const SETTLE: Duration = Duration::from_millis(300);
 

@@ -1,13 +1,12 @@
 //! SIGTERM (and SIGINT) mid-run: the run stops taking recipients, finishes the messages in
 //! hand, syncs the log and exits 75; the next run finishes the list, nobody twice.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::harness::{Fixture, people};
-use support::smtp_server::{Behavior, SmtpServer};
+use crate::support::harness::{Fixture, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
+use crate::support::wait_or_kill;
 
 #[test]
 fn sigterm_finishes_the_messages_in_hand_and_the_next_run_the_rest() {
@@ -97,13 +96,7 @@ fn a_second_signal_stops_at_once_and_the_next_run_resends_what_was_in_doubt() {
     assert!(stderr().contains("signal received"), "{}", stderr());
     let second = Instant::now();
     signal("-TERM");
-    let deadline = second + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-    }
+    let _ = wait_or_kill(&mut child, Duration::from_secs(10));
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

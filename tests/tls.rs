@@ -3,14 +3,12 @@
 //! environment; and what a run does when the certificate cannot be trusted or the password is
 //! wrong. The test SMTP server speaks TLS with rustls (`tests/support/tls.rs`).
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::harness::{Fixture, Run, people};
-use support::smtp_server::{Behavior, SmtpServer};
-use support::tls::TestCa;
+use crate::support::harness::{Fixture, Run, people};
+use crate::support::smtp_server::{Behavior, SmtpServer};
+use crate::support::tls::TestCa;
 
 const USER: &str = "campagnes@example.org";
 const PASSWORD: &str = "pw-Zq8-never-printed";
@@ -319,7 +317,10 @@ fn a_temporary_refusal_of_the_login_is_tried_again() {
         false,
         Behavior::accept_all().on_auth(|earlier| {
             (earlier == 0).then(|| {
-                support::smtp_server::Fault::reply(454, "4.7.0 Temporary authentication failure")
+                crate::support::smtp_server::Fault::reply(
+                    454,
+                    "4.7.0 Temporary authentication failure",
+                )
             })
         }),
     );

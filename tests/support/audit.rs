@@ -4,7 +4,6 @@
 //! The tests that break servers or kill missive all end the same way: every recipient in exactly
 //! one state, `sent` exactly the people a server accepted, permanent failures never tried again,
 //! and a second copy only where the first attempt was in doubt, with the same Message-ID.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,7 +4,6 @@
 //! needs nothing but cargo. Python's dkimpy gives a second opinion where it is installed, and must
 //! agree; `bash .ci/run` installs it and sets `MISSIVE_TEST_DKIMPY=1`, which makes it required, so
 //! CI never skips it without a word.
-#![allow(dead_code)]
 
 use std::borrow::Borrow;
 use std::hash::Hash;

@@ -1,11 +1,10 @@
 //! Drives the real `missive` binary: writes a campaign into a temporary directory, runs a
 //! command, and returns what it printed. Each test gets its own directory and its own servers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// A small letter using every kind of section and every field syntax.
 pub const LETTER: &str = "::: greeting
@@ -170,6 +169,22 @@ pub fn people(n: usize) -> String {
     csv
 }
 
+/// The recipient list with `eol` line ends: bad rows on lines 3 and 6, a quoted note over
+/// lines 4 and 5.
+pub fn list_with_line_ends(eol: &str) -> String {
+    [
+        "email,first_name,last_name,amount,note",
+        "ok@example.com,Ok,,,",
+        "pas-une-adresse,Bad,,,",
+        "multi@example.com,Multi,,,\"deux",
+        "lignes\"",
+        ",Vide,,,",
+        "last@example.com,Last,,,",
+        "",
+    ]
+    .join(eol)
+}
+
 /// The repository root (for the shipped campaign).
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,15 +213,9 @@ impl Running {
     /// Waits for the process to exit by itself, at most `limit`; kills it past that and returns
     /// `Err` with what it printed.
     pub fn wait(mut self, limit: Duration) -> Result<Run, Run> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Ok(self.run(status));
-            }
-            if Instant::now() >= deadline {
-                return Err(self.kill());
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        match super::wait_or_kill(&mut self.child, limit) {
+            Ok(status) => Ok(self.run(status)),
+            Err(status) => Err(self.run(status)),
         }
     }
 

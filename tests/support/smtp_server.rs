@@ -18,7 +18,6 @@
 //!
 //! It is written independently of missive's own capture server, so a bug in one cannot hide a
 //! bug in the other.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -239,7 +238,6 @@ pub enum Fate {
 /// A message as the server received it.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub mail_from: String,
     pub rcpt_to: Vec<String>,
     /// The data after un-dot-stuffing, CRLF line endings as sent.
     pub data: Vec<u8>,
@@ -378,16 +376,11 @@ impl SmtpServer {
 
     /// The messages a mailbox may now hold, in order: every message received whole that the
     /// server did not refuse (accepted, and those it hung up on, stalled on or never answered).
-    /// [`accepted`](Self::accepted) leaves the unanswered ones out.
+    /// [`Journal::accepted`] leaves the unanswered ones out.
     pub fn messages(&self) -> Vec<Received> {
         let journal = self.shared.journal();
         let kept = |m: &&Received| !matches!(m.fate, Fate::Refused(_));
         journal.received.iter().filter(kept).cloned().collect()
-    }
-
-    /// The messages the server accepted (replied 250 to), in order.
-    pub fn accepted(&self) -> Vec<Received> {
-        self.shared.journal().accepted().cloned().collect()
     }
 
     /// How many connections were opened.

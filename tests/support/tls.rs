@@ -1,7 +1,6 @@
 //! Certificates for tests: an authority and a server certificate for 127.0.0.1 it signed, made
 //! at test time with `openssl` (never a key anyone relies on), and the test SMTP server's TLS
 //! acceptor over them.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

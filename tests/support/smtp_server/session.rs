@@ -125,7 +125,6 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
     {
         return Ok(());
     }
-    let mut mail_from = String::new();
     let mut rcpt_to: Vec<String> = Vec::new();
     let mut accepted_here = 0;
     let mut line = Vec::new();
@@ -226,7 +225,6 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
             rcpt_to.clear();
             (None, "250 OK".to_owned())
         } else if upper.starts_with("MAIL FROM:") {
-            mail_from = angle_address(&command);
             rcpt_to.clear();
             let fault = behavior.mail.as_ref().and_then(|rule| rule(accepted_here));
             (fault, "250 2.1.0 OK".to_owned())
@@ -258,7 +256,6 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                 let data = read_data(&mut conn, &mut line).await?;
                 let envelope = Envelope {
                     connection_id: id,
-                    mail_from: mail_from.clone(),
                     rcpt_to: std::mem::take(&mut rcpt_to),
                     secure,
                     login: login.clone(),
@@ -286,7 +283,6 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
 /// Who a message came from, and how.
 struct Envelope {
     connection_id: usize,
-    mail_from: String,
     rcpt_to: Vec<String>,
     secure: bool,
     login: Option<String>,
@@ -305,7 +301,6 @@ async fn end_of_data(
     let (index, earlier) = shared.note(|j| {
         let earlier = j.received.iter().filter(|m| m.rcpt_to[0] == first).count();
         j.received.push(Received {
-            mail_from: envelope.mail_from,
             rcpt_to: envelope.rcpt_to,
             data,
             connection_id,

@@ -1,0 +1,28 @@
+//! missive's integration tests, as one test binary: each module below was once a binary of its
+//! own, which compiled `support` again and linked against the whole library again. One binary
+//! links once (ripgrep's `tests/tests.rs`), and every helper in `support` is used by some module,
+//! so none needs `allow(dead_code)`. Cargo.toml sets `autotests = false` so that the module files
+//! beside this one are not also built as binaries of their own.
+//!
+//! Run one file's tests with a filter on its module: `cargo test --test tests send::`.
+
+mod support;
+
+mod check;
+mod deliverability;
+mod dkim;
+mod e2e_maildev;
+mod faults;
+mod golden;
+mod kill;
+mod list_error;
+mod outdir;
+mod pace;
+mod relays;
+mod screenshots;
+mod secrets;
+mod seed_fidelity;
+mod send;
+mod sendlog;
+mod shutdown;
+mod tls;
