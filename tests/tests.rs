@@ -16,6 +16,7 @@ mod faults;
 mod golden;
 mod kill;
 mod list_error;
+mod modules;
 mod outdir;
 mod pace;
 mod relays;
