@@ -325,18 +325,27 @@ mod tests {
             burst: 2,
             ..Limits::default()
         };
-        let pace = Pace::new(&limits, &History::new());
-        let start = std::time::Instant::now();
-        for _ in 0..201 {
-            pace.admit(Duration::ZERO).await.unwrap();
-        }
         // The burst goes at once, then 199 intervals of 10 ms: 1.99 s. With a burst of 1, each
         // late wake-up of the timer would push every later slot back (GCRA gives no credit
         // for lateness), and the real rate would fall a few percent short.
-        let elapsed = start.elapsed().as_secs_f64();
-        assert!(
-            (1.99 * 0.98..=1.99 * 1.02).contains(&elapsed),
-            "{elapsed} s instead of 1.99 s"
-        );
+        //
+        // Never faster, in any run: that is the promise to the server. A loaded machine wakes
+        // timers late and can only make a run slower, so the 2 % is judged on the best of
+        // three runs, as the benchmark keeps its best round.
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let pace = Pace::new(&limits, &History::new());
+            let start = std::time::Instant::now();
+            for _ in 0..201 {
+                pace.admit(Duration::ZERO).await.unwrap();
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            assert!(elapsed >= 1.99 * 0.98, "{elapsed} s: faster than the rate");
+            runs.push(elapsed);
+            if elapsed <= 1.99 * 1.02 {
+                return;
+            }
+        }
+        panic!("{runs:?} s instead of 1.99 s");
     }
 }

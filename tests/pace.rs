@@ -9,24 +9,33 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn messages_arrive_at_the_configured_rate() {
-    let server = SmtpServer::start_in_background(Behavior::accept_all());
     // 21 messages at 10 a second over 4 connections, none back to back: 20 intervals of 100 ms.
-    let fixture = Fixture::new(&people(21), "[smtp]\nrate = 10\nburst = 1\npool_size = 4\n");
-    let run = fixture.send(&server.url(), &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    let mut times: Vec<_> = server.wait_for(21, WAIT).iter().map(|m| m.at).collect();
-    assert_eq!(times.len(), 21);
-    times.sort();
-    // From the 5th on: the first four each open a connection first, which delays their arrival
-    // but not their slot. 16 intervals of 100 ms.
-    let span = times[20] - times[4];
-    // ±10 %: the server's clock readings suffer the scheduling noise of a loaded 2-core CI
-    // machine. The limiter's own precision (2 %) is tested in `ratelimit`; this checks that
-    // the binary paces its sending at the configured rate at all.
-    assert!(
-        span >= Duration::from_millis(1440) && span <= Duration::from_millis(1760),
-        "16 intervals at 10/s took {span:?}"
-    );
+    // Never faster, in any run. ±10 % on the slow side: the server's clock readings suffer the
+    // scheduling noise of a loaded 2-core machine, which can only make a run slower, so that
+    // bound is judged on the best of three runs. The limiter's own precision (2 %) is tested
+    // in `ratelimit`; this checks that the binary paces its sending at the configured rate.
+    let mut spans = Vec::new();
+    for _ in 0..3 {
+        let server = SmtpServer::start_in_background(Behavior::accept_all());
+        let fixture = Fixture::new(&people(21), "[smtp]\nrate = 10\nburst = 1\npool_size = 4\n");
+        let run = fixture.send(&server.url(), &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let mut times: Vec<_> = server.wait_for(21, WAIT).iter().map(|m| m.at).collect();
+        assert_eq!(times.len(), 21);
+        times.sort();
+        // From the 5th on: the first four each open a connection first, which delays their
+        // arrival but not their slot. 16 intervals of 100 ms.
+        let span = times[20] - times[4];
+        assert!(
+            span >= Duration::from_millis(1440),
+            "16 intervals at 10/s took {span:?}: faster than the rate"
+        );
+        spans.push(span);
+        if span <= Duration::from_millis(1760) {
+            return;
+        }
+    }
+    panic!("16 intervals at 10/s took {spans:?}");
 }
 
 #[test]
