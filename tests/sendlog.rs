@@ -227,12 +227,69 @@ fn a_different_log_after_sending_began_is_refused_unless_new_log() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(received(&server).len(), 2 + 3);
-    // From then on the new log is the campaign's: the old one is refused in turn.
-    let run = fixture.send(&server.url(), &[]);
+    // From then on the new log is the campaign's: the old one is refused in turn, and
+    // without --log, send and status take the new one.
+    let old_log = fixture.log_path();
+    let run = fixture.send(&server.url(), &["--log", old_log.to_str().unwrap()]);
     assert_eq!(run.code, 65, "{}", run.all());
     let run = fixture.send(&server.url(), &["--log", typo.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(received(&server).len(), 5, "nothing more sent");
+    let status = fixture.command("status", &["--json"]);
+    assert_eq!(status.code, 0, "{}", status.all());
+    let counts: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        (counts["sent"].as_u64(), counts["pending"].as_u64()),
+        (Some(3), Some(0))
+    );
+}
+
+#[test]
+fn a_log_deleted_or_emptied_after_sending_began_is_refused_unless_new_log() {
+    // The operator who deletes a log that looked damaged, a rotation that truncates it: a new
+    // log would find nobody done.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(3), "");
+    assert_eq!(fixture.send(&server.url(), &[]).code, 0);
+    assert_eq!(received(&server).len(), 3);
+    let log = fixture.log_path();
+    let remove = |log: &std::path::Path| std::fs::remove_file(log).unwrap();
+    let empty = |log: &std::path::Path| std::fs::write(log, "").unwrap();
+    for (problem, damage) in [("missing", &remove as &dyn Fn(&_)), ("empty", &empty)] {
+        damage(&log);
+        let run = fixture.send(&server.url(), &[]);
+        assert_eq!(run.code, 65, "{problem}: {}", run.all());
+        assert!(
+            run.stderr.contains(problem) && run.stderr.contains("--new-log"),
+            "{}",
+            run.all()
+        );
+        assert_eq!(received(&server).len(), 3, "{problem}: nothing sent again");
+        if problem == "missing" {
+            let status = fixture.command("status", &[]);
+            assert_eq!(status.code, 65, "{}", status.all());
+        }
+    }
+    // Said to be meant: everyone on the list is mailed again.
+    let run = fixture.send(&server.url(), &["--new-log"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(received(&server).len(), 6);
+}
+
+#[test]
+fn the_state_s_staging_name_is_never_taken_as_the_log() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(2), "");
+    let staging = fixture.path("essai-2026.state.json.new");
+    let run = fixture.send(
+        &server.url(),
+        &["--log", staging.to_str().unwrap(), "--new-log"],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(received(&server).is_empty());
+    assert!(!staging.exists());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod progress_bar;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -101,10 +101,10 @@ pub(super) async fn send(
             );
             return Ok(Exit::TryAgain);
         }
-        let log_path = options
-            .log
-            .clone()
-            .unwrap_or_else(|| campaign.default_log_path());
+        let log_path = match &options.log {
+            Some(log) => log.clone(),
+            None => campaign_log(campaign)?,
+        };
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
         let primary = relay(RelayName::Primary, &campaign.smtp, endpoint, timeout)?;
@@ -178,6 +178,14 @@ pub(super) async fn send(
         // Deferred messages, or messages in doubt: a later run's.
         None => Exit::TryAgain,
     })
+}
+
+/// The send log `send` uses when `--log` names none: the one the campaign has been sending
+/// with (recorded by `send`, which `--new-log` may have moved), else the one beside it.
+fn campaign_log(campaign: &Campaign) -> anyhow::Result<PathBuf> {
+    let dir = campaign.path.parent().unwrap_or(Path::new("."));
+    Ok(CampaignClaim::peek(dir, &campaign.id)?
+        .map_or_else(|| campaign.default_log_path(), PathBuf::from))
 }
 
 /// Holds the campaign, checks that `log_path` is the log it has been sending with (or that

@@ -10,7 +10,7 @@ use super::{Exit, Loaded, Options};
 use crate::ratelimit::{Quotas, unix_seconds};
 use crate::recipients::Row;
 use crate::send::{Decision, InDoubt, decide};
-use crate::sendlog::{CampaignClaim, FileLog, Status, timestamp};
+use crate::sendlog::{CampaignClaim, FileLog, SendLogError, Status, timestamp};
 
 /// What `status --json` prints. The counts are the contract's; the rest helps a person or a
 /// script decide what to do next.
@@ -44,8 +44,24 @@ struct Report {
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let default_log = campaign.default_log_path();
-    let log_path = options.log.clone().unwrap_or_else(|| default_log.clone());
+    let dir = campaign.path.parent().unwrap_or(std::path::Path::new("."));
+    let remembered = CampaignClaim::peek(dir, &campaign.id)?;
+    let log_path = match (&options.log, &remembered) {
+        (Some(log), _) => log.clone(),
+        (None, Some(in_use)) => in_use.into(),
+        (None, None) => default_log.clone(),
+    };
     let log_exists = log_path.try_exists().unwrap_or(true);
+    if !log_exists && options.log.is_none() && remembered.is_some() {
+        // The log the campaign recorded as its own is gone: `send` refuses to start over.
+        return Err(SendLogError::LogLost {
+            campaign: campaign.id.clone(),
+            log: log_path.display().to_string(),
+            problem: "missing",
+            state: CampaignClaim::state_path(dir, &campaign.id),
+        }
+        .into());
+    }
     // No log where the campaign keeps it: never sent. No log where --log says: a typo (or the
     // wrong folder), which must not read as "nothing sent yet" while people were mailed. A
     // wrong argument, like clap's usage errors: exit 1, not the campaign's 65.
@@ -124,9 +140,8 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     } else {
         print_text(&report, campaign, &log_path);
         // Whether `send` would take this log without --new-log.
-        let dir = campaign.path.parent().unwrap_or(std::path::Path::new("."));
-        if let Ok(Some(in_use)) = CampaignClaim::peek(dir, &campaign.id)
-            && in_use != FileLog::locate(&log_path)
+        if let Some(in_use) = &remembered
+            && *in_use != FileLog::locate(&log_path)
         {
             println!(
                 "  note: the campaign has been sending with the log {in_use}: `send` with this \

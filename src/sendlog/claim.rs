@@ -34,9 +34,9 @@ pub struct CampaignClaim {
     campaign: String,
     state_path: PathBuf,
     in_use: Option<String>,
-    /// The campaign's lock and state, and the one log name whose lock would be the campaign's:
-    /// none of them can be the log.
-    own_files: [String; 3],
+    /// The campaign's lock, its state and the state's staging copy, and the one log name whose
+    /// lock would be the campaign's: none of them can be the log.
+    own_files: [String; 4],
     /// Held for the life of the run; the OS releases it if the process dies.
     _lock: File,
 }
@@ -56,11 +56,12 @@ impl CampaignClaim {
             path: lock_path.clone(),
             holder,
         })?;
-        let state_path = dir.join(format!("{campaign}.state.json"));
+        let state_path = Self::state_path(dir, campaign);
         let in_use = read_state(&state_path)?.map(|state| state.log).or(earlier);
         let own_files = [
             FileLog::locate(&lock_path),
             FileLog::locate(&state_path),
+            FileLog::locate(&staging_path(&state_path)),
             FileLog::locate(&dir.join(campaign)),
         ];
         Ok(CampaignClaim {
@@ -70,6 +71,11 @@ impl CampaignClaim {
             own_files,
             _lock: lock,
         })
+    }
+
+    /// Where `campaign` (whose file is in `dir`) records the log it sends with.
+    pub fn state_path(dir: &Path, campaign: &str) -> PathBuf {
+        dir.join(format!("{campaign}.state.json"))
     }
 
     /// The log the campaign has been sending with, if any.
@@ -90,13 +96,36 @@ impl CampaignClaim {
             });
         }
         match &self.in_use {
-            Some(in_use) if in_use != log && !new_log => Err(SendLogError::OtherLog {
+            _ if new_log => Ok(()),
+            Some(in_use) if in_use != log => Err(SendLogError::OtherLog {
                 campaign: self.campaign.clone(),
                 in_use: in_use.clone(),
                 given: log.to_owned(),
                 state: self.state_path.clone(),
             }),
-            _ => Ok(()),
+            // The log is remembered only once it exists: gone or emptied since, a new one
+            // would find nobody done.
+            Some(in_use) => match std::fs::metadata(in_use) {
+                Ok(meta) if meta.len() > 0 => Ok(()),
+                Ok(_) => Err(self.lost(in_use, "empty")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(self.lost(in_use, "missing"))
+                }
+                Err(source) => Err(SendLogError::Io {
+                    path: in_use.into(),
+                    source,
+                }),
+            },
+            None => Ok(()),
+        }
+    }
+
+    fn lost(&self, log: &str, problem: &'static str) -> SendLogError {
+        SendLogError::LogLost {
+            campaign: self.campaign.clone(),
+            log: log.to_owned(),
+            problem,
+            state: self.state_path.clone(),
         }
     }
 
@@ -113,7 +142,7 @@ impl CampaignClaim {
         };
         let mut text = serde_json::to_vec(&state).expect("a state serializes");
         text.push(b'\n');
-        let staging = self.state_path.with_extension("json.new");
+        let staging = staging_path(&self.state_path);
         let io = |source| SendLogError::Io {
             path: self.state_path.clone(),
             source,
@@ -141,9 +170,14 @@ impl CampaignClaim {
     /// The log `campaign` (whose file is in `dir`) has been sending with, read without its lock
     /// (for `status`, which may run beside a send).
     pub fn peek(dir: &Path, campaign: &str) -> Result<Option<String>, SendLogError> {
-        let state = read_state(&dir.join(format!("{campaign}.state.json")))?;
+        let state = read_state(&Self::state_path(dir, campaign))?;
         Ok(state.map(|state| state.log))
     }
+}
+
+/// Where the state is written before it is renamed into place.
+fn staging_path(state_path: &Path) -> PathBuf {
+    state_path.with_extension("json.new")
 }
 
 fn read_state(path: &Path) -> Result<Option<State>, SendLogError> {
@@ -162,7 +196,7 @@ fn read_state(path: &Path) -> Result<Option<State>, SendLogError> {
         .map_err(|e| SendLogError::NotALog {
             path: path.to_owned(),
             problem: format!(
-                "not missive's record of which send log the campaign uses ({e}); delete it, \
+                "not missive's record of which send log the campaign uses ({e}); move it aside, \
                  then send with the campaign's log (and --new-log if it is not the one beside \
                  the campaign)"
             ),
@@ -177,25 +211,41 @@ mod tests {
     #[test]
     fn a_campaign_remembers_its_log_and_refuses_another_unless_told() {
         let dir = tempfile::tempdir().unwrap();
+        let log = |name: &str| dir.path().join(name).display().to_string();
+        let (a, b) = (log("a.jsonl"), log("b.jsonl"));
         {
             let mut claim = CampaignClaim::take(dir.path(), "c", None).unwrap();
             assert_eq!(claim.log_in_use(), None);
-            claim.check("/a.jsonl", false).unwrap();
-            claim.remember("/a.jsonl").unwrap();
+            claim.check(&a, false).unwrap();
+            // As `send` does: the log exists (opened) before it is remembered.
+            std::fs::write(&a, "{}\n").unwrap();
+            claim.remember(&a).unwrap();
         }
         let mut claim = CampaignClaim::take(dir.path(), "c", None).unwrap();
-        assert_eq!(claim.log_in_use(), Some("/a.jsonl"));
-        claim.check("/a.jsonl", false).unwrap();
-        let err = claim.check("/b.jsonl", false).unwrap_err();
+        assert_eq!(claim.log_in_use(), Some(a.as_str()));
+        claim.check(&a, false).unwrap();
+        let err = claim.check(&b, false).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
-        assert!(err.to_string().contains("/a.jsonl"), "{err}");
+        assert!(err.to_string().contains(&a), "{err}");
         let own = FileLog::locate(&dir.path().join("c.lock"));
         assert!(claim.check(&own, true).unwrap_err().kind() == ErrorKind::Invalid);
-        claim.check("/b.jsonl", true).unwrap();
-        claim.remember("/b.jsonl").unwrap();
+        let staging = FileLog::locate(&dir.path().join("c.state.json.new"));
+        assert!(claim.check(&staging, true).unwrap_err().kind() == ErrorKind::Invalid);
+        // Gone or emptied, the remembered log is not started over without --new-log.
+        for contents in [None, Some("")] {
+            match contents {
+                None => std::fs::remove_file(&a).unwrap(),
+                Some(text) => std::fs::write(&a, text).unwrap(),
+            }
+            let err = claim.check(&a, false).unwrap_err();
+            assert!(matches!(err, SendLogError::LogLost { .. }), "{err}");
+            claim.check(&a, true).unwrap();
+        }
+        claim.check(&b, true).unwrap();
+        claim.remember(&b).unwrap();
         assert_eq!(
             CampaignClaim::peek(dir.path(), "c").unwrap().as_deref(),
-            Some("/b.jsonl")
+            Some(b.as_str())
         );
     }
 

@@ -87,6 +87,20 @@ pub enum SendLogError {
         given: String,
         state: PathBuf,
     },
+    /// The log the campaign has been sending with is gone or empty: a new one would mail
+    /// everyone again (the story of an operator deleting a log that looked damaged).
+    #[error(
+        "campaign {campaign} has been sending with the send log {log} (recorded in {state}), \
+         but it is {problem}: without it everyone would be mailed again. Put it back (from a \
+         backup, or undo the move), or pass --new-log to start over and mail everyone on the list \
+         again"
+    )]
+    LogLost {
+        campaign: String,
+        log: String,
+        problem: &'static str,
+        state: PathBuf,
+    },
 }
 
 /// The first line of a log: the campaign it belongs to.
@@ -151,7 +165,8 @@ impl Classify for SendLogError {
             // a person must choose.
             SendLogError::NotALog { .. }
             | SendLogError::OtherCampaign { .. }
-            | SendLogError::OtherLog { .. } => ErrorKind::Invalid,
+            | SendLogError::OtherLog { .. }
+            | SendLogError::LogLost { .. } => ErrorKind::Invalid,
             // The other run ends by itself.
             SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. } => {
                 ErrorKind::TryAgain
