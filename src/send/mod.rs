@@ -211,8 +211,6 @@ pub async fn run(
                 continue;
             }
         };
-        let rcpt = recipient.email.to_string();
-        let message_id = content.composer.message_id(&recipient);
         let entry = replay.get(&recipient.key);
         let (earlier, attempts_before) = match decide(
             entry.as_ref(),
@@ -235,6 +233,8 @@ pub async fn run(
                 continue;
             }
             Decision::GiveUp(reason) => {
+                let message_id = content.composer.message_id(&recipient);
+                let rcpt = recipient.email.to_string();
                 let failed = Record::new(Event::Failed { reply: reason }, &rcpt, &message_id);
                 engine.log.write(failed).await?;
                 engine.progress.add(Outcome::Failed);
@@ -247,6 +247,9 @@ pub async fn run(
                 continue;
             }
         };
+        // Only for people mailed now: a resumed run skips most rows.
+        let rcpt = recipient.email.to_string();
+        let message_id = content.composer.message_id(&recipient);
         let was_in_doubt = earlier == Some(Status::InDoubt);
         let stop = if limits.max_messages.is_some_and(|max| taken >= max) {
             Some(Stopped::MaxMessages)
