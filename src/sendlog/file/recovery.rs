@@ -38,7 +38,12 @@ pub(super) fn precheck(path: &Path, campaign: &str) -> Result<(), SendLogError> 
     replay
         .apply_first_line(&first)
         .map_err(|message| not_a_log(path, &message))?;
-    check_campaign(&path.display().to_string(), replay.campaign(), campaign)
+    // Only another campaign's header is refused here: a log without one is warned of once, by
+    // the replay that follows.
+    match replay.campaign() {
+        Some(named) => check_campaign(&path.display().to_string(), Some(named), campaign),
+        None => Ok(()),
+    }
 }
 
 fn not_a_log(path: &Path, message: &str) -> SendLogError {
