@@ -11,9 +11,19 @@
 //! The machine is shared and its speed drifts: the passes alternate, off then on, then on then
 //! off, so that a drift weighs on both alike, and the cost is taken from the medians.
 //!
-//! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS`. Prints one line per pass,
-//! `pass=N log=on|off messages=M seconds=S bytes=B`, then one line for the whole invocation,
-//! `median log=off rate=R log=on rate=R cost=C%` (rates in messages/s, cost = 1 − on / off).
+//! Two costs come out. The wall-clock one (`cost`) is what a run with a server that answers at
+//! once would lose; with such a server every message soon waits for its attempt to be durable,
+//! so it moves with the disk's sync latency, which on a shared machine swings from run to run.
+//! The CPU one (`cpu_cost`, user + system time of the whole process, the log's thread
+//! included) is what the log takes from the core, which the disk does not move.
+//!
+//! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS [on|off]`. Prints one line per
+//! pass, `pass=N log=on|off messages=M seconds=S bytes=B cpu=S`, then one line for the whole
+//! invocation, `median log=off rate=R log=on rate=R cost=C% cpu_cost=D%` (rates in
+//! messages/s, cost = 1 − on / off of the median rates, cpu_cost = 1 − off / on of the CPU
+//! time summed over the passes). With `on` or `off`, only passes of that kind run, and no median line: for
+//! counting instructions under `valgrind --tool=callgrind`, which the disk's latency, unlike
+//! the wall clock, does not move (see bench/README.md).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +44,8 @@ struct Pass {
     messages: u64,
     bytes: u64,
     seconds: f64,
+    /// CPU time of the whole process during the pass.
+    cpu: f64,
 }
 
 /// The campaign as `missive send` loads it.
@@ -48,8 +60,12 @@ struct Loaded {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [campaign, recipients, log_dir, pool, rounds] = args.as_slice() else {
-        bail!("usage: bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS");
+    let (args, only) = match args.as_slice() {
+        [rest @ .., last] if last == "on" || last == "off" => (rest, Some(last == "on")),
+        all => (all, None),
+    };
+    let [campaign, recipients, log_dir, pool, rounds] = args else {
+        bail!("usage: bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS [on|off]");
     };
     let pool: usize = pool.parse().context("POOL")?;
     let rounds: usize = rounds.parse().context("ROUNDS")?;
@@ -79,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut cpu_off, mut cpu_on) = (0.0, 0.0);
     for round in 0..rounds {
         // Off then on, then on then off: a drift of the machine's speed weighs on both.
         let order = if round % 2 == 0 {
@@ -87,24 +104,33 @@ fn main() -> anyhow::Result<()> {
             [true, false]
         };
         for log_on in order {
+            if only.is_some_and(|only| only != log_on) {
+                continue;
+            }
             let log =
                 log_on.then(|| Path::new(log_dir).join(format!("pass-{round}.sendlog.jsonl")));
             let pass = runtime.block_on(one_pass(&loaded, log, pool))?;
             println!(
-                "pass={round} log={} messages={} seconds={:.6} bytes={}",
+                "pass={round} log={} messages={} seconds={:.6} bytes={} cpu={:.2}",
                 if log_on { "on" } else { "off" },
                 pass.messages,
                 pass.seconds,
-                pass.bytes
+                pass.bytes,
+                pass.cpu
             );
+            *if log_on { &mut cpu_on } else { &mut cpu_off } += pass.cpu;
             let rate = pass.messages as f64 / pass.seconds;
             if log_on { &mut on } else { &mut off }.push(rate);
         }
     }
+    if only.is_some() {
+        return Ok(());
+    }
     let (off, on) = (median(off), median(on));
     println!(
-        "median log=off rate={off:.0} log=on rate={on:.0} cost={:.1}%",
-        100.0 * (1.0 - on / off)
+        "median log=off rate={off:.0} log=on rate={on:.0} cost={:.1}% cpu_cost={:.1}%",
+        100.0 * (1.0 - on / off),
+        100.0 * (1.0 - cpu_off / cpu_on)
     );
     Ok(())
 }
@@ -116,6 +142,24 @@ fn median(mut rates: Vec<f64>) -> f64 {
         n if n % 2 == 1 => rates[n / 2],
         n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
     }
+}
+
+/// User + system time of the whole process so far, its ended threads included, from
+/// `/proc/self/stat` (in clock ticks, 100 a second on Linux: a pass is a few hundred ticks, and
+/// the cost sums every pass).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses: state is the first of them,
+    // utime and stime the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, after)| after);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/self/stat is shorter than expected")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// The frame of the messages: the bench sends without unsubscribe links.
@@ -131,6 +175,7 @@ fn frame(campaign: &Campaign) -> Frame<'_> {
 /// One run of the engine over every row, into a sink; with `log`, a fresh send log there.
 async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow::Result<Pass> {
     let started = Instant::now();
+    let cpu_before = cpu_seconds()?;
     let backend: Box<dyn SendLog> = match &log {
         Some(path) => Box::new(FileLog::open(path, &loaded.campaign.id)?.0),
         None => Box::new(MemoryLog::default()),
@@ -166,6 +211,7 @@ async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow:
         .join()
         .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()? - cpu_before;
     let (messages, bytes) = sink.received();
     if report.counts.sent != messages {
         bail!(
@@ -180,5 +226,6 @@ async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow:
         messages,
         bytes,
         seconds,
+        cpu,
     })
 }
