@@ -1,35 +1,51 @@
 //! Render + build throughput, with the send log on and off: the CPU side of `missive send`
 //! without a network. Run by `bench/run.sh` (pinned to one core); not a test.
 //!
-//! Each message goes the way the engine (`src/send/`) takes it: a row streamed from the CSV
-//! and validated, rendered (HTML and text), composed into a lettre `Message` and serialized as
-//! it goes after DATA (`Message::formatted`), then handed to one of `pool` deliveries at once
-//! (the engine's workers, one a connection), which stand in for SMTP. With the log on, `attempt` and `sent` records go through the same
-//! group-commit `LogWriter` over a `FileLog` that `send` uses, in the engine's pattern (see
-//! `one_pass`), so the difference between the two passes is what the log costs a real run.
+//! Each pass is a real run of the engine (`missive::send::run`, as `missive send` starts it:
+//! the same runtime, `pool` workers, the same queue) delivering to a [`Sink`], which takes every
+//! message at once with a `250` and no network. With the log on, the run records through the
+//! group-commit `LogWriter` over a `FileLog`, as `send` does; with it off, through the same
+//! writer over a `MemoryLog` (what a dry run uses). So the difference between the two is what
+//! the log on disk costs a real run, and nothing else.
 //!
-//! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS`. Prints one line per pass:
-//! `pass=N log=on|off messages=M seconds=S bytes=B`.
+//! The machine is shared and its speed drifts: the passes alternate, off then on, then on then
+//! off, so that a drift weighs on both alike, and the cost is taken from the medians.
+//!
+//! Two costs come out. The wall-clock one (`cost`) is what a run with a server that answers at
+//! once would lose; with such a server every message soon waits for its attempt to be durable,
+//! so it moves with the disk's sync latency, which on a shared machine swings from run to run.
+//! The CPU one (`cpu_cost`, user + system time of the whole process, the log's thread
+//! included) is what the log takes from the core, which the disk does not move.
+//!
+//! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS [on|off]`. Prints one line per
+//! pass, `pass=N log=on|off messages=M seconds=S bytes=B cpu=S`, then one line for the whole
+//! invocation, `median log=off rate=R log=on rate=R cost=C% cpu_cost=D%` (rates in
+//! messages/s, cost = 1 − on / off of the median rates, cpu_cost = 1 − off / on of the CPU
+//! time summed over the passes). With `on` or `off`, only passes of that kind run, and no median line: for
+//! counting instructions under `valgrind --tool=callgrind`, which the disk's latency, unlike
+//! the wall clock, does not move (see bench/README.md).
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use missive::campaign::Campaign;
 use missive::letter::Letter;
 use missive::message::Composer;
-use missive::recipients::{RecipientReader, Row};
+use missive::ratelimit::{Limits, Pace};
+use missive::recipients::RecipientReader;
 use missive::render::{Frame, Template};
-use missive::sendlog::{Durable, Event, FileLog, LogWriter, Record};
-use tokio::task::JoinSet;
+use missive::send::{Content, Engine, InDoubt, RunLimits, Sink};
+use missive::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog};
 
 /// What one pass measured.
 struct Pass {
     messages: u64,
     bytes: u64,
     seconds: f64,
+    /// CPU time of the whole process during the pass.
+    cpu: f64,
 }
 
 /// The campaign as `missive send` loads it.
@@ -38,14 +54,18 @@ struct Loaded {
     template: Template,
     composer: Composer,
     recipients: PathBuf,
-    /// Stands for the letter fingerprint the engine puts in each attempt record (same length).
+    /// The letter's fingerprint, as the engine puts it in each attempt record.
     fingerprint: String,
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [campaign, recipients, log_dir, pool, rounds] = args.as_slice() else {
-        bail!("usage: bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS");
+    let (args, only) = match args.as_slice() {
+        [rest @ .., last] if last == "on" || last == "off" => (rest, Some(last == "on")),
+        all => (all, None),
+    };
+    let [campaign, recipients, log_dir, pool, rounds] = args else {
+        bail!("usage: bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS [on|off]");
     };
     let pool: usize = pool.parse().context("POOL")?;
     let rounds: usize = rounds.parse().context("ROUNDS")?;
@@ -62,30 +82,84 @@ fn main() -> anyhow::Result<()> {
     )
     .with_fixed_parts(&template.fixed_parts());
     let fingerprint = letter.source_sha256[..16].to_owned();
-    let loaded = Arc::new(Loaded {
+    let loaded = Loaded {
         campaign,
         template,
         composer,
         recipients: PathBuf::from(recipients),
         fingerprint,
-    });
-    // The runtime `missive send` starts (one worker per core it may use).
-    let runtime = tokio::runtime::Runtime::new()?;
+    };
+    // The runtime `missive send` starts (src/app.rs): one thread renders and drives every
+    // connection.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut cpu_off, mut cpu_on) = (0.0, 0.0);
     for round in 0..rounds {
-        for log_on in [false, true] {
+        // Off then on, then on then off: a drift of the machine's speed weighs on both.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for log_on in order {
+            if only.is_some_and(|only| only != log_on) {
+                continue;
+            }
             let log =
                 log_on.then(|| Path::new(log_dir).join(format!("pass-{round}.sendlog.jsonl")));
-            let pass = runtime.block_on(one_pass(Arc::clone(&loaded), log, pool))?;
+            let pass = runtime.block_on(one_pass(&loaded, log, pool))?;
             println!(
-                "pass={round} log={} messages={} seconds={:.6} bytes={}",
+                "pass={round} log={} messages={} seconds={:.6} bytes={} cpu={:.2}",
                 if log_on { "on" } else { "off" },
                 pass.messages,
                 pass.seconds,
-                pass.bytes
+                pass.bytes,
+                pass.cpu
             );
+            *if log_on { &mut cpu_on } else { &mut cpu_off } += pass.cpu;
+            let rate = pass.messages as f64 / pass.seconds;
+            if log_on { &mut on } else { &mut off }.push(rate);
         }
     }
+    if only.is_some() {
+        return Ok(());
+    }
+    let (off, on) = (median(off), median(on));
+    println!(
+        "median log=off rate={off:.0} log=on rate={on:.0} cost={:.1}% cpu_cost={:.1}%",
+        100.0 * (1.0 - on / off),
+        100.0 * (1.0 - cpu_off / cpu_on)
+    );
     Ok(())
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    match rates.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => rates[n / 2],
+        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+    }
+}
+
+/// User + system time of the whole process so far, its ended threads included, from
+/// `/proc/self/stat` (in clock ticks, 100 a second on Linux: a pass is a few hundred ticks, and
+/// the cost sums every pass).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses: state is the first of them,
+    // utime and stime the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, after)| after);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("/proc/self/stat is shorter than expected")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// The frame of the messages: the bench sends without unsubscribe links.
@@ -98,111 +172,60 @@ fn frame(campaign: &Campaign) -> Frame<'_> {
     }
 }
 
-/// Renders and builds a message for every row; with `log`, records attempt and sent for each,
-/// the way the engine does: the attempt is written when the message is queued (up to
-/// `ahead(pool)` of them), a delivery waits for it to be durable before "DATA", writes `sent`
-/// without waiting, and counts the message once that record is durable.
-async fn one_pass(loaded: Arc<Loaded>, log: Option<PathBuf>, pool: usize) -> anyhow::Result<Pass> {
+/// One run of the engine over every row, into a sink; with `log`, a fresh send log there.
+async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow::Result<Pass> {
     let started = Instant::now();
-    let (writer, writer_thread) = match &log {
-        Some(path) => {
-            let (file_log, _replay) = FileLog::open(path, &loaded.campaign.id)?;
-            let (writer, thread) = LogWriter::spawn(Box::new(file_log));
-            (Some(writer), Some(thread))
-        }
-        None => (None, None),
+    let cpu_before = cpu_seconds()?;
+    let backend: Box<dyn SendLog> = match &log {
+        Some(path) => Box::new(FileLog::open(path, &loaded.campaign.id)?.0),
+        None => Box::new(MemoryLog::default()),
     };
+    let (writer, writer_thread) = LogWriter::spawn(backend);
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
-    // The engine's queue: `ahead` messages wait their turn, their attempts already written.
-    let ahead = (pool * 8).clamp(128, 256);
-    let (queue, jobs) = tokio::sync::mpsc::channel::<Job>(ahead);
-    let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-    let mut deliveries: JoinSet<anyhow::Result<(u64, u64)>> = JoinSet::new();
-    for _ in 0..pool.max(1) {
-        let (jobs, writer) = (Arc::clone(&jobs), writer.clone());
-        deliveries.spawn(async move {
-            let (mut messages, mut bytes) = (0u64, 0u64);
-            let mut unconfirmed: VecDeque<Durable> = VecDeque::new();
-            loop {
-                let Some(job) = jobs.lock().await.recv().await else {
-                    break;
-                };
-                if let Some(attempt) = job.attempt {
-                    attempt.wait().await?;
-                }
-                bytes += job.data.len() as u64;
-                if let Some(writer) = &writer {
-                    let reply = "250 2.0.0 Ok: queued as 4F2A0C1D2E".to_owned();
-                    let sent = Record::new(Event::Sent { reply, via: None }, &job.rcpt, &job.id);
-                    unconfirmed.push_back(writer.submit(sent).await?);
-                }
-                while let Some(front) = unconfirmed.front_mut() {
-                    match front.ready() {
-                        Some(result) => result?,
-                        None => break,
-                    }
-                    unconfirmed.pop_front();
-                }
-                messages += 1;
-            }
-            for durable in unconfirmed {
-                durable.wait().await?;
-            }
-            Ok((messages, bytes))
-        });
+    let sink = Sink::default();
+    let engine = Engine {
+        route: sink.clone(),
+        log: writer,
+        connections: pool,
+        retry: Default::default(),
+        pace: Pace::new(&Limits::default(), &Default::default()),
+        in_doubt: InDoubt::Resend,
+        progress: Arc::default(),
+    };
+    let content = Content {
+        template: &loaded.template,
+        composer: &loaded.composer,
+        fingerprint: &loaded.fingerprint,
+    };
+    let report = missive::send::run(
+        &content,
+        &mut reader,
+        &Replay::default(),
+        engine,
+        &RunLimits::default(),
+        std::future::pending(),
+    )
+    .await?;
+    // The run is over when its records are on disk: the writer's thread ends with the last.
+    writer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()? - cpu_before;
+    let (messages, bytes) = sink.received();
+    if report.counts.sent != messages {
+        bail!(
+            "the sink took {messages} messages, the engine counted {} sent",
+            report.counts.sent
+        );
     }
-    drop(jobs);
-    while let Some(row) = reader.next_row()? {
-        let Row::Valid(recipient) = row else {
-            continue;
-        };
-        let rcpt = recipient.email.to_string();
-        let id = loaded.composer.message_id(&recipient);
-        let rendered = loaded.template.render(&recipient);
-        let message = loaded
-            .composer
-            .compose(&recipient, rendered, SystemTime::now())?;
-        let attempt = match &writer {
-            Some(writer) => {
-                let record = Record::new(Event::attempt(&loaded.fingerprint), &rcpt, &id);
-                Some(writer.submit(record).await?)
-            }
-            None => None,
-        };
-        queue
-            .send(Job {
-                rcpt,
-                id,
-                data: message.formatted(),
-                attempt,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("the deliveries stopped"))?;
-    }
-    drop(queue);
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    while let Some(done) = deliveries.join_next().await {
-        let (m, b) = done??;
-        messages += m;
-        bytes += b;
-    }
-    drop(writer);
-    if let Some(thread) = writer_thread {
-        thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
+    if let Some(path) = log {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(Pass {
         messages,
         bytes,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
+        cpu,
     })
-}
-
-/// A message on the queue.
-struct Job {
-    rcpt: String,
-    id: String,
-    data: Vec<u8>,
-    attempt: Option<Durable>,
 }

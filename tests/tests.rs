@@ -26,4 +26,5 @@ mod seed_fidelity;
 mod send;
 mod sendlog;
 mod shutdown;
+mod sink;
 mod tls;

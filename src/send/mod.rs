@@ -21,12 +21,14 @@
 //! over: their attempts are marked `withdrawn` and they stay pending for the next run.
 
 mod decide;
+mod delivery;
 mod report;
 mod route;
 mod transaction;
 mod worker;
 
 pub(crate) use decide::{Decision, decide};
+pub use delivery::{Carrier, Delivery, Sink, SinkConnection};
 pub use report::{Counts, Progress, RunReport, Stopped};
 pub use route::{Failover, Route};
 
@@ -107,8 +109,9 @@ pub struct Content<'a> {
 }
 
 /// Where the engine sends and records, how fast, and how it retries.
-pub struct Engine {
-    pub route: Route,
+pub struct Engine<D: Delivery = Route> {
+    /// The SMTP relays in a run; a [`Sink`] in benchmarks and tests.
+    pub route: D,
     pub log: LogWriter,
     /// Connections at once, each a worker.
     pub connections: usize,
@@ -120,11 +123,11 @@ pub struct Engine {
 
 /// Sends to every row of `recipients` that `replay` has no final outcome for, until the list
 /// ends, a limit stops the run, or `shutdown` resolves ([`Stopped::Interrupted`]).
-pub async fn run(
+pub async fn run<D: Delivery>(
     content: &Content<'_>,
     recipients: &mut RecipientReader,
     replay: &Replay,
-    engine: Engine,
+    engine: Engine<D>,
     limits: &RunLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunReport, SendError> {

@@ -9,10 +9,11 @@ use std::time::SystemTime;
 use tokio::sync::{Mutex, mpsc};
 
 use super::Stopped;
+use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
 use super::worker::{Job, Shared};
 use crate::sendlog::{Durable, Event, Record, SendLogError, timestamp};
-use crate::smtp::{Connection, Relay, RelayName, Trouble};
+use crate::smtp::{RelayName, Trouble};
 
 /// How one transaction ended.
 pub(super) enum Transaction {
@@ -28,10 +29,10 @@ pub(super) enum Transaction {
 }
 
 /// One message over `connection`, with its records written in order.
-pub(super) async fn transact(
-    shared: &Shared,
-    connection: &mut Connection,
-    relay: &Relay,
+pub(super) async fn transact<D: Delivery>(
+    shared: &Shared<D>,
+    connection: &mut D::Connection,
+    relay: &D::Relay,
     job: &Job,
     attempt: &mut Option<Durable>,
     queue: &Mutex<mpsc::Receiver<Job>>,
@@ -81,7 +82,8 @@ pub(super) async fn transact(
         Ok(reply) => {
             shared.route.answered();
             // The log names the relay only when it was not the primary.
-            let via = (relay.name == RelayName::Fallback).then(|| relay.name.as_str().to_owned());
+            let name = D::name(relay);
+            let via = (name == RelayName::Fallback).then(|| name.as_str().to_owned());
             let event = Event::Sent { reply, via };
             // Every outcome, sent ones too, for `MISSIVE_LOG=debug` (see `refused`).
             tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
@@ -124,10 +126,10 @@ pub(super) async fn transact(
 /// hand. It goes in the same write only when nothing would hold it back: its attempt durable
 /// and the pace letting it go now (then it comes back `admitted`, its attempt taken).
 /// Otherwise it is still the next one this worker carries, the usual way.
-fn take_next(
-    shared: &Shared,
-    connection: &Connection,
-    relay: &Relay,
+fn take_next<D: Delivery>(
+    shared: &Shared<D>,
+    connection: &D::Connection,
+    relay: &D::Relay,
     queue: &Mutex<mpsc::Receiver<Job>>,
 ) -> Result<Option<Job>, Arc<SendLogError>> {
     if !connection.pipelines() || shared.stopping() || shared.route.should_leave(relay) {
@@ -154,8 +156,8 @@ fn take_next(
 /// Writes the outcome of a refusal (or of a connection lost before DATA): failed when the
 /// server said 5xx, deferred with the next attempt's time otherwise. Returns without waiting
 /// for it to be durable.
-async fn refused(
-    shared: &Shared,
+async fn refused<D: Delivery>(
+    shared: &Shared<D>,
     job: &Job,
     trouble: &Trouble,
     record: &impl Fn(Event) -> Record,

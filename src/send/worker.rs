@@ -31,14 +31,14 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope;
 use tokio::sync::{Mutex, mpsc, watch};
 
+use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
-use super::route::Route;
 use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
 use crate::ratelimit::Pace;
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
-use crate::smtp::{Connection, Relay, RelayName};
+use crate::smtp::RelayName;
 
 /// One message on its way.
 pub struct Job {
@@ -57,8 +57,8 @@ pub struct Job {
 }
 
 /// What the workers share.
-pub struct Shared {
-    pub route: Route,
+pub struct Shared<D: Delivery> {
+    pub route: D,
     pub log: LogWriter,
     pub retry: RetryPolicy,
     pub pace: Pace,
@@ -72,7 +72,7 @@ pub struct Shared {
     pub deadline: Option<Instant>,
 }
 
-impl Shared {
+impl<D: Delivery> Shared<D> {
     pub fn stop(&self, why: Stopped) {
         self.halt.send_if_modified(|halt| {
             let first = halt.is_none();
@@ -96,8 +96,8 @@ impl Shared {
 }
 
 /// Takes jobs until the queue is empty or the run stops.
-pub async fn work(
-    shared: Arc<Shared>,
+pub async fn work<D: Delivery>(
+    shared: Arc<Shared<D>>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
 ) -> Result<(), Arc<SendLogError>> {
     let mut worker = Worker {
@@ -118,17 +118,17 @@ pub async fn work(
 }
 
 /// One worker's state between messages.
-struct Worker<'a> {
-    shared: &'a Shared,
+struct Worker<'a, D: Delivery> {
+    shared: &'a Shared<D>,
     queue: &'a Mutex<mpsc::Receiver<Job>>,
-    open: Option<(Connection, &'a Relay)>,
+    open: Option<(D::Connection, &'a D::Relay)>,
     /// Outcomes written but not yet known durable: counted (and shown) only once they are. The
     /// worker goes on meanwhile, so the sync of one message's outcome overlaps the next one's
     /// MAIL and RCPT, and shares a sync with its attempt.
     unconfirmed: VecDeque<(Option<Durable>, Settled)>,
 }
 
-impl<'a> Worker<'a> {
+impl<'a, D: Delivery> Worker<'a, D> {
     /// Delivers jobs until the queue is empty or the run stops. Returns the job it holds
     /// and never handed over, if it holds one, for the caller to withdraw.
     async fn deliver(&mut self) -> Result<Option<Job>, Arc<SendLogError>> {
@@ -206,7 +206,7 @@ impl<'a> Worker<'a> {
                         let settled = Settled {
                             outcome,
                             was_in_doubt: job.was_in_doubt,
-                            via_fallback: relay.name == RelayName::Fallback,
+                            via_fallback: D::name(relay) == RelayName::Fallback,
                         };
                         self.unconfirmed.push_back((durable, settled));
                         self.confirm(false).await?;
