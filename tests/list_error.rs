@@ -8,20 +8,15 @@
 //! its first rows; the exit code is the binary's own mapping, `missive::app::exit_for_error`.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::engine::Prepared;
 use crate::support::harness::{Fixture, people};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 use missive::app::{Exit, exit_for_error};
-use missive::campaign::Campaign;
-use missive::letter::Letter;
-use missive::message::Composer;
-use missive::ratelimit::{Limits, Pace};
 use missive::recipients::{RecipientReader, RecipientsError};
-use missive::render::{Frame, Template};
-use missive::send::{Content, Engine, Failover, InDoubt, Route, RunLimits, SendError};
-use missive::sendlog::{LogWriter, MemoryLog, Replay};
+use missive::send::{Failover, Route, SendError};
+use missive::sendlog::{MemoryLog, Replay};
 use missive::smtp::{Endpoint, Relay, RelayName};
 
 /// The bytes it holds, then an I/O error (EIO), as a disk that failed under the file.
@@ -40,27 +35,8 @@ impl Read for FailingDisk {
 fn a_list_that_fails_half_way_ends_the_run_with_65_once_the_rows_read_are_sent() {
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let fixture = Fixture::new(&people(3), "");
-    let campaign = Campaign::load(&fixture.campaign()).unwrap();
-    let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
-    let frame = Frame {
-        subject: &campaign.subject,
-        preheader: &campaign.preheader,
-        language: &campaign.language,
-        unsubscribe: None,
-    };
-    let composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &campaign.subject,
-    );
-    let template = Template::new(&letter, &frame);
-    let composer = composer.with_fixed_parts(&template.fixed_parts());
-    let content = Content {
-        template: &template,
-        composer: &composer,
-        fingerprint: "test",
-    };
+    let prepared = Prepared::load(&fixture);
+    let campaign = &prepared.campaign;
     let list = std::fs::read(&campaign.recipients_path).unwrap();
     let mut reader = RecipientReader::from_reader(
         &campaign.recipients_path,
@@ -77,30 +53,14 @@ fn a_list_that_fails_half_way_ends_the_run_with_65_once_the_rows_read_are_sent()
         Duration::from_secs(5),
     )
     .unwrap();
-    let (log, log_thread) = LogWriter::spawn(Box::new(MemoryLog::default()));
-    let engine = Engine {
-        route: Route::new(relay, None, Failover::default()),
-        log,
-        connections: 2,
-        retry: Default::default(),
-        pace: Pace::new(&Limits::default(), &Default::default()),
-        in_doubt: InDoubt::Resend,
-        progress: Arc::default(),
-    };
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = runtime.block_on(missive::send::run(
-        &content,
+    let route = Route::new(relay, None, Failover::default());
+    let result = prepared.send(
         &mut reader,
         &Replay::default(),
-        engine,
-        &RunLimits::default(),
-        std::future::pending(),
-    ));
-    log_thread.join().unwrap();
+        route,
+        Box::new(MemoryLog::default()),
+        "test",
+    );
 
     let error = result.expect_err("the list could not be read to its end");
     assert!(

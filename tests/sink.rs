@@ -2,72 +2,30 @@
 //! every row goes through the real queue and workers, and the send log gets the records a run
 //! against a server would write, an attempt then a `sent` with a queue id, for each person.
 
-use std::sync::Arc;
-
+use crate::support::engine::Prepared;
 use crate::support::harness::{Fixture, people};
-use missive::campaign::Campaign;
-use missive::letter::Letter;
-use missive::message::Composer;
-use missive::ratelimit::{Limits, Pace};
 use missive::recipients::RecipientReader;
-use missive::render::{Frame, Template};
-use missive::send::{Content, Engine, InDoubt, RunLimits, Sink};
-use missive::sendlog::{FileLog, LogWriter};
+use missive::send::Sink;
+use missive::sendlog::FileLog;
 
 #[test]
 fn the_engine_delivers_every_row_to_a_sink_and_logs_an_attempt_and_a_sent_for_each() {
     let fixture = Fixture::new(&people(5), "");
-    let campaign = Campaign::load(&fixture.campaign()).unwrap();
-    let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
-    let frame = Frame {
-        subject: &campaign.subject,
-        preheader: &campaign.preheader,
-        language: &campaign.language,
-        unsubscribe: None,
-    };
-    let template = Template::new(&letter, &frame);
-    let composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &campaign.subject,
-    )
-    .with_fixed_parts(&template.fixed_parts());
-    let content = Content {
-        template: &template,
-        composer: &composer,
-        fingerprint: "sink-test",
-    };
+    let prepared = Prepared::load(&fixture);
+    let campaign = &prepared.campaign;
     let mut reader =
         RecipientReader::open(&campaign.recipients_path, &campaign.name_columns).unwrap();
     let (file_log, replay) = FileLog::open(&fixture.log_path(), &campaign.id).unwrap();
-    let (log, log_thread) = LogWriter::spawn(Box::new(file_log));
     let sink = Sink::default();
-    let engine = Engine {
-        route: sink.clone(),
-        log,
-        connections: 2,
-        retry: Default::default(),
-        pace: Pace::new(&Limits::default(), &Default::default()),
-        in_doubt: InDoubt::Resend,
-        progress: Arc::default(),
-    };
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let report = runtime
-        .block_on(missive::send::run(
-            &content,
+    let report = prepared
+        .send(
             &mut reader,
             &replay,
-            engine,
-            &RunLimits::default(),
-            std::future::pending(),
-        ))
+            sink.clone(),
+            Box::new(file_log),
+            "sink-test",
+        )
         .unwrap();
-    log_thread.join().unwrap();
 
     assert_eq!(report.counts.sent, 5, "{report:?}");
     let (messages, bytes) = sink.received();

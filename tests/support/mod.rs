@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod dkim;
+pub mod engine;
 pub mod harness;
 pub mod smtp_server;
 pub mod tls;

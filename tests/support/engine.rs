@@ -1,0 +1,90 @@
+//! The engine driven in the test's own process, as `missive send` drives it but without the
+//! command line around it: for what the binary cannot be made to meet (a disk failing under
+//! the list) and for deliveries without a network (a `Sink`).
+
+use std::sync::Arc;
+
+use missive::campaign::Campaign;
+use missive::letter::Letter;
+use missive::message::Composer;
+use missive::ratelimit::{Limits, Pace};
+use missive::recipients::RecipientReader;
+use missive::render::{Frame, Template};
+use missive::send::{Content, Delivery, Engine, InDoubt, RunLimits, RunReport, SendError};
+use missive::sendlog::{LogWriter, Replay, SendLog};
+
+use super::harness::Fixture;
+
+/// A fixture's campaign loaded, its letter prepared once, as the binary prepares it.
+pub struct Prepared {
+    pub campaign: Campaign,
+    template: Template,
+    composer: Composer,
+}
+
+impl Prepared {
+    pub fn load(fixture: &Fixture) -> Prepared {
+        let campaign = Campaign::load(&fixture.campaign()).unwrap();
+        let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
+        let frame = Frame {
+            subject: &campaign.subject,
+            preheader: &campaign.preheader,
+            language: &campaign.language,
+            unsubscribe: None,
+        };
+        let template = Template::new(&letter, &frame);
+        let composer = Composer::new(
+            &campaign.id,
+            campaign.from.clone(),
+            campaign.reply_to.clone(),
+            &campaign.subject,
+        )
+        .with_fixed_parts(&template.fixed_parts());
+        Prepared {
+            campaign,
+            template,
+            composer,
+        }
+    }
+
+    /// Runs the engine over `reader` through `route` on two connections, recording in `log`,
+    /// on the one-thread runtime `send` uses; returns once every record is written.
+    pub fn send<D: Delivery>(
+        &self,
+        reader: &mut RecipientReader,
+        replay: &Replay,
+        route: D,
+        log: Box<dyn SendLog>,
+        fingerprint: &str,
+    ) -> Result<RunReport, SendError> {
+        let content = Content {
+            template: &self.template,
+            composer: &self.composer,
+            fingerprint,
+        };
+        let (log, log_thread) = LogWriter::spawn(log);
+        let engine = Engine {
+            route,
+            log,
+            connections: 2,
+            retry: Default::default(),
+            pace: Pace::new(&Limits::default(), &Default::default()),
+            in_doubt: InDoubt::Resend,
+            progress: Arc::default(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(missive::send::run(
+            &content,
+            reader,
+            replay,
+            engine,
+            &RunLimits::default(),
+            std::future::pending(),
+        ));
+        log_thread.join().unwrap();
+        result
+    }
+}
