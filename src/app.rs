@@ -16,7 +16,7 @@ use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
-use crate::sendlog::Replay;
+use crate::sendlog::{CampaignClaim, Replay};
 use crate::smtp::Endpoint;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
@@ -324,6 +324,19 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
             problems,
         })
     }
+}
+
+/// The send log a command uses, and the one the campaign recorded as its own (`send` records
+/// it; `--new-log` may have moved it): `--log`, else that one, else the default one beside the
+/// campaign file.
+fn send_log(campaign: &Campaign, options: &Options) -> anyhow::Result<(PathBuf, Option<String>)> {
+    let remembered = CampaignClaim::peek(campaign.dir(), &campaign.id)?;
+    let path = match (&options.log, &remembered) {
+        (Some(given), _) => given.clone(),
+        (None, Some(in_use)) => in_use.into(),
+        (None, None) => campaign.default_log_path(),
+    };
+    Ok((path, remembered))
 }
 
 /// True when the log shows attempts, and none of them of this letter.

@@ -3,7 +3,7 @@
 
 mod progress_bar;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -101,10 +101,7 @@ pub(super) async fn send(
             );
             return Ok(Exit::TryAgain);
         }
-        let log_path = match &options.log {
-            Some(log) => log.clone(),
-            None => campaign_log(campaign)?,
-        };
+        let (log_path, _) = super::send_log(campaign, options)?;
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
         let primary = relay(RelayName::Primary, &campaign.smtp, endpoint, timeout)?;
@@ -180,14 +177,6 @@ pub(super) async fn send(
     })
 }
 
-/// The send log `send` uses when `--log` names none: the one the campaign has been sending
-/// with (recorded by `send`, which `--new-log` may have moved), else the one beside it.
-fn campaign_log(campaign: &Campaign) -> anyhow::Result<PathBuf> {
-    let dir = campaign.path.parent().unwrap_or(Path::new("."));
-    Ok(CampaignClaim::peek(dir, &campaign.id)?
-        .map_or_else(|| campaign.default_log_path(), PathBuf::from))
-}
-
 /// Holds the campaign, checks that `log_path` is the log it has been sending with (or that
 /// `new_log` says another is meant), opens the log and remembers it as the campaign's.
 fn open_log(
@@ -195,7 +184,7 @@ fn open_log(
     log_path: &Path,
     new_log: bool,
 ) -> anyhow::Result<(FileLog, Replay, CampaignClaim)> {
-    let dir = campaign.path.parent().unwrap_or(Path::new("."));
+    let dir = campaign.dir();
     // A campaign sent before campaigns remembered their log was using the default one.
     let default_log = campaign.default_log_path();
     let earlier = default_log.exists().then(|| FileLog::locate(&default_log));

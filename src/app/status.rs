@@ -44,13 +44,7 @@ struct Report {
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let default_log = campaign.default_log_path();
-    let dir = campaign.path.parent().unwrap_or(std::path::Path::new("."));
-    let remembered = CampaignClaim::peek(dir, &campaign.id)?;
-    let log_path = match (&options.log, &remembered) {
-        (Some(log), _) => log.clone(),
-        (None, Some(in_use)) => in_use.into(),
-        (None, None) => default_log.clone(),
-    };
+    let (log_path, remembered) = super::send_log(campaign, options)?;
     let log_exists = log_path.try_exists().unwrap_or(true);
     if !log_exists && options.log.is_none() && remembered.is_some() {
         // The log the campaign recorded as its own is gone: `send` refuses to start over.
@@ -58,7 +52,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
             campaign: campaign.id.clone(),
             log: log_path.display().to_string(),
             problem: "missing",
-            state: CampaignClaim::state_path(dir, &campaign.id),
+            state: CampaignClaim::state_path(campaign.dir(), &campaign.id),
         }
         .into());
     }

@@ -242,12 +242,14 @@ impl Campaign {
         })
     }
 
+    /// The folder of the campaign file: where its send log, lock and state live by default.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// The send log's default place: beside the campaign file, named after the campaign id.
     pub fn default_log_path(&self) -> PathBuf {
-        self.path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(format!("{}.sendlog.jsonl", self.id))
+        self.dir().join(format!("{}.sendlog.jsonl", self.id))
     }
 }
 
