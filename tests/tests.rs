@@ -25,6 +25,7 @@ mod secrets;
 mod seed_fidelity;
 mod send;
 mod sendlog;
+mod serve;
 mod shutdown;
 mod sink;
 mod tls;

@@ -31,19 +31,15 @@ pub(super) fn serve(
         .iter()
         .map(|path| site(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let listener = std::net::TcpListener::bind(listen)
-        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .with_context(|| format!("cannot listen on {bound}"))?;
+        let listener = listen_on(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
         for site in &sites {
             tracing::info!(
                 "campaign {}: {} on http://{bound}{}, unsubscribes to {}",
@@ -61,6 +57,18 @@ pub(super) fn serve(
             .context("cannot serve")
     })?;
     Ok(Exit::Done)
+}
+
+/// A listening socket with a backlog for bursts (std's is 128: a thousand people clicking at
+/// once would wait for SYN retransmits, a second or more).
+fn listen_on(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)
 }
 
 /// What the endpoint needs of one campaign, which must have an `[unsubscribe]` section.

@@ -1,0 +1,436 @@
+//! `missive serve`, the one-click endpoint, driven over TCP by a real HTTP client: GET shows a
+//! page and writes nothing; a valid one-click POST (urlencoded or multipart) appends the address
+//! once; forged, altered, truncated and oversized requests write nothing; a thousand people
+//! clicking at once all land, once each, while a `send` of the same campaign runs; SIGTERM lets
+//! a request in flight finish; two endpoints sharing one file never tear or repeat a line.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use missive::unsubscribe::{Secret, Unsubscribe};
+
+use crate::support::harness::{Fixture, people};
+use crate::support::http::{Reply, SECRET, Serving, request, runtime};
+use crate::support::smtp_server::{Behavior, SmtpServer};
+use crate::support::wait_or_kill;
+
+const URLENCODED: &str = "application/x-www-form-urlencoded";
+const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
+
+const SECTIONS: &str = r#"
+[unsubscribe]
+mailto = "desabonnement@example.org"
+url = "https://dons.example.org/desabonnement"
+
+[suppression]
+unsubscribed = "suppression/unsubscribed.txt"
+"#;
+
+fn campaign(n: usize) -> Fixture {
+    let fixture = Fixture::new(&people(n), SECTIONS);
+    fixture.write("suppression/unsubscribed.txt", "");
+    fixture
+}
+
+/// The path and query of `address`'s link, as missive puts it in the message.
+fn target(address: &str) -> String {
+    let link = unsubscribe_for("essai-2026").link(address);
+    link.strip_prefix("https://dons.example.org")
+        .unwrap()
+        .to_owned()
+}
+
+fn unsubscribed(fixture: &Fixture) -> String {
+    std::fs::read_to_string(fixture.path("suppression/unsubscribed.txt")).unwrap()
+}
+
+fn multipart(boundary: &str) -> Vec<u8> {
+    format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
+         One-Click\r\n--{boundary}--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Every answer: a page, nothing loaded from elsewhere, no cookie.
+fn assert_safe(reply: &Reply) {
+    assert_eq!(reply.header("content-type"), "text/html; charset=utf-8");
+    assert!(
+        reply
+            .header("content-security-policy")
+            .starts_with("default-src 'none'")
+    );
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert!(reply.headers.get("set-cookie").is_none());
+    assert!(reply.headers.get("location").is_none());
+    assert!(!reply.body.contains("<script") && !reply.body.contains("src="));
+}
+
+#[test]
+fn get_shows_a_page_that_posts_back_and_post_unsubscribes_once() {
+    let fixture = campaign(3);
+    let serving = Serving::start(&[&fixture.campaign()]);
+    let zoe = target("zoé.durand@example.com");
+    runtime().block_on(async {
+        let page = request(serving.addr, "GET", &zoe, None, vec![]).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert_safe(&page);
+        assert!(page.body.contains(r#"<html lang="fr""#), "{}", page.body);
+        assert!(page.body.contains("<strong>zoé.durand@example.com</strong>"));
+        let action = zoe.replace('&', "&amp;");
+        assert!(
+            page.body.contains(&format!(
+                r#"<form method="post" action="{action}"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Me désabonner</button>"#
+            )),
+            "{}",
+            page.body
+        );
+        let head = request(serving.addr, "HEAD", &zoe, None, vec![]).await;
+        assert_eq!((head.status, head.body.as_str()), (200, ""));
+        // Link scanners fetch every URL: nothing was written.
+        assert_eq!(unsubscribed(&fixture), "");
+
+        let done = request(serving.addr, "POST", &zoe, Some(URLENCODED), ONE_CLICK.into()).await;
+        assert_eq!(done.status, 200, "{done:?}");
+        assert_safe(&done);
+        assert!(done.body.contains("C’est fait"), "{}", done.body);
+        assert!(done.body.contains(r#"<a href="mailto:reponses@example.org">"#));
+        assert_eq!(unsubscribed(&fixture), "zoé.durand@example.com\n");
+
+        // Again, as multipart, and in other case: the same person, nothing written.
+        let again = request(
+            serving.addr,
+            "POST",
+            &zoe,
+            Some("multipart/form-data; boundary=b0undary"),
+            multipart("b0undary"),
+        )
+        .await;
+        assert_eq!(again.status, 200, "{again:?}");
+        assert_eq!(unsubscribed(&fixture), "zoé.durand@example.com\n");
+
+        // Multipart for someone else lands.
+        let boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
+        let other = request(
+            serving.addr,
+            "POST",
+            &target("person02@example.com"),
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            multipart(boundary),
+        )
+        .await;
+        assert_eq!(other.status, 200, "{other:?}");
+        assert_eq!(
+            unsubscribed(&fixture),
+            "zoé.durand@example.com\nperson02@example.com\n"
+        );
+    });
+}
+
+#[test]
+fn forged_altered_truncated_and_oversized_requests_write_nothing() {
+    let fixture = campaign(3);
+    fixture.write("suppression/unsubscribed.txt", "# unsubscribed\n");
+    let serving = Serving::start(&[&fixture.campaign()]);
+    let valid = target("person01@example.com");
+    let token = valid.rsplit_once("t=").unwrap().1;
+    let eve = target("eve@example.com");
+    let eve_token = eve.rsplit_once("t=").unwrap().1;
+    let other_key = Unsubscribe {
+        secret: Secret::new("another-key-another-key-another-key!").unwrap(),
+        ..unsubscribe_for("essai-2026")
+    }
+    .link("person01@example.com");
+    let targets = [
+        // The token's last digit changed, then the address, then cut short.
+        format!(
+            "{}{}",
+            &valid[..valid.len() - 1],
+            if valid.ends_with('0') { '1' } else { '0' }
+        ),
+        valid.replace("person01", "person02"),
+        valid[..valid.len() - 1].to_owned(),
+        valid[..valid.len() - 16].to_owned(),
+        valid.replace(&format!("&t={token}"), ""),
+        format!("{valid}&e=eve%40example.com"),
+        valid.replace(token, eve_token),
+        valid.replace("c=essai-2026", "c=autre"),
+        other_key
+            .strip_prefix("https://dons.example.org")
+            .unwrap()
+            .to_owned(),
+        "/desabonnement".to_owned(),
+        "/desabonnement?".to_owned(),
+        "/desabonnement?c=%FF%FE&e=%00&t=%%%".to_owned(),
+    ];
+    let before = std::fs::read(fixture.path("suppression/unsubscribed.txt")).unwrap();
+    runtime().block_on(async {
+        for target in &targets {
+            for method in ["GET", "POST"] {
+                let reply = request(
+                    serving.addr,
+                    method,
+                    target,
+                    Some(URLENCODED),
+                    ONE_CLICK.into(),
+                )
+                .await;
+                assert_eq!(reply.status, 400, "{method} {target}: {reply:?}");
+                assert_safe(&reply);
+                // The same words whatever was wrong: nothing for a forger to learn.
+                assert!(reply.body.contains("n’est pas valide"), "{}", reply.body);
+                assert!(!reply.body.contains("person0") && !reply.body.contains("token"));
+            }
+        }
+        let elsewhere = valid.replace("/desabonnement", "/ailleurs");
+        let reply = request(
+            serving.addr,
+            "POST",
+            &elsewhere,
+            Some(URLENCODED),
+            ONE_CLICK.into(),
+        )
+        .await;
+        assert_eq!(reply.status, 404, "{reply:?}");
+        // A valid link, but not the one-click form, or a body too large, or another method.
+        let refusals = [
+            (
+                "POST",
+                Some(URLENCODED),
+                b"List-Unsubscribe=Two-Clicks".to_vec(),
+                400,
+            ),
+            ("POST", Some("text/plain"), ONE_CLICK.to_vec(), 400),
+            (
+                "POST",
+                Some("multipart/form-data; boundary=x"),
+                multipart("y"),
+                400,
+            ),
+            (
+                "POST",
+                Some(URLENCODED),
+                [ONE_CLICK, &vec![b'&'; 64 * 1024]].concat(),
+                413,
+            ),
+            ("PUT", Some(URLENCODED), ONE_CLICK.to_vec(), 405),
+            ("DELETE", None, vec![], 405),
+        ];
+        for (method, content_type, body, status) in refusals {
+            let reply = request(serving.addr, method, &valid, content_type, body).await;
+            assert_eq!(reply.status, status, "{method} {content_type:?}: {reply:?}");
+        }
+    });
+    // Too many headers, a header too large, bytes that are not HTTP: refused, and it lives on.
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let large = format!("X-Large: {}\r\n", "a".repeat(64 * 1024));
+    for head in [many, large] {
+        let answer = raw(
+            serving.addr,
+            format!("GET {valid} HTTP/1.1\r\nHost: x\r\n{head}\r\n").as_bytes(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    }
+    let answer = raw(
+        serving.addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 400") || answer.is_empty(),
+        "{answer}"
+    );
+    let after = std::fs::read(fixture.path("suppression/unsubscribed.txt")).unwrap();
+    assert_eq!(after, before, "nothing written");
+    runtime().block_on(async {
+        let reply = request(
+            serving.addr,
+            "POST",
+            &valid,
+            Some(URLENCODED),
+            ONE_CLICK.into(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "still serving: {reply:?}");
+    });
+    assert_eq!(
+        unsubscribed(&fixture),
+        "# unsubscribed\nperson01@example.com\n"
+    );
+}
+
+fn unsubscribe_for(campaign_id: &str) -> Unsubscribe {
+    Unsubscribe {
+        campaign_id: campaign_id.into(),
+        mailto: "desabonnement@example.org".parse().unwrap(),
+        url: "https://dons.example.org/desabonnement".parse().unwrap(),
+        footer: String::new(),
+        link_text: String::new(),
+        secret: Secret::new(SECRET).unwrap(),
+    }
+}
+
+/// Writes `bytes` on a connection of its own and returns what came back before it closed.
+fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_thousand_people_click_at_once_while_a_send_runs_and_each_lands_once() {
+    const PEOPLE: usize = 1200;
+    const CLICKS: usize = 1000;
+    let fixture = campaign(PEOPLE);
+    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
+    let serving = Serving::start(&[&fixture.campaign()]);
+    let mut send = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args([
+            "send",
+            fixture.campaign().to_str().unwrap(),
+            "--smtp",
+            &smtp.url(),
+        ])
+        .args(["--rate", "400"])
+        .env("MISSIVE_UNSUBSCRIBE_SECRET", SECRET)
+        .env_remove("MISSIVE_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The send has read the (empty) list and is under way.
+    assert!(smtp.wait_until(Duration::from_secs(30), |j| !j.received.is_empty()));
+    let addresses: Vec<String> = (1..=CLICKS)
+        .map(|i| format!("person{i:02}@example.com"))
+        .collect();
+    let statuses = runtime().block_on(async {
+        let tasks: Vec<_> = addresses
+            .iter()
+            .map(|address| {
+                let (addr, target) = (serving.addr, target(address));
+                tokio::spawn(async move {
+                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
+                        .await
+                        .status
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        statuses
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let text = unsubscribed(&fixture);
+    assert!(text.ends_with('\n'));
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), CLICKS, "each once");
+    lines.sort_unstable();
+    let mut expected: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(lines, expected);
+
+    // The send kept working: everyone mailed once, and it finished.
+    let status = wait_or_kill(&mut send, Duration::from_secs(60)).expect("the send finishes");
+    assert_eq!(status.code(), Some(0));
+    let journal = smtp.journal();
+    assert_eq!(journal.accepted().count(), PEOPLE);
+    // The next run honours what was added.
+    let check = fixture.command("check", &[]);
+    assert!(
+        check
+            .stdout
+            .contains(&format!("{} recipient(s) ready", PEOPLE - CLICKS)),
+        "{}",
+        check.all()
+    );
+    assert!(
+        check.stdout.contains(&format!("{CLICKS} suppressed")),
+        "{}",
+        check.all()
+    );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_and_its_address_land() {
+    let fixture = campaign(2);
+    let mut serving = Serving::start(&[&fixture.campaign()]);
+    let target = target("person01@example.com");
+    // Headers and half the body; the rest after SIGTERM.
+    let mut stream = TcpStream::connect(serving.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {URLENCODED}\r\nContent-Length: {}\r\n\r\nList-Unsub",
+        ONE_CLICK.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    serving.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    // No new connection is taken now.
+    assert!(
+        TcpStream::connect(serving.addr).is_err(),
+        "the listener is closed"
+    );
+    stream.write_all(&ONE_CLICK[10..]).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = serving.wait(Duration::from_secs(10)).expect("it stops");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(unsubscribed(&fixture), "person01@example.com\n");
+}
+
+#[test]
+fn two_endpoints_sharing_one_file_never_tear_or_repeat_a_line() {
+    let fixture = campaign(2);
+    let first = Serving::start(&[&fixture.campaign()]);
+    let second = Serving::start(&[&fixture.campaign()]);
+    // Everyone clicks on both, at once: 300 people, 600 requests.
+    let addresses: Vec<String> = (1..=300)
+        .map(|i| format!("shared{i}@example.com"))
+        .collect();
+    runtime().block_on(async {
+        let mut tasks = Vec::new();
+        for address in &addresses {
+            for addr in [first.addr, second.addr] {
+                let target = target(address);
+                tasks.push(tokio::spawn(async move {
+                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
+                        .await
+                        .status
+                }));
+            }
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 200);
+        }
+    });
+    let text = unsubscribed(&fixture);
+    assert!(text.ends_with('\n'), "no line cut short");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    let repeated: Vec<&str> = lines
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "{} lines written twice: {repeated:?}",
+        repeated.len()
+    );
+    let mut expected: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(lines, expected, "whole lines, each once");
+}
