@@ -7,7 +7,8 @@
 //! (its pace and quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the
 //! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
 //! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
-//! token), [`suppression`] (people never to mail), [`dkim`] (signing) and [`lint`] (what
+//! token), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
+//! a bounce name whom it is about), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
 //! does not own. [`app`] is the edge: it turns the [`app::Options`] the binary makes of a
@@ -40,3 +41,4 @@ pub mod smtp;
 pub mod suppression;
 pub mod typography;
 pub mod unsubscribe;
+pub mod verp;
