@@ -25,6 +25,10 @@ use crate::csvline::{self, Tracked};
 
 use crate::error::{Classify, ErrorKind};
 
+mod append;
+
+pub use append::Appender;
+
 /// Why someone is on a suppression list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
