@@ -182,7 +182,8 @@ impl Loaded {
             .recipients
             .clone()
             .unwrap_or_else(|| campaign.recipients_path.clone());
-        let (suppression, suppression_skipped) = SuppressionList::load(&campaign.suppression)?;
+        let (suppression, suppression_skipped) =
+            SuppressionList::load(&campaign.suppression_sources())?;
         let (unsubscribe, secret_problem) = unsubscribe(&campaign, &options.command)?;
         let mut composer = Composer::new(
             &campaign.id,

@@ -7,9 +7,9 @@
 //! (its pace and quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the
 //! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
 //! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
-//! token, which [`serve`] answers over HTTP), [`suppression`] (people never to mail), [`dkim`]
-//! (signing) and [`lint`] (what `check` finds wrong with a letter before mailbox providers or
-//! readers do). [`capture`] is the
+//! token, which [`serve`] answers over HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
+//! a bounce name whom it is about), [`dkim`] (signing) and [`lint`] (what
+//! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
 //! does not own. [`app`] is the edge: it turns the [`app::Options`] the binary makes of a
 //! command line (clap lives in the binary, with the signals and the exit) into calls to the
@@ -42,3 +42,4 @@ pub mod smtp;
 pub mod suppression;
 pub mod typography;
 pub mod unsubscribe;
+pub mod verp;

@@ -26,6 +26,7 @@ use crate::csvline::{self, Tracked};
 use crate::error::{Classify, ErrorKind};
 
 mod append;
+
 pub use append::Appender;
 
 /// Why someone is on a suppression list.

@@ -96,16 +96,6 @@ fn site(path: &Path) -> anyhow::Result<Site> {
             organization,
             contact: contact.email.to_string(),
         },
-        unsubscribed: unsubscribed_file(&campaign),
+        unsubscribed: campaign.suppression_file(Reason::Unsubscribed),
     })
-}
-
-/// TEMPORARY until `Campaign::suppression_file` lands on main.
-fn unsubscribed_file(campaign: &Campaign) -> PathBuf {
-    campaign
-        .suppression
-        .iter()
-        .find(|(reason, _)| *reason == Reason::Unsubscribed)
-        .map(|(_, path)| path.clone())
-        .unwrap_or_else(|| campaign.dir().join("suppression/unsubscribed.txt"))
 }

@@ -12,7 +12,7 @@ use crate::smtp::Endpoint;
 
 use super::value::{
     AtLeastOne, Delay, DkimDomain, DkimSelector, Id, Language, MailboxText, Mailto, OneLine,
-    PoolSize, Preheader, Rate, SmtpUrl, Subject, Time, TimeoutSecs, UnsubscribeUrl,
+    PoolSize, Preheader, Rate, ReturnPath, SmtpUrl, Subject, Time, TimeoutSecs, UnsubscribeUrl,
 };
 
 /// The file as written; turned into a [`Campaign`](super::Campaign) by [`Campaign::load`](super::Campaign::load).
@@ -43,6 +43,8 @@ pub(super) struct CampaignFile {
     pub(super) unsubscribe: Option<UnsubscribeSection>,
     #[serde(default)]
     pub(super) suppression: SuppressionSection,
+    #[serde(default)]
+    pub(super) bounces: BouncesSection,
     pub(super) dkim: Option<DkimSection>,
     #[serde(default)]
     pub(super) lints: LintsSection,
@@ -102,6 +104,29 @@ impl Paths {
         match self {
             Paths::One(path) => vec![path],
             Paths::Many(paths) => paths,
+        }
+    }
+}
+
+/// `[bounces]`: the envelope sender that makes bounces come back to missive, and when soft
+/// bounces add up to a bounced address.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct BouncesSection {
+    pub(super) return_path: Option<ReturnPath>,
+    /// Soft bounces (mailbox full, server busy) of one address within `soft_days` that put it
+    /// on the bounced list.
+    pub(super) soft_limit: AtLeastOne,
+    pub(super) soft_days: AtLeastOne,
+}
+
+impl Default for BouncesSection {
+    fn default() -> Self {
+        let defaults = super::Bounces::default();
+        BouncesSection {
+            return_path: None,
+            soft_limit: AtLeastOne(defaults.soft_limit),
+            soft_days: AtLeastOne(defaults.soft_days),
         }
     }
 }

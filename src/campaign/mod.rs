@@ -109,6 +109,29 @@ impl RelaySettings {
     }
 }
 
+/// `[bounces]`: where bounces come back, and the soft-bounce policy of `missive bounces`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounces {
+    /// With it, each message's envelope sender is this address tagged for its recipient (see
+    /// [`crate::verp`]); without it, the envelope sender is `From`'s address, as before.
+    pub return_path: Option<lettre::Address>,
+    /// Soft bounces of one address within `soft_days` days that make it bounced.
+    pub soft_limit: u32,
+    pub soft_days: u32,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        // Three soft bounces in a month: a mailbox full for a week is not a dead one, a mailbox
+        // that fails every campaign of a month is.
+        Bounces {
+            return_path: None,
+            soft_limit: 3,
+            soft_days: 30,
+        }
+    }
+}
+
 /// A loaded, validated campaign.
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -139,8 +162,10 @@ pub struct Campaign {
     pub retry: RetryPolicy,
     /// `None`: messages carry no `List-Unsubscribe` and the letter no unsubscribe footer.
     pub unsubscribe: Option<UnsubscribeSettings>,
-    /// Suppression files, in the order they are read.
+    /// Suppression files named in `[suppression]`, in the order they are read; see
+    /// [`Campaign::suppression_sources`] for every file to read.
     pub suppression: Vec<(Reason, PathBuf)>,
+    pub bounces: Bounces,
     /// `None`: messages are not signed (the relay may sign them).
     pub dkim: Option<DkimSettings>,
     pub allow_utm: bool,
@@ -237,6 +262,11 @@ impl Campaign {
             retry,
             unsubscribe,
             suppression,
+            bounces: Bounces {
+                return_path: file.bounces.return_path.map(|path| path.0),
+                soft_limit: file.bounces.soft_limit.0,
+                soft_days: file.bounces.soft_days.0,
+            },
             dkim,
             allow_utm: file.lints.allow_utm,
         })
@@ -245,6 +275,37 @@ impl Campaign {
     /// The folder of the campaign file: where its send log, lock and state live by default.
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The file that new entries of `reason` go to (`serve`, `bounces`, and `send` for the
+    /// addresses a server refuses for good): the first file named for it in `[suppression]`,
+    /// else `suppression/<reason>.txt` beside the campaign file.
+    pub fn suppression_file(&self, reason: Reason) -> PathBuf {
+        self.suppression
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map(|(_, path)| path.clone())
+            .unwrap_or_else(|| self.default_suppression_file(reason))
+    }
+
+    fn default_suppression_file(&self, reason: Reason) -> PathBuf {
+        self.dir().join("suppression").join(format!("{reason}.txt"))
+    }
+
+    /// Every suppression file to read: those named in `[suppression]`, and for a reason with
+    /// none named, its default file when it exists (missive writes it there: it must be read).
+    pub fn suppression_sources(&self) -> Vec<(Reason, PathBuf)> {
+        let mut sources = self.suppression.clone();
+        for reason in [Reason::Unsubscribed, Reason::Bounced, Reason::Complained] {
+            if !self.suppression.iter().any(|(r, _)| *r == reason) {
+                let path = self.default_suppression_file(reason);
+                // An unreadable folder is an error when the file is read, not a missing file.
+                if path.try_exists().unwrap_or(true) {
+                    sources.push((reason, path));
+                }
+            }
+        }
+        sources
     }
 
     /// The send log's default place: beside the campaign file, named after the campaign id.

@@ -365,3 +365,57 @@ fn both_relays_are_described_alike_each_with_its_own_password_variable() {
             .is_none()
     );
 }
+
+#[test]
+fn new_suppression_entries_go_to_the_first_file_named_or_a_default_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("campaign.toml");
+    let text = format!("{MINIMAL}[suppression]\nbounced = [\"s/b1.csv\", \"s/b2.txt\"]\n");
+    let c = Campaign::parse(&path, &text).unwrap();
+    assert_eq!(
+        c.suppression_file(Reason::Bounced),
+        dir.path().join("s/b1.csv")
+    );
+    let default = dir.path().join("suppression/unsubscribed.txt");
+    assert_eq!(c.suppression_file(Reason::Unsubscribed), default);
+    // The default file is read once it exists, and only then (a campaign that never had one
+    // must not fail for lack of it).
+    assert!(!c.suppression_sources().iter().any(|(_, p)| *p == default));
+    std::fs::create_dir_all(default.parent().unwrap()).unwrap();
+    std::fs::write(&default, "a@example.com\n").unwrap();
+    assert!(
+        c.suppression_sources()
+            .contains(&(Reason::Unsubscribed, default))
+    );
+}
+
+#[test]
+fn bounces_section_defaults_and_refusals_name_their_line() {
+    let c = Campaign::parse(Path::new("c.toml"), MINIMAL).unwrap();
+    assert_eq!(c.bounces, Bounces::default());
+    let text =
+        format!("{MINIMAL}[bounces]\nreturn_path = \"bounces@example.org\"\nsoft_limit = 5\n");
+    let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
+    assert_eq!(
+        c.bounces.return_path.unwrap().to_string(),
+        "bounces@example.org"
+    );
+    assert_eq!((c.bounces.soft_limit, c.bounces.soft_days), (5, 30));
+    for (bad, expected) in [
+        (
+            "return_path = \"not an address\"",
+            "c.toml:10: field `bounces.return_path`",
+        ),
+        ("return_path = \"b+x@example.org\"", "already holds a '+'"),
+        (
+            "soft_days = 0",
+            "c.toml:10: field `bounces.soft_days`: must be at least 1",
+        ),
+    ] {
+        let text = format!("{MINIMAL}[bounces]\n{bad}\n");
+        let err = Campaign::parse(Path::new("c.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+}

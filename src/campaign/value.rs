@@ -246,6 +246,23 @@ impl TryFrom<String> for Mailto {
     }
 }
 
+/// `bounces.return_path`: an address whose local part can take the per-person VERP tag.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct ReturnPath(pub(super) lettre::Address);
+
+impl TryFrom<String> for ReturnPath {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let address: lettre::Address = text.trim().parse().map_err(|e| {
+            format!("{text:?} is not an address such as \"bounces@example.org\": {e}")
+        })?;
+        crate::verp::Verp::check(&address).map_err(|e| e.to_string())?;
+        Ok(ReturnPath(address))
+    }
+}
+
 /// `unsubscribe.url`: `https` with a host (mailbox providers take nothing else for one-click
 /// unsubscribe), without a fragment, and without the parameters each person's link adds.
 #[derive(Debug, Deserialize)]

@@ -1,65 +1,358 @@
-//! TEMPORARY stand-in for the shared `Appender` (main will bring the real one: flock, catching
-//! up on other processes' lines). Same interface, so the endpoint builds and tests meanwhile.
+//! Adding people to a suppression list while others read and add to it too.
+//!
+//! Three writers reach the same files: `serve` (someone clicked "unsubscribe"), `bounces` (a
+//! mailbox does not exist) and `send` (a server refused an address for good). Several of each may
+//! run at once, on one file. An [`Appender`] keeps them from tearing or doubling lines: it holds
+//! an exclusive `flock` on the file while it appends, first reads what other processes added
+//! since it last looked (so an address is written once, whoever wrote it first), and syncs the
+//! file before [`Appender::add`] returns, so an answer "you are unsubscribed" is never undone by
+//! a crash. Addresses match as everywhere in missive ([`RecipientKey`]).
+//!
+//! The file keeps the format it has: one address a line, or a CSV whose header has an `email`
+//! column (a row is added with the address in that column, the others empty). A new file is one
+//! address a line.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Reason, SuppressionError};
+use super::{Reason, SuppressionError, read_file};
 use crate::address::RecipientKey;
 
+/// The file's shape, as its first line says.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Lines,
+    /// A CSV: the position of its `email` column, and how many columns its header has.
+    Csv {
+        column: usize,
+        columns: usize,
+    },
+}
+
+/// Appends addresses to one suppression file; see the module's doc.
+#[derive(Debug)]
 pub struct Appender {
     path: PathBuf,
     reason: Reason,
     file: File,
+    shape: Shape,
     known: HashSet<RecipientKey>,
+    /// How far the file has been read: what lies past it was appended by someone else.
+    read_to: u64,
 }
 
 impl Appender {
+    /// Opens the list at `path` (creating it, and its folder, when missing) and reads it.
     pub fn open(path: &Path, reason: Reason) -> Result<Appender, SuppressionError> {
-        let error = |source| SuppressionError::Read {
+        let io = |source| SuppressionError::Read {
             path: path.to_owned(),
             reason,
             source,
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(error)?;
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(&io)?;
         }
+        let created = !path.try_exists().map_err(&io)?;
         let file = OpenOptions::new()
-            .create(true)
-            .append(true)
             .read(true)
+            .append(true)
+            .create(true)
             .open(path)
-            .map_err(error)?;
-        let text = std::fs::read_to_string(path).map_err(error)?;
-        let known = text.lines().map(|l| RecipientKey::of(l.trim())).collect();
-        Ok(Appender {
+            .map_err(&io)?;
+        if created {
+            // The new name must survive a crash as the lines written into it will.
+            sync_dir(path).map_err(&io)?;
+        }
+        let mut appender = Appender {
             path: path.to_owned(),
             reason,
             file,
-            known,
-        })
+            shape: Shape::Lines,
+            known: HashSet::new(),
+            read_to: 0,
+        };
+        appender.file.lock().map_err(&io)?;
+        let read = appender.read_all();
+        let unlocked = appender.file.unlock().map_err(&io);
+        read.and(unlocked)?;
+        Ok(appender)
     }
 
+    /// Makes the error of a failed read or write of this file.
+    fn io_error(&self) -> impl Fn(std::io::Error) -> SuppressionError + use<> {
+        let (path, reason) = (self.path.clone(), self.reason);
+        move |source| SuppressionError::Read {
+            path: path.clone(),
+            reason,
+            source,
+        }
+    }
+
+    /// The file it appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when `address` was in the file when it was last read.
+    pub fn contains(&self, address: &str) -> bool {
+        self.known.contains(&RecipientKey::of(address))
+    }
+
+    /// Appends each of `addresses` not in the file yet, and syncs: when this returns `Ok`, they
+    /// are on disk. The answer says, for each, whether it was written now (`false`: it was
+    /// there already, or earlier in `addresses`). Callers check the addresses first: whatever
+    /// is given is written.
     pub fn add(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
-        let mut out = String::new();
-        let mut added = Vec::new();
+        let io = self.io_error();
+        self.file.lock().map_err(&io)?;
+        let added = self.add_locked(addresses);
+        let unlocked = self.file.unlock().map_err(&io);
+        let added = added?;
+        unlocked?;
+        Ok(added)
+    }
+
+    fn add_locked(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
+        self.catch_up()?;
+        let mut text = Vec::new();
+        let mut added = Vec::with_capacity(addresses.len());
         for address in addresses {
             let new = self.known.insert(RecipientKey::of(address));
             if new {
-                out.push_str(address);
-                out.push('\n');
+                self.line(address, &mut text)?;
             }
             added.push(new);
         }
-        let error = |source| SuppressionError::Read {
-            path: self.path.clone(),
-            reason: self.reason,
-            source,
-        };
-        self.file.write_all(out.as_bytes()).map_err(error)?;
-        self.file.sync_data().map_err(error)?;
+        if text.is_empty() {
+            return Ok(added);
+        }
+        let io = self.io_error();
+        // A last line without its newline (someone's editor, or a writer that died mid-line)
+        // would swallow the first address written after it.
+        if self.read_to > 0 && !self.ends_with_newline().map_err(&io)? {
+            text.insert(0, b'\n');
+        }
+        self.file.write_all(&text).map_err(&io)?;
+        self.file.sync_data().map_err(&io)?;
+        self.read_to = self.file.metadata().map_err(&io)?.len();
         Ok(added)
+    }
+
+    /// Formats `address` as a line of this file.
+    fn line(&self, address: &str, out: &mut Vec<u8>) -> Result<(), SuppressionError> {
+        match self.shape {
+            Shape::Lines => {
+                out.extend_from_slice(address.as_bytes());
+                out.push(b'\n');
+            }
+            Shape::Csv { column, columns } => {
+                let mut row = vec![""; columns.max(column + 1)];
+                row[column] = address;
+                let mut writer = csv::Writer::from_writer(&mut *out);
+                writer
+                    .write_record(&row)
+                    .and_then(|()| writer.flush().map_err(csv::Error::from))
+                    .map_err(|e| SuppressionError::Csv {
+                        path: self.path.clone(),
+                        line: 0,
+                        message: e.to_string(),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the whole file: its shape, and every address in it.
+    fn read_all(&mut self) -> Result<(), SuppressionError> {
+        let io = self.io_error();
+        let mut first = String::new();
+        let mut reader = BufReader::new(&self.file);
+        reader.seek(SeekFrom::Start(0)).map_err(&io)?;
+        reader.read_line(&mut first).map_err(&io)?;
+        self.shape = shape_of(&first);
+        let mut reader = BufReader::new(&self.file);
+        reader.seek(SeekFrom::Start(0)).map_err(&io)?;
+        let known = &mut self.known;
+        read_file(&self.path, self.reason, reader, &mut |address, _line| {
+            known.insert(RecipientKey::of(address));
+        })?;
+        self.read_to = self.file.metadata().map_err(&io)?.len();
+        Ok(())
+    }
+
+    /// Reads the lines other processes appended since this one last read the file.
+    fn catch_up(&mut self) -> Result<(), SuppressionError> {
+        let io = self.io_error();
+        let len = self.file.metadata().map_err(&io)?.len();
+        if len == self.read_to {
+            return Ok(());
+        }
+        if len < self.read_to || self.read_to == 0 {
+            // Shortened or rewritten by a person: read it all again.
+            return self.read_all();
+        }
+        let mut tail = Vec::new();
+        let mut reader = &self.file;
+        reader.seek(SeekFrom::Start(self.read_to)).map_err(&io)?;
+        reader
+            .take(len - self.read_to)
+            .read_to_end(&mut tail)
+            .map_err(&io)?;
+        match self.shape {
+            Shape::Lines => {
+                for line in tail.split(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(line);
+                    let address = line.trim();
+                    if !address.is_empty() && !address.starts_with('#') {
+                        self.known.insert(RecipientKey::of(address));
+                    }
+                }
+            }
+            Shape::Csv { column, .. } => {
+                let mut rows = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(tail.as_slice());
+                for row in rows.records().flatten() {
+                    if let Some(address) = row.get(column).map(str::trim)
+                        && !address.is_empty()
+                    {
+                        self.known.insert(RecipientKey::of(address));
+                    }
+                }
+            }
+        }
+        self.read_to = len;
+        Ok(())
+    }
+
+    fn ends_with_newline(&self) -> std::io::Result<bool> {
+        let mut last = [0u8; 1];
+        let mut reader = &self.file;
+        reader.seek(SeekFrom::End(-1))?;
+        reader.read_exact(&mut last)?;
+        Ok(last[0] == b'\n')
+    }
+}
+
+/// What the first line says the file is (see [`super::read_file`], which decides the same way).
+fn shape_of(first: &str) -> Shape {
+    let header = first.trim_start_matches('\u{feff}').trim();
+    let columns: Vec<&str> = header
+        .split(',')
+        .map(|c| c.trim().trim_matches('"'))
+        .collect();
+    match columns.iter().position(|c| c.eq_ignore_ascii_case("email")) {
+        Some(column) => Shape::Csv {
+            column,
+            columns: columns.len(),
+        },
+        None => Shape::Lines,
+    }
+}
+
+/// Syncs the folder holding `path`, so that a file just created there is found after a crash.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suppression::SuppressionList;
+
+    fn list(path: &Path) -> SuppressionList {
+        SuppressionList::load(&[(Reason::Unsubscribed, path.to_owned())])
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn creates_the_file_and_writes_each_person_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("suppression/unsubscribed.txt");
+        let mut appender = Appender::open(&path, Reason::Unsubscribed).unwrap();
+        let added = appender
+            .add(&["marie@example.com", "Marie@Example.com", "zoe@example.org"])
+            .unwrap();
+        assert_eq!(added, [true, false, true]);
+        assert_eq!(appender.add(&["MARIE@example.com"]).unwrap(), [false]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "marie@example.com\nzoe@example.org\n"
+        );
+        assert_eq!(list(&path).len(), 2);
+    }
+
+    #[test]
+    fn sees_what_another_writer_added_and_mends_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.txt");
+        std::fs::write(&path, "# unsubscribed\na@example.com").unwrap();
+        let mut one = Appender::open(&path, Reason::Unsubscribed).unwrap();
+        let mut two = Appender::open(&path, Reason::Unsubscribed).unwrap();
+        assert!(one.contains("a@example.com"));
+        assert_eq!(one.add(&["b@example.com"]).unwrap(), [true]);
+        assert_eq!(
+            two.add(&["b@example.com", "c@example.com"]).unwrap(),
+            [false, true],
+            "the second writer read the first one's line before writing"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# unsubscribed\na@example.com\nb@example.com\nc@example.com\n"
+        );
+    }
+
+    #[test]
+    fn a_csv_list_gets_rows_in_its_email_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv");
+        std::fs::write(&path, "date,email,code\n2026-01-01,a@example.com,550\n").unwrap();
+        let mut appender = Appender::open(&path, Reason::Bounced).unwrap();
+        assert_eq!(
+            appender.add(&["a@example.com", "b@example.com"]).unwrap(),
+            [false, true]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "date,email,code\n2026-01-01,a@example.com,550\n,b@example.com,\n"
+        );
+        let loaded = SuppressionList::load(&[(Reason::Bounced, path)]).unwrap().0;
+        assert_eq!(loaded.reason("b@example.com"), Some(Reason::Bounced));
+    }
+
+    #[test]
+    fn concurrent_writers_in_threads_write_each_address_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.txt");
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut appender = Appender::open(&path, Reason::Unsubscribed).unwrap();
+                    for i in 0..50 {
+                        // Every thread writes the even addresses; each its own odd ones.
+                        let shared = format!("p{}@example.com", i * 2);
+                        let own = format!("t{t}-{i}@example.com");
+                        appender.add(&[&shared, &own]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let distinct: HashSet<&str> = lines.iter().copied().collect();
+        assert_eq!(lines.len(), 50 + 4 * 50, "{text}");
+        assert_eq!(distinct.len(), lines.len(), "no address twice");
     }
 }
