@@ -200,6 +200,9 @@ async fn answer(endpoint: &Endpoint, request: Request<Incoming>, peer: SocketAdd
             .iter()
             .copied()
             .find(|&i| endpoint.sites[i].campaign_id == verified.campaign_id)?;
+        // The appender writes what it is given: only an address, never a line break, although
+        // missive never issues a token for anything else.
+        verified.address.parse::<lettre::Address>().ok()?;
         Some((index, verified))
     }) else {
         tracing::debug!(%peer, "refused an invalid link");

@@ -26,6 +26,7 @@ mod seed_fidelity;
 mod send;
 mod sendlog;
 mod serve;
+mod serve_browser;
 mod shutdown;
 mod sink;
 mod tls;
