@@ -95,6 +95,8 @@ fn run(mut appenders: Vec<Appender>, mut jobs: mpsc::Receiver<Job>) {
             let addresses: Vec<&str> = mine.iter().map(|job| job.address.as_str()).collect();
             match appender.add(&addresses) {
                 Ok(added) => {
+                    // One line a sync: bench/serve.sh counts them to show the batching.
+                    tracing::debug!(site, requests = added.len(), "batch synced");
                     for (job, added) in mine.into_iter().zip(added) {
                         let _ = job.answer.send(Ok(added));
                     }
