@@ -434,3 +434,32 @@ fn two_endpoints_sharing_one_file_never_tear_or_repeat_a_line() {
     expected.sort_unstable();
     assert_eq!(lines, expected, "whole lines, each once");
 }
+
+#[test]
+fn slow_clients_are_cut_off_and_write_nothing() {
+    let fixture = campaign(2);
+    let serving = Serving::start(&[&fixture.campaign()]);
+    let target = target("person01@example.com");
+    let started = std::time::Instant::now();
+    // One never finishes its head, the other never finishes its body.
+    let heads = [
+        format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Le"),
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: {URLENCODED}\r\nContent-Length: {}\r\n\r\nList-Unsub",
+            ONE_CLICK.len()
+        ),
+    ];
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let slow: Vec<_> = heads
+            .iter()
+            .map(|head| scope.spawn(|| raw(serving.addr, head.as_bytes())))
+            .collect();
+        slow.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    // Cut off after the 10 s the server gives, not by the test's own 15 s read timeout.
+    assert!(elapsed < Duration::from_secs(14), "{elapsed:?}");
+    assert!(!answers[0].contains("200 OK"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 408"), "{}", answers[1]);
+    assert_eq!(unsubscribed(&fixture), "");
+}
