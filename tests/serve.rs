@@ -1,60 +1,19 @@
 //! `missive serve`, the one-click endpoint, driven over TCP by a real HTTP client: GET shows a
 //! page and writes nothing; a valid one-click POST (urlencoded or multipart) appends the address
-//! once; forged, altered, truncated and oversized requests write nothing; a thousand people
-//! clicking at once all land, once each, while a `send` of the same campaign runs; SIGTERM lets
-//! a request in flight finish; two endpoints sharing one file never tear or repeat a line.
+//! once; forged, altered, truncated and oversized requests write nothing; slow clients are cut
+//! off; SIGTERM lets a request in flight finish. (`serve_load`: many at once.)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use missive::unsubscribe::{Secret, Unsubscribe};
 
-use crate::support::harness::{Fixture, people};
-use crate::support::http::{Reply, SECRET, Serving, request, runtime};
-use crate::support::smtp_server::{Behavior, SmtpServer};
-use crate::support::wait_or_kill;
+use crate::support::http::{
+    ONE_CLICK, Reply, Serving, URLENCODED, campaign, multipart, raw, request, runtime, target,
+    unsubscribe_for, unsubscribed,
+};
 
-const URLENCODED: &str = "application/x-www-form-urlencoded";
-const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
-
-const SECTIONS: &str = r#"
-[unsubscribe]
-mailto = "desabonnement@example.org"
-url = "https://dons.example.org/desabonnement"
-
-[suppression]
-unsubscribed = "suppression/unsubscribed.txt"
-"#;
-
-fn campaign(n: usize) -> Fixture {
-    let fixture = Fixture::new(&people(n), SECTIONS);
-    fixture.write("suppression/unsubscribed.txt", "");
-    fixture
-}
-
-/// The path and query of `address`'s link, as missive puts it in the message.
-fn target(address: &str) -> String {
-    let link = unsubscribe_for("essai-2026").link(address);
-    link.strip_prefix("https://dons.example.org")
-        .unwrap()
-        .to_owned()
-}
-
-fn unsubscribed(fixture: &Fixture) -> String {
-    std::fs::read_to_string(fixture.path("suppression/unsubscribed.txt")).unwrap()
-}
-
-fn multipart(boundary: &str) -> Vec<u8> {
-    format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
-         One-Click\r\n--{boundary}--\r\n"
-    )
-    .into_bytes()
-}
-
-/// Every answer: a page, nothing loaded from elsewhere, no cookie.
 fn assert_safe(reply: &Reply) {
     assert_eq!(reply.header("content-type"), "text/html; charset=utf-8");
     assert!(
@@ -260,104 +219,6 @@ fn forged_altered_truncated_and_oversized_requests_write_nothing() {
     );
 }
 
-fn unsubscribe_for(campaign_id: &str) -> Unsubscribe {
-    Unsubscribe {
-        campaign_id: campaign_id.into(),
-        mailto: "desabonnement@example.org".parse().unwrap(),
-        url: "https://dons.example.org/desabonnement".parse().unwrap(),
-        footer: String::new(),
-        link_text: String::new(),
-        secret: Secret::new(SECRET).unwrap(),
-    }
-}
-
-/// Writes `bytes` on a connection of its own and returns what came back before it closed.
-fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let _ = stream.write_all(bytes);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-#[test]
-fn a_thousand_people_click_at_once_while_a_send_runs_and_each_lands_once() {
-    const PEOPLE: usize = 1200;
-    const CLICKS: usize = 1000;
-    let fixture = campaign(PEOPLE);
-    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
-    let serving = Serving::start(&[&fixture.campaign()]);
-    let mut send = Command::new(env!("CARGO_BIN_EXE_missive"))
-        .args([
-            "send",
-            fixture.campaign().to_str().unwrap(),
-            "--smtp",
-            &smtp.url(),
-        ])
-        .args(["--rate", "400"])
-        .env("MISSIVE_UNSUBSCRIBE_SECRET", SECRET)
-        .env_remove("MISSIVE_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The send has read the (empty) list and is under way.
-    assert!(smtp.wait_until(Duration::from_secs(30), |j| !j.received.is_empty()));
-    let addresses: Vec<String> = (1..=CLICKS)
-        .map(|i| format!("person{i:02}@example.com"))
-        .collect();
-    let statuses = runtime().block_on(async {
-        let tasks: Vec<_> = addresses
-            .iter()
-            .map(|address| {
-                let (addr, target) = (serving.addr, target(address));
-                tokio::spawn(async move {
-                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
-                        .await
-                        .status
-                })
-            })
-            .collect();
-        let mut statuses = Vec::new();
-        for task in tasks {
-            statuses.push(task.await.unwrap());
-        }
-        statuses
-    });
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let text = unsubscribed(&fixture);
-    assert!(text.ends_with('\n'));
-    let mut lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), CLICKS, "each once");
-    lines.sort_unstable();
-    let mut expected: Vec<&str> = addresses.iter().map(String::as_str).collect();
-    expected.sort_unstable();
-    assert_eq!(lines, expected);
-
-    // The send kept working: everyone mailed once, and it finished.
-    let status = wait_or_kill(&mut send, Duration::from_secs(60)).expect("the send finishes");
-    assert_eq!(status.code(), Some(0));
-    let journal = smtp.journal();
-    assert_eq!(journal.accepted().count(), PEOPLE);
-    // The next run honours what was added.
-    let check = fixture.command("check", &[]);
-    assert!(
-        check
-            .stdout
-            .contains(&format!("{} recipient(s) ready", PEOPLE - CLICKS)),
-        "{}",
-        check.all()
-    );
-    assert!(
-        check.stdout.contains(&format!("{CLICKS} suppressed")),
-        "{}",
-        check.all()
-    );
-}
-
 #[test]
 fn sigterm_lets_a_request_in_flight_finish_and_its_address_land() {
     let fixture = campaign(2);
@@ -389,50 +250,6 @@ fn sigterm_lets_a_request_in_flight_finish_and_its_address_land() {
     let status = serving.wait(Duration::from_secs(10)).expect("it stops");
     assert_eq!(status.code(), Some(0));
     assert_eq!(unsubscribed(&fixture), "person01@example.com\n");
-}
-
-#[test]
-fn two_endpoints_sharing_one_file_never_tear_or_repeat_a_line() {
-    let fixture = campaign(2);
-    let first = Serving::start(&[&fixture.campaign()]);
-    let second = Serving::start(&[&fixture.campaign()]);
-    // Everyone clicks on both, at once: 300 people, 600 requests.
-    let addresses: Vec<String> = (1..=300)
-        .map(|i| format!("shared{i}@example.com"))
-        .collect();
-    runtime().block_on(async {
-        let mut tasks = Vec::new();
-        for address in &addresses {
-            for addr in [first.addr, second.addr] {
-                let target = target(address);
-                tasks.push(tokio::spawn(async move {
-                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
-                        .await
-                        .status
-                }));
-            }
-        }
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), 200);
-        }
-    });
-    let text = unsubscribed(&fixture);
-    assert!(text.ends_with('\n'), "no line cut short");
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.sort_unstable();
-    let repeated: Vec<&str> = lines
-        .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| w[0])
-        .collect();
-    assert!(
-        repeated.is_empty(),
-        "{} lines written twice: {repeated:?}",
-        repeated.len()
-    );
-    let mut expected: Vec<&str> = addresses.iter().map(String::as_str).collect();
-    expected.sort_unstable();
-    assert_eq!(lines, expected, "whole lines, each once");
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod send;
 mod sendlog;
 mod serve;
 mod serve_browser;
+mod serve_load;
 mod shutdown;
 mod sink;
 mod tls;

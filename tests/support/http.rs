@@ -1,7 +1,8 @@
-//! `missive serve` as a child process, and a real HTTP/1.1 client to talk to it: hyper's own,
-//! over a TCP connection of its own for each request (as a thousand different people would).
+//! `missive serve` as a child process, a campaign for it with the links of its people, and a
+//! real HTTP/1.1 client to talk to it: hyper's own, over a TCP connection of its own for each
+//! request (as a thousand different people would).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -10,6 +11,9 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use missive::unsubscribe::{Secret, Unsubscribe};
+
+use super::harness::{Fixture, people};
 
 /// The secret the serve tests sign their links with.
 pub const SECRET: &str = "serve-tests-key-serve-tests-key-0123";
@@ -135,4 +139,71 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// What a one-click POST carries (RFC 8058), and its content type.
+pub const URLENCODED: &str = "application/x-www-form-urlencoded";
+pub const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
+
+const SECTIONS: &str = r#"
+[unsubscribe]
+mailto = "desabonnement@example.org"
+url = "https://dons.example.org/desabonnement"
+
+[suppression]
+unsubscribed = "suppression/unsubscribed.txt"
+"#;
+
+/// A campaign of `n` people with `[unsubscribe]` and an empty unsubscribed file.
+pub fn campaign(n: usize) -> Fixture {
+    let fixture = Fixture::new(&people(n), SECTIONS);
+    fixture.write("suppression/unsubscribed.txt", "");
+    fixture
+}
+
+/// The unsubscribe settings of [`campaign`] under [`SECRET`], for campaign id `campaign_id`.
+pub fn unsubscribe_for(campaign_id: &str) -> Unsubscribe {
+    Unsubscribe {
+        campaign_id: campaign_id.into(),
+        mailto: "desabonnement@example.org".parse().unwrap(),
+        url: "https://dons.example.org/desabonnement".parse().unwrap(),
+        footer: String::new(),
+        link_text: String::new(),
+        secret: Secret::new(SECRET).unwrap(),
+    }
+}
+
+/// The path and query of `address`'s link, as missive puts it in the message.
+pub fn target(address: &str) -> String {
+    let link = unsubscribe_for("essai-2026").link(address);
+    link.strip_prefix("https://dons.example.org")
+        .unwrap()
+        .to_owned()
+}
+
+/// The campaign's unsubscribed file.
+pub fn unsubscribed(fixture: &Fixture) -> String {
+    std::fs::read_to_string(fixture.path("suppression/unsubscribed.txt")).unwrap()
+}
+
+/// The one-click form as `multipart/form-data` with `boundary`.
+pub fn multipart(boundary: &str) -> Vec<u8> {
+    format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
+         One-Click\r\n--{boundary}--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Writes `bytes` on a connection of its own and returns what came back before it closed (or
+/// before 15 s passed).
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
