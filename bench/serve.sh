@@ -64,7 +64,7 @@ with open(out, "w") as f:
         query = urllib.parse.urlencode({"c": campaign, "e": address, "t": mac.hexdigest()[:32]})
         f.write(f"{path}?{query}\n")
 PY
-"$MISSIVE" unsubscribe-token verify "$(head -1 "$WORK/links.txt")" >/dev/null \
+"$MISSIVE" unsubscribe-token verify "https://bench.invalid$(head -1 "$WORK/links.txt")" >/dev/null \
     || { say "the bench's links do not verify: bench/serve.sh no longer makes them as missive does"; exit 1; }
 
 start_server() {
@@ -109,6 +109,6 @@ for c in $CONNECTIONS; do
     printf '| %s | %s | %s ms | %s | %s ms | %s | %s | %s | %s |\n' "$c" \
         "$(field rps "$get")" "$(field p99_ms "$get")" \
         "$(field rps "$post")" "$(field p99_ms "$post")" \
-        "$answered" "$lines" "$syncs" "$(( syncs > 0 ? lines / syncs : 0 ))"
+        "$answered" "$lines" "$syncs" "$(( syncs > 0 ? answered / syncs : 0 ))"
 done
 printf '\nTargets: >= 2,000 POSTs a second, p99 < 50 ms. Every POST is a person of its own: lines written\nshould equal POSTs answered (wrk may cut a few in flight at the end of a run).\n'
