@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -86,34 +87,59 @@ struct Endpoint {
     committer: Committer,
 }
 
-/// Answers on `listener` for `sites` until `shutdown` resolves; then finishes the requests in
-/// flight (for at most [`SHUTDOWN_GRACE`]) and returns once every address accepted is on disk.
-pub async fn serve(
-    listener: TcpListener,
-    sites: Vec<Site>,
-    secret: Secret,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServeError> {
-    let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut appenders = Vec::with_capacity(sites.len());
-    for (index, site) in sites.iter().enumerate() {
-        if sites[..index]
-            .iter()
-            .any(|s| s.campaign_id == site.campaign_id)
-        {
-            return Err(ServeError::SameId(site.campaign_id.clone()));
-        }
-        by_path.entry(site.path.clone()).or_default().push(index);
-        appenders.push(Appender::open(&site.unsubscribed, Reason::Unsubscribed)?);
-    }
-    let (committer, commit_thread) = Committer::start(appenders).map_err(ServeError::Thread)?;
-    let endpoint = Arc::new(Endpoint {
-        sites,
-        by_path,
-        secret,
-        committer,
-    });
+/// The endpoint, ready to answer: every site's file open, the commit thread started.
+pub struct Server {
+    endpoint: Arc<Endpoint>,
+    commit_thread: JoinHandle<()>,
+}
 
+impl Server {
+    /// Opens each site's unsubscribed file (creating it when missing) and starts the thread
+    /// that writes to them. Fails on a file that cannot be opened or read, and on two sites of
+    /// one campaign id (a link could not say which file it means).
+    pub fn new(sites: Vec<Site>, secret: Secret) -> Result<Server, ServeError> {
+        let mut by_path: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut appenders = Vec::with_capacity(sites.len());
+        for (index, site) in sites.iter().enumerate() {
+            if sites[..index]
+                .iter()
+                .any(|s| s.campaign_id == site.campaign_id)
+            {
+                return Err(ServeError::SameId(site.campaign_id.clone()));
+            }
+            by_path.entry(site.path.clone()).or_default().push(index);
+            appenders.push(Appender::open(&site.unsubscribed, Reason::Unsubscribed)?);
+        }
+        let (committer, commit_thread) = Committer::start(appenders).map_err(ServeError::Thread)?;
+        let endpoint = Arc::new(Endpoint {
+            sites,
+            by_path,
+            secret,
+            committer,
+        });
+        Ok(Server {
+            endpoint,
+            commit_thread,
+        })
+    }
+
+    /// Answers on `listener` until `shutdown` resolves; then finishes the requests in flight
+    /// (for at most [`SHUTDOWN_GRACE`]) and returns once every address accepted is on disk.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let Server {
+            endpoint,
+            commit_thread,
+        } = self;
+        serve(endpoint, commit_thread, listener, shutdown).await;
+    }
+}
+
+async fn serve(
+    endpoint: Arc<Endpoint>,
+    commit_thread: JoinHandle<()>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(READ_TIMEOUT)
@@ -161,13 +187,12 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: abandoned unanswered");
-        return Ok(());
+        return;
     }
     // Every connection is done: the last committer goes, and the thread ends once it has
     // written what it was handed.
     drop(endpoint);
     let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
-    Ok(())
 }
 
 type Page = Response<Full<Bytes>>;

@@ -280,3 +280,74 @@ fn slow_clients_are_cut_off_and_write_nothing() {
     assert!(answers[1].starts_with("HTTP/1.1 408"), "{}", answers[1]);
     assert_eq!(unsubscribed(&fixture), "");
 }
+
+#[test]
+fn campaigns_sharing_a_path_each_get_their_own_links_in_their_own_language() {
+    let french = campaign(2);
+    let english = campaign(2);
+    let toml = std::fs::read_to_string(english.campaign()).unwrap();
+    english.write(
+        "campaign.toml",
+        &toml
+            .replace(r#"id = "essai-2026""#, r#"id = "spring-2026""#)
+            .replace(r#"language = "fr""#, r#"language = "en""#),
+    );
+    let serving = Serving::start(&[&french.campaign(), &english.campaign()]);
+    let spring = unsubscribe_for("spring-2026").link("person02@example.com");
+    let spring = spring.strip_prefix("https://dons.example.org").unwrap();
+    runtime().block_on(async {
+        let page = request(serving.addr, "GET", spring, None, vec![]).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(page.body.contains(r#"<html lang="en""#), "{}", page.body);
+        assert!(page.body.contains("Unsubscribe me"), "{}", page.body);
+        for target in [spring, &target("person01@example.com")] {
+            let done = request(
+                serving.addr,
+                "POST",
+                target,
+                Some(URLENCODED),
+                ONE_CLICK.into(),
+            )
+            .await;
+            assert_eq!(done.status, 200, "{done:?}");
+        }
+    });
+    assert_eq!(unsubscribed(&english), "person02@example.com\n");
+    assert_eq!(unsubscribed(&french), "person01@example.com\n");
+    drop(serving);
+
+    // The same campaign twice: links could not say which file is meant.
+    let run = french.run(
+        &[
+            "serve",
+            french.campaign().to_str().unwrap(),
+            french.campaign().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("MISSIVE_UNSUBSCRIBE_SECRET", crate::support::http::SECRET)],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("two campaigns given have the id \"essai-2026\""),
+        "{}",
+        run.all()
+    );
+    // No secret: it cannot tell real links from forged ones, and does not start.
+    let run = french.run(
+        &[
+            "serve",
+            french.campaign().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stderr.contains("MISSIVE_UNSUBSCRIBE_SECRET"),
+        "{}",
+        run.all()
+    );
+}

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::{Exit, Unsendable};
 use crate::campaign::Campaign;
-use crate::serve::{PageText, Site};
+use crate::serve::{PageText, ServeError, Server, Site};
 use crate::suppression::Reason;
 use crate::unsubscribe::Secret;
 
@@ -31,6 +31,23 @@ pub(super) fn serve(
         .iter()
         .map(|path| site(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let described: Vec<String> = sites
+        .iter()
+        .map(|site| {
+            format!(
+                "campaign {} ({}) at {}, unsubscribes to {}",
+                site.campaign_id,
+                site.text.language,
+                site.path,
+                site.unsubscribed.display()
+            )
+        })
+        .collect();
+    let server = Server::new(sites, secret).map_err(|error| match error {
+        // Its own type, so that an unreadable list ends with 65 as in every other command.
+        ServeError::Suppression(error) => anyhow::Error::new(error),
+        other => anyhow::Error::new(other),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,21 +57,14 @@ pub(super) fn serve(
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        for site in &sites {
-            tracing::info!(
-                "campaign {}: {} on http://{bound}{}, unsubscribes to {}",
-                site.campaign_id,
-                site.text.language,
-                site.path,
-                site.unsubscribed.display()
-            );
+        for line in &described {
+            tracing::info!("{line}");
         }
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "listening on http://{bound}");
         let _ = stdout.flush();
-        crate::serve::serve(listener, sites, secret, shutdown)
-            .await
-            .context("cannot serve")
+        server.run(listener, shutdown).await;
+        anyhow::Ok(())
     })?;
     Ok(Exit::Done)
 }
