@@ -25,7 +25,7 @@ fn a_thousand_people_click_at_once_while_a_send_runs_and_each_lands_once() {
             "--smtp",
             &smtp.url(),
         ])
-        .args(["--rate", "400"])
+        .args(["--rate", "200"])
         .env("MISSIVE_UNSUBSCRIBE_SECRET", SECRET)
         .env_remove("MISSIVE_LOG")
         .stdout(Stdio::null())
@@ -56,6 +56,11 @@ fn a_thousand_people_click_at_once_while_a_send_runs_and_each_lands_once() {
         statuses
     });
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // The clicks came while the send was going on (1,200 messages at 200 a second).
+    assert!(
+        send.try_wait().unwrap().is_none(),
+        "the send was still running"
+    );
     let text = unsubscribed(&fixture);
     assert!(text.ends_with('\n'));
     let mut lines: Vec<&str> = text.lines().collect();
