@@ -26,7 +26,7 @@ mod wire;
 
 pub use connection::Connection;
 use connection::step;
-pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
+pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials, mask_url};
 use wire::offers;
 
 /// The relay could not be set up (a host name TLS cannot use, for instance).
