@@ -28,3 +28,4 @@ mod sendlog;
 mod shutdown;
 mod sink;
 mod tls;
+mod verp;
