@@ -9,6 +9,7 @@
 mod support;
 
 mod check;
+mod dead_mailboxes;
 mod deliverability;
 mod dkim;
 mod e2e_maildev;
