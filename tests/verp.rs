@@ -123,6 +123,15 @@ fn without_bounces_the_envelope_sender_is_from_and_without_the_secret_a_send_ref
     );
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.messages().len(), 2, "nothing more was sent");
+    let check = tagged.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains("[bounces] return_path needs a secret"),
+        "{}",
+        check.all()
+    );
     // A dry run goes on with a throwaway secret, and says so.
     let dry = tagged.run(
         &[

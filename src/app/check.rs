@@ -18,7 +18,11 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
         let users = super::secret_users(campaign);
         findings.push(Finding::error(
             format!("{}: {}", campaign.path.display(), users.join(", ")),
-            format!("the unsubscribe links and return paths need a secret: {problem}"),
+            format!(
+                "{} need{} a secret (links and tags are signed with it): {problem}",
+                users.join(" and "),
+                if users.len() == 1 { "s" } else { "" }
+            ),
             "set it in the environment of every `missive send` (never in campaign.toml)",
         ));
     }
