@@ -9,6 +9,7 @@
 mod support;
 
 mod check;
+mod dead_mailboxes;
 mod deliverability;
 mod dkim;
 mod e2e_maildev;
@@ -28,3 +29,4 @@ mod sendlog;
 mod shutdown;
 mod sink;
 mod tls;
+mod verp;
