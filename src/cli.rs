@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use missive::app::{Command, Options, SendOptions};
 use missive::logging::LogFormat;
 use missive::send::{InDoubt, RunLimits};
-use missive::smtp::{Endpoint, EndpointError, mask_credentials};
+use missive::smtp::{Endpoint, EndpointError, mask_credentials, mask_url};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,18 +154,37 @@ pub enum Parsed {
     Usage(String),
 }
 
+/// `text` with every credential masked: those of the URLs among `args` (whole, as typed: a
+/// password may hold a space or a quote, where [`mask_credentials`] alone would cut the URL),
+/// then any other that looks like one.
+pub fn mask_typed(text: &str, args: &[OsString]) -> String {
+    let mut text = text.to_owned();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        // `--option=URL` is quoted whole or by its value alone.
+        let value = arg.split_once('=').map(|(_, value)| value);
+        for typed in std::iter::once(arg.as_ref()).chain(value) {
+            if let Some(shown) = mask_url(typed) {
+                text = text.replace(typed, &shown);
+            }
+        }
+    }
+    mask_credentials(&text)
+}
+
 /// Parses `args` (the program's name first, as [`std::env::args_os`] gives them).
 pub fn parse<I, T>(args: I) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => return Parsed::Info(error),
         // clap quotes a stray argument as typed (`--smtp` forgotten before a URL, a misspelt
         // option): it may hold a password. Plain text, then: colors would not survive masking.
-        Err(error) => return Parsed::Usage(mask_credentials(&error.render().to_string())),
+        Err(error) => return Parsed::Usage(mask_typed(&error.render().to_string(), &args)),
     };
     let format = match cli.log_format {
         Format::Text => LogFormat::Text,

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(error) => {
             // A path or value the user typed is quoted as typed, and may be a URL with a password.
-            let message = missive::smtp::mask_credentials(&describe(&error));
+            let args: Vec<_> = std::env::args_os().collect();
+            let message = cli::mask_typed(&describe(&error), &args);
             eprintln!("missive: {message}");
             missive::app::exit_for_error(&error).into()
         }

@@ -9,6 +9,7 @@
 mod support;
 
 mod check;
+mod dead_mailboxes;
 mod deliverability;
 mod dkim;
 mod e2e_maildev;
@@ -31,3 +32,4 @@ mod serve_load;
 mod shutdown;
 mod sink;
 mod tls;
+mod verp;
