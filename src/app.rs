@@ -1,4 +1,5 @@
-//! The commands: `check`, `preview`, `send` and `status`, each a plain function of [`Options`].
+//! The commands: `check`, `preview`, `send`, `status` and `serve`, each a plain function of
+//! [`Options`].
 //!
 //! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
@@ -26,6 +27,7 @@ mod check;
 mod exit;
 mod preview;
 mod sending;
+mod serve;
 mod status;
 
 pub use exit::{Exit, Unsendable, exit_for_error};
@@ -56,6 +58,11 @@ pub enum Command {
     VerifyUnsubscribe {
         link: String,
         json: bool,
+    },
+    /// Answer these campaigns' unsubscribe links over HTTP until `shutdown`.
+    Serve {
+        campaigns: Vec<PathBuf>,
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -94,6 +101,9 @@ pub fn run(
     if let Command::VerifyUnsubscribe { link, json } = &options.command {
         return verify_unsubscribe(link, *json);
     }
+    if let Command::Serve { campaigns, listen } = &options.command {
+        return serve::serve(campaigns, *listen, shutdown);
+    }
     let loaded = Loaded::load(&options)?;
     match &options.command {
         Command::Check => check::check(&loaded),
@@ -109,7 +119,9 @@ pub fn run(
             runtime.block_on(sending::send(&loaded, &options, send, shutdown))
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
-        Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),
+        Command::VerifyUnsubscribe { .. } | Command::Serve { .. } => {
+            unreachable!("answered before loading")
+        }
     }
 }
 
@@ -285,7 +297,10 @@ fn secret(
                         }
                     )
                 }
-                Command::Check | Command::Status { .. } | Command::VerifyUnsubscribe { .. } => {}
+                Command::Check
+                | Command::Status { .. }
+                | Command::VerifyUnsubscribe { .. }
+                | Command::Serve { .. } => {}
             }
             Ok((Some(Secret::throwaway()), Some(problem)))
         }

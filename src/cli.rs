@@ -4,6 +4,7 @@
 //! included; only `main` prints them and ends the process.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,6 +95,16 @@ enum CliCommand {
         /// One JSON object, for scripts.
         #[arg(long)]
         json: bool,
+    },
+    /// Answer the campaigns' one-click unsubscribe links over HTTP, until SIGINT or SIGTERM.
+    Serve {
+        /// The campaign files (each needs an [unsubscribe] section).
+        #[arg(default_value = "campaign.toml")]
+        campaigns: Vec<PathBuf>,
+        /// Address and port to listen on; port 0 picks a free one. The first line on standard
+        /// output says which.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
+        listen: SocketAddr,
     },
     /// Unsubscribe links, for the organization's web endpoint.
     #[command(name = "unsubscribe-token", subcommand)]
@@ -220,6 +231,16 @@ where
                 smtp: None,
                 log: None,
                 command: Command::VerifyUnsubscribe { link, json },
+            };
+            return Parsed::Run(options, format);
+        }
+        CliCommand::Serve { campaigns, listen } => {
+            let options = Options {
+                campaign: campaigns[0].clone(),
+                recipients: None,
+                smtp: None,
+                log: None,
+                command: Command::Serve { campaigns, listen },
             };
             return Parsed::Run(options, format);
         }
@@ -362,5 +383,18 @@ mod tests {
             options.command,
             Command::VerifyUnsubscribe { json: true, .. }
         ));
+
+        let (options, _) = run(&["serve"]);
+        let Command::Serve { campaigns, listen } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(campaigns, [PathBuf::from("campaign.toml")]);
+        assert_eq!(listen.to_string(), "127.0.0.1:8025");
+        let (options, _) = run(&["serve", "a.toml", "b.toml", "--listen", "[::1]:0"]);
+        let Command::Serve { campaigns, listen } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(campaigns.len(), 2);
+        assert_eq!(listen.to_string(), "[::1]:0");
     }
 }

@@ -8,7 +8,7 @@
 //! client and what replies mean), [`refusal`] (what a server's refusal says of the address: a
 //! dead mailbox or not) and [`sendlog`] (the durable record that makes a second run resume
 //! instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
-//! token), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
+//! token, which [`serve`] answers over HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
 //! a bounce name whom it is about), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
@@ -39,6 +39,7 @@ pub mod render;
 pub mod retry;
 pub mod send;
 pub mod sendlog;
+pub mod serve;
 pub mod smtp;
 pub mod suppression;
 pub mod typography;
