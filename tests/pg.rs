@@ -12,12 +12,21 @@ use missive::sendlog::{
 };
 
 use crate::support::postgres::PgServer;
+use crate::support::tls::TestCa;
 
 fn target(server: &PgServer) -> PgTarget {
     PgTarget::parse(&server.url(), |name| {
         (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
     })
     .unwrap()
+}
+
+/// Why opening campaign `c` at `target` failed (a replay is too long to print when it did not).
+fn refused(target: &PgTarget) -> SendLogError {
+    match PgLog::open(target, "c") {
+        Ok(_) => panic!("campaign c opened at {target}, but should have been refused"),
+        Err(error) => error,
+    }
 }
 
 fn at(ago: u64) -> String {
@@ -173,7 +182,7 @@ fn records_replay_from_the_database_as_from_a_file_log() {
         records.len().to_string()
     );
     // Held while open: a second missive is told to wait, and who holds it.
-    let err = PgLog::open(&target(&server), "c").unwrap_err();
+    let err = refused(&target(&server));
     assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::TryAgain);
     assert!(err.to_string().contains("missive 0."), "{err}");
@@ -223,7 +232,7 @@ fn a_newer_schema_is_refused_naming_both_versions() {
         "1"
     );
     server.sql("UPDATE missive.schema_version SET version = 7, made_by = '3.1.4'");
-    let err = PgLog::open(&target(&server), "c").unwrap_err();
+    let err = refused(&target(&server));
     assert!(matches!(err, SendLogError::NewerSchema { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Invalid);
     let text = err.to_string();
@@ -260,7 +269,7 @@ fn the_password_comes_from_pgpassword_only_and_a_wrong_one_is_refused() {
                 .flatten()
         })
         .unwrap();
-        let err = PgLog::open(&target, "c").unwrap_err();
+        let err = refused(&target);
         assert!(matches!(err, SendLogError::DatabaseRefused { .. }), "{err}");
         assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
         assert!(err.to_string().contains("PGPASSWORD"), "{err}");
@@ -281,7 +290,7 @@ fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
         "{err}"
     );
     assert_eq!(err.kind(), ErrorKind::TryAgain);
-    let err = PgLog::open(&target(&server), "c").unwrap_err();
+    let err = refused(&target(&server));
     assert_eq!(err.kind(), ErrorKind::TryAgain, "{err}");
 
     server.start_again();
@@ -310,4 +319,35 @@ fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
         })
         .collect();
     assert_eq!(people, [true, false, false, true, false]);
+}
+
+#[test]
+fn tls_to_the_database_is_verified_against_the_authority_given() {
+    let server = PgServer::start();
+    let certs = tempfile::tempdir().unwrap();
+    let authority = TestCa::generate(certs.path(), "database");
+    let (cert, key) = authority.server_files();
+    server.enable_tls(cert, key);
+    let password = |name: &str| (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned());
+    let url = format!("{}?sslmode=verify-full", server.url());
+
+    // Signed by an authority of its own: not one of the web's, refused.
+    let err = refused(&PgTarget::parse(&url, password).unwrap());
+    assert!(matches!(err, SendLogError::DatabaseRefused { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    // Trusted once named, and the connection is encrypted.
+    let trusted = format!("{url}&sslrootcert={}", authority.ca.display());
+    let target = PgTarget::parse(&trusted, password).unwrap();
+    let (mut log, _) = PgLog::open(&target, "c").unwrap();
+    log.append(&[Record::new(Event::attempt("L"), "a@example.com", "<i@x>")])
+        .unwrap();
+    assert_eq!(
+        server.sql(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name LIKE 'missive %'"
+        ),
+        "t"
+    );
 }

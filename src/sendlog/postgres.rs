@@ -189,7 +189,7 @@ impl Session {
         let mut client = if target.tls {
             let (client, connection) = target
                 .config
-                .connect(target::tls_connector())
+                .connect(target::tls_connector(target))
                 .await
                 .map_err(error)?;
             tokio::spawn(drive(connection));

@@ -127,6 +127,45 @@ impl PgServer {
         }
     }
 
+    /// Turns TLS on, with the certificate and key at `cert` and `key` (PEM), and has the
+    /// server read its configuration again. Connections may then use TLS; plain ones still work.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) {
+        let (server_cert, server_key) = (
+            self.dir.path().join("server.crt"),
+            self.dir.path().join("server.key"),
+        );
+        std::fs::copy(cert, &server_cert).unwrap();
+        std::fs::copy(key, &server_key).unwrap();
+        // PostgreSQL refuses a key others may read.
+        std::fs::set_permissions(
+            &server_key,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        if let Some(user) = &self.user {
+            let (uid, gid) = ids_of(user);
+            for file in [&server_cert, &server_key] {
+                std::os::unix::fs::chown(file, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        self.sql(&format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'",
+            server_cert.display()
+        ));
+        self.sql(&format!(
+            "ALTER SYSTEM SET ssl_key_file = '{}'",
+            server_key.display()
+        ));
+        self.sql("ALTER SYSTEM SET ssl = on");
+        self.sql("SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until the server says TLS is on.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.sql("SHOW ssl") != "on" {
+            assert!(Instant::now() < deadline, "the server never turned TLS on");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the server with a fast shutdown (clients are disconnected, nothing is lost).
     pub fn stop(&mut self) {
         if !self.running {

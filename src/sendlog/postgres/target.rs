@@ -5,19 +5,26 @@
 //! refused without being printed, as SMTP URLs are.
 //!
 //! Plain text is allowed only to this machine (a loopback address or a Unix socket), like plain
-//! SMTP; anywhere else TLS is required and the server's certificate verified against the web's
-//! roots, whatever `sslmode` says (`require` verifies too, where libpq would not).
+//! SMTP; anywhere else TLS is required and the server's certificate verified, for the host's
+//! name, against the web's roots or the authority `sslrootcert` (or `PGSSLROOTCERT`) names,
+//! whatever `sslmode` says (`require` verifies too, where libpq would not).
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio_postgres::config::{Config, SslMode};
 
 use crate::sendlog::SendLogError;
 
 /// The `sslmode` values missive accepts, for messages.
 const SSL_MODES: &str = "disable (on this machine only), require, verify-ca, verify-full";
+
+/// The parameters a URL may hold, for messages.
+const PARAMETERS: &str = "host, port, sslmode, sslrootcert, connect_timeout and application_name";
 
 /// How long connecting may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +36,8 @@ pub struct PgTarget {
     /// The URL as messages show it: never with a password (none is allowed in it).
     pub(super) shown: String,
     pub(super) tls: bool,
+    /// The authority `sslrootcert` names, trusted instead of the web's roots.
+    pub(super) authority: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -104,12 +113,14 @@ impl PgTarget {
         let mut host = parsed.host_str().map(decode).filter(|h| !h.is_empty());
         let mut port = parsed.port();
         let mut ssl_mode = None;
+        let mut root_cert = None;
         let mut connect_timeout = None;
         for (key, value) in parsed.query_pairs() {
             match &*key {
                 "host" => host = Some(value.into_owned()),
                 "port" => port = Some(parse_number(&shown, "port", &value)?),
                 "sslmode" => ssl_mode = Some(value.into_owned()),
+                "sslrootcert" => root_cert = Some(value.into_owned()),
                 "connect_timeout" => {
                     connect_timeout = Some(parse_number(&shown, "connect_timeout", &value)?);
                 }
@@ -119,10 +130,7 @@ impl PgTarget {
                 other => {
                     return Err(refuse(
                         &shown,
-                        format!(
-                            "unknown parameter {other:?} (missive reads host, port, sslmode, \
-                             connect_timeout and application_name)"
-                        ),
+                        format!("unknown parameter {other:?} (missive reads {PARAMETERS})"),
                     ));
                 }
             }
@@ -152,8 +160,12 @@ impl PgTarget {
         };
         let socket = host.starts_with('/');
         let local = socket || is_loopback(&host);
+        let authority = match root_cert.or_else(|| env("PGSSLROOTCERT")) {
+            Some(path) => Some(Arc::new(read_authority(&shown, Path::new(&path))?)),
+            None => None,
+        };
         let tls = match ssl_mode.or_else(|| env("PGSSLMODE")).as_deref() {
-            None => !local,
+            None => !local || (authority.is_some() && !socket),
             Some("disable") if local => false,
             Some("disable") => {
                 return Err(refuse(
@@ -204,7 +216,12 @@ impl PgTarget {
                 std::process::id()
             ));
         }
-        Ok(PgTarget { config, shown, tls })
+        Ok(PgTarget {
+            config,
+            shown,
+            tls,
+            authority,
+        })
     }
 
     /// Whether the connection is encrypted (and the server's certificate verified).
@@ -258,11 +275,32 @@ fn parse_number<N: std::str::FromStr>(
     })
 }
 
-/// The TLS connector: rustls with ring, the web's roots, as lettre's connection to a relay.
-pub(super) fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+/// The certificates of the PEM file at `path`: the authority a private database's
+/// certificate is signed by.
+fn read_authority(shown: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, SendLogError> {
+    let refuse = |problem: String| SendLogError::DatabaseUrl {
+        url: shown.to_owned(),
+        problem: format!("sslrootcert {}: {problem}", path.display()),
     };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| refuse(format!("cannot read its certificates ({e})")))?;
+    if certificates.is_empty() {
+        return Err(refuse("holds no certificate (PEM)".into()));
+    }
+    Ok(certificates)
+}
+
+/// The TLS connector: rustls with ring, as lettre's connection to a relay, trusting the web's
+/// roots, or only the authority `sslrootcert` names.
+pub(super) fn tls_connector(target: &PgTarget) -> tokio_postgres_rustls::MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore::empty();
+    match &target.authority {
+        Some(authority) => {
+            roots.add_parsable_certificates(authority.iter().cloned());
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
