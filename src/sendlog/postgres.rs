@@ -21,7 +21,8 @@
 //! The campaign's identity in a database is its id: a campaign file with the same id pointed at
 //! the same database resumes that campaign. The row draws a `uid` when it is made
 //! ([`PgLog::campaign_uid`]) so that a campaign can remember which row it began with, as it
-//! remembers its log file, and refuse a namesake's.
+//! remembers its log file in `<id>.state.json`, and refuse a namesake's: that check belongs to
+//! the commands, with the wiring.
 
 mod errors;
 mod schema;
