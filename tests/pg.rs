@@ -154,6 +154,9 @@ fn records_replay_from_the_database_as_from_a_file_log() {
     rcpts.dedup();
     rcpts.push("nobody@example.com".into());
 
+    // Reading makes nothing: a database without missive's tables is an empty log.
+    assert_eq!(PgLog::read(&target(&server), "c").unwrap().len(), 0);
+    assert_eq!(server.sql("SELECT to_regclass('missive.records')"), "");
     let (log, replay) = PgLog::open(&target(&server), "c").unwrap();
     assert_eq!(replay.len(), 0);
     assert_eq!(replay.campaign(), Some("c"));
@@ -165,6 +168,9 @@ fn records_replay_from_the_database_as_from_a_file_log() {
     let (_file, from_file) = FileLog::open(&path, "c").unwrap();
     let from_file = seen(&from_file, &rcpts);
     assert_eq!(seen(&from_db, &rcpts), from_file);
+    // `status`'s read, beside the open log, as FileLog::read.
+    let read = PgLog::read(&target(&server), "c").unwrap();
+    assert_eq!(seen(&read, &rcpts), from_file);
     // The comparison compares something: each kind of outcome is there.
     for expected in [
         "Sent",
@@ -221,6 +227,8 @@ fn campaigns_sharing_a_database_stay_apart() {
         server.sql("SELECT string_agg(name, ',' ORDER BY name) FROM missive.campaigns"),
         "a,b"
     );
+    assert!(PgLog::read(&target(&server), "z").unwrap().is_empty());
+    assert_eq!(PgLog::read(&target(&server), "b").unwrap().len(), 2);
 }
 
 #[test]
@@ -244,6 +252,8 @@ fn a_newer_schema_is_refused_naming_both_versions() {
     ] {
         assert!(text.contains(part), "{part}: {text}");
     }
+    let err = PgLog::read(&target(&server), "c").unwrap_err();
+    assert!(matches!(err, SendLogError::NewerSchema { .. }), "{err}");
     assert_eq!(
         server.sql("SELECT version FROM missive.schema_version"),
         "7"

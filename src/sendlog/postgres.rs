@@ -7,8 +7,9 @@
 //! on first use) and holds the campaign for the connection's life (an advisory lock, released by
 //! the database when the connection ends, as the OS releases the file log's `flock`), then
 //! streams the campaign's records into the same [`Replay`] the file log builds, a few thousand
-//! rows at a time. [`SendLog::append`] writes a batch as one `INSERT` (one transaction), and
-//! returns once it is committed.
+//! rows at a time (see `rows`). [`SendLog::append`] writes a batch as one `INSERT` (one
+//! transaction), and returns once it is committed. [`PgLog::read`] is `status`'s: it replays
+//! without holding the campaign or making tables.
 //!
 //! The client is async, the [`SendLog`] trait is not: the group-commit writer calls `append`
 //! from a plain OS thread, and `send` opens its log from inside its single-threaded runtime,
@@ -25,30 +26,21 @@
 //! the commands, with the wiring.
 
 mod errors;
+mod rows;
 mod schema;
 mod target;
 
-use errors::{database_error, describe};
+use errors::{database_error, describe, timely};
 
 pub use target::PgTarget;
 
-use std::borrow::Cow;
 use std::sync::mpsc as sync_channel;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::replay::Line;
-use super::{Event, Record, Replay, SendLog, SendLogError, parse_timestamp};
-
-/// Rows fetched at a time while replaying: a million records are never in memory at once.
-const REPLAY_CHUNK: i32 = 4096;
-
-/// How long the database may take to answer one request (a batch, a chunk of the replay)
-/// before it counts as unreachable: a database cut off by the network sends no reset.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+use super::{Record, Replay, SendLog, SendLogError};
 
 /// A campaign's send log in a PostgreSQL database.
 pub struct PgLog {
@@ -102,6 +94,17 @@ impl PgLog {
         }
     }
 
+    /// Reads `campaign`'s log at `target` without holding the campaign or making tables (for
+    /// `status`, which may run beside a send): a database without missive's tables, or without
+    /// the campaign, is an empty log. Refuses a newer schema.
+    pub fn read(target: &PgTarget, campaign: &str) -> Result<Replay, SendLogError> {
+        // On a thread of its own, for the reasons `open` has one.
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(|| runtime(&target.shown)?.block_on(read(target, campaign)));
+            reader.join().unwrap_or_else(|_| Err(stopped()))
+        })
+    }
+
     /// The identity the campaign's row drew when it was made: a campaign that remembers it can
     /// tell its own row from a namesake's.
     pub fn campaign_uid(&self) -> &str {
@@ -143,17 +146,10 @@ fn serve(
     opened: sync_channel::SyncSender<Opened>,
     mut incoming: mpsc::UnboundedReceiver<Append>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&target.shown) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            let problem = format!("cannot start the database connection's runtime: {e}");
-            let _ = opened.send(Err(SendLogError::DatabaseFailed {
-                log: target.shown.clone(),
-                problem,
-            }));
+        Err(error) => {
+            let _ = opened.send(Err(error));
             return;
         }
     };
@@ -186,189 +182,79 @@ struct Session {
 impl Session {
     async fn open(target: &PgTarget, campaign: &str) -> Result<(Session, Replay), SendLogError> {
         let log = target.shown.clone();
-        let error = |e: tokio_postgres::Error| database_error(&log, &e);
-        let mut client = if target.tls {
-            let (client, connection) = target
-                .config
-                .connect(target::tls_connector(target))
-                .await
-                .map_err(error)?;
-            tokio::spawn(drive(connection));
-            client
-        } else {
-            let (client, connection) = target.config.connect(NoTls).await.map_err(error)?;
-            tokio::spawn(drive(connection));
-            client
-        };
+        let mut client = connect(target).await?;
         timely(&log, schema::migrate(&mut client, &log)).await?;
         let row = timely(&log, schema::campaign_row(&client, campaign, &log)).await?;
         timely(&log, schema::hold_campaign(&client, &row, &log, campaign)).await?;
-        let insert = timely(&log, async { client.prepare(INSERT).await.map_err(error) }).await?;
-        let mut session = Session {
+        let insert = timely(&log, async {
+            let prepared = client.prepare(rows::INSERT).await;
+            prepared.map_err(|e| database_error(&log, &e))
+        })
+        .await?;
+        let mut replay = rows::replay(&mut client, row.id, &log).await?;
+        replay.set_campaign(campaign);
+        let session = Session {
             client,
             log,
             campaign: row.id,
             uid: row.uid,
             insert,
         };
-        let mut replay = session.replay().await?;
-        replay.set_campaign(campaign);
         Ok((session, replay))
     }
 
-    /// Streams the campaign's records, in the order they were written, into a replay.
-    async fn replay(&mut self) -> Result<Replay, SendLogError> {
-        let log = &self.log;
-        let error = |e: tokio_postgres::Error| database_error(log, &e);
-        let mut replay = Replay::default();
-        // A portal reads the rows a chunk at a time, in one snapshot.
-        let transaction = self.client.transaction().await.map_err(error)?;
-        let portal = timely(log, async {
-            transaction
-                .bind(SELECT, &[&self.campaign])
-                .await
-                .map_err(error)
-        })
-        .await?;
-        loop {
-            let rows = timely(log, async {
-                transaction
-                    .query_portal(&portal, REPLAY_CHUNK)
-                    .await
-                    .map_err(error)
-            })
-            .await?;
-            for row in &rows {
-                let line = Line {
-                    at: Cow::Borrowed(row.get::<_, Option<&str>>(0).unwrap_or_default()),
-                    event: Cow::Borrowed(row.get(1)),
-                    rcpt: Cow::Borrowed(row.get(2)),
-                    letter: row.get::<_, Option<&str>>(3).map(Cow::Borrowed),
-                    reply: row.get::<_, Option<&str>>(4).map(Cow::Borrowed),
-                    retry_at: row.get::<_, Option<&str>>(5).map(Cow::Borrowed),
-                    via: row.get::<_, Option<&str>>(6).map(Cow::Borrowed),
-                };
-                replay
-                    .apply_fields(&line)
-                    .map_err(|problem| SendLogError::DatabaseFailed {
-                        log: log.clone(),
-                        problem: format!("a record of the table missive.records: {problem}"),
-                    })?;
-            }
-            if rows.len() < REPLAY_CHUNK as usize {
-                break;
-            }
-        }
-        transaction.commit().await.map_err(error)?;
-        replay.finish();
-        Ok(replay)
-    }
-
-    /// Inserts `records` in order, in one statement: one transaction, committed on return.
     async fn append(&self, records: &[Record]) -> Result<(), SendLogError> {
-        let mut columns = Columns::with_capacity(records.len());
-        for record in records {
-            columns.push(record);
-        }
-        let inserted = timely(&self.log, async {
-            self.client
-                .execute(
-                    &self.insert,
-                    &[
-                        &self.campaign,
-                        &columns.at,
-                        &columns.event,
-                        &columns.rcpt,
-                        &columns.message_id,
-                        &columns.letter,
-                        &columns.reply,
-                        &columns.retry_at,
-                        &columns.via,
-                    ],
-                )
-                .await
-                .map_err(|e| database_error(&self.log, &e))
+        rows::insert(
+            &self.client,
+            &self.insert,
+            self.campaign,
+            records,
+            &self.log,
+        )
+        .await
+    }
+}
+
+/// A new connection to `target`, driven on the current runtime.
+async fn connect(target: &PgTarget) -> Result<Client, SendLogError> {
+    let error = |e: tokio_postgres::Error| database_error(&target.shown, &e);
+    if target.tls {
+        let tls = target::tls_connector(target);
+        let (client, connection) = target.config.connect(tls).await.map_err(error)?;
+        tokio::spawn(drive(connection));
+        Ok(client)
+    } else {
+        let (client, connection) = target.config.connect(NoTls).await.map_err(error)?;
+        tokio::spawn(drive(connection));
+        Ok(client)
+    }
+}
+
+/// `status`'s read: the campaign's records, without making tables or holding the campaign.
+async fn read(target: &PgTarget, campaign: &str) -> Result<Replay, SendLogError> {
+    let log = &target.shown;
+    let mut client = connect(target).await?;
+    if !timely(log, schema::readable(&client, log)).await? {
+        return Ok(Replay::default());
+    }
+    let Some(row) = timely(log, schema::find_campaign(&client, campaign, log)).await? else {
+        return Ok(Replay::default());
+    };
+    let mut replay = rows::replay(&mut client, row, log).await?;
+    replay.set_campaign(campaign);
+    Ok(replay)
+}
+
+/// A runtime for one connection, on the thread that calls it.
+fn runtime(log: &str) -> Result<tokio::runtime::Runtime, SendLogError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SendLogError::DatabaseFailed {
+            log: log.to_owned(),
+            problem: format!("cannot start the database connection's runtime: {e}"),
         })
-        .await?;
-        if inserted != records.len() as u64 {
-            return Err(SendLogError::DatabaseFailed {
-                log: self.log.clone(),
-                problem: format!("{inserted} of {} records were written", records.len()),
-            });
-        }
-        Ok(())
-    }
 }
-
-/// A batch as the columns of the `INSERT`'s arrays.
-struct Columns<'a> {
-    at: Vec<Option<std::time::SystemTime>>,
-    event: Vec<&'static str>,
-    rcpt: Vec<&'a str>,
-    message_id: Vec<&'a str>,
-    letter: Vec<Option<&'a str>>,
-    reply: Vec<Option<&'a str>>,
-    retry_at: Vec<Option<std::time::SystemTime>>,
-    via: Vec<Option<&'a str>>,
-}
-
-impl<'a> Columns<'a> {
-    fn with_capacity(n: usize) -> Columns<'a> {
-        Columns {
-            at: Vec::with_capacity(n),
-            event: Vec::with_capacity(n),
-            rcpt: Vec::with_capacity(n),
-            message_id: Vec::with_capacity(n),
-            letter: Vec::with_capacity(n),
-            reply: Vec::with_capacity(n),
-            retry_at: Vec::with_capacity(n),
-            via: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, record: &'a Record) {
-        let (event, letter, reply, retry_at, via) = match &record.event {
-            Event::Attempt { letter } => ("attempt", letter.as_deref(), None, None, None),
-            Event::Sent { reply, via } => {
-                ("sent", None, Some(reply.as_str()), None, via.as_deref())
-            }
-            Event::Deferred { reply, retry_at } => (
-                "deferred",
-                None,
-                Some(reply.as_str()),
-                retry_at.as_deref(),
-                None,
-            ),
-            Event::Failed { reply } => ("failed", None, Some(reply.as_str()), None, None),
-            Event::Withdrawn => ("withdrawn", None, None, None, None),
-        };
-        self.at.push(parse_timestamp(&record.at));
-        self.event.push(event);
-        self.rcpt.push(&record.rcpt);
-        self.message_id.push(&record.message_id);
-        self.letter.push(letter);
-        self.reply.push(reply);
-        self.retry_at.push(retry_at.and_then(parse_timestamp));
-        self.via.push(via);
-    }
-}
-
-/// A batch's rows, in the order given (the ordinality), so `seq` keeps the log's order.
-const INSERT: &str = "
-    INSERT INTO missive.records
-        (campaign, at, event, rcpt, message_id, letter, reply, retry_at, via)
-    SELECT $1, at, event, rcpt, message_id, letter, reply, retry_at, via
-    FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::timestamptz[], $9::text[])
-         WITH ORDINALITY AS batch (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
-    ORDER BY n";
-
-/// A campaign's records in order, times as the file log writes them (RFC 3339, UTC, seconds),
-/// so the replay reads them as it reads a file's.
-const SELECT: &str = r#"
-    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), event, rcpt, letter,
-           reply, to_char(retry_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), via
-    FROM missive.records WHERE campaign = $1 ORDER BY seq"#;
 
 /// Runs the connection until it closes; its errors reach the requests that were waiting.
 async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
@@ -379,22 +265,6 @@ where
     if let Err(e) = connection.await {
         tracing::debug!(error = %describe(&e), "the send log's database connection ended");
     }
-}
-
-/// `work`, or [`SendLogError::DatabaseUnreachable`] if the database has not answered within
-/// [`ANSWER_TIMEOUT`].
-async fn timely<T>(
-    log: &str,
-    work: impl Future<Output = Result<T, SendLogError>>,
-) -> Result<T, SendLogError> {
-    tokio::time::timeout(ANSWER_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(SendLogError::DatabaseUnreachable {
-                log: log.to_owned(),
-                problem: format!("no answer in {} s", ANSWER_TIMEOUT.as_secs()),
-            })
-        })
 }
 
 fn stopped() -> SendLogError {

@@ -3,6 +3,7 @@
 //! missing database, a certificate: a person must act, exit 65), or anything else.
 
 use std::error::Error as _;
+use std::time::Duration;
 
 use crate::sendlog::SendLogError;
 
@@ -103,4 +104,24 @@ fn describe_db(error: &tokio_postgres::error::DbError) -> String {
         text.push_str(extra);
     }
     text
+}
+
+/// How long the database may take to answer one request (a batch, a chunk of the replay)
+/// before it counts as unreachable: a database cut off by the network sends no reset.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `work`, or [`SendLogError::DatabaseUnreachable`] if the database has not answered within
+/// [`ANSWER_TIMEOUT`].
+pub(super) async fn timely<T>(
+    log: &str,
+    work: impl Future<Output = Result<T, SendLogError>>,
+) -> Result<T, SendLogError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendLogError::DatabaseUnreachable {
+                log: log.to_owned(),
+                problem: format!("no answer in {} s", ANSWER_TIMEOUT.as_secs()),
+            })
+        })
 }

@@ -154,6 +154,40 @@ pub(super) async fn campaign_row(
     })
 }
 
+/// Whether the database holds missive's tables at a version this missive reads (for reading
+/// only: nothing is made). A newer version is refused.
+pub(super) async fn readable(client: &Client, log: &str) -> Result<bool, SendLogError> {
+    match read_version(client).await {
+        Ok(Some((found, made_by))) if found > VERSION => Err(newer(log, found, made_by)),
+        Ok(found) => Ok(found.is_some()),
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(&SqlState::UNDEFINED_TABLE | &SqlState::INVALID_SCHEMA_NAME)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(database_error(log, &e)),
+    }
+}
+
+/// The row id of `campaign`, if it has one.
+pub(super) async fn find_campaign(
+    client: &Client,
+    campaign: &str,
+    log: &str,
+) -> Result<Option<i32>, SendLogError> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM missive.campaigns WHERE name = $1",
+            &[&campaign],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?;
+    Ok(row.map(|row| row.get(0)))
+}
+
 /// Holds `row`'s campaign for this connection's life, as the file log's lock holds its file:
 /// until several senders divide a campaign between them, two would mail everyone twice. The
 /// database lets go when the connection ends, however the process dies.
