@@ -34,8 +34,13 @@ impl PgServer {
     /// Makes a database cluster in a new temporary folder and starts it.
     pub fn start() -> PgServer {
         let bin = bin_dir();
-        let dir = tempfile::tempdir().expect("a temporary folder");
         let user = running_as_root().then(|| "postgres".to_owned());
+        // In /tmp, which every user may cross (a TMPDIR under /root may not be), and short: the
+        // socket's whole path must fit in 107 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("missive-pg")
+            .tempdir_in("/tmp")
+            .expect("a temporary folder");
         if let Some(user) = &user {
             let (uid, gid) = ids_of(user);
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
