@@ -20,6 +20,7 @@ mod list_error;
 mod modules;
 mod outdir;
 mod pace;
+mod pg;
 mod relays;
 mod screenshots;
 mod secrets;

@@ -6,8 +6,9 @@
 //! sent and failed people are skipped, and an attempt with no outcome is *in doubt* (the process
 //! died while the server had the message).
 //!
-//! The engine sees only the [`SendLog`] trait: a JSON-lines file today ([`FileLog`]), memory for
-//! dry runs ([`MemoryLog`]), and tomorrow a table shared by several workers. Writes go through
+//! The engine sees only the [`SendLog`] trait: a JSON-lines file ([`FileLog`], the default),
+//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], not yet wired
+//! into the commands; tomorrow shared by several senders). Writes go through
 //! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
 //! commit) so durability does not cost one fsync per message.
 //!
@@ -19,11 +20,13 @@ mod claim;
 mod commit;
 mod file;
 mod lock;
+mod postgres;
 mod replay;
 
 pub use claim::CampaignClaim;
 pub use commit::{Durable, LogWriter};
 pub use file::FileLog;
+pub use postgres::{PgLog, PgTarget};
 pub use replay::{Entry, Replay};
 
 use std::path::PathBuf;
@@ -101,6 +104,41 @@ pub enum SendLogError {
         problem: &'static str,
         state: PathBuf,
     },
+    /// A database log's URL that cannot be used (it holds a password, asks for plain text
+    /// beyond this machine, or is no PostgreSQL URL). `url` is never shown with a password.
+    #[error("send log {url}: {problem}")]
+    DatabaseUrl { url: String, problem: String },
+    /// The database cannot be reached, or went away: a later run may find it back.
+    #[error(
+        "send log {log}: the database cannot be reached or went away ({problem}); nothing is \
+         lost: run again once it is back"
+    )]
+    DatabaseUnreachable { log: String, problem: String },
+    /// The database refused missive (login, rights, a missing database, a certificate): a
+    /// person must act.
+    #[error("send log {log}: the database refused missive ({problem}); {remedy}")]
+    DatabaseRefused {
+        log: String,
+        problem: String,
+        remedy: &'static str,
+    },
+    /// Any other answer of the database: a bug of missive's, or of the database.
+    #[error("send log {log}: {problem}")]
+    DatabaseFailed { log: String, problem: String },
+    /// The database holds the send log's tables as a later missive made them: this one would
+    /// misread them.
+    #[error(
+        "send log {log}: the database's send log schema is version {found} (made by missive \
+         {made_by}), but this missive ({ours}) knows versions up to {known}: run a missive as \
+         recent on this machine"
+    )]
+    NewerSchema {
+        log: String,
+        found: i32,
+        made_by: String,
+        known: i32,
+        ours: &'static str,
+    },
 }
 
 /// The first line of a log: the campaign it belongs to.
@@ -171,6 +209,13 @@ impl Classify for SendLogError {
             SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. } => {
                 ErrorKind::TryAgain
             }
+            // The database comes back by itself, or is restarted by its keepers.
+            SendLogError::DatabaseUnreachable { .. } => ErrorKind::TryAgain,
+            // A URL, a login or a version to mend before anyone is mailed.
+            SendLogError::DatabaseUrl { .. }
+            | SendLogError::DatabaseRefused { .. }
+            | SendLogError::NewerSchema { .. } => ErrorKind::Invalid,
+            SendLogError::DatabaseFailed { .. } => ErrorKind::Failure,
         }
     }
 }

@@ -23,21 +23,21 @@ use entry::{Packed, pack_time};
 /// replaying millions of records allocates next to nothing. (The written form, [`Record`], is
 /// a tagged enum, which serde can only read by buffering every field first.)
 #[derive(Debug, Deserialize)]
-struct Line<'a> {
+pub(crate) struct Line<'a> {
     #[serde(borrow)]
-    at: Cow<'a, str>,
+    pub(crate) at: Cow<'a, str>,
     #[serde(borrow)]
-    event: Cow<'a, str>,
+    pub(crate) event: Cow<'a, str>,
     #[serde(borrow)]
-    rcpt: Cow<'a, str>,
+    pub(crate) rcpt: Cow<'a, str>,
     #[serde(borrow, default)]
-    letter: Option<Cow<'a, str>>,
+    pub(crate) letter: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    reply: Option<Cow<'a, str>>,
+    pub(crate) reply: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    retry_at: Option<Cow<'a, str>>,
+    pub(crate) retry_at: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    via: Option<Cow<'a, str>>,
+    pub(crate) via: Option<Cow<'a, str>>,
 }
 
 /// The log replayed: each recipient's latest status, the letters sent so far, and the recent
@@ -218,6 +218,16 @@ impl Replay {
             }
             Err(_) => self.apply_line(bytes),
         }
+    }
+
+    /// Folds one record read back from elsewhere than a file (a database's row).
+    pub(crate) fn apply_fields(&mut self, line: &Line<'_>) -> Result<(), String> {
+        self.fold(line)
+    }
+
+    /// Names the campaign of a log that keeps it elsewhere than in a first line.
+    pub(crate) fn set_campaign(&mut self, campaign: &str) {
+        self.campaign = Some(campaign.to_owned());
     }
 
     /// The campaign the log names, if it names one.

@@ -73,6 +73,11 @@ impl TestCa {
         }
     }
 
+    /// The server certificate and its key, as PEM files: for a server of its own (PostgreSQL).
+    pub fn server_files(&self) -> (&Path, &Path) {
+        (&self.server_cert, &self.server_key)
+    }
+
     /// A TLS acceptor presenting the server certificate.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let certs = CertificateDer::pem_file_iter(&self.server_cert)
