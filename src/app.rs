@@ -1,4 +1,5 @@
-//! The commands: `check`, `preview`, `send` and `status`, each a plain function of [`Options`].
+//! The commands: `check`, `preview`, `send`, `status` and `bounces`, each a plain function of
+//! [`Options`].
 //!
 //! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
@@ -21,12 +22,14 @@ use crate::smtp::Endpoint;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 
+mod bounces;
 mod check;
 mod exit;
 mod preview;
 mod sending;
 mod status;
 
+pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions};
 
@@ -49,6 +52,12 @@ pub enum Command {
     },
     Send(SendOptions),
     Status {
+        json: bool,
+    },
+    /// Read bounces and complaints from these files, folders, or `-` (standard input; also
+    /// when none is given).
+    Bounces {
+        paths: Vec<PathBuf>,
         json: bool,
     },
     /// Check an unsubscribe link; needs no campaign.
@@ -108,6 +117,7 @@ pub fn run(
             runtime.block_on(sending::send(&loaded, &options, send, shutdown))
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
+        Command::Bounces { paths, json } => bounces::bounces(&loaded, paths, *json),
         Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),
     }
 }
@@ -182,9 +192,13 @@ impl Loaded {
         if let Some(unsubscribe) = &unsubscribe {
             composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
         }
-        // `status` composes nothing: it must work even while the key file is being replaced.
+        // `status` and `bounces` compose nothing: they must work even while the key file is
+        // being replaced.
         if let Some(settings) = &campaign.dkim
-            && !matches!(options.command, Command::Status { .. })
+            && !matches!(
+                options.command,
+                Command::Status { .. } | Command::Bounces { .. }
+            )
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
@@ -258,7 +272,10 @@ fn unsubscribe(
                         }
                     )
                 }
-                Command::Check | Command::Status { .. } | Command::VerifyUnsubscribe { .. } => {}
+                Command::Check
+                | Command::Status { .. }
+                | Command::Bounces { .. }
+                | Command::VerifyUnsubscribe { .. } => {}
             }
             (Secret::throwaway(), Some(problem))
         }

@@ -95,6 +95,18 @@ enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read bounces (DSNs) and complaints (ARF) and update the suppression lists.
+    Bounces {
+        #[command(flatten)]
+        common: Common,
+        /// Files of one message, mbox files, Maildir folders, or - for standard input (the
+        /// default when none is given and standard input is not a terminal).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// One JSON object a line per message read.
+        #[arg(long)]
+        json: bool,
+    },
     /// Unsubscribe links, for the organization's web endpoint.
     #[command(name = "unsubscribe-token", subcommand)]
     UnsubscribeToken(TokenCommand),
@@ -194,6 +206,11 @@ where
             }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
+        CliCommand::Bounces {
+            common,
+            paths,
+            json,
+        } => (common, Command::Bounces { paths, json }),
         CliCommand::UnsubscribeToken(TokenCommand::Verify { link, json }) => {
             let options = Options {
                 campaign: PathBuf::from("campaign.toml"),

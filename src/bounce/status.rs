@@ -218,11 +218,8 @@ pub(super) fn enhanced_code(text: &str) -> Option<String> {
 /// The class of a basic SMTP reply (`550 …`) at the start of the server's words, or after
 /// `smtp;` or `said:`, as `"5"` or `"4"`.
 fn basic_class(words: &str) -> Option<&'static str> {
-    let starts = std::iter::once(0).chain(
-        words
-            .match_indices(|c: char| c == ';' || c == ':' || c == '\n')
-            .map(|(at, _)| at + 1),
-    );
+    let starts =
+        std::iter::once(0).chain(words.match_indices([';', ':', '\n']).map(|(at, _)| at + 1));
     for start in starts {
         let rest = words[start..].trim_start().as_bytes();
         if rest.len() >= 4

@@ -62,118 +62,80 @@ fn decide(raw: &[u8], with_verp: bool) -> Vec<Decision> {
     resolve(&reading, tag_of, &directory)
 }
 
+/// A decision in a line: kind, `policy`, status, recipient, and how it was found.
+fn summary(decision: &Decision) -> String {
+    let mut words = vec![decision.kind.as_str().to_owned()];
+    if decision.policy {
+        words.push("policy".into());
+    }
+    words.extend(decision.status.clone());
+    words.extend(decision.recipient.clone());
+    if let Some(found_by) = decision.found_by {
+        words.push(format!(
+            "by {}",
+            serde_json::to_value(found_by).unwrap().as_str().unwrap()
+        ));
+    }
+    words.join(" ")
+}
+
 #[test]
 fn each_message_of_the_corpus_gets_its_decision() {
-    use FoundBy::*;
-    use Kind::*;
-    // (file, whom its VERP tag names, kind, policy, status, recipient, found by) with VERP on.
-    let table: &[(
-        &str,
-        u32,
-        Kind,
-        bool,
-        Option<&str>,
-        Option<u32>,
-        Option<FoundBy>,
-    )] = &[
+    // (file, whom its VERP tag names, the decision with VERP on)
+    let table = [
         (
             "postfix-user-unknown.eml",
             1,
-            Hard,
-            false,
-            Some("5.1.1"),
-            Some(1),
-            Some(Verp),
+            "hard 5.1.1 person01@example.com by verp",
         ),
         (
             "exim-failed.eml",
             2,
-            Hard,
-            false,
-            Some("5.1.1"),
-            Some(2),
-            Some(Report),
+            "hard 5.1.1 person02@example.com by report",
         ),
         (
             "exchange-old.eml",
             3,
-            Hard,
-            false,
-            Some("5.1.1"),
-            Some(3),
-            Some(Report),
+            "hard 5.1.1 person03@example.com by report",
         ),
         (
             "gmail-address-not-found.eml",
             4,
-            Hard,
-            false,
-            Some("5.1.1"),
-            Some(4),
-            Some(Report),
+            "hard 5.1.1 person04@example.com by report",
         ),
         (
             "qmail-no-mailbox.eml",
             5,
-            Hard,
-            false,
-            Some("5.1.1"),
-            Some(5),
-            Some(Report),
+            "hard 5.1.1 person05@example.com by report",
         ),
         (
             "arf-complaint.eml",
             6,
-            Complaint,
-            false,
-            None,
-            Some(6),
-            Some(Verp),
+            "complaint person06@example.com by verp",
         ),
         (
             "plain-undelivered-headers.eml",
             8,
-            Hard,
-            false,
-            None,
-            Some(8),
-            Some(MessageId),
+            "hard person08@example.com by message-id",
         ),
         (
             "postfix-delayed.eml",
             9,
-            Soft,
-            false,
-            Some("4.2.2"),
-            Some(9),
-            Some(Report),
+            "soft 4.2.2 person09@example.com by report",
         ),
         (
             "policy-5.7.1.eml",
             10,
-            Soft,
-            true,
-            Some("5.7.1"),
-            Some(10),
-            Some(Report),
+            "soft policy 5.7.1 person10@example.com by report",
         ),
-        ("out-of-office.eml", 11, NotABounce, false, None, None, None),
-        ("human-reply.eml", 12, NotABounce, false, None, None, None),
-        ("random.eml", 1, NotABounce, false, None, None, None),
+        ("out-of-office.eml", 11, "not-a-bounce"),
+        ("human-reply.eml", 12, "not-a-bounce"),
+        ("random.eml", 1, "not-a-bounce"),
     ];
-    for &(file, whom, kind, policy, status, recipient, found_by) in table {
+    for (file, whom, expected) in table {
         let decisions = decide(&fixture(file, &person(whom)), true);
-        assert_eq!(decisions.len(), 1, "{file}: {decisions:#?}");
-        let decision = &decisions[0];
-        assert_eq!(decision.kind, kind, "{file}: {decision:#?}");
-        assert_eq!(decision.policy, policy, "{file}: {decision:#?}");
-        assert_eq!(decision.status.as_deref(), status, "{file}: {decision:#?}");
-        assert_eq!(
-            decision.recipient,
-            recipient.map(person),
-            "{file}: {decision:#?}"
-        );
-        assert_eq!(decision.found_by, found_by, "{file}: {decision:#?}");
+        let got: Vec<String> = decisions.iter().map(summary).collect();
+        assert_eq!(got, [expected], "{file}: {decisions:#?}");
     }
 }
 
