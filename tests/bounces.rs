@@ -475,3 +475,36 @@ fn the_next_send_skips_exactly_the_bounced_and_the_complained() {
     let expected: Vec<String> = [7, 9, 10, 12].into_iter().map(person).collect();
     assert_eq!(got, expected, "{} messages: {}", received.len(), run.all());
 }
+
+#[test]
+fn runs_at_the_same_time_decide_each_message_once() {
+    let fixture = Fixture::new(&people(12), VERP);
+    let files = write_corpus(&fixture, "inbox");
+    let campaign = fixture.campaign();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_missive"))
+                .arg("bounces")
+                .arg(&campaign)
+                .args(&files)
+                .env("MISSIVE_UNSUBSCRIBE_SECRET", SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        let status = crate::support::wait_or_kill(&mut child, Duration::from_secs(20));
+        assert_eq!(status.ok().and_then(|s| s.code()), Some(0));
+    }
+    let log = read(&fixture, "essai-2026.bounces.jsonl");
+    assert_eq!(log.lines().count(), 12, "each message decided once:\n{log}");
+    let mut bounced: Vec<String> = read(&fixture, "suppression/bounced.txt")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    bounced.sort();
+    assert_eq!(bounced, [1, 2, 3, 4, 5, 8].map(person));
+    assert_eq!(read(&fixture, "suppression/complained.txt"), lines(&[6]));
+}
