@@ -69,7 +69,7 @@ fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
         let text = replace_people(template, &address)
             .replace(
                 "bounces+VERP-TAG@example.org",
-                &verp.envelope_sender(&address).to_string(),
+                verp.envelope_sender(&address).as_ref(),
             )
             .replacen("Message-ID: <", &format!("Message-ID: <bench-{i}."), 1)
             .replacen("Message-Id: <", &format!("Message-Id: <bench-{i}."), 1);

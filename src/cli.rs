@@ -353,6 +353,14 @@ mod tests {
         assert_eq!(send.in_doubt, InDoubt::Skip);
         assert!(!send.dry_run);
 
+        let (options, _) = run(&["bounces", "spring.toml", "Maildir", "-", "--json"]);
+        assert_eq!(options.campaign, PathBuf::from("spring.toml"));
+        let Command::Bounces { paths, json } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(paths, [PathBuf::from("Maildir"), PathBuf::from("-")]);
+        assert!(json);
+
         let (options, format) = run(&["unsubscribe-token", "verify", "t=abc", "--json"]);
         assert_eq!(format, LogFormat::Text);
         assert_eq!(options.campaign, PathBuf::from("campaign.toml"));
