@@ -194,3 +194,21 @@ fn a_message_kind_is_its_strongest_decision() {
         Kind::NotABounce
     );
 }
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every message of the corpus cut short anywhere, and with bytes flipped: a bounce mailbox
+    // receives whatever the internet sends.
+    let dir = format!("{}/tests/fixtures/bounces", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        for end in (0..raw.len()).step_by(5) {
+            let _ = decide(&raw[..end], true);
+        }
+        let mut flipped = raw.clone();
+        for i in (0..flipped.len()).step_by(11) {
+            flipped[i] ^= 0x80;
+        }
+        let _ = decide(&flipped, true);
+    }
+}
