@@ -23,7 +23,7 @@ mod resolve;
 mod status;
 mod text;
 
-pub use resolve::{Decision, Directory, FoundBy, Tag, Wanted, message_kind, resolve};
+pub use resolve::{Decision, Directory, FoundBy, Tag, Wanted, resolve, strongest};
 
 /// What a message is, as `missive bounces` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -27,7 +27,7 @@ use crate::verp::Verp;
 mod inputs;
 mod log;
 
-use log::{BounceLog, Record};
+use log::{BounceLog, History, Record};
 
 /// One message read, before it is decided.
 struct Read {
@@ -97,91 +97,111 @@ pub(super) fn bounces(loaded: &Loaded, paths: &[PathBuf], json: bool) -> anyhow:
 
     let log_path = bounce_log_path(campaign);
     let (mut log, mut history) = BounceLog::open(&log_path)?;
+    let decided = decide(campaign, &read, &tag_of, &directory, &mut history);
+    let bounced = suppress(campaign, Reason::Bounced, &decided.to_bounce)?;
+    let complained = suppress(campaign, Reason::Complained, &decided.to_complain)?;
+    log.append(&decided.records)?;
+    drop(log);
+
+    if json {
+        print_json(&read, &decided);
+    } else {
+        summary(&read, &decided, &bounced, &complained, &log_path);
+    }
+    Ok(Exit::Done)
+}
+
+/// What this run decided: the bounce log's new records, what became of each message read, and
+/// who goes on which list.
+#[derive(Default)]
+struct Decided {
+    records: Vec<Record>,
+    /// One for each message read, in order.
+    outcomes: Vec<Outcome>,
+    to_bounce: Vec<String>,
+    to_complain: Vec<String>,
+}
+
+/// Decides every message the log does not know yet; `history` learns each decision as it is
+/// made, so a message read twice in one run, or a person's second soft bounce, counts once.
+fn decide(
+    campaign: &Campaign,
+    read: &[Read],
+    tag_of: &dyn Fn(&str) -> Option<Tag>,
+    directory: &Directory,
+    history: &mut History,
+) -> Decided {
     let now = SystemTime::now();
     let at = humantime::format_rfc3339_seconds(now).to_string();
     let now_secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let window = i64::from(campaign.bounces.soft_days) * 86_400;
-    let mut records: Vec<Record> = Vec::new();
-    // For each message: its records in `records` (a range), or what the log said before.
-    let mut outcomes = Vec::with_capacity(read.len());
-    let mut to_bounce: Vec<String> = Vec::new();
-    let mut to_complain: Vec<String> = Vec::new();
-    for message in &read {
+    let mut decided = Decided::default();
+    for message in read {
         if let Some(seen) = history.seen(&message.bounce) {
-            outcomes.push(Outcome::ReadBefore(seen.to_vec()));
+            decided.outcomes.push(Outcome::ReadBefore(seen.to_vec()));
             continue;
         }
-        let first = records.len();
+        let first = decided.records.len();
         let date = message.reading.date.filter(|&d| d > 0);
-        for decision in bounce::resolve(&message.reading, &tag_of, &directory) {
+        for decision in bounce::resolve(&message.reading, tag_of, directory) {
             let mut record = record(message, &decision, &at, date);
-            match (decision.kind, &decision.recipient) {
-                (Kind::Hard, Some(recipient)) => {
-                    to_bounce.push(recipient.clone());
-                    record.suppressed = Some(Reason::Bounced.to_string());
-                }
-                (Kind::Complaint, Some(recipient)) => {
-                    to_complain.push(recipient.clone());
-                    record.suppressed = Some(Reason::Complained.to_string());
-                }
+            let goes_to = match (decision.kind, &decision.recipient) {
+                (Kind::Hard, Some(recipient)) => Some((Reason::Bounced, recipient)),
+                (Kind::Complaint, Some(recipient)) => Some((Reason::Complained, recipient)),
                 (Kind::Soft, Some(recipient)) => {
                     let count = history.count_soft(recipient, date.unwrap_or(now_secs), window);
                     record.soft_count = Some(count);
-                    if count >= campaign.bounces.soft_limit {
-                        to_bounce.push(recipient.clone());
-                        record.suppressed = Some(Reason::Bounced.to_string());
-                    }
+                    (count >= campaign.bounces.soft_limit).then_some((Reason::Bounced, recipient))
                 }
-                _ => {}
-            }
-            records.push(record);
-        }
-        history.remember(&records[first..]);
-        outcomes.push(Outcome::Decided(first..records.len()));
-    }
-
-    let bounced = suppress(campaign, Reason::Bounced, &to_bounce)?;
-    let complained = suppress(campaign, Reason::Complained, &to_complain)?;
-    log.append(&records)?;
-    drop(log);
-
-    if json {
-        // A reader that stops reading (`| head`) ends the printing, not the run: the work is done.
-        let mut out = std::io::stdout().lock();
-        for (message, outcome) in read.iter().zip(&outcomes) {
-            let printed = match outcome {
-                Outcome::Decided(range) => {
-                    let decisions: Vec<&Record> = records[range.clone()].iter().collect();
-                    let kinds: Vec<Kind> = decisions.iter().map(|r| r.kind).collect();
-                    Printed {
-                        source: &message.source,
-                        bounce: &message.bounce,
-                        kind: strongest(&kinds),
-                        recipients: recipients(decisions.iter().map(|r| &r.recipient)),
-                        already_read: false,
-                        decisions,
-                    }
-                }
-                Outcome::ReadBefore(seen) => Printed {
-                    source: &message.source,
-                    bounce: &message.bounce,
-                    kind: strongest(&seen.iter().map(|(k, _)| *k).collect::<Vec<_>>()),
-                    recipients: recipients(seen.iter().map(|(_, r)| r)),
-                    already_read: true,
-                    decisions: Vec::new(),
-                },
+                _ => None,
             };
-            let line = serde_json::to_string(&printed).expect("a report serializes");
-            if writeln!(out, "{line}").is_err() {
-                break;
+            if let Some((reason, recipient)) = goes_to {
+                record.suppressed = Some(reason.to_string());
+                match reason {
+                    Reason::Complained => decided.to_complain.push(recipient.clone()),
+                    _ => decided.to_bounce.push(recipient.clone()),
+                }
             }
+            decided.records.push(record);
         }
-    } else {
-        summary(&read, &outcomes, &records, &bounced, &complained, &log_path);
+        history.remember(&decided.records[first..]);
+        let range = first..decided.records.len();
+        decided.outcomes.push(Outcome::Decided(range));
     }
-    Ok(Exit::Done)
+    decided
+}
+
+/// `--json`: one object a message read.
+fn print_json(read: &[Read], decided: &Decided) {
+    // A reader that stops reading (`| head`) ends the printing, not the run: the work is done.
+    let mut out = std::io::stdout().lock();
+    for (message, outcome) in read.iter().zip(&decided.outcomes) {
+        let (decisions, seen) = match outcome {
+            Outcome::Decided(range) => {
+                let records = &decided.records[range.clone()];
+                let seen = records
+                    .iter()
+                    .map(|r| (r.kind, r.recipient.clone()))
+                    .collect();
+                (records.iter().collect(), seen)
+            }
+            Outcome::ReadBefore(seen) => (Vec::new(), seen.clone()),
+        };
+        let printed = Printed {
+            source: &message.source,
+            bounce: &message.bounce,
+            kind: bounce::strongest(seen.iter().map(|(kind, _)| *kind)),
+            recipients: recipients(seen.iter().map(|(_, r)| r)),
+            already_read: matches!(outcome, Outcome::ReadBefore(_)),
+            decisions,
+        };
+        let line = serde_json::to_string(&printed).expect("a report serializes");
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
 }
 
 /// The campaign's VERP reader, when `[bounces] return_path` is set and the secret is usable.
@@ -271,13 +291,6 @@ fn suppress(
     Ok((added.iter().filter(|&&new| new).count(), path))
 }
 
-fn strongest(kinds: &[Kind]) -> Kind {
-    [Kind::Complaint, Kind::Hard, Kind::Soft, Kind::Unknown]
-        .into_iter()
-        .find(|kind| kinds.contains(kind))
-        .unwrap_or(Kind::NotABounce)
-}
-
 fn recipients<'a>(all: impl Iterator<Item = &'a Option<String>>) -> Vec<String> {
     let mut list: Vec<String> = Vec::new();
     for recipient in all.flatten() {
@@ -291,21 +304,20 @@ fn recipients<'a>(all: impl Iterator<Item = &'a Option<String>>) -> Vec<String> 
 /// The few lines a person reads: counts, what went where, and the messages left unknown.
 fn summary(
     read: &[Read],
-    outcomes: &[Outcome],
-    records: &[Record],
+    decided: &Decided,
     bounced: &(usize, PathBuf),
     complained: &(usize, PathBuf),
     log_path: &std::path::Path,
 ) {
     let mut counts = [0usize; 5];
     let mut again = 0;
-    for outcome in outcomes {
+    for outcome in &decided.outcomes {
         let Outcome::Decided(range) = outcome else {
             again += 1;
             continue;
         };
-        let kinds: Vec<Kind> = records[range.clone()].iter().map(|r| r.kind).collect();
-        counts[strongest(&kinds) as usize] += 1;
+        let kinds = decided.records[range.clone()].iter().map(|r| r.kind);
+        counts[bounce::strongest(kinds) as usize] += 1;
     }
     println!(
         "read {} message(s): {} hard, {} soft, {} complaint(s), {} not a bounce, {} unknown, \
@@ -322,13 +334,13 @@ fn summary(
             println!("{reason}: {added} address(es) added to {}", path.display());
         }
     }
-    for record in records.iter().filter(|r| r.kind == Kind::Unknown) {
+    for record in decided.records.iter().filter(|r| r.kind == Kind::Unknown) {
         println!(
             "unknown, left as it is: {}: {}",
             record.source, record.reason
         );
     }
-    if !records.is_empty() {
+    if !decided.records.is_empty() {
         println!("every decision is in {}", log_path.display());
     }
 }

@@ -237,11 +237,12 @@ fn valid(address: &str) -> bool {
     address.parse::<lettre::Address>().is_ok()
 }
 
-/// The kind of a whole message: its strongest decision (a complaint, then a hard bounce, then a
-/// soft one), or what the message was when it named no one.
-pub fn message_kind(decisions: &[Decision]) -> Kind {
+/// The kind of a whole message from its decisions' kinds: the strongest (a complaint, then a
+/// hard bounce, then a soft one, then unknown), or not a bounce when there is none of those.
+pub fn strongest(kinds: impl IntoIterator<Item = Kind>) -> Kind {
+    let kinds: Vec<Kind> = kinds.into_iter().collect();
     [Kind::Complaint, Kind::Hard, Kind::Soft, Kind::Unknown]
         .into_iter()
-        .find(|kind| decisions.iter().any(|d| d.kind == *kind))
+        .find(|kind| kinds.contains(kind))
         .unwrap_or(Kind::NotABounce)
 }

@@ -174,25 +174,14 @@ fn a_message_without_an_id_is_known_by_its_bytes() {
 
 #[test]
 fn a_message_kind_is_its_strongest_decision() {
-    let decision = |kind| Decision {
-        recipient: None,
-        found_by: None,
-        kind,
-        policy: false,
-        status: None,
-        action: None,
-        diagnostic: None,
-        reason: String::new(),
-    };
     assert_eq!(
-        message_kind(&[decision(Kind::Soft), decision(Kind::Hard)]),
+        strongest([Kind::Soft, Kind::Hard, Kind::Unknown]),
         Kind::Hard
     );
-    assert_eq!(message_kind(&[decision(Kind::Unknown)]), Kind::Unknown);
-    assert_eq!(
-        message_kind(&[decision(Kind::NotABounce)]),
-        Kind::NotABounce
-    );
+    assert_eq!(strongest([Kind::Hard, Kind::Complaint]), Kind::Complaint);
+    assert_eq!(strongest([Kind::Unknown]), Kind::Unknown);
+    assert_eq!(strongest([Kind::NotABounce]), Kind::NotABounce);
+    assert_eq!(strongest([]), Kind::NotABounce);
 }
 
 #[test]
