@@ -191,6 +191,7 @@ async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow:
         pace: Pace::new(&Limits::default(), &Default::default()),
         in_doubt: InDoubt::Resend,
         progress: Arc::default(),
+        refusals: None,
     };
     let content = Content {
         template: &loaded.template,

@@ -1,5 +1,5 @@
-//! The commands: `check`, `preview`, `send`, `status` and `bounces`, each a plain function of
-//! [`Options`].
+//! The commands: `check`, `preview`, `send`, `status`, `serve` and `bounces`, each a plain
+//! function of [`Options`].
 //!
 //! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
@@ -21,12 +21,14 @@ use crate::sendlog::{CampaignClaim, Replay};
 use crate::smtp::Endpoint;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
+use crate::verp::Verp;
 
 mod bounces;
 mod check;
 mod exit;
 mod preview;
 mod sending;
+mod serve;
 mod status;
 
 pub use bounces::bounce_log_path;
@@ -65,6 +67,11 @@ pub enum Command {
         link: String,
         json: bool,
     },
+    /// Answer these campaigns' unsubscribe links over HTTP until `shutdown`.
+    Serve {
+        campaigns: Vec<PathBuf>,
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// The certificate authorities a campaign's `field` names (a PEM file), for a relay's TLS.
@@ -102,6 +109,9 @@ pub fn run(
     if let Command::VerifyUnsubscribe { link, json } = &options.command {
         return verify_unsubscribe(link, *json);
     }
+    if let Command::Serve { campaigns, listen } = &options.command {
+        return serve::serve(campaigns, *listen, shutdown);
+    }
     let loaded = Loaded::load(&options)?;
     match &options.command {
         Command::Check => check::check(&loaded),
@@ -118,7 +128,9 @@ pub fn run(
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
         Command::Bounces { paths, json } => bounces::bounces(&loaded, paths, *json),
-        Command::VerifyUnsubscribe { .. } => unreachable!("answered before loading"),
+        Command::VerifyUnsubscribe { .. } | Command::Serve { .. } => {
+            unreachable!("answered before loading")
+        }
     }
 }
 
@@ -182,7 +194,8 @@ impl Loaded {
             .unwrap_or_else(|| campaign.recipients_path.clone());
         let (suppression, suppression_skipped) =
             SuppressionList::load(&campaign.suppression_sources())?;
-        let (unsubscribe, secret_problem) = unsubscribe(&campaign, &options.command)?;
+        let (secret, secret_problem) = secret(&campaign, &options.command)?;
+        let unsubscribe = unsubscribe(&campaign, secret.as_ref());
         let mut composer = Composer::new(
             &campaign.id,
             campaign.from.clone(),
@@ -191,6 +204,12 @@ impl Loaded {
         );
         if let Some(unsubscribe) = &unsubscribe {
             composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+        }
+        if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &secret) {
+            // The campaign file checked that the return path takes a tag.
+            let verp = Verp::new(return_path, &campaign.id, secret.clone())
+                .with_context(|| format!("{}: [bounces] return_path", campaign.path.display()))?;
+            composer = composer.with_verp(Arc::new(verp));
         }
         // `status` and `bounces` compose nothing: they must work even while the key file is
         // being replaced.
@@ -242,30 +261,49 @@ impl Loaded {
     }
 }
 
-/// The campaign's unsubscribe settings with the secret from the environment. Without a usable
-/// secret a real send refuses; a dry run, a preview or a check go on with a throwaway one (and
-/// say so: `check` reports it as an error), since their links are never followed.
-fn unsubscribe(
+/// The sections of the campaign that need the unsubscribe secret: the unsubscribe links, and
+/// the VERP return paths, both signed with it.
+fn secret_users(campaign: &Campaign) -> Vec<&'static str> {
+    [
+        campaign.unsubscribe.as_ref().map(|_| "[unsubscribe]"),
+        campaign
+            .bounces
+            .return_path
+            .as_ref()
+            .map(|_| "[bounces] return_path"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The secret from the environment, when the campaign needs one ([`secret_users`]). Without a
+/// usable secret a real send refuses; a dry run, a preview or a check go on with a throwaway one
+/// (and say so: `check` reports it as an error), since their links are never followed and
+/// their bounces never read.
+fn secret(
     campaign: &Campaign,
     command: &Command,
-) -> anyhow::Result<(Option<Arc<Unsubscribe>>, Option<SecretError>)> {
-    let Some(settings) = &campaign.unsubscribe else {
+) -> anyhow::Result<(Option<Secret>, Option<SecretError>)> {
+    let users = secret_users(campaign);
+    if users.is_empty() {
         return Ok((None, None));
-    };
-    let (secret, problem) = match Secret::from_env() {
-        Ok(secret) => (secret, None),
+    }
+    match Secret::from_env() {
+        Ok(secret) => Ok((Some(secret), None)),
         Err(problem) => {
             match command {
                 Command::Send(SendOptions { dry_run: false, .. }) => {
                     return Err(anyhow::Error::new(Unsendable).context(format!(
-                        "{}: [unsubscribe] is set but {problem}; refusing to send",
-                        campaign.path.display()
+                        "{}: {} is set but {problem}; refusing to send",
+                        campaign.path.display(),
+                        users.join(" and ")
                     )));
                 }
                 Command::Send(SendOptions { dry_run: true, .. }) | Command::Preview { .. } => {
                     println!(
                         "note: {SECRET_VAR} is not usable ({}); using a throwaway value: \
-                     the unsubscribe links of these messages will not verify",
+                         the unsubscribe links and return paths of these messages will not verify",
                         match problem {
                             SecretError::Missing => "unset".to_owned(),
                             SecretError::TooShort(n) => format!("{n} bytes, too short"),
@@ -275,20 +313,25 @@ fn unsubscribe(
                 Command::Check
                 | Command::Status { .. }
                 | Command::Bounces { .. }
-                | Command::VerifyUnsubscribe { .. } => {}
+                | Command::VerifyUnsubscribe { .. }
+                | Command::Serve { .. } => {}
             }
-            (Secret::throwaway(), Some(problem))
+            Ok((Some(Secret::throwaway()), Some(problem)))
         }
-    };
-    let unsubscribe = Unsubscribe {
+    }
+}
+
+/// The campaign's unsubscribe settings, signed with `secret`.
+fn unsubscribe(campaign: &Campaign, secret: Option<&Secret>) -> Option<Arc<Unsubscribe>> {
+    let (settings, secret) = (campaign.unsubscribe.as_ref()?, secret?);
+    Some(Arc::new(Unsubscribe {
         campaign_id: campaign.id.clone(),
         mailto: settings.mailto.clone(),
         url: settings.url.clone(),
         footer: settings.footer.clone(),
         link_text: settings.link_text.clone(),
-        secret,
-    };
-    Ok((Some(Arc::new(unsubscribe)), problem))
+        secret: secret.clone(),
+    }))
 }
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,

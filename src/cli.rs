@@ -4,6 +4,7 @@
 //! included; only `main` prints them and ends the process.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use missive::app::{Command, Options, SendOptions};
 use missive::logging::LogFormat;
 use missive::send::{InDoubt, RunLimits};
-use missive::smtp::{Endpoint, EndpointError, mask_credentials};
+use missive::smtp::{Endpoint, EndpointError, mask_credentials, mask_url};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +108,16 @@ enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Answer the campaigns' one-click unsubscribe links over HTTP, until SIGINT or SIGTERM.
+    Serve {
+        /// The campaign files (each needs an [unsubscribe] section).
+        #[arg(default_value = "campaign.toml")]
+        campaigns: Vec<PathBuf>,
+        /// Address and port to listen on; port 0 picks a free one. The first line on standard
+        /// output says which.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
+        listen: SocketAddr,
+    },
     /// Unsubscribe links, for the organization's web endpoint.
     #[command(name = "unsubscribe-token", subcommand)]
     UnsubscribeToken(TokenCommand),
@@ -155,18 +166,37 @@ pub enum Parsed {
     Usage(String),
 }
 
+/// `text` with every credential masked: those of the URLs among `args` (whole, as typed: a
+/// password may hold a space or a quote, where [`mask_credentials`] alone would cut the URL),
+/// then any other that looks like one.
+pub fn mask_typed(text: &str, args: &[OsString]) -> String {
+    let mut text = text.to_owned();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        // `--option=URL` is quoted whole or by its value alone.
+        let value = arg.split_once('=').map(|(_, value)| value);
+        for typed in std::iter::once(arg.as_ref()).chain(value) {
+            if let Some(shown) = mask_url(typed) {
+                text = text.replace(typed, &shown);
+            }
+        }
+    }
+    mask_credentials(&text)
+}
+
 /// Parses `args` (the program's name first, as [`std::env::args_os`] gives them).
 pub fn parse<I, T>(args: I) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => return Parsed::Info(error),
         // clap quotes a stray argument as typed (`--smtp` forgotten before a URL, a misspelt
         // option): it may hold a password. Plain text, then: colors would not survive masking.
-        Err(error) => return Parsed::Usage(mask_credentials(&error.render().to_string())),
+        Err(error) => return Parsed::Usage(mask_typed(&error.render().to_string(), &args)),
     };
     let format = match cli.log_format {
         Format::Text => LogFormat::Text,
@@ -218,6 +248,16 @@ where
                 smtp: None,
                 log: None,
                 command: Command::VerifyUnsubscribe { link, json },
+            };
+            return Parsed::Run(options, format);
+        }
+        CliCommand::Serve { campaigns, listen } => {
+            let options = Options {
+                campaign: campaigns[0].clone(),
+                recipients: None,
+                smtp: None,
+                log: None,
+                command: Command::Serve { campaigns, listen },
             };
             return Parsed::Run(options, format);
         }
@@ -368,5 +408,18 @@ mod tests {
             options.command,
             Command::VerifyUnsubscribe { json: true, .. }
         ));
+
+        let (options, _) = run(&["serve"]);
+        let Command::Serve { campaigns, listen } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(campaigns, [PathBuf::from("campaign.toml")]);
+        assert_eq!(listen.to_string(), "127.0.0.1:8025");
+        let (options, _) = run(&["serve", "a.toml", "b.toml", "--listen", "[::1]:0"]);
+        let Command::Serve { campaigns, listen } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(campaigns.len(), 2);
+        assert_eq!(listen.to_string(), "[::1]:0");
     }
 }

@@ -5,9 +5,10 @@
 //! writer edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud,
 //! and text) and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`]
 //! (its pace and quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the
-//! client and what replies mean) and [`sendlog`] (the durable record that makes a second run
-//! resume instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
-//! token), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
+//! client and what replies mean), [`refusal`] (what a server's refusal says of the address: a
+//! dead mailbox or not) and [`sendlog`] (the durable record that makes a second run resume
+//! instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
+//! token, which [`serve`] answers over HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
 //! a bounce name whom it is about), [`bounce`] (what a bounce or a complaint that came back
 //! says, and about whom), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
@@ -35,10 +36,12 @@ pub mod message;
 pub mod outdir;
 pub mod ratelimit;
 pub mod recipients;
+pub mod refusal;
 pub mod render;
 pub mod retry;
 pub mod send;
 pub mod sendlog;
+pub mod serve;
 pub mod smtp;
 pub mod suppression;
 pub mod typography;

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(error) => {
             // A path or value the user typed is quoted as typed, and may be a URL with a password.
-            let message = missive::smtp::mask_credentials(&describe(&error));
+            let args: Vec<_> = std::env::args_os().collect();
+            let message = cli::mask_typed(&describe(&error), &args);
             eprintln!("missive: {message}");
             missive::app::exit_for_error(&error).into()
         }
@@ -82,11 +83,15 @@ async fn shutdown_on_signals() {
             }
             if let Some(first) = first.take() {
                 tracing::warn!(
-                    "signal received: finishing the messages in hand, then stopping (again to stop now)"
+                    "signal received: finishing the work in hand (messages being sent, requests being \
+                     answered), then stopping (again to stop now)"
                 );
                 let _ = first.send(());
             } else {
-                tracing::warn!("second signal: stopping now; messages cut off are in doubt");
+                tracing::warn!(
+                    "second signal: stopping now; a message cut off is in doubt, a request cut \
+                     off gets no answer"
+                );
                 std::process::exit(Exit::TryAgain as i32);
             }
         }

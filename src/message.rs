@@ -15,6 +15,11 @@
 //! When the campaign has them, every message also carries the person's `List-Unsubscribe` and
 //! `List-Unsubscribe-Post` headers ([`crate::unsubscribe`]), and is DKIM-signed last, over its
 //! final headers and body ([`crate::dkim`]).
+//!
+//! The envelope (SMTP's `MAIL FROM` and `RCPT TO`) is made here too: its sender is `From`'s
+//! address, or with a return path the person's own VERP address ([`crate::verp`]), so that a
+//! bounce names whom it is about. No header says so: `Return-Path` is the receiving server's to
+//! write, from the envelope.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -29,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::recipients::Recipient;
 use crate::render::{FixedParts, Rendered};
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
+use crate::verp::Verp;
 
 mod body;
 mod header;
@@ -74,6 +80,8 @@ pub struct Composer {
     folded_reply_to: Option<HeaderValue>,
     unsubscribe: Option<Arc<Unsubscribe>>,
     dkim: Option<Arc<DkimConfig>>,
+    /// Makes each message's envelope sender; `None`: `From`'s address.
+    verp: Option<Arc<Verp>>,
     /// What every text and HTML part holds, encoded once.
     known: Arc<KnownParts>,
 }
@@ -91,6 +99,7 @@ impl Composer {
             subject: subject.to_owned(),
             unsubscribe: None,
             dkim: None,
+            verp: None,
             known: Arc::default(),
         }
     }
@@ -113,6 +122,21 @@ impl Composer {
     pub fn with_dkim(mut self, dkim: Arc<DkimConfig>) -> Self {
         self.dkim = Some(dkim);
         self
+    }
+
+    /// Sends each message from its recipient's own envelope sender (VERP) instead of `From`'s
+    /// address. The headers are the same.
+    pub fn with_verp(mut self, verp: Arc<Verp>) -> Self {
+        self.verp = Some(verp);
+        self
+    }
+
+    /// The envelope sender (`MAIL FROM`) of the message to `address`.
+    pub fn envelope_sender(&self, address: &str) -> lettre::Address {
+        match &self.verp {
+            Some(verp) => verp.envelope_sender(address),
+            None => self.from.email.clone(),
+        }
     }
 
     /// The Message-ID `recipient` gets in this campaign, with its angle brackets.
@@ -138,7 +162,8 @@ impl Composer {
             problem,
         };
         // Given, or lettre would work it out by parsing back the From and To it was just given.
-        let envelope = Envelope::new(Some(self.from.email.clone()), vec![recipient.email.clone()])
+        let sender = self.envelope_sender(recipient.email.as_ref());
+        let envelope = Envelope::new(Some(sender), vec![recipient.email.clone()])
             .map_err(|e| failed(e.into()))?;
         let to = Mailbox::new(name, recipient.email.clone());
         let folded_to = header::mailbox("To", &to);

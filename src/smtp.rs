@@ -26,7 +26,7 @@ mod wire;
 
 pub use connection::Connection;
 use connection::step;
-pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials};
+pub use endpoint::{Endpoint, EndpointError, Security, mask_credentials, mask_url};
 use wire::offers;
 
 /// The relay could not be set up (a host name TLS cannot use, for instance).
@@ -47,8 +47,12 @@ impl Classify for TransportError {
 /// Why a step of a transaction did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trouble {
-    /// The server answered no: its reply code (4xx or 5xx) and text.
-    Refused { code: u16, reply: String },
+    /// The server answered no: its reply code (4xx or 5xx), its text, and what it answered.
+    Refused {
+        code: u16,
+        reply: String,
+        stage: Stage,
+    },
     /// No usable answer (connection refused or lost, TLS failure, timeout, garbled reply). The
     /// connection cannot be used again.
     Broken(String),
@@ -76,6 +80,24 @@ impl Trouble {
         matches!(self, Trouble::Refused { code, .. } if *code >= 500)
     }
 
+    /// A refusal for good of the recipient itself: of `RCPT TO`, or of the message (whose only
+    /// recipient it is). A refusal of `MAIL FROM` is about the sender, and says nothing of the
+    /// recipient however it is worded.
+    pub fn refuses_recipient(&self) -> bool {
+        matches!(
+            self,
+            Trouble::Refused { code, stage: Stage::Rcpt | Stage::Message, .. } if *code >= 500
+        )
+    }
+
+    /// The same trouble, a refusal now known to answer `stage`.
+    pub(crate) fn at(self, stage: Stage) -> Trouble {
+        match self {
+            Trouble::Refused { code, reply, .. } => Trouble::Refused { code, reply, stage },
+            other => other,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Trouble::Refused { reply, .. } => reply.clone(),
@@ -90,6 +112,19 @@ impl std::fmt::Display for Trouble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// What a refusal answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Anything outside a message's transaction: the greeting, EHLO, STARTTLS, AUTH.
+    Session,
+    Mail,
+    Rcpt,
+    /// The `DATA` command.
+    Data,
+    /// The message itself, after `DATA`.
+    Message,
 }
 
 /// Which of the campaign's relays one is: the send log and the messages name it.
@@ -254,7 +289,7 @@ impl Relay {
             }
             match step(self.timeout, inner.auth(DEFAULT_MECHANISMS, credentials)).await {
                 // A wrong login stays wrong: trying again would only lock the account.
-                Err(Trouble::Refused { code, reply }) if code >= 500 => {
+                Err(Trouble::Refused { code, reply, .. }) if code >= 500 => {
                     if let Some(login) = &mut first_login {
                         **login = Login::Refused;
                     }

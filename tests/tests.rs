@@ -10,6 +10,7 @@ mod support;
 
 mod bounces;
 mod check;
+mod dead_mailboxes;
 mod deliverability;
 mod dkim;
 mod e2e_maildev;
@@ -26,6 +27,10 @@ mod secrets;
 mod seed_fidelity;
 mod send;
 mod sendlog;
+mod serve;
+mod serve_browser;
+mod serve_load;
 mod shutdown;
 mod sink;
 mod tls;
+mod verp;

@@ -15,9 +15,14 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
     let mut findings = lint::campaign(campaign);
     findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
     if let Some(problem) = &loaded.secret_problem {
+        let users = super::secret_users(campaign);
         findings.push(Finding::error(
-            format!("{}: [unsubscribe]", campaign.path.display()),
-            format!("the unsubscribe links need a secret: {problem}"),
+            format!("{}: {}", campaign.path.display(), users.join(", ")),
+            format!(
+                "{} need{} a secret (links and tags are signed with it): {problem}",
+                users.join(" and "),
+                if users.len() == 1 { "s" } else { "" }
+            ),
             "set it in the environment of every `missive send` (never in campaign.toml)",
         ));
     }
@@ -109,6 +114,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
+    print_return_path(campaign);
     println!(
         "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
          letter {} ({} sections); {errors} lint error(s), {} warning(s)",
@@ -122,4 +128,22 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     } else {
         Exit::Invalid
     })
+}
+
+/// Where bounces go: the envelope sender every message carries.
+fn print_return_path(campaign: &crate::campaign::Campaign) {
+    match &campaign.bounces.return_path {
+        Some(return_path) => println!(
+            "return path: {user}+<tag>@{domain}, a tag per person ([bounces] return_path): the \
+             mail server of {domain} must deliver {user}+…@{domain} to {return_path}, where \
+             `missive bounces` reads them",
+            user = return_path.user(),
+            domain = return_path.domain(),
+        ),
+        None => println!(
+            "return path: {} (From's address: bounces go there, unmatched; set [bounces] \
+             return_path to match each bounce to its person)",
+            campaign.from.email
+        ),
+    }
 }

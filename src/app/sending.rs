@@ -1,6 +1,8 @@
 //! The `send` command: sets up the relays, the pace, the send log and the progress display
-//! around the engine, and reports what the run did.
+//! around the engine, and reports what the run did. A real send also keeps the dead mailboxes
+//! servers refuse out of the next campaigns (`dead_mailboxes`).
 
+mod dead_mailboxes;
 mod progress_bar;
 
 use std::path::Path;
@@ -19,6 +21,8 @@ use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
 use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
 use crate::smtp::{Endpoint, Relay, RelayName};
+use crate::suppression::Reason;
+use dead_mailboxes::{DeadMailboxes, Recorded};
 use progress_bar::progress_bar;
 
 pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
@@ -133,6 +137,14 @@ pub(super) async fn send(
     let (log, log_thread) = LogWriter::spawn(log);
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(&loaded.recipients_path, &progress);
+    // A rehearsal's refusals come from a local catcher: they say nothing of anyone's mailbox.
+    let (refusals, dead_mailboxes) = if send.dry_run {
+        (None, None)
+    } else {
+        let bounced = campaign.suppression_file(Reason::Bounced);
+        let (refusals, dead_mailboxes) = DeadMailboxes::start(bounced);
+        (Some(refusals), Some(dead_mailboxes))
+    };
     let engine = Engine {
         route,
         log,
@@ -141,6 +153,7 @@ pub(super) async fn send(
         pace: Pace::new(&pace_limits, replay.history()),
         in_doubt: send.in_doubt,
         progress: Arc::clone(&progress),
+        refusals,
     };
     let result = crate::send::run(
         &loaded.content(),
@@ -159,6 +172,8 @@ pub(super) async fn send(
     log_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
+    // The run is over, its refusals all told: this waits only for the last of them.
+    let dead_mailboxes = dead_mailboxes.map(DeadMailboxes::finish);
     let report = result?;
     if let Some(capture) = capture {
         println!(
@@ -169,6 +184,9 @@ pub(super) async fn send(
         );
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
+    if let Some(recorded) = &dead_mailboxes {
+        print_dead_mailboxes(recorded);
+    }
     Ok(match &report.stopped {
         Some(stopped) => stopped.kind().into(),
         None if report.is_complete() => Exit::Done,
@@ -267,6 +285,29 @@ async fn dry_run_target(
             )
         })?;
     Ok((Endpoint::loopback(capture.port()), Some(capture)))
+}
+
+/// What became of the dead mailboxes met, if any.
+fn print_dead_mailboxes(recorded: &Recorded) {
+    let list = recorded.path.display();
+    if !recorded.added.is_empty() || recorded.known > 0 {
+        println!(
+            "{} address(es) refused as dead mailboxes added to {list} (the next campaigns \
+             skip them){}",
+            recorded.added.len(),
+            match recorded.known {
+                0 => String::new(),
+                known => format!("; {known} more were there already"),
+            }
+        );
+    }
+    if let Some(error) = &recorded.error {
+        println!(
+            "could not add {} dead mailbox(es) to {list} ({error}): they stay `failed` in the \
+             send log, but the next campaigns may mail them",
+            recorded.missed.len()
+        );
+    }
 }
 
 fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {

@@ -11,6 +11,25 @@ use crate::ratelimit::{Quotas, unix_seconds};
 use crate::recipients::Row;
 use crate::send::{Decision, InDoubt, decide};
 use crate::sendlog::{CampaignClaim, FileLog, SendLogError, Status, timestamp};
+use crate::suppression::Reason;
+
+/// How many people of the list each suppression list holds.
+#[derive(Debug, Default, Serialize)]
+struct SuppressedBy {
+    unsubscribed: u64,
+    bounced: u64,
+    complained: u64,
+}
+
+impl SuppressedBy {
+    fn count(&mut self, reason: Reason) {
+        *match reason {
+            Reason::Unsubscribed => &mut self.unsubscribed,
+            Reason::Bounced => &mut self.bounced,
+            Reason::Complained => &mut self.complained,
+        } += 1;
+    }
+}
 
 /// What `status --json` prints. The counts are the contract's; the rest helps a person or a
 /// script decide what to do next.
@@ -23,7 +42,15 @@ struct Report {
     pending: u64,
     suppressed: u64,
     invalid: u64,
+    /// Not attempted before the campaign's `send_before`: always 0 until campaigns have one
+    /// (issue 14), kept now so that scripts can read the contract's key.
+    expired: u64,
     total: u64,
+    /// People of the list (valid rows) found on a suppression list now, by the list: mailed
+    /// already or not, so those who unsubscribed, bounced or complained since sending began
+    /// count too. A person is counted once, under the first list that names them (the
+    /// campaign's `[suppression]` files in order, then the default files).
+    suppressed_by: SuppressedBy,
     /// Permanent failures by reply code.
     failed_reasons: BTreeMap<String, u64>,
     sent_via_fallback: u64,
@@ -78,7 +105,10 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         report.total += 1;
         let (recipient, suppressed) = match row {
             Row::Valid(recipient) => (recipient, false),
-            Row::Suppressed(recipient, _) => (recipient, true),
+            Row::Suppressed(recipient, reason) => {
+                report.suppressed_by.count(reason);
+                (recipient, true)
+            }
             Row::Rejected(_) => {
                 report.invalid += 1;
                 continue;
@@ -179,10 +209,16 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &std::
         ("not yet attempted", report.pending),
         ("suppressed", report.suppressed),
         ("rejected rows", report.invalid),
+        ("expired (send_before)", report.expired),
         ("total rows", report.total),
     ] {
         println!("  {label:<22}{n:>9}");
     }
+    let by = &report.suppressed_by;
+    println!(
+        "  on suppression lists: {} unsubscribed, {} bounced, {} complained (mailed already or not)",
+        by.unsubscribed, by.bounced, by.complained
+    );
     for (reason, n) in &report.failed_reasons {
         println!("    failed with {reason}: {n}");
     }

@@ -20,7 +20,7 @@ use crate::error::{Classify, ErrorKind};
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
-use crate::smtp::{Endpoint, mask_credentials};
+use crate::smtp::{Endpoint, mask_credentials, mask_url};
 use crate::suppression::Reason;
 
 mod file;
@@ -332,8 +332,26 @@ fn toml_error(path: &Path, text: &str, error: toml::de::Error) -> CampaignError 
     CampaignError::Syntax {
         path: path.to_owned(),
         // The parser quotes the line it stopped on, which may be a URL with a password.
-        message: mask_credentials(error.to_string().trim_end()),
+        message: mask_quoted_lines(error.to_string().trim_end()),
     }
+}
+
+/// The parser's message with every credential masked. A line that quotes an SMTP URL is masked
+/// as one URL: its password may hold a space or a quote (the very mistake that broke the
+/// syntax), where [`mask_credentials`] would cut it into words and miss it.
+fn mask_quoted_lines(message: &str) -> String {
+    let lines: Vec<String> = message
+        .lines()
+        .map(|line| {
+            let whole = line
+                .to_ascii_lowercase()
+                .contains("smtp")
+                .then(|| mask_url(line))
+                .flatten();
+            mask_credentials(whole.as_deref().unwrap_or(line))
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// The dotted key (`smtp.url`) of the value that holds byte `offset` of `text`, unless `offset`

@@ -108,6 +108,16 @@ pub struct Content<'a> {
     pub fingerprint: &'a str,
 }
 
+/// A server refused a recipient for good (a 5xx to `RCPT TO` or to the message): what the
+/// engine tells whoever listens, once the `failed` record is written. `send` keeps the dead
+/// mailboxes among them out of the next campaigns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rcpt: String,
+    /// The server's reply, as the log records it.
+    pub reply: String,
+}
+
 /// Where the engine sends and records, how fast, and how it retries.
 pub struct Engine<D: Delivery = Route> {
     /// The SMTP relays in a run; a [`Sink`] in benchmarks and tests.
@@ -119,6 +129,10 @@ pub struct Engine<D: Delivery = Route> {
     pub pace: Pace,
     pub in_doubt: InDoubt,
     pub progress: Arc<Progress>,
+    /// Where to tell of each [`Refusal`], if anyone listens. A full channel holds the worker
+    /// back until there is room: the listener must keep reading until the channel closes,
+    /// which it does when the run ends.
+    pub refusals: Option<mpsc::Sender<Refusal>>,
 }
 
 /// Sends to every row of `recipients` that `replay` has no final outcome for, until the list
@@ -145,6 +159,7 @@ pub async fn run<D: Delivery>(
         retry: engine.retry.clone(),
         pace: engine.pace,
         progress: Arc::clone(&engine.progress),
+        refusals: engine.refusals,
         halt,
         patience,
         deadline: limits.max_duration.map(|max| started + max),

@@ -8,10 +8,10 @@ use std::time::SystemTime;
 
 use tokio::sync::{Mutex, mpsc};
 
-use super::Stopped;
 use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
 use super::worker::{Job, Shared};
+use super::{Refusal, Stopped};
 use crate::sendlog::{Durable, Event, Record, SendLogError, timestamp};
 use crate::smtp::{RelayName, Trouble};
 
@@ -177,5 +177,17 @@ async fn refused<D: Delivery>(
     };
     tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
     let durable = shared.log.submit(record(event)).await?;
+    if let Some(refusals) = shared
+        .refusals
+        .as_ref()
+        .filter(|_| trouble.refuses_recipient())
+    {
+        let refusal = Refusal {
+            rcpt: job.rcpt.clone(),
+            reply: trouble.describe(),
+        };
+        // A listener gone away hears nothing more: the log has the refusal all the same.
+        let _ = refusals.send(refusal).await;
+    }
     Ok((outcome, durable))
 }

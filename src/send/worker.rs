@@ -63,6 +63,7 @@ pub struct Shared<D: Delivery> {
     pub retry: RetryPolicy,
     pub pace: Pace,
     pub progress: Arc<Progress>,
+    pub refusals: Option<mpsc::Sender<super::Refusal>>,
     /// Set once, by whoever first decides the run must stop: a worker, the deadline, or the
     /// caller's shutdown.
     pub halt: watch::Sender<Option<Stopped>>,

@@ -12,8 +12,8 @@ use lettre::transport::smtp::commands::{Data, Mail, Rset};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
-use super::Trouble;
 use super::wire::{Chained, DataBlock, Group, broken, certificate_problem, reply_text, untrusted};
+use super::{Stage, Trouble};
 
 /// One open, greeted, logged-in connection, used for many messages in turn.
 pub struct Connection {
@@ -61,11 +61,18 @@ impl Connection {
         }
         let group = Group::new(self.mail(envelope, message)?, envelope);
         if !self.pipelining {
-            step(self.timeout, self.inner.command(group.mail)).await?;
+            let at = |stage| move |trouble: Trouble| trouble.at(stage);
+            step(self.timeout, self.inner.command(group.mail))
+                .await
+                .map_err(at(Stage::Mail))?;
             for rcpt in group.rcpts {
-                step(self.timeout, self.inner.command(rcpt)).await?;
+                step(self.timeout, self.inner.command(rcpt))
+                    .await
+                    .map_err(at(Stage::Rcpt))?;
             }
-            step(self.timeout, self.inner.command(Data)).await?;
+            step(self.timeout, self.inner.command(Data))
+                .await
+                .map_err(at(Stage::Data))?;
             return Ok(());
         }
         let first = step(self.timeout, self.inner.command(&group)).await;
@@ -95,7 +102,13 @@ impl Connection {
                     return Err(refusal.unwrap_or(broken));
                 }
                 Err(refused) => {
-                    refusal.get_or_insert(refused);
+                    // MAIL first, DATA last, the recipients between.
+                    let stage = match reply {
+                        0 => Stage::Mail,
+                        last if last == replies - 1 => Stage::Data,
+                        _ => Stage::Rcpt,
+                    };
+                    refusal.get_or_insert(refused.at(stage));
                 }
             }
         }
@@ -128,6 +141,7 @@ impl Connection {
                 return Err(Trouble::Refused {
                     code: 553,
                     reply: "the address is not ASCII and the server lacks SMTPUTF8".into(),
+                    stage: Stage::Mail,
                 });
             }
             parameters.push(MailParameter::SmtpUtfEight);
@@ -137,6 +151,7 @@ impl Connection {
                 return Err(Trouble::Refused {
                     code: 554,
                     reply: "the message is 8-bit and the server lacks 8BITMIME".into(),
+                    stage: Stage::Mail,
                 });
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
@@ -155,10 +170,10 @@ impl Connection {
         message: &[u8],
         then: Option<(&Envelope, &[u8])>,
     ) -> Result<String, Trouble> {
+        let refused = |trouble: Trouble| trouble.at(Stage::Message);
         let Some(block) = DataBlock::new(message) else {
-            return Ok(reply_text(
-                &step(self.timeout, self.inner.message(message)).await?,
-            ));
+            let response = step(self.timeout, self.inner.message(message)).await;
+            return Ok(reply_text(&response.map_err(refused)?));
         };
         let next = match then {
             Some((envelope, next)) if self.pipelining => self
@@ -171,10 +186,11 @@ impl Connection {
         let response = match next {
             Some((envelope, group)) => {
                 self.ahead = Some(envelope.clone());
-                step(self.timeout, self.inner.command(Chained(block, group))).await?
+                step(self.timeout, self.inner.command(Chained(block, group))).await
             }
-            None => step(self.timeout, self.inner.command(block)).await?,
+            None => step(self.timeout, self.inner.command(block)).await,
         };
+        let response = response.map_err(refused)?;
         Ok(reply_text(&response))
     }
 
@@ -215,6 +231,8 @@ pub(super) async fn step<T>(
                 Trouble::Refused {
                     code: code.into(),
                     reply: format!("{code} {text}").trim_end().to_owned(),
+                    // The caller knows what was answered, and says so with `Trouble::at`.
+                    stage: Stage::Session,
                 }
             }
             None => match certificate_problem(&error) {

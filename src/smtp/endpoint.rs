@@ -64,23 +64,9 @@ pub fn mask_credentials(text: &str) -> String {
     while !rest.is_empty() {
         let end = rest.find(is_boundary).unwrap_or(rest.len());
         let word = &rest[..end];
-        match (word.find(':'), word.rfind('@')) {
-            (Some(colon), Some(at))
-                if colon < at && {
-                    let between = &word[colon + 1..at];
-                    between.starts_with("//") || between.contains(':')
-                } =>
-            {
-                let slashes = if word[colon + 1..].starts_with("//") {
-                    2
-                } else {
-                    0
-                };
-                masked.push_str(&word[..colon + 1 + slashes]);
-                masked.push('…');
-                masked.push_str(&word[at..]);
-            }
-            _ => masked.push_str(word),
+        match mask_url(word) {
+            Some(shown) => masked.push_str(&shown),
+            None => masked.push_str(word),
         }
         let boundary = rest[end..].chars().next();
         if let Some(boundary) = boundary {
@@ -93,16 +79,29 @@ pub fn mask_credentials(text: &str) -> String {
     masked
 }
 
+/// `text` masked as one URL, spaces and quotes included (a password may hold them): `None` when
+/// it holds no credentials. For what the user typed as one argument, where
+/// [`mask_credentials`] would cut the URL at the space and miss its password.
+pub fn mask_url(text: &str) -> Option<String> {
+    let (colon, at) = (text.find(':')?, text.rfind('@')?);
+    let between = text.get(colon + 1..at)?;
+    if colon >= at || !(between.starts_with("//") || between.contains(':')) {
+        return None;
+    }
+    let slashes = if between.starts_with("//") { 2 } else { 0 };
+    Some(format!("{}…{}", &text[..colon + 1 + slashes], &text[at..]))
+}
+
 impl FromStr for Endpoint {
     type Err = EndpointError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         // Before parsing: a URL too broken to parse may still hold a password, and the user
         // should hear where it goes rather than that the URL is malformed.
-        let shown = mask_credentials(text);
-        if shown != text {
+        if let Some(shown) = mask_url(text) {
             return Err(EndpointError::CredentialsInUrl(shown));
         }
+        let shown = mask_credentials(text);
         let url = url::Url::parse(text).map_err(|_| EndpointError::Malformed(shown.clone()))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(EndpointError::CredentialsInUrl(format!(
@@ -265,6 +264,16 @@ mod tests {
         ] {
             assert_eq!(mask_credentials(text), masked, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_url_typed_as_one_argument_is_masked_whole() {
+        assert_eq!(
+            mask_url("smtps://u:pass with 'quotes\"@mail.example.org").as_deref(),
+            Some("smtps://…@mail.example.org")
+        );
+        assert_eq!(mask_url("mailto:stop@example.org"), None);
+        assert_eq!(mask_url("smtps://mail.example.org:465"), None);
     }
 
     #[test]

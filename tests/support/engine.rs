@@ -71,6 +71,7 @@ impl Prepared {
             pace: Pace::new(&Limits::default(), &Default::default()),
             in_doubt: InDoubt::Resend,
             progress: Arc::default(),
+            refusals: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -2,6 +2,7 @@ pub mod audit;
 pub mod dkim;
 pub mod engine;
 pub mod harness;
+pub mod http;
 pub mod smtp_server;
 pub mod tls;
 

@@ -238,6 +238,8 @@ pub enum Fate {
 /// A message as the server received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The envelope sender, as `MAIL FROM:<…>` gave it.
+    pub mail_from: String,
     pub rcpt_to: Vec<String>,
     /// The data after un-dot-stuffing, CRLF line endings as sent.
     pub data: Vec<u8>,

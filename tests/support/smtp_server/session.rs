@@ -126,6 +126,7 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
         return Ok(());
     }
     let mut rcpt_to: Vec<String> = Vec::new();
+    let mut mail_from = String::new();
     let mut accepted_here = 0;
     let mut line = Vec::new();
     loop {
@@ -226,6 +227,7 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
             (None, "250 OK".to_owned())
         } else if upper.starts_with("MAIL FROM:") {
             rcpt_to.clear();
+            mail_from = angle_address(&command);
             let fault = behavior.mail.as_ref().and_then(|rule| rule(accepted_here));
             (fault, "250 2.1.0 OK".to_owned())
         } else if upper.starts_with("RCPT TO:") {
@@ -256,6 +258,7 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
                 let data = read_data(&mut conn, &mut line).await?;
                 let envelope = Envelope {
                     connection_id: id,
+                    mail_from: mail_from.clone(),
                     rcpt_to: std::mem::take(&mut rcpt_to),
                     secure,
                     login: login.clone(),
@@ -283,6 +286,7 @@ async fn session(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Resu
 /// Who a message came from, and how.
 struct Envelope {
     connection_id: usize,
+    mail_from: String,
     rcpt_to: Vec<String>,
     secure: bool,
     login: Option<String>,
@@ -301,6 +305,7 @@ async fn end_of_data(
     let (index, earlier) = shared.note(|j| {
         let earlier = j.received.iter().filter(|m| m.rcpt_to[0] == first).count();
         j.received.push(Received {
+            mail_from: envelope.mail_from,
             rcpt_to: envelope.rcpt_to,
             data,
             connection_id,
