@@ -29,9 +29,11 @@ pub use resolve::{Decision, Directory, FoundBy, Tag, Wanted, resolve, strongest}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// The mailbox does not exist or is disabled: never mail it again.
+    /// The mailbox does not exist or is disabled (as [`crate::refusal`] reads a refusal):
+    /// never mail it again.
     Hard,
-    /// A temporary failure (mailbox full, server busy, delayed) or a policy refusal: counted.
+    /// Anything else that failed: temporary (delayed, mailbox full), a refusal by policy, or a
+    /// permanent failure that does not say the mailbox is dead. Counted.
     Soft,
     /// The person reported the message as spam.
     Complaint,
