@@ -1,5 +1,5 @@
-//! The commands: `check`, `preview`, `send`, `status` and `serve`, each a plain function of
-//! [`Options`].
+//! The commands: `check`, `preview`, `send`, `status`, `serve` and `bounces`, each a plain
+//! function of [`Options`].
 //!
 //! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
@@ -23,6 +23,7 @@ use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
 use crate::verp::Verp;
 
+mod bounces;
 mod check;
 mod exit;
 mod preview;
@@ -30,6 +31,7 @@ mod sending;
 mod serve;
 mod status;
 
+pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions};
 
@@ -52,6 +54,12 @@ pub enum Command {
     },
     Send(SendOptions),
     Status {
+        json: bool,
+    },
+    /// Read bounces and complaints from these files, folders, or `-` (standard input; also
+    /// when none is given).
+    Bounces {
+        paths: Vec<PathBuf>,
         json: bool,
     },
     /// Check an unsubscribe link; needs no campaign.
@@ -119,6 +127,7 @@ pub fn run(
             runtime.block_on(sending::send(&loaded, &options, send, shutdown))
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
+        Command::Bounces { paths, json } => bounces::bounces(&loaded, paths, *json),
         Command::VerifyUnsubscribe { .. } | Command::Serve { .. } => {
             unreachable!("answered before loading")
         }
@@ -202,9 +211,13 @@ impl Loaded {
                 .with_context(|| format!("{}: [bounces] return_path", campaign.path.display()))?;
             composer = composer.with_verp(Arc::new(verp));
         }
-        // `status` composes nothing: it must work even while the key file is being replaced.
+        // `status` and `bounces` compose nothing: they must work even while the key file is
+        // being replaced.
         if let Some(settings) = &campaign.dkim
-            && !matches!(options.command, Command::Status { .. })
+            && !matches!(
+                options.command,
+                Command::Status { .. } | Command::Bounces { .. }
+            )
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
@@ -299,6 +312,7 @@ fn secret(
                 }
                 Command::Check
                 | Command::Status { .. }
+                | Command::Bounces { .. }
                 | Command::VerifyUnsubscribe { .. }
                 | Command::Serve { .. } => {}
             }

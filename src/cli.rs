@@ -96,6 +96,18 @@ enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read bounces (DSNs) and complaints (ARF) and update the suppression lists.
+    Bounces {
+        #[command(flatten)]
+        common: Common,
+        /// Files of one message, mbox files, Maildir folders, or - for standard input (the
+        /// default when none is given and standard input is not a terminal).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// One JSON object a line per message read.
+        #[arg(long)]
+        json: bool,
+    },
     /// Answer the campaigns' one-click unsubscribe links over HTTP, until SIGINT or SIGTERM.
     Serve {
         /// The campaign files (each needs an [unsubscribe] section).
@@ -224,6 +236,11 @@ where
             }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
+        CliCommand::Bounces {
+            common,
+            paths,
+            json,
+        } => (common, Command::Bounces { paths, json }),
         CliCommand::UnsubscribeToken(TokenCommand::Verify { link, json }) => {
             let options = Options {
                 campaign: PathBuf::from("campaign.toml"),
@@ -375,6 +392,14 @@ mod tests {
         assert_eq!(send.limits.rate, Some(2.5));
         assert_eq!(send.in_doubt, InDoubt::Skip);
         assert!(!send.dry_run);
+
+        let (options, _) = run(&["bounces", "spring.toml", "Maildir", "-", "--json"]);
+        assert_eq!(options.campaign, PathBuf::from("spring.toml"));
+        let Command::Bounces { paths, json } = options.command else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(paths, [PathBuf::from("Maildir"), PathBuf::from("-")]);
+        assert!(json);
 
         let (options, format) = run(&["unsubscribe-token", "verify", "t=abc", "--json"]);
         assert_eq!(format, LogFormat::Text);

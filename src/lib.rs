@@ -9,7 +9,8 @@
 //! dead mailbox or not) and [`sendlog`] (the durable record that makes a second run resume
 //! instead of repeat). Deliverability: [`unsubscribe`] (the one-click link and its
 //! token, which [`serve`] answers over HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that makes
-//! a bounce name whom it is about), [`dkim`] (signing) and [`lint`] (what
+//! a bounce name whom it is about), [`bounce`] (what a bounce or a complaint that came back
+//! says, and about whom), [`dkim`] (signing) and [`lint`] (what
 //! `check` finds wrong with a letter before mailbox providers or readers do). [`capture`] is the
 //! local SMTP server a dry run falls back on, and [`outdir`] how files go into folders missive
 //! does not own. [`app`] is the edge: it turns the [`app::Options`] the binary makes of a
@@ -21,6 +22,7 @@
 
 pub mod address;
 pub mod app;
+pub mod bounce;
 pub mod campaign;
 pub mod capture;
 pub mod csvline;

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod bounces;
 mod check;
 mod dead_mailboxes;
 mod deliverability;
