@@ -166,7 +166,11 @@ fn the_corpus_lands_in_the_right_lists_once() {
         (policy["kind"].as_str(), policy["policy"].as_bool()),
         (Some("soft"), Some(true))
     );
-    assert_eq!(policy["soft_count"], 1);
+    assert_eq!(
+        policy["soft_count"],
+        serde_json::Value::Null,
+        "never counted"
+    );
     assert_eq!(policy["suppressed"], serde_json::Value::Null);
 
     // A second read changes nothing, byte for byte, and says so.
@@ -383,6 +387,52 @@ fn soft_bounces_make_an_address_bounced_at_the_limit_within_the_window() {
     assert_eq!(printed[2]["decisions"][0]["soft_count"], 2, "{}", run.all());
     assert_eq!(printed[2]["decisions"][0]["suppressed"], "bounced");
     assert_eq!(read(&fixture, "suppression/bounced.txt"), lines(&[9]));
+}
+
+#[test]
+fn refusals_by_policy_are_recorded_but_never_counted_toward_a_bounce() {
+    let extra = format!("{VERP}soft_limit = 2\nsoft_days = 30\n");
+    let fixture = Fixture::new(&people(12), &extra);
+    let policy = String::from_utf8(
+        corpus()
+            .into_iter()
+            .find(|(n, _)| n == "policy-5.7.1.eml")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    // A block list refuses person10 in three campaigns of one week: the sender's trouble, not
+    // the mailbox's. Each is a message of its own (its own Message-ID).
+    let id = policy
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .expect("the fixture has a Message-ID")
+        .to_owned();
+    let paths: Vec<PathBuf> = (1..=3)
+        .map(|n| {
+            let name = format!("policy/{n}.eml");
+            fixture.write(
+                &name,
+                &policy.replace(&id, &format!("<policy-{n}@relay.example.org>")),
+            );
+            fixture.path(&name)
+        })
+        .collect();
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let run = bounces(&fixture, &paths, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let printed = json_lines(&run);
+    assert_eq!(printed.len(), 3, "{}", run.all());
+    for line in &printed {
+        assert_eq!(line["kind"], "soft", "{line}");
+        assert_eq!(line["decisions"][0]["policy"], true, "{line}");
+        assert_eq!(line["decisions"][0]["suppressed"], serde_json::Value::Null);
+    }
+    assert!(
+        !fixture.path("suppression/bounced.txt").exists(),
+        "{}",
+        run.all()
+    );
 }
 
 #[test]

@@ -150,6 +150,9 @@ fn decide(
             let goes_to = match (decision.kind, &decision.recipient) {
                 (Kind::Hard, Some(recipient)) => Some((Reason::Bounced, recipient)),
                 (Kind::Complaint, Some(recipient)) => Some((Reason::Complained, recipient)),
+                // A refusal by policy is about the sender or the message: a block list refuses
+                // everyone at a provider, and counting it would in time suppress them all.
+                (Kind::Soft, Some(_)) if decision.policy => None,
                 (Kind::Soft, Some(recipient)) => {
                     let count = history.count_soft(recipient, date.unwrap_or(now_secs), window);
                     record.soft_count = Some(count);

@@ -7,10 +7,12 @@
 //! temporary class, a code written anywhere in a free-text notice (`… said: 550 5.1.1 …`), and
 //! no code at all (a notice that only says "the recipient's mailbox does not exist").
 //!
-//! Everything else that failed is soft: a full mailbox, a refusal by policy (`5.7.x`, spam,
-//! block lists: about the sender or the message, not the mailbox; marked `policy`), and a
-//! permanent failure that does not say the mailbox is dead (`5.4.x` routing, `5.3.x`, `5.6.x`
-//! content…). Soft bounces are counted; only repeated ones stop the mail to a person.
+//! A final failure about the address, the mailbox or its route (`5.1.x`, `5.2.x`, `5.4.x`) is
+//! hard too: a DSN is the reporting server's last word, after its own retries. Everything else
+//! that failed is soft: a full mailbox, a refusal by policy (`5.7.x`, spam, block lists: about
+//! the sender or the message, not the mailbox; marked `policy`), and a permanent failure that
+//! says nothing of the mailbox (`5.3.x` the mail system, `5.5.x`, `5.6.x` content…). Soft
+//! bounces are counted; only repeated ones stop the mail to a person.
 
 use super::Kind;
 use crate::refusal::{self, Meaning, StatusCode};
@@ -86,6 +88,20 @@ pub(super) fn judge(action: Option<&str>, status: Option<&str>, words: &str) -> 
                 true,
                 format!("refused by policy ({code}): counted as soft"),
             ),
+            // A final failure about the address, the mailbox or the route to it (`5.1.x`,
+            // `5.2.x`, `5.4.x`: no such domain, no route) is the reporting server's last word
+            // after its own retries: hard, as the policy says of `5.x.x`. The others
+            // (`5.3.x` the mail system, `5.5.x` the protocol, `5.6.x` the content) say nothing
+            // of the mailbox.
+            Meaning::Other
+                if status.is_some_and(|s| s.class == 5 && matches!(s.subject, 1 | 2 | 4)) =>
+            {
+                verdict(
+                    Kind::Hard,
+                    false,
+                    format!("a permanent failure of the address or its route ({code})"),
+                )
+            }
             Meaning::Other => verdict(
                 Kind::Soft,
                 false,
@@ -173,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_dead_mailbox_is_hard_and_everything_else_that_failed_is_soft() {
+    fn the_address_mailbox_or_route_gone_is_hard_and_everything_else_that_failed_is_soft() {
         use Kind::*;
         #[rustfmt::skip]
         let cases = [
@@ -185,7 +201,9 @@ mod tests {
             (Some("failed"), Some("5.2.2"), "552 mailbox full", Some((Soft, false))),
             (Some("failed"), Some("5.7.1"), "550 5.7.1 Message rejected as spam", Some((Soft, true))),
             (Some("failed"), Some("5.0.0"), "554 blocked using zen.spamhaus.org", Some((Soft, true))),
-            (Some("failed"), Some("5.4.4"), "unable to route", Some((Soft, false))),
+            (Some("failed"), Some("5.4.4"), "unable to route", Some((Hard, false))),
+            (Some("failed"), Some("5.3.4"), "552 message too big for system", Some((Soft, false))),
+            (Some("failed"), Some("5.6.0"), "554 content error", Some((Soft, false))),
             (Some("delayed"), Some("4.4.1"), "connection timed out", Some((Soft, false))),
             (Some("failed"), Some("4.4.7"), "expired", Some((Soft, false))),
             (Some("failed"), None, "", Some((Soft, false))),

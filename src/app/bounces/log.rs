@@ -64,6 +64,7 @@ impl History {
             .or_default()
             .push((record.kind, record.recipient.clone()));
         if record.kind == Kind::Soft
+            && !record.policy
             && let Some(recipient) = &record.recipient
         {
             let date = record
