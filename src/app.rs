@@ -172,29 +172,13 @@ impl Loaded {
             .unwrap_or_else(|| campaign.recipients_path.clone());
         let (suppression, suppression_skipped) = SuppressionList::load(&campaign.suppression)?;
         let (unsubscribe, secret_problem) = unsubscribe(&campaign, &options.command)?;
-        let mut composer = Composer::new(
-            &campaign.id,
-            campaign.from.clone(),
-            campaign.reply_to.clone(),
-            &campaign.subject,
-        );
-        if let Some(unsubscribe) = &unsubscribe {
-            composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
-        }
+        let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
         // `status` composes nothing: it must work even while the key file is being replaced.
         if let Some(settings) = &campaign.dkim
             && !matches!(options.command, Command::Status { .. })
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let frame = Frame {
-            subject: &campaign.subject,
-            preheader: &campaign.preheader,
-            language: &campaign.language,
-            unsubscribe: unsubscribe.as_deref(),
-        };
-        let template = Template::new(&letter, &frame);
-        composer = composer.with_fixed_parts(&template.fixed_parts());
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
@@ -225,6 +209,36 @@ impl Loaded {
             fingerprint: &self.fingerprint,
         }
     }
+}
+
+/// The letter prepared once in the campaign's frame, and the composer of the campaign's
+/// messages with the letter's fixed parts encoded once: what every command that renders starts
+/// from, and the benchmark and the tests that drive the engine in-process with it.
+/// `unsubscribe` adds the links (in the letter's frame and in the headers); DKIM is the
+/// caller's to add.
+pub fn prepare(
+    campaign: &Campaign,
+    letter: &Letter,
+    unsubscribe: Option<&Arc<Unsubscribe>>,
+) -> (Template, Composer) {
+    let frame = Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+        unsubscribe: unsubscribe.map(|links| links.as_ref()),
+    };
+    let template = Template::new(letter, &frame);
+    let mut composer = Composer::new(
+        &campaign.id,
+        campaign.from.clone(),
+        campaign.reply_to.clone(),
+        &campaign.subject,
+    )
+    .with_fixed_parts(&template.fixed_parts());
+    if let Some(unsubscribe) = unsubscribe {
+        composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+    }
+    (template, composer)
 }
 
 /// The campaign's unsubscribe settings with the secret from the environment. Without a usable
