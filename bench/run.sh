@@ -264,11 +264,13 @@ section_render() {
     cost=$(median_of cost "$WORK/render.out")
     row "messages/s, send log off" "$off" "" "" ">= 20000" "$(met "$off" ">=" 20000)"
     row "messages/s, send log on (attempt + sent)" "$on" "$off (off)" "$(calc "$on / $off" 2)" ">= 20000" "$(met "$on" ">=" 20000)"
-    row "cost of the send log, wall clock (waits for fsync included)" "$cost %" "" "" "" ""
+    # Both costs are held to the target: the wall clock (what a run loses, waits for the disk
+    # included, so it follows the disk's sync latency) and the CPU time (what the log takes from
+    # the core).
+    row "cost of the send log, wall clock (waits for fsync included)" "$cost %" "" "" "<= 10 %" "$(met "$cost" "<=" 10)"
     cpu=$(median_of cpu_cost "$WORK/render.out")
     row "cost of the send log, CPU time of the core" "$cpu %" "" "" "<= 10 %" "$(met "$cpu" "<=" 10)"
-    # The log's cost is mostly waiting for fsync with at most `pool` messages in hand: show it
-    # with more in hand.
+    # More connections, each holding a message while its attempt syncs.
     taskset -c 0 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 16 "$RENDER_ROUNDS" \
         >"$WORK/render16.out"
     local off16 on16

@@ -35,7 +35,7 @@ use missive::letter::Letter;
 use missive::message::Composer;
 use missive::ratelimit::{Limits, Pace};
 use missive::recipients::RecipientReader;
-use missive::render::{Frame, Template};
+use missive::render::Template;
 use missive::send::{Content, Engine, InDoubt, RunLimits, Sink};
 use missive::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog};
 
@@ -71,16 +71,9 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = rounds.parse().context("ROUNDS")?;
     let campaign = Campaign::load(Path::new(campaign))?;
     let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
-    // As `missive send` makes them (src/app.rs): the letter prepared once, and its fixed parts
-    // encoded once.
-    let template = Template::new(&letter, &frame(&campaign));
-    let composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &campaign.subject,
-    )
-    .with_fixed_parts(&template.fixed_parts());
+    // As `missive send` makes them: the letter prepared once, and its fixed parts encoded
+    // once. The bench sends without unsubscribe links.
+    let (template, composer) = missive::app::prepare(&campaign, &letter, None);
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Loaded {
         campaign,
@@ -160,16 +153,6 @@ fn cpu_seconds() -> anyhow::Result<f64> {
             .parse::<f64>()?)
     };
     Ok((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-/// The frame of the messages: the bench sends without unsubscribe links.
-fn frame(campaign: &Campaign) -> Frame<'_> {
-    Frame {
-        subject: &campaign.subject,
-        preheader: &campaign.preheader,
-        language: &campaign.language,
-        unsubscribe: None,
-    }
 }
 
 /// One run of the engine over every row, into a sink; with `log`, a fresh send log there.

@@ -196,15 +196,7 @@ impl Loaded {
             SuppressionList::load(&campaign.suppression_sources())?;
         let (secret, secret_problem) = secret(&campaign, &options.command)?;
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
-        let mut composer = Composer::new(
-            &campaign.id,
-            campaign.from.clone(),
-            campaign.reply_to.clone(),
-            &campaign.subject,
-        );
-        if let Some(unsubscribe) = &unsubscribe {
-            composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
-        }
+        let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
         if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &secret) {
             // The campaign file checked that the return path takes a tag.
             let verp = Verp::new(return_path, &campaign.id, secret.clone())
@@ -221,14 +213,6 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let frame = Frame {
-            subject: &campaign.subject,
-            preheader: &campaign.preheader,
-            language: &campaign.language,
-            unsubscribe: unsubscribe.as_deref(),
-        };
-        let template = Template::new(&letter, &frame);
-        composer = composer.with_fixed_parts(&template.fixed_parts());
         let fingerprint = fingerprint(&campaign, &letter);
         let loaded = Loaded {
             campaign,
@@ -259,6 +243,36 @@ impl Loaded {
             fingerprint: &self.fingerprint,
         }
     }
+}
+
+/// The letter prepared once in the campaign's frame, and the composer of the campaign's
+/// messages with the letter's fixed parts encoded once: what every command that renders starts
+/// from, and the benchmark and the tests that drive the engine in-process with it.
+/// `unsubscribe` adds the links (in the letter's frame and in the headers); DKIM is the
+/// caller's to add.
+pub fn prepare(
+    campaign: &Campaign,
+    letter: &Letter,
+    unsubscribe: Option<&Arc<Unsubscribe>>,
+) -> (Template, Composer) {
+    let frame = Frame {
+        subject: &campaign.subject,
+        preheader: &campaign.preheader,
+        language: &campaign.language,
+        unsubscribe: unsubscribe.map(|links| links.as_ref()),
+    };
+    let template = Template::new(letter, &frame);
+    let mut composer = Composer::new(
+        &campaign.id,
+        campaign.from.clone(),
+        campaign.reply_to.clone(),
+        &campaign.subject,
+    )
+    .with_fixed_parts(&template.fixed_parts());
+    if let Some(unsubscribe) = unsubscribe {
+        composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+    }
+    (template, composer)
 }
 
 /// The sections of the campaign that need the unsubscribe secret: the unsubscribe links, and

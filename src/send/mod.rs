@@ -20,6 +20,7 @@
 //! finished and their outcomes made durable; messages still on the queue were never handed
 //! over: their attempts are marked `withdrawn` and they stay pending for the next run.
 
+mod ahead;
 mod decide;
 mod delivery;
 mod report;
@@ -45,6 +46,7 @@ use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
 use crate::render::Template;
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
+use ahead::{Ahead, ahead};
 use report::{Outcome, why_stopped};
 use worker::{Job, Shared};
 
@@ -83,20 +85,6 @@ pub enum InDoubt {
     Resend,
     /// Assume they arrived: never send them again.
     Skip,
-}
-
-/// How many messages wait their turn on the queue, their `attempt` already written: enough
-/// that the syncs of batches of attempts overlap the sending of the messages before them, so no
-/// connection waits for the disk once a message. The price: a crash may leave that many
-/// attempts in doubt that never reached a server (the next run sends them, with the same
-/// Message-ID, which is right for them; `--in-doubt skip` would leave them out). A run that
-/// stops cleanly withdraws them. At a set pace, about a second's worth is enough.
-fn ahead(connections: usize, rate: Option<f64>) -> usize {
-    let unpaced = (connections * 8).clamp(128, 256);
-    match rate {
-        Some(rate) => unpaced.min((rate.ceil() as usize).max(connections * 2)),
-        None => unpaced,
-    }
 }
 
 /// The letter and headers every message of the campaign shares.
@@ -188,6 +176,7 @@ pub async fn run<D: Delivery>(
             worked
         });
     }
+    let mut queue = Ahead::new(queue, &engine.log, content.fingerprint);
     let skipped = || engine.progress.add(Outcome::Skipped);
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
@@ -284,17 +273,8 @@ pub async fn run<D: Delivery>(
             break;
         }
 
-        if queue.capacity() == 0 {
-            // A full queue: wait until half of it has gone, so that the producer wakes once for
-            // many messages rather than once for each (a thread switch costs more than a render).
-            let refill = (queue.max_capacity() / 2).max(1);
-            let room = tokio::select! {
-                permits = queue.reserve_many(refill) => permits.is_ok(),
-                _ = halted.changed() => false,
-            };
-            if !room {
-                break;
-            }
+        if !queue.room(&mut halted).await? {
+            break;
         }
         let rendered = content.template.render(&recipient);
         let message = match content
@@ -316,39 +296,25 @@ pub async fn run<D: Delivery>(
             tracing::info!(%rcpt, %message_id, "sending an in-doubt message again, same Message-ID");
         }
         taken += 1;
-        // Written now, synced while the message waits its turn: see `ahead`.
-        let attempt = Record::new(Event::attempt(content.fingerprint), &rcpt, &message_id);
-        let attempt = engine.log.submit(attempt).await?;
+        // Its attempt is written when it enters the queue: see `ahead`.
         let job = Job {
             rcpt,
             message_id,
             envelope: message.envelope().clone(),
             data: message.formatted(),
-            attempt: Some(attempt),
+            attempt: None,
             admitted: false,
             attempts_before,
             was_in_doubt,
         };
-        let slot = tokio::select! {
-            slot = queue.reserve() => slot.ok(),
-            _ = halted.changed() => None,
-        };
-        match slot {
-            Some(slot) => {
-                slot.send(job);
-                // The connections run on this thread too: let them answer their servers
-                // between two renders rather than after a queue's worth.
-                unyielded = 0;
-                tokio::task::yield_now().await;
-            }
-            None => {
-                worker::withdraw(&engine.log, &job).await?;
-                break;
-            }
-        }
+        queue.push(job).await?;
+        // The connections run on this thread too: let them answer their servers between two
+        // renders rather than after a queue's worth.
+        unyielded = 0;
+        tokio::task::yield_now().await;
     }
     // Workers finish the message in hand, and the queue unless the run is stopping.
-    drop(queue);
+    queue.close(&mut halted).await?;
     let mut failure = None;
     while let Some(worked) = workers.join_next().await {
         if let Err(error) = worked.expect("a worker does not panic") {

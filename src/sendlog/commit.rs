@@ -8,6 +8,7 @@
 //! The thread is a plain OS thread because a sync blocks; the async side only awaits an answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,11 @@ use super::{Record, SendLog, SendLogError};
 /// Records waiting for the writer; senders wait (backpressure) when it is full.
 const QUEUE: usize = 1024;
 
-/// How long a busy writer gathers records before a sync. The engine writes attempts ahead of
-/// sending, so this delays no message; it bounds syncs to a few hundred a second.
-const GATHER: Duration = Duration::from_millis(1);
+/// How long a busy writer gathers records before a sync, unless a caller says it is waiting on
+/// them ([`LogWriter::hurry`]). The engine writes attempts ahead of sending and hurries the
+/// writer when all it may write ahead is waiting, so this delays no message; it bounds syncs
+/// to a few hundred a second, each of which costs the core more than a hundred records do.
+const GATHER: Duration = Duration::from_millis(2);
 
 struct Pending {
     record: Record,
@@ -31,6 +34,10 @@ struct Pending {
 #[derive(Clone)]
 pub struct LogWriter {
     queue: mpsc::Sender<Pending>,
+    /// Set by a caller waiting on what is written so far; the writer clears it when it takes
+    /// a batch.
+    hurry: Arc<AtomicBool>,
+    thread: std::thread::Thread,
 }
 
 impl LogWriter {
@@ -38,6 +45,8 @@ impl LogWriter {
     /// it to be sure everything written was synced.
     pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<()>) {
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
+        let hurry = Arc::new(AtomicBool::new(false));
+        let hurried = Arc::clone(&hurry);
         let thread = std::thread::Builder::new()
             .name("missive-sendlog".into())
             .spawn(move || {
@@ -47,42 +56,62 @@ impl LogWriter {
                 while let Some(first) = incoming.blocking_recv() {
                     // Under a steady stream, gather a little before syncing: a batch of one or
                     // two records a sync would spend more on syncs than on the records (and a
-                    // core on the kernel's journal). An idle writer syncs a lone record at once.
+                    // core on the kernel's journal). An idle writer syncs a lone record at once,
+                    // and a hurried one stops gathering.
                     if last_sync.is_some_and(|last| last.elapsed() < GATHER) {
-                        std::thread::sleep(GATHER);
-                    }
-                    let mut batch = vec![first];
-                    while batch.len() < QUEUE {
-                        match incoming.try_recv() {
-                            Ok(more) => batch.push(more),
-                            Err(_) => break,
+                        let until = Instant::now() + GATHER;
+                        while !hurried.load(Ordering::Acquire) {
+                            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                                break;
+                            };
+                            std::thread::park_timeout(left);
                         }
+                    }
+                    // Cleared before the batch is taken: a hurry for records sent after this
+                    // point is for the next batch.
+                    hurried.store(false, Ordering::Release);
+                    // The records move to the log and the answers wait apart: nothing is
+                    // copied on the way.
+                    let (mut records, mut answers) = (Vec::new(), Vec::new());
+                    let mut next = Some(first);
+                    while let Some(Pending { record, durable }) = next {
+                        records.push(record);
+                        answers.push(durable);
+                        next = if records.len() < QUEUE {
+                            incoming.try_recv().ok()
+                        } else {
+                            None
+                        };
                     }
                     let result = match &failed {
                         Some(error) => Err(Arc::clone(error)),
-                        None => {
-                            let records: Vec<Record> =
-                                batch.iter().map(|p| p.record.clone()).collect();
-                            log.append(&records).map_err(Arc::new)
-                        }
+                        None => log.append(&records).map_err(Arc::new),
                     };
                     last_sync = Some(Instant::now());
                     if let Err(error) = &result {
                         failed.get_or_insert_with(|| Arc::clone(error));
                     }
-                    for pending in batch {
+                    for durable in answers {
                         // A caller that gave up waiting is no reason to stop the others.
-                        let _ = pending.durable.send(result.clone());
+                        let _ = durable.send(result.clone());
                     }
                 }
             })
             .expect("the OS can start a thread");
-        (LogWriter { queue }, thread)
+        let writer = LogWriter {
+            queue,
+            hurry,
+            thread: thread.thread().clone(),
+        };
+        (writer, thread)
     }
 
-    /// Appends `record`; returns once it is durable.
+    /// Appends `record`; returns once it is durable. The caller waits, so the writer does not
+    /// gather more before syncing it.
     pub async fn write(&self, record: Record) -> Result<(), Arc<SendLogError>> {
-        self.submit(record).await?.wait().await
+        let durable = self.submit(record).await?;
+        self.hurry();
+        durable.wait().await
     }
 
     /// Queues `record` and returns at once, with a handle that resolves when it is durable.
@@ -96,6 +125,15 @@ impl LogWriter {
             .await
             .map_err(|_| stopped())?;
         Ok(Durable(answer))
+    }
+
+    /// Says that a caller is waiting on the records submitted so far: the writer syncs them
+    /// without gathering more. It changes when they become durable, never their order nor
+    /// that each caller hears only once its record is durable.
+    pub fn hurry(&self) {
+        if !self.hurry.swap(true, Ordering::AcqRel) {
+            self.thread.unpark();
+        }
     }
 }
 

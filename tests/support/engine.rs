@@ -9,7 +9,7 @@ use missive::letter::Letter;
 use missive::message::Composer;
 use missive::ratelimit::{Limits, Pace};
 use missive::recipients::RecipientReader;
-use missive::render::{Frame, Template};
+use missive::render::Template;
 use missive::send::{Content, Delivery, Engine, InDoubt, RunLimits, RunReport, SendError};
 use missive::sendlog::{LogWriter, Replay, SendLog};
 
@@ -26,20 +26,7 @@ impl Prepared {
     pub fn load(fixture: &Fixture) -> Prepared {
         let campaign = Campaign::load(&fixture.campaign()).unwrap();
         let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
-        let frame = Frame {
-            subject: &campaign.subject,
-            preheader: &campaign.preheader,
-            language: &campaign.language,
-            unsubscribe: None,
-        };
-        let template = Template::new(&letter, &frame);
-        let composer = Composer::new(
-            &campaign.id,
-            campaign.from.clone(),
-            campaign.reply_to.clone(),
-            &campaign.subject,
-        )
-        .with_fixed_parts(&template.fixed_parts());
+        let (template, composer) = missive::app::prepare(&campaign, &letter, None);
         Prepared {
             campaign,
             template,
