@@ -18,6 +18,7 @@ mod faults;
 mod golden;
 mod kill;
 mod list_error;
+mod listening;
 mod modules;
 mod outdir;
 mod pace;
