@@ -251,7 +251,8 @@ fn refusals_bounces_a_complaint_and_a_click_keep_exactly_those_people_from_the_n
 
     // status counts each list; the send log's outcomes are as they were.
     let run = fixture.run(&["status", campaign, "--json"], &secret);
-    let status: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.all());
+    let status: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|_| panic!("{}", run.all()));
     assert_eq!(
         status["suppressed_by"],
         serde_json::json!({"unsubscribed": 1, "bounced": 2, "complained": 1}),
