@@ -44,6 +44,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind as `--json` and the bounce log write it (serde's names), for the corpus table.
+    #[cfg(test)]
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Hard => "hard",

@@ -79,10 +79,6 @@ impl<V: Copy> KeyMap<V> {
         self.sorted.len() + self.fresh
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every entry of a compacted map, in key order (recent changes not included).
     pub fn iter(&self) -> impl Iterator<Item = (RecipientKey, V)> + '_ {
         debug_assert!(self.recent.is_empty(), "iter() is for compacted maps");

@@ -41,7 +41,6 @@ mod form;
 mod pages;
 
 use commit::Committer;
-pub use commit::MAX_BATCH;
 pub use pages::PageText;
 
 /// The largest request body read: the one-click form is 26 bytes, a browser's multipart
