@@ -68,6 +68,18 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Bytes of hex digits of either case (what [`hex`] writes, or a server's upper-cased copy of
+/// it); `None` for anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,7 @@ pub struct Report {
     /// [`Kind::Hard`], [`Kind::Soft`], [`Kind::Complaint`], or [`Kind::Unknown`] when the
     /// report says nothing that can be judged.
     pub kind: Kind,
-    /// A refusal by policy (5.7.x, spam, blocked): never a dead mailbox, counted as soft.
+    /// A refusal by policy (5.7.x, spam, blocked): never a dead mailbox, never counted.
     pub policy: bool,
     /// The enhanced status code (`5.1.1`), from the report or found in the server's words.
     pub status: Option<String>,

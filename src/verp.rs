@@ -15,7 +15,7 @@
 
 use lettre::Address;
 
-use crate::address::{RecipientKey, hex};
+use crate::address::{RecipientKey, hex, unhex};
 use crate::unsubscribe::Secret;
 
 /// Octets of the HMAC kept in the tag: 40 bits, so a forger needs ~10¹² tries per person, each a
@@ -129,17 +129,6 @@ impl Verp {
         use hmac::Mac;
         self.keyed_for(key).finalize().into_bytes().to_vec()
     }
-}
-
-/// Hex digits of either case to bytes; `None` for anything else.
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ fn issued_before_identity(address: &str) -> Option<String> {
 /// True when `token` is the token of (`campaign_id`, `address`), as issued now or by an earlier
 /// version of missive; compares in constant time.
 pub fn verify(secret: &Secret, campaign_id: &str, address: &str, token: &str) -> bool {
-    let Some(bytes) = unhex(token) else {
+    let Some(bytes) = address::unhex(token) else {
         return false;
     };
     let matches = |person: &str| {
@@ -116,16 +116,6 @@ pub fn verify(secret: &Secret, campaign_id: &str, address: &str, token: &str) ->
     bytes.len() == TOKEN_BYTES
         && (matches(&address::normalize(address))
             || issued_before_identity(address).is_some_and(|form| matches(&form)))
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
