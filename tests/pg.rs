@@ -144,6 +144,10 @@ fn seen(replay: &Replay, rcpts: &[String]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn records_replay_from_the_database_as_from_a_file_log() {
     let server = PgServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -195,6 +199,10 @@ fn records_replay_from_the_database_as_from_a_file_log() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn campaigns_sharing_a_database_stay_apart() {
     let server = PgServer::start();
     let sent = |rcpt: &str| {
@@ -232,6 +240,10 @@ fn campaigns_sharing_a_database_stay_apart() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn a_newer_schema_is_refused_naming_both_versions() {
     let server = PgServer::start();
     drop(PgLog::open(&target(&server), "c").unwrap());
@@ -261,6 +273,10 @@ fn a_newer_schema_is_refused_naming_both_versions() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn the_password_comes_from_pgpassword_only_and_a_wrong_one_is_refused() {
     let server = PgServer::start();
     let with_password = server
@@ -287,6 +303,10 @@ fn the_password_comes_from_pgpassword_only_and_a_wrong_one_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
     let mut server = PgServer::start();
     let attempt = |rcpt: &str| Record::new(Event::attempt("L"), rcpt, "<i@x>");
@@ -332,6 +352,10 @@ fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
 fn tls_to_the_database_is_verified_against_the_authority_given() {
     let server = PgServer::start();
     let certs = tempfile::tempdir().unwrap();
