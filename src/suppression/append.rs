@@ -164,9 +164,12 @@ impl Appender {
         Ok(())
     }
 
-    /// Reads the whole file: its shape, and every address in it.
+    /// Reads the whole file: its shape, and every address in it (and only those: a line a
+    /// person removed must not keep its address known, or that person could never be added
+    /// again while this appender lives).
     fn read_all(&mut self) -> Result<(), SuppressionError> {
         let io = self.io_error();
+        self.known.clear();
         let mut first = String::new();
         let mut reader = BufReader::new(&self.file);
         reader.seek(SeekFrom::Start(0)).map_err(&io)?;
