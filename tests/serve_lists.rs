@@ -49,3 +49,53 @@ fn a_person_removed_from_the_list_by_hand_can_unsubscribe_again() {
         );
     });
 }
+
+#[test]
+fn a_list_replaced_under_a_new_inode_gets_the_next_unsubscribes() {
+    let fixture = campaign(3);
+    let serving = Serving::start(&[&fixture.campaign()]);
+    runtime().block_on(async {
+        let first = target("person01@example.com");
+        let done = request(
+            serving.addr,
+            "POST",
+            &first,
+            Some(URLENCODED),
+            ONE_CLICK.into(),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{done:?}");
+        // What `sed -i`, most editors and a deploy script do: a new file renamed over the old.
+        let path = fixture.path("suppression/unsubscribed.txt");
+        let new = fixture.path("suppression/unsubscribed.txt.new");
+        std::fs::write(&new, "# tended by hand\nperson01@example.com\n").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let second = target("person02@example.com");
+        let done = request(
+            serving.addr,
+            "POST",
+            &second,
+            Some(URLENCODED),
+            ONE_CLICK.into(),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{done:?}");
+        assert_eq!(
+            unsubscribed(&fixture),
+            "# tended by hand\nperson01@example.com\nperson02@example.com\n"
+        );
+        // The file may also vanish (moved away to archive it): the next one creates it again.
+        std::fs::rename(&path, fixture.path("suppression/archived.txt")).unwrap();
+        let third = target("person03@example.com");
+        let done = request(
+            serving.addr,
+            "POST",
+            &third,
+            Some(URLENCODED),
+            ONE_CLICK.into(),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{done:?}");
+        assert_eq!(unsubscribed(&fixture), "person03@example.com\n");
+    });
+}

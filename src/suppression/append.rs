@@ -106,12 +106,39 @@ impl Appender {
     /// is given is written.
     pub fn add(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
         let io = self.io_error();
-        self.file.lock().map_err(&io)?;
+        self.lock_current()?;
         let added = self.add_locked(addresses);
         let unlocked = self.file.unlock().map_err(&io);
         let added = added?;
         unlocked?;
         Ok(added)
+    }
+
+    /// Locks the file that `path` names now. A long-lived appender (`serve` runs for months)
+    /// outlives the file it opened when a person rewrites the list the usual way (`sed -i`, an
+    /// editor, a deploy: a new file renamed over the old) or moves it away: what it appended to
+    /// its old handle would be synced into a file nobody reads again. So it opens the new one
+    /// (creating it if gone), reads it whole, and locks that.
+    fn lock_current(&mut self) -> Result<(), SuppressionError> {
+        let io = self.io_error();
+        loop {
+            self.file.lock().map_err(&io)?;
+            let current = match std::fs::metadata(&self.path) {
+                Ok(named) => same_file(&named, &self.file.metadata().map_err(&io)?),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+                Err(error) => {
+                    let _ = self.file.unlock();
+                    return Err(io(error));
+                }
+            };
+            if current {
+                return Ok(());
+            }
+            let _ = self.file.unlock();
+            let reopened = Appender::open(&self.path, self.reason)?;
+            *self = reopened;
+            // Another rename may have come between the open and the lock: check again.
+        }
     }
 
     fn add_locked(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
@@ -254,6 +281,18 @@ fn shape_of(first: &str) -> Shape {
         },
         None => Shape::Lines,
     }
+}
+
+/// True when two metadata are of one file (on Unix, its device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Syncs the folder holding `path`, so that a file just created there is found after a crash.
