@@ -123,8 +123,10 @@ impl Appender {
         let io = self.io_error();
         loop {
             self.file.lock().map_err(&io)?;
-            let current = match std::fs::metadata(&self.path) {
-                Ok(named) => same_file(&named, &self.file.metadata().map_err(&io)?),
+            let current = match std::fs::metadata(&self.path)
+                .and_then(|named| Ok(same_file(&named, &self.file.metadata()?)))
+            {
+                Ok(current) => current,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
                 Err(error) => {
                     let _ = self.file.unlock();
@@ -145,8 +147,12 @@ impl Appender {
         self.catch_up()?;
         let mut text = Vec::new();
         let mut added = Vec::with_capacity(addresses.len());
+        // Known only once synced: after a failed write (a full disk) the caller answers "try
+        // again", and the retry must write the address, not find it known and answer "done".
+        let mut fresh = HashSet::new();
         for address in addresses {
-            let new = self.known.insert(RecipientKey::of(address));
+            let key = RecipientKey::of(address);
+            let new = !self.known.contains(&key) && fresh.insert(key);
             if new {
                 self.line(address, &mut text)?;
             }
@@ -163,6 +169,7 @@ impl Appender {
         }
         self.file.write_all(&text).map_err(&io)?;
         self.file.sync_data().map_err(&io)?;
+        self.known.extend(fresh);
         self.read_to = self.file.metadata().map_err(&io)?.len();
         Ok(added)
     }
@@ -350,6 +357,19 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "# unsubscribed\na@example.com\nb@example.com\nc@example.com\n"
         );
+    }
+
+    #[test]
+    fn an_address_whose_write_failed_is_written_by_the_next_add() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.txt");
+        let mut appender = Appender::open(&path, Reason::Unsubscribed).unwrap();
+        // A handle that cannot write stands for a full disk or an I/O error.
+        let writable = std::mem::replace(&mut appender.file, File::open(&path).unwrap());
+        assert!(appender.add(&["a@example.com"]).is_err());
+        appender.file = writable;
+        assert_eq!(appender.add(&["a@example.com"]).unwrap(), [true]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a@example.com\n");
     }
 
     #[test]
