@@ -160,6 +160,35 @@ fn a_refused_sender_suppresses_no_one() {
     );
 }
 
+/// A bounced list kept as a spreadsheet's CSV, whose header has a quoted name with a comma in
+/// it: the addresses `send` adds land in its `email` column, so the next run reads them.
+#[test]
+fn dead_mailboxes_land_in_the_email_column_of_a_csv_list_with_a_quoted_header() {
+    let server = refusing_server(Behavior::accept_all());
+    let fixture = Fixture::new(
+        &people(8),
+        "[suppression]\nbounced = \"suppression/bounced.csv\"\n",
+    );
+    let header = "\"Name, as written\",email,date\n\"Doe, Jane\",jane@example.net,2026-01-01\n";
+    fixture.write("suppression/bounced.csv", header);
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let text = std::fs::read_to_string(fixture.path("suppression/bounced.csv")).unwrap();
+    let mut added: Vec<&str> = text[header.len()..].lines().collect();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            ",person02@example.com,",
+            ",person05@example.com,",
+            ",person07@example.com,"
+        ],
+        "{text}"
+    );
+    let status = fixture.status();
+    assert_eq!(status["suppressed_by"]["bounced"], 3, "{status}");
+}
+
 /// Postfix checks the sender at RCPT TO by default (`smtpd_delay_reject = yes`), and with
 /// `reject_unverified_sender` and `unverified_sender_reject_code = 550` it answers every RCPT
 /// with the enhanced code its probe of the return path got: `5.1.1` about the SENDER (a VERP

@@ -277,10 +277,15 @@ impl Appender {
 /// What the first line says the file is (see [`super::read_file`], which decides the same way).
 fn shape_of(first: &str) -> Shape {
     let header = first.trim_start_matches('\u{feff}').trim();
-    let columns: Vec<&str> = header
-        .split(',')
-        .map(|c| c.trim().trim_matches('"'))
-        .collect();
+    // Read as CSV: a quoted column name may hold a comma (`"Name, as written",email`).
+    let columns: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(header.as_bytes())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|record| record.iter().map(|c| c.trim().to_owned()).collect())
+        .unwrap_or_default();
     match columns.iter().position(|c| c.eq_ignore_ascii_case("email")) {
         Some(column) => Shape::Csv {
             column,
