@@ -135,11 +135,33 @@ pub fn read(raw: &[u8]) -> Reading {
         clues.envelope.extend(header_addresses(&message, name));
     }
     let outcome = judge(&message, &mut clues);
-    Reading {
+    let reading = Reading {
         message_id: message.message_id().map(|id| format!("<{id}>")),
         date: message.date().map(|date| date.to_timestamp()),
         outcome,
         clues,
+    };
+    drop_flat(message);
+    reading
+}
+
+/// Drops a parsed message one nested message at a time. mail-parser reads `message/rfc822`
+/// parts inside each other without a limit and without recursion, but dropping the result
+/// recurses once a level: a bounce of a few megabytes nesting tens of thousands of them (anyone
+/// may mail the bounce address) would overflow the stack and abort every run over that folder.
+fn drop_flat(message: Message<'_>) {
+    let mut messages = vec![message];
+    while let Some(mut message) = messages.pop() {
+        for part in &mut message.parts {
+            if let mail_parser::PartType::Message(_) = part.body {
+                let empty = mail_parser::PartType::Text("".into());
+                if let mail_parser::PartType::Message(nested) =
+                    std::mem::replace(&mut part.body, empty)
+                {
+                    messages.push(nested);
+                }
+            }
+        }
     }
 }
 

@@ -19,6 +19,10 @@
 //!   "does not exist", "mailbox unavailable" and the like (see `DEAD_WORDS`), unless the text
 //!   also speaks of policy, spam, blocking or the sender (see `NOT_ABOUT_THE_ADDRESS`).
 //!
+//! A refusal that says it is of the sender ("Sender address rejected", see `SENDER_REFUSED`)
+//! is never a dead mailbox, whatever its code: Postfix answers it at `RCPT TO`, with `5.1.1`
+//! when its probe of the return path failed.
+//!
 //! `5.7.x` is always a refusal of the mail (policy, authentication, reputation, content), whatever
 //! its words; so is every other code (`5.4.x` routing, `5.3.x` system, `5.5.x` protocol but
 //! `5.5.0`, `5.6.x` content). A temporary refusal (`4xx`) is never a dead mailbox.
@@ -178,6 +182,17 @@ const NOT_ABOUT_THE_ADDRESS: [&str; 14] = [
     "too many",
 ];
 
+/// Words (lower case) of a refusal of the envelope sender, wherever it is answered: Postfix
+/// checks the sender at `RCPT TO` by default and, when it verifies it, gives the code its probe
+/// got (`550 5.1.1 <bounces+…>: Sender address rejected: undeliverable address`). About the
+/// return path, never the recipient, whatever the code.
+const SENDER_REFUSED: [&str; 4] = [
+    "sender address rejected",
+    "sender rejected",
+    "sender verify failed",
+    "sender verification failed",
+];
+
 /// Words (lower case) of a full mailbox.
 const FULL_WORDS: [&str; 6] = [
     "mailbox full",
@@ -214,6 +229,9 @@ pub fn meaning_of(code: Option<u16>, status: Option<StatusCode>, text: &str) -> 
     }
     if !permanent {
         return Meaning::Other;
+    }
+    if says(&SENDER_REFUSED) {
+        return Meaning::Policy;
     }
     match status.map(|s| (s.subject, s.detail)) {
         Some((7, _)) => Meaning::Policy,

@@ -564,3 +564,69 @@ fn runs_at_the_same_time_decide_each_message_once() {
     assert_eq!(bounced, [1, 2, 3, 4, 5, 7, 8].map(person));
     assert_eq!(read(&fixture, "suppression/complained.txt"), lines(&[6]));
 }
+
+/// Anyone may mail the bounce address: a message of a few megabytes nesting 60,000
+/// `message/rfc822` parts in each other must not abort the run (a stack overflow there ended
+/// every run over the folder, and the message is never deleted). The bounce beside it is read.
+#[test]
+fn a_message_nesting_messages_without_end_does_not_stop_the_run() {
+    let fixture = Fixture::new(&people(12), VERP);
+    let files = write_corpus(&fixture, "inbox");
+    let postfix = files
+        .iter()
+        .find(|f| f.ends_with("postfix-user-unknown.eml"))
+        .unwrap();
+    let mut deep = String::from(
+        "From: MAILER-DAEMON@relay.example.net\r\nSubject: Undelivered Mail\r\n\
+         Message-ID: <deep@relay.example.net>\r\nContent-Type: message/rfc822\r\n\r\n",
+    );
+    for _ in 0..60_000 {
+        deep.push_str("Subject: x\r\nContent-Type: message/rfc822\r\n\r\n");
+    }
+    deep.push_str("Subject: y\r\n\r\nbody\r\n");
+    let path = fixture.path("inbox/deep.eml");
+    std::fs::write(&path, deep).unwrap();
+    let run = bounces(&fixture, &[&path, postfix], &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let printed = json_lines(&run);
+    assert_eq!(printed.len(), 2, "{}", run.all());
+    assert_ne!(printed[0]["kind"], "hard", "{}", run.all());
+    assert_eq!(printed[1]["kind"], "hard", "{}", run.all());
+    assert_eq!(read(&fixture, "suppression/bounced.txt"), lines(&[1]));
+}
+
+/// One delay notice naming a person in several blocks (an alias expanded to three mailboxes, or
+/// a report written so on purpose) is one soft bounce, not `soft_limit` of them.
+#[test]
+fn one_message_counts_one_soft_bounce_a_person_whatever_its_blocks() {
+    let fixture = Fixture::new(&people(4), "");
+    let block = "Final-Recipient: rfc822; person03@example.com\r\nAction: delayed\r\n\
+                 Status: 4.4.7\r\n\r\n";
+    let dsn = format!(
+        "From: MAILER-DAEMON@relay.example.net\r\nTo: dons@example.org\r\n\
+         Subject: Delayed Mail (still being retried)\r\nMessage-ID: <delay1@relay.example.net>\r\n\
+         Date: Sun, 29 Nov 2026 10:12:03 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"z\"\r\n\r\n\
+         --z\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; relay.example.net\r\n\r\n{}--z--\r\n",
+        block.repeat(3)
+    );
+    let path = fixture.path("delayed.eml");
+    std::fs::write(&path, dsn).unwrap();
+    let run = bounces(&fixture, &[&path], &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let printed = json_lines(&run);
+    let counts: Vec<&serde_json::Value> = printed[0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["soft_count"])
+        .collect();
+    assert_eq!(counts, [1, 1, 1], "{}", run.all());
+    assert_eq!(
+        read(&fixture, "suppression/bounced.txt"),
+        "",
+        "{}",
+        run.all()
+    );
+}

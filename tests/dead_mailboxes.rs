@@ -160,6 +160,63 @@ fn a_refused_sender_suppresses_no_one() {
     );
 }
 
+/// A bounced list kept as a spreadsheet's CSV, whose header has a quoted name with a comma in
+/// it: the addresses `send` adds land in its `email` column, so the next run reads them.
+#[test]
+fn dead_mailboxes_land_in_the_email_column_of_a_csv_list_with_a_quoted_header() {
+    let server = refusing_server(Behavior::accept_all());
+    let fixture = Fixture::new(
+        &people(8),
+        "[suppression]\nbounced = \"suppression/bounced.csv\"\n",
+    );
+    let header = "\"Name, as written\",email,date\n\"Doe, Jane\",jane@example.net,2026-01-01\n";
+    fixture.write("suppression/bounced.csv", header);
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let text = std::fs::read_to_string(fixture.path("suppression/bounced.csv")).unwrap();
+    let mut added: Vec<&str> = text[header.len()..].lines().collect();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            ",person02@example.com,",
+            ",person05@example.com,",
+            ",person07@example.com,"
+        ],
+        "{text}"
+    );
+    let status = fixture.status();
+    assert_eq!(status["suppressed_by"]["bounced"], 3, "{status}");
+}
+
+/// Postfix checks the sender at RCPT TO by default (`smtpd_delay_reject = yes`), and with
+/// `reject_unverified_sender` and `unverified_sender_reject_code = 550` it answers every RCPT
+/// with the enhanced code its probe of the return path got: `5.1.1` about the SENDER (a VERP
+/// return path a receiving server cannot verify). Those recipients are alive.
+#[test]
+fn a_sender_refused_at_rcpt_with_5_1_1_suppresses_no_one() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(|_| {
+        Some((
+            550,
+            "5.1.1 <bounces+x@example.org>: Sender address rejected: undeliverable address: \
+             host mx.example.org[192.0.2.7] said: 550 5.1.1 <bounces+x@example.org>: \
+             Recipient address rejected: User unknown in local recipient table (in reply to \
+             RCPT TO command)"
+                .into(),
+        ))
+    }));
+    let fixture = Fixture::new(&people(3), "");
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("3 failed"), "{}", run.all());
+    assert_eq!(server.journal().rcpt_commands.len(), 3);
+    assert!(
+        !fixture.path(BOUNCED).exists(),
+        "{:?}",
+        lines(&fixture, BOUNCED)
+    );
+}
+
 #[test]
 fn status_counts_people_on_each_list_mailed_or_not() {
     let server = SmtpServer::start_in_background(Behavior::accept_all());

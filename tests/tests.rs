@@ -31,6 +31,7 @@ mod send;
 mod sendlog;
 mod serve;
 mod serve_browser;
+mod serve_lists;
 mod serve_load;
 mod shutdown;
 mod sink;

@@ -9,6 +9,7 @@
 //! and last the log (synced). A crash between the two leaves the log without the decision: the
 //! next read makes it again, and the lists already hold the addresses.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -17,6 +18,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::{Exit, Loaded};
+use crate::address::RecipientKey;
 use crate::bounce::{self, Decision, Directory, Kind, Reading, Tag, Wanted};
 use crate::campaign::Campaign;
 use crate::recipients::Row;
@@ -145,6 +147,9 @@ fn decide(
         }
         let first = decided.records.len();
         let date = message.reading.date.filter(|&d| d > 0);
+        // One message is one soft bounce of a person, however many of its blocks name them (an
+        // alias expanded to several mailboxes; or a report written to reach the limit at once).
+        let mut counted: HashMap<RecipientKey, u32> = HashMap::new();
         for decision in bounce::resolve(&message.reading, tag_of, directory) {
             let mut record = record(message, &decision, &at, date);
             let goes_to = match (decision.kind, &decision.recipient) {
@@ -154,7 +159,11 @@ fn decide(
                 // everyone at a provider, and counting it would in time suppress them all.
                 (Kind::Soft, Some(_)) if decision.policy => None,
                 (Kind::Soft, Some(recipient)) => {
-                    let count = history.count_soft(recipient, date.unwrap_or(now_secs), window);
+                    let count = *counted
+                        .entry(RecipientKey::of(recipient))
+                        .or_insert_with(|| {
+                            history.count_soft(recipient, date.unwrap_or(now_secs), window)
+                        });
                     record.soft_count = Some(count);
                     (count >= campaign.bounces.soft_limit).then_some((Reason::Bounced, recipient))
                 }

@@ -58,6 +58,13 @@ fn real_refusals_read_as_they_mean() {
              local recipient table",
             Policy,
         ),
+        // The sender, refused at RCPT with its probe's 5.1.1 (reject_unverified_sender).
+        (
+            "550 5.1.1 <bounces+ab@example.org>: Sender address rejected: undeliverable \
+             address: host mx.example.org[192.0.2.7] said: 550 5.1.1 <bounces+ab@example.org>: \
+             Recipient address rejected: User unknown in local recipient table",
+            Policy,
+        ),
         (
             "450 4.1.1 <marie@example.com>: Recipient address rejected: unverified address",
             Other,

@@ -106,7 +106,7 @@ impl Appender {
     /// is given is written.
     pub fn add(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
         let io = self.io_error();
-        self.file.lock().map_err(&io)?;
+        self.lock_current()?;
         let added = self.add_locked(addresses);
         let unlocked = self.file.unlock().map_err(&io);
         let added = added?;
@@ -114,12 +114,45 @@ impl Appender {
         Ok(added)
     }
 
+    /// Locks the file that `path` names now. A long-lived appender (`serve` runs for months)
+    /// outlives the file it opened when a person rewrites the list the usual way (`sed -i`, an
+    /// editor, a deploy: a new file renamed over the old) or moves it away: what it appended to
+    /// its old handle would be synced into a file nobody reads again. So it opens the new one
+    /// (creating it if gone), reads it whole, and locks that.
+    fn lock_current(&mut self) -> Result<(), SuppressionError> {
+        let io = self.io_error();
+        loop {
+            self.file.lock().map_err(&io)?;
+            let current = match std::fs::metadata(&self.path)
+                .and_then(|named| Ok(same_file(&named, &self.file.metadata()?)))
+            {
+                Ok(current) => current,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+                Err(error) => {
+                    let _ = self.file.unlock();
+                    return Err(io(error));
+                }
+            };
+            if current {
+                return Ok(());
+            }
+            let _ = self.file.unlock();
+            let reopened = Appender::open(&self.path, self.reason)?;
+            *self = reopened;
+            // Another rename may have come between the open and the lock: check again.
+        }
+    }
+
     fn add_locked(&mut self, addresses: &[&str]) -> Result<Vec<bool>, SuppressionError> {
         self.catch_up()?;
         let mut text = Vec::new();
         let mut added = Vec::with_capacity(addresses.len());
+        // Known only once synced: after a failed write (a full disk) the caller answers "try
+        // again", and the retry must write the address, not find it known and answer "done".
+        let mut fresh = HashSet::new();
         for address in addresses {
-            let new = self.known.insert(RecipientKey::of(address));
+            let key = RecipientKey::of(address);
+            let new = !self.known.contains(&key) && fresh.insert(key);
             if new {
                 self.line(address, &mut text)?;
             }
@@ -136,6 +169,7 @@ impl Appender {
         }
         self.file.write_all(&text).map_err(&io)?;
         self.file.sync_data().map_err(&io)?;
+        self.known.extend(fresh);
         self.read_to = self.file.metadata().map_err(&io)?.len();
         Ok(added)
     }
@@ -164,9 +198,12 @@ impl Appender {
         Ok(())
     }
 
-    /// Reads the whole file: its shape, and every address in it.
+    /// Reads the whole file: its shape, and every address in it (and only those: a line a
+    /// person removed must not keep its address known, or that person could never be added
+    /// again while this appender lives).
     fn read_all(&mut self) -> Result<(), SuppressionError> {
         let io = self.io_error();
+        self.known.clear();
         let mut first = String::new();
         let mut reader = BufReader::new(&self.file);
         reader.seek(SeekFrom::Start(0)).map_err(&io)?;
@@ -240,10 +277,15 @@ impl Appender {
 /// What the first line says the file is (see [`super::read_file`], which decides the same way).
 fn shape_of(first: &str) -> Shape {
     let header = first.trim_start_matches('\u{feff}').trim();
-    let columns: Vec<&str> = header
-        .split(',')
-        .map(|c| c.trim().trim_matches('"'))
-        .collect();
+    // Read as CSV: a quoted column name may hold a comma (`"Name, as written",email`).
+    let columns: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(header.as_bytes())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|record| record.iter().map(|c| c.trim().to_owned()).collect())
+        .unwrap_or_default();
     match columns.iter().position(|c| c.eq_ignore_ascii_case("email")) {
         Some(column) => Shape::Csv {
             column,
@@ -251,6 +293,18 @@ fn shape_of(first: &str) -> Shape {
         },
         None => Shape::Lines,
     }
+}
+
+/// True when two metadata are of one file (on Unix, its device and inode).
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Syncs the folder holding `path`, so that a file just created there is found after a crash.
@@ -308,6 +362,19 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "# unsubscribed\na@example.com\nb@example.com\nc@example.com\n"
         );
+    }
+
+    #[test]
+    fn an_address_whose_write_failed_is_written_by_the_next_add() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.txt");
+        let mut appender = Appender::open(&path, Reason::Unsubscribed).unwrap();
+        // A handle that cannot write stands for a full disk or an I/O error.
+        let writable = std::mem::replace(&mut appender.file, File::open(&path).unwrap());
+        assert!(appender.add(&["a@example.com"]).is_err());
+        appender.file = writable;
+        assert_eq!(appender.add(&["a@example.com"]).unwrap(), [true]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a@example.com\n");
     }
 
     #[test]
