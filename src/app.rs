@@ -314,6 +314,16 @@ fn secret(
                         users.join(" and ")
                     )));
                 }
+                // A bounce is believed on its VERP tag alone: without the key none verifies,
+                // and reading them by what they report would let a forged one suppress anyone.
+                Command::Bounces { .. } if campaign.bounces.return_path.is_some() => {
+                    return Err(anyhow::Error::new(Unsendable).context(format!(
+                        "{}: [bounces] return_path is set but {problem}; refusing to read \
+                         bounces: their tags cannot be verified without it (the messages are \
+                         left as they are: run again with the key)",
+                        campaign.path.display(),
+                    )));
+                }
                 Command::Send(SendOptions { dry_run: true, .. }) | Command::Preview { .. } => {
                     println!(
                         "note: {SECRET_VAR} is not usable ({}); using a throwaway value: \

@@ -22,17 +22,34 @@ fn person(n: u32) -> String {
 /// Whom each fixture's `VERP-TAG` stands for.
 fn tagged_for(file: &str) -> u32 {
     match file {
+        "exim-failed.eml" => 2,
+        "exchange-old.eml" => 3,
+        "gmail-address-not-found.eml" => 4,
+        "qmail-no-mailbox.eml" => 5,
         "arf-complaint.eml" => 6,
         "exchange-online-5.1.10.eml" => 7,
+        "plain-undelivered-headers.eml" => 8,
+        "postfix-delayed.eml" => 9,
+        "policy-5.7.1.eml" => 10,
         _ => 1,
     }
 }
 
-/// The corpus, as the campaign's own bounces: `VERP-TAG` made into the real tag of its person.
-fn corpus() -> Vec<(String, Vec<u8>)> {
+/// The campaign's VERP addresses, as `send` makes them.
+fn verp() -> missive::verp::Verp {
     let return_path: lettre::Address = "bounces@example.org".parse().unwrap();
     let secret = missive::unsubscribe::Secret::new(SECRET).unwrap();
-    let verp = missive::verp::Verp::new(&return_path, "essai-2026", secret).unwrap();
+    missive::verp::Verp::new(&return_path, "essai-2026", secret).unwrap()
+}
+
+/// The return path of the message to person `n`: where that person's bounces come back.
+fn return_path_of(n: u32) -> String {
+    verp().envelope_sender(&person(n)).to_string()
+}
+
+/// The corpus, as the campaign's own bounces: `VERP-TAG` made into the real tag of its person.
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let verp = verp();
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(CORPUS)
         .unwrap()
         .map(|entry| {
@@ -194,30 +211,49 @@ fn the_corpus_lands_in_the_right_lists_once() {
 }
 
 #[test]
-fn without_the_secret_a_vetted_tag_is_not_read_and_a_redacted_complaint_stays_unknown() {
+fn without_the_secret_a_verp_campaign_refuses_to_read_bounces_and_writes_nothing() {
+    // Without the key no tag verifies, and reading bounces by what they report would let a
+    // forged one suppress anyone: the run refuses, and the messages wait for a run with it.
     let fixture = Fixture::new(&people(12), VERP);
     let files = write_corpus(&fixture, "inbox");
-    let arf = files
-        .iter()
-        .find(|p| p.ends_with("arf-complaint.eml"))
-        .unwrap();
     let campaign = fixture.campaign();
-    let run = fixture.run(
-        &["bounces", campaign.to_str().unwrap(), arf.to_str().unwrap()],
-        &[],
+    let mut args = vec!["bounces", campaign.to_str().unwrap()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let run = fixture.run(&args, &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stderr.contains("MISSIVE_UNSUBSCRIBE_SECRET") && run.stderr.contains("return_path"),
+        "{}",
+        run.all()
     );
+    assert!(!fixture.path("suppression").exists(), "{}", run.all());
+    assert!(!fixture.path("essai-2026.bounces.jsonl").exists());
+    for file in &files {
+        assert!(file.exists(), "{} is left where it was", file.display());
+    }
+}
+
+#[test]
+fn with_verp_a_forged_bounce_without_a_tag_suppresses_nobody() {
+    // Anyone can mail the bounce address: a DSN naming two people, sent to the return path
+    // itself (no tag), in the form of a real Postfix bounce.
+    let fixture = Fixture::new(&people(12), VERP);
+    let (_, real) = corpus()
+        .into_iter()
+        .find(|(name, _)| name == "exim-failed.eml")
+        .unwrap();
+    let forged = String::from_utf8(real)
+        .unwrap()
+        .replace(&return_path_of(2), "bounces@example.org");
+    fixture.write("forged.eml", &forged);
+    let run = bounces(&fixture, &[&fixture.path("forged.eml")], &["--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(json_lines(&run)[0]["kind"], "unknown", "{}", run.all());
     assert!(
-        run.stderr.contains("MISSIVE_UNSUBSCRIBE_SECRET"),
+        !fixture.path("suppression/bounced.txt").exists(),
         "{}",
         run.all()
     );
-    assert!(
-        run.stdout.contains("unknown, left as it is"),
-        "{}",
-        run.all()
-    );
-    assert!(!fixture.path("suppression/complained.txt").exists());
 }
 
 #[test]
@@ -234,8 +270,11 @@ fn a_maildir_an_mbox_and_standard_input() {
         &text("qmail-no-mailbox.eml"),
     );
     // An mbox of two messages; the second has no Message-ID and a body line the mbox quotes.
-    let plain = "From: MAILER-DAEMON@mx.example.net\nTo: dons@example.org\nSubject: failure notice\n\
-        \n<person07@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\nFrom the start.\n";
+    let plain = format!(
+        "From: MAILER-DAEMON@mx.example.net\nTo: {}\nSubject: failure notice\n\
+         \n<person07@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\nFrom the start.\n",
+        return_path_of(7)
+    );
     let mut mbox = b"From MAILER-DAEMON Sun Nov 29 10:00:00 2026\n".to_vec();
     mbox.extend(by_name("gmail-address-not-found.eml"));
     mbox.extend(b"\nFrom MAILER-DAEMON Sun Nov 29 11:00:00 2026\n");
@@ -276,7 +315,7 @@ fn a_maildir_an_mbox_and_standard_input() {
 
     // The same message given whole is known by the hash of its bytes: the mbox's `>From` was
     // unquoted, so it is the same message and nothing happens again.
-    std::fs::write(fixture.path("plain.eml"), plain).unwrap();
+    std::fs::write(fixture.path("plain.eml"), &plain).unwrap();
     let again = bounces(&fixture, &[&fixture.path("plain.eml")], &["--json"]);
     assert_eq!(
         json_lines(&again)[0]["already_read"],
@@ -463,7 +502,7 @@ fn an_unreadable_path_exits_1_and_a_broken_campaign_65_and_neither_writes() {
 #[test]
 fn the_next_send_skips_exactly_the_bounced_and_the_complained() {
     // The first campaign goes out to everyone; bounces come back for some, a complaint for one,
-    // and one bounce that names its person only by the Message-ID the server received.
+    // and one free-text bounce sent back to the return path the server received for person11.
     let first = SmtpServer::start_in_background(Behavior::accept_all());
     let fixture = Fixture::new(
         &people(12),
@@ -487,10 +526,11 @@ fn the_next_send_skips_exactly_the_bounced_and_the_complained() {
         .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
         .unwrap();
     let returned = format!(
-        "From: MAILER-DAEMON@mx.example.com\nTo: dons@example.org\nSubject: Undelivered Mail Returned to Sender\n\
+        "From: MAILER-DAEMON@mx.example.com\nTo: {}\nSubject: Undelivered Mail Returned to Sender\n\
          Message-ID: <ndr-11@mx.example.com>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n\
          --b\nContent-Type: text/plain\n\nYour message could not be delivered: no such user.\n\n\
-         --b\nContent-Type: text/rfc822-headers\n\nFrom: Mozilla <dons@example.org>\n{message_id_line}\n\n--b--\n"
+         --b\nContent-Type: text/rfc822-headers\n\nFrom: Mozilla <dons@example.org>\n{message_id_line}\n\n--b--\n",
+        to_eleven.mail_from
     );
     let files = write_corpus(&fixture, "inbox");
     fixture.write("inbox/returned-11.eml", &returned);

@@ -87,8 +87,9 @@ fn dsn(to: &str, id: &str, recipient: &str, action: &str, status: &str, words: &
 }
 
 /// An ARF report (RFC 5965) from a mailbox provider's feedback loop, quoting the message's
-/// head with its recipient redacted, as providers do: only the Message-ID names the person.
-fn complaint(quoted_head: &str) -> String {
+/// head as the provider stored it (its `Return-Path`, the envelope sender the server was
+/// given, added on delivery) with the recipient redacted, as providers do.
+fn complaint(return_path: &str, quoted_head: &str) -> String {
     let redacted: String = quoted_head
         .split("\r\n")
         .filter(|line| !line.to_ascii_lowercase().starts_with("to:"))
@@ -117,6 +118,7 @@ fn complaint(quoted_head: &str) -> String {
          --f\r\n\
          Content-Type: text/rfc822-headers\r\n\
          \r\n\
+         Return-Path: <{return_path}>\r\n\
          {redacted}To: redacted@example.com\r\n\
          \r\n\
          --f--\r\n"
@@ -191,7 +193,10 @@ fn refusals_bounces_a_complaint_and_a_click_keep_exactly_those_people_from_the_n
     );
     fixture.write(
         "inbox/arf-10.eml",
-        &complaint(&head(message_to(&received, 10))),
+        &complaint(
+            &message_to(&received, 10).mail_from,
+            &head(message_to(&received, 10)),
+        ),
     );
     let inbox = fixture.path("inbox");
     let paths: Vec<_> = ["dsn-6.eml", "dsn-8.eml", "arf-10.eml"]

@@ -23,7 +23,7 @@ use crate::bounce::{self, Decision, Directory, Kind, Reading, Tag, Wanted};
 use crate::campaign::Campaign;
 use crate::recipients::Row;
 use crate::suppression::{Appender, Reason};
-use crate::unsubscribe::{SECRET_VAR, Secret};
+use crate::unsubscribe::Secret;
 use crate::verp::Verp;
 
 mod inputs;
@@ -99,7 +99,14 @@ pub(super) fn bounces(loaded: &Loaded, paths: &[PathBuf], json: bool) -> anyhow:
 
     let log_path = bounce_log_path(campaign);
     let (mut log, mut history) = BounceLog::open(&log_path)?;
-    let decided = decide(campaign, &read, &tag_of, &directory, &mut history);
+    let decided = decide(
+        campaign,
+        &read,
+        &tag_of,
+        verp.is_some(),
+        &directory,
+        &mut history,
+    );
     let bounced = suppress(campaign, Reason::Bounced, &decided.to_bounce)?;
     let complained = suppress(campaign, Reason::Complained, &decided.to_complain)?;
     log.append(&decided.records)?;
@@ -130,6 +137,7 @@ fn decide(
     campaign: &Campaign,
     read: &[Read],
     tag_of: &dyn Fn(&str) -> Option<Tag>,
+    tag_required: bool,
     directory: &Directory,
     history: &mut History,
 ) -> Decided {
@@ -150,7 +158,7 @@ fn decide(
         // One message is one soft bounce of a person, however many of its blocks name them (an
         // alias expanded to several mailboxes; or a report written to reach the limit at once).
         let mut counted: HashMap<RecipientKey, u32> = HashMap::new();
-        for decision in bounce::resolve(&message.reading, tag_of, directory) {
+        for decision in bounce::resolve(&message.reading, tag_of, tag_required, directory) {
             let mut record = record(message, &decision, &at, date);
             let goes_to = match (decision.kind, &decision.recipient) {
                 (Kind::Hard, Some(recipient)) => Some((Reason::Bounced, recipient)),
@@ -216,19 +224,12 @@ fn print_json(read: &[Read], decided: &Decided) {
     }
 }
 
-/// The campaign's VERP reader, when `[bounces] return_path` is set and the secret is usable.
+/// The campaign's VERP reader, when `[bounces] return_path` is set (the secret was checked when
+/// the campaign was loaded: without it `bounces` refuses to run, since no tag could be verified).
 fn verp(campaign: &Campaign) -> Option<Verp> {
     let return_path = campaign.bounces.return_path.as_ref()?;
-    match Secret::from_env() {
-        Ok(secret) => Verp::new(return_path, &campaign.id, secret).ok(),
-        Err(problem) => {
-            eprintln!(
-                "note: [bounces] return_path is set but {SECRET_VAR} is not usable ({problem}): \
-                 VERP addresses are not read; bounces are matched by what they report"
-            );
-            None
-        }
-    }
+    let secret = Secret::from_env().ok()?;
+    Verp::new(return_path, &campaign.id, secret).ok()
 }
 
 /// What `address` says when it has the form of the campaign's VERP addresses.

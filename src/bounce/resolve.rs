@@ -146,9 +146,15 @@ impl Decision {
 }
 
 /// The decisions about one message: one a recipient, or one about the message itself.
+///
+/// With `tag_required` (the campaign sends with VERP, and its key is at hand), only a verified
+/// tag names a person: a bounce or complaint without one is `unknown` and suppresses nobody,
+/// since anyone can mail the bounce address a report naming anyone. Without VERP the report's
+/// own clues are all there is, and they are trusted.
 pub fn resolve(
     reading: &Reading,
     tag_of: &dyn Fn(&str) -> Option<Tag>,
+    tag_required: bool,
     directory: &Directory,
 ) -> Vec<Decision> {
     let reports = match &reading.outcome {
@@ -183,6 +189,12 @@ pub fn resolve(
             Kind::Unknown,
             "sent to a VERP address whose tag does not verify for this campaign (another \
              campaign's bounce, or forged): nothing done",
+        )],
+        None if tag_required => vec![Decision::about_message(
+            Kind::Unknown,
+            "no VERP tag of this campaign (not sent to a person's return path, nor quoting \
+             one): with [bounces] return_path only a tagged bounce can suppress someone, so a \
+             forged or foreign one names nobody; nothing done",
         )],
         None => reports
             .iter()

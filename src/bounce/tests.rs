@@ -59,7 +59,7 @@ fn decide(raw: &[u8], with_verp: bool) -> Vec<Decision> {
             &id,
         );
     }
-    resolve(&reading, tag_of, &directory)
+    resolve(&reading, tag_of, with_verp, &directory)
 }
 
 /// A decision in a line: kind, `policy`, status, recipient, and how it was found.
@@ -81,28 +81,43 @@ fn summary(decision: &Decision) -> String {
 
 #[test]
 fn each_message_of_the_corpus_gets_its_decision() {
-    // (file, whom its VERP tag names, the decision with VERP on)
+    // (file, whom its VERP tag names, the decision with VERP on, the decision without VERP)
     #[rustfmt::skip]
     let table = [
-        ("postfix-user-unknown.eml", 1, "hard 5.1.1 person01@example.com by verp"),
-        ("exim-failed.eml", 2, "hard 5.1.1 person02@example.com by report"),
-        ("exchange-old.eml", 3, "hard 5.1.1 person03@example.com by report"),
-        ("exchange-online-5.1.10.eml", 7, "hard 5.1.10 person07@example.com by verp"),
-        ("gmail-address-not-found.eml", 4, "hard 5.1.1 person04@example.com by report"),
-        ("qmail-no-mailbox.eml", 5, "hard 5.1.1 person05@example.com by report"),
-        ("arf-complaint.eml", 6, "complaint person06@example.com by verp"),
-        ("plain-undelivered-headers.eml", 8, "hard person08@example.com by message-id"),
-        ("postfix-delayed.eml", 9, "soft 4.2.2 person09@example.com by report"),
-        ("policy-5.7.1.eml", 10, "soft policy 5.7.1 person10@example.com by report"),
-        ("out-of-office.eml", 11, "not-a-bounce"),
-        ("human-reply.eml", 12, "not-a-bounce"),
-        ("random.eml", 1, "not-a-bounce"),
+        ("postfix-user-unknown.eml", 1, "hard 5.1.1 person01@example.com by verp", "hard 5.1.1 person01@example.com by report"),
+        ("exim-failed.eml", 2, "hard 5.1.1 person02@example.com by verp", "hard 5.1.1 person02@example.com by report"),
+        ("exchange-old.eml", 3, "hard 5.1.1 person03@example.com by verp", "hard 5.1.1 person03@example.com by report"),
+        ("exchange-online-5.1.10.eml", 7, "hard 5.1.10 person07@example.com by verp", "hard 5.1.10 person07@example.com by report"),
+        ("gmail-address-not-found.eml", 4, "hard 5.1.1 person04@example.com by verp", "hard 5.1.1 person04@example.com by report"),
+        ("qmail-no-mailbox.eml", 5, "hard 5.1.1 person05@example.com by verp", "hard 5.1.1 person05@example.com by report"),
+        ("arf-complaint.eml", 6, "complaint person06@example.com by verp", "unknown"),
+        ("plain-undelivered-headers.eml", 8, "hard person08@example.com by verp", "hard person08@example.com by message-id"),
+        ("postfix-delayed.eml", 9, "soft 4.2.2 person09@example.com by verp", "soft 4.2.2 person09@example.com by report"),
+        ("policy-5.7.1.eml", 10, "soft policy 5.7.1 person10@example.com by verp", "soft policy 5.7.1 person10@example.com by report"),
+        ("out-of-office.eml", 11, "not-a-bounce", "not-a-bounce"),
+        ("human-reply.eml", 12, "not-a-bounce", "not-a-bounce"),
+        ("random.eml", 1, "not-a-bounce", "not-a-bounce"),
     ];
-    for (file, whom, expected) in table {
-        let decisions = decide(&fixture(file, &person(whom)), true);
-        let got: Vec<String> = decisions.iter().map(summary).collect();
-        assert_eq!(got, [expected], "{file}: {decisions:#?}");
+    for (file, whom, with_verp, without_verp) in table {
+        for (verp_on, expected) in [(true, with_verp), (false, without_verp)] {
+            let decisions = decide(&fixture(file, &person(whom)), verp_on);
+            let got: Vec<String> = decisions.iter().map(summary).collect();
+            assert_eq!(got, [expected], "{file}, VERP {verp_on}: {decisions:#?}");
+        }
     }
+}
+
+#[test]
+fn with_verp_a_bounce_without_a_tag_suppresses_nobody_whatever_it_reports() {
+    // Anyone can mail the bounce address a DSN naming anyone: the tag-less copy of a real one.
+    let tagged = verp().envelope_sender(&person(2)).to_string();
+    let raw = String::from_utf8(fixture("exim-failed.eml", &person(2))).unwrap();
+    let forged = raw.replace(&format!("Delivered-To: {tagged}\n"), "");
+    assert_ne!(forged, raw, "the fixture carried its tag in Delivered-To");
+    let decisions = decide(forged.as_bytes(), true);
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].kind, Kind::Unknown, "{decisions:#?}");
+    assert_eq!(decisions[0].recipient, None);
 }
 
 #[test]
