@@ -157,6 +157,12 @@ impl SuppressionList {
     }
 }
 
+/// A `#` line is a comment, unless it is an address: `#x@example.org` is one that can be mailed
+/// (and so unsubscribe), and a list that skipped it would never stop mailing that person.
+fn is_comment(line: &str) -> bool {
+    line.starts_with('#') && line.parse::<lettre::Address>().is_err()
+}
+
 /// Calls `found(address, line)` for every address of one file, streaming it.
 fn read_file(
     path: &Path,
@@ -219,7 +225,7 @@ fn read_file(
     let mut line = first;
     loop {
         let address = line.trim_start_matches('\u{feff}').trim();
-        if !address.is_empty() && !address.starts_with('#') {
+        if !address.is_empty() && !is_comment(address) {
             found(address, line_number);
         }
         line.clear();
@@ -270,6 +276,20 @@ mod tests {
         assert_eq!(list.reason("other@example.net"), None);
         assert_eq!(skipped.len(), 1);
         assert_eq!((skipped[0].path.clone(), skipped[0].line), (plain, 5));
+    }
+
+    #[test]
+    fn a_line_that_starts_with_a_hash_is_a_comment_unless_it_is_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = write(
+            dir.path(),
+            "u.txt",
+            "# people who left\n#x@example.org\n#not an address\n",
+        );
+        let (list, skipped) = SuppressionList::load(&[(Reason::Unsubscribed, plain)]).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.reason("#x@example.org"), Some(Reason::Unsubscribed));
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 
     #[test]
