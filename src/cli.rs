@@ -226,6 +226,7 @@ where
                     max_messages,
                     max_duration,
                     rate,
+                    send_before: None,
                 },
                 allow_changed_letter,
                 in_doubt: match in_doubt {

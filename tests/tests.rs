@@ -28,6 +28,7 @@ mod screenshots;
 mod secrets;
 mod seed_fidelity;
 mod send;
+mod send_before;
 mod sendlog;
 mod serve;
 mod serve_browser;

@@ -105,6 +105,7 @@ pub(super) async fn send(
             );
             return Ok(Exit::TryAgain);
         }
+        say_if_expired(campaign);
         let (log_path, _) = super::send_log(campaign, options)?;
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
@@ -155,12 +156,17 @@ pub(super) async fn send(
         progress: Arc::clone(&progress),
         refusals,
     };
+    // A rehearsal may come after the real thing's window: it sends to a catcher.
+    let limits = RunLimits {
+        send_before: campaign.send_before.filter(|_| !send.dry_run),
+        ..send.limits.clone()
+    };
     let result = crate::send::run(
         &loaded.content(),
         &mut reader,
         &replay,
         engine,
-        &send.limits,
+        &limits,
         shutdown,
     )
     .await;
@@ -184,6 +190,7 @@ pub(super) async fn send(
         );
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
+    print_expired(&report, campaign);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }
@@ -285,6 +292,31 @@ async fn dry_run_target(
             )
         })?;
     Ok((Endpoint::loopback(capture.port()), Some(capture)))
+}
+
+/// Past `send_before` a run sends nothing more; it still goes through the list, to record the
+/// deferred messages that can no longer go as failed, and exits 0.
+fn say_if_expired(campaign: &Campaign) {
+    if let Some(before) = campaign.send_before
+        && SystemTime::now() >= before
+    {
+        println!(
+            "too late: {} says send_before = {}; nothing more is sent (those never attempted \
+             count as expired in `missive status`)",
+            campaign.path.display(),
+            timestamp(before)
+        );
+    }
+}
+
+/// What `send_before` cut off in this run, if anything.
+fn print_expired(report: &RunReport, campaign: &Campaign) {
+    if let (Some(before), expired @ 1..) = (campaign.send_before, report.counts.expired) {
+        println!(
+            "send_before ({}) has passed: {expired} message(s) expired, never to be sent",
+            timestamp(before)
+        );
+    }
 }
 
 /// What became of the dead mailboxes met, if any.

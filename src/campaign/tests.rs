@@ -108,6 +108,16 @@ fn a_refused_value_is_named_with_its_field_and_line() {
             "c.toml:9: field `send_after`: \"demain\" is not a time",
         ),
         (
+            appended("send_before = \"demain\"\n"),
+            "c.toml:9: field `send_before`: \"demain\" is not a time",
+        ),
+        (
+            appended(
+                "send_after = \"2026-12-01T09:00:00Z\"\nsend_before = \"2026-12-01T09:00:00Z\"\n",
+            ),
+            "c.toml:10: field `send_before`: must come after send_after (2026-12-01T09:00:00Z)",
+        ),
+        (
             appended("[smtp]\nurl = \"smtp://mail.example.org\"\n"),
             "c.toml:10: field `smtp.url`: smtp://mail.example.org:25: plain smtp:// is allowed only to a loopback",
         ),

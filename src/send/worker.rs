@@ -26,7 +26,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lettre::address::Envelope;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -71,6 +71,8 @@ pub struct Shared<D: Delivery> {
     pub patience: Duration,
     /// `--max-duration`: no message is taken off the queue after this.
     pub deadline: Option<Instant>,
+    /// The campaign's `send_before`: no message is handed over from then on.
+    pub send_before: Option<SystemTime>,
 }
 
 impl<D: Delivery> Shared<D> {
@@ -93,6 +95,12 @@ impl<D: Delivery> Shared<D> {
             self.stop(Stopped::MaxDuration);
         }
         self.halt.borrow().is_some()
+    }
+
+    /// True once `send_before` has passed: what is not in hand is withdrawn, not sent.
+    fn expired(&self) -> bool {
+        self.send_before
+            .is_some_and(|before| SystemTime::now() >= before)
     }
 }
 
@@ -136,7 +144,7 @@ impl<'a, D: Delivery> Worker<'a, D> {
         let shared = self.shared;
         // Taken early, behind the last message: in hand, it goes before anything else.
         let mut carried: Option<Job> = None;
-        loop {
+        'jobs: loop {
             let mut job = match carried.take() {
                 // Taken early but not in hand (not sent ahead: its attempt was not yet durable
                 // or the pace said wait; or sent ahead on a connection since lost): when the
@@ -179,13 +187,27 @@ impl<'a, D: Delivery> Worker<'a, D> {
                         }
                     },
                 };
-                if job.admitted {
+                // Past `send_before` a message not in hand never goes: asked before its turn
+                // in the pace (the queue empties at once) and after (it may have waited past).
+                // The run goes on, withdrawing the queue, while the producer expires the rest.
+                let expired = if job.admitted {
                     // Counted when it was taken early; a second try is counted again.
                     job.admitted = false;
+                    false
+                } else if shared.expired() {
+                    true
                 } else if let Err(spent) = shared.pace.admit(shared.patience).await {
                     shared.stop(Stopped::Quota(spent));
                     self.open = Some((connection, relay));
                     return Ok(Some(job));
+                } else {
+                    shared.expired()
+                };
+                if expired {
+                    withdraw(&shared.log, &job).await?;
+                    shared.progress.add(Outcome::Expired);
+                    self.open = Some((connection, relay));
+                    continue 'jobs;
                 }
                 let transaction = transact(
                     shared,
