@@ -8,8 +8,6 @@ use std::time::{Duration, SystemTime};
 use crate::support::harness::{Fixture, people};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
-const WAIT: Duration = Duration::from_secs(10);
-
 fn send_before(at: SystemTime) -> String {
     format!(
         "send_before = \"{}\"\n",

@@ -35,5 +35,6 @@ mod serve_browser;
 mod serve_load;
 mod shutdown;
 mod sink;
+mod test_send;
 mod tls;
 mod verp;

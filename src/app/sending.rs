@@ -1,9 +1,11 @@
 //! The `send` command: sets up the relays, the pace, the send log and the progress display
 //! around the engine, and reports what the run did. A real send also keeps the dead mailboxes
-//! servers refuse out of the next campaigns (`dead_mailboxes`).
+//! servers refuse out of the next campaigns (`dead_mailboxes`). `send --test` mails one
+//! person's letter to test addresses, and nothing else (`test_send`).
 
 mod dead_mailboxes;
 mod progress_bar;
+mod test_send;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::smtp::{Endpoint, Relay, RelayName};
 use crate::suppression::Reason;
 use dead_mailboxes::{DeadMailboxes, Recorded};
 use progress_bar::progress_bar;
+pub use test_send::TestSend;
 
 pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
 
@@ -55,6 +58,8 @@ pub struct SendOptions {
     pub in_doubt: InDoubt,
     /// A log other than the one the campaign has been using is meant.
     pub new_log: bool,
+    /// `--test`: mail the letter to these addresses only, touching no log.
+    pub test: Option<TestSend>,
 }
 
 pub(super) async fn send(
@@ -65,6 +70,9 @@ pub(super) async fn send(
 ) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     warn_of_lint_errors(loaded);
+    if let Some(test) = &send.test {
+        return test_send::send(loaded, options, test).await;
+    }
     let mut reader = loaded.recipients()?;
     let mut pace_limits = campaign.limits.clone();
     pace_limits.rate = send.limits.rate.or(pace_limits.rate);
