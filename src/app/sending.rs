@@ -4,6 +4,7 @@
 //! person's letter to test addresses, and nothing else (`test_send`).
 
 mod dead_mailboxes;
+mod expired;
 mod progress_bar;
 mod test_send;
 
@@ -25,6 +26,7 @@ use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendL
 use crate::smtp::{Endpoint, Relay, RelayName};
 use crate::suppression::Reason;
 use dead_mailboxes::{DeadMailboxes, Recorded};
+use expired::{print_expired, say_if_expired};
 use progress_bar::progress_bar;
 pub use test_send::TestSend;
 
@@ -300,31 +302,6 @@ async fn dry_run_target(
             )
         })?;
     Ok((Endpoint::loopback(capture.port()), Some(capture)))
-}
-
-/// Past `send_before` a run sends nothing more; it still goes through the list, to record the
-/// deferred messages that can no longer go as failed, and exits 0.
-fn say_if_expired(campaign: &Campaign) {
-    if let Some(before) = campaign.send_before
-        && SystemTime::now() >= before
-    {
-        println!(
-            "too late: {} says send_before = {}; nothing more is sent (those never attempted \
-             count as expired in `missive status`)",
-            campaign.path.display(),
-            timestamp(before)
-        );
-    }
-}
-
-/// What `send_before` cut off in this run, if anything.
-fn print_expired(report: &RunReport, campaign: &Campaign) {
-    if let (Some(before), expired @ 1..) = (campaign.send_before, report.counts.expired) {
-        println!(
-            "send_before ({}) has passed: {expired} message(s) expired, never to be sent",
-            timestamp(before)
-        );
-    }
 }
 
 /// What became of the dead mailboxes met, if any.
