@@ -58,7 +58,8 @@ fn a_run_crossing_send_before_stops_handing_over_and_the_rest_expire() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("expired"), "{}", run.all());
     assert!(
-        ended.duration_since(before).unwrap_or_default() < Duration::from_secs(1),
+        // The workers waiting their turn in the pace do not each hold the end a slot.
+        ended.duration_since(before).unwrap_or_default() < Duration::from_millis(500),
         "the run went on {:?} past send_before",
         ended.duration_since(before)
     );

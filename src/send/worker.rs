@@ -35,7 +35,7 @@ use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
 use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
-use crate::ratelimit::Pace;
+use crate::ratelimit::{Pace, QuotaSpent};
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
 use crate::smtp::RelayName;
@@ -101,6 +101,20 @@ impl<D: Delivery> Shared<D> {
     fn expired(&self) -> bool {
         self.send_before
             .is_some_and(|before| SystemTime::now() >= before)
+    }
+
+    /// The pace's leave for one more message, or `None` when `send_before` passes first: the
+    /// workers waiting their turn in the pace must not hold the run's end a slot each.
+    async fn admit(&self) -> Option<Result<(), QuotaSpent>> {
+        let admit = self.pace.admit(self.patience);
+        let Some(before) = self.send_before else {
+            return Some(admit.await);
+        };
+        let left = before.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            admitted = admit => Some(admitted),
+            () = tokio::time::sleep(left) => None,
+        }
     }
 }
 
@@ -196,12 +210,16 @@ impl<'a, D: Delivery> Worker<'a, D> {
                     false
                 } else if shared.expired() {
                     true
-                } else if let Err(spent) = shared.pace.admit(shared.patience).await {
-                    shared.stop(Stopped::Quota(spent));
-                    self.open = Some((connection, relay));
-                    return Ok(Some(job));
                 } else {
-                    shared.expired()
+                    match shared.admit().await {
+                        None => true,
+                        Some(Err(spent)) => {
+                            shared.stop(Stopped::Quota(spent));
+                            self.open = Some((connection, relay));
+                            return Ok(Some(job));
+                        }
+                        Some(Ok(())) => shared.expired(),
+                    }
                 };
                 if expired {
                     withdraw(&shared.log, &job).await?;
