@@ -17,7 +17,8 @@
 //!
 //! What a reply means:
 //! - 2xx after the message: `sent`.
-//! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff.
+//! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff;
+//!   `failed` when that retry would come after the campaign's `send_before`.
 //! - 5xx: `failed`, never retried.
 //! - 421 before the message, or a connection that cannot be opened: nothing happened to the message;
 //!   the worker reconnects (the route decides where, and when to give up) and tries it again.
