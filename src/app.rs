@@ -33,7 +33,7 @@ mod status;
 
 pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
-pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions};
+pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions, TestSend};
 
 /// What to do, with every option resolved.
 #[derive(Debug)]
@@ -182,6 +182,8 @@ struct Loaded {
     suppression_skipped: Vec<Skipped>,
     /// Why the unsubscribe secret could not be used, when a throwaway one stands in.
     secret_problem: Option<SecretError>,
+    /// The key of links and tags, when the campaign has any (a test send signs its own).
+    secret: Option<Secret>,
 }
 
 impl Loaded {
@@ -224,6 +226,7 @@ impl Loaded {
             suppression: Arc::new(suppression),
             suppression_skipped,
             secret_problem,
+            secret,
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;

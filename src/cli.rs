@@ -12,7 +12,7 @@ use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use missive::app::{Command, Options, SendOptions};
+use missive::app::{Command, Options, SendOptions, TestSend};
 use missive::logging::LogFormat;
 use missive::send::{InDoubt, RunLimits};
 use missive::smtp::{Endpoint, EndpointError, mask_credentials, mask_url};
@@ -87,6 +87,18 @@ enum CliCommand {
         /// (everyone this log does not list is mailed).
         #[arg(long)]
         new_log: bool,
+        /// Mail the letter to these addresses only (comma-separated), subject marked [TEST]:
+        /// no send log read or written, no quota charged.
+        #[arg(
+            long,
+            value_name = "ADDRESS,...",
+            value_delimiter = ',',
+            conflicts_with = "dry_run"
+        )]
+        test: Option<Vec<String>>,
+        /// With --test: render the row of this recipient (default: the first valid row).
+        #[arg(long = "as", value_name = "EMAIL", requires = "test")]
+        test_as: Option<String>,
     },
     /// What the send log says: sent, failed, to retry, in doubt, not yet attempted.
     Status {
@@ -155,6 +167,8 @@ struct Common {
 
 /// What the command line asks for.
 #[derive(Debug)]
+// Made once a process: boxing the options would only move them.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// Run this command, with diagnostics in this format.
     Run(Options, LogFormat),
@@ -218,6 +232,8 @@ where
             allow_changed_letter,
             in_doubt,
             new_log,
+            test,
+            test_as,
         } => (
             common,
             Command::Send(SendOptions {
@@ -226,6 +242,7 @@ where
                     max_messages,
                     max_duration,
                     rate,
+                    send_before: None,
                 },
                 allow_changed_letter,
                 in_doubt: match in_doubt {
@@ -233,6 +250,10 @@ where
                     InDoubtChoice::Skip => InDoubt::Skip,
                 },
                 new_log,
+                test: test.map(|addresses| TestSend {
+                    addresses,
+                    as_email: test_as,
+                }),
             }),
         ),
         CliCommand::Status { common, json } => (common, Command::Status { json }),
@@ -392,6 +413,39 @@ mod tests {
         assert_eq!(send.limits.rate, Some(2.5));
         assert_eq!(send.in_doubt, InDoubt::Skip);
         assert!(!send.dry_run);
+        assert!(send.test.is_none());
+
+        // A test send: the addresses split at commas, whatever comes after them.
+        let (options, _) = run(&[
+            "send",
+            "--test",
+            "a@example.org,b@example.org",
+            "spring.toml",
+        ]);
+        assert_eq!(options.campaign, PathBuf::from("spring.toml"));
+        let Command::Send(SendOptions {
+            test: Some(test), ..
+        }) = options.command
+        else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(test.addresses, ["a@example.org", "b@example.org"]);
+        assert_eq!(test.as_email, None);
+        let (options, _) = run(&["send", "--test", "a@example.org", "--as", "z@example.com"]);
+        let Command::Send(SendOptions {
+            test: Some(test), ..
+        }) = options.command
+        else {
+            panic!("{:?}", options.command);
+        };
+        assert_eq!(test.as_email.as_deref(), Some("z@example.com"));
+        // --as alone, or a test that is also a dry run: usage errors.
+        for args in [
+            &["missive", "send", "--as", "z@example.com"][..],
+            &["missive", "send", "--test", "a@example.org", "--dry-run"],
+        ] {
+            assert!(matches!(parse(args), Parsed::Usage(_)), "{args:?}");
+        }
 
         let (options, _) = run(&["bounces", "spring.toml", "Maildir", "-", "--json"]);
         assert_eq!(options.campaign, PathBuf::from("spring.toml"));

@@ -115,6 +115,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
         .filter(|f| f.severity == Severity::Error)
         .count();
     print_return_path(campaign);
+    print_send_window(campaign);
     println!(
         "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
          letter {} ({} sections); {errors} lint error(s), {} warning(s)",
@@ -128,6 +129,29 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     } else {
         Exit::Invalid
     })
+}
+
+/// When messages may go (`send_after`, `send_before`), and whether that time is already past.
+fn print_send_window(campaign: &crate::campaign::Campaign) {
+    use crate::sendlog::timestamp;
+    let now = SystemTime::now();
+    if let Some(after) = campaign.send_after {
+        println!(
+            "send_after {}: nothing is sent before then",
+            timestamp(after)
+        );
+    }
+    if let Some(before) = campaign.send_before {
+        let past = if now >= before {
+            " (already past: a send now sends nothing)"
+        } else {
+            ""
+        };
+        println!(
+            "send_before {}: nothing is sent from then on, those not yet mailed expire{past}",
+            timestamp(before)
+        );
+    }
 }
 
 /// Where bounces go: the envelope sender every message carries.

@@ -1,9 +1,12 @@
 //! The `send` command: sets up the relays, the pace, the send log and the progress display
 //! around the engine, and reports what the run did. A real send also keeps the dead mailboxes
-//! servers refuse out of the next campaigns (`dead_mailboxes`).
+//! servers refuse out of the next campaigns (`dead_mailboxes`). `send --test` mails one
+//! person's letter to test addresses, and nothing else (`test_send`).
 
 mod dead_mailboxes;
+mod expired;
 mod progress_bar;
+mod test_send;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +26,9 @@ use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendL
 use crate::smtp::{Endpoint, Relay, RelayName};
 use crate::suppression::Reason;
 use dead_mailboxes::{DeadMailboxes, Recorded};
+use expired::{print_expired, say_if_expired};
 use progress_bar::progress_bar;
+pub use test_send::TestSend;
 
 pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
 
@@ -55,6 +60,8 @@ pub struct SendOptions {
     pub in_doubt: InDoubt,
     /// A log other than the one the campaign has been using is meant.
     pub new_log: bool,
+    /// `--test`: mail the letter to these addresses only, touching no log.
+    pub test: Option<TestSend>,
 }
 
 pub(super) async fn send(
@@ -65,6 +72,9 @@ pub(super) async fn send(
 ) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     warn_of_lint_errors(loaded);
+    if let Some(test) = &send.test {
+        return test_send::send(loaded, options, test).await;
+    }
     let mut reader = loaded.recipients()?;
     let mut pace_limits = campaign.limits.clone();
     pace_limits.rate = send.limits.rate.or(pace_limits.rate);
@@ -105,6 +115,7 @@ pub(super) async fn send(
             );
             return Ok(Exit::TryAgain);
         }
+        say_if_expired(campaign);
         let (log_path, _) = super::send_log(campaign, options)?;
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
@@ -155,12 +166,17 @@ pub(super) async fn send(
         progress: Arc::clone(&progress),
         refusals,
     };
+    // A rehearsal may come after the real thing's window: it sends to a catcher.
+    let limits = RunLimits {
+        send_before: campaign.send_before.filter(|_| !send.dry_run),
+        ..send.limits.clone()
+    };
     let result = crate::send::run(
         &loaded.content(),
         &mut reader,
         &replay,
         engine,
-        &send.limits,
+        &limits,
         shutdown,
     )
     .await;
@@ -184,6 +200,7 @@ pub(super) async fn send(
         );
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
+    print_expired(&report, campaign);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }

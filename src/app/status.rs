@@ -42,8 +42,8 @@ struct Report {
     pending: u64,
     suppressed: u64,
     invalid: u64,
-    /// Not attempted before the campaign's `send_before`: always 0 until campaigns have one
-    /// (issue 14), kept now so that scripts can read the contract's key.
+    /// Not attempted before the campaign's `send_before`, now past: never to be mailed. (A
+    /// deferred message it cut off is given up: `failed` once a run has recorded it.)
     expired: u64,
     total: u64,
     /// People of the list (valid rows) found on a suppression list now, by the list: mailed
@@ -66,6 +66,8 @@ struct Report {
     letter_changed: bool,
     /// False when the campaign has no send log yet (never sent).
     log_exists: bool,
+    /// The campaign's `send_before`, when it has one (RFC 3339).
+    send_before: Option<String>,
 }
 
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
@@ -118,7 +120,14 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         // stays "deferred" whether it is due, not yet due, or about to be given up, and an
         // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
         let entry = replay.get(&recipient.key);
-        match decide(entry.as_ref(), InDoubt::default(), &campaign.retry, now) {
+        let send_before = campaign.send_before;
+        match decide(
+            entry.as_ref(),
+            InDoubt::default(),
+            &campaign.retry,
+            send_before,
+            now,
+        ) {
             Decision::Done(Status::Sent) => report.sent += 1,
             Decision::Done(_) => report.failed += 1,
             // Whatever else the log says, a suppressed person will not be mailed.
@@ -134,6 +143,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 earlier: Some(Status::Deferred),
                 ..
             } => report.deferred += 1,
+            Decision::Expired => report.expired += 1,
             Decision::Send { .. } => report.pending += 1,
         }
     }
@@ -158,6 +168,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         .collect();
     report.eta_secs = eta(report.pending + report.deferred + report.in_doubt, campaign);
     report.letter_changed = super::letter_changed(&replay, &loaded.fingerprint);
+    report.send_before = campaign.send_before.map(timestamp);
 
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -227,6 +238,9 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &std::
             "  sent through the fallback relay: {}",
             report.sent_via_fallback
         );
+    }
+    if let Some(before) = &report.send_before {
+        println!("  send_before {before}: nothing is sent from then on");
     }
     if let Some(next) = &report.next_retry {
         println!("  next retry due {next}");

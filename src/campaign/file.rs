@@ -40,6 +40,9 @@ pub(super) struct CampaignFile {
     pub(super) fallback: Option<FallbackSection>,
     /// RFC 3339: `send` does nothing before this time (it exits 75, so cron comes back).
     pub(super) send_after: Option<Time>,
+    /// RFC 3339: past this time `send` sends nothing more (those never attempted expire).
+    /// Spanned: it must come after `send_after`.
+    pub(super) send_before: Option<toml::Spanned<Time>>,
     pub(super) unsubscribe: Option<UnsubscribeSection>,
     #[serde(default)]
     pub(super) suppression: SuppressionSection,

@@ -155,6 +155,8 @@ pub struct Campaign {
     pub fallback: Option<RelaySettings>,
     pub failover: Failover,
     pub send_after: Option<SystemTime>,
+    /// Past it, nothing more is sent: a year-end appeal must not arrive on 3 January.
+    pub send_before: Option<SystemTime>,
     pub smtp_timeout: Duration,
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
@@ -213,6 +215,22 @@ impl Campaign {
             }
             fallback_settings(section, base)
         });
+        let send_after = file.send_after.map(|time| time.0);
+        let send_before = file
+            .send_before
+            .map(|time| (time.span(), time.into_inner().0));
+        if let (Some(after), Some((span, before))) = (send_after, &send_before)
+            && *before <= after
+        {
+            return Err(invalid_at(
+                span.clone(),
+                "send_before",
+                format!(
+                    "must come after send_after ({}): nothing could ever be sent",
+                    humantime::format_rfc3339_seconds(after)
+                ),
+            ));
+        }
         let retry = retry_policy(file.retry)
             .map_err(|(span, field, problem)| invalid_at(span, field, problem))?;
         let language = file.language.0;
@@ -254,7 +272,8 @@ impl Campaign {
             limits,
             fallback,
             failover,
-            send_after: file.send_after.map(|time| time.0),
+            send_after,
+            send_before: send_before.map(|(_, before)| before),
             smtp_timeout: smtp.timeout_secs.0,
             pool_size: smtp.pool_size.0,
             dry_run_smtp: file.dry_run.smtp.0,

@@ -22,6 +22,31 @@ fn minimal_campaign_gets_defaults_and_resolves_paths() {
 }
 
 #[test]
+fn send_window_instants_are_read_and_one_alone_is_enough() {
+    let c = Campaign::parse(Path::new("c.toml"), MINIMAL).unwrap();
+    assert_eq!((c.send_after, c.send_before), (None, None));
+    let text = format!(
+        "{MINIMAL}send_after = \"2026-12-01T09:00:00Z\"\nsend_before = \"2026-12-31T18:00:00+01:00\"\n"
+    );
+    let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
+    let at = |text| humantime::parse_rfc3339_weak(text).unwrap();
+    assert_eq!(c.send_after, Some(at("2026-12-01T09:00:00Z")));
+    assert_eq!(c.send_before, Some(at("2026-12-31T17:00:00Z")));
+    let text = format!("{MINIMAL}send_before = \"2026-12-31T18:00:00-05:30\"\n");
+    let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
+    assert_eq!(c.send_before, Some(at("2026-12-31T23:30:00Z")));
+    for wrong in [
+        "2026-12-31T18:00:00+25:00",
+        "2026-12-31T18:00:00+1:000",
+        "31/12 ééé",
+    ] {
+        let text = format!("{MINIMAL}send_before = \"{wrong}\"\n");
+        let error = Campaign::parse(Path::new("c.toml"), &text).unwrap_err();
+        assert!(error.to_string().contains("is not a time"), "{error}");
+    }
+}
+
+#[test]
 fn unknown_key_names_key_and_line() {
     let text = format!("{MINIMAL}colour = \"blue\"\n");
     let err = Campaign::parse(Path::new("c.toml"), &text)
@@ -106,6 +131,16 @@ fn a_refused_value_is_named_with_its_field_and_line() {
         (
             appended("send_after = \"demain\"\n"),
             "c.toml:9: field `send_after`: \"demain\" is not a time",
+        ),
+        (
+            appended("send_before = \"demain\"\n"),
+            "c.toml:9: field `send_before`: \"demain\" is not a time",
+        ),
+        (
+            appended(
+                "send_after = \"2026-12-01T09:00:00Z\"\nsend_before = \"2026-12-01T09:00:00Z\"\n",
+            ),
+            "c.toml:10: field `send_before`: must come after send_after (2026-12-01T09:00:00Z)",
         ),
         (
             appended("[smtp]\nurl = \"smtp://mail.example.org\"\n"),

@@ -215,7 +215,8 @@ impl TryFrom<String> for Delay {
     }
 }
 
-/// `send_after`: a time in RFC 3339, such as `2026-12-01T09:00:00Z`.
+/// `send_after`, `send_before`: a time in RFC 3339, such as `2026-12-01T09:00:00Z` or
+/// `2026-12-01T10:00:00+01:00`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "String")]
 pub(super) struct Time(pub(super) SystemTime);
@@ -224,9 +225,49 @@ impl TryFrom<String> for Time {
     type Error = String;
 
     fn try_from(text: String) -> Result<Self, String> {
-        humantime::parse_rfc3339_weak(&text)
-            .map(Time)
-            .map_err(|_| format!("{text:?} is not a time such as \"2026-12-01T09:00:00Z\""))
+        let refused = || format!("{text:?} is not a time such as \"2026-12-01T09:00:00Z\"");
+        // humantime reads UTC (`Z`) only; an offset, as people in a time zone write it, is
+        // taken off here: `10:00:00+01:00` is `09:00:00Z`.
+        let (utc, offset) = match text
+            .len()
+            .checked_sub(6)
+            .filter(|at| text.is_char_boundary(*at))
+            .map(|at| text.split_at(at))
+        {
+            Some((time, offset))
+                if offset.is_ascii()
+                    && matches!(&offset[..1], "+" | "-")
+                    && &offset[3..4] == ":" =>
+            {
+                let number = |digits: &str| match digits.bytes().all(|b| b.is_ascii_digit()) {
+                    true => digits.parse::<u64>().map_err(|_| refused()),
+                    false => Err(refused()),
+                };
+                let (hours, minutes) = (number(&offset[1..3])?, number(&offset[4..6])?);
+                if hours > 23 || minutes > 59 {
+                    return Err(refused());
+                }
+                let east = &offset[..1] == "+";
+                (
+                    format!("{time}Z"),
+                    Some((east, (hours * 60 + minutes) * 60)),
+                )
+            }
+            _ => (text.clone(), None),
+        };
+        let local = humantime::parse_rfc3339_weak(&utc).map_err(|_| refused())?;
+        let shift = |(east, seconds): (bool, u64)| {
+            let by = Duration::from_secs(seconds);
+            if east {
+                local.checked_sub(by)
+            } else {
+                local.checked_add(by)
+            }
+        };
+        match offset {
+            None => Ok(Time(local)),
+            Some(offset) => shift(offset).map(Time).ok_or_else(refused),
+        }
     }
 }
 

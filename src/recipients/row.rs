@@ -80,6 +80,19 @@ impl Recipient {
     pub fn field(&self, name: &str) -> Option<&str> {
         self.columns.position(name).map(|i| self.values[i].as_str())
     }
+
+    /// This person's fields, addressed to another mailbox with no display name: a test send
+    /// renders one person's letter for a tester's address (whose link and tags are the tester's).
+    pub fn addressed_to(&self, email: Address) -> Recipient {
+        Recipient {
+            line: self.line,
+            key: RecipientKey::of(email.as_ref()),
+            email,
+            name: String::new(),
+            values: self.values.clone(),
+            columns: Arc::clone(&self.columns),
+        }
+    }
 }
 
 /// A row gives the letter's fields their values, and its address to the unsubscribe footer.

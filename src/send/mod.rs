@@ -19,6 +19,11 @@
 //! and every worker look, and the report says which ([`Stopped`]). Messages in hand are
 //! finished and their outcomes made durable; messages still on the queue were never handed
 //! over: their attempts are marked `withdrawn` and they stay pending for the next run.
+//!
+//! The campaign's `send_before` is not a stop: once it passes, the workers withdraw what they
+//! take off the queue instead of handing it over, and the producer goes on through the list,
+//! where `decide` expires everyone not yet mailed and gives up the deferred. So a run that
+//! crosses it finishes the messages in hand and ends with a final outcome for everyone.
 
 mod ahead;
 mod decide;
@@ -75,6 +80,8 @@ pub struct RunLimits {
     pub max_duration: Option<Duration>,
     /// Messages per second, replacing the campaign's.
     pub rate: Option<f64>,
+    /// The campaign's `send_before`: from then on no message is handed over; the rest expire.
+    pub send_before: Option<SystemTime>,
 }
 
 /// What to do with messages an earlier run left in doubt (handed over, no reply recorded).
@@ -151,6 +158,7 @@ pub async fn run<D: Delivery>(
         halt,
         patience,
         deadline: limits.max_duration.map(|max| started + max),
+        send_before: limits.send_before,
     });
     // The caller's shutdown is one more reason to stop, told apart by the report. The watch
     // ends with the run, whichever way it ends (a `JoinSet` aborts its tasks when dropped); it
@@ -223,6 +231,7 @@ pub async fn run<D: Delivery>(
             entry.as_ref(),
             engine.in_doubt,
             &engine.retry,
+            limits.send_before,
             SystemTime::now(),
         ) {
             Decision::Send {
@@ -237,6 +246,10 @@ pub async fn run<D: Delivery>(
             Decision::SkipInDoubt => {
                 report.skipped_in_doubt += 1;
                 skipped();
+                continue;
+            }
+            Decision::Expired => {
+                engine.progress.add(Outcome::Expired);
                 continue;
             }
             Decision::GiveUp(reason) => {

@@ -65,6 +65,8 @@ pub(super) enum Outcome {
     Unanswered,
     /// Passed over: done before this run, rejected, suppressed, or not due.
     Skipped,
+    /// Not mailed because `send_before` has passed: never attempted, or withdrawn.
+    Expired,
 }
 
 /// What became of the rows so far, updated as outcomes come in: a progress bar reads it
@@ -76,6 +78,7 @@ pub struct Progress {
     deferred: AtomicU64,
     unanswered: AtomicU64,
     skipped: AtomicU64,
+    expired: AtomicU64,
     resent_in_doubt: AtomicU64,
     via_fallback: AtomicU64,
 }
@@ -89,6 +92,7 @@ impl Progress {
             Outcome::Deferred => &self.deferred,
             Outcome::Unanswered => &self.unanswered,
             Outcome::Skipped => &self.skipped,
+            Outcome::Expired => &self.expired,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -113,6 +117,7 @@ impl Progress {
             deferred: load(&self.deferred),
             unanswered: load(&self.unanswered),
             skipped: load(&self.skipped),
+            expired: load(&self.expired),
             resent_in_doubt: load(&self.resent_in_doubt),
             via_fallback: load(&self.via_fallback),
         }
@@ -129,6 +134,8 @@ pub struct Counts {
     pub unanswered: u64,
     /// Rows passed over: done before this run, rejected, suppressed, or not due.
     pub skipped: u64,
+    /// Not mailed because the campaign's `send_before` has passed.
+    pub expired: u64,
     /// In-doubt messages from an earlier run that this run sent again.
     pub resent_in_doubt: u64,
     /// Messages the fallback relay took.
@@ -138,7 +145,7 @@ pub struct Counts {
 impl Counts {
     /// Rows dealt with so far, whatever became of them.
     pub fn done(&self) -> u64 {
-        self.sent + self.failed + self.deferred + self.unanswered + self.skipped
+        self.sent + self.failed + self.deferred + self.unanswered + self.skipped + self.expired
     }
 }
 
@@ -244,6 +251,7 @@ mod tests {
                 deferred: 1,
                 unanswered: 1,
                 skipped: 1,
+                expired: 0,
                 resent_in_doubt: 2,
                 via_fallback: 1,
             }

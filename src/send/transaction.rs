@@ -163,17 +163,32 @@ async fn refused<D: Delivery>(
     record: &impl Fn(Event) -> Record,
 ) -> Result<(Outcome, Durable), Arc<SendLogError>> {
     let reply = trouble.describe();
-    let (event, outcome) = if trouble.is_permanent() {
-        (Event::Failed { reply }, Outcome::Failed)
-    } else {
-        let due = shared
+    let due = (!trouble.is_permanent()).then(|| {
+        shared
             .retry
-            .next_attempt(job.attempts_before + 1, SystemTime::now());
-        let event = Event::Deferred {
-            reply,
-            retry_at: Some(timestamp(due)),
-        };
-        (event, Outcome::Deferred)
+            .next_attempt(job.attempts_before + 1, SystemTime::now())
+    });
+    let too_late = due
+        .zip(shared.send_before)
+        .filter(|(due, before)| due >= before);
+    let (event, outcome) = match (due, too_late) {
+        (None, _) => (Event::Failed { reply }, Outcome::Failed),
+        // A retry after `send_before` would never go: failed now, so the run can end with a
+        // final outcome for everyone, as a later run's `decide` would record it.
+        (Some(_), Some((_, before))) => {
+            let reply = format!(
+                "{reply} (send_before ({}) passed before a retry)",
+                timestamp(before)
+            );
+            (Event::Failed { reply }, Outcome::Failed)
+        }
+        (Some(due), None) => {
+            let event = Event::Deferred {
+                reply,
+                retry_at: Some(timestamp(due)),
+            };
+            (event, Outcome::Deferred)
+        }
     };
     tracing::debug!(rcpt = %job.rcpt, ?event, "outcome");
     let durable = shared.log.submit(record(event)).await?;

@@ -17,7 +17,8 @@
 //!
 //! What a reply means:
 //! - 2xx after the message: `sent`.
-//! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff.
+//! - 4xx (to RCPT, DATA or the message): `deferred`, retried by a later run after a backoff;
+//!   `failed` when that retry would come after the campaign's `send_before`.
 //! - 5xx: `failed`, never retried.
 //! - 421 before the message, or a connection that cannot be opened: nothing happened to the message;
 //!   the worker reconnects (the route decides where, and when to give up) and tries it again.
@@ -26,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lettre::address::Envelope;
 use tokio::sync::{Mutex, mpsc, watch};
@@ -35,7 +36,7 @@ use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
 use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
-use crate::ratelimit::Pace;
+use crate::ratelimit::{Pace, QuotaSpent};
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
 use crate::smtp::RelayName;
@@ -71,6 +72,8 @@ pub struct Shared<D: Delivery> {
     pub patience: Duration,
     /// `--max-duration`: no message is taken off the queue after this.
     pub deadline: Option<Instant>,
+    /// The campaign's `send_before`: no message is handed over from then on.
+    pub send_before: Option<SystemTime>,
 }
 
 impl<D: Delivery> Shared<D> {
@@ -93,6 +96,26 @@ impl<D: Delivery> Shared<D> {
             self.stop(Stopped::MaxDuration);
         }
         self.halt.borrow().is_some()
+    }
+
+    /// True once `send_before` has passed: what is not in hand is withdrawn, not sent.
+    fn expired(&self) -> bool {
+        self.send_before
+            .is_some_and(|before| SystemTime::now() >= before)
+    }
+
+    /// The pace's leave for one more message, or `None` when `send_before` passes first: the
+    /// workers waiting their turn in the pace must not hold the run's end a slot each.
+    async fn admit(&self) -> Option<Result<(), QuotaSpent>> {
+        let admit = self.pace.admit(self.patience);
+        let Some(before) = self.send_before else {
+            return Some(admit.await);
+        };
+        let left = before.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            admitted = admit => Some(admitted),
+            () = tokio::time::sleep(left) => None,
+        }
     }
 }
 
@@ -136,7 +159,7 @@ impl<'a, D: Delivery> Worker<'a, D> {
         let shared = self.shared;
         // Taken early, behind the last message: in hand, it goes before anything else.
         let mut carried: Option<Job> = None;
-        loop {
+        'jobs: loop {
             let mut job = match carried.take() {
                 // Taken early but not in hand (not sent ahead: its attempt was not yet durable
                 // or the pace said wait; or sent ahead on a connection since lost): when the
@@ -179,13 +202,31 @@ impl<'a, D: Delivery> Worker<'a, D> {
                         }
                     },
                 };
-                if job.admitted {
+                // Past `send_before` a message not in hand never goes: asked before its turn
+                // in the pace (the queue empties at once) and after (it may have waited past).
+                // The run goes on, withdrawing the queue, while the producer expires the rest.
+                let expired = if job.admitted {
                     // Counted when it was taken early; a second try is counted again.
                     job.admitted = false;
-                } else if let Err(spent) = shared.pace.admit(shared.patience).await {
-                    shared.stop(Stopped::Quota(spent));
+                    false
+                } else if shared.expired() {
+                    true
+                } else {
+                    match shared.admit().await {
+                        None => true,
+                        Some(Err(spent)) => {
+                            shared.stop(Stopped::Quota(spent));
+                            self.open = Some((connection, relay));
+                            return Ok(Some(job));
+                        }
+                        Some(Ok(())) => shared.expired(),
+                    }
+                };
+                if expired {
+                    withdraw(&shared.log, &job).await?;
+                    shared.progress.add(Outcome::Expired);
                     self.open = Some((connection, relay));
-                    return Ok(Some(job));
+                    continue 'jobs;
                 }
                 let transaction = transact(
                     shared,
