@@ -155,6 +155,9 @@ pub struct Campaign {
     pub fallback: Option<RelaySettings>,
     pub failover: Failover,
     pub send_after: Option<SystemTime>,
+    /// `send_log`: a file (resolved against the campaign's folder) or a PostgreSQL URL, used
+    /// when `--log` names none.
+    pub send_log: Option<String>,
     pub smtp_timeout: Duration,
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
@@ -255,6 +258,10 @@ impl Campaign {
             fallback,
             failover,
             send_after: file.send_after.map(|time| time.0),
+            send_log: file.send_log.map(|log| match log.0 {
+                url if crate::sendlog::PgTarget::is_url(&url) => url,
+                path => base.join(path).display().to_string(),
+            }),
             smtp_timeout: smtp.timeout_secs.0,
             pool_size: smtp.pool_size.0,
             dry_run_smtp: file.dry_run.smtp.0,
