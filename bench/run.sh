@@ -150,6 +150,7 @@ start_sink() {
 }
 
 cleanup() {
+    stop_pg
     if [[ -n "${SINK_PID:-}" ]]; then
         kill "$SINK_PID" 2>/dev/null || true
         wait "$SINK_PID" 2>/dev/null || true
@@ -369,7 +370,100 @@ print(f"median {statistics.median(times) * 1000:.2f} ms, 90th percentile {times[
 PY
 }
 
+# ---- the send log in PostgreSQL (section 5) -------------------------------------------------
+
+# pg_bin_dir: the folder of PostgreSQL's server programs, found as tests/support/postgres.rs
+# finds it (`pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin), or nothing.
+pg_bin_dir() {
+    local dir
+    dir=$(pg_config --bindir 2>/dev/null || true)
+    if [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then echo "$dir"; return; fi
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then echo "$dir"; return; fi
+    done
+}
+
+# as_pg CMD...: CMD as the server's user: PostgreSQL refuses to run as root.
+as_pg() {
+    if [[ $(id -u) == 0 ]]; then (cd "$PG_DIR" && runuser -u postgres -- "$@"); else (cd "$PG_DIR" && "$@"); fi
+}
+
+# start_pg: a throwaway server in a new folder of /tmp (its socket path must be short), on a
+# free port of 127.0.0.1, fsync and synchronous_commit as shipped (on); logins trusted, since
+# only this machine reaches it. Sets PG_URL.
+start_pg() {
+    PG_DIR=$(mktemp -d /tmp/missive-bench-pg.XXXXXX)
+    [[ $(id -u) == 0 ]] && chown postgres: "$PG_DIR"
+    PG_PORT=$(free_port)
+    as_pg "$PG_BIN/initdb" --pgdata "$PG_DIR/data" --username missive --auth=trust --no-sync \
+        --encoding=UTF8 --locale=C >"$PG_DIR/initdb.out" 2>&1 || { cat "$PG_DIR/initdb.out" >&2; exit 1; }
+    as_pg "$PG_BIN/pg_ctl" start --pgdata "$PG_DIR/data" --log "$PG_DIR/server.log" --wait \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR" >/dev/null
+    PG_URL="postgres://missive@127.0.0.1:$PG_PORT"
+}
+
+stop_pg() {
+    [[ -n "${PG_DIR:-}" ]] || return 0
+    as_pg "$PG_BIN/pg_ctl" stop --pgdata "$PG_DIR/data" --mode=fast --wait >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+
+# pg_sql SQL [DATABASE]: runs SQL in DATABASE (default postgres) over the server's socket.
+pg_sql() {
+    as_pg "$PG_BIN/psql" -X -A -t -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U missive \
+        -d "${2:-postgres}" -c "$1"
+}
+
+section_pg() {
+    table "5. one send with its log in PostgreSQL vs in a file: $N messages to smtp-sink, best of $ROUNDS each (messages/s)"
+    PG_BIN=$(pg_bin_dir)
+    if [[ -z "$PG_BIN" ]]; then
+        say "section 5 skipped: no PostgreSQL server programs (initdb, pg_ctl) in pg_config --bindir or /usr/lib/postgresql/*/bin"
+        printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
+        return 0
+    fi
+    start_pg
+    for c in 1 4; do
+        for round in $(seq "$ROUNDS"); do
+            # A database of its own each run: a fresh log, as the file's.
+            pg_sql "CREATE DATABASE pool${c}_$round" >/dev/null
+            run_measured "$WORK/pgdb$c.$round" "$MISSIVE" send "$WORK/pool$c.toml" \
+                --smtp "smtp://127.0.0.1:$PORT" --log "$PG_URL/pool${c}_$round" --new-log
+            expect_exit "$WORK/pgdb$c.$round" 0
+            grep -q "$N sent" "$WORK/pgdb$c.$round.out" || { cat "$WORK/pgdb$c.$round.out" >&2; exit 1; }
+            # The outcomes are in the database, not in some file.
+            local logged
+            logged=$(pg_sql "SELECT count(*) FROM missive.records WHERE event = 'sent'" "pool${c}_$round")
+            [[ "$logged" == "$N" ]] || { say "$logged sent records in the database, not $N"; exit 1; }
+            missive_send "pgfile$c.$round" "pool$c"
+            expect_exit "$WORK/pgfile$c.$round" 0
+        done
+        fastest "$WORK/pgdb$c"
+        fastest "$WORK/pgfile$c"
+        local db file
+        db=$(calc "$N / $(seconds "$WORK/pgdb$c")" 0)
+        file=$(calc "$N / $(seconds "$WORK/pgfile$c")" 0)
+        row "pool_size = $c: log in PostgreSQL (reference: file log)" "$db" "$file" \
+            "$(calc "$db / $file" 3)" ">= 0.80" "$(met "$(calc "$db / $file" 3)" ">=" 0.8)"
+    done
+    row "  PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'), same machine, TCP" "" "" "" "" ""
+}
+
 main() {
+    # `bash bench/run.sh pg`: section 5 alone (with what it needs: the sink, section 1's
+    # campaigns).
+    if [[ "${1:-}" == pg ]]; then
+        fetch
+        prepare
+        start_sink
+        printf '# missive benchmark, section 5 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        section_pg
+        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+        return 0
+    fi
     fetch
     prepare
     start_sink
@@ -385,6 +479,7 @@ main() {
     section_render
     section_big
     section_mailmerge
+    section_pg
     printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
     printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
 }

@@ -17,7 +17,7 @@ use crate::message::Composer;
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
-use crate::sendlog::{CampaignClaim, Replay};
+use crate::sendlog::Replay;
 use crate::smtp::Endpoint;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
@@ -26,6 +26,7 @@ use crate::verp::Verp;
 mod bounces;
 mod check;
 mod exit;
+mod log_place;
 mod preview;
 mod sending;
 mod serve;
@@ -33,6 +34,7 @@ mod status;
 
 pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
+use log_place::send_log;
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions, TestSend};
 
 /// What to do, with every option resolved.
@@ -412,19 +414,6 @@ fn check_fields(letter: &Letter, columns: &[String]) -> Result<(), LetterError> 
             problems,
         })
     }
-}
-
-/// The send log a command uses, and the one the campaign recorded as its own (`send` records
-/// it; `--new-log` may have moved it): `--log`, else that one, else the default one beside the
-/// campaign file.
-fn send_log(campaign: &Campaign, options: &Options) -> anyhow::Result<(PathBuf, Option<String>)> {
-    let remembered = CampaignClaim::peek(campaign.dir(), &campaign.id)?;
-    let path = match (&options.log, &remembered) {
-        (Some(given), _) => given.clone(),
-        (None, Some(in_use)) => in_use.into(),
-        (None, None) => campaign.default_log_path(),
-    };
-    Ok((path, remembered))
 }
 
 /// True when the log shows attempts, and none of them of this letter.

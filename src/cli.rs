@@ -160,8 +160,9 @@ struct Common {
     /// Use this SMTP server (smtp://, smtp+starttls://, smtps://); with --dry-run, the mailcatcher.
     #[arg(long, value_name = "URL", value_parser = EndpointArg)]
     smtp: Option<Endpoint>,
-    /// Use this send log instead of the one beside the campaign.
-    #[arg(long, value_name = "PATH")]
+    /// Use this send log instead of the campaign's: a file, or a PostgreSQL database
+    /// (postgres://user@host:port/db, the password in PGPASSWORD).
+    #[arg(long, value_name = "PATH|URL")]
     log: Option<PathBuf>,
 }
 

@@ -23,6 +23,7 @@ mod modules;
 mod outdir;
 mod pace;
 mod pg;
+mod pg_send;
 mod relays;
 mod screenshots;
 mod secrets;

@@ -22,7 +22,7 @@ use crate::error::Classify;
 use crate::lint::{self, Severity};
 use crate::ratelimit::{Limits, Pace};
 use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
-use crate::sendlog::{CampaignClaim, FileLog, LogWriter, MemoryLog, Replay, SendLog, timestamp};
+use crate::sendlog::{LogWriter, MemoryLog, Replay, SendLog, timestamp};
 use crate::smtp::{Endpoint, Relay, RelayName};
 use crate::suppression::Reason;
 use dead_mailboxes::{DeadMailboxes, Recorded};
@@ -116,7 +116,7 @@ pub(super) async fn send(
             return Ok(Exit::TryAgain);
         }
         say_if_expired(campaign);
-        let (log_path, _) = super::send_log(campaign, options)?;
+        let (log_place, _) = super::send_log(campaign, options)?;
         let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
         let timeout = campaign.smtp_timeout;
         let primary = relay(RelayName::Primary, &campaign.smtp, endpoint, timeout)?;
@@ -130,19 +130,19 @@ pub(super) async fn send(
             )?),
             _ => None,
         };
-        let (log, replay, claim) = open_log(campaign, &log_path, send.new_log)?;
+        let (log, replay, claim) = log_place.open(campaign, send.new_log)?;
         if super::letter_changed(&replay, &loaded.fingerprint) && !send.allow_changed_letter {
             return Err(anyhow::Error::new(Unsendable).context(format!(
                 "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
                  some people got the old one. Restore it, or pass --allow-changed-letter to send \
                  the new one to the rest",
-                log_path.display(),
+                log_place,
                 replay.letters().iter().cloned().collect::<Vec<_>>().join(", "),
                 loaded.fingerprint
             )));
         }
         let route = Route::new(primary, fallback, campaign.failover.clone());
-        (route, Box::new(log), replay, None, Some(claim))
+        (route, log, replay, None, Some(claim))
     };
     let target = route.primary().endpoint().clone();
     let (log, log_thread) = LogWriter::spawn(log);
@@ -210,25 +210,6 @@ pub(super) async fn send(
         // Deferred messages, or messages in doubt: a later run's.
         None => Exit::TryAgain,
     })
-}
-
-/// Holds the campaign, checks that `log_path` is the log it has been sending with (or that
-/// `new_log` says another is meant), opens the log and remembers it as the campaign's.
-fn open_log(
-    campaign: &Campaign,
-    log_path: &Path,
-    new_log: bool,
-) -> anyhow::Result<(FileLog, Replay, CampaignClaim)> {
-    let dir = campaign.dir();
-    // A campaign sent before campaigns remembered their log was using the default one.
-    let default_log = campaign.default_log_path();
-    let earlier = default_log.exists().then(|| FileLog::locate(&default_log));
-    let mut claim = CampaignClaim::take(dir, &campaign.id, earlier)?;
-    let located = FileLog::locate(log_path);
-    claim.check(&located, new_log)?;
-    let (log, replay) = FileLog::open(log_path, &campaign.id)?;
-    claim.remember(&located)?;
-    Ok((log, replay, claim))
 }
 
 /// The relay `settings` describe, reached at `endpoint` (theirs, or `--smtp`'s) for a real send:

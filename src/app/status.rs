@@ -6,11 +6,12 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::log_place::LogPlace;
 use super::{Exit, Loaded, Options};
 use crate::ratelimit::{Quotas, unix_seconds};
 use crate::recipients::Row;
 use crate::send::{Decision, InDoubt, decide};
-use crate::sendlog::{CampaignClaim, FileLog, SendLogError, Status, timestamp};
+use crate::sendlog::{CampaignClaim, SendLogError, Status, timestamp};
 use crate::suppression::Reason;
 
 /// How many people of the list each suppression list holds.
@@ -73,30 +74,40 @@ struct Report {
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let default_log = campaign.default_log_path();
-    let (log_path, remembered) = super::send_log(campaign, options)?;
-    let log_exists = log_path.try_exists().unwrap_or(true);
-    if !log_exists && options.log.is_none() && remembered.is_some() {
-        // The log the campaign recorded as its own is gone: `send` refuses to start over.
-        return Err(SendLogError::LogLost {
-            campaign: campaign.id.clone(),
-            log: log_path.display().to_string(),
-            problem: "missing",
-            state: CampaignClaim::state_path(campaign.dir(), &campaign.id),
+    let (place, remembered) = super::send_log(campaign, options)?;
+    let log_exists = match &place {
+        LogPlace::File(log_path) => {
+            let log_exists = log_path.try_exists().unwrap_or(true);
+            if !log_exists && options.log.is_none() && remembered.is_some() {
+                // The log the campaign recorded as its own is gone: `send` refuses to start
+                // over.
+                return Err(SendLogError::LogLost {
+                    campaign: campaign.id.clone(),
+                    log: log_path.display().to_string(),
+                    problem: "missing",
+                    state: CampaignClaim::state_path(campaign.dir(), &campaign.id),
+                }
+                .into());
+            }
+            // No log where the campaign keeps it: never sent. No log where --log says: a typo
+            // (or the wrong folder), which must not read as "nothing sent yet" while people
+            // were mailed. A wrong argument, like clap's usage errors: exit 1, not the
+            // campaign's 65.
+            if !log_exists && *log_path != default_log {
+                anyhow::bail!(
+                    "{}: no send log there (--log names a file that does not exist); check the \
+                     path: without --log, status reads {}",
+                    log_path.display(),
+                    default_log.display()
+                );
+            }
+            log_exists
         }
-        .into());
-    }
-    // No log where the campaign keeps it: never sent. No log where --log says: a typo (or the
-    // wrong folder), which must not read as "nothing sent yet" while people were mailed. A
-    // wrong argument, like clap's usage errors: exit 1, not the campaign's 65.
-    if !log_exists && log_path != default_log {
-        anyhow::bail!(
-            "{}: no send log there (--log names a file that does not exist); check the path: \
-             without --log, status reads {}",
-            log_path.display(),
-            default_log.display()
-        );
-    }
-    let replay = FileLog::read(&log_path, &campaign.id)?;
+        // Known once read: a database without the campaign reads as an empty log.
+        LogPlace::Database(_) => true,
+    };
+    let replay = place.read(campaign)?;
+    let log_exists = log_exists && (matches!(place, LogPlace::File(_)) || !replay.is_empty());
     let mut report = Report {
         log_exists,
         ..Report::default()
@@ -173,10 +184,10 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_text(&report, campaign, &log_path);
+        print_text(&report, campaign, &place);
         // Whether `send` would take this log without --new-log.
         if let Some(in_use) = &remembered
-            && *in_use != FileLog::locate(&log_path)
+            && *in_use != place.name()
         {
             println!(
                 "  note: the campaign has been sending with the log {in_use}: `send` with this \
@@ -202,14 +213,13 @@ fn eta(remaining: u64, campaign: &crate::campaign::Campaign) -> Option<u64> {
     Some((remaining as f64 / per_second).ceil() as u64)
 }
 
-fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &std::path::Path) {
+fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &LogPlace) {
     if report.log_exists {
-        println!("campaign {} (log {})", campaign.id, log.display());
+        println!("campaign {} (log {log})", campaign.id);
     } else {
         println!(
-            "campaign {} (no send log yet at {}: nothing sent)",
-            campaign.id,
-            log.display()
+            "campaign {} (no send log yet at {log}: nothing sent)",
+            campaign.id
         );
     }
     for (label, n) in [

@@ -12,7 +12,8 @@ use crate::smtp::Endpoint;
 
 use super::value::{
     AtLeastOne, Delay, DkimDomain, DkimSelector, Id, Language, MailboxText, Mailto, OneLine,
-    PoolSize, Preheader, Rate, ReturnPath, SmtpUrl, Subject, Time, TimeoutSecs, UnsubscribeUrl,
+    PoolSize, Preheader, Rate, ReturnPath, SendLogValue, SmtpUrl, Subject, Time, TimeoutSecs,
+    UnsubscribeUrl,
 };
 
 /// The file as written; turned into a [`Campaign`](super::Campaign) by [`Campaign::load`](super::Campaign::load).
@@ -43,6 +44,8 @@ pub(super) struct CampaignFile {
     /// RFC 3339: past this time `send` sends nothing more (those never attempted expire).
     /// Spanned: it must come after `send_after`.
     pub(super) send_before: Option<toml::Spanned<Time>>,
+    /// The send log: a file (relative to the campaign file) or a PostgreSQL URL.
+    pub(super) send_log: Option<SendLogValue>,
     pub(super) unsubscribe: Option<UnsubscribeSection>,
     #[serde(default)]
     pub(super) suppression: SuppressionSection,

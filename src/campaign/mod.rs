@@ -157,6 +157,9 @@ pub struct Campaign {
     pub send_after: Option<SystemTime>,
     /// Past it, nothing more is sent: a year-end appeal must not arrive on 3 January.
     pub send_before: Option<SystemTime>,
+    /// `send_log`: a file (resolved against the campaign's folder) or a PostgreSQL URL, used
+    /// when `--log` names none.
+    pub send_log: Option<String>,
     pub smtp_timeout: Duration,
     pub pool_size: u32,
     pub dry_run_smtp: Endpoint,
@@ -274,6 +277,10 @@ impl Campaign {
             failover,
             send_after,
             send_before: send_before.map(|(_, before)| before),
+            send_log: file.send_log.map(|log| match log.0 {
+                url if crate::sendlog::PgTarget::is_url(&url) => url,
+                path => base.join(path).display().to_string(),
+            }),
             smtp_timeout: smtp.timeout_secs.0,
             pool_size: smtp.pool_size.0,
             dry_run_smtp: file.dry_run.smtp.0,

@@ -131,6 +131,25 @@ impl TryFrom<String> for SmtpUrl {
     }
 }
 
+/// `send_log`: a file, or a PostgreSQL URL checked as `--log` would be, without the
+/// environment (which completes it only when it is used): a password in it is refused unshown.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct SendLogValue(pub(super) String);
+
+impl TryFrom<String> for SendLogValue {
+    type Error = String;
+
+    fn try_from(log: String) -> Result<Self, String> {
+        if crate::sendlog::PgTarget::is_url(&log) {
+            crate::sendlog::PgTarget::parse(&log, |_| None).map_err(|e| e.to_string())?;
+        } else if log.trim().is_empty() {
+            return Err("must name a file or a postgres:// URL".into());
+        }
+        Ok(SendLogValue(log))
+    }
+}
+
 /// `smtp.rate`: messages per second, more than none.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "f64")]

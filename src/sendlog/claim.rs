@@ -7,6 +7,11 @@
 //! the user says `--new-log`. The campaign's lock, `<id>.lock`, is held for the whole run, so
 //! that two runs with different logs never send at once (each log also has its own lock).
 //! Dry runs take neither: they never touch the real log.
+//!
+//! A log in a database is remembered by its URL (never holding a password) and by the `uid` the
+//! campaign's row drew there: a database replaced or restored from an older backup, or another
+//! campaign that took the id, answers with another row, which lists nobody this campaign
+//! mailed, so it is refused as a lost log file is.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -26,6 +31,9 @@ struct State {
     log: String,
     /// When that log became the campaign's.
     since: String,
+    /// For a log in a database: the identity of the campaign's row there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
 }
 
 /// A campaign held for one run, knowing which log it has been using.
@@ -34,6 +42,8 @@ pub struct CampaignClaim {
     campaign: String,
     state_path: PathBuf,
     in_use: Option<String>,
+    /// The row of the database log in use, when the log is one.
+    in_use_uid: Option<String>,
     /// The campaign's lock, its state and the state's staging copy, and the one log name whose
     /// lock would be the campaign's: none of them can be the log.
     own_files: [String; 4],
@@ -57,7 +67,10 @@ impl CampaignClaim {
             holder,
         })?;
         let state_path = Self::state_path(dir, campaign);
-        let in_use = read_state(&state_path)?.map(|state| state.log).or(earlier);
+        let (in_use, in_use_uid) = match read_state(&state_path)? {
+            Some(state) => (Some(state.log), state.uid),
+            None => (earlier, None),
+        };
         let own_files = [
             FileLog::locate(&lock_path),
             FileLog::locate(&state_path),
@@ -68,6 +81,7 @@ impl CampaignClaim {
             campaign: campaign.to_owned(),
             state_path,
             in_use,
+            in_use_uid,
             own_files,
             _lock: lock,
         })
@@ -95,14 +109,9 @@ impl CampaignClaim {
                     .into(),
             });
         }
+        self.check_other_log(log, new_log)?;
         match &self.in_use {
             _ if new_log => Ok(()),
-            Some(in_use) if in_use != log => Err(SendLogError::OtherLog {
-                campaign: self.campaign.clone(),
-                in_use: in_use.clone(),
-                given: log.to_owned(),
-                state: self.state_path.clone(),
-            }),
             // The log is remembered only once it exists: gone or emptied since, a new one
             // would find nobody done.
             Some(in_use) => match std::fs::metadata(in_use) {
@@ -120,6 +129,42 @@ impl CampaignClaim {
         }
     }
 
+    /// Refuses the database log at `url` (as [`super::PgTarget`] shows it) when the campaign
+    /// has been sending with another log, unless `new_log` says this one is meant. Whether it
+    /// is the same campaign there is known once it is open: [`CampaignClaim::check_row`].
+    pub fn check_database(&self, url: &str, new_log: bool) -> Result<(), SendLogError> {
+        self.check_other_log(url, new_log)
+    }
+
+    /// Refuses the campaign's row `uid` in the database log at `url` when the campaign
+    /// remembers another row there, unless `new_log` says this one is meant.
+    pub fn check_row(&self, url: &str, uid: &str, new_log: bool) -> Result<(), SendLogError> {
+        match &self.in_use_uid {
+            Some(remembered) if remembered != uid && !new_log => {
+                Err(SendLogError::OtherCampaignRow {
+                    campaign: self.campaign.clone(),
+                    log: url.to_owned(),
+                    remembered: remembered.clone(),
+                    found: uid.to_owned(),
+                    state: self.state_path.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_other_log(&self, log: &str, new_log: bool) -> Result<(), SendLogError> {
+        match &self.in_use {
+            Some(in_use) if in_use != log && !new_log => Err(SendLogError::OtherLog {
+                campaign: self.campaign.clone(),
+                in_use: in_use.clone(),
+                given: log.to_owned(),
+                state: self.state_path.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn lost(&self, log: &str, problem: &'static str) -> SendLogError {
         SendLogError::LogLost {
             campaign: self.campaign.clone(),
@@ -132,13 +177,25 @@ impl CampaignClaim {
     /// Records `log` as the campaign's, once it is open: written beside the state file, synced
     /// and renamed into place, so a crash leaves the old state or the new one.
     pub fn remember(&mut self, log: &str) -> Result<(), SendLogError> {
-        if self.in_use.as_deref() == Some(log) && self.state_path.exists() {
+        self.remember_with(log, None)
+    }
+
+    /// Records the database log at `url`, and the campaign's row `uid` there, as the
+    /// campaign's, as [`CampaignClaim::remember`] does a file.
+    pub fn remember_database(&mut self, url: &str, uid: &str) -> Result<(), SendLogError> {
+        self.remember_with(url, Some(uid))
+    }
+
+    fn remember_with(&mut self, log: &str, uid: Option<&str>) -> Result<(), SendLogError> {
+        let unchanged = self.in_use.as_deref() == Some(log) && self.in_use_uid.as_deref() == uid;
+        if unchanged && self.state_path.exists() {
             return Ok(());
         }
         let state = State {
             campaign: self.campaign.clone(),
             log: log.to_owned(),
             since: timestamp(SystemTime::now()),
+            uid: uid.map(str::to_owned),
         };
         let mut text = serde_json::to_vec(&state).expect("a state serializes");
         text.push(b'\n');
@@ -164,6 +221,7 @@ impl CampaignClaim {
             .and_then(|dir| dir.sync_all())
             .map_err(io)?;
         self.in_use = Some(log.to_owned());
+        self.in_use_uid = uid.map(str::to_owned);
         Ok(())
     }
 

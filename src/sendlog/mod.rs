@@ -7,8 +7,8 @@
 //! died while the server had the message).
 //!
 //! The engine sees only the [`SendLog`] trait: a JSON-lines file ([`FileLog`], the default),
-//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], not yet wired
-//! into the commands; tomorrow shared by several senders). Writes go through
+//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], `--log postgres://…`;
+//! one sender at a time for now, tomorrow several sharing a campaign). Writes go through
 //! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
 //! commit) so durability does not cost one fsync per message.
 //!
@@ -102,6 +102,23 @@ pub enum SendLogError {
         campaign: String,
         log: String,
         problem: &'static str,
+        state: PathBuf,
+    },
+    /// The database the campaign has been sending with holds another row for its id: a
+    /// database replaced or restored, or another campaign of the same id, listing nobody this
+    /// campaign mailed.
+    #[error(
+        "campaign {campaign} has been sending with the send log {log} as its row {remembered} \
+         there (recorded in {state}), but the database's campaign {campaign} is now the row \
+         {found}: that row does not list who this campaign mailed, and everyone else would be \
+         mailed again. Point --log at the database the campaign has been using (or restore it), \
+         or pass --new-log if this row is meant from now on"
+    )]
+    OtherCampaignRow {
+        campaign: String,
+        log: String,
+        remembered: String,
+        found: String,
         state: PathBuf,
     },
     /// A database log's URL that cannot be used (it holds a password, asks for plain text
@@ -204,6 +221,7 @@ impl Classify for SendLogError {
             SendLogError::NotALog { .. }
             | SendLogError::OtherCampaign { .. }
             | SendLogError::OtherLog { .. }
+            | SendLogError::OtherCampaignRow { .. }
             | SendLogError::LogLost { .. } => ErrorKind::Invalid,
             // The other run ends by itself.
             SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. } => {

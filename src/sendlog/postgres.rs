@@ -1,7 +1,7 @@
 //! The send log in PostgreSQL: the same records and the same meaning as the file log, in
 //! tables one database shares between many campaigns (see `schema`), for organizations that send
-//! from more than one machine. Not yet wired into the commands (`--log postgres://…` comes with
-//! several senders sharing a campaign); this is the backend they will use.
+//! from more than one machine: `--log postgres://…` (or `send_log` in the campaign file). One
+//! sender holds a campaign at a time for now; several sharing one come next.
 //!
 //! [`PgLog::open`] connects, makes or migrates the tables, takes the campaign's row (making it
 //! on first use) and holds the campaign for the connection's life (an advisory lock, released by

@@ -69,10 +69,19 @@ pub struct Audit {
 
 impl Audit {
     pub fn take(fixture: &Fixture, journals: &[Journal]) -> Audit {
-        let counts =
-            serde_json::from_value(fixture.status()).expect("status --json has the counts");
+        Audit::of(fixture.status(), fixture.log_records(), journals)
+    }
+
+    /// The audit of what `status --json` printed (`status`), the log's records as the file
+    /// log writes them (`records`, from a file or a database), and the servers' journals.
+    pub fn of(
+        status: serde_json::Value,
+        records: Vec<serde_json::Value>,
+        journals: &[Journal],
+    ) -> Audit {
+        let counts = serde_json::from_value(status).expect("status --json has the counts");
         let mut log: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-        for record in fixture.log_records() {
+        for record in records {
             let text = |key: &str| record[key].as_str().unwrap_or_default().to_owned();
             log.entry(text("rcpt")).or_default().push(Entry {
                 event: text("event"),

@@ -234,6 +234,11 @@ impl Running {
 impl Fixture {
     /// Starts `missive send <campaign> --smtp <url> [more…]` without waiting for it.
     pub fn start_send(&self, smtp_url: &str, more: &[&str]) -> Running {
+        self.start_send_with(smtp_url, more, &[])
+    }
+
+    /// [`Fixture::start_send`] with `env` added to the environment (a database's password).
+    pub fn start_send_with(&self, smtp_url: &str, more: &[&str], env: &[(&str, &str)]) -> Running {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, Ordering::SeqCst);
         let stdout = self.path(&format!("run-{n}.stdout"));
@@ -246,6 +251,7 @@ impl Fixture {
             .env_remove("MISSIVE_SMTP_PASSWORD")
             .env_remove("MISSIVE_UNSUBSCRIBE_SECRET")
             .env_remove("MISSIVE_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())

@@ -224,6 +224,14 @@ impl PgTarget {
         })
     }
 
+    /// Whether `text` names a database (`postgres://` or `postgresql://`) rather than a file.
+    pub fn is_url(text: &str) -> bool {
+        let scheme = text.split_once("://").map(|(scheme, _)| scheme);
+        scheme.is_some_and(|s| {
+            s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql")
+        })
+    }
+
     /// Whether the connection is encrypted (and the server's certificate verified).
     pub fn uses_tls(&self) -> bool {
         self.tls
