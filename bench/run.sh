@@ -9,7 +9,8 @@
 #
 # Knobs (environment): N messages per SMTP run, N_MAILMERGE for the mailmerge comparison,
 # N_RENDER rows for render + build, ROUNDS runs of each SMTP send (the best is kept), RENDER_ROUNDS
-# interleaved off/on pairs of render + build passes (medians), BIG recipients for the memory and
+# interleaved off/on pairs of render + build passes (medians), N_CALLGRIND rows counted under
+# valgrind's callgrind (skipped when valgrind is missing or N_CALLGRIND=0), BIG recipients for the memory and
 # replay figures, CARGO_TARGET_DIR as usual.
 set -euo pipefail
 
@@ -20,7 +21,9 @@ N=${N:-2000}
 N_MAILMERGE=${N_MAILMERGE:-1000}
 N_RENDER=${N_RENDER:-20000}
 ROUNDS=${ROUNDS:-3}
-RENDER_ROUNDS=${RENDER_ROUNDS:-5}
+RENDER_ROUNDS=${RENDER_ROUNDS:-10}
+# Rows of the callgrind pass of section 2 (instructions, which the machine's load does not move).
+N_CALLGRIND=${N_CALLGRIND:-5000}
 BIG=${BIG:-1000000}
 CONCURRENCIES=(1 4 16)
 # Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
@@ -172,6 +175,7 @@ prepare() {
     python3 "$gen" recipients "$WORK/smtp.csv" "$N"
     python3 "$gen" recipients "$WORK/mailmerge.csv" "$N_MAILMERGE"
     python3 "$gen" recipients "$WORK/render.csv" "$N_RENDER"
+    python3 "$gen" recipients "$WORK/callgrind.csv" "$N_CALLGRIND"
     python3 "$gen" recipients "$WORK/one.csv" 1
     python3 "$gen" recipients "$WORK/big.csv" "$BIG"
     CAMPAIGN_ID=$(sed -n 's/^id = "\(.*\)"/\1/p' "$ROOT/campaign.toml")
@@ -256,7 +260,7 @@ median_of() {
 }
 
 section_render() {
-    table "2. render + build on one core (taskset -c 0), $N_RENDER messages, pool 4, median of $RENDER_ROUNDS interleaved off/on passes"
+    table "2. render + build on one core (taskset -c 0), $N_RENDER messages, pool 4, median of $RENDER_ROUNDS interleaved off/on pairs"
     taskset -c 0 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 4 "$RENDER_ROUNDS" \
         >"$WORK/render.out"
     local off on cost cpu
@@ -271,6 +275,7 @@ section_render() {
     row "cost of the send log, wall clock (waits for fsync included)" "$cost %" "" "" "<= 10 %" "$(met "$cost" "<=" 10)"
     cpu=$(median_of cpu_cost "$WORK/render.out")
     row "cost of the send log, CPU time of the core" "$cpu %" "" "" "<= 10 %" "$(met "$cpu" "<=" 10)"
+    callgrind_rows
     # More connections, each holding a message while its attempt syncs.
     taskset -c 0 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 16 "$RENDER_ROUNDS" \
         >"$WORK/render16.out"
@@ -279,6 +284,34 @@ section_render() {
     on16=$(median_of on "$WORK/render16.out")
     row "  diagnostic: pool 16, log off / on (messages/s)" "$on16" "$off16 (off)" "$(calc "$on16 / $off16" 2)" "" ""
     row "  diagnostic: cost of the send log at pool 16" "$(median_of cost "$WORK/render16.out") %" "" "" "" ""
+}
+
+# callgrind_rows: one pass with the log off and one with it on, under valgrind's callgrind (the
+# two at once, one a core): the instructions each runs in user space, per message. The figure
+# is the same whatever the machine does, so it tells the log's own work from the machine's
+# noise; it leaves out the kernel (the write and the sync) and the waits, which the rows above
+# hold.
+callgrind_rows() {
+    if [[ "$N_CALLGRIND" == 0 ]] || ! command -v valgrind >/dev/null; then
+        row "  diagnostic: instructions (valgrind not installed)" "" "" "" "" ""
+        return 0
+    fi
+    local kind pids=()
+    for kind in off on; do
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$RENDER" "$WORK/render.toml" \
+            "$WORK/callgrind.csv" "$WORK/renderlogs" 4 1 "$kind" >"$WORK/callgrind.$kind.out" \
+            2>"$WORK/callgrind.$kind.err" &
+        pids+=($!)
+    done
+    # Only these two: smtp-sink is a child of this shell too.
+    wait "${pids[@]}"
+    local ioff ion
+    ioff=$(awk '/Collected :/ { print $NF }' "$WORK/callgrind.off.err")
+    ion=$(awk '/Collected :/ { print $NF }' "$WORK/callgrind.on.err")
+    [[ -n "$ioff" && -n "$ion" ]] || { cat "$WORK"/callgrind.*.err >&2; exit 1; }
+    row "  instructions/message, log on / off (callgrind)" \
+        "$(calc "$ion / $N_CALLGRIND" 0)" "$(calc "$ioff / $N_CALLGRIND" 0) (off)" "$(calc "$ion / $ioff" 3)" "" ""
+    row "  cost of the send log, user-space instructions" "$(calc "100 * (1 - $ioff / $ion)" 1) %" "" "" "" ""
 }
 
 section_big() {

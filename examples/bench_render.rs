@@ -5,11 +5,14 @@
 //! the same runtime, `pool` workers, the same queue) delivering to a [`Sink`], which takes every
 //! message at once with a `250` and no network. With the log on, the run records through the
 //! group-commit `LogWriter` over a `FileLog`, as `send` does; with it off, through the same
-//! writer over a `MemoryLog` (what a dry run uses). So the difference between the two is what
-//! the log on disk costs a real run, and nothing else.
+//! writer over a log that keeps nothing ([`Discard`]; a dry run's `MemoryLog` keeps every
+//! record, and its growing memory would weigh on the off side). So the difference between the
+//! two is what the log on disk costs a real run, and nothing else.
 //!
 //! The machine is shared and its speed drifts: the passes alternate, off then on, then on then
-//! off, so that a drift weighs on both alike, and the cost is taken from the medians.
+//! off, so that a drift weighs on both alike. The wall-clock cost is the median of each
+//! round's own cost (its on pass against the off pass next to it), so a slow moment of the
+//! machine spoils one round's figure rather than shifting one side's median.
 //!
 //! Two costs come out. The wall-clock one (`cost`) is what a run with a server that answers at
 //! once would lose; with such a server every message soon waits for its attempt to be durable,
@@ -18,10 +21,12 @@
 //! included) is what the log takes from the core, which the disk does not move.
 //!
 //! Usage: `bench_render CAMPAIGN RECIPIENTS LOG_DIR POOL ROUNDS [on|off]`. Prints one line per
-//! pass, `pass=N log=on|off messages=M seconds=S bytes=B cpu=S`, then one line for the whole
-//! invocation, `median log=off rate=R log=on rate=R cost=C% cpu_cost=D%` (rates in
-//! messages/s, cost = 1 − on / off of the median rates, cpu_cost = 1 − off / on of the CPU
-//! time summed over the passes). With `on` or `off`, only passes of that kind run, and no median line: for
+//! pass, `pass=N log=on|off messages=M seconds=S bytes=B cpu=S`, one line per round,
+//! `round=N cost=C%`, then one line for the whole invocation, `median log=off rate=R log=on
+//! rate=R cost=C% cpu_cost=D%` (rates in messages/s, the median rates of each kind; cost = the
+//! median over the rounds of 1 − on / off; cpu_cost = 1 − off / on of the CPU time summed over
+//! the passes, whose clock counts in hundredths of a second). With `on` or `off`, only passes
+//! of that kind run, and no median line: for
 //! counting instructions under `valgrind --tool=callgrind`, which the disk's latency, unlike
 //! the wall clock, does not move (see bench/README.md).
 
@@ -37,7 +42,16 @@ use missive::ratelimit::{Limits, Pace};
 use missive::recipients::RecipientReader;
 use missive::render::Template;
 use missive::send::{Content, Engine, InDoubt, RunLimits, Sink};
-use missive::sendlog::{FileLog, LogWriter, MemoryLog, Replay, SendLog};
+use missive::sendlog::{FileLog, LogWriter, Record, Replay, SendLog, SendLogError};
+
+/// The log turned off: every record is taken and dropped at once.
+struct Discard;
+
+impl SendLog for Discard {
+    fn append(&mut self, _: &[Record]) -> Result<(), SendLogError> {
+        Ok(())
+    }
+}
 
 /// What one pass measured.
 struct Pass {
@@ -89,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let (mut off, mut on) = (Vec::new(), Vec::new());
     let (mut cpu_off, mut cpu_on) = (0.0, 0.0);
+    let mut costs = Vec::new();
     for round in 0..rounds {
         // Off then on, then on then off: a drift of the machine's speed weighs on both.
         let order = if round % 2 == 0 {
@@ -96,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         } else {
             [true, false]
         };
+        let mut round_rates = [None, None];
         for log_on in order {
             if only.is_some_and(|only| only != log_on) {
                 continue;
@@ -114,6 +130,12 @@ fn main() -> anyhow::Result<()> {
             *if log_on { &mut cpu_on } else { &mut cpu_off } += pass.cpu;
             let rate = pass.messages as f64 / pass.seconds;
             if log_on { &mut on } else { &mut off }.push(rate);
+            round_rates[usize::from(log_on)] = Some(rate);
+        }
+        if let [Some(off), Some(on)] = round_rates {
+            let cost = 1.0 - on / off;
+            println!("round={round} cost={:.1}%", 100.0 * cost);
+            costs.push(cost);
         }
     }
     if only.is_some() {
@@ -122,18 +144,18 @@ fn main() -> anyhow::Result<()> {
     let (off, on) = (median(off), median(on));
     println!(
         "median log=off rate={off:.0} log=on rate={on:.0} cost={:.1}% cpu_cost={:.1}%",
-        100.0 * (1.0 - on / off),
+        100.0 * median(costs),
         100.0 * (1.0 - cpu_off / cpu_on)
     );
     Ok(())
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    match rates.len() {
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
         0 => f64::NAN,
-        n if n % 2 == 1 => rates[n / 2],
-        n => (rates[n / 2 - 1] + rates[n / 2]) / 2.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -161,7 +183,7 @@ async fn one_pass(loaded: &Loaded, log: Option<PathBuf>, pool: usize) -> anyhow:
     let cpu_before = cpu_seconds()?;
     let backend: Box<dyn SendLog> = match &log {
         Some(path) => Box::new(FileLog::open(path, &loaded.campaign.id)?.0),
-        None => Box::new(MemoryLog::default()),
+        None => Box::new(Discard),
     };
     let (writer, writer_thread) = LogWriter::spawn(backend);
     let mut reader = RecipientReader::open(&loaded.recipients, &loaded.campaign.name_columns)?;
