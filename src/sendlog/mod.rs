@@ -336,6 +336,30 @@ pub trait SendLog: Send {
     fn append(&mut self, records: &[Record]) -> Result<(), SendLogError>;
 }
 
+impl Event {
+    /// The event's name and its fields, flat: (`event`, `letter`, `reply`, `retry_at`, `via`),
+    /// as the replay folds them and the database stores them.
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &'static str,
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+    ) {
+        match self {
+            Event::Attempt { letter } => ("attempt", letter.as_deref(), None, None, None),
+            Event::Sent { reply, via } => ("sent", None, Some(reply), None, via.as_deref()),
+            Event::Deferred { reply, retry_at } => {
+                ("deferred", None, Some(reply), retry_at.as_deref(), None)
+            }
+            Event::Failed { reply } => ("failed", None, Some(reply), None, None),
+            Event::Withdrawn => ("withdrawn", None, None, None, None),
+        }
+    }
+}
+
 /// Keeps records in memory only: for dry runs, which must never touch the real log.
 #[derive(Debug, Default)]
 pub struct MemoryLog {

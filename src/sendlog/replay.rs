@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::{Event, Header, Record, Status, parse_timestamp};
+use super::{Header, Record, Status, parse_timestamp};
 use crate::address::RecipientKey;
 use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
@@ -80,21 +80,7 @@ impl Default for Replay {
 impl Replay {
     /// Folds one record into the state.
     pub fn apply(&mut self, record: &Record) {
-        let (event, letter, reply, retry_at, via) = match &record.event {
-            Event::Attempt { letter } => ("attempt", letter.as_deref(), None, None, None),
-            Event::Sent { reply, via } => {
-                ("sent", None, Some(reply.as_str()), None, via.as_deref())
-            }
-            Event::Deferred { reply, retry_at } => (
-                "deferred",
-                None,
-                Some(reply.as_str()),
-                retry_at.as_deref(),
-                None,
-            ),
-            Event::Failed { reply } => ("failed", None, Some(reply.as_str()), None, None),
-            Event::Withdrawn => ("withdrawn", None, None, None, None),
-        };
+        let (event, letter, reply, retry_at, via) = record.event.parts();
         let line = Line {
             at: record.at.as_str().into(),
             event: event.into(),
@@ -323,6 +309,7 @@ fn reason(reply: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sendlog::Event;
     use crate::sendlog::tests::sent;
 
     #[test]

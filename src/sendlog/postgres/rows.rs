@@ -8,7 +8,7 @@ use tokio_postgres::{Client, Statement};
 
 use super::errors::{database_error, timely};
 use crate::sendlog::replay::Line;
-use crate::sendlog::{Event, Record, Replay, SendLogError, parse_timestamp};
+use crate::sendlog::{Record, Replay, SendLogError, parse_timestamp};
 
 /// Rows fetched at a time while replaying: a million records are never in memory at once.
 const REPLAY_CHUNK: i32 = 4096;
@@ -130,21 +130,7 @@ impl<'a> Columns<'a> {
     }
 
     fn push(&mut self, record: &'a Record) {
-        let (event, letter, reply, retry_at, via) = match &record.event {
-            Event::Attempt { letter } => ("attempt", letter.as_deref(), None, None, None),
-            Event::Sent { reply, via } => {
-                ("sent", None, Some(reply.as_str()), None, via.as_deref())
-            }
-            Event::Deferred { reply, retry_at } => (
-                "deferred",
-                None,
-                Some(reply.as_str()),
-                retry_at.as_deref(),
-                None,
-            ),
-            Event::Failed { reply } => ("failed", None, Some(reply.as_str()), None, None),
-            Event::Withdrawn => ("withdrawn", None, None, None, None),
-        };
+        let (event, letter, reply, retry_at, via) = record.event.parts();
         self.at.push(parse_timestamp(&record.at));
         self.event.push(event);
         self.rcpt.push(&record.rcpt);
