@@ -4,6 +4,9 @@
 //! This is the edge where errors get their context (`anyhow`) and outcomes become [`Exit`]
 //! codes that cron reads: 0 done, 75 run again later, 65 the campaign cannot be sent as it
 //! stands, 1 anything else.
+//!
+//! Each command lives in a file of its own; this one keeps what they share (loading a campaign
+//! once, its secret, its relays), which is why it runs a little over 400 lines.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

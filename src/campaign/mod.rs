@@ -16,15 +16,18 @@ use std::time::{Duration, SystemTime};
 use lettre::message::Mailbox;
 
 use crate::dkim::DkimSettings;
-use crate::error::{Classify, ErrorKind};
 use crate::ratelimit::Limits;
 use crate::retry::RetryPolicy;
 use crate::send::Failover;
-use crate::smtp::{Endpoint, mask_credentials, mask_url};
+use crate::smtp::Endpoint;
 use crate::suppression::Reason;
 
+mod error;
 mod file;
 mod value;
+
+pub use error::CampaignError;
+use error::{line_of, toml_error};
 
 use file::{CampaignFile, DkimSection, FallbackSection, RetrySection, UnsubscribeSection};
 
@@ -42,38 +45,6 @@ pub const MAX_ID_CHARS: usize = 64;
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
 /// The fallback relay's password.
 pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
-
-/// Why a campaign file could not be loaded. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
-    #[error("cannot read campaign file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The TOML is malformed, a key is unknown or missing; `message` comes from the TOML parser
-    /// and names the line, column and key.
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
-    /// A value is refused (or of the wrong type): `field` is its dotted key, such as `smtp.url`.
-    #[error("{path}:{line}: field `{field}`: {problem}")]
-    InvalidAt {
-        path: PathBuf,
-        line: usize,
-        field: String,
-        problem: String,
-    },
-}
-
-impl Classify for CampaignError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            CampaignError::Read { .. }
-            | CampaignError::Syntax { .. }
-            | CampaignError::InvalidAt { .. } => ErrorKind::Invalid,
-        }
-    }
-}
 
 /// The unsubscribe settings of a campaign, validated.
 #[derive(Debug, Clone)]
@@ -338,74 +309,6 @@ impl Campaign {
     pub fn default_log_path(&self) -> PathBuf {
         self.dir().join(format!("{}.sendlog.jsonl", self.id))
     }
-}
-
-/// What the TOML parser refused, as a [`CampaignError`]: a value refused by its check (or of the
-/// wrong type) is named by its key and line; anything else (a syntax error, an unknown or a
-/// missing key) as the parser says it, which quotes the line.
-fn toml_error(path: &Path, text: &str, error: toml::de::Error) -> CampaignError {
-    if let Some(span) = error.span()
-        && let Some(field) = key_of_value_at(text, span.start)
-    {
-        return CampaignError::InvalidAt {
-            path: path.to_owned(),
-            line: line_of(text, span.start),
-            field,
-            // The checks never quote a password; a wrong type's message may quote the value.
-            problem: mask_credentials(error.message()),
-        };
-    }
-    CampaignError::Syntax {
-        path: path.to_owned(),
-        // The parser quotes the line it stopped on, which may be a URL with a password.
-        message: mask_quoted_lines(error.to_string().trim_end()),
-    }
-}
-
-/// The parser's message with every credential masked. A line that quotes an SMTP URL is masked
-/// as one URL: its password may hold a space or a quote (the very mistake that broke the
-/// syntax), where [`mask_credentials`] would cut it into words and miss it.
-fn mask_quoted_lines(message: &str) -> String {
-    let lines: Vec<String> = message
-        .lines()
-        .map(|line| {
-            let whole = line
-                .to_ascii_lowercase()
-                .contains("smtp")
-                .then(|| mask_url(line))
-                .flatten();
-            mask_credentials(whole.as_deref().unwrap_or(line))
-        })
-        .collect();
-    lines.join("\n")
-}
-
-/// The dotted key (`smtp.url`) of the value that holds byte `offset` of `text`, unless `offset`
-/// is outside every value (on a key, or on a table's header) or `text` is not valid TOML.
-fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
-    fn find(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
-        for (key, value) in table {
-            path.push(key.get_ref().to_string());
-            let found = match value.get_ref() {
-                // A table's span may cover its header, or nothing (`[a.b]` makes `a`): look in.
-                toml::de::DeValue::Table(inner) => find(inner, offset, path),
-                _ => value.span().contains(&offset),
-            };
-            if found {
-                return true;
-            }
-            path.pop();
-        }
-        false
-    }
-    let document = toml::de::DeTable::parse(text).ok()?;
-    let mut path = Vec::new();
-    find(document.get_ref(), offset, &mut path).then(|| path.join("."))
-}
-
-/// The line (from 1) of byte `offset` of `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 fn fallback_settings(section: FallbackSection, base: &Path) -> RelaySettings {
