@@ -50,6 +50,27 @@ fn a_window_closed_now_connects_to_nobody_and_says_when_it_opens() {
     assert!(server.messages().is_empty());
     assert!(fixture.log_records().is_empty());
 
+    let status = fixture.status();
+    assert_eq!(status["window_opens"], utc.as_str(), "{status}");
+    assert_eq!(status["window_closes"], serde_json::Value::Null, "{status}");
+    assert_eq!(status["pending"], 3, "{status}");
+    let text = fixture.command("status", &[]);
+    let written = format!("{day} 09:00-18:00 Europe/Paris");
+    assert!(
+        text.stdout
+            .contains(&format!("window {written}: closed, opens {utc}")),
+        "{}",
+        text.all()
+    );
+    let check = fixture.command("check", &[]);
+    assert!(
+        check.stdout.contains(&format!(
+            "window {written}: messages go only then (closed now"
+        )) && check.stdout.contains(&utc),
+        "{}",
+        check.all()
+    );
+
     // A rehearsal ignores the window, as it ignores send_after.
     let dry = fixture.command("send", &["--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.all());
@@ -68,7 +89,15 @@ fn a_window_open_now_mails_everyone() {
         .collect();
     to.sort();
     assert_eq!(to.len(), 4, "{to:?}");
-    assert_eq!(fixture.status()["sent"], 4);
+    let status = fixture.status();
+    assert_eq!(status["sent"], 4, "{status}");
+    assert_eq!(status["window_opens"], serde_json::Value::Null, "{status}");
+    assert!(
+        status["window_closes"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("T00:00:00Z")),
+        "{status}"
+    );
 }
 
 #[test]
