@@ -244,6 +244,7 @@ where
                     max_duration,
                     rate,
                     send_before: None,
+                    window_closes: None,
                 },
                 allow_changed_letter,
                 in_doubt: match in_doubt {

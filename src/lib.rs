@@ -49,3 +49,4 @@ pub mod suppression;
 mod typography;
 pub mod unsubscribe;
 pub mod verp;
+pub mod window;

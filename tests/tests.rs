@@ -40,3 +40,4 @@ mod sink;
 mod test_send;
 mod tls;
 mod verp;
+mod window;

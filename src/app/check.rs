@@ -152,6 +152,17 @@ fn print_send_window(campaign: &crate::campaign::Campaign) {
             timestamp(before)
         );
     }
+    if let Some(window) = &campaign.window {
+        let now = match window.at(now) {
+            crate::window::State::Open { closes } => {
+                format!("open now, closes {}", window.describe(closes))
+            }
+            crate::window::State::Closed { opens } => {
+                format!("closed now, opens {}", window.describe(opens))
+            }
+        };
+        println!("window {window}: messages go only then ({now})");
+    }
 }
 
 /// Where bounces go: the envelope sender every message carries.

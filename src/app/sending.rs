@@ -7,6 +7,7 @@ mod dead_mailboxes;
 mod expired;
 mod progress_bar;
 mod test_send;
+mod window;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +76,14 @@ pub(super) async fn send(
     if let Some(test) = &send.test {
         return test_send::send(loaded, options, test).await;
     }
+    // A rehearsal ignores the window, as it ignores send_after.
+    let window_closes = match send.dry_run {
+        true => None,
+        false => match window::closed_now(campaign) {
+            Ok(closes) => closes,
+            Err(exit) => return Ok(exit),
+        },
+    };
     let mut reader = loaded.recipients()?;
     let mut pace_limits = campaign.limits.clone();
     pace_limits.rate = send.limits.rate.or(pace_limits.rate);
@@ -169,6 +178,7 @@ pub(super) async fn send(
     // A rehearsal may come after the real thing's window: it sends to a catcher.
     let limits = RunLimits {
         send_before: campaign.send_before.filter(|_| !send.dry_run),
+        window_closes,
         ..send.limits.clone()
     };
     let result = crate::send::run(
@@ -201,6 +211,7 @@ pub(super) async fn send(
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     print_expired(&report, campaign);
+    window::print_closed(&report, campaign);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }
@@ -357,6 +368,7 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         Some(Stopped::MaxDuration) => {
             println!("stopped: --max-duration reached; run again to go on")
         }
+        Some(Stopped::WindowClosed) => println!("stopped: the sending window closed"),
         Some(Stopped::Quota(spent)) => println!(
             "stopped: the {} quota is spent until {}; run again then",
             spent.window,

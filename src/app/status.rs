@@ -13,6 +13,7 @@ use crate::recipients::Row;
 use crate::send::{Decision, InDoubt, decide};
 use crate::sendlog::{CampaignClaim, SendLogError, Status, timestamp};
 use crate::suppression::Reason;
+use crate::window::State;
 
 /// How many people of the list each suppression list holds.
 #[derive(Debug, Default, Serialize)]
@@ -69,6 +70,12 @@ struct Report {
     log_exists: bool,
     /// The campaign's `send_before`, when it has one (RFC 3339).
     send_before: Option<String>,
+    /// The campaign's `[window]` as written (`mon tue 09:00-18:00 Europe/Paris`), if any.
+    window: Option<String>,
+    /// When the window next opens (RFC 3339, UTC), when it is closed now.
+    window_opens: Option<String>,
+    /// When the window closes (RFC 3339, UTC), when it is open now.
+    window_closes: Option<String>,
 }
 
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
@@ -180,6 +187,13 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     report.eta_secs = eta(report.pending + report.deferred + report.in_doubt, campaign);
     report.letter_changed = super::letter_changed(&replay, &loaded.fingerprint);
     report.send_before = campaign.send_before.map(timestamp);
+    if let Some(window) = &campaign.window {
+        report.window = Some(window.to_string());
+        match window.at(now) {
+            State::Open { closes } => report.window_closes = Some(timestamp(closes)),
+            State::Closed { opens } => report.window_opens = Some(timestamp(opens)),
+        }
+    }
 
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -251,6 +265,13 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &LogPl
     }
     if let Some(before) = &report.send_before {
         println!("  send_before {before}: nothing is sent from then on");
+    }
+    if let Some(window) = &report.window {
+        match (&report.window_opens, &report.window_closes) {
+            (Some(opens), _) => println!("  window {window}: closed, opens {opens}"),
+            (_, Some(closes)) => println!("  window {window}: open, closes {closes}"),
+            _ => {}
+        }
     }
     if let Some(next) = &report.next_retry {
         println!("  next retry due {next}");

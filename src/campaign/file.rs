@@ -44,6 +44,8 @@ pub(super) struct CampaignFile {
     /// RFC 3339: past this time `send` sends nothing more (those never attempted expire).
     /// Spanned: it must come after `send_after`.
     pub(super) send_before: Option<toml::Spanned<Time>>,
+    /// `[window]`: the days and hours, in a time zone, within which messages go.
+    pub(super) window: Option<crate::window::Window>,
     /// The send log: a file (relative to the campaign file) or a PostgreSQL URL.
     pub(super) send_log: Option<SendLogValue>,
     pub(super) unsubscribe: Option<UnsubscribeSection>,

@@ -128,6 +128,8 @@ pub struct Campaign {
     pub send_after: Option<SystemTime>,
     /// Past it, nothing more is sent: a year-end appeal must not arrive on 3 January.
     pub send_before: Option<SystemTime>,
+    /// `[window]`: outside it nothing is sent (a run started there exits 75).
+    pub window: Option<crate::window::Window>,
     /// `send_log`: a file (resolved against the campaign's folder) or a PostgreSQL URL, used
     /// when `--log` names none.
     pub send_log: Option<String>,
@@ -248,6 +250,7 @@ impl Campaign {
             failover,
             send_after,
             send_before: send_before.map(|(_, before)| before),
+            window: file.window,
             send_log: file.send_log.map(|log| match log.0 {
                 url if crate::sendlog::PgTarget::is_url(&url) => url,
                 path => base.join(path).display().to_string(),

@@ -455,3 +455,35 @@ fn bounces_section_defaults_and_refusals_name_their_line() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn window_is_read_and_a_wrong_one_named_by_line_and_field() {
+    let window = |body: &str| format!("{MINIMAL}[window]\n{body}");
+    let ok = window(
+        "days = [\"mon\", \"fri\"]\nhours = \"09:00-18:00\"\ntime_zone = \"Europe/Paris\"\n",
+    );
+    let c = Campaign::parse(Path::new("c.toml"), &ok).unwrap();
+    assert_eq!(
+        c.window.unwrap().to_string(),
+        "mon fri 09:00-18:00 Europe/Paris"
+    );
+    for (body, expected) in [
+        (
+            "days = [\"lun\"]\nhours = \"09:00-18:00\"\ntime_zone = \"UTC\"\n",
+            "c.toml:10: field `window.days`: \"lun\" is not a day",
+        ),
+        (
+            "days = [\"mon\"]\nhours = \"18:00-09:00\"\ntime_zone = \"UTC\"\n",
+            "c.toml:11: field `window.hours`: \"18:00-09:00\" ends before it starts",
+        ),
+        (
+            "days = [\"mon\"]\nhours = \"09:00-18:00\"\ntime_zone = \"Paris\"\n",
+            "c.toml:12: field `window.time_zone`: \"Paris\" is not a time zone",
+        ),
+    ] {
+        let err = Campaign::parse(Path::new("c.toml"), &window(body))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(expected), "{expected}\n{err}");
+    }
+}

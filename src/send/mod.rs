@@ -82,6 +82,9 @@ pub struct RunLimits {
     pub rate: Option<f64>,
     /// The campaign's `send_before`: from then on no message is handed over; the rest expire.
     pub send_before: Option<SystemTime>,
+    /// When the campaign's `[window]` closes: from then on no message is taken; those in hand
+    /// are finished and the run stops (the rest wait for the window's next opening).
+    pub window_closes: Option<SystemTime>,
 }
 
 /// What to do with messages an earlier run left in doubt (handed over, no reply recorded).
@@ -159,6 +162,7 @@ pub async fn run<D: Delivery>(
         patience,
         deadline: limits.max_duration.map(|max| started + max),
         send_before: limits.send_before,
+        window_closes: limits.window_closes,
     });
     // The caller's shutdown is one more reason to stop, told apart by the report. The watch
     // ends with the run, whichever way it ends (a `JoinSet` aborts its tasks when dropped); it
@@ -278,6 +282,11 @@ pub async fn run<D: Delivery>(
             .is_some_and(|max| started.elapsed() >= max)
         {
             Some(Stopped::MaxDuration)
+        } else if limits
+            .window_closes
+            .is_some_and(|closes| SystemTime::now() >= closes)
+        {
+            Some(Stopped::WindowClosed)
         } else {
             None
         };

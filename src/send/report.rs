@@ -18,6 +18,8 @@ use crate::smtp::RelayName;
 pub enum Stopped {
     MaxMessages,
     MaxDuration,
+    /// The campaign's `[window]` closed: the rest waits for its next opening.
+    WindowClosed,
     /// A quota is spent until later than the run may wait.
     Quota(QuotaSpent),
     Unreachable(String),
@@ -47,6 +49,7 @@ impl Classify for Stopped {
             Stopped::LoginRefused { .. } | Stopped::Untrusted { .. } => ErrorKind::Invalid,
             Stopped::MaxMessages
             | Stopped::MaxDuration
+            | Stopped::WindowClosed
             | Stopped::Quota(_)
             | Stopped::Unreachable(_)
             | Stopped::Interrupted => ErrorKind::TryAgain,

@@ -74,6 +74,8 @@ pub struct Shared<D: Delivery> {
     pub deadline: Option<Instant>,
     /// The campaign's `send_before`: no message is handed over from then on.
     pub send_before: Option<SystemTime>,
+    /// When the campaign's `[window]` closes: no message is handed over from then on.
+    pub window_closes: Option<SystemTime>,
 }
 
 impl<D: Delivery> Shared<D> {
@@ -95,7 +97,18 @@ impl<D: Delivery> Shared<D> {
             // The queue holds messages taken before the deadline: they wait for the next run.
             self.stop(Stopped::MaxDuration);
         }
+        if self
+            .window_closes
+            .is_some_and(|closes| SystemTime::now() >= closes)
+        {
+            self.stop(Stopped::WindowClosed);
+        }
         self.halt.borrow().is_some()
+    }
+
+    /// True once the campaign's `[window]` has closed (the run then stops).
+    fn window_shut(&self) -> bool {
+        self.stopping() && *self.halt.borrow() == Some(Stopped::WindowClosed)
     }
 
     /// True once `send_before` has passed: what is not in hand is withdrawn, not sent.
@@ -216,6 +229,11 @@ impl<'a, D: Delivery> Worker<'a, D> {
                         None => true,
                         Some(Err(spent)) => {
                             shared.stop(Stopped::Quota(spent));
+                            self.open = Some((connection, relay));
+                            return Ok(Some(job));
+                        }
+                        // Its turn in the pace may have come after the window closed.
+                        Some(Ok(())) if shared.window_shut() => {
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }

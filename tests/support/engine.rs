@@ -44,6 +44,20 @@ impl Prepared {
         log: Box<dyn SendLog>,
         fingerprint: &str,
     ) -> Result<RunReport, SendError> {
+        let unlimited = (&Limits::default(), &RunLimits::default());
+        self.send_limited(reader, replay, route, log, fingerprint, unlimited)
+    }
+
+    /// [`Prepared::send`] at a pace and within a run's limits.
+    pub fn send_limited<D: Delivery>(
+        &self,
+        reader: &mut RecipientReader,
+        replay: &Replay,
+        route: D,
+        log: Box<dyn SendLog>,
+        fingerprint: &str,
+        (pace, limits): (&Limits, &RunLimits),
+    ) -> Result<RunReport, SendError> {
         let content = Content {
             template: &self.template,
             composer: &self.composer,
@@ -55,7 +69,7 @@ impl Prepared {
             log,
             connections: 2,
             retry: Default::default(),
-            pace: Pace::new(&Limits::default(), &Default::default()),
+            pace: Pace::new(pace, &Default::default()),
             in_doubt: InDoubt::Resend,
             progress: Arc::default(),
             refusals: None,
@@ -69,7 +83,7 @@ impl Prepared {
             reader,
             replay,
             engine,
-            &RunLimits::default(),
+            limits,
             std::future::pending(),
         ));
         log_thread.join().unwrap();

@@ -1,0 +1,228 @@
+//! The campaign's sending window (`[window]` in campaign.toml): days of the week and hours of
+//! the day, in an IANA time zone, within which messages go. [`Window::at`] says, for an instant,
+//! whether the window is open and until when, or when it next opens; daylight saving time is the
+//! zone's (jiff's bundled tz database), so `09:00` stays nine in the morning all year.
+//!
+//! A window over midnight (`22:00-06:00`) is refused: it reads as two windows on two days, and
+//! which day's name covers the early hours is a guess this file should not make. One person's
+//! own time zone (`time_zone_column`) is not read yet.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+use serde::Deserialize;
+
+/// `[window]`: days, hours and the time zone they are read in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub days: Days,
+    pub hours: Hours,
+    pub time_zone: Zone,
+}
+
+/// `days = ["mon", "tue", …]`: at least one, each named once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct Days(Vec<Weekday>);
+
+/// `hours = "09:00-18:00"`: from the first time (included) to the second (excluded), same day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Hours {
+    start: Time,
+    end: Time,
+}
+
+/// `time_zone = "Europe/Paris"`: an IANA name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Zone(TimeZone);
+
+/// The window as seen at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages may go until `closes`.
+    Open { closes: SystemTime },
+    /// Nothing goes before `opens`.
+    Closed { opens: SystemTime },
+}
+
+const NAMES: [(&str, Weekday); 7] = [
+    ("mon", Weekday::Monday),
+    ("tue", Weekday::Tuesday),
+    ("wed", Weekday::Wednesday),
+    ("thu", Weekday::Thursday),
+    ("fri", Weekday::Friday),
+    ("sat", Weekday::Saturday),
+    ("sun", Weekday::Sunday),
+];
+
+impl TryFrom<Vec<String>> for Days {
+    type Error = String;
+
+    fn try_from(names: Vec<String>) -> Result<Self, String> {
+        if names.is_empty() {
+            return Err("names no day: the window would never open; write e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]".into());
+        }
+        let mut days = Vec::new();
+        for name in names {
+            let Some((_, day)) = NAMES.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) else {
+                return Err(format!(
+                    "{name:?} is not a day: write mon, tue, wed, thu, fri, sat or sun"
+                ));
+            };
+            if days.contains(day) {
+                return Err(format!("{name:?} is named twice"));
+            }
+            days.push(*day);
+        }
+        Ok(Days(days))
+    }
+}
+
+impl TryFrom<String> for Hours {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let refused = || format!("{text:?} is not hours such as \"09:00-18:00\"");
+        let time = |part: &str| -> Result<Time, String> {
+            let (h, m) = part.trim().split_once(':').ok_or_else(refused)?;
+            let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(h) || !digits(m) {
+                return Err(refused());
+            }
+            let (h, m): (i8, i8) = (
+                h.parse().map_err(|_| refused())?,
+                m.parse().map_err(|_| refused())?,
+            );
+            // `24:00` is the end of the day: the last minute is then in the window.
+            match (h, m) {
+                (24, 0) => Ok(Time::MAX),
+                _ => Time::new(h, m, 0, 0).map_err(|_| refused()),
+            }
+        };
+        let (start, end) = text.split_once('-').ok_or_else(refused)?;
+        let (start, end) = (time(start)?, time(end)?);
+        if start == Time::MAX {
+            return Err(refused());
+        }
+        if start >= end {
+            return Err(format!(
+                "{text:?} ends before it starts: a window over midnight is not supported; \
+                 write the hours of one day, such as \"09:00-18:00\" (\"00:00-24:00\" is the whole day)"
+            ));
+        }
+        Ok(Hours { start, end })
+    }
+}
+
+impl TryFrom<String> for Zone {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        TimeZone::get(&name).map(Zone).map_err(|_| {
+            format!("{name:?} is not a time zone: write an IANA name such as \"Europe/Paris\"")
+        })
+    }
+}
+
+impl Window {
+    /// Whether messages may go at `now`, and until when; or when they next may.
+    pub fn at(&self, now: SystemTime) -> State {
+        let zone = &self.time_zone.0;
+        let now = Timestamp::try_from(now).unwrap_or(Timestamp::MAX);
+        let today = now.to_zoned(zone.clone()).date();
+        // A day named in `days` comes within the week; a window emptied by a DST gap (02:00-
+        // 03:00 on the last Sunday of March in Paris) is passed over, and the one after sought.
+        let mut day = today;
+        for _ in 0..15 {
+            if self.days.0.contains(&day.weekday()) {
+                let (start, end) = (
+                    self.instant(day, self.hours.start),
+                    self.instant(day, self.hours.end),
+                );
+                if start < end && now < end {
+                    return match now >= start {
+                        true => State::Open { closes: end.into() },
+                        false => State::Closed {
+                            opens: start.into(),
+                        },
+                    };
+                }
+            }
+            let Ok(next) = day.tomorrow() else { break };
+            day = next;
+        }
+        // Only past the calendar's end (year 9999): never open again.
+        State::Closed {
+            opens: Timestamp::MAX.into(),
+        }
+    }
+
+    /// The instant of `time` on `day` in the zone. In a DST gap (Paris, last Sunday of March,
+    /// 02:00-03:00) a time that does not exist is read as the clocks are, an hour on (02:30 is
+    /// 03:30); in the fold (last Sunday of October, 02:00-03:00 twice), the first of the two.
+    fn instant(&self, day: Date, time: Time) -> Timestamp {
+        let end_of_day = time == Time::MAX;
+        let zoned: Option<Zoned> = match end_of_day {
+            // `24:00`: midnight starting the next day.
+            true => day
+                .tomorrow()
+                .ok()
+                .and_then(|d| d.to_zoned(self.time_zone.0.clone()).ok()),
+            false => day
+                .to_datetime(time)
+                .to_zoned(self.time_zone.0.clone())
+                .ok(),
+        };
+        zoned.map_or(Timestamp::MAX, |z| z.timestamp())
+    }
+
+    /// `instant` as people in the window's zone and in UTC read it.
+    pub fn describe(&self, instant: SystemTime) -> String {
+        let Ok(at) = Timestamp::try_from(instant) else {
+            return "never".into();
+        };
+        let local = at.to_zoned(self.time_zone.0.clone());
+        format!(
+            "{} {} ({})",
+            local.strftime("%a %Y-%m-%d %H:%M"),
+            self.time_zone,
+            at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.iana_name().unwrap_or("UTC"))
+    }
+}
+
+impl fmt::Display for Window {
+    /// As written in campaign.toml: `mon tue wed thu fri 09:00-18:00 Europe/Paris`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for day in &self.days.0 {
+            let name = NAMES.iter().find(|(_, d)| d == day).map_or("?", |(n, _)| n);
+            write!(f, "{name} ")?;
+        }
+        let end = match self.hours.end {
+            Time::MAX => "24:00".to_string(),
+            end => end.strftime("%H:%M").to_string(),
+        };
+        write!(
+            f,
+            "{}-{end} {}",
+            self.hours.start.strftime("%H:%M"),
+            self.time_zone
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "window/tests.rs"]
+mod tests;

@@ -1,0 +1,181 @@
+use super::*;
+
+fn window(days: &[&str], hours: &str, zone: &str) -> Window {
+    Window {
+        days: Days::try_from(days.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap(),
+        hours: Hours::try_from(hours.to_string()).unwrap(),
+        time_zone: Zone::try_from(zone.to_string()).unwrap(),
+    }
+}
+
+fn at(text: &str) -> SystemTime {
+    text.parse::<Timestamp>().unwrap().into()
+}
+
+const WEEK: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];
+
+#[test]
+fn open_inside_the_hours_of_a_named_day_until_their_end() {
+    let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    // Monday 30 November 2026, 10:00 in Paris (UTC+1).
+    assert_eq!(
+        w.at(at("2026-11-30T09:00:00Z")),
+        State::Open {
+            closes: at("2026-11-30T17:00:00Z")
+        }
+    );
+    // The start is in, the end is out.
+    assert_eq!(
+        w.at(at("2026-11-30T08:00:00Z")),
+        State::Open {
+            closes: at("2026-11-30T17:00:00Z")
+        }
+    );
+    assert_eq!(
+        w.at(at("2026-11-30T17:00:00Z")),
+        State::Closed {
+            opens: at("2026-12-01T08:00:00Z")
+        }
+    );
+}
+
+#[test]
+fn closed_before_the_hours_and_over_the_weekend() {
+    let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    assert_eq!(
+        w.at(at("2026-11-30T07:59:00Z")),
+        State::Closed {
+            opens: at("2026-11-30T08:00:00Z")
+        }
+    );
+    // Friday 4 December, 19:00 in Paris: Monday 7 at 09:00.
+    assert_eq!(
+        w.at(at("2026-12-04T18:00:00Z")),
+        State::Closed {
+            opens: at("2026-12-07T08:00:00Z")
+        }
+    );
+    // Only Sunday: a week on.
+    let sunday = window(&["sun"], "10:00-11:00", "UTC");
+    assert_eq!(
+        sunday.at(at("2026-12-06T11:00:00Z")),
+        State::Closed {
+            opens: at("2026-12-13T10:00:00Z")
+        }
+    );
+}
+
+#[test]
+fn daylight_saving_time_keeps_the_hours_local() {
+    let w = window(&["sat", "sun", "mon"], "09:00-18:00", "Europe/Paris");
+    // Saturday 28 March 2026 is in UTC+1; Sunday 29 (last of March) in UTC+2 from 02:00.
+    assert_eq!(
+        w.at(at("2026-03-28T17:30:00Z")),
+        State::Closed {
+            opens: at("2026-03-29T07:00:00Z")
+        }
+    );
+    // Sunday 25 October 2026 (last of October): back to UTC+1 at 03:00.
+    assert_eq!(
+        w.at(at("2026-10-24T16:00:00Z")),
+        State::Closed {
+            opens: at("2026-10-25T08:00:00Z")
+        }
+    );
+    assert_eq!(
+        w.at(at("2026-10-25T08:00:00Z")),
+        State::Open {
+            closes: at("2026-10-25T17:00:00Z")
+        }
+    );
+}
+
+#[test]
+fn hours_in_the_gap_or_the_fold_of_a_dst_change() {
+    // 02:00-03:00 does not exist on 29 March 2026 in Paris: that day has no window.
+    let gap = window(&["sun"], "02:00-03:00", "Europe/Paris");
+    assert_eq!(
+        gap.at(at("2026-03-28T12:00:00Z")),
+        State::Closed {
+            opens: at("2026-04-05T00:00:00Z")
+        }
+    );
+    // A time in the gap is read an hour later, as the clocks are: 02:30 is 03:30.
+    let shifted = window(&["sun"], "02:30-04:00", "Europe/Paris");
+    assert_eq!(
+        shifted.at(at("2026-03-28T12:00:00Z")),
+        State::Closed {
+            opens: at("2026-03-29T01:30:00Z")
+        }
+    );
+    // 02:00-02:30 comes twice on 25 October 2026: the first time (UTC+2) counts.
+    let fold = window(&["sun"], "02:00-02:30", "Europe/Paris");
+    assert_eq!(
+        fold.at(at("2026-10-24T12:00:00Z")),
+        State::Closed {
+            opens: at("2026-10-25T00:00:00Z")
+        }
+    );
+    // A window across the change is an hour longer in October.
+    let night = window(&["sun"], "01:00-04:00", "Europe/Paris");
+    assert_eq!(
+        night.at(at("2026-10-24T23:00:00Z")),
+        State::Open {
+            closes: at("2026-10-25T03:00:00Z")
+        }
+    );
+}
+
+#[test]
+fn the_whole_day_ends_at_midnight() {
+    let w = window(&["mon"], "00:00-24:00", "Europe/Paris");
+    assert_eq!(
+        w.at(at("2026-11-30T22:59:00Z")),
+        State::Open {
+            closes: at("2026-11-30T23:00:00Z")
+        }
+    );
+    assert_eq!(w.to_string(), "mon 00:00-24:00 Europe/Paris");
+}
+
+#[test]
+fn what_is_refused_says_why() {
+    let hours = |text: &str| Hours::try_from(text.to_string()).unwrap_err();
+    assert!(
+        hours("18:00-09:00").contains("over midnight"),
+        "{}",
+        hours("18:00-09:00")
+    );
+    assert!(hours("09:00-09:00").contains("ends before it starts"));
+    for wrong in [
+        "9-18",
+        "09:00",
+        "9:00-18:00",
+        "09:60-18:00",
+        "25:00-26:00",
+        "24:00-24:00",
+    ] {
+        assert!(
+            hours(wrong).contains("is not hours"),
+            "{wrong}: {}",
+            hours(wrong)
+        );
+    }
+    let days = |names: &[&str]| {
+        Days::try_from(names.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap_err()
+    };
+    assert!(days(&[]).contains("names no day"));
+    assert!(days(&["lundi"]).contains("\"lundi\" is not a day"));
+    assert!(days(&["mon", "Mon"]).contains("named twice"));
+    let zone = Zone::try_from("Europe/Lutece".to_string()).unwrap_err();
+    assert!(zone.contains("not a time zone"), "{zone}");
+}
+
+#[test]
+fn describe_gives_the_zone_and_utc() {
+    let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    assert_eq!(
+        w.describe(at("2026-12-01T08:00:00Z")),
+        "Tue 2026-12-01 09:00 Europe/Paris (2026-12-01T08:00:00Z)"
+    );
+}
