@@ -14,9 +14,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, CampaignError};
 use crate::letter::{Letter, LetterError, Problem};
-use crate::message::Composer;
+use crate::message::{Attachment, Composer};
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
@@ -204,6 +204,8 @@ impl Loaded {
         let (secret, secret_problem) = secret(&campaign, &options.command)?;
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
         let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
+        // Read here, once: rendering stays free of I/O, and each file is encoded once.
+        composer = composer.with_attachments(read_attachments(&campaign)?);
         if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &secret) {
             // The campaign file checked that the return path takes a tag.
             let verp = Verp::new(return_path, &campaign.id, secret.clone())
@@ -281,6 +283,32 @@ pub fn prepare(
         composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
     }
     (template, composer)
+}
+
+/// The files attached to every message, read and encoded; one that cannot be read makes the
+/// campaign unsendable, named by the line of the campaign file that attaches it.
+fn read_attachments(campaign: &Campaign) -> Result<Vec<Attachment>, CampaignError> {
+    campaign
+        .attachments
+        .iter()
+        .map(|attachment| {
+            let bytes = std::fs::read(&attachment.path).map_err(|e| CampaignError::InvalidAt {
+                path: campaign.path.clone(),
+                line: attachment.line,
+                field: "attachments".into(),
+                problem: format!(
+                    "cannot read {}: {e}: fix the path or put the file there",
+                    attachment.path.display()
+                ),
+            })?;
+            let name = attachment
+                .path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(Attachment::new(&name, bytes))
+        })
+        .collect()
 }
 
 /// The sections of the campaign that need the unsubscribe secret: the unsubscribe links, and

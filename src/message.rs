@@ -1,4 +1,5 @@
-//! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message.
+//! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message
+//! (inside a `multipart/mixed` when files are attached).
 //!
 //! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
 //! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
@@ -36,9 +37,12 @@ use crate::render::{FixedParts, Rendered};
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 use crate::verp::Verp;
 
+mod attachment;
 mod body;
 mod header;
 mod multipart;
+
+pub use attachment::{Attachment, blocked_type, content_type};
 
 use multipart::{KnownParts, multipart_alternative};
 
@@ -84,6 +88,8 @@ pub struct Composer {
     verp: Option<Arc<Verp>>,
     /// What every text and HTML part holds, encoded once.
     known: Arc<KnownParts>,
+    /// Files attached to every message, each encoded once.
+    attachments: Arc<[Attachment]>,
 }
 
 impl Composer {
@@ -101,6 +107,7 @@ impl Composer {
             dkim: None,
             verp: None,
             known: Arc::default(),
+            attachments: Arc::new([]),
         }
     }
 
@@ -108,6 +115,12 @@ impl Composer {
     /// a message. The messages are the same bytes with or without.
     pub fn with_fixed_parts(mut self, parts: &FixedParts) -> Self {
         self.known = Arc::new(KnownParts::new(parts));
+        self
+    }
+
+    /// Attaches `attachments` (each encoded once, here) to every message, after the letter.
+    pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> Self {
+        self.attachments = attachments.into();
         self
     }
 
@@ -200,8 +213,8 @@ impl Composer {
                     ONE_CLICK.to_owned(),
                 ));
         }
-        let mut message =
-            multipart_alternative(builder, rendered, &self.known).map_err(|e| failed(e.into()))?;
+        let mut message = multipart_alternative(builder, rendered, &self.known, &self.attachments)
+            .map_err(|e| failed(e.into()))?;
         if let Some(dkim) = &self.dkim {
             // Last: the signature covers the headers and body exactly as they will be sent.
             message.sign(dkim);

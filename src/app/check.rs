@@ -36,6 +36,7 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
             ));
         }
     }
+    findings.extend(attachment_findings(campaign));
     findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
         Finding::warning(
             format!("{}:{}", skipped.path.display(), skipped.line),
@@ -43,6 +44,46 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
             "correct the address or delete the line",
         )
     }));
+    findings
+}
+
+/// Above this many octets of attached files, a message risks being refused: many providers
+/// take at most 10 to 25 MB, counted after base64 (a third more).
+const ATTACHMENTS_WARN_SIZE: u64 = 10 * 1024 * 1024;
+
+/// The attached files providers block by type, and their total size past
+/// [`ATTACHMENTS_WARN_SIZE`]. (An unreadable file stopped the campaign's load already.)
+fn attachment_findings(campaign: &crate::campaign::Campaign) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut total = 0;
+    for attachment in &campaign.attachments {
+        let place = format!(
+            "{}:{}: attachments",
+            campaign.path.display(),
+            attachment.line
+        );
+        total += std::fs::metadata(&attachment.path).map_or(0, |m| m.len());
+        let name = attachment.path.display().to_string();
+        if crate::message::blocked_type(&name) {
+            findings.push(Finding::warning(
+                place,
+                format!("{name} is of a type mailbox providers block (executables, scripts)"),
+                "send a PDF or a link to the file instead",
+            ));
+        }
+    }
+    if total > ATTACHMENTS_WARN_SIZE {
+        findings.push(Finding::warning(
+            format!("{}: attachments", campaign.path.display()),
+            format!(
+                "the files attached to every message come to {:.1} MB, past {} MB: providers \
+                 refuse large mail",
+                total as f64 / 1e6,
+                ATTACHMENTS_WARN_SIZE / (1024 * 1024)
+            ),
+            "link to the large files instead of attaching them",
+        ));
+    }
     findings
 }
 

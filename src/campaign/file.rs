@@ -54,6 +54,10 @@ pub(super) struct CampaignFile {
     pub(super) dkim: Option<DkimSection>,
     #[serde(default)]
     pub(super) lints: LintsSection,
+    /// Files attached to every message, relative to the campaign file; spanned, so that a path
+    /// leaving its folder is named by its line.
+    #[serde(default)]
+    pub(super) attachments: Vec<toml::Spanned<PathBuf>>,
 }
 
 fn default_name_columns() -> Vec<String> {
