@@ -16,7 +16,7 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 use crate::campaign::{Campaign, CampaignError};
 use crate::letter::{Letter, LetterError, Problem};
-use crate::message::{Attachment, Composer};
+use crate::message::{Attachment, Composer, PersonalFiles};
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
@@ -206,6 +206,12 @@ impl Loaded {
         let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
         // Read here, once: rendering stays free of I/O, and each file is encoded once.
         composer = composer.with_attachments(read_attachments(&campaign)?);
+        if let Some(column) = &campaign.attachment_column {
+            composer = composer.with_personal_files(PersonalFiles {
+                column: column.name.clone(),
+                base: campaign.dir().to_owned(),
+            });
+        }
         if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &secret) {
             // The campaign file checked that the return path takes a tag.
             let verp = Verp::new(return_path, &campaign.id, secret.clone())
@@ -238,6 +244,23 @@ impl Loaded {
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
         check_fields(&loaded.letter, reader.columns().names())?;
+        if let Some(column) = &loaded.campaign.attachment_column {
+            let names = reader.columns().names();
+            if !names.contains(&column.name) {
+                return Err(CampaignError::InvalidAt {
+                    path: loaded.campaign.path.clone(),
+                    line: column.line,
+                    field: "attachment_column".into(),
+                    problem: format!(
+                        "{} has no column `{}`: its columns are {}",
+                        loaded.recipients_path.display(),
+                        column.name,
+                        names.join(", ")
+                    ),
+                }
+                .into());
+            }
+        }
         Ok(loaded)
     }
 

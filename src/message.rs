@@ -42,7 +42,7 @@ mod body;
 mod header;
 mod multipart;
 
-pub use attachment::{Attachment, blocked_type, content_type};
+pub use attachment::{Attachment, PersonalFiles, blocked_type, content_type, inside};
 
 use multipart::{KnownParts, multipart_alternative};
 
@@ -70,6 +70,9 @@ pub enum MessageProblem {
          {MAX_LINE}: shorten `[unsubscribe] url` in the campaign"
     )]
     LinkTooLong { link: usize },
+    /// The person's own attachment is missing, unreadable, or outside the campaign's folder.
+    #[error("{0}")]
+    Attachment(String),
 }
 
 /// Builds the messages of one campaign.
@@ -90,6 +93,8 @@ pub struct Composer {
     known: Arc<KnownParts>,
     /// Files attached to every message, each encoded once.
     attachments: Arc<[Attachment]>,
+    /// Each person's own file, read when their message is composed.
+    personal: Option<Arc<PersonalFiles>>,
 }
 
 impl Composer {
@@ -108,6 +113,7 @@ impl Composer {
             verp: None,
             known: Arc::default(),
             attachments: Arc::new([]),
+            personal: None,
         }
     }
 
@@ -121,6 +127,13 @@ impl Composer {
     /// Attaches `attachments` (each encoded once, here) to every message, after the letter.
     pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> Self {
         self.attachments = attachments.into();
+        self
+    }
+
+    /// Attaches each person's own file (after the shared ones); a message whose file cannot be
+    /// read is not built.
+    pub fn with_personal_files(mut self, files: PersonalFiles) -> Self {
+        self.personal = Some(Arc::new(files));
         self
     }
 
@@ -213,8 +226,18 @@ impl Composer {
                     ONE_CLICK.to_owned(),
                 ));
         }
-        let mut message = multipart_alternative(builder, rendered, &self.known, &self.attachments)
-            .map_err(|e| failed(e.into()))?;
+        let mut message = match &self.personal {
+            None => multipart_alternative(builder, rendered, &self.known, &self.attachments),
+            Some(files) => {
+                let own = files
+                    .read(recipient)
+                    .map_err(|problem| failed(MessageProblem::Attachment(problem)))?;
+                let mut all = self.attachments.to_vec();
+                all.push(own);
+                multipart_alternative(builder, rendered, &self.known, &all)
+            }
+        }
+        .map_err(|e| failed(e.into()))?;
         if let Some(dkim) = &self.dkim {
             // Last: the signature covers the headers and body exactly as they will be sent.
             message.sign(dkim);

@@ -152,3 +152,107 @@ fn a_path_out_of_the_folder_or_a_missing_file_is_refused_with_its_line() {
         }
     }
 }
+
+#[test]
+fn each_person_gets_their_own_file_and_a_row_without_it_is_rejected() {
+    let csv = "email,first_name,last_name,amount,receipt\n\
+               person01@example.com,Un,A,10,reçus/p1.pdf\n\
+               person02@example.com,Deux,B,20,reçus/absent.pdf\n\
+               person03@example.com,Trois,C,30,reçus/p3.pdf\n\
+               person04@example.com,Quatre,D,40,../dehors.pdf\n\
+               person05@example.com,Cinq,E,50,\n\
+               person06@example.com,Six,F,60,reçus/outil.exe\n";
+    let fixture = Fixture::new(
+        csv,
+        &format!("attachments = [\"{RECEIPT}\"]\nattachment_column = \"receipt\"\n"),
+    );
+    std::fs::create_dir_all(fixture.path("docs")).unwrap();
+    std::fs::create_dir_all(fixture.path("reçus")).unwrap();
+    let shared = binary(3000);
+    std::fs::write(fixture.path(RECEIPT), &shared).unwrap();
+    let own = |i: usize| -> Vec<u8> { binary(1000 + i).into_iter().rev().collect() };
+    std::fs::write(fixture.path("reçus/p1.pdf"), own(1)).unwrap();
+    std::fs::write(fixture.path("reçus/p3.pdf"), own(3)).unwrap();
+    std::fs::write(fixture.path("dehors.pdf"), b"outside").unwrap();
+    std::fs::write(fixture.path("reçus/outil.exe"), own(6)).unwrap();
+
+    // `check`: every bad row named by its line, exit 65.
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for (line, problem) in [
+        (3, "cannot read"),
+        (5, "leaves the campaign's folder"),
+        (6, "names no file"),
+        (7, "type mailbox providers block"),
+    ] {
+        let found = run
+            .all()
+            .lines()
+            .any(|l| l.contains(&format!("list.csv:{line}:")) && l.contains(problem));
+        assert!(found, "line {line}: {problem}\n{}", run.all());
+    }
+
+    // `send`: only the people whose file was read, each with the shared file and their own.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // A blocked type is only warned about: that person is mailed.
+    let received = server.wait_for(3, Duration::from_secs(10));
+    // Nothing more comes.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 3, "{}", run.all());
+    for message in &received {
+        let parsed = MessageParser::default().parse(&message.data).unwrap();
+        let to = parsed.to().unwrap().first().unwrap().address().unwrap();
+        let i = match to {
+            "person01@example.com" => 1,
+            "person03@example.com" => 3,
+            "person06@example.com" => 6,
+            other => panic!("{other} should not have been mailed"),
+        };
+        let found: Vec<_> = parsed.attachments().collect();
+        assert_eq!(found.len(), 2, "{to}");
+        assert!(found[0].contents() == shared.as_slice());
+        let name = if i == 6 {
+            "outil.exe".to_owned()
+        } else {
+            format!("p{i}.pdf")
+        };
+        assert_eq!(found[1].attachment_name(), Some(name.as_str()));
+        assert!(found[1].contents() == own(i).as_slice(), "{to}");
+    }
+    assert!(run.all().contains("list.csv:3"), "{}", run.all());
+}
+
+#[test]
+fn check_warns_on_blocked_types_and_size_and_names_a_missing_column() {
+    let fixture = Fixture::new(&people(1), "attachments = [\"outil.exe\", \"gros.pdf\"]\n");
+    std::fs::write(fixture.path("outil.exe"), b"MZ").unwrap();
+    std::fs::write(fixture.path("gros.pdf"), vec![b'%'; 11 * 1024 * 1024]).unwrap();
+    let run = fixture.command("check", &[]);
+    let all = run.all();
+    assert!(
+        all.lines()
+            .any(|l| l.contains("campaign.toml:9: attachments") && l.contains("outil.exe")),
+        "{all}"
+    );
+    assert!(all.contains("past 10 MB"), "{all}");
+    assert!(!all.contains("gros.pdf is of a type"), "{all}");
+
+    let small = Fixture::new(&people(1), "attachments = [\"notes.txt\"]\n");
+    small.write("notes.txt", "x");
+    let run = small.command("check", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.all().contains("past 10 MB"), "{}", run.all());
+
+    let no_column = Fixture::new(&people(1), "attachment_column = \"receipt\"\n");
+    let run = no_column.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("campaign.toml:9: field `attachment_column`")
+            && run.stderr.contains("no column `receipt`"),
+        "{}",
+        run.all()
+    );
+}

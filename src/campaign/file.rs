@@ -58,6 +58,8 @@ pub(super) struct CampaignFile {
     /// leaving its folder is named by its line.
     #[serde(default)]
     pub(super) attachments: Vec<toml::Spanned<PathBuf>>,
+    /// The recipient column naming each person's own file (same rules as `attachments`).
+    pub(super) attachment_column: Option<toml::Spanned<String>>,
 }
 
 fn default_name_columns() -> Vec<String> {

@@ -29,7 +29,7 @@ mod value;
 pub use error::CampaignError;
 
 mod attachments;
-pub use attachments::{AttachmentPath, inside};
+pub use attachments::{AttachmentColumn, AttachmentPath, inside};
 use error::{line_of, toml_error};
 
 use file::{CampaignFile, DkimSection, FallbackSection, RetrySection, UnsubscribeSection};
@@ -150,6 +150,8 @@ pub struct Campaign {
     pub allow_utm: bool,
     /// Files attached to every message, each inside the campaign's folder.
     pub attachments: Vec<AttachmentPath>,
+    /// The recipient column naming each person's own file.
+    pub attachment_column: Option<AttachmentColumn>,
 }
 
 impl Campaign {
@@ -284,6 +286,10 @@ impl Campaign {
             dkim,
             allow_utm: file.lints.allow_utm,
             attachments,
+            attachment_column: file.attachment_column.map(|column| AttachmentColumn {
+                line: line_of(text, column.span().start),
+                name: column.into_inner(),
+            }),
         })
     }
 

@@ -6,6 +6,7 @@
 //! A file shared by every message is encoded once per campaign and its bytes copied into each
 //! message: base64 of a 200 KB report for every person would cost more than the letter itself.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -36,6 +37,79 @@ impl Attachment {
     /// The encoded part's size in octets.
     pub fn encoded_len(&self) -> usize {
         self.part.len()
+    }
+}
+
+/// `relative` resolved against `base`, refused when it leaves `base`: by `..`, by being absolute
+/// elsewhere, or through a symbolic link. A campaign names files to send to every person; one
+/// that leaves its folder is a mistake or a trap (`../../.ssh/id_rsa`).
+pub fn inside(base: &Path, relative: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let refuse = || {
+        format!(
+            "{} leaves the campaign's folder: attach only files inside it (copy the file there)",
+            relative.display()
+        )
+    };
+    // A campaign file named without a folder has "" for its folder.
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let joined = base.join(relative);
+    let absolute_base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
+    let lexical_out = relative
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+        || (relative.is_absolute() && !relative.starts_with(&absolute_base));
+    if lexical_out {
+        return Err(refuse());
+    }
+    // Through links: where the file really is (a missing file is reported when it is read).
+    if let (Ok(real), Ok(real_base)) = (joined.canonicalize(), base.canonicalize())
+        && !real.starts_with(&real_base)
+    {
+        return Err(refuse());
+    }
+    Ok(joined)
+}
+
+/// Each person's own file: the recipient column that names it, relative to `base` (the
+/// campaign's folder). Read when that person's message is composed, and dropped with it.
+#[derive(Debug, Clone)]
+pub struct PersonalFiles {
+    pub column: String,
+    pub base: PathBuf,
+}
+
+impl PersonalFiles {
+    /// The file the row of `recipient` names, read and encoded; why not, in words that say
+    /// what to do.
+    pub(super) fn read(
+        &self,
+        recipient: &crate::recipients::Recipient,
+    ) -> Result<Attachment, String> {
+        let column = &self.column;
+        let value = recipient.field(column).unwrap_or("").trim();
+        if value.is_empty() {
+            return Err(format!(
+                "column `{column}` names no file: give this person's file, or remove the row"
+            ));
+        }
+        let path = inside(&self.base, Path::new(value))?;
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read its attachment {} (column `{column}`): {e}: put the file there or \
+                 correct the row",
+                path.display()
+            )
+        })?;
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Attachment::new(&name, bytes))
     }
 }
 
@@ -98,7 +172,11 @@ pub(super) fn mixed_body(
         .headers()
         .get::<ContentType>()
         .expect("a multipart has a Content-Type");
-    let size = alternative.len() + attachments.iter().map(Attachment::encoded_len).sum::<usize>();
+    let size = alternative.len()
+        + attachments
+            .iter()
+            .map(Attachment::encoded_len)
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size + 8 * outer.len() + 256);
     let boundary = |out: &mut Vec<u8>| {
         out.extend_from_slice(b"--");
@@ -125,6 +203,31 @@ pub(super) fn mixed_body(
 mod tests {
     use super::*;
     use mail_parser::MimeHeaders;
+
+    #[test]
+    fn paths_stay_inside_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir(base.join("docs")).unwrap();
+        assert_eq!(
+            inside(base, Path::new("docs/a.pdf")).unwrap(),
+            base.join("docs/a.pdf")
+        );
+        assert!(inside(base, &base.join("docs/a.pdf")).is_ok());
+        assert!(inside(Path::new(""), Path::new("a.pdf")).is_ok());
+        for out in ["../a.pdf", "docs/../../a.pdf", "/etc/passwd"] {
+            let refused = inside(base, Path::new(out)).unwrap_err();
+            assert!(
+                refused.contains("leaves the campaign's folder"),
+                "{out}: {refused}"
+            );
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc", base.join("docs/etc")).unwrap();
+            assert!(inside(base, Path::new("docs/etc/hostname")).is_err());
+        }
+    }
 
     #[test]
     fn types_by_extension() {
