@@ -205,7 +205,9 @@ impl Loaded {
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
         let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
         // Read here, once: rendering stays free of I/O, and each file is encoded once.
-        composer = composer.with_attachments(read_attachments(&campaign)?);
+        let attachments = read_attachments(&campaign)?;
+        let attached = attachments_digest(&campaign, &attachments);
+        composer = composer.with_attachments(attachments);
         if let Some(column) = &campaign.attachment_column {
             composer = composer.with_personal_files(PersonalFiles {
                 column: column.name.clone(),
@@ -228,7 +230,7 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let fingerprint = fingerprint(&campaign, &letter);
+        let fingerprint = fingerprint(&campaign, &letter, &attached);
         let loaded = Loaded {
             campaign,
             letter,
@@ -334,6 +336,23 @@ fn read_attachments(campaign: &Campaign) -> Result<Vec<Attachment>, CampaignErro
         .collect()
 }
 
+/// What the fingerprint of the letter adds for the attachments: the shared files as encoded,
+/// and the column of each person's own; empty without either.
+fn attachments_digest(campaign: &Campaign, attachments: &[Attachment]) -> String {
+    use sha2::{Digest, Sha256};
+    let column = campaign.attachment_column.as_ref().map(|c| c.name.as_str());
+    if attachments.is_empty() && column.is_none() {
+        return String::new();
+    }
+    let mut hasher = Sha256::new();
+    for attachment in attachments {
+        hasher.update(attachment.encoded());
+        hasher.update([0]);
+    }
+    hasher.update(column.unwrap_or("").as_bytes());
+    crate::address::hex(&hasher.finalize())
+}
+
 /// The sections of the campaign that need the unsubscribe secret: the unsubscribe links, and
 /// the VERP return paths, both signed with it.
 fn secret_users(campaign: &Campaign) -> Vec<&'static str> {
@@ -419,7 +438,7 @@ fn unsubscribe(campaign: &Campaign, secret: Option<&Secret>) -> Option<Arc<Unsub
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
 /// sender, reply-to, language and unsubscribe footer. A new value means the letter changed.
-fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
+fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let footer = campaign
@@ -442,6 +461,10 @@ fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
     ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
+    }
+    // Only with attachments: the fingerprints of campaigns without stay what they were.
+    if !attached.is_empty() {
+        hasher.update(attached.as_bytes());
     }
     crate::address::hex(&hasher.finalize()[..8])
 }

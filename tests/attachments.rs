@@ -256,3 +256,17 @@ fn check_warns_on_blocked_types_and_size_and_names_a_missing_column() {
         run.all()
     );
 }
+
+#[test]
+fn a_shared_file_changed_after_sending_began_is_refused_as_a_changed_letter() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(2), "attachments = [\"rapport.pdf\"]\n");
+    fixture.write("rapport.pdf", "version 1");
+    let first = fixture.send(&server.url(), &["--max-messages", "1"]);
+    assert_eq!(first.code, 75, "{}", first.all());
+    fixture.write("rapport.pdf", "version 2");
+    let refused = fixture.send(&server.url(), &[]);
+    assert_eq!(refused.code, 65, "{}", refused.all());
+    assert!(refused.stderr.contains("--allow-changed-letter"));
+    assert_eq!(server.wait_for(1, Duration::from_secs(5)).len(), 1);
+}

@@ -34,6 +34,11 @@ impl Attachment {
         Attachment { part: part.into() }
     }
 
+    /// The encoded part: its headers and base64 body.
+    pub fn encoded(&self) -> &[u8] {
+        &self.part
+    }
+
     /// The encoded part's size in octets.
     pub fn encoded_len(&self) -> usize {
         self.part.len()
