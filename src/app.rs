@@ -14,9 +14,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, CampaignError};
 use crate::letter::{Letter, LetterError, Problem};
-use crate::message::Composer;
+use crate::message::{Attachment, Composer, PersonalFiles};
 use crate::recipients::{RecipientReader, RecipientsError};
 use crate::render::{Frame, Template};
 use crate::send::Content;
@@ -204,6 +204,16 @@ impl Loaded {
         let (secret, secret_problem) = secret(&campaign, &options.command)?;
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
         let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
+        // Read here, once: rendering stays free of I/O, and each file is encoded once.
+        let attachments = read_attachments(&campaign)?;
+        let attached = attachments_digest(&campaign, &attachments);
+        composer = composer.with_attachments(attachments);
+        if let Some(column) = &campaign.attachment_column {
+            composer = composer.with_personal_files(PersonalFiles {
+                column: column.name.clone(),
+                base: campaign.dir().to_owned(),
+            });
+        }
         if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &secret) {
             // The campaign file checked that the return path takes a tag.
             let verp = Verp::new(return_path, &campaign.id, secret.clone())
@@ -220,7 +230,7 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let fingerprint = fingerprint(&campaign, &letter);
+        let fingerprint = fingerprint(&campaign, &letter, &attached);
         let loaded = Loaded {
             campaign,
             letter,
@@ -236,6 +246,23 @@ impl Loaded {
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
         check_fields(&loaded.letter, reader.columns().names())?;
+        if let Some(column) = &loaded.campaign.attachment_column {
+            let names = reader.columns().names();
+            if !names.contains(&column.name) {
+                return Err(CampaignError::InvalidAt {
+                    path: loaded.campaign.path.clone(),
+                    line: column.line,
+                    field: "attachment_column".into(),
+                    problem: format!(
+                        "{} has no column `{}`: its columns are {}",
+                        loaded.recipients_path.display(),
+                        column.name,
+                        names.join(", ")
+                    ),
+                }
+                .into());
+            }
+        }
         Ok(loaded)
     }
 
@@ -281,6 +308,49 @@ pub fn prepare(
         composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
     }
     (template, composer)
+}
+
+/// The files attached to every message, read and encoded; one that cannot be read makes the
+/// campaign unsendable, named by the line of the campaign file that attaches it.
+fn read_attachments(campaign: &Campaign) -> Result<Vec<Attachment>, CampaignError> {
+    campaign
+        .attachments
+        .iter()
+        .map(|attachment| {
+            let bytes = std::fs::read(&attachment.path).map_err(|e| CampaignError::InvalidAt {
+                path: campaign.path.clone(),
+                line: attachment.line,
+                field: "attachments".into(),
+                problem: format!(
+                    "cannot read {}: {e}: fix the path or put the file there",
+                    attachment.path.display()
+                ),
+            })?;
+            let name = attachment
+                .path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(Attachment::new(&name, bytes))
+        })
+        .collect()
+}
+
+/// What the fingerprint of the letter adds for the attachments: the shared files as encoded,
+/// and the column of each person's own; empty without either.
+fn attachments_digest(campaign: &Campaign, attachments: &[Attachment]) -> String {
+    use sha2::{Digest, Sha256};
+    let column = campaign.attachment_column.as_ref().map(|c| c.name.as_str());
+    if attachments.is_empty() && column.is_none() {
+        return String::new();
+    }
+    let mut hasher = Sha256::new();
+    for attachment in attachments {
+        hasher.update(attachment.encoded());
+        hasher.update([0]);
+    }
+    hasher.update(column.unwrap_or("").as_bytes());
+    crate::address::hex(&hasher.finalize())
 }
 
 /// The sections of the campaign that need the unsubscribe secret: the unsubscribe links, and
@@ -368,7 +438,7 @@ fn unsubscribe(campaign: &Campaign, secret: Option<&Secret>) -> Option<Arc<Unsub
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
 /// sender, reply-to, language and unsubscribe footer. A new value means the letter changed.
-fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
+fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let footer = campaign
@@ -391,6 +461,10 @@ fn fingerprint(campaign: &Campaign, letter: &Letter) -> String {
     ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
+    }
+    // Only with attachments: the fingerprints of campaigns without stay what they were.
+    if !attached.is_empty() {
+        hasher.update(attached.as_bytes());
     }
     crate::address::hex(&hasher.finalize()[..8])
 }

@@ -1,4 +1,5 @@
-//! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message.
+//! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message
+//! (inside a `multipart/mixed` when files are attached).
 //!
 //! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
 //! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
@@ -36,9 +37,12 @@ use crate::render::{FixedParts, Rendered};
 use crate::unsubscribe::{ONE_CLICK, Unsubscribe};
 use crate::verp::Verp;
 
+mod attachment;
 mod body;
 mod header;
 mod multipart;
+
+pub use attachment::{Attachment, PersonalFiles, blocked_type, content_type, inside};
 
 use multipart::{KnownParts, multipart_alternative};
 
@@ -66,6 +70,9 @@ pub enum MessageProblem {
          {MAX_LINE}: shorten `[unsubscribe] url` in the campaign"
     )]
     LinkTooLong { link: usize },
+    /// The person's own attachment is missing, unreadable, or outside the campaign's folder.
+    #[error("{0}")]
+    Attachment(String),
 }
 
 /// Builds the messages of one campaign.
@@ -84,6 +91,10 @@ pub struct Composer {
     verp: Option<Arc<Verp>>,
     /// What every text and HTML part holds, encoded once.
     known: Arc<KnownParts>,
+    /// Files attached to every message, each encoded once.
+    attachments: Arc<[Attachment]>,
+    /// Each person's own file, read when their message is composed.
+    personal: Option<Arc<PersonalFiles>>,
 }
 
 impl Composer {
@@ -101,6 +112,8 @@ impl Composer {
             dkim: None,
             verp: None,
             known: Arc::default(),
+            attachments: Arc::new([]),
+            personal: None,
         }
     }
 
@@ -108,6 +121,19 @@ impl Composer {
     /// a message. The messages are the same bytes with or without.
     pub fn with_fixed_parts(mut self, parts: &FixedParts) -> Self {
         self.known = Arc::new(KnownParts::new(parts));
+        self
+    }
+
+    /// Attaches `attachments` (each encoded once, here) to every message, after the letter.
+    pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> Self {
+        self.attachments = attachments.into();
+        self
+    }
+
+    /// Attaches each person's own file (after the shared ones); a message whose file cannot be
+    /// read is not built.
+    pub fn with_personal_files(mut self, files: PersonalFiles) -> Self {
+        self.personal = Some(Arc::new(files));
         self
     }
 
@@ -200,8 +226,18 @@ impl Composer {
                     ONE_CLICK.to_owned(),
                 ));
         }
-        let mut message =
-            multipart_alternative(builder, rendered, &self.known).map_err(|e| failed(e.into()))?;
+        let mut message = match &self.personal {
+            None => multipart_alternative(builder, rendered, &self.known, &self.attachments),
+            Some(files) => {
+                let own = files
+                    .read(recipient)
+                    .map_err(|problem| failed(MessageProblem::Attachment(problem)))?;
+                let mut all = self.attachments.to_vec();
+                all.push(own);
+                multipart_alternative(builder, rendered, &self.known, &all)
+            }
+        }
+        .map_err(|e| failed(e.into()))?;
         if let Some(dkim) = &self.dkim {
             // Last: the signature covers the headers and body exactly as they will be sent.
             message.sign(dkim);

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod attachments;
 mod bounces;
 mod check;
 mod dead_mailboxes;

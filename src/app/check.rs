@@ -36,6 +36,7 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
             ));
         }
     }
+    findings.extend(attachment_findings(campaign));
     findings.extend(loaded.suppression_skipped.iter().map(|skipped| {
         Finding::warning(
             format!("{}:{}", skipped.path.display(), skipped.line),
@@ -46,9 +47,95 @@ fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
     findings
 }
 
+/// Above this many octets of attached files, a message risks being refused: many providers
+/// take at most 10 to 25 MB, counted after base64 (a third more).
+const ATTACHMENTS_WARN_SIZE: u64 = 10 * 1024 * 1024;
+
+/// The attached files providers block by type, and their total size past
+/// [`ATTACHMENTS_WARN_SIZE`]. (An unreadable file stopped the campaign's load already.)
+fn attachment_findings(campaign: &crate::campaign::Campaign) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let total = shared_size(campaign);
+    for attachment in &campaign.attachments {
+        let place = format!(
+            "{}:{}: attachments",
+            campaign.path.display(),
+            attachment.line
+        );
+        let name = attachment.path.display().to_string();
+        if crate::message::blocked_type(&name) {
+            findings.push(Finding::warning(
+                place,
+                format!("{name} is of a type mailbox providers block (executables, scripts)"),
+                "send a PDF or a link to the file instead",
+            ));
+        }
+    }
+    if total > ATTACHMENTS_WARN_SIZE {
+        findings.push(Finding::warning(
+            format!("{}: attachments", campaign.path.display()),
+            format!(
+                "the files attached to every message come to {:.1} MB, past {} MB: providers \
+                 refuse large mail",
+                total as f64 / 1e6,
+                ATTACHMENTS_WARN_SIZE / (1024 * 1024)
+            ),
+            "link to the large files instead of attaching them",
+        ));
+    }
+    findings
+}
+
+/// The size in octets of the files attached to every message.
+fn shared_size(campaign: &crate::campaign::Campaign) -> u64 {
+    campaign
+        .attachments
+        .iter()
+        .map(|a| std::fs::metadata(&a.path).map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// A person's own file of a blocked type, or that makes their message too large. (One that
+/// cannot be read rejects the row when the message is composed.)
+fn personal_file_findings(
+    loaded: &Loaded,
+    shared: u64,
+    recipient: &crate::recipients::Recipient,
+) -> Vec<Finding> {
+    let campaign = &loaded.campaign;
+    let Some(column) = &campaign.attachment_column else {
+        return Vec::new();
+    };
+    let value = recipient.field(&column.name).unwrap_or("").trim();
+    let place = format!(
+        "{}:{}: column `{}`",
+        loaded.recipients_path.display(),
+        recipient.line,
+        column.name
+    );
+    let mut findings = Vec::new();
+    if crate::message::blocked_type(value) {
+        findings.push(Finding::warning(
+            place.clone(),
+            format!("{value} is of a type mailbox providers block (executables, scripts)"),
+            "send a PDF instead",
+        ));
+    }
+    let own = std::fs::metadata(campaign.dir().join(value)).map_or(0, |m| m.len());
+    if !value.is_empty() && shared + own > ATTACHMENTS_WARN_SIZE {
+        findings.push(Finding::warning(
+            place,
+            format!("with {value}, the attached files are past 10 MB: providers refuse large mail"),
+            "make the file smaller, or link to it",
+        ));
+    }
+    findings
+}
+
 pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     let campaign = &loaded.campaign;
     let mut findings = loaded_findings(loaded);
+    let shared = shared_size(campaign);
     let mut reader = loaded.recipients()?;
     let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
     // The layout's lints read one message; only the size can differ between people.
@@ -78,6 +165,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                 {
                     largest = Some((rendered.html.len(), place));
                 }
+                findings.extend(personal_file_findings(loaded, shared, &recipient));
                 match loaded
                     .composer
                     .compose(&recipient, rendered, SystemTime::now())

@@ -56,6 +56,12 @@ pub(super) struct CampaignFile {
     pub(super) dkim: Option<DkimSection>,
     #[serde(default)]
     pub(super) lints: LintsSection,
+    /// Files attached to every message, relative to the campaign file; spanned, so that a path
+    /// leaving its folder is named by its line.
+    #[serde(default)]
+    pub(super) attachments: Vec<toml::Spanned<PathBuf>>,
+    /// The recipient column naming each person's own file (same rules as `attachments`).
+    pub(super) attachment_column: Option<toml::Spanned<String>>,
 }
 
 fn default_name_columns() -> Vec<String> {

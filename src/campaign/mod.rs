@@ -27,6 +27,9 @@ mod file;
 mod value;
 
 pub use error::CampaignError;
+
+mod attachments;
+pub use attachments::{AttachmentColumn, AttachmentPath, inside};
 use error::{line_of, toml_error};
 
 use file::{CampaignFile, DkimSection, FallbackSection, RetrySection, UnsubscribeSection};
@@ -147,6 +150,10 @@ pub struct Campaign {
     /// `None`: messages are not signed (the relay may sign them).
     pub dkim: Option<DkimSettings>,
     pub allow_utm: bool,
+    /// Files attached to every message, each inside the campaign's folder.
+    pub attachments: Vec<AttachmentPath>,
+    /// The recipient column naming each person's own file.
+    pub attachment_column: Option<AttachmentColumn>,
 }
 
 impl Campaign {
@@ -227,6 +234,18 @@ impl Campaign {
             suppression.extend(paths.into_vec().into_iter().map(|p| (reason, base.join(p))));
         }
 
+        let attachments = file
+            .attachments
+            .into_iter()
+            .map(|spanned| {
+                let span = spanned.span();
+                let line = line_of(text, span.start);
+                inside(base, spanned.get_ref())
+                    .map(|path| AttachmentPath { path, line })
+                    .map_err(|problem| invalid_at(span, "attachments", problem))
+            })
+            .collect::<Result<_, _>>()?;
+
         Ok(Campaign {
             path: path.to_owned(),
             id: file.id.0,
@@ -269,6 +288,11 @@ impl Campaign {
             },
             dkim,
             allow_utm: file.lints.allow_utm,
+            attachments,
+            attachment_column: file.attachment_column.map(|column| AttachmentColumn {
+                line: line_of(text, column.span().start),
+                name: column.into_inner(),
+            }),
         })
     }
 

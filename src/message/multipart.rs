@@ -1,4 +1,5 @@
-//! The body of a message: a `multipart/alternative` of the text and HTML parts, formatted here
+//! The body of a message: a `multipart/alternative` of the text and HTML parts (inside a
+//! `multipart/mixed` with the attachments when there are some, see [`super::attachment`]), formatted here
 //! so that its `Content-Type` is a header of the message (and under its DKIM signature), with
 //! the parts every person shares encoded once ([`KnownParts`]). Both are proved against lettre:
 //! the same bytes as its own multipart, and the same message with or without the known parts.
@@ -7,6 +8,7 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, MultiPart, SinglePart};
 
+use super::attachment::{self, Attachment};
 use super::body;
 use crate::render::{FixedParts, Rendered};
 
@@ -37,6 +39,7 @@ pub(super) fn multipart_alternative(
     builder: lettre::message::MessageBuilder,
     rendered: Rendered,
     known: &KnownParts,
+    attachments: &[Attachment],
 ) -> Result<Message, lettre::error::Error> {
     let text = known.text.encode(rendered.text);
     let html = known.html.encode(rendered.html);
@@ -51,12 +54,27 @@ pub(super) fn multipart_alternative(
         .get::<ContentType>()
         .filter(|_| text.as_ref().is_ascii() && html.as_ref().is_ascii());
     match content_type {
-        Some(content_type) => {
+        Some(content_type) if attachments.is_empty() => builder
+            .header(MIME_VERSION_1_0)
+            .header(content_type)
+            .body(Body::dangerous_pre_encoded(
+                alternative_body(&boundary, &text, &html),
+                ContentTransferEncoding::SevenBit,
+            )),
+        // With attachments, the alternative goes first in a multipart/mixed, its Content-Type
+        // a header of the message in the same way. Not by lettre's fallback below: the
+        // attachments are parts already formatted, and a message never leaves without them.
+        _ if !attachments.is_empty() => {
+            let (content_type, body) = attachment::mixed_body(
+                &boundary,
+                &alternative_body(&boundary, &text, &html),
+                attachments,
+            );
             builder
                 .header(MIME_VERSION_1_0)
                 .header(content_type)
                 .body(Body::dangerous_pre_encoded(
-                    alternative_body(&boundary, &text, &html),
+                    body,
                     ContentTransferEncoding::SevenBit,
                 ))
         }
