@@ -9,6 +9,9 @@
 //!
 //! Relative paths resolve against the campaign file's own directory, so a campaign can be run from
 //! anywhere (cron's working directory is rarely the campaign's).
+//!
+//! A little over 400 lines: [`Campaign::parse`] builds every setting in one place, which is what
+//! makes the two-value checks (send_after before send_before, retry delays) readable.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
