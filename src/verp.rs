@@ -99,11 +99,7 @@ impl Verp {
     /// envelope senders and its MAC verifies (in constant time); `None` for any other address.
     /// Case is ignored: some servers lower- or upper-case what they bounce to.
     pub fn recipient_key(&self, address: &str) -> Option<RecipientKey> {
-        let (local, domain) = address.trim().rsplit_once('@')?;
-        let (base, tag) = local.rsplit_once('+')?;
-        if !base.eq_ignore_ascii_case(&self.local) || !domain.eq_ignore_ascii_case(&self.domain) {
-            return None;
-        }
+        let tag = self.tag_of(address)?;
         if tag.len() != TAG_DIGITS {
             return None;
         }
@@ -113,6 +109,21 @@ impl Verp {
         use hmac::Mac;
         self.keyed_for(&key).verify_truncated_left(mac).ok()?;
         Some(key)
+    }
+
+    /// True when `address` has the form of this campaign's envelope senders
+    /// (`<return path's local part>+…@<its domain>`), whether its tag verifies or not: a bounce
+    /// sent to one that does not verify is another campaign's, or forged.
+    pub fn has_form(&self, address: &str) -> bool {
+        self.tag_of(address).is_some()
+    }
+
+    /// What follows the `+` of an address of this campaign's form.
+    fn tag_of<'a>(&self, address: &'a str) -> Option<&'a str> {
+        let (local, domain) = address.trim().rsplit_once('@')?;
+        let (base, tag) = local.rsplit_once('+')?;
+        (base.eq_ignore_ascii_case(&self.local) && domain.eq_ignore_ascii_case(&self.domain))
+            .then_some(tag)
     }
 
     fn keyed_for(&self, key: &RecipientKey) -> hmac::Hmac<sha2::Sha256> {

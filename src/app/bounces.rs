@@ -23,7 +23,6 @@ use crate::bounce::{self, Decision, Directory, Kind, Reading, Tag, Wanted};
 use crate::campaign::Campaign;
 use crate::recipients::Row;
 use crate::suppression::{Appender, Reason};
-use crate::unsubscribe::Secret;
 use crate::verp::Verp;
 
 mod inputs;
@@ -77,8 +76,8 @@ pub(super) fn bounces(loaded: &Loaded, paths: &[PathBuf], json: bool) -> anyhow:
     } else {
         paths
     };
-    let verp = verp(campaign);
-    let tag_of = |address: &str| tag(campaign, verp.as_ref(), address);
+    let verp = verp(loaded);
+    let tag_of = |address: &str| tag(verp.as_ref(), address);
 
     let mut read = Vec::new();
     inputs::each_message(paths, &mut |source, raw| {
@@ -226,20 +225,17 @@ fn print_json(read: &[Read], decided: &Decided) {
 
 /// The campaign's VERP reader, when `[bounces] return_path` is set (the secret was checked when
 /// the campaign was loaded: without it `bounces` refuses to run, since no tag could be verified).
-fn verp(campaign: &Campaign) -> Option<Verp> {
+fn verp(loaded: &Loaded) -> Option<Verp> {
+    let campaign = &loaded.campaign;
     let return_path = campaign.bounces.return_path.as_ref()?;
-    let secret = Secret::from_env().ok()?;
-    Verp::new(return_path, &campaign.id, secret).ok()
+    Verp::new(return_path, &campaign.id, loaded.secret.clone()?).ok()
 }
 
 /// What `address` says when it has the form of the campaign's VERP addresses.
-fn tag(campaign: &Campaign, verp: Option<&Verp>, address: &str) -> Option<Tag> {
-    let (verp, return_path) = verp.zip(campaign.bounces.return_path.as_ref())?;
-    let (local, domain) = address.rsplit_once('@')?;
-    let (base, _) = local.split_once('+')?;
-    let ours = base.eq_ignore_ascii_case(return_path.user())
-        && domain.eq_ignore_ascii_case(return_path.domain());
-    ours.then(|| verp.recipient_key(address).map_or(Tag::Forged, Tag::Ours))
+fn tag(verp: Option<&Verp>, address: &str) -> Option<Tag> {
+    let verp = verp?;
+    verp.has_form(address)
+        .then(|| verp.recipient_key(address).map_or(Tag::Forged, Tag::Ours))
 }
 
 /// Reads the recipient list once, keeping what `wanted` asks for.
