@@ -157,10 +157,10 @@ impl Composer {
         self
     }
 
-    /// The envelope sender (`MAIL FROM`) of the message to `address`.
-    pub fn envelope_sender(&self, address: &str) -> lettre::Address {
+    /// The envelope sender (`MAIL FROM`) of the message to `recipient`.
+    pub fn envelope_sender(&self, recipient: &Recipient) -> lettre::Address {
         match &self.verp {
-            Some(verp) => verp.envelope_sender(address),
+            Some(verp) => verp.envelope_sender_of(&recipient.key),
             None => self.from.email.clone(),
         }
     }
@@ -188,7 +188,7 @@ impl Composer {
             problem,
         };
         // Given, or lettre would work it out by parsing back the From and To it was just given.
-        let sender = self.envelope_sender(recipient.email.as_ref());
+        let sender = self.envelope_sender(recipient);
         let envelope = Envelope::new(Some(sender), vec![recipient.email.clone()])
             .map_err(|e| failed(e.into()))?;
         let to = Mailbox::new(name, recipient.email.clone());

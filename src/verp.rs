@@ -82,8 +82,13 @@ impl Verp {
 
     /// The envelope sender of the message to `address`.
     pub fn envelope_sender(&self, address: &str) -> Address {
-        let key = RecipientKey::of(address);
-        let tag = self.mac(&key);
+        self.envelope_sender_of(&RecipientKey::of(address))
+    }
+
+    /// The envelope sender of the message to the person with `key` (what `send` has in hand
+    /// for each recipient already, so the address is not hashed again for every message).
+    pub fn envelope_sender_of(&self, key: &RecipientKey) -> Address {
+        let tag = self.mac(key);
         let text = format!(
             "{}+{}{}@{}",
             self.local,
