@@ -277,18 +277,8 @@ pub async fn run<D: Delivery>(
         let was_in_doubt = earlier == Some(Status::InDoubt);
         let stop = if limits.max_messages.is_some_and(|max| taken >= max) {
             Some(Stopped::MaxMessages)
-        } else if limits
-            .max_duration
-            .is_some_and(|max| started.elapsed() >= max)
-        {
-            Some(Stopped::MaxDuration)
-        } else if limits
-            .window_closes
-            .is_some_and(|closes| SystemTime::now() >= closes)
-        {
-            Some(Stopped::WindowClosed)
         } else {
-            None
+            worker::clock_stop(shared.deadline, limits.window_closes)
         };
         if stop.is_some() {
             report.stopped = stop;

@@ -90,18 +90,9 @@ impl<D: Delivery> Shared<D> {
     }
 
     pub(super) fn stopping(&self) -> bool {
-        if self
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
-            // The queue holds messages taken before the deadline: they wait for the next run.
-            self.stop(Stopped::MaxDuration);
-        }
-        if self
-            .window_closes
-            .is_some_and(|closes| SystemTime::now() >= closes)
-        {
-            self.stop(Stopped::WindowClosed);
+        // The queue holds messages taken before the clock ran out: they wait for the next run.
+        if let Some(why) = clock_stop(self.deadline, self.window_closes) {
+            self.stop(why);
         }
         self.halt.borrow().is_some()
     }
@@ -129,6 +120,21 @@ impl<D: Delivery> Shared<D> {
             admitted = admit => Some(admitted),
             () = tokio::time::sleep(left) => None,
         }
+    }
+}
+
+/// Why the clock stops the run now, if it does: the budget's `--max-duration` spent, or the
+/// campaign's `[window]` closed. The producer and the workers ask the same question.
+pub(super) fn clock_stop(
+    deadline: Option<Instant>,
+    window_closes: Option<SystemTime>,
+) -> Option<Stopped> {
+    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        Some(Stopped::MaxDuration)
+    } else if window_closes.is_some_and(|closes| SystemTime::now() >= closes) {
+        Some(Stopped::WindowClosed)
+    } else {
+        None
     }
 }
 
