@@ -12,7 +12,7 @@ use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const POOL_SIZE: usize = 4;
-const ENV: [(&str, &str); 1] = [("PGPASSWORD", PgServer::PASSWORD)];
+pub(crate) const ENV: [(&str, &str); 1] = [("PGPASSWORD", PgServer::PASSWORD)];
 
 /// A campaign of `n` people whose campaign file names the database as its send log.
 fn campaign(server: &PgServer, n: usize) -> Fixture {
@@ -25,7 +25,7 @@ fn campaign(server: &PgServer, n: usize) -> Fixture {
     )
 }
 
-fn everyone(n: usize) -> BTreeSet<String> {
+pub(crate) fn everyone(n: usize) -> BTreeSet<String> {
     (1..=n)
         .map(|i| format!("person{i:02}@example.com"))
         .collect()
@@ -50,7 +50,7 @@ fn send_until_done(fixture: &Fixture, smtp: &SmtpServer, max_runs: usize) {
     panic!("not done after {max_runs} runs");
 }
 
-fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
+pub(crate) fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
     let campaign = fixture.campaign();
     let mut args = vec!["status", campaign.to_str().unwrap(), "--json"];
     args.extend_from_slice(more);
@@ -60,7 +60,7 @@ fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
 }
 
 /// The campaign's records in the database, as the file log would write them.
-fn records(server: &PgServer) -> Vec<serde_json::Value> {
+pub(crate) fn records(server: &PgServer) -> Vec<serde_json::Value> {
     let lines = server.sql(
         "SELECT json_build_object('event', r.event, 'rcpt', r.rcpt, 'message_id', \
          r.message_id, 'reply', r.reply, 'retry_at', r.retry_at) \

@@ -21,6 +21,7 @@ mod kill;
 mod list_error;
 mod listening;
 mod modules;
+mod netns;
 mod outdir;
 mod pace;
 mod pg;

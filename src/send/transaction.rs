@@ -132,7 +132,11 @@ fn take_next<D: Delivery>(
     relay: &D::Relay,
     queue: &Mutex<mpsc::Receiver<Job>>,
 ) -> Result<Option<Job>, Arc<SendLogError>> {
-    if !connection.pipelines() || shared.stopping() || shared.route.should_leave(relay) {
+    if !connection.pipelines()
+        || shared.stopping()
+        || shared.route.should_leave(relay)
+        || shared.log.stalled()
+    {
         return Ok(None);
     }
     let Some(mut next) = queue.try_lock().ok().and_then(|mut q| q.try_recv().ok()) else {

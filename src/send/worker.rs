@@ -201,6 +201,11 @@ impl<'a, D: Delivery> Worker<'a, D> {
                     job
                 }
             };
+            // Not yet in hand: it waits for a log that answers.
+            let in_hand = job.admitted && self.open.is_some();
+            if !in_hand && !self.wait_for_the_log().await? {
+                return Ok(Some(job));
+            }
             // Waited for before DATA, however many connections the message takes.
             let mut attempt = job.attempt.take();
             loop {
@@ -291,6 +296,29 @@ impl<'a, D: Delivery> Worker<'a, D> {
                     }
                 }
             }
+        }
+    }
+
+    /// Waits while the log is stalled (see [`LogWriter::stalled`]) before a message goes out:
+    /// sent now, its outcome could not be recorded, and the next run would mail it again. So
+    /// a log cut off costs a second copy for the messages in hand, not for the whole queue
+    /// whose attempts were written ahead. False when the run stops meanwhile; the log's failure
+    /// when it has failed.
+    async fn wait_for_the_log(&mut self) -> Result<bool, Arc<SendLogError>> {
+        let log = &self.shared.log;
+        loop {
+            if let Some(failure) = log.failure() {
+                return Err(failure);
+            }
+            if !log.stalled() {
+                return Ok(true);
+            }
+            if self.shared.stopping() {
+                return Ok(false);
+            }
+            // Outcomes this worker still waits on are counted as they come.
+            self.confirm(false).await?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

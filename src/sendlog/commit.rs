@@ -7,8 +7,8 @@
 //!
 //! The thread is a plain OS thread because a sync blocks; the async side only awaits an answer.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,12 @@ const QUEUE: usize = 1024;
 /// to a few hundred a second, each of which costs the core more than a hundred records do.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// How long a write may go unanswered before the log counts as stalled ([`LogWriter::stalled`]).
+/// A healthy log answers in milliseconds (a sync on a busy disk, a commit on a database nearby);
+/// one silent this long is most likely cut off (a database across a partition, where packets
+/// are dropped without a reset and the connection's own timeouts take many seconds).
+pub const STALL: Duration = Duration::from_millis(200);
+
 struct Pending {
     record: Record,
     durable: oneshot::Sender<Result<(), Arc<SendLogError>>>,
@@ -38,6 +44,12 @@ pub struct LogWriter {
     /// a batch.
     hurry: Arc<AtomicBool>,
     thread: std::thread::Thread,
+    /// When the write in progress began, in nanoseconds after `epoch` (plus one); 0 between
+    /// writes.
+    writing_since: Arc<AtomicU64>,
+    epoch: Instant,
+    /// Why the log failed, once it has: nothing more will be written.
+    failure: Arc<OnceLock<Arc<SendLogError>>>,
 }
 
 impl LogWriter {
@@ -47,6 +59,11 @@ impl LogWriter {
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
         let hurry = Arc::new(AtomicBool::new(false));
         let hurried = Arc::clone(&hurry);
+        let writing_since = Arc::new(AtomicU64::new(0));
+        let since = Arc::clone(&writing_since);
+        let epoch = Instant::now();
+        let failure = Arc::new(OnceLock::new());
+        let failed_with = Arc::clone(&failure);
         let thread = std::thread::Builder::new()
             .name("missive-sendlog".into())
             .spawn(move || {
@@ -85,11 +102,18 @@ impl LogWriter {
                     }
                     let result = match &failed {
                         Some(error) => Err(Arc::clone(error)),
-                        None => log.append(&records).map_err(Arc::new),
+                        None => {
+                            let began = epoch.elapsed().as_nanos() as u64 + 1;
+                            since.store(began, Ordering::Release);
+                            let result = log.append(&records).map_err(Arc::new);
+                            since.store(0, Ordering::Release);
+                            result
+                        }
                     };
                     last_sync = Some(Instant::now());
                     if let Err(error) = &result {
                         failed.get_or_insert_with(|| Arc::clone(error));
+                        let _ = failed_with.set(Arc::clone(error));
                     }
                     for durable in answers {
                         // A caller that gave up waiting is no reason to stop the others.
@@ -102,6 +126,9 @@ impl LogWriter {
             queue,
             hurry,
             thread: thread.thread().clone(),
+            writing_since,
+            epoch,
+            failure,
         };
         (writer, thread)
     }
@@ -125,6 +152,25 @@ impl LogWriter {
             .await
             .map_err(|_| stopped())?;
         Ok(Durable(answer))
+    }
+
+    /// True while a write has gone unanswered for longer than [`STALL`]. The engine starts no
+    /// new message then: every message it sent would be one whose outcome cannot be recorded,
+    /// in doubt, and mailed again by the next run. A log that answers again lifts it; one that
+    /// fails ends the run as any failed write does.
+    pub fn stalled(&self) -> bool {
+        match self.writing_since.load(Ordering::Acquire) {
+            0 => false,
+            began => {
+                let began = Duration::from_nanos(began - 1);
+                self.epoch.elapsed().saturating_sub(began) > STALL
+            }
+        }
+    }
+
+    /// Why the log failed, once a write has: every later one fails the same way.
+    pub fn failure(&self) -> Option<Arc<SendLogError>> {
+        self.failure.get().cloned()
     }
 
     /// Says that a caller is waiting on the records submitted so far: the writer syncs them
@@ -208,6 +254,36 @@ mod tests {
         );
     }
 
+    /// Answers its first batch at once and the next one after `hang`.
+    struct Hanging(Duration, usize);
+
+    impl SendLog for Hanging {
+        fn append(&mut self, _: &[Record]) -> Result<(), SendLogError> {
+            self.1 += 1;
+            if self.1 > 1 {
+                std::thread::sleep(self.0);
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_unanswered_past_the_stall_limit_shows_until_it_is_answered() {
+        let hang = STALL * 3;
+        let (writer, _thread) = LogWriter::spawn(Box::new(Hanging(hang, 0)));
+        let record = || Record::new(Event::attempt("L"), "a@example.com", "<i>");
+        writer.write(record()).await.unwrap();
+        assert!(!writer.stalled(), "idle is not stalled");
+        let durable = writer.submit(record()).await.unwrap();
+        writer.hurry();
+        tokio::time::sleep(STALL / 2).await;
+        assert!(!writer.stalled(), "a write in progress for less than STALL");
+        tokio::time::sleep(STALL).await;
+        assert!(writer.stalled(), "a write unanswered for 1.5 × STALL");
+        durable.wait().await.unwrap();
+        assert!(!writer.stalled(), "answered");
+    }
+
     struct Broken;
 
     impl SendLog for Broken {
@@ -223,7 +299,9 @@ mod tests {
     async fn a_failed_write_is_reported_and_nothing_after_it_succeeds() {
         let (writer, _thread) = LogWriter::spawn(Box::new(Broken));
         let record = || Record::new(Event::attempt("L"), "a@example.com", "<i>");
+        assert!(writer.failure().is_none());
         assert!(writer.write(record()).await.is_err());
+        assert!(writer.failure().is_some());
         assert!(writer.write(record()).await.is_err());
     }
 }

@@ -24,7 +24,7 @@ mod postgres;
 mod replay;
 
 pub use claim::CampaignClaim;
-pub use commit::{Durable, LogWriter};
+pub use commit::{Durable, LogWriter, STALL};
 pub use file::FileLog;
 pub use postgres::{PgLog, PgTarget};
 pub use replay::{Entry, Replay};

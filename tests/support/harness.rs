@@ -239,12 +239,32 @@ impl Fixture {
 
     /// [`Fixture::start_send`] with `env` added to the environment (a database's password).
     pub fn start_send_with(&self, smtp_url: &str, more: &[&str], env: &[(&str, &str)]) -> Running {
+        self.start_send_via(&[], smtp_url, more, env)
+    }
+
+    /// [`Fixture::start_send_with`], the binary run by the program and words of `wrapper`
+    /// (`ip netns exec NAME`), which must exec it in place so that killing the child kills it.
+    pub fn start_send_via(
+        &self,
+        wrapper: &[&str],
+        smtp_url: &str,
+        more: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let n = RUNS.fetch_add(1, Ordering::SeqCst);
         let stdout = self.path(&format!("run-{n}.stdout"));
         let stderr = self.path(&format!("run-{n}.stderr"));
         let campaign = self.campaign();
-        let child = Command::new(env!("CARGO_BIN_EXE_missive"))
+        let mut command = match wrapper.split_first() {
+            Some((program, words)) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(env!("CARGO_BIN_EXE_missive"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_missive")),
+        };
+        let child = command
             .args(["send", campaign.to_str().unwrap(), "--smtp", smtp_url])
             .args(more)
             .current_dir(std::env::temp_dir())

@@ -22,6 +22,8 @@ pub struct PgServer {
     port: u16,
     /// The unprivileged user the server runs as when the tests run as root.
     user: Option<String>,
+    /// `listen_addresses`: 127.0.0.1, and the addresses of [`PgServer::start_listening_also`].
+    listen: String,
     running: bool,
 }
 
@@ -33,6 +35,12 @@ impl PgServer {
 
     /// Makes a database cluster in a new temporary folder and starts it.
     pub fn start() -> PgServer {
+        PgServer::start_listening_also(&[])
+    }
+
+    /// [`PgServer::start`], listening on `also` too (the tests' end of a [`super::netns::Netns`]),
+    /// where logins must come over TLS (turn it on with [`PgServer::enable_tls`]).
+    pub fn start_listening_also(also: &[std::net::Ipv4Addr]) -> PgServer {
         let bin = bin_dir();
         let user = running_as_root().then(|| "postgres".to_owned());
         // In /tmp, which every user may cross (a TMPDIR under /root may not be), and short: the
@@ -58,6 +66,10 @@ impl PgServer {
             dir,
             port,
             user,
+            listen: std::iter::once("127.0.0.1".to_owned())
+                .chain(also.iter().map(|address| address.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
             running: false,
         };
         let data = server.data();
@@ -78,6 +90,19 @@ impl PgServer {
             .output()
             .expect("run initdb");
         check(&output, "initdb");
+        if !also.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let mut rules = std::fs::read_to_string(&hba).unwrap();
+            for address in also {
+                // The far ends of the namespaces' veth pairs: TLS only, with the password.
+                let net = address.octets();
+                rules.push_str(&format!(
+                    "hostssl all all {}.{}.{}.0/24 scram-sha-256\n",
+                    net[0], net[1], net[2]
+                ));
+            }
+            std::fs::write(&hba, rules).unwrap();
+        }
         server.start_again();
         server
     }
@@ -91,13 +116,24 @@ impl PgServer {
         )
     }
 
+    /// The URL of its database `postgres` at `host`, verifying TLS against `authority`.
+    pub fn url_at(&self, host: std::net::Ipv4Addr, authority: &Path) -> String {
+        format!(
+            "postgres://{}@{host}:{}/postgres?sslmode=verify-full&sslrootcert={}",
+            PgServer::USER,
+            self.port,
+            authority.display()
+        )
+    }
+
     /// Starts the server (again, after [`PgServer::stop`]) on the same port, and waits until
     /// it takes connections.
     pub fn start_again(&mut self) {
         assert!(!self.running, "the server is already running");
         let pg_ctl = self.bin.join("pg_ctl");
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {}",
+            "-c listen_addresses={} -p {} -k {}",
+            self.listen,
             self.port,
             self.dir.path().display()
         );

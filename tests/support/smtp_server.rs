@@ -332,6 +332,13 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts on its own thread and runtime, for synchronous tests that run the binary.
     pub fn start_in_background(behavior: Behavior) -> SmtpServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        SmtpServer::start_on(listener, behavior)
+    }
+
+    /// [`SmtpServer::start_in_background`] on a listener of the caller's (one made inside a
+    /// network namespace, see `support::netns`).
+    pub fn start_on(listener: std::net::TcpListener, behavior: Behavior) -> SmtpServer {
         let (commands, incoming) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             behavior,
@@ -342,7 +349,6 @@ impl SmtpServer {
             changed: Condvar::new(),
             commands,
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let thread_shared = Arc::clone(&shared);

@@ -20,6 +20,11 @@ pub struct TestCa {
 impl TestCa {
     /// Makes, in `dir`, an authority named `name` and a certificate for 127.0.0.1 it signed.
     pub fn generate(dir: &Path, name: &str) -> TestCa {
+        TestCa::generate_for(dir, name, &[])
+    }
+
+    /// [`TestCa::generate`], the certificate naming the addresses `also` too.
+    pub fn generate_for(dir: &Path, name: &str, also: &[std::net::Ipv4Addr]) -> TestCa {
         let file = |suffix: &str| dir.join(format!("{name}-{suffix}"));
         let (ca, ca_key) = (file("ca.pem"), file("ca-key.pem"));
         let (server_cert, server_key, request) = (
@@ -28,10 +33,13 @@ impl TestCa {
             file("server.csr"),
         );
         let extensions = file("server.ext");
+        let names: String = also.iter().map(|ip| format!(", IP:{ip}")).collect();
         std::fs::write(
             &extensions,
-            "subjectAltName = IP:127.0.0.1\nbasicConstraints = critical, CA:FALSE\n\
-             keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
+            format!(
+                "subjectAltName = IP:127.0.0.1{names}\nbasicConstraints = critical, CA:FALSE\n\
+                 keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n"
+            ),
         )
         .unwrap();
         let ec = [
