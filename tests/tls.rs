@@ -188,6 +188,16 @@ fn a_primary_relay_that_cannot_be_trusted_is_set_aside_for_the_fallback_and_name
         error.contains("primary") && error.contains("ca_file"),
         "{error}"
     );
+    // The run's report says it too: under cron, stdout is what a person reads.
+    let report = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("set aside"))
+        .unwrap_or_else(|| panic!("the report names the relay set aside: {}", run.all()));
+    assert!(
+        report.contains("primary") && report.contains("certificate not trusted"),
+        "{report}"
+    );
     let journal = primary.journal();
     assert_eq!(journal.connections, 1, "tried once: {journal:?}");
     assert!(journal.logins.is_empty() && journal.failed_logins == 0);

@@ -349,6 +349,12 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));
     }
+    if let Some((relay, why)) = &report.set_aside {
+        println!(
+            "the {} relay was set aside, its certificate not trusted ({why}): the other relay              carried the run; mend its url or ca_file before the next run",
+            relay.as_str()
+        );
+    }
     if report.counts.unanswered > 0 {
         // Only a real send's log remembers them for the next run.
         let then = if dry_run {

@@ -46,6 +46,11 @@ pub trait Delivery: Send + Sync + 'static {
 
     /// How long to wait before reconnecting after a 421.
     fn pause(&self) -> Duration;
+
+    /// The relay set aside this run for a certificate that cannot be trusted, and why.
+    fn set_aside(&self) -> Option<(RelayName, String)> {
+        None
+    }
 }
 
 /// One open connection's side of a transaction: see [`Connection`] for what each step means.
@@ -104,6 +109,10 @@ impl Delivery for Route {
 
     fn pause(&self) -> Duration {
         Route::pause(self)
+    }
+
+    fn set_aside(&self) -> Option<(RelayName, String)> {
+        Route::set_aside_relay(self)
     }
 }
 

@@ -345,6 +345,7 @@ pub async fn run<D: Delivery>(
         return Err(error.into());
     }
     report.counts = shared.progress.counts();
+    report.set_aside = shared.route.set_aside();
     let halted = shared.halt.borrow().clone();
     report.stopped = why_stopped(report.stopped.take(), halted);
     Ok(report)

@@ -168,6 +168,9 @@ pub struct RunReport {
     pub rejected: Vec<RowError>,
     /// People on a suppression list: not mailed.
     pub suppressed: u64,
+    /// A relay whose certificate could not be trusted, set aside while the other carried the
+    /// run, and why: the run may end well, but a person must mend it before the next one.
+    pub set_aside: Option<(RelayName, String)>,
     pub stopped: Option<Stopped>,
 }
 

@@ -237,6 +237,12 @@ impl Route {
         }
     }
 
+    /// The relay set aside for its certificate this run, if one was, and why.
+    pub fn set_aside_relay(&self) -> Option<(RelayName, String)> {
+        let health = self.state.lock().expect("no panic holding the route");
+        health.set_aside.clone()
+    }
+
     fn is_set_aside(&self, relay: &Relay) -> bool {
         let health = self.state.lock().expect("no panic holding the route");
         health
