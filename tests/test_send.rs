@@ -191,7 +191,7 @@ fn the_unsubscribe_link_of_a_test_message_does_not_unsubscribe_the_person_render
 }
 
 #[test]
-fn invalid_test_addresses_and_an_unknown_as_are_named_and_nothing_is_sent() {
+fn invalid_or_too_many_test_addresses_and_an_unknown_as_are_named_and_nothing_is_sent() {
     let server = SmtpServer::start_in_background(Behavior::accept_all());
     let fixture = Fixture::new(&people(2), SETTINGS);
     let before = files(fixture.dir.path());
@@ -214,6 +214,16 @@ fn invalid_test_addresses_and_an_unknown_as_are_named_and_nothing_is_sent() {
     );
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("nobody@example.com"), "{}", run.all());
+
+    // The list pasted in by mistake: 21 addresses, none mailed.
+    let many: Vec<String> = (1..=21).map(|i| format!("t{i}@example.net")).collect();
+    let run = send(&fixture, &server, &["--test", &many.join(",")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("21 addresses, at most 20"),
+        "{}",
+        run.all()
+    );
 
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.journal().connections, 0);

@@ -125,6 +125,11 @@ impl TestLetter {
     }
 }
 
+/// How many addresses a test send takes. It skips the log, the quotas and the suppression
+/// lists: meant for a few colleagues, and a longer list is more likely the real one pasted in
+/// by mistake, which would mail people a `[TEST]` copy nothing remembers.
+const MAX_TEST_ADDRESSES: usize = 20;
+
 /// The test addresses, each once; every one refused is named, and nothing is sent.
 fn test_addresses(typed: &[String]) -> anyhow::Result<Vec<Address>> {
     let mut addresses: Vec<Address> = Vec::new();
@@ -156,6 +161,14 @@ fn test_addresses(typed: &[String]) -> anyhow::Result<Vec<Address>> {
     }
     if addresses.is_empty() {
         anyhow::bail!("--test: no address given; nothing sent");
+    }
+    if addresses.len() > MAX_TEST_ADDRESSES {
+        anyhow::bail!(
+            "--test: {} addresses, at most {MAX_TEST_ADDRESSES}; nothing sent. A test send skips \
+             the send log, the quotas and the suppression lists: for the list itself, use `send` \
+             (or `--dry-run` to look first)",
+            addresses.len()
+        );
     }
     Ok(addresses)
 }
