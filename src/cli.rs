@@ -243,8 +243,7 @@ where
                     max_messages,
                     max_duration,
                     rate,
-                    send_before: None,
-                    window_closes: None,
+                    ..RunLimits::default()
                 },
                 allow_changed_letter,
                 in_doubt: match in_doubt {

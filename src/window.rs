@@ -4,9 +4,13 @@
 //! zone's (jiff's bundled tz database), so `09:00` stays nine in the morning all year.
 //!
 //! A window over midnight (`22:00-06:00`) is refused: it reads as two windows on two days, and
-//! which day's name covers the early hours is a guess this file should not make. One person's
-//! own time zone (`time_zone_column`) is not read yet.
+//! which day's name covers the early hours is a guess this file should not make.
+//!
+//! With `time_zone_column`, the same days and hours are read in each person's own zone, named
+//! in that column of the list ([`Personal`]), so that a person gets the letter in their own
+//! morning; a person with none gets the window's `time_zone`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -22,6 +26,9 @@ pub struct Window {
     pub days: Days,
     pub hours: Hours,
     pub time_zone: Zone,
+    /// The recipient column naming each person's own time zone, if the window is read there.
+    #[serde(default)]
+    pub time_zone_column: Option<String>,
 }
 
 /// `days = ["mon", "tue", …]`: at least one, each named once.
@@ -133,7 +140,11 @@ impl TryFrom<String> for Zone {
 impl Window {
     /// Whether messages may go at `now`, and until when; or when they next may.
     pub fn at(&self, now: SystemTime) -> State {
-        let zone = &self.time_zone.0;
+        self.at_in(&self.time_zone.0, now)
+    }
+
+    /// [`Window::at`] with the days and hours read in `zone`.
+    fn at_in(&self, zone: &TimeZone, now: SystemTime) -> State {
         let now = Timestamp::try_from(now).unwrap_or(Timestamp::MAX);
         let today = now.to_zoned(zone.clone()).date();
         // A day named in `days` comes within the week; a window emptied by a DST gap (02:00-
@@ -142,8 +153,8 @@ impl Window {
         for _ in 0..15 {
             if self.days.0.contains(&day.weekday()) {
                 let (start, end) = (
-                    self.instant(day, self.hours.start),
-                    self.instant(day, self.hours.end),
+                    instant(zone, day, self.hours.start),
+                    instant(zone, day, self.hours.end),
                 );
                 if start < end && now < end {
                     return match now >= start {
@@ -163,25 +174,6 @@ impl Window {
         }
     }
 
-    /// The instant of `time` on `day` in the zone. In a DST gap (Paris, last Sunday of March,
-    /// 02:00-03:00) a time that does not exist is read as the clocks are, an hour on (02:30 is
-    /// 03:30); in the fold (last Sunday of October, 02:00-03:00 twice), the first of the two.
-    fn instant(&self, day: Date, time: Time) -> Timestamp {
-        let end_of_day = time == Time::MAX;
-        let zoned: Option<Zoned> = match end_of_day {
-            // `24:00`: midnight starting the next day.
-            true => day
-                .tomorrow()
-                .ok()
-                .and_then(|d| d.to_zoned(self.time_zone.0.clone()).ok()),
-            false => day
-                .to_datetime(time)
-                .to_zoned(self.time_zone.0.clone())
-                .ok(),
-        };
-        zoned.map_or(Timestamp::MAX, |z| z.timestamp())
-    }
-
     /// `instant` as people in the window's zone and in UTC read it.
     pub fn describe(&self, instant: SystemTime) -> String {
         let Ok(at) = Timestamp::try_from(instant) else {
@@ -194,6 +186,69 @@ impl Window {
             self.time_zone,
             at.strftime("%Y-%m-%dT%H:%M:%SZ")
         )
+    }
+}
+
+/// The instant of `time` on `day` in `zone`. In a DST gap (Paris, last Sunday of March,
+/// 02:00-03:00) a time that does not exist is read as the clocks are, an hour on (02:30 is
+/// 03:30); in the fold (last Sunday of October, 02:00-03:00 twice), the first of the two.
+fn instant(zone: &TimeZone, day: Date, time: Time) -> Timestamp {
+    let end_of_day = time == Time::MAX;
+    let zoned: Option<Zoned> = match end_of_day {
+        // `24:00`: midnight starting the next day.
+        true => day
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned(zone.clone()).ok()),
+        false => day.to_datetime(time).to_zoned(zone.clone()).ok(),
+    };
+    zoned.map_or(Timestamp::MAX, |z| z.timestamp())
+}
+
+/// The window read in each person's own time zone (`time_zone_column`). Zones are looked up
+/// once per name: a list names a few dozen zones, for any number of people.
+#[derive(Debug, Clone)]
+pub struct Personal {
+    window: Window,
+    column: String,
+    zones: HashMap<String, Option<TimeZone>>,
+}
+
+impl Personal {
+    /// The window of a campaign whose `[window]` names a `time_zone_column`; `None` otherwise.
+    pub fn of(window: &Window) -> Option<Personal> {
+        let column = window.time_zone_column.clone()?;
+        Some(Personal {
+            window: window.clone(),
+            column,
+            zones: HashMap::new(),
+        })
+    }
+
+    /// The column the zones are read from.
+    pub fn column(&self) -> &str {
+        &self.column
+    }
+
+    /// The window at `now` for a person whose zone column holds `value` (absent or blank: the
+    /// window's own zone). `Err` says why a value is no zone, for the row's error.
+    pub fn at(&mut self, value: Option<&str>, now: SystemTime) -> Result<State, String> {
+        let name = value.map(str::trim).unwrap_or_default();
+        if name.is_empty() {
+            return Ok(self.window.at(now));
+        }
+        let zone = self
+            .zones
+            .entry(name.to_owned())
+            .or_insert_with(|| TimeZone::get(name).ok());
+        match zone {
+            Some(zone) => Ok(self.window.at_in(zone, now)),
+            None => Err(format!(
+                "{name:?} is not a time zone: write an IANA name such as \"Europe/Paris\", or \
+                 leave it empty for the window's {}",
+                self.window.time_zone
+            )),
+        }
     }
 }
 

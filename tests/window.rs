@@ -170,3 +170,95 @@ fn a_run_the_window_end_crosses_stops_taking_messages_and_a_later_run_finishes()
     assert_eq!((received.len(), to.len()), (30, 30));
     assert_eq!(fixture.status()["sent"], 30);
 }
+
+#[test]
+fn with_a_time_zone_column_each_person_is_mailed_in_their_own_window() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    // From the current hour (UTC) for two hours, every day: open now in UTC, and in a zone
+    // six hours ahead closed now (its clocks read six hours later; past 24:00 the window
+    // would be over midnight, so near midnight it ends at 24:00).
+    let started = Timestamp::now().to_zoned(TimeZone::UTC);
+    let hour = started.hour();
+    let hours = match hour {
+        22 | 23 => format!("{hour:02}:00-24:00"),
+        _ => format!("{hour:02}:00-{:02}:00", hour + 2),
+    };
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               here@example.com,Ici,Nom,10,UTC\n\
+               blank@example.com,Vide,Nom,10,\n\
+               ahead@example.com,Devant,Nom,10,Etc/GMT-6\n\
+               mars@example.com,Mars,Nom,10,Mars/Olympus\n";
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, &hours, "UTC")
+    );
+    let fixture = Fixture::new(csv, &settings);
+    let run = fixture.send(&server.url(), &[]);
+
+    // Mailed: the one in UTC and the one with no zone (the window's); the one six hours ahead
+    // waits for a later run, told when; the unknown zone is named with its line and field.
+    assert_eq!(run.code, 75, "{}", run.all());
+    let mut to: Vec<_> = server
+        .wait_for(2, Duration::from_secs(10))
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["blank@example.com", "here@example.com"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 2);
+    assert!(
+        run.stdout
+            .contains("1 person(s) wait for the sending window")
+            && run.stdout.contains("column `fuseau`"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout
+            .contains(":5: field `fuseau`: \"Mars/Olympus\" is not a time zone"),
+        "{}",
+        run.all()
+    );
+    // status agrees: the unknown zone is an invalid row, and the window first opens for the
+    // one waiting when their clocks next read this hour: 18 hours after it began here.
+    let status = fixture.status();
+    assert_eq!(
+        (&status["sent"], &status["pending"], &status["invalid"]),
+        (&2.into(), &1.into(), &1.into()),
+        "{status}"
+    );
+    let opens: Timestamp = status["window_opens"].as_str().unwrap().parse().unwrap();
+    let this_hour = started
+        .with()
+        .minute(0)
+        .second(0)
+        .subsec_nanosecond(0)
+        .build()
+        .unwrap();
+    assert_eq!(
+        opens,
+        this_hour.timestamp() + jiff::SignedDuration::from_hours(18),
+        "{status}"
+    );
+    assert_eq!(status["window_closes"], serde_json::Value::Null, "{status}");
+
+    let check = fixture.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains(":5: field `fuseau`: \"Mars/Olympus\" is not a time zone")
+            && check
+                .stdout
+                .contains("read in each person's own time zone (column `fuseau`"),
+        "{}",
+        check.all()
+    );
+
+    // The next run, still inside the UTC window, mails nobody twice.
+    let again = fixture.send(&server.url(), &[]);
+    assert_eq!(again.code, 75, "{}", again.all());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.messages().len(), 2, "{}", again.all());
+}

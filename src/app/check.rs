@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use crate::lint::{self, Finding, Severity};
 use crate::recipients::Row;
+use crate::window::Personal;
 
 use super::{Exit, Loaded};
 
@@ -141,9 +142,21 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     // The layout's lints read one message; only the size can differ between people.
     let mut linted_one = false;
     let mut largest: Option<(usize, String)> = None;
+    let mut personal = campaign.window.as_ref().and_then(Personal::of);
     while let Some(row) = reader.next_row()? {
         match row {
             Row::Valid(recipient) => {
+                // A zone a send would refuse: the row is rejected there, named here.
+                if let Some(personal) = &mut personal
+                    && let Err(problem) =
+                        personal.at(recipient.field(personal.column()), SystemTime::now())
+                {
+                    rejected += 1;
+                    let field = personal.column();
+                    let list = loaded.recipients_path.display();
+                    println!("{list}:{}: field `{field}`: {problem}", recipient.line);
+                    continue;
+                }
                 let rendered = loaded.template.render(&recipient);
                 let place = format!(
                     "{}:{}: the message to {}",
@@ -249,7 +262,14 @@ fn print_send_window(campaign: &crate::campaign::Campaign) {
                 format!("closed now, opens {}", window.describe(opens))
             }
         };
-        println!("window {window}: messages go only then ({now})");
+        match &window.time_zone_column {
+            Some(column) => println!(
+                "window {window}: messages go only then, read in each person's own time zone \
+                 (column `{column}`; {} for those with none: {now})",
+                window.time_zone
+            ),
+            None => println!("window {window}: messages go only then ({now})"),
+        }
     }
 }
 

@@ -76,8 +76,15 @@ pub(super) async fn send(
     if let Some(test) = &send.test {
         return test_send::send(loaded, options, test).await;
     }
-    // A rehearsal ignores the window, as it ignores send_after.
-    let window_closes = match send.dry_run {
+    // A rehearsal ignores the window, as it ignores send_after. A window read in each
+    // person's zone is open somewhere: the run goes, and mails whom it is open for.
+    let personal_window = campaign
+        .window
+        .as_ref()
+        .filter(|_| !send.dry_run)
+        .and_then(crate::window::Personal::of)
+        .map(Box::new);
+    let window_closes = match send.dry_run || personal_window.is_some() {
         true => None,
         false => match window::closed_now(campaign) {
             Ok(closes) => closes,
@@ -179,6 +186,7 @@ pub(super) async fn send(
     let limits = RunLimits {
         send_before: campaign.send_before.filter(|_| !send.dry_run),
         window_closes,
+        personal_window,
         ..send.limits.clone()
     };
     let result = crate::send::run(

@@ -13,7 +13,7 @@ use crate::recipients::Row;
 use crate::send::{Decision, InDoubt, decide};
 use crate::sendlog::{CampaignClaim, SendLogError, Status, timestamp};
 use crate::suppression::Reason;
-use crate::window::State;
+use crate::window::{Personal, State};
 
 /// How many people of the list each suppression list holds.
 #[derive(Debug, Default, Serialize)]
@@ -121,6 +121,10 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     };
     let now = SystemTime::now();
     let mut reader = loaded.recipients()?;
+    // Read in each person's zone, the window opens at different times for different people:
+    // status says when it first opens for someone still to be mailed.
+    let mut personal = campaign.window.as_ref().and_then(Personal::of);
+    let mut personal_opens: Option<SystemTime> = None;
     while let Some(row) = reader.next_row()? {
         report.total += 1;
         let (recipient, suppressed) = match row {
@@ -133,6 +137,17 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 report.invalid += 1;
                 continue;
             }
+        };
+        // A zone the engine would refuse makes the row invalid, as a send reports it.
+        let own_window = match &mut personal {
+            Some(personal) => match personal.at(recipient.field(personal.column()), now) {
+                Ok(state) => Some(state),
+                Err(_) => {
+                    report.invalid += 1;
+                    continue;
+                }
+            },
+            None => None,
         };
         // The engine's own decision. `status` says where a person stands, so a deferred one
         // stays "deferred" whether it is due, not yet due, or about to be given up, and an
@@ -162,7 +177,12 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 ..
             } => report.deferred += 1,
             Decision::Expired => report.expired += 1,
-            Decision::Send { .. } => report.pending += 1,
+            Decision::Send { .. } => {
+                report.pending += 1;
+                if let Some(State::Closed { opens }) = own_window {
+                    personal_opens = personal_opens.min(Some(opens)).or(Some(opens));
+                }
+            }
         }
     }
     report.failed_reasons = replay
@@ -189,9 +209,12 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     report.send_before = campaign.send_before.map(timestamp);
     if let Some(window) = &campaign.window {
         report.window = Some(window.to_string());
-        match window.at(now) {
-            State::Open { closes } => report.window_closes = Some(timestamp(closes)),
-            State::Closed { opens } => report.window_opens = Some(timestamp(opens)),
+        match (&personal, window.at(now)) {
+            // Each person's own: when it first opens for someone still waiting; a close
+            // differs from person to person.
+            (Some(_), _) => report.window_opens = personal_opens.map(timestamp),
+            (None, State::Open { closes }) => report.window_closes = Some(timestamp(closes)),
+            (None, State::Closed { opens }) => report.window_opens = Some(timestamp(opens)),
         }
     }
 

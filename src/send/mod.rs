@@ -51,6 +51,7 @@ use crate::recipients::{RecipientReader, RecipientsError, Row, RowError};
 use crate::render::Template;
 use crate::retry::RetryPolicy;
 use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
+use crate::window::{self, Personal};
 use ahead::{Ahead, ahead};
 use report::{Outcome, why_stopped};
 use worker::{Job, Shared};
@@ -85,6 +86,9 @@ pub struct RunLimits {
     /// When the campaign's `[window]` closes: from then on no message is taken; those in hand
     /// are finished and the run stops (the rest wait for the window's next opening).
     pub window_closes: Option<SystemTime>,
+    /// The `[window]` read in each person's own time zone: a person is mailed only while
+    /// theirs is open; the others wait for a later run.
+    pub personal_window: Option<Box<Personal>>,
 }
 
 /// What to do with messages an earlier run left in doubt (handed over, no reply recorded).
@@ -189,6 +193,7 @@ pub async fn run<D: Delivery>(
         });
     }
     let mut queue = Ahead::new(queue, &engine.log, content.fingerprint);
+    let mut personal_window = limits.personal_window.clone();
     let skipped = || engine.progress.add(Outcome::Skipped);
     let mut taken = 0u64;
     // Rows read since the producer last let the connections run (it shares their thread).
@@ -271,6 +276,28 @@ pub async fn run<D: Delivery>(
                 continue;
             }
         };
+        if let Some(personal) = &mut personal_window {
+            match personal.at(recipient.field(personal.column()), SystemTime::now()) {
+                Ok(window::State::Open { .. }) => {}
+                Ok(window::State::Closed { opens }) => {
+                    report.waiting_for_window += 1;
+                    report.window_opens = report.window_opens.min(Some(opens)).or(Some(opens));
+                    skipped();
+                    continue;
+                }
+                Err(problem) => {
+                    let error = RowError {
+                        line: recipient.line,
+                        field: Some(personal.column().to_owned()),
+                        problem,
+                    };
+                    tracing::warn!("row rejected: {}", error.at(recipients.path()));
+                    report.rejected.push(error);
+                    skipped();
+                    continue;
+                }
+            }
+        }
         // Only for people mailed now: a resumed run skips most rows.
         let rcpt = recipient.email.to_string();
         let message_id = content.composer.message_id(&recipient);

@@ -168,6 +168,11 @@ pub struct RunReport {
     pub rejected: Vec<RowError>,
     /// People on a suppression list: not mailed.
     pub suppressed: u64,
+    /// People whose own window (`time_zone_column`) was closed when their row came: a later
+    /// run's.
+    pub waiting_for_window: u64,
+    /// The earliest time one of those windows opens.
+    pub window_opens: Option<SystemTime>,
     /// A relay whose certificate could not be trusted, set aside while the other carried the
     /// run, and why: the run may end well, but a person must mend it before the next one.
     pub set_aside: Option<(RelayName, String)>,
@@ -177,7 +182,12 @@ pub struct RunReport {
 impl RunReport {
     /// True when every recipient now has a final outcome: nothing for a later run to do.
     pub fn is_complete(&self) -> bool {
-        self.stopped.is_none() && self.counts.deferred + self.not_due + self.counts.unanswered == 0
+        self.stopped.is_none()
+            && self.counts.deferred
+                + self.not_due
+                + self.counts.unanswered
+                + self.waiting_for_window
+                == 0
     }
 }
 

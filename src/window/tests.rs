@@ -5,6 +5,7 @@ fn window(days: &[&str], hours: &str, zone: &str) -> Window {
         days: Days::try_from(days.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap(),
         hours: Hours::try_from(hours.to_string()).unwrap(),
         time_zone: Zone::try_from(zone.to_string()).unwrap(),
+        time_zone_column: None,
     }
 }
 
@@ -178,4 +179,40 @@ fn describe_gives_the_zone_and_utc() {
         w.describe(at("2026-12-01T08:00:00Z")),
         "Tue 2026-12-01 09:00 Europe/Paris (2026-12-01T08:00:00Z)"
     );
+}
+
+#[test]
+fn a_persons_own_zone_moves_the_window_and_a_blank_one_is_the_windows() {
+    let mut w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    assert!(Personal::of(&w).is_none(), "no column, no personal window");
+    w.time_zone_column = Some("fuseau".into());
+    let mut personal = Personal::of(&w).unwrap();
+    assert_eq!(personal.column(), "fuseau");
+    // Monday 30 November 2026, 08:30 UTC: 09:30 in Paris, 03:30 in Montreal, 17:30 in Tokyo.
+    let now = at("2026-11-30T08:30:00Z");
+    let paris = State::Open {
+        closes: at("2026-11-30T17:00:00Z"),
+    };
+    assert_eq!(personal.at(None, now), Ok(paris));
+    assert_eq!(personal.at(Some("  "), now), Ok(paris));
+    assert_eq!(personal.at(Some("Europe/Paris"), now), Ok(paris));
+    assert_eq!(
+        personal.at(Some("America/Montreal"), now),
+        Ok(State::Closed {
+            opens: at("2026-11-30T14:00:00Z")
+        })
+    );
+    assert_eq!(
+        personal.at(Some(" Asia/Tokyo "), now),
+        Ok(State::Open {
+            closes: at("2026-11-30T09:00:00Z")
+        })
+    );
+    let refused = personal.at(Some("Mars/Olympus"), now).unwrap_err();
+    assert!(
+        refused.contains("\"Mars/Olympus\" is not a time zone") && refused.contains("Europe/Paris"),
+        "{refused}"
+    );
+    // Each name looked up once, refused ones too.
+    assert_eq!(personal.zones.len(), 4);
 }

@@ -28,8 +28,18 @@ pub(super) fn closed_now(campaign: &Campaign) -> Result<Option<SystemTime>, Exit
     }
 }
 
-/// When the window that stopped this run opens again.
+/// When the window that stopped this run opens again; or, read in each person's own zone,
+/// how many people wait for theirs and when the first opens.
 pub(super) fn print_closed(report: &RunReport, campaign: &Campaign) {
+    if let (Some(opens), Some(window)) = (report.window_opens, &campaign.window) {
+        println!(
+            "{} person(s) wait for the sending window ({window}) in their own time zone (column \
+             `{}`); the first opens {}: run again then to go on",
+            report.waiting_for_window,
+            window.time_zone_column.as_deref().unwrap_or_default(),
+            window.describe(opens)
+        );
+    }
     if let (Some(Stopped::WindowClosed), Some(window)) = (&report.stopped, &campaign.window)
         && let State::Closed { opens } = window.at(SystemTime::now())
     {
