@@ -174,6 +174,41 @@ impl Window {
         }
     }
 
+    /// When `count` messages are all sent, from `now`, going only while the window is open, at
+    /// `per_second` (none: as fast as the relay takes them) and at most `per_day` in one
+    /// opening (a window holds one stretch a day). `None` when it cannot be told: no pace at
+    /// all, or a window that would not be done within ten years.
+    pub fn finish(
+        &self,
+        now: SystemTime,
+        count: u64,
+        per_second: Option<f64>,
+        per_day: Option<u64>,
+    ) -> Option<SystemTime> {
+        if per_second.is_none() && per_day.is_none() {
+            return None;
+        }
+        let horizon = now + std::time::Duration::from_secs(10 * 366 * 86_400);
+        let (mut at, mut left) = (now, count as f64);
+        while at < horizon {
+            match self.at(at) {
+                State::Closed { opens } => at = opens,
+                State::Open { closes } => {
+                    let stretch = closes.duration_since(at).unwrap_or_default().as_secs_f64();
+                    let fits = per_second.map_or(f64::INFINITY, |rate| stretch * rate);
+                    let fits = per_day.map_or(fits, |day| fits.min(day as f64));
+                    if left <= fits {
+                        let secs = per_second.map_or(0.0, |rate| left / rate);
+                        return Some(at + std::time::Duration::from_secs_f64(secs));
+                    }
+                    left -= fits;
+                    at = closes;
+                }
+            }
+        }
+        None
+    }
+
     /// `instant` as people in the window's zone and in UTC read it.
     pub fn describe(&self, instant: SystemTime) -> String {
         let Ok(at) = Timestamp::try_from(instant) else {

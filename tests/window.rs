@@ -33,7 +33,11 @@ fn a_window_closed_now_connects_to_nobody_and_says_when_it_opens() {
     let paris = TimeZone::get("Europe/Paris").unwrap();
     let tomorrow = Timestamp::now().to_zoned(paris).date().tomorrow().unwrap();
     let day = DAYS[tomorrow.weekday().to_monday_zero_offset() as usize];
-    let fixture = Fixture::new(&people(3), &window(&[day], "09:00-18:00", "Europe/Paris"));
+    let settings = format!(
+        "[smtp]\nrate = 0.5\n{}",
+        window(&[day], "09:00-18:00", "Europe/Paris")
+    );
+    let fixture = Fixture::new(&people(3), &settings);
     let run = fixture.send(&server.url(), &[]);
     assert_eq!(run.code, 75, "{}", run.all());
     let opens = tomorrow.at(9, 0, 0, 0).in_tz("Europe/Paris").unwrap();
@@ -54,6 +58,13 @@ fn a_window_closed_now_connects_to_nobody_and_says_when_it_opens() {
     assert_eq!(status["window_opens"], utc.as_str(), "{status}");
     assert_eq!(status["window_closes"], serde_json::Value::Null, "{status}");
     assert_eq!(status["pending"], 3, "{status}");
+    // Three at one every two seconds, counted from tomorrow's opening, not from now.
+    let eta = status["eta_secs"].as_i64().unwrap();
+    let until_opens = opens.timestamp().as_second() - Timestamp::now().as_second();
+    assert!(
+        (until_opens + 6 - eta).abs() <= 2,
+        "eta {eta} s, opens in {until_opens} s: {status}"
+    );
     let text = fixture.command("status", &[]);
     let written = format!("{day} 09:00-18:00 Europe/Paris");
     assert!(

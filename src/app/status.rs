@@ -204,7 +204,11 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         .into_iter()
         .map(|(window, _, left)| (window, left))
         .collect();
-    report.eta_secs = eta(report.pending + report.deferred + report.in_doubt, campaign);
+    report.eta_secs = eta(
+        report.pending + report.deferred + report.in_doubt,
+        campaign,
+        now,
+    );
     report.letter_changed = super::letter_changed(&replay, &loaded.fingerprint);
     report.send_before = campaign.send_before.map(timestamp);
     if let Some(window) = &campaign.window {
@@ -236,17 +240,32 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
 }
 
 /// Seconds to attempt `remaining` messages at the tightest of the configured pace and quotas.
-fn eta(remaining: u64, campaign: &crate::campaign::Campaign) -> Option<u64> {
+/// How long the people left would take at the campaign's pace. With a `[window]`, only its
+/// open hours count, and `per_day` caps each opening (read in the window's own zone, even when
+/// people have their own: an estimate).
+fn eta(remaining: u64, campaign: &crate::campaign::Campaign, now: SystemTime) -> Option<u64> {
     let limits = &campaign.limits;
-    let per_second = [
-        limits.rate,
-        limits.per_minute.map(|n| f64::from(n) / 60.0),
-        limits.per_hour.map(|n| f64::from(n) / 3600.0),
-        limits.per_day.map(|n| f64::from(n) / 86_400.0),
-    ]
-    .into_iter()
-    .flatten()
-    .reduce(f64::min)?;
+    let pace = |per_day: Option<f64>| {
+        [
+            limits.rate,
+            limits.per_minute.map(|n| f64::from(n) / 60.0),
+            limits.per_hour.map(|n| f64::from(n) / 3600.0),
+            per_day,
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
+    };
+    if let Some(window) = &campaign.window {
+        let done = window.finish(now, remaining, pace(None), limits.per_day.map(u64::from))?;
+        return Some(
+            done.duration_since(now)
+                .unwrap_or_default()
+                .as_secs_f64()
+                .ceil() as u64,
+        );
+    }
+    let per_second = pace(limits.per_day.map(|n| f64::from(n) / 86_400.0))?;
     Some((remaining as f64 / per_second).ceil() as u64)
 }
 

@@ -216,3 +216,30 @@ fn a_persons_own_zone_moves_the_window_and_a_blank_one_is_the_windows() {
     // Each name looked up once, refused ones too.
     assert_eq!(personal.zones.len(), 4);
 }
+
+#[test]
+fn the_end_of_a_campaign_counts_only_the_hours_the_window_is_open() {
+    let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    // Monday 30 November 2026, 16:00 in Paris: two hours left today.
+    let now = at("2026-11-30T15:00:00Z");
+    // One message a second: 7,200 today, 32,400 a day after that.
+    let done = |count, per_day| w.finish(now, count, Some(1.0), per_day);
+    assert_eq!(done(3_600, None), Some(at("2026-11-30T16:00:00Z")));
+    assert_eq!(done(7_200, None), Some(at("2026-11-30T17:00:00Z")));
+    // 100 more go on Tuesday from 09:00 (08:00 UTC).
+    assert_eq!(done(7_300, None), Some(at("2026-12-01T08:01:40Z")));
+    // Friday's evening to Monday's morning is closed: 2 h + 4 × 9 h = 39,600 s by Friday's end.
+    assert_eq!(
+        done(7_200 + 4 * 32_400 + 60, None),
+        Some(at("2026-12-07T08:01:00Z"))
+    );
+    // At most 1,000 in one opening: 1,000 today, then 1,000 a day.
+    assert_eq!(done(2_500, Some(1_000)), Some(at("2026-12-02T08:08:20Z")));
+    // No pace: as fast as the relay goes, which nothing here tells.
+    assert_eq!(w.finish(now, 10, None, None), None);
+    // Only a daily cap: the opening where the last one goes.
+    assert_eq!(
+        w.finish(now, 2_500, None, Some(1_000)),
+        Some(at("2026-12-02T08:00:00Z"))
+    );
+}
