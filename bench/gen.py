@@ -6,6 +6,7 @@ benchmark sends the letter a user would send. Run by bench/run.sh; not a library
 
 import csv
 import hashlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -111,6 +112,31 @@ def mailmerge(campaign_path, letter_path, dest_dir, port, recipients_path):
     Path(dest / "mailmerge_database.csv").write_bytes(Path(recipients_path).read_bytes())
 
 
+def files(folder, count, size):
+    """`count` files of `size` random bytes (incompressible, as a PDF mostly is), r0.pdf…"""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (Path(folder) / f"r{i}.pdf").write_bytes(os.urandom(size))
+
+
+def receipts(path, count, folder, files_count):
+    """`recipients`, each row naming its own receipt, `folder/r<i mod files_count>.pdf`."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["email", "first_name", "last_name", "amount", "receipt"])
+        for i in range(count):
+            receipt = f"{folder}/r{i % files_count}.pdf"
+            writer.writerow([address(i), FIRST[i % 10], LAST[i % 8], AMOUNTS[i % 6], receipt])
+
+
+def with_key(source, dest, line):
+    """The campaign file `source` with a top-level `line` (before its first table)."""
+    lines = Path(source).read_text(encoding="utf-8").splitlines()
+    first_table = next(i for i, text in enumerate(lines) if text.startswith("["))
+    lines.insert(first_table, line)
+    Path(dest).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _optional(inner):
     fields = re.findall(r"\{\{(\w+)", inner)
     condition = " and ".join(fields) or "true"
@@ -127,6 +153,12 @@ def main():
         letter(args[0], args[1], int(args[2]))
     elif command == "campaign":
         campaign(args[0], args[1], args[2], args[3], int(args[4]))
+    elif command == "files":
+        files(args[0], int(args[1]), int(args[2]))
+    elif command == "receipts":
+        receipts(args[0], int(args[1]), args[2], int(args[3]))
+    elif command == "with_key":
+        with_key(args[0], args[1], args[2])
     elif command == "mailmerge":
         mailmerge(args[0], args[1], args[2], int(args[3]), args[4])
     else:

@@ -25,6 +25,12 @@ RENDER_ROUNDS=${RENDER_ROUNDS:-10}
 # Rows of the callgrind pass of section 2 (instructions, which the machine's load does not move).
 N_CALLGRIND=${N_CALLGRIND:-5000}
 BIG=${BIG:-1000000}
+# Section 6: rows of the render pass with a 200 KB file in every message, and people with a
+# 100 KB file of their own each (RECEIPT_FILES distinct files, cycled: what is measured is
+# reading, encoding and dropping one per message, not the disk).
+N_ATTACH=${N_ATTACH:-10000}
+N_RECEIPTS=${N_RECEIPTS:-100000}
+RECEIPT_FILES=${RECEIPT_FILES:-1000}
 CONCURRENCIES=(1 4 16)
 # Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
 STORIES=1
@@ -483,7 +489,49 @@ section_pg() {
     row "  PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'), same machine, TCP" "" "" "" "" ""
 }
 
+section_attachments() {
+    table "6. attachments: render + build on one core (taskset -c 0, pool 4, median of 3 off/on pairs) with a 200 KB file in every message; a real send to $N_RECEIPTS people with a 100 KB file each"
+    local gen="$ROOT/bench/gen.py"
+    python3 "$gen" files "$WORK/shared" 1 204800
+    python3 "$gen" recipients "$WORK/attach.csv" "$N_ATTACH"
+    campaign attach-none attach.csv 4
+    python3 "$gen" with_key "$WORK/attach-none.toml" "$WORK/attach.toml" 'attachments = ["shared/r0.pdf"]'
+    taskset -c 0 "$RENDER" "$WORK/attach-none.toml" "$WORK/attach.csv" "$WORK/renderlogs" 4 3 >"$WORK/attach-none.out"
+    taskset -c 0 "$RENDER" "$WORK/attach.toml" "$WORK/attach.csv" "$WORK/renderlogs" 4 3 >"$WORK/attach.out"
+    local none with
+    none=$(median_of on "$WORK/attach-none.out")
+    with=$(median_of on "$WORK/attach.out")
+    row "messages/s with a 200 KB shared file (log on)" "$with" "$none (none)" "$(calc "$with / $none" 2)" \
+        ">= 5000" "$(met "$with" ">=" 5000)"
+    # Everyone's own receipt: read when their message is made, dropped after.
+    python3 "$gen" files "$WORK/receipts" "$RECEIPT_FILES" 102400
+    python3 "$gen" receipts "$WORK/receipts.csv" "$N_RECEIPTS" receipts "$RECEIPT_FILES"
+    campaign receipts-none receipts.csv 4
+    python3 "$gen" with_key "$WORK/receipts-none.toml" "$WORK/receipts.toml" 'attachment_column = "receipt"'
+    missive_send receipts-none receipts-none
+    expect_exit "$WORK/receipts-none" 0
+    missive_send receipts receipts
+    expect_exit "$WORK/receipts" 0
+    row "send, $N_RECEIPTS people, a 100 KB file each: peak RSS (MiB)" "$(rss_mib "$WORK/receipts")" \
+        "$(rss_mib "$WORK/receipts-none") (none)" "$(calc "$(rss_mib "$WORK/receipts") / $(rss_mib "$WORK/receipts-none")" 2)" \
+        "<= 64" "$(met "$(rss_mib "$WORK/receipts")" "<=" 64)"
+    row "  its rate (messages/s)" "$(calc "$N_RECEIPTS / $(seconds "$WORK/receipts")" 0)" \
+        "$(calc "$N_RECEIPTS / $(seconds "$WORK/receipts-none")" 0) (none)" "" "" ""
+}
+
 main() {
+    # `bash bench/run.sh attachments`: section 6 alone.
+    if [[ "${1:-}" == attachments ]]; then
+        fetch
+        prepare
+        start_sink
+        printf '# missive benchmark, section 6 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        section_attachments
+        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+        return 0
+    fi
     # `bash bench/run.sh pg`: section 5 alone (with what it needs: the sink, section 1's
     # campaigns).
     if [[ "${1:-}" == pg ]]; then
@@ -513,6 +561,7 @@ main() {
     section_big
     section_mailmerge
     section_pg
+    section_attachments
     printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
     printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
 }

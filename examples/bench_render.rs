@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
     // As `missive send` makes them: the letter prepared once, and its fixed parts encoded
     // once. The bench sends without unsubscribe links.
     let (template, composer) = missive::app::prepare(&campaign, &letter, None);
+    // The files every message carries, read and encoded once, as `send` attaches them.
+    let composer = composer.with_attachments(missive::app::read_attachments(&campaign)?);
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Loaded {
         campaign,

@@ -29,8 +29,8 @@ mod status;
 
 pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
-pub use load::prepare;
 use load::{Loaded, secret_users, unsubscribe};
+pub use load::{prepare, read_attachments};
 use log_place::send_log;
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions, TestSend};
 

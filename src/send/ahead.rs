@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::Stopped;
 use super::worker::Job;
@@ -35,6 +35,14 @@ pub(super) fn ahead(connections: usize, rate: Option<f64>) -> usize {
     }
 }
 
+/// How many bytes of messages may be in memory at once: rendered and waiting, on the queue or
+/// behind it, and in the connections' hands. A letter of 20 KB never comes near (the counts of
+/// [`ahead`] bound it first), but at those counts messages carrying a 1 MB receipt each would
+/// hold a quarter of a gigabyte. With it, memory stays bounded whatever is attached: this, and
+/// the message being made. The price, only for messages over a quarter of it (8 MB, past what
+/// most providers take): fewer of them travel at once than the pool has connections.
+pub(super) const MESSAGE_BYTES: usize = 32 << 20;
+
 /// The producer's end of the queue, with the messages rendered behind it.
 pub(super) struct Ahead<'a> {
     queue: mpsc::Sender<Job>,
@@ -47,6 +55,8 @@ pub(super) struct Ahead<'a> {
     hurried: bool,
     /// Messages rendered since the queue was last seen with room.
     behind: u32,
+    /// [`MESSAGE_BYTES`], shared out to the messages rendered and not yet done with.
+    bytes: Arc<Semaphore>,
 }
 
 /// How often, while the queue is full, the producer offers the core to the log's thread.
@@ -61,6 +71,36 @@ impl<'a> Ahead<'a> {
             fingerprint,
             hurried: false,
             behind: 0,
+            bytes: Arc::new(Semaphore::new(MESSAGE_BYTES)),
+        }
+    }
+
+    /// Holds `job`'s share of [`MESSAGE_BYTES`] (what it carries; all of it for a larger one),
+    /// waiting while the messages before it hold it: each gives it back when it is done with.
+    /// False when the run halted meanwhile: the job is dropped, with no attempt written, and
+    /// stays pending for the next run.
+    pub async fn hold(
+        &mut self,
+        job: &mut Job,
+        halted: &mut watch::Receiver<Option<Stopped>>,
+    ) -> Result<bool, Arc<SendLogError>> {
+        let wanted = job.data.len().clamp(1, MESSAGE_BYTES) as u32;
+        loop {
+            let bytes = Arc::clone(&self.bytes);
+            // While messages rendered behind the queue hold some, they must not wait for the
+            // producer that waits for them: each room the queue makes goes to them.
+            let room = tokio::select! {
+                held = bytes.acquire_many_owned(wanted) => {
+                    job.held = Some(held.expect("the semaphore is never closed"));
+                    return Ok(true);
+                }
+                slot = self.queue.reserve(), if !self.rendered.is_empty() => slot.is_ok(),
+                _ = halted.changed() => false,
+            };
+            if !room {
+                return Ok(false);
+            }
+            self.hand_over().await?;
         }
     }
 

@@ -336,7 +336,7 @@ pub async fn run<D: Delivery>(
         }
         taken += 1;
         // Its attempt is written when it enters the queue: see `ahead`.
-        let job = Job {
+        let mut job = Job {
             rcpt,
             message_id,
             envelope: message.envelope().clone(),
@@ -345,7 +345,11 @@ pub async fn run<D: Delivery>(
             admitted: false,
             attempts_before,
             was_in_doubt,
+            held: None,
         };
+        if !queue.hold(&mut job, &mut halted).await? {
+            break;
+        }
         queue.push(job).await?;
         // The connections run on this thread too: let them answer their servers between two
         // renders rather than after a queue's worth.

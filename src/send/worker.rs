@@ -55,6 +55,8 @@ pub struct Job {
     /// Attempts earlier runs made: the backoff grows with them.
     pub attempts_before: u32,
     pub was_in_doubt: bool,
+    /// Its share of the bytes of messages in memory, given back when it is dropped.
+    pub held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the workers share.
