@@ -7,7 +7,8 @@
 //! quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the client and what replies
 //! mean), [`refusal`] (what a server's refusal says of the address: a dead mailbox or not) and
 //! [`sendlog`] (the durable record that makes a second run resume instead of repeat).
-//! Deliverability: [`unsubscribe`] (the one-click link and its token, which [`serve`] answers over
+//! [`language`] chooses among a campaign's letters in several languages the one each person
+//! gets. Deliverability: [`unsubscribe`] (the one-click link and its token, which [`serve`] answers over
 //! HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that
 //! makes a bounce name whom it is about), [`bounce`] (what a bounce or a complaint that came back
 //! says, and about whom), [`dkim`] (signing) and [`lint`] (what `check` finds wrong with a letter
@@ -31,6 +32,7 @@ mod csvline;
 mod dkim;
 pub mod error;
 mod keymap;
+pub mod language;
 pub mod letter;
 mod lint;
 pub mod logging;
