@@ -87,7 +87,8 @@ fn main() -> anyhow::Result<()> {
     let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
     // As `missive send` makes them: the letter prepared once, and its fixed parts encoded
     // once. The bench sends without unsubscribe links.
-    let (template, composer) = missive::app::prepare(&campaign, &letter, None);
+    let (template, composer) =
+        missive::app::prepare(&campaign, std::slice::from_ref(&letter), None);
     let fingerprint = letter.source_sha256[..16].to_owned();
     let loaded = Loaded {
         campaign,

@@ -306,6 +306,7 @@ mod tests {
         let r = Rendered {
             html: html.into(),
             text: " \n".into(),
+            letter: 0,
         };
         let found = rendered(&r, &[("https://ok.example.org/".into(), 4)], false, "HTML");
         let found = messages(&found);

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::{Command, Options, SendOptions, Unsendable};
 use crate::campaign::{Campaign, CampaignError};
+use crate::language::Languages;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::{Attachment, Composer, PersonalFiles};
 use crate::recipients::{RecipientReader, RecipientsError};
@@ -22,8 +23,9 @@ use crate::verp::Verp;
 /// A campaign with its letter parsed and its recipient file's header checked against it.
 pub(super) struct Loaded {
     pub(super) campaign: Campaign,
-    pub(super) letter: Letter,
-    /// The letter prepared for rendering in the campaign's frame, once for every message.
+    /// Every letter, in the order of the campaign's: the default first.
+    pub(super) letters: Vec<Letter>,
+    /// The letters prepared for rendering in their frames, once for every message.
     pub(super) template: Template,
     pub(super) composer: Composer,
     pub(super) recipients_path: PathBuf,
@@ -42,7 +44,12 @@ pub(super) struct Loaded {
 impl Loaded {
     pub(super) fn load(options: &Options) -> anyhow::Result<Loaded> {
         let campaign = Campaign::load(&options.campaign)?;
-        let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
+        // Each in its own language: French spacing only in the French one.
+        let letters = campaign
+            .letters
+            .iter()
+            .map(|settings| Letter::load(&settings.letter_path, &settings.language))
+            .collect::<Result<Vec<_>, _>>()?;
         let recipients_path = options
             .recipients
             .clone()
@@ -51,7 +58,7 @@ impl Loaded {
             SuppressionList::load(&campaign.suppression_sources())?;
         let (secret, secret_problem) = secret(&campaign, &options.command)?;
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
-        let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
+        let (template, mut composer) = prepare(&campaign, &letters, unsubscribe.as_ref());
         // Read here, once: rendering stays free of I/O, and each file is encoded once.
         let attachments = read_attachments(&campaign)?;
         let attached = attachments_digest(&campaign, &attachments);
@@ -78,10 +85,10 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let fingerprint = fingerprint(&campaign, &letter, &attached);
+        let fingerprint = fingerprint(&campaign, &letters, &attached);
         let loaded = Loaded {
             campaign,
-            letter,
+            letters,
             template,
             composer,
             recipients_path,
@@ -93,7 +100,9 @@ impl Loaded {
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
-        check_fields(&loaded.letter, reader.columns().names())?;
+        for letter in &loaded.letters {
+            check_fields(letter, reader.columns().names())?;
+        }
         if let Some(column) = &loaded.campaign.attachment_column {
             let names = reader.columns().names();
             if !names.contains(&column.name) {
@@ -128,16 +137,20 @@ impl Loaded {
     }
 }
 
-/// The letter prepared once in the campaign's frame, and the composer of the campaign's
-/// messages with the letter's fixed parts encoded once: what every command that renders starts
-/// from, and the benchmark and the tests that drive the engine in-process with it.
-/// `unsubscribe` adds the links (in the letter's frame and in the headers); DKIM is the
-/// caller's to add.
+/// The letters prepared once in their frames, and the composer of the campaign's messages with
+/// each letter's fixed parts encoded once: what every command that renders starts from, and the
+/// benchmark and the tests that drive the engine in-process with it. `letters` are the
+/// campaign's, in its order (one without `[letters]`). `unsubscribe` adds the links (in each
+/// letter's frame and in the headers); DKIM is the caller's to add.
 pub fn prepare(
     campaign: &Campaign,
-    letter: &Letter,
+    letters: &[Letter],
     unsubscribe: Option<&Arc<Unsubscribe>>,
 ) -> (Template, Composer) {
+    if let Some(column) = &campaign.language_column {
+        return prepare_languages(campaign, letters, column, unsubscribe);
+    }
+    let letter = &letters[0];
     let frame = Frame {
         subject: &campaign.subject,
         preheader: &campaign.preheader,
@@ -154,6 +167,51 @@ pub fn prepare(
     .with_fixed_parts(&template.fixed_parts());
     if let Some(unsubscribe) = unsubscribe {
         composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
+    }
+    (template, composer)
+}
+
+/// [`prepare`] for a campaign with `[letters]`: a frame per letter, with its subject,
+/// preheader, language and footer, and links that name the language (for `serve`'s pages).
+fn prepare_languages(
+    campaign: &Campaign,
+    letters: &[Letter],
+    column: &str,
+    unsubscribe: Option<&Arc<Unsubscribe>>,
+) -> (Template, Composer) {
+    let settings = &campaign.letters;
+    let links: Vec<Option<Arc<Unsubscribe>>> = settings
+        .iter()
+        .map(|s| unsubscribe.map(|u| Arc::new(u.in_language(&s.language, &s.footer, &s.link_text))))
+        .collect();
+    let framed: Vec<(&Letter, Frame)> = letters
+        .iter()
+        .zip(settings)
+        .zip(&links)
+        .map(|((letter, s), link)| {
+            let frame = Frame {
+                subject: &s.subject,
+                preheader: &s.preheader,
+                language: &s.language,
+                unsubscribe: link.as_deref(),
+            };
+            (letter, frame)
+        })
+        .collect();
+    let tags = settings.iter().map(|s| s.language.clone()).collect();
+    let template = Template::per_language(&framed, Languages::new(tags, 0, column.to_owned()));
+    let mut composer = Composer::new(
+        &campaign.id,
+        campaign.from.clone(),
+        campaign.reply_to.clone(),
+        &settings[0].subject,
+    )
+    .with_fixed_parts(&template.fixed_parts_of(0));
+    if let Some(link) = &links[0] {
+        composer = composer.with_unsubscribe(Arc::clone(link));
+    }
+    for (index, (s, link)) in settings.iter().zip(links).enumerate().skip(1) {
+        composer = composer.with_letter(&s.subject, &template.fixed_parts_of(index), link);
     }
     (template, composer)
 }
@@ -288,8 +346,10 @@ pub(super) fn unsubscribe(
 }
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
-/// sender, reply-to, language and unsubscribe footer. A new value means the letter changed.
-pub(super) fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) -> String {
+/// sender, reply-to, language and unsubscribe footer; with `[letters]`, the same of every
+/// letter, and the column that chooses. A new value means a letter changed.
+pub(super) fn fingerprint(campaign: &Campaign, letters: &[Letter], attached: &str) -> String {
+    let letter = &letters[0];
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let footer = campaign
@@ -312,6 +372,23 @@ pub(super) fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) 
     ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
+    }
+    // Only with [letters]: the fingerprints of campaigns of one letter stay what they were.
+    if let Some(column) = &campaign.language_column {
+        hasher.update(column.as_bytes());
+        for (settings, letter) in campaign.letters.iter().zip(letters) {
+            for part in [
+                &settings.language,
+                &letter.source_sha256,
+                &settings.subject,
+                &settings.preheader,
+                &settings.footer,
+                &settings.link_text,
+            ] {
+                hasher.update([0]);
+                hasher.update(part.as_bytes());
+            }
+        }
     }
     // Only with attachments: the fingerprints of campaigns without stay what they were.
     if !attached.is_empty() {

@@ -91,7 +91,10 @@ pub(super) fn letters(
             vec![LetterSettings {
                 letter_path: base.join(letter.ok_or_else(|| missing("letter"))?.into_inner()),
                 subject: subject.ok_or_else(|| missing("subject"))?.into_inner().0,
-                preheader: preheader.ok_or_else(|| missing("preheader"))?.into_inner().0,
+                preheader: preheader
+                    .ok_or_else(|| missing("preheader"))?
+                    .into_inner()
+                    .0,
                 language,
                 footer,
                 link_text,
@@ -112,9 +115,7 @@ pub(super) fn letters(
         return Err(invalid(
             at,
             field,
-            format!(
-                "with [letters], each language has its own: move it into [letters.{language}]"
-            ),
+            format!("with [letters], each language has its own: move it into [letters.{language}]"),
         ));
     }
     let mut settings: Vec<LetterSettings> = Vec::with_capacity(letters.len());
@@ -144,8 +145,8 @@ pub(super) fn letters(
         } else {
             (section.footer, section.link_text)
         };
-        let (footer, link_text) = words(&tag, own_footer, own_link, !has_unsubscribe)
-            .ok_or_else(|| {
+        let (footer, link_text) =
+            words(&tag, own_footer, own_link, !has_unsubscribe).ok_or_else(|| {
                 invalid(
                     at,
                     &field,
@@ -262,16 +263,21 @@ url = "https://example.org/stop"
         assert_eq!(c.letters[1].letter_path, Path::new("/c/letter.en.md"));
         assert_eq!(c.language_column.as_deref(), Some("language"));
         // Each letter's footer in its language, French typography only in French.
-        assert_eq!(c.letters[0].footer, "Vous ne souhaitez plus recevoir nos lettres\u{202f}?");
-        assert_eq!(c.letters[1].footer, "No longer wish to receive our letters?");
+        assert_eq!(
+            c.letters[0].footer,
+            "Vous ne souhaitez plus recevoir nos lettres\u{202f}?"
+        );
+        assert_eq!(
+            c.letters[1].footer,
+            "No longer wish to receive our letters?"
+        );
         assert_eq!(c.unsubscribe.unwrap().footer, c.letters[0].footer);
     }
 
     #[test]
     fn one_letter_without_letters_as_before() {
-        let text = format!(
-            "{HEAD}subject = \"S\"\npreheader = \"P\"\nletter = \"l.md\"\n{UNSUBSCRIBE}"
-        );
+        let text =
+            format!("{HEAD}subject = \"S\"\npreheader = \"P\"\nletter = \"l.md\"\n{UNSUBSCRIBE}");
         let c = parse(&text).unwrap();
         assert_eq!(c.letters.len(), 1);
         assert_eq!(c.language_column, None);
@@ -282,28 +288,31 @@ url = "https://example.org/stop"
 
     #[test]
     fn mistakes_are_named_with_their_line() {
-        let column = parse(&format!(
-            "{HEAD}language_column = \"lang\"\n{LETTERS}"
-        ))
-        .unwrap();
+        let column = parse(&format!("{HEAD}language_column = \"lang\"\n{LETTERS}")).unwrap();
         assert_eq!(column.language_column.as_deref(), Some("lang"));
         let both = parse(&format!("{HEAD}subject = \"S\"\n{LETTERS}")).unwrap_err();
         assert!(
             both.contains(":6: field `subject`") && both.contains("[letters.fr]"),
             "{both}"
         );
-        let no_default = parse(&format!("{}{LETTERS}", HEAD.replace("\"fr\"", "\"de\"")))
-            .unwrap_err();
+        let no_default =
+            parse(&format!("{}{LETTERS}", HEAD.replace("\"fr\"", "\"de\""))).unwrap_err();
         assert!(no_default.contains("add [letters.de]"), "{no_default}");
         let twice = parse(&format!(
             "{HEAD}{LETTERS}[letters.EN]\nletter = \"x\"\nsubject = \"s\"\npreheader = \"p\"\n"
         ))
         .unwrap_err();
-        assert!(twice.contains("field `letters.en`") || twice.contains("field `letters.EN`"), "{twice}");
+        assert!(
+            twice.contains("field `letters.en`") || twice.contains("field `letters.EN`"),
+            "{twice}"
+        );
         let german = format!(
             "{HEAD}{LETTERS}[letters.de]\nletter = \"x\"\nsubject = \"s\"\npreheader = \"p\"\n"
         );
-        assert!(parse(&german).is_ok(), "no footer needed without [unsubscribe]");
+        assert!(
+            parse(&german).is_ok(),
+            "no footer needed without [unsubscribe]"
+        );
         let unworded = parse(&format!("{german}{UNSUBSCRIBE}")).unwrap_err();
         assert!(
             unworded.contains("field `letters.de`") && unworded.contains("`footer`"),
@@ -316,8 +325,8 @@ url = "https://example.org/stop"
         let c = parse(&format!("{worded}{UNSUBSCRIBE}")).unwrap();
         let de = c.letters.iter().find(|l| l.language == "de").unwrap();
         assert_eq!(de.link_text, "Abmelden");
-        let stray = parse(&format!("{HEAD}language_column = \"l\"\nsubject = \"S\"\n"))
-            .unwrap_err();
+        let stray =
+            parse(&format!("{HEAD}language_column = \"l\"\nsubject = \"S\"\n")).unwrap_err();
         assert!(stray.contains("field `language_column`"), "{stray}");
     }
 }

@@ -33,9 +33,9 @@ pub use error::CampaignError;
 
 mod attachments;
 mod letters;
-pub use letters::{DEFAULT_LANGUAGE_COLUMN, LetterSettings};
 pub use attachments::{AttachmentColumn, AttachmentPath, inside};
 use error::{line_of, toml_error};
+pub use letters::{DEFAULT_LANGUAGE_COLUMN, LetterSettings};
 
 use file::{CampaignFile, DkimSection, FallbackSection, RetrySection};
 

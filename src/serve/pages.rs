@@ -1,4 +1,4 @@
-//! The endpoint's pages, in the campaign's language (French, else English): the confirmation a
+//! The endpoint's pages, in the reader's language (French, else English): the confirmation a
 //! GET shows, the page after the unsubscribe, and the plain refusal. Maud escapes every value.
 //!
 //! They must work for anyone on any device: no script, no image, no font or style sheet from
@@ -14,7 +14,8 @@ use crate::unsubscribe::ONE_CLICK;
 /// What the pages need to know of a campaign.
 #[derive(Debug, Clone)]
 pub struct PageText {
-    /// A language tag (`fr`, `fr-CA`, `en`); only French has its own words yet.
+    /// A language tag (`fr`, `fr-CA`, `en`): the campaign's, or the one the link names. French
+    /// and English have their words; any other language gets the English ones.
     pub language: String,
     /// Who sends the letters (the From display name, or its address).
     pub organization: String,

@@ -26,7 +26,8 @@ impl Prepared {
     pub fn load(fixture: &Fixture) -> Prepared {
         let campaign = Campaign::load(&fixture.campaign()).unwrap();
         let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
-        let (template, composer) = missive::app::prepare(&campaign, &letter, None);
+        let (template, composer) =
+            missive::app::prepare(&campaign, std::slice::from_ref(&letter), None);
         Prepared {
             campaign,
             template,
