@@ -120,12 +120,15 @@ mod tests {
                 .into_iter()
                 .collect()
         };
-        for (lang, letter, words, html_lang) in [
-            ("fr", 0, "Bonjour Zoé\u{202f}!", "fr"),
-            ("en-GB", 1, "Hello Zoé !", "en"),
-            ("", 0, "Bonjour Zoé\u{202f}!", "fr"),
-            ("de", 0, "Bonjour Zoé\u{202f}!", "fr"),
+        for (lang, letter, words, button, html_lang) in [
+            ("fr", 0, "Bonjour Zoé\u{202f}!", "Don\u{a0}: https", "fr"),
+            ("en-GB", 1, "Hello Zoé !", "Give: https", "en"),
+            ("", 0, "Bonjour Zoé\u{202f}!", "Don\u{a0}: https", "fr"),
+            ("de", 0, "Bonjour Zoé\u{202f}!", "Don\u{a0}: https", "fr"),
         ] {
+            // The button's colon in the text part: French spacing in French only.
+            let text = template.render(&person(lang)).text;
+            assert!(text.contains(button), "{lang}: {text}");
             let rendered = template.render(&person(lang));
             assert_eq!(rendered.letter, letter, "{lang}");
             assert!(

@@ -91,6 +91,8 @@ impl OneLetter {
     /// tests compare with).
     fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> OneLetter {
         let personal = |has_fields: bool| !ahead || has_fields;
+        let mut shell = Shell::new(frame);
+        let colon = shell.text_colon.clone();
         let mut html = Vec::new();
         let mut text = Vec::new();
         for section in &letter.sections {
@@ -130,12 +132,11 @@ impl OneLetter {
                     text.push(Piece::Personal(TextPart::Block(block.clone())));
                 } else {
                     let mut fixed = String::new();
-                    text_block(&mut fixed, block, &NoFields);
+                    text_block(&mut fixed, block, &NoFields, &colon);
                     push_fixed(&mut text, &fixed);
                 }
             }
         }
-        let mut shell = Shell::new(frame);
         if !ahead {
             shell.page = None;
         }
@@ -225,7 +226,9 @@ impl OneLetter {
             match piece {
                 Piece::Fixed(fixed) => out.push_str(fixed),
                 Piece::Personal(TextPart::Title(title)) => text_title(&mut out, title, fields),
-                Piece::Personal(TextPart::Block(block)) => text_block(&mut out, block, fields),
+                Piece::Personal(TextPart::Block(block)) => {
+                    text_block(&mut out, block, fields, &self.shell.text_colon)
+                }
             }
         }
         if let Some((unsubscribe, link)) = footer {
