@@ -379,3 +379,70 @@ fn the_shipped_english_letter_has_every_section() {
     assert!(french.text.starts_with("Bonjour Zoé,"), "{}", french.text);
     assert!(french.html.contains("<html lang=\"fr\""));
 }
+
+#[test]
+fn a_test_send_is_the_letter_of_the_person_rendered() {
+    let fixture = fixture(ENGLISH);
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    for (sent, (whose, subject, hello)) in [
+        (
+            "sean@example.org",
+            "[TEST] Our fails of the year",
+            "Hello P1,",
+        ),
+        (
+            "marie@example.net",
+            "[TEST] Nos ratés de l’année",
+            "Bonjour P2,",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = send(
+            &fixture,
+            &server,
+            &["--test", "me@example.org", "--as", whose],
+        );
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(run.stdout.contains(subject), "{}", run.all());
+        let received = server.wait_for(sent + 1, WAIT);
+        assert_eq!(received.len(), sent + 1);
+        let m = parts(&received[sent]);
+        assert_eq!(m.subject, subject);
+        assert!(m.text.starts_with(hello), "{}", m.text);
+    }
+    assert!(
+        !fixture.log_path().exists(),
+        "a test send writes no send log"
+    );
+}
+
+#[test]
+fn check_warns_of_a_list_without_the_language_column() {
+    let fixture = fixture(ENGLISH);
+    fixture.write(
+        "recipients/other.csv",
+        "email,first_name,amount\nzoe@example.com,Zoé,10\n",
+    );
+    let campaign = fixture.campaign();
+    let other = fixture.path("recipients/other.csv");
+    let check = fixture.run(
+        &[
+            "check",
+            campaign.to_str().unwrap(),
+            "--recipients",
+            other.to_str().unwrap(),
+        ],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains("no column `language`: everyone gets the fr letter"),
+        "{}",
+        check.all()
+    );
+    assert!(check.stdout.contains("fr 1, en 0 (1 with no language"));
+}

@@ -1,20 +1,20 @@
-//! Loading a campaign once for any command: the campaign file, its letter prepared in its frame,
-//! the composer with its attachments, the secret its links and return paths are signed with,
-//! its suppression lists, and the fingerprint that tells a changed letter from the one being
-//! sent.
+//! Loading a campaign once for any command: the campaign file, its letters prepared in their
+//! frames (by [`super::prepare`]), the composer with its attachments, the secret its links and
+//! return paths are signed with, its suppression lists, and the fingerprint that tells a changed
+//! letter from the one being sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::prepare::prepare;
 use super::{Command, Options, SendOptions, Unsendable};
 use crate::campaign::{Campaign, CampaignError};
-use crate::language::Languages;
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::{Attachment, Composer, PersonalFiles};
 use crate::recipients::{RecipientReader, RecipientsError};
-use crate::render::{Frame, Template};
+use crate::render::Template;
 use crate::send::Content;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
@@ -135,85 +135,6 @@ impl Loaded {
             fingerprint: &self.fingerprint,
         }
     }
-}
-
-/// The letters prepared once in their frames, and the composer of the campaign's messages with
-/// each letter's fixed parts encoded once: what every command that renders starts from, and the
-/// benchmark and the tests that drive the engine in-process with it. `letters` are the
-/// campaign's, in its order (one without `[letters]`). `unsubscribe` adds the links (in each
-/// letter's frame and in the headers); DKIM is the caller's to add.
-pub fn prepare(
-    campaign: &Campaign,
-    letters: &[Letter],
-    unsubscribe: Option<&Arc<Unsubscribe>>,
-) -> (Template, Composer) {
-    if let Some(column) = &campaign.language_column {
-        return prepare_languages(campaign, letters, column, unsubscribe);
-    }
-    let letter = &letters[0];
-    let frame = Frame {
-        subject: &campaign.subject,
-        preheader: &campaign.preheader,
-        language: &campaign.language,
-        unsubscribe: unsubscribe.map(|links| links.as_ref()),
-    };
-    let template = Template::new(letter, &frame);
-    let mut composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &campaign.subject,
-    )
-    .with_fixed_parts(&template.fixed_parts());
-    if let Some(unsubscribe) = unsubscribe {
-        composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
-    }
-    (template, composer)
-}
-
-/// [`prepare`] for a campaign with `[letters]`: a frame per letter, with its subject,
-/// preheader, language and footer, and links that name the language (for `serve`'s pages).
-fn prepare_languages(
-    campaign: &Campaign,
-    letters: &[Letter],
-    column: &str,
-    unsubscribe: Option<&Arc<Unsubscribe>>,
-) -> (Template, Composer) {
-    let settings = &campaign.letters;
-    let links: Vec<Option<Arc<Unsubscribe>>> = settings
-        .iter()
-        .map(|s| unsubscribe.map(|u| Arc::new(u.in_language(&s.language, &s.footer, &s.link_text))))
-        .collect();
-    let framed: Vec<(&Letter, Frame)> = letters
-        .iter()
-        .zip(settings)
-        .zip(&links)
-        .map(|((letter, s), link)| {
-            let frame = Frame {
-                subject: &s.subject,
-                preheader: &s.preheader,
-                language: &s.language,
-                unsubscribe: link.as_deref(),
-            };
-            (letter, frame)
-        })
-        .collect();
-    let tags = settings.iter().map(|s| s.language.clone()).collect();
-    let template = Template::per_language(&framed, Languages::new(tags, 0, column.to_owned()));
-    let mut composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &settings[0].subject,
-    )
-    .with_fixed_parts(&template.fixed_parts_of(0));
-    if let Some(link) = &links[0] {
-        composer = composer.with_unsubscribe(Arc::clone(link));
-    }
-    for (index, (s, link)) in settings.iter().zip(links).enumerate().skip(1) {
-        composer = composer.with_letter(&s.subject, &template.fixed_parts_of(index), link);
-    }
-    (template, composer)
 }
 
 /// The files attached to every message, read and encoded; one that cannot be read makes the

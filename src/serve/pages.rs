@@ -8,6 +8,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::language::is_french;
 use crate::typography;
 use crate::unsubscribe::ONE_CLICK;
 
@@ -103,13 +104,6 @@ impl PageText {
     fn typeset(&self, text: &str) -> String {
         typography::apply(self.lang(), text)
     }
-}
-
-fn is_french(language: &str) -> bool {
-    language
-        .split('-')
-        .next()
-        .is_some_and(|primary| primary.eq_ignore_ascii_case("fr"))
 }
 
 /// The page a GET shows: whom the link unsubscribes, and one button that POSTs the one-click
