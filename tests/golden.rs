@@ -1,6 +1,7 @@
 //! Golden files of the shipped letter, in French and in its English translation, rendered for
-//! one person: layout changes show up as a diff to review, like code. After a deliberate change, regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test tests golden::` and read the diff before committing.
+//! one person: layout changes show up as a diff to review, like code. After a deliberate change,
+//! regenerate them with `UPDATE_GOLDEN=1 cargo test --test tests golden::` and read the diff
+//! before committing.
 
 use std::path::{Path, PathBuf};
 
