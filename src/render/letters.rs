@@ -10,8 +10,8 @@ use super::{FixedParts, Frame, Rendered};
 use crate::language::Languages;
 use crate::letter::{Fields, Letter};
 
-/// The letters of a campaign, prepared once, and how a person's is chosen. See
-/// [`OneLetter`](super::template) for what preparing does.
+/// The letters of a campaign, prepared once (each cut into what reads the same for everyone and
+/// what holds fields), and how a person's is chosen.
 #[derive(Debug)]
 pub struct Template {
     /// In the order of `languages`' tags; one without `languages`.
