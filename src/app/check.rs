@@ -148,6 +148,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     // The layout's lints read one message of each letter; only the size can differ between
     // people of one letter.
     let mut linted = vec![false; loaded.letters.len()];
+    let mut other_letters_seen = false;
     let mut largest: Option<(usize, String)> = None;
     while let Some(row) = reader.next_row()? {
         match row {
@@ -162,9 +163,10 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                     recipient.line,
                     recipient.email
                 );
-                if valid == 0 {
+                if !other_letters_seen {
                     // Every letter rendered and composed once, in the first person's row, even
                     // one nobody on the list gets yet.
+                    other_letters_seen = true;
                     findings.extend(other_letters(loaded, &recipient, rendered.letter, &place));
                     linted.fill(true);
                     linted[rendered.letter] = false;
@@ -284,7 +286,11 @@ fn other_letters(
             .composer
             .compose(recipient, rendered, SystemTime::now())
         {
-            findings.push(Finding::error(place, e.to_string(), "see the message"));
+            findings.push(Finding::error(
+                place,
+                e.to_string(),
+                "mend what it names: this letter's message cannot be built",
+            ));
         }
     }
     findings
