@@ -169,6 +169,15 @@ pub(super) fn letters(
             settings.push(letter);
         }
     }
+    if settings.is_empty() {
+        return Err(CampaignError::Syntax {
+            path: path.to_owned(),
+            message: format!(
+                "[letters] names no letter: add [letters.{language}] with its letter, subject \
+                 and preheader, or remove [letters]"
+            ),
+        });
+    }
     if !settings[0].language.eq_ignore_ascii_case(&language) {
         let others: Vec<&str> = settings.iter().map(|s| s.language.as_str()).collect();
         return Err(CampaignError::Syntax {
@@ -325,6 +334,8 @@ url = "https://example.org/stop"
         let c = parse(&format!("{worded}{UNSUBSCRIBE}")).unwrap();
         let de = c.letters.iter().find(|l| l.language == "de").unwrap();
         assert_eq!(de.link_text, "Abmelden");
+        let empty = parse(&format!("{HEAD}[letters]\n")).unwrap_err();
+        assert!(empty.contains("[letters] names no letter"), "{empty}");
         let stray =
             parse(&format!("{HEAD}language_column = \"l\"\nsubject = \"S\"\n")).unwrap_err();
         assert!(stray.contains("field `language_column`"), "{stray}");
