@@ -102,7 +102,25 @@ pub(super) fn letters(
             None,
         ));
     };
-    if let Some(start) = [
+    // The top-level letter may stand for the default language's, when [letters] has none in it:
+    // a campaign of one letter gains languages by adding [letters.en] alone.
+    let mut letters = letters;
+    let has_default = letters
+        .keys()
+        .any(|tag| tag.eq_ignore_ascii_case(&language));
+    if let (false, Some(letter), Some(subject), Some(preheader)) =
+        (has_default, &letter, &subject, &preheader)
+    {
+        let section = LetterSection {
+            letter: letter.get_ref().clone(),
+            subject: Subject(subject.get_ref().0.clone()),
+            preheader: Preheader(preheader.get_ref().0.clone()),
+            footer: None,
+            link_text: None,
+        };
+        let span = letter.span();
+        letters.insert(language.clone(), toml::Spanned::new(span, section));
+    } else if let Some(start) = [
         subject.map(|s| ("subject", s.span().start)),
         preheader.map(|p| ("preheader", p.span().start)),
         letter.map(|l| ("letter", l.span().start)),
@@ -293,6 +311,22 @@ url = "https://example.org/stop"
         assert_eq!(c.letters[0].subject, "S");
         let missing = parse(&format!("{HEAD}subject = \"S\"\npreheader = \"P\"\n")).unwrap_err();
         assert!(missing.contains("missing field `letter`"), "{missing}");
+    }
+
+    #[test]
+    fn the_top_level_letter_is_the_default_when_letters_has_none_in_its_language() {
+        let english = &LETTERS[..LETTERS.find("[letters.fr]").unwrap()];
+        let text =
+            format!("{HEAD}subject = \"S\"\npreheader = \"P\"\nletter = \"l.md\"\n{english}");
+        let c = parse(&text).unwrap();
+        let languages: Vec<&str> = c.letters.iter().map(|l| l.language.as_str()).collect();
+        assert_eq!(languages, ["fr", "en"]);
+        assert_eq!(c.letters[0].subject, "S");
+        assert_eq!(c.letter_path, Path::new("/c/l.md"));
+        assert_eq!(c.language_column.as_deref(), Some("language"));
+        // Half of a top-level letter is not one.
+        let half = parse(&format!("{HEAD}subject = \"S\"\n{english}")).unwrap_err();
+        assert!(half.contains("field `subject`"), "{half}");
     }
 
     #[test]
