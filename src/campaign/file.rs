@@ -90,7 +90,11 @@ pub(super) struct FallbackSection {
 /// `[letters.<language>]`: one language's letter, its subject and preheader, and the
 /// unsubscribe footer's words in that language (French and English have defaults).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a [letters.<language>] table with letter, subject and preheader (the column \
+                 that chooses is `language_column`, the default letter's language `language`)"
+)]
 pub(super) struct LetterSection {
     pub(super) letter: PathBuf,
     pub(super) subject: Subject,
