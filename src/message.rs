@@ -1,8 +1,9 @@
 //! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message
 //! (inside a `multipart/mixed` when files are attached).
 //!
-//! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
-//! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
+//! A [`Composer`] is made once per campaign (sender, id, and each letter's subject: one per
+//! language with `[letters]`) and turns each person's [`Rendered`] bodies into a lettre
+//! [`Message`], with the subject of the letter they are. lettre does the encoding: RFC 2047 for
 //! non-ASCII names and subjects, quoted-printable or base64 for the bodies (the bodies through
 //! `body`, which makes lettre's bytes faster). `header` keeps every header line within RFC 5322's
 //! 998 octets where lettre's folding alone would not (a display name with a very long word; a
