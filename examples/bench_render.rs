@@ -84,13 +84,17 @@ fn main() -> anyhow::Result<()> {
     let pool: usize = pool.parse().context("POOL")?;
     let rounds: usize = rounds.parse().context("ROUNDS")?;
     let campaign = Campaign::load(Path::new(campaign))?;
-    let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
-    // As `missive send` makes them: the letter prepared once, and its fixed parts encoded
+    let letters = campaign
+        .letters
+        .iter()
+        .map(|settings| Letter::load(&settings.letter_path, &settings.language))
+        .collect::<Result<Vec<_>, _>>()?;
+    // As `missive send` makes them: each letter prepared once, and its fixed parts encoded
     // once. The bench sends without unsubscribe links.
-    let (template, composer) = missive::app::prepare(&campaign, &letter, None);
+    let (template, composer) = missive::app::prepare(&campaign, &letters, None);
     // The files every message carries, read and encoded once, as `send` attaches them.
     let composer = composer.with_attachments(missive::app::read_attachments(&campaign)?);
-    let fingerprint = letter.source_sha256[..16].to_owned();
+    let fingerprint = letters[0].source_sha256[..16].to_owned();
     let loaded = Loaded {
         campaign,
         template,

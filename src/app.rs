@@ -22,6 +22,7 @@ mod check;
 mod exit;
 mod load;
 mod log_place;
+mod prepare;
 mod preview;
 mod sending;
 mod serve;
@@ -29,9 +30,10 @@ mod status;
 
 pub use bounces::bounce_log_path;
 pub use exit::{Exit, Unsendable, exit_for_error};
+pub use load::read_attachments;
 use load::{Loaded, secret_users, unsubscribe};
-pub use load::{prepare, read_attachments};
 use log_place::send_log;
+pub use prepare::prepare;
 pub use sending::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR, SendOptions, TestSend};
 
 /// What to do, with every option resolved.

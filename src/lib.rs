@@ -2,10 +2,11 @@
 //! and text, sent at a pace the server can bear, and never twice.
 //!
 //! Data flows one way. Loading: [`campaign`] (the settings file), [`letter`] (the sections a writer
-//! edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud, and text)
-//! and [`message`] (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`] (its pace and
-//! quotas), [`retry`] (when to try a deferred message again), [`smtp`] (the client and what replies
-//! mean), [`refusal`] (what a server's refusal says of the address: a dead mailbox or not) and
+//! edits) and [`recipients`] (the CSV, streamed). Rendering: [`render`] (HTML with Maud, and text),
+//! [`language`] (which of a campaign's letters, one per language, a person gets) and [`message`]
+//! (MIME and headers). Sending: [`send`] (the engine), [`ratelimit`] (its pace and quotas),
+//! [`retry`] (when to try a deferred message again), [`smtp`] (the client and what replies mean),
+//! [`refusal`] (what a server's refusal says of the address: a dead mailbox or not) and
 //! [`sendlog`] (the durable record that makes a second run resume instead of repeat).
 //! Deliverability: [`unsubscribe`] (the one-click link and its token, which [`serve`] answers over
 //! HTTP), [`suppression`] (people never to mail), [`verp`] (the per-person envelope sender that
@@ -31,6 +32,7 @@ mod csvline;
 mod dkim;
 pub mod error;
 mod keymap;
+pub mod language;
 pub mod letter;
 mod lint;
 pub mod logging;

@@ -92,26 +92,33 @@ pub fn campaign(campaign: &Campaign) -> Vec<Finding> {
     let file = campaign.path.display();
     let field = |name: &str| format!("{file}: field `{name}`");
     let mut found = Vec::new();
-    let subject_chars = campaign.subject.trim().chars().count();
-    if subject_chars == 0 {
-        found.push(Finding::error(
-            field("subject"),
-            "the subject is empty",
-            "write a subject: it is what people decide on",
-        ));
-    } else if subject_chars > MAX_SUBJECT_CHARS {
-        found.push(Finding::warning(
-            field("subject"),
-            format!("the subject is {subject_chars} characters; inboxes cut it near {MAX_SUBJECT_CHARS}, phones near 40"),
-            "shorten it, with the words that matter first",
-        ));
-    }
-    if campaign.preheader.trim().is_empty() {
-        found.push(Finding::warning(
-            field("preheader"),
-            "no preheader: inboxes show the letter's first words after the subject instead",
-            "set `preheader` to one line that makes people open the letter",
-        ));
+    // Each letter's subject and preheader; named as the file names them.
+    for letter in &campaign.letters {
+        let key = |name: &str| match &campaign.language_column {
+            Some(_) => field(&format!("letters.{}.{name}", letter.language)),
+            None => field(name),
+        };
+        let subject_chars = letter.subject.trim().chars().count();
+        if subject_chars == 0 {
+            found.push(Finding::error(
+                key("subject"),
+                "the subject is empty",
+                "write a subject: it is what people decide on",
+            ));
+        } else if subject_chars > MAX_SUBJECT_CHARS {
+            found.push(Finding::warning(
+                key("subject"),
+                format!("the subject is {subject_chars} characters; inboxes cut it near {MAX_SUBJECT_CHARS}, phones near 40"),
+                "shorten it, with the words that matter first",
+            ));
+        }
+        if letter.preheader.trim().is_empty() {
+            found.push(Finding::warning(
+                key("preheader"),
+                "no preheader: inboxes show the letter's first words after the subject instead",
+                "set `preheader` to one line that makes people open the letter",
+            ));
+        }
     }
     if campaign.unsubscribe.is_none() {
         found.push(Finding::warning(
@@ -306,6 +313,7 @@ mod tests {
         let r = Rendered {
             html: html.into(),
             text: " \n".into(),
+            letter: 0,
         };
         let found = rendered(&r, &[("https://ok.example.org/".into(), 4)], false, "HTML");
         let found = messages(&found);

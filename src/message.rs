@@ -1,8 +1,9 @@
 //! MIME assembly: headers, Message-ID and the `multipart/alternative` body of one message
 //! (inside a `multipart/mixed` when files are attached).
 //!
-//! A [`Composer`] is made once per campaign (sender, subject, id) and turns each person's
-//! [`Rendered`] bodies into a lettre [`Message`]. lettre does the encoding: RFC 2047 for
+//! A [`Composer`] is made once per campaign (sender, id, and each letter's subject: one per
+//! language with `[letters]`) and turns each person's [`Rendered`] bodies into a lettre
+//! [`Message`], with the subject of the letter they are. lettre does the encoding: RFC 2047 for
 //! non-ASCII names and subjects, quoted-printable or base64 for the bodies (the bodies through
 //! `body`, which makes lettre's bytes faster). `header` keeps every header line within RFC 5322's
 //! 998 octets where lettre's folding alone would not (a display name with a very long word; a
@@ -81,7 +82,8 @@ pub struct Composer {
     campaign_id: String,
     from: Mailbox,
     reply_to: Option<Mailbox>,
-    subject: String,
+    /// Each letter's subject and fixed parts, by [`Rendered::letter`]; one without `[letters]`.
+    letters: Arc<[LetterParts]>,
     /// From and Reply-To folded by us, where lettre's encoding would not fold them.
     folded_from: Option<HeaderValue>,
     folded_reply_to: Option<HeaderValue>,
@@ -89,8 +91,6 @@ pub struct Composer {
     dkim: Option<Arc<DkimConfig>>,
     /// Makes each message's envelope sender; `None`: `From`'s address.
     verp: Option<Arc<Verp>>,
-    /// What every text and HTML part holds, encoded once.
-    known: Arc<KnownParts>,
     /// Files attached to every message, each encoded once.
     attachments: Arc<[Attachment]>,
     /// Each person's own file, read when their message is composed.
@@ -107,11 +107,14 @@ impl Composer {
                 .and_then(|m| header::mailbox("Reply-To", m)),
             from,
             reply_to,
-            subject: subject.to_owned(),
+            letters: Arc::new([LetterParts {
+                subject: subject.to_owned(),
+                known: Arc::default(),
+                unsubscribe: None,
+            }]),
             unsubscribe: None,
             dkim: None,
             verp: None,
-            known: Arc::default(),
             attachments: Arc::new([]),
             personal: None,
         }
@@ -120,7 +123,29 @@ impl Composer {
     /// Encodes the parts of the letter that read the same for everyone once, rather than once
     /// a message. The messages are the same bytes with or without.
     pub fn with_fixed_parts(mut self, parts: &FixedParts) -> Self {
-        self.known = Arc::new(KnownParts::new(parts));
+        let mut letters = self.letters.to_vec();
+        letters[0].known = Arc::new(KnownParts::new(parts));
+        self.letters = letters.into();
+        self
+    }
+
+    /// Adds the next of the campaign's letters (in a language of its own): the messages of a
+    /// [`Rendered`] of it get its `subject`, and its own unsubscribe link when it has one (the
+    /// link names the language, for the pages it leads to). `parts` as for
+    /// [`Composer::with_fixed_parts`].
+    pub fn with_letter(
+        mut self,
+        subject: &str,
+        parts: &FixedParts,
+        unsubscribe: Option<Arc<Unsubscribe>>,
+    ) -> Self {
+        let mut letters = self.letters.to_vec();
+        letters.push(LetterParts {
+            subject: subject.to_owned(),
+            known: Arc::new(KnownParts::new(parts)),
+            unsubscribe,
+        });
+        self.letters = letters.into();
         self
     }
 
@@ -139,6 +164,7 @@ impl Composer {
 
     /// Adds `List-Unsubscribe` (mailto and the person's HTTPS link) and
     /// `List-Unsubscribe-Post` to every message.
+    /// (The links of the first letter, and of any added without links of its own.)
     pub fn with_unsubscribe(mut self, unsubscribe: Arc<Unsubscribe>) -> Self {
         self.unsubscribe = Some(unsubscribe);
         self
@@ -183,6 +209,10 @@ impl Composer {
         date: SystemTime,
     ) -> Result<Message, MessageError> {
         let name = (!recipient.name.is_empty()).then(|| recipient.name.clone());
+        let letter = self
+            .letters
+            .get(rendered.letter)
+            .unwrap_or(&self.letters[0]);
         let failed = |problem: MessageProblem| MessageError {
             email: recipient.email.to_string(),
             problem,
@@ -197,7 +227,7 @@ impl Composer {
             .envelope(envelope)
             .from(self.from.clone())
             .to(to)
-            .subject(self.subject.clone())
+            .subject(letter.subject.clone())
             .date(date)
             .message_id(Some(self.message_id(recipient)));
         if let Some(reply_to) = &self.reply_to {
@@ -210,7 +240,7 @@ impl Composer {
         {
             builder = builder.raw_header(folded.clone());
         }
-        if let Some(unsubscribe) = &self.unsubscribe {
+        if let Some(unsubscribe) = letter.unsubscribe.as_ref().or(self.unsubscribe.as_ref()) {
             let links = unsubscribe.header(recipient.email.as_ref());
             if !header::fits("List-Unsubscribe", &links) {
                 let link = unsubscribe.link(recipient.email.as_ref()).len();
@@ -227,14 +257,14 @@ impl Composer {
                 ));
         }
         let mut message = match &self.personal {
-            None => multipart_alternative(builder, rendered, &self.known, &self.attachments),
+            None => multipart_alternative(builder, rendered, &letter.known, &self.attachments),
             Some(files) => {
                 let own = files
                     .read(recipient)
                     .map_err(|problem| failed(MessageProblem::Attachment(problem)))?;
                 let mut all = self.attachments.to_vec();
                 all.push(own);
-                multipart_alternative(builder, rendered, &self.known, &all)
+                multipart_alternative(builder, rendered, &letter.known, &all)
             }
         }
         .map_err(|e| failed(e.into()))?;
@@ -244,6 +274,16 @@ impl Composer {
         }
         Ok(message)
     }
+}
+
+/// What a composer holds of one of the campaign's letters.
+#[derive(Debug, Clone)]
+struct LetterParts {
+    subject: String,
+    /// What every text and HTML part of the letter holds, encoded once.
+    known: Arc<KnownParts>,
+    /// The letter's own links; `None`: the composer's.
+    unsubscribe: Option<Arc<Unsubscribe>>,
 }
 
 /// `<campaign.hash@domain>`, where the hash covers the campaign id and the person (the address as

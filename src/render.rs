@@ -13,18 +13,21 @@
 //! both parts: the one-click header is invisible, and people look for the link at the bottom.
 //!
 //! `html` writes the HTML part and `text` the text part, each from the tree; `template` cuts the
-//! letter into what is rendered once and what is rendered for each person, with those two.
+//! letter into what is rendered once and what is rendered for each person, with those two;
+//! `letters` holds one such template for each language of a campaign, and picks a person's.
 
 use crate::letter::{Fields, Letter};
 use crate::unsubscribe::Unsubscribe;
 
 mod html;
+mod letters;
 mod shell;
 mod template;
 mod text;
 
 pub(crate) use html::{NL, sheet};
-pub use template::{FixedParts, Template};
+pub use letters::Template;
+pub use template::FixedParts;
 
 /// What of the campaign the layout shows besides the letter.
 #[derive(Debug, Clone)]
@@ -41,6 +44,9 @@ pub struct Frame<'a> {
 pub struct Rendered {
     pub html: String,
     pub text: String,
+    /// Which of the campaign's letters it is (its index in [`Template`]; 0 with one letter):
+    /// the subject and the footer's link go with it.
+    pub letter: usize,
 }
 
 /// Column at which the text part wraps (RFC 5322 advises under 78).

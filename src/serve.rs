@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::suppression::{Appender, Reason, SuppressionError};
-use crate::unsubscribe::{Secret, verify_link};
+use crate::unsubscribe::{Secret, link_language, verify_link};
 
 mod commit;
 mod form;
@@ -200,7 +200,10 @@ async fn answer(endpoint: &Endpoint, request: Request<Incoming>, peer: SocketAdd
     let Some(candidates) = endpoint.by_path.get(request.uri().path()) else {
         return page(StatusCode::NOT_FOUND, pages::invalid(&english()));
     };
-    let text = &endpoint.sites[candidates[0]].text;
+    // The reader's language, when the link names it (a campaign with [letters]): the pages
+    // speak the letter's language rather than the campaign's default.
+    let language = request.uri().query().and_then(link_language);
+    let text = &in_language(&endpoint.sites[candidates[0]].text, language.as_deref());
     let method = request.method().clone();
     if ![Method::GET, Method::HEAD, Method::POST].contains(&method) {
         let mut response = page(StatusCode::METHOD_NOT_ALLOWED, pages::invalid(text));
@@ -233,10 +236,11 @@ async fn answer(endpoint: &Endpoint, request: Request<Incoming>, peer: SocketAdd
         return page(StatusCode::BAD_REQUEST, pages::invalid(text));
     };
     let site = &endpoint.sites[index];
+    let site_text = in_language(&site.text, language.as_deref());
     if method != Method::POST {
         return page(
             StatusCode::OK,
-            pages::confirm(&site.text, &verified.address, &path_and_query),
+            pages::confirm(&site_text, &verified.address, &path_and_query),
         );
     }
     let content_type = request
@@ -248,13 +252,13 @@ async fn answer(endpoint: &Endpoint, request: Request<Incoming>, peer: SocketAdd
     let body = match tokio::time::timeout(READ_TIMEOUT, body.collect()).await {
         Ok(Ok(body)) => body.to_bytes(),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            return page(StatusCode::PAYLOAD_TOO_LARGE, pages::invalid(&site.text));
+            return page(StatusCode::PAYLOAD_TOO_LARGE, pages::invalid(&site_text));
         }
-        Ok(Err(_)) => return page(StatusCode::BAD_REQUEST, pages::invalid(&site.text)),
-        Err(_) => return page(StatusCode::REQUEST_TIMEOUT, pages::invalid(&site.text)),
+        Ok(Err(_)) => return page(StatusCode::BAD_REQUEST, pages::invalid(&site_text)),
+        Err(_) => return page(StatusCode::REQUEST_TIMEOUT, pages::invalid(&site_text)),
     };
     if !form::is_one_click(content_type.as_deref(), &body) {
-        return page(StatusCode::BAD_REQUEST, pages::invalid(&site.text));
+        return page(StatusCode::BAD_REQUEST, pages::invalid(&site_text));
     }
     match endpoint
         .committer
@@ -263,16 +267,27 @@ async fn answer(endpoint: &Endpoint, request: Request<Incoming>, peer: SocketAdd
     {
         Ok(added) => {
             tracing::debug!(campaign = %site.campaign_id, added, "unsubscribed");
-            page(StatusCode::OK, pages::done(&site.text, &verified.address))
+            page(StatusCode::OK, pages::done(&site_text, &verified.address))
         }
         Err(error) => {
             tracing::error!(campaign = %site.campaign_id, "cannot record an unsubscribe: {error}");
-            let mut response = page(StatusCode::SERVICE_UNAVAILABLE, pages::failed(&site.text));
+            let mut response = page(StatusCode::SERVICE_UNAVAILABLE, pages::failed(&site_text));
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             response
         }
+    }
+}
+
+/// `text` in `language`, when a link names one.
+fn in_language(text: &PageText, language: Option<&str>) -> PageText {
+    match language {
+        Some(language) => PageText {
+            language: language.to_owned(),
+            ..text.clone()
+        },
+        None => text.clone(),
     }
 }
 

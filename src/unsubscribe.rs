@@ -25,6 +25,10 @@ const ADDRESS_PARAM: &str = "e";
 const TOKEN_PARAM: &str = "t";
 /// The parameters each link adds to the endpoint's URL, which must not have them already.
 pub const LINK_PARAMS: [&str; 3] = [CAMPAIGN_PARAM, ADDRESS_PARAM, TOKEN_PARAM];
+/// The reader's language, which the links of a campaign with `[letters]` carry before the
+/// others (`?lang=en&c=…`), so that the pages `serve` shows speak the letter's language. It is
+/// not signed: it changes the words of a page, and nothing else.
+pub const LANGUAGE_PARAM: &str = "lang";
 
 /// A campaign's unsubscribe settings with the secret: makes every person's link and headers.
 #[derive(Debug, Clone)]
@@ -54,6 +58,27 @@ impl Unsubscribe {
         url.into()
     }
 
+    /// These settings for the letter in `language`: the footer's words in it, and links that
+    /// name it ([`LANGUAGE_PARAM`], in place of one the endpoint's URL may have).
+    pub fn in_language(&self, language: &str, footer: &str, link_text: &str) -> Unsubscribe {
+        let mut url = self.url.clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(key, _)| key != LANGUAGE_PARAM)
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .append_pair(LANGUAGE_PARAM, language);
+        Unsubscribe {
+            url,
+            footer: footer.to_owned(),
+            link_text: link_text.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The value of `List-Unsubscribe` for `address`: the mailto first, then the link (RFC 2369
     /// lists them in order of preference; RFC 8058 clients pick the HTTPS one for one click).
     pub fn header(&self, address: &str) -> String {
@@ -63,6 +88,18 @@ impl Unsubscribe {
             self.link(address)
         )
     }
+}
+
+/// The language a link's query names ([`LANGUAGE_PARAM`]), when it names one that looks like a
+/// language tag.
+pub fn link_language(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == LANGUAGE_PARAM)
+        .map(|(_, value)| value.into_owned())
+        .filter(|tag| {
+            (1..=35).contains(&tag.len())
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// The value of `List-Unsubscribe-Post` (RFC 8058): the link accepts a one-click POST.
@@ -240,6 +277,25 @@ mod tests {
             verify_link(&u.secret, &pairs.join("&")),
             Err(VerifyError::Unexpected("t".into()))
         );
+    }
+
+    #[test]
+    fn a_letters_links_name_its_language_and_still_verify() {
+        let u = settings().in_language("en", "No more?", "Unsubscribe");
+        let link = u.link("zoe@example.com");
+        assert!(
+            link.starts_with("https://dons.example.org/desabonnement?lang=en&c=c1&e="),
+            "{link}"
+        );
+        assert!(verify_link(&u.secret, &link).is_ok());
+        assert_eq!(
+            (u.footer.as_str(), u.link_text.as_str()),
+            ("No more?", "Unsubscribe")
+        );
+        let query = link.split_once('?').unwrap().1;
+        assert_eq!(link_language(query).as_deref(), Some("en"));
+        assert_eq!(link_language("c=c1&e=a"), None);
+        assert_eq!(link_language("lang=%22%3E%3Cb&c=c1"), None);
     }
 
     #[test]

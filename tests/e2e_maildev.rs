@@ -1,6 +1,7 @@
 //! End to end: `missive send --dry-run` delivers the shipped example campaign to a real MailDev
 //! (the npm package pinned in `tests/maildev/package.json`), and MailDev's REST API shows one
-//! correct letter per person of `recipients/donors.csv`.
+//! correct letter per person of `recipients/donors.csv`, in the person's language: French or
+//! English (`[letters]`), both of which the list holds.
 //!
 //! `cargo test` is the only command needed: when `tests/maildev/node_modules` lacks the pinned
 //! MailDev, this test runs `npm ci` there first. Without Node.js and npm it fails and says how to
@@ -443,6 +444,8 @@ struct Donor {
     email: String,
     first_name: String,
     amount: String,
+    /// The `language` column, as written (empty without the column).
+    language: String,
 }
 
 fn donors(path: &Path) -> Vec<Donor> {
@@ -456,6 +459,7 @@ fn donors(path: &Path) -> Vec<Donor> {
             .unwrap_or_else(|| panic!("{} has no {name} column: {headers:?}", path.display()))
     };
     let (email, first_name, amount) = (column("email"), column("first_name"), column("amount"));
+    let language = headers.iter().position(|h| h.trim() == "language");
     reader
         .records()
         .map(|record| {
@@ -465,6 +469,7 @@ fn donors(path: &Path) -> Vec<Donor> {
                 email: field(email),
                 first_name: field(first_name),
                 amount: field(amount),
+                language: language.map(field).unwrap_or_default(),
             }
         })
         .collect()
@@ -473,7 +478,10 @@ fn donors(path: &Path) -> Vec<Donor> {
 /// What the test needs from `campaign.toml`.
 struct Campaign {
     id: String,
-    subject: String,
+    /// The default letter's language (`language`).
+    language: String,
+    /// Each letter's subject, by language: `[letters.<language>]`, or the one `subject`.
+    subjects: BTreeMap<String, String>,
     recipients: PathBuf,
     /// The domain of `from`, which Message-IDs use.
     domain: String,
@@ -495,9 +503,21 @@ fn campaign(path: &Path) -> Campaign {
         .rsplit_once('@')
         .map(|(_, domain)| domain.trim_end_matches(['>', ' ']).to_owned())
         .unwrap_or_else(|| panic!("cannot read the domain of from = {from:?}"));
+    let language = string("language");
+    let subjects = match toml.get("letters").and_then(|v| v.as_table()) {
+        Some(letters) => letters
+            .iter()
+            .map(|(tag, letter)| {
+                let subject = letter["subject"].as_str().expect("a subject").to_owned();
+                (tag.to_lowercase(), subject)
+            })
+            .collect(),
+        None => BTreeMap::from([(language.to_lowercase(), string("subject"))]),
+    };
     Campaign {
         id: string("id"),
-        subject: string("subject"),
+        language: language.to_lowercase(),
+        subjects,
         recipients: path
             .parent()
             .expect("campaign dir")
@@ -532,15 +552,69 @@ fn is_campaign_message_id(id: &str, campaign: &Campaign) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The language of the letter `donor` must get: their own when the campaign has a letter in it
+/// (`fr-CA` reads as `fr`), else the default.
+fn expected_language(donor: &Donor, campaign: &Campaign) -> String {
+    let value = donor.language.to_lowercase().replace('_', "-");
+    if campaign.subjects.contains_key(&value) {
+        return value;
+    }
+    let primary = value.split('-').next().unwrap_or_default();
+    if campaign.subjects.contains_key(primary) {
+        return primary.to_owned();
+    }
+    campaign.language.clone()
+}
+
+/// The words each language's letter must hold: its greeting, the three stories with what got
+/// stuck and what was learned, the ask with the person's amount, and the unsubscribe footer.
+struct Words {
+    hello: &'static str,
+    needles: [&'static str; 6],
+    amount: fn(&str) -> String,
+}
+
+const FRENCH: Words = Words {
+    hello: "Bonjour",
+    needles: [
+        "Erreur n°1",
+        "Erreur n°2",
+        "Erreur n°3",
+        "Ce qui a coincé",
+        "Ce que nous avons appris",
+        "Se désabonner en un clic",
+    ],
+    amount: |amount| format!("{amount}\u{a0}$"),
+};
+
+const ENGLISH: Words = Words {
+    hello: "Hello",
+    needles: [
+        "Mistake #1",
+        "Mistake #2",
+        "Mistake #3",
+        "What got stuck",
+        "What we learned",
+        "Unsubscribe in one click",
+    ],
+    amount: |amount| format!("donate ${amount} to Mozilla"),
+};
+
 /// Every problem with the letter MailDev received for `donor`.
 fn check_email(email: &Value, donor: &Donor, campaign: &Campaign) -> Vec<String> {
     let mut problems = Vec::new();
     let who = &donor.email;
+    let language = expected_language(donor, campaign);
+    let words = match language.as_str() {
+        "fr" => &FRENCH,
+        "en" => &ENGLISH,
+        other => return vec![format!("{who}: this test knows no letter in {other:?}")],
+    };
     let subject = email["subject"].as_str().unwrap_or_default();
-    if subject != campaign.subject {
+    if subject != campaign.subjects[&language] {
         problems.push(format!(
             "{who}: subject is {subject:?}, not {:?}",
-            campaign.subject
+            campaign.subjects[&language]
         ));
     }
     let text = email["text"].as_str().unwrap_or_default();
@@ -551,24 +625,18 @@ fn check_email(email: &Value, donor: &Donor, campaign: &Campaign) -> Vec<String>
     if html.trim().is_empty() {
         problems.push(format!("{who}: no text/html part"));
     }
-    if !html.contains(r#"lang="fr""#) {
-        problems.push(format!("{who}: the HTML does not say lang=\"fr\""));
+    if !html.contains(&format!("lang=\"{language}\"")) {
+        problems.push(format!("{who}: the HTML does not say lang=\"{language}\""));
     }
     let greeting = if donor.first_name.is_empty() {
-        "Bonjour,".to_owned()
+        format!("{},", words.hello)
     } else {
-        format!("Bonjour {},", html_escape(&donor.first_name))
+        format!("{} {},", words.hello, html_escape(&donor.first_name))
     };
     if !html.contains(&greeting) {
         problems.push(format!("{who}: the HTML lacks the greeting {greeting:?}"));
     }
-    for needle in [
-        "Erreur n°1",
-        "Erreur n°2",
-        "Erreur n°3",
-        "Ce qui a coincé",
-        "Ce que nous avons appris",
-    ] {
+    for needle in words.needles {
         if !text.contains(needle) {
             problems.push(format!("{who}: the text part lacks {needle:?}"));
         }
@@ -578,9 +646,15 @@ fn check_email(email: &Value, donor: &Donor, campaign: &Campaign) -> Vec<String>
     } else {
         &donor.amount
     };
-    let ask = format!("{amount}\u{a0}$");
+    let ask = (words.amount)(amount);
     if !text.contains(&ask) {
         problems.push(format!("{who}: the text part lacks the amount {ask:?}"));
+    }
+    // French spacing in French only.
+    if language != "fr" && (text.contains(['\u{a0}', '\u{202f}'])) {
+        problems.push(format!(
+            "{who}: French no-break spaces in a {language} letter"
+        ));
     }
     let message_id = message_id(email);
     if !is_campaign_message_id(message_id, campaign) {
@@ -710,6 +784,16 @@ fn dry_run_delivers_the_example_campaign_to_maildev() {
             expected.len()
         ));
     }
+    // The shipped list holds both languages: the test covers both.
+    let languages: BTreeSet<String> = donors
+        .iter()
+        .map(|donor| expected_language(donor, &campaign))
+        .collect();
+    assert!(
+        languages.contains("fr") && languages.contains("en"),
+        "{} should hold people of both languages, holds {languages:?}",
+        campaign.recipients.display()
+    );
     let mut seen_ids = BTreeSet::new();
     let mut received: BTreeMap<String, usize> = BTreeMap::new();
     for email in &emails {

@@ -1,6 +1,7 @@
-//! Golden files of the shipped letter, rendered for one person: layout changes show up as a diff
-//! to review, like code. After a deliberate change, regenerate them with
-//! `UPDATE_GOLDEN=1 cargo test --test tests golden::` and read the diff before committing.
+//! Golden files of the shipped letter, in French and in its English translation, rendered for
+//! one person: layout changes show up as a diff to review, like code. After a deliberate change,
+//! regenerate them with `UPDATE_GOLDEN=1 cargo test --test tests golden::` and read the diff
+//! before committing.
 
 use std::path::{Path, PathBuf};
 
@@ -81,4 +82,50 @@ fn shipped_letter_text_part() {
 fn shipped_letter_html_part() {
     let rendered = rendered_for("zoe@example.com,Zoé,Durand,40");
     compare(&rendered.html, root().join("tests/golden/letter.fr.html"));
+}
+
+/// The shipped English letter (`[letters.en]`) as an English reader gets it: its frame, its
+/// footer, and links that name the language.
+fn english_for(csv_row: &str) -> Rendered {
+    let campaign = Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads");
+    let english = campaign
+        .letters
+        .iter()
+        .find(|letter| letter.language == "en")
+        .expect("the shipped campaign has [letters.en]");
+    let letter = Letter::load(&english.letter_path, &english.language).expect("it parses");
+    let csv = format!("email,first_name,last_name,amount,language\n{csv_row}\n");
+    let mut reader = RecipientReader::from_reader(
+        Path::new("golden.csv"),
+        Box::new(std::io::Cursor::new(csv.into_bytes())),
+        &campaign.name_columns,
+    )
+    .unwrap();
+    let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
+        panic!("the golden row is valid")
+    };
+    let settings = campaign.unsubscribe.clone().unwrap();
+    let unsubscribe = Unsubscribe {
+        campaign_id: campaign.id.clone(),
+        mailto: settings.mailto,
+        url: settings.url,
+        footer: String::new(),
+        link_text: String::new(),
+        secret: Secret::new("golden-files-key-golden-files-key").unwrap(),
+    }
+    .in_language("en", &english.footer, &english.link_text);
+    let frame = Frame {
+        subject: &english.subject,
+        preheader: &english.preheader,
+        language: &english.language,
+        unsubscribe: Some(&unsubscribe),
+    };
+    render(&letter, &frame, &recipient)
+}
+
+#[test]
+fn shipped_english_letter_text_and_html_parts() {
+    let rendered = english_for("sean.obrien@example.org,Seán,O'Brien,,en");
+    compare(&rendered.text, root().join("tests/golden/letter.en.txt"));
+    compare(&rendered.html, root().join("tests/golden/letter.en.html"));
 }

@@ -18,6 +18,7 @@ mod e2e_maildev;
 mod faults;
 mod golden;
 mod kill;
+mod languages;
 mod list_error;
 mod listening;
 mod modules;

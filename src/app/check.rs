@@ -9,12 +9,17 @@ use crate::window::Personal;
 
 use super::{Exit, Loaded};
 
+mod languages;
+
 /// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
 /// the suppression files.
 fn loaded_findings(loaded: &Loaded) -> Vec<Finding> {
     let campaign = &loaded.campaign;
     let mut findings = lint::campaign(campaign);
-    findings.extend(lint::letter(&loaded.letter, campaign.allow_utm));
+    for letter in &loaded.letters {
+        findings.extend(lint::letter(letter, campaign.allow_utm));
+    }
+    findings.extend(languages::field_mismatches(loaded));
     if let Some(problem) = &loaded.secret_problem {
         let users = super::secret_users(campaign);
         findings.push(Finding::error(
@@ -138,9 +143,13 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     let mut findings = loaded_findings(loaded);
     let shared = shared_size(campaign);
     let mut reader = loaded.recipients()?;
+    findings.extend(languages::missing_column(loaded, reader.columns().names()));
+    let mut counts = loaded.template.languages().map(languages::Counts::new);
     let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
-    // The layout's lints read one message; only the size can differ between people.
-    let mut linted_one = false;
+    // The layout's lints read one message of each letter; only the size can differ between
+    // people of one letter.
+    let mut linted = vec![false; loaded.letters.len()];
+    let mut other_letters_seen = false;
     let mut largest: Option<(usize, String)> = None;
     let mut personal = campaign.window.as_ref().and_then(Personal::of);
     while let Some(row) = reader.next_row()? {
@@ -157,6 +166,9 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                     println!("{list}:{}: field `{field}`: {problem}", recipient.line);
                     continue;
                 }
+                if let Some(counts) = &mut counts {
+                    counts.add(&recipient);
+                }
                 let rendered = loaded.template.render(&recipient);
                 let place = format!(
                     "{}:{}: the message to {}",
@@ -164,11 +176,19 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
                     recipient.line,
                     recipient.email
                 );
-                if !linted_one {
-                    linted_one = true;
+                if !other_letters_seen {
+                    // Every letter rendered and composed once, in the first person's row, even
+                    // one nobody on the list gets yet.
+                    other_letters_seen = true;
+                    findings.extend(other_letters(loaded, &recipient, rendered.letter, &place));
+                    linted.fill(true);
+                    linted[rendered.letter] = false;
+                }
+                if !linted[rendered.letter] {
+                    linted[rendered.letter] = true;
                     findings.extend(lint::rendered(
                         &rendered,
-                        &loaded.letter.links,
+                        &loaded.letters[rendered.letter].links,
                         campaign.allow_utm,
                         &place,
                     ));
@@ -207,6 +227,9 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     if let Some((size, place)) = largest {
         findings.extend(lint::html_size(size, &place));
     }
+    if let Some(counts) = &counts {
+        findings.extend(counts.findings(&loaded.recipients_path));
+    }
     findings.sort_by_key(|f| f.severity);
     for finding in &findings {
         println!("{finding}");
@@ -217,12 +240,31 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
         .count();
     print_return_path(campaign);
     print_send_window(campaign);
+    if let Some(counts) = &counts {
+        println!("{}", counts.summary());
+    }
+    let letters: Vec<String> = loaded
+        .letters
+        .iter()
+        .zip(&campaign.letters)
+        .map(|(letter, settings)| {
+            let language = counts
+                .as_ref()
+                .map(|_| format!("{}, ", settings.language))
+                .unwrap_or_default();
+            format!(
+                "{} ({language}{} sections)",
+                letter.path.display(),
+                letter.sections.len()
+            )
+        })
+        .collect();
     println!(
         "{}: {valid} recipient(s) ready, {rejected} row(s) rejected, {suppressed} suppressed; \
-         letter {} ({} sections); {errors} lint error(s), {} warning(s)",
+         letter{} {}; {errors} lint error(s), {} warning(s)",
         campaign.path.display(),
-        loaded.letter.path.display(),
-        loaded.letter.sections.len(),
+        if letters.len() > 1 { "s" } else { "" },
+        letters.join(", "),
         findings.len() - errors
     );
     Ok(if rejected == 0 && errors == 0 {
@@ -230,6 +272,41 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     } else {
         Exit::Invalid
     })
+}
+
+/// The letters other than `chosen` rendered for `recipient`, linted and composed: with
+/// `[letters]`, every language is seen once, whoever the list holds.
+fn other_letters(
+    loaded: &Loaded,
+    recipient: &crate::recipients::Recipient,
+    chosen: usize,
+    place: &str,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for index in (0..loaded.letters.len()).filter(|&i| i != chosen) {
+        let rendered = loaded.template.render_letter(index, recipient);
+        let place = format!(
+            "{place}, in its {} letter",
+            loaded.campaign.letters[index].language
+        );
+        findings.extend(lint::rendered(
+            &rendered,
+            &loaded.letters[index].links,
+            loaded.campaign.allow_utm,
+            &place,
+        ));
+        if let Err(e) = loaded
+            .composer
+            .compose(recipient, rendered, SystemTime::now())
+        {
+            findings.push(Finding::error(
+                place,
+                e.to_string(),
+                "mend what it names: this letter's message cannot be built",
+            ));
+        }
+    }
+    findings
 }
 
 /// When messages may go (`send_after`, `send_before`), and whether that time is already past.

@@ -1,19 +1,20 @@
-//! Loading a campaign once for any command: the campaign file, its letter prepared in its frame,
-//! the composer with its attachments, the secret its links and return paths are signed with,
-//! its suppression lists, and the fingerprint that tells a changed letter from the one being
-//! sent.
+//! Loading a campaign once for any command: the campaign file, its letters prepared in their
+//! frames (by [`super::prepare`]), the composer with its attachments, the secret its links and
+//! return paths are signed with, its suppression lists, and the fingerprint that tells a changed
+//! letter from the one being sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::prepare::prepare;
 use super::{Command, Options, SendOptions, Unsendable};
 use crate::campaign::{Campaign, CampaignError};
 use crate::letter::{Letter, LetterError, Problem};
 use crate::message::{Attachment, Composer, PersonalFiles};
 use crate::recipients::{RecipientReader, RecipientsError};
-use crate::render::{Frame, Template};
+use crate::render::Template;
 use crate::send::Content;
 use crate::suppression::{Skipped, SuppressionList};
 use crate::unsubscribe::{SECRET_VAR, Secret, SecretError, Unsubscribe};
@@ -22,8 +23,9 @@ use crate::verp::Verp;
 /// A campaign with its letter parsed and its recipient file's header checked against it.
 pub(super) struct Loaded {
     pub(super) campaign: Campaign,
-    pub(super) letter: Letter,
-    /// The letter prepared for rendering in the campaign's frame, once for every message.
+    /// Every letter, in the order of the campaign's: the default first.
+    pub(super) letters: Vec<Letter>,
+    /// The letters prepared for rendering in their frames, once for every message.
     pub(super) template: Template,
     pub(super) composer: Composer,
     pub(super) recipients_path: PathBuf,
@@ -42,7 +44,12 @@ pub(super) struct Loaded {
 impl Loaded {
     pub(super) fn load(options: &Options) -> anyhow::Result<Loaded> {
         let campaign = Campaign::load(&options.campaign)?;
-        let letter = Letter::load(&campaign.letter_path, &campaign.language)?;
+        // Each in its own language: French spacing only in the French one.
+        let letters = campaign
+            .letters
+            .iter()
+            .map(|settings| Letter::load(&settings.letter_path, &settings.language))
+            .collect::<Result<Vec<_>, _>>()?;
         let recipients_path = options
             .recipients
             .clone()
@@ -51,7 +58,7 @@ impl Loaded {
             SuppressionList::load(&campaign.suppression_sources())?;
         let (secret, secret_problem) = secret(&campaign, &options.command)?;
         let unsubscribe = unsubscribe(&campaign, secret.as_ref());
-        let (template, mut composer) = prepare(&campaign, &letter, unsubscribe.as_ref());
+        let (template, mut composer) = prepare(&campaign, &letters, unsubscribe.as_ref());
         // Read here, once: rendering stays free of I/O, and each file is encoded once.
         let attachments = read_attachments(&campaign)?;
         let attached = attachments_digest(&campaign, &attachments);
@@ -78,10 +85,10 @@ impl Loaded {
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
         }
-        let fingerprint = fingerprint(&campaign, &letter, &attached);
+        let fingerprint = fingerprint(&campaign, &letters, &attached);
         let loaded = Loaded {
             campaign,
-            letter,
+            letters,
             template,
             composer,
             recipients_path,
@@ -93,7 +100,9 @@ impl Loaded {
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
-        check_fields(&loaded.letter, reader.columns().names())?;
+        for letter in &loaded.letters {
+            check_fields(letter, reader.columns().names())?;
+        }
         if let Some(column) = &loaded.campaign.attachment_column {
             let names = reader.columns().names();
             if !names.contains(&column.name) {
@@ -126,36 +135,6 @@ impl Loaded {
             fingerprint: &self.fingerprint,
         }
     }
-}
-
-/// The letter prepared once in the campaign's frame, and the composer of the campaign's
-/// messages with the letter's fixed parts encoded once: what every command that renders starts
-/// from, and the benchmark and the tests that drive the engine in-process with it.
-/// `unsubscribe` adds the links (in the letter's frame and in the headers); DKIM is the
-/// caller's to add.
-pub fn prepare(
-    campaign: &Campaign,
-    letter: &Letter,
-    unsubscribe: Option<&Arc<Unsubscribe>>,
-) -> (Template, Composer) {
-    let frame = Frame {
-        subject: &campaign.subject,
-        preheader: &campaign.preheader,
-        language: &campaign.language,
-        unsubscribe: unsubscribe.map(|links| links.as_ref()),
-    };
-    let template = Template::new(letter, &frame);
-    let mut composer = Composer::new(
-        &campaign.id,
-        campaign.from.clone(),
-        campaign.reply_to.clone(),
-        &campaign.subject,
-    )
-    .with_fixed_parts(&template.fixed_parts());
-    if let Some(unsubscribe) = unsubscribe {
-        composer = composer.with_unsubscribe(Arc::clone(unsubscribe));
-    }
-    (template, composer)
 }
 
 /// The files attached to every message, read and encoded; one that cannot be read makes the
@@ -289,8 +268,10 @@ pub(super) fn unsubscribe(
 }
 
 /// A short hash of everything every message shares: the letter's source, subject, preheader,
-/// sender, reply-to, language and unsubscribe footer. A new value means the letter changed.
-pub(super) fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) -> String {
+/// sender, reply-to, language and unsubscribe footer; with `[letters]`, the same of every
+/// letter, and the column that chooses. A new value means a letter changed.
+pub(super) fn fingerprint(campaign: &Campaign, letters: &[Letter], attached: &str) -> String {
+    let letter = &letters[0];
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let footer = campaign
@@ -313,6 +294,23 @@ pub(super) fn fingerprint(campaign: &Campaign, letter: &Letter, attached: &str) 
     ] {
         hasher.update(part.as_bytes());
         hasher.update([0]);
+    }
+    // Only with [letters]: the fingerprints of campaigns of one letter stay what they were.
+    if let Some(column) = &campaign.language_column {
+        hasher.update(column.as_bytes());
+        for (settings, letter) in campaign.letters.iter().zip(letters) {
+            for part in [
+                &settings.language,
+                &letter.source_sha256,
+                &settings.subject,
+                &settings.preheader,
+                &settings.footer,
+                &settings.link_text,
+            ] {
+                hasher.update([0]);
+                hasher.update(part.as_bytes());
+            }
+        }
     }
     // Only with attachments: the fingerprints of campaigns without stay what they were.
     if !attached.is_empty() {

@@ -62,13 +62,15 @@ pub(super) fn preview(loaded: &Loaded, out: &Path, only: Option<&str>) -> anyhow
             // The first message also as a page to look at (or screenshot) in a browser.
             let to = recipient.email.to_string();
             let from = loaded.campaign.from.to_string();
+            // The person's own letter's words.
+            let letter = &loaded.campaign.letters[rendered.letter];
             let page = screenshot_page(
                 &rendered.html,
                 &Envelope {
                     from: &from,
                     to: &to,
-                    subject: &loaded.campaign.subject,
-                    preheader: &loaded.campaign.preheader,
+                    subject: &letter.subject,
+                    preheader: &letter.preheader,
                 },
             );
             outdir::replace_file(out, SCREENSHOT_PAGE, page.as_bytes())

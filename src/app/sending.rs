@@ -38,9 +38,12 @@ pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
 /// but one started without a check should not go out silently with a tracking pixel.
 fn warn_of_lint_errors(loaded: &Loaded) {
     let campaign = &loaded.campaign;
-    let findings = lint::campaign(campaign)
-        .into_iter()
-        .chain(lint::letter(&loaded.letter, campaign.allow_utm));
+    let findings = lint::campaign(campaign).into_iter().chain(
+        loaded
+            .letters
+            .iter()
+            .flat_map(|letter| lint::letter(letter, campaign.allow_utm)),
+    );
     for finding in findings.filter(|f| f.severity == Severity::Error) {
         tracing::warn!(
             fix = %finding.fix,

@@ -2,6 +2,7 @@
 //! own as it is read (see [`super::value`]). [`super::Campaign::parse`] resolves its paths, makes
 //! the checks that need two values, and builds the settings the rest of missive trusts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,12 +22,18 @@ use super::value::{
 #[serde(deny_unknown_fields)]
 pub(super) struct CampaignFile {
     pub(super) id: Id,
-    pub(super) subject: Subject,
     pub(super) from: MailboxText,
     pub(super) reply_to: Option<MailboxText>,
+    /// The language of the letter; with `[letters]`, the default letter's.
     pub(super) language: Language,
-    pub(super) preheader: Preheader,
-    pub(super) letter: PathBuf,
+    /// With `[letters]`, each letter has its own subject, preheader and file instead.
+    pub(super) subject: Option<toml::Spanned<Subject>>,
+    pub(super) preheader: Option<toml::Spanned<Preheader>>,
+    pub(super) letter: Option<toml::Spanned<PathBuf>>,
+    /// `[letters.<language>]`: a letter per language, chosen by `language_column`.
+    pub(super) letters: Option<BTreeMap<String, toml::Spanned<LetterSection>>>,
+    /// The recipient column naming each person's language (`language` by default).
+    pub(super) language_column: Option<toml::Spanned<String>>,
     pub(super) recipients: PathBuf,
     /// Columns joined (with a space) to form the display name in `To`.
     #[serde(default = "default_name_columns")]
@@ -78,6 +85,22 @@ pub(super) struct FallbackSection {
     pub(super) retry_primary_after: Option<Delay>,
     /// Certificate authorities (PEM) to trust for this relay besides the public ones.
     pub(super) ca_file: Option<PathBuf>,
+}
+
+/// `[letters.<language>]`: one language's letter, its subject and preheader, and the
+/// unsubscribe footer's words in that language (French and English have defaults).
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a [letters.<language>] table with letter, subject and preheader (the column \
+                 that chooses is `language_column`, the default letter's language `language`)"
+)]
+pub(super) struct LetterSection {
+    pub(super) letter: PathBuf,
+    pub(super) subject: Subject,
+    pub(super) preheader: Preheader,
+    pub(super) footer: Option<OneLine>,
+    pub(super) link_text: Option<OneLine>,
 }
 
 /// `[unsubscribe]`: where requests go; the token key comes only from the environment.

@@ -32,10 +32,12 @@ mod value;
 pub use error::CampaignError;
 
 mod attachments;
+mod letters;
 pub use attachments::{AttachmentColumn, AttachmentPath, inside};
 use error::{line_of, toml_error};
+pub use letters::{DEFAULT_LANGUAGE_COLUMN, LetterSettings};
 
-use file::{CampaignFile, DkimSection, FallbackSection, RetrySection, UnsubscribeSection};
+use file::{CampaignFile, DkimSection, FallbackSection, RetrySection};
 
 /// The longest subject a campaign may have. Inboxes show 40 to 80 characters (`check` warns
 /// past 80) and Outlook keeps 255, so a longer one is a paragraph pasted into the wrong field;
@@ -58,7 +60,8 @@ pub struct UnsubscribeSettings {
     pub mailto: lettre::Address,
     /// Always `https`, with a host.
     pub url: url::Url,
-    /// The footer's words before the link, and the link's words, typeset for the language.
+    /// The footer's words before the link, and the link's words, typeset for the language (the
+    /// default letter's: each of [`Campaign::letters`] has its own).
     pub footer: String,
     pub link_text: String,
 }
@@ -116,12 +119,17 @@ pub struct Campaign {
     pub path: PathBuf,
     /// Keys the send log and every Message-ID: changing it makes a new campaign.
     pub id: String,
+    /// The default letter's subject, language, preheader and file (see `letters`).
     pub subject: String,
     pub from: Mailbox,
     pub reply_to: Option<Mailbox>,
     pub language: String,
     pub preheader: String,
     pub letter_path: PathBuf,
+    /// Every letter, the default first: one, or one per language with `[letters]`.
+    pub letters: Vec<LetterSettings>,
+    /// With `[letters]`, the recipient column that chooses each person's letter.
+    pub language_column: Option<String>,
     pub recipients_path: PathBuf,
     pub name_columns: Vec<String>,
     /// The primary relay (`[smtp]`).
@@ -219,10 +227,37 @@ impl Campaign {
         }
         let retry = retry_policy(file.retry)
             .map_err(|(span, field, problem)| invalid_at(span, field, problem))?;
-        let language = file.language.0;
-        let unsubscribe = file
-            .unsubscribe
-            .map(|section| unsubscribe_settings(section, &language));
+        let (mut unsubscribe, words) = match file.unsubscribe {
+            Some(section) => (
+                Some(UnsubscribeSettings {
+                    mailto: section.mailto.0,
+                    url: section.url.0,
+                    footer: String::new(),
+                    link_text: String::new(),
+                }),
+                Some((section.footer, section.link_text)),
+            ),
+            None => (None, None),
+        };
+        let (letters, language_column) = letters::letters(
+            letters::LettersAsWritten {
+                language: file.language.0,
+                subject: file.subject,
+                preheader: file.preheader,
+                letter: file.letter,
+                letters: file.letters,
+                language_column: file.language_column,
+                unsubscribe: words,
+            },
+            path,
+            text,
+            base,
+        )?;
+        let default = letters[0].clone();
+        if let Some(settings) = &mut unsubscribe {
+            settings.footer = default.footer;
+            settings.link_text = default.link_text;
+        }
         let dkim = file
             .dkim
             .map(|section| dkim_settings(section, base))
@@ -252,12 +287,14 @@ impl Campaign {
         Ok(Campaign {
             path: path.to_owned(),
             id: file.id.0,
-            subject: file.subject.0,
+            subject: default.subject,
             from: file.from.0,
             reply_to: file.reply_to.map(|mailbox| mailbox.0),
-            language,
-            preheader: file.preheader.0,
-            letter_path: base.join(file.letter),
+            language: default.language,
+            preheader: default.preheader,
+            letter_path: default.letter_path,
+            letters,
+            language_column,
             recipients_path: base.join(file.recipients),
             name_columns: file.name_columns,
             smtp: RelaySettings {
@@ -385,31 +422,6 @@ fn retry_policy(
         });
     }
     Ok(policy)
-}
-
-fn unsubscribe_settings(section: UnsubscribeSection, language: &str) -> UnsubscribeSettings {
-    let french = language.split('-').next() == Some("fr");
-    let (default_footer, default_link) = if french {
-        (
-            "Vous ne souhaitez plus recevoir nos lettres ?",
-            "Se désabonner en un clic",
-        )
-    } else {
-        (
-            "No longer wish to receive our letters?",
-            "Unsubscribe in one click",
-        )
-    };
-    let typeset = |value: Option<value::OneLine>, default: &str| {
-        let value = value.map_or_else(|| default.to_owned(), |line| line.0);
-        crate::typography::apply(language, value.trim())
-    };
-    UnsubscribeSettings {
-        mailto: section.mailto.0,
-        url: section.url.0,
-        footer: typeset(section.footer, default_footer),
-        link_text: typeset(section.link_text, default_link),
-    }
 }
 
 /// The DKIM settings; a selector too long with the domain is refused with its span.

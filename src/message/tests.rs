@@ -109,6 +109,7 @@ fn extreme_but_allowed_headers_fold_within_998_octets_and_read_back() {
             let rendered = Rendered {
                 html: "<p>x</p>".into(),
                 text: "x".into(),
+                letter: 0,
             };
             let formatted = composer
                 .compose(&person, rendered, date)
@@ -151,6 +152,7 @@ fn extreme_but_allowed_headers_fold_within_998_octets_and_read_back() {
     let rendered = Rendered {
         html: "<p>x</p>".into(),
         text: "x".into(),
+        letter: 0,
     };
     let error = composer.compose(&person, rendered, date).unwrap_err();
     assert!(matches!(error.problem, MessageProblem::LinkTooLong { .. }));

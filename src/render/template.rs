@@ -1,5 +1,6 @@
 //! The letter prepared for rendering: what reads the same for everyone rendered once, and
-//! the parts with fields rendered for each person (see [`Template`]).
+//! the parts with fields rendered for each person (see [`OneLetter`]); [`super::Template`] holds
+//! one for each of a campaign's letters.
 
 use maud::{Markup, Render, html};
 
@@ -22,7 +23,7 @@ use crate::unsubscribe::Unsubscribe;
 /// rendered with it once, and the letter it was made from is not looked at again, so a change to
 /// the letter afterwards needs a new template.
 #[derive(Debug)]
-pub struct Template {
+pub(super) struct OneLetter {
     /// The sections of the HTML part, in order.
     html: Vec<Piece<Section>>,
     /// The sections of the text part, in order, wrapped.
@@ -79,17 +80,19 @@ fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
 /// without growing its buffer.
 const PERSONAL_ROOM: usize = 2048;
 
-impl Template {
+impl OneLetter {
     /// Prepares `letter` in `frame`: renders the page around it, and renders and wraps every
     /// part that holds no field.
-    pub fn new(letter: &Letter, frame: &Frame) -> Template {
-        Template::with_fixed_parts(letter, frame, true)
+    pub(super) fn new(letter: &Letter, frame: &Frame) -> OneLetter {
+        OneLetter::with_fixed_parts(letter, frame, true)
     }
 
     /// Without `ahead`, every part is rendered for each person, the page around them too (what
     /// tests compare with).
-    fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> Template {
+    fn with_fixed_parts(letter: &Letter, frame: &Frame, ahead: bool) -> OneLetter {
         let personal = |has_fields: bool| !ahead || has_fields;
+        let mut shell = Shell::new(frame);
+        let colon = shell.text_colon.clone();
         let mut html = Vec::new();
         let mut text = Vec::new();
         for section in &letter.sections {
@@ -129,16 +132,15 @@ impl Template {
                     text.push(Piece::Personal(TextPart::Block(block.clone())));
                 } else {
                     let mut fixed = String::new();
-                    text_block(&mut fixed, block, &NoFields);
+                    text_block(&mut fixed, block, &NoFields, &colon);
                     push_fixed(&mut text, &fixed);
                 }
             }
         }
-        let mut shell = Shell::new(frame);
         if !ahead {
             shell.page = None;
         }
-        Template {
+        OneLetter {
             html,
             text,
             shell,
@@ -147,17 +149,18 @@ impl Template {
     }
 
     /// Renders the letter for the person whose values `fields` holds.
-    pub fn render(&self, fields: &dyn Fields) -> Rendered {
+    pub(super) fn render(&self, fields: &dyn Fields) -> Rendered {
         let footer = self.footer(fields);
         Rendered {
             html: self.html(footer.as_ref(), fields),
             text: self.text(footer, fields),
+            letter: 0,
         }
     }
 
     /// What reads the same in every person's parts, in order, for
     /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
-    pub fn fixed_parts(&self) -> FixedParts {
+    pub(super) fn fixed_parts(&self) -> FixedParts {
         fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
             pieces.iter().filter_map(|piece| match piece {
                 Piece::Fixed(fixed) => Some(fixed.clone()),
@@ -223,7 +226,9 @@ impl Template {
             match piece {
                 Piece::Fixed(fixed) => out.push_str(fixed),
                 Piece::Personal(TextPart::Title(title)) => text_title(&mut out, title, fields),
-                Piece::Personal(TextPart::Block(block)) => text_block(&mut out, block, fields),
+                Piece::Personal(TextPart::Block(block)) => {
+                    text_block(&mut out, block, fields, &self.shell.text_colon)
+                }
             }
         }
         if let Some((unsubscribe, link)) = footer {
@@ -312,9 +317,9 @@ mod tests {
             ::: signature\nAshley Boyd\\\nMozilla\n";
         let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
         let frame = frame();
-        let ahead = Template::new(&letter, &frame);
-        let each = Template::with_fixed_parts(&letter, &frame, false);
-        let made_ahead = |t: &Template| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
+        let ahead = OneLetter::new(&letter, &frame);
+        let each = OneLetter::with_fixed_parts(&letter, &frame, false);
+        let made_ahead = |t: &OneLetter| fixed_len(&t.html) > 0 && fixed_len(&t.text) > 0;
         assert!(made_ahead(&ahead) && !made_ahead(&each));
         for person in [
             vec![
@@ -341,7 +346,7 @@ mod tests {
             ..frame
         };
         let fields = HashMap::from([("first_name", "Zoé")]);
-        let r = Template::new(&letter, &other).render(&fields);
+        let r = OneLetter::new(&letter, &other).render(&fields);
         assert!(
             r.html.contains("<title>Autre &lt;sujet&gt;</title>"),
             "{}",
@@ -349,7 +354,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            Template::with_fixed_parts(&letter, &other, false).render(&fields)
+            OneLetter::with_fixed_parts(&letter, &other, false).render(&fields)
         );
     }
 
@@ -378,8 +383,8 @@ mod tests {
         };
         let source = "::: greeting\nBonjour,\n\n::: ask\n[Je donne](https://dons.example.org/x)\n\n::: signature\nAshley\n";
         let letter = Letter::parse(Path::new("l.md"), source, "fr").unwrap();
-        let ahead = Template::new(&letter, &frame);
-        let each = Template::with_fixed_parts(&letter, &frame, false);
+        let ahead = OneLetter::new(&letter, &frame);
+        let each = OneLetter::with_fixed_parts(&letter, &frame, false);
         for person in [Person("zoe@example.com"), Person("o'hara&co@example.com")] {
             let r = ahead.render(&person);
             let link = unsubscribe.link(person.0);

@@ -23,13 +23,12 @@ pub(super) fn text_title(out: &mut String, title: &[Inline], fields: &dyn Fields
     out.push_str("\n\n");
 }
 
-/// A paragraph (or the button, as its label and address), wrapped, then a blank line.
-pub(super) fn text_block(out: &mut String, block: &Block, fields: &dyn Fields) {
+/// A paragraph (or the button, as its label, `colon` and address), wrapped, then a blank line.
+/// `colon` is the language's (`\u{a0}:` in French, `:` in English).
+pub(super) fn text_block(out: &mut String, block: &Block, fields: &dyn Fields, colon: &str) {
     let paragraph = match block {
         Block::Paragraph(inlines) => text_inlines(inlines, fields),
-        Block::Button { label, url } => {
-            format!("{} : {url}", text_inlines(label, fields)).replace(" : ", "\u{a0}: ")
-        }
+        Block::Button { label, url } => format!("{}{colon} {url}", text_inlines(label, fields)),
     };
     for line in wrap(&paragraph) {
         out.push_str(&line);

@@ -1,4 +1,4 @@
-//! The endpoint's pages, in the campaign's language (French, else English): the confirmation a
+//! The endpoint's pages, in the reader's language (French, else English): the confirmation a
 //! GET shows, the page after the unsubscribe, and the plain refusal. Maud escapes every value.
 //!
 //! They must work for anyone on any device: no script, no image, no font or style sheet from
@@ -8,13 +8,15 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::language::is_french;
 use crate::typography;
 use crate::unsubscribe::ONE_CLICK;
 
 /// What the pages need to know of a campaign.
 #[derive(Debug, Clone)]
 pub struct PageText {
-    /// A language tag (`fr`, `fr-CA`, `en`); only French has its own words yet.
+    /// A language tag (`fr`, `fr-CA`, `en`): the campaign's, or the one the link names. French
+    /// and English have their words; any other language gets the English ones.
     pub language: String,
     /// Who sends the letters (the From display name, or its address).
     pub organization: String,
@@ -102,13 +104,6 @@ impl PageText {
     fn typeset(&self, text: &str) -> String {
         typography::apply(self.lang(), text)
     }
-}
-
-fn is_french(language: &str) -> bool {
-    language
-        .split('-')
-        .next()
-        .is_some_and(|primary| primary.eq_ignore_ascii_case("fr"))
 }
 
 /// The page a GET shows: whom the link unsubscribes, and one button that POSTs the one-click

@@ -25,8 +25,12 @@ pub struct Prepared {
 impl Prepared {
     pub fn load(fixture: &Fixture) -> Prepared {
         let campaign = Campaign::load(&fixture.campaign()).unwrap();
-        let letter = Letter::load(&campaign.letter_path, &campaign.language).unwrap();
-        let (template, composer) = missive::app::prepare(&campaign, &letter, None);
+        let letters: Vec<Letter> = campaign
+            .letters
+            .iter()
+            .map(|settings| Letter::load(&settings.letter_path, &settings.language).unwrap())
+            .collect();
+        let (template, composer) = missive::app::prepare(&campaign, &letters, None);
         Prepared {
             campaign,
             template,

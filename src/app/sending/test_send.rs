@@ -70,7 +70,8 @@ pub(super) async fn send(
         person.line,
         loaded.recipients_path.display(),
         addresses.len(),
-        campaign.subject
+        // The person's own letter's: the test renders their row.
+        campaign.letters[loaded.template.choose(&person)].subject
     );
     let mut exit = Exit::Done;
     for address in addresses {
@@ -105,6 +106,9 @@ impl TestLetter {
             subject: format!("{MARK}{}", campaign.subject),
             ..campaign.clone()
         };
+        for letter in &mut test.letters {
+            letter.subject = format!("{MARK}{}", letter.subject);
+        }
         let unsubscribe = crate::app::unsubscribe(&test, loaded.secret.as_ref());
         // Only the Message-ID reads this id: one of this run's own.
         let now = SystemTime::now()
@@ -112,7 +116,7 @@ impl TestLetter {
             .unwrap_or_default();
         test.id = format!("{test_id}.{}", now.as_millis());
         let (template, mut composer) =
-            crate::app::prepare(&test, &loaded.letter, unsubscribe.as_ref());
+            crate::app::prepare(&test, &loaded.letters, unsubscribe.as_ref());
         if let (Some(return_path), Some(secret)) = (&campaign.bounces.return_path, &loaded.secret) {
             let verp = Verp::new(return_path, &test_id, secret.clone())
                 .with_context(|| format!("{}: [bounces] return_path", campaign.path.display()))?;
