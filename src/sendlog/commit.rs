@@ -26,7 +26,9 @@ const QUEUE: usize = 1024;
 /// Long enough that, with a server that answers at once, a batch is what the queue may hold
 /// (128 attempts, ~2.5 ms of rendering on one core) rather than what the clock allows: at
 /// 2 ms, a pass of section 2 of the bench made ~220 syncs; at 4 ms, ~160, for the same
-/// attempts ahead.
+/// attempts ahead. The price, only where rendering cannot keep the queue full (nobody
+/// hurries then): an outcome may wait this long to be durable, and a crash in that time
+/// leaves its message in doubt, to be sent again.
 const GATHER: Duration = Duration::from_millis(4);
 
 struct Pending {
