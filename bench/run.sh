@@ -6,6 +6,8 @@
 #
 #   bash bench/run.sh                                   # the full run, ~5 minutes
 #   N=300 N_MAILMERGE=200 N_RENDER=2000 ROUNDS=1 BIG=100000 bash bench/run.sh   # a quick one
+#   bash bench/run.sh render                            # section 2 alone, RENDER_RUNS (3) times
+#   bash bench/run.sh pg                                # section 5 alone
 #
 # Knobs (environment): N messages per SMTP run, N_MAILMERGE for the mailmerge comparison,
 # N_RENDER rows for render + build, ROUNDS runs of each SMTP send (the best is kept), RENDER_ROUNDS
@@ -67,17 +69,22 @@ fetch() {
         say "installing GNU time (for peak RSS)"
         apt-get install -y time >&2
     fi
-    command -v taskset >/dev/null || { say "taskset (util-linux) is needed"; exit 1; }
-    say "building missive (release)"
-    (cd "$ROOT" && cargo build --release --quiet --bin missive --example bench_render >&2)
-    MISSIVE="$TARGET/release/missive"
-    RENDER="$TARGET/release/examples/bench_render"
+    build
     # A diagnostic only (bench/nodelay.c): what missive would do with TCP_NODELAY set.
     NODELAY=""
     if command -v cc >/dev/null; then
         cc -shared -fPIC -O2 -o "$CACHE/nodelay.so" "$ROOT/bench/nodelay.c" -ldl
         NODELAY="$CACHE/nodelay.so"
     fi
+}
+
+# build: taskset, and release builds of missive and of the render bench.
+build() {
+    command -v taskset >/dev/null || { say "taskset (util-linux) is needed"; exit 1; }
+    say "building missive (release)"
+    (cd "$ROOT" && cargo build --release --quiet --bin missive --example bench_render >&2)
+    MISSIVE="$TARGET/release/missive"
+    RENDER="$TARGET/release/examples/bench_render"
 }
 
 # ---- measuring -----------------------------------------------------------------------------
@@ -173,15 +180,23 @@ campaign() {
     python3 "$ROOT/bench/gen.py" campaign "$ROOT/campaign.toml" "$WORK/$1.toml" letter.md "$2" "$3"
 }
 
-prepare() {
+# prepare_render: the work folder, the letter, and what section 2 needs.
+prepare_render() {
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/missive-bench.XXXXXX")
     trap cleanup EXIT
     local gen="$ROOT/bench/gen.py"
     python3 "$gen" letter "$ROOT/templates/letter.fr.md" "$WORK/letter.md" "$STORIES"
-    python3 "$gen" recipients "$WORK/smtp.csv" "$N"
-    python3 "$gen" recipients "$WORK/mailmerge.csv" "$N_MAILMERGE"
     python3 "$gen" recipients "$WORK/render.csv" "$N_RENDER"
     python3 "$gen" recipients "$WORK/callgrind.csv" "$N_CALLGRIND"
+    campaign render render.csv 4
+    mkdir -p "$WORK/renderlogs"
+}
+
+prepare() {
+    prepare_render
+    local gen="$ROOT/bench/gen.py"
+    python3 "$gen" recipients "$WORK/smtp.csv" "$N"
+    python3 "$gen" recipients "$WORK/mailmerge.csv" "$N_MAILMERGE"
     python3 "$gen" recipients "$WORK/one.csv" 1
     python3 "$gen" recipients "$WORK/big.csv" "$BIG"
     CAMPAIGN_ID=$(sed -n 's/^id = "\(.*\)"/\1/p' "$ROOT/campaign.toml")
@@ -189,9 +204,8 @@ prepare() {
     for c in "${CONCURRENCIES[@]}"; do campaign "pool$c" smtp.csv "$c"; done
     campaign mailmerge1 mailmerge.csv 1
     campaign mailmerge4 mailmerge.csv 4
-    campaign render render.csv 4
     campaign big big.csv 4
-    mkdir -p "$WORK/preview" "$WORK/mailmerge" "$WORK/renderlogs"
+    mkdir -p "$WORK/preview" "$WORK/mailmerge"
     "$MISSIVE" preview "$WORK/pool1.toml" --recipients "$WORK/one.csv" --out "$WORK/preview" >/dev/null
     MESSAGE_BYTES=$(cat "$WORK"/preview/*.eml | wc -c)
     python3 "$gen" mailmerge "$WORK/pool1.toml" "$WORK/letter.md" "$WORK/mailmerge" "0" "$WORK/mailmerge.csv"
@@ -542,6 +556,23 @@ main() {
         printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
             "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
         section_pg
+        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+        return 0
+    fi
+    # `bash bench/run.sh render`: section 2 alone, RENDER_RUNS times in a row (the target is
+    # three consecutive runs), the load average beside each.
+    if [[ "${1:-}" == render ]]; then
+        build
+        prepare_render
+        printf '# missive benchmark, section 2 alone, %s run(s), %s\n\n' "${RENDER_RUNS:-3}" \
+            "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- machine: %s cores, missive %s (release build); send logs in %s (%s)\n' "$(nproc)" \
+            "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$WORK" \
+            "$(df --output=fstype "$WORK" | tail -1 | tr -d ' ')"
+        for run in $(seq "${RENDER_RUNS:-3}"); do
+            printf '\n- run %s, load average at start: %s\n' "$run" "$(cut -d' ' -f1-3 /proc/loadavg)"
+            section_render
+        done
         printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         return 0
     fi

@@ -8,6 +8,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::support::audit::State;
+
 use crate::support::audit::Audit;
 use crate::support::harness::{Fixture, RUN_LIMIT, people};
 use crate::support::smtp_server::{Behavior, SmtpServer};
@@ -102,4 +104,60 @@ fn killed_mid_campaign_again_and_again_then_run_to_the_end_everyone_gets_it_once
         "the kill test took {:?}",
         started.elapsed()
     );
+}
+
+/// The log is written into room made ahead of its records (zeros, cut off when the log is
+/// closed): a `kill -9` leaves that room in the file. `status` reads up to it, the next run cuts
+/// it before writing, everyone gets the letter once (again only if in doubt), and the log at
+/// rest is JSON lines again.
+#[test]
+fn killed_with_room_left_in_the_log_the_rerun_reads_up_to_it_and_sends_everyone_once() {
+    const PEOPLE: usize = 40;
+    let server = SmtpServer::start_in_background(Behavior::accept_all().reply_delay(REPLY_DELAY));
+    let fixture = Fixture::new(&people(PEOPLE), "[smtp]\npool_size = 2\ntimeout_secs = 5\n");
+    let mut running = fixture.start_send(&server.url(), &[]);
+    server.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 8);
+    assert!(running.is_running(), "the run ended before the kill");
+    running.kill();
+
+    let bytes = std::fs::read(fixture.log_path()).unwrap();
+    let room = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .expect("the killed run left its room in the log");
+    assert!(bytes[room..].iter().all(|&b| b == 0));
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    audit.assert_consistent();
+    let sent = audit.with_state(State::Sent).len();
+    assert!(sent >= 1, "status saw none of the records before the room");
+
+    let runs = fixture.send_until_done(&server.url(), 3, |_| {});
+    assert_eq!(runs.len(), 1, "{}", runs[0].all());
+    let audit = Audit::take(&fixture, &[server.journal()]);
+    let everyone: BTreeSet<String> = (1..=PEOPLE)
+        .map(|i| format!("person{i:02}@example.com"))
+        .collect();
+    audit.assert_settled(&everyone, &BTreeSet::new(), 0);
+    assert!(
+        audit.duplicates() <= 2 * 2,
+        "{} duplicates",
+        audit.duplicates()
+    );
+    // Resent only those the log left in doubt.
+    for (rcpt, copies) in &audit.copies {
+        if copies.len() > 1 {
+            assert!(
+                audit.in_doubt_attempts(rcpt) >= 1,
+                "{rcpt} got {} copies",
+                copies.len()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(fixture.log_path()).unwrap();
+    assert!(!text.contains('\0'), "the log at rest still has its room");
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    }
+    assert_eq!(text.lines().count(), 1 + fixture.log_records().len());
 }

@@ -1,5 +1,13 @@
 //! The send log as a file: one JSON object a line, append-only, synced, locked while open.
 //!
+//! Records are written into room made ahead at the end of the file, zeros written and synced
+//! a chunk at a time ([`ROOM`]), rather than appended: a sync that also grows the file must
+//! commit its new length through the filesystem's journal, which costs the core two to four
+//! times a sync of data alone, and a run makes hundreds of syncs. Records never hold a NUL
+//! byte (JSON escapes it), so the first NUL ends them; a log closed cleanly is cut back to its
+//! records, and one a crash left open is cut back when it is next opened, before anything new
+//! is written.
+//!
 //! Opening never harms a file that is not a send log: one whose first line is no record, or
 //! whose header names another campaign, is refused before anything is created or written; the
 //! lock lives in a file of its own, the log's whole name and `.lock` (never the log itself,
@@ -7,6 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::lock::take_lock;
@@ -16,11 +25,22 @@ mod recovery;
 
 use recovery::{precheck, read_records, replay_and_repair};
 
+/// How much room is made at a time past the records: zeros written, and synced with the batch
+/// that needed them. A run of 20,000 messages writes ~6 MB of records.
+const ROOM: u64 = 1 << 20;
+
 /// The campaign's log file: one JSON object a line, append-only, fsynced, locked while open.
 #[derive(Debug)]
 pub struct FileLog {
     path: PathBuf,
     file: File,
+    /// Where the records end, and the next batch goes.
+    end: u64,
+    /// The file's length: from `end` to here it holds zeros, written and synced.
+    room: u64,
+    /// A write or a sync failed: what it left past `end` is unknown, so nothing more is
+    /// written (a shorter batch over it could leave part of it readable as records).
+    failed: bool,
     /// The last record is whole but its newline never reached the disk (a crash between the
     /// two): the next write supplies it first, so that records stay one a line.
     missing_newline: bool,
@@ -55,14 +75,17 @@ impl FileLog {
         }
         let mut file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(io)?;
-        let (replay, missing_newline) = replay_and_repair(path, &mut file)?;
+        let (replay, end, missing_newline) = replay_and_repair(path, &mut file)?;
         check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
         let log = FileLog {
             path: path.to_owned(),
             file,
+            end,
+            room: end,
+            failed: false,
             missing_newline,
             lines: Vec::new(),
             _lock: lock,
@@ -75,7 +98,7 @@ impl FileLog {
     pub fn read(path: &Path, campaign: &str) -> Result<Replay, SendLogError> {
         match File::open(path) {
             Ok(file) => {
-                let (replay, _, _) = read_records(path, file)?;
+                let replay = read_records(path, file)?.replay;
                 check_campaign(&path.display().to_string(), replay.campaign(), campaign)?;
                 Ok(replay)
             }
@@ -108,6 +131,15 @@ impl FileLog {
 
 impl SendLog for FileLog {
     fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+        let io = |source| SendLogError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if self.failed {
+            return Err(io(std::io::Error::other(
+                "an earlier write to the log failed; nothing more is written to it",
+            )));
+        }
         let lines = &mut self.lines;
         lines.clear();
         if self.missing_newline {
@@ -117,16 +149,44 @@ impl SendLog for FileLog {
             serde_json::to_writer(&mut *lines, record).expect("a record always serializes");
             lines.push(b'\n');
         }
+        let end = self.end + lines.len() as u64;
+        // Out of room: the batch brings the next chunk of zeros with it, in the same write and
+        // the same sync (the one that commits the new length).
+        let room = if end > self.room {
+            let room = end.next_multiple_of(ROOM);
+            lines.resize(lines.len() + (room - end) as usize, 0);
+            room
+        } else {
+            self.room
+        };
         // One write and one sync for the whole batch: the group commit.
-        self.file
-            .write_all(lines)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| SendLogError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        let written = self
+            .file
+            .write_all_at(lines, self.end)
+            .and_then(|()| self.file.sync_data());
+        if let Err(source) = written {
+            self.failed = true;
+            return Err(io(source));
+        }
+        (self.end, self.room) = (end, room);
         self.missing_newline = false;
         Ok(())
+    }
+}
+
+impl Drop for FileLog {
+    /// A log at rest is its records and nothing else: the room left is cut off (and with it
+    /// whatever a failed write left there). A crash skips this; the next open does it.
+    fn drop(&mut self) {
+        if self.room > self.end || self.failed {
+            let cut = self
+                .file
+                .set_len(self.end)
+                .and_then(|()| self.file.sync_data());
+            if let Err(error) = cut {
+                tracing::warn!(log = %self.path.display(), %error, "could not cut the send log back to its records; the next run will");
+            }
+        }
     }
 }
 
@@ -299,6 +359,7 @@ mod tests {
         let (mut log, replay) = FileLog::open(&path, "c").unwrap();
         assert_eq!(status_of(&replay, "a@example.com"), Status::Sent);
         log.append(&[sent("b@example.com")]).unwrap();
+        drop(log);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[..2], [header.as_str(), record.as_str()], "{text}");

@@ -146,9 +146,12 @@ recipients = "recipients/list.csv"
     /// The send log's records about people, parsed (not its header, which names the campaign).
     pub fn log_records(&self) -> Vec<serde_json::Value> {
         let path = self.log_path();
-        // A line without its newline is a write a kill interrupted: missive drops it too.
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // The records end at the first NUL: past it is the room a run makes ahead of them,
+        // which a killed run leaves in the file. A line without its newline is a write a kill
+        // interrupted. missive reads the file the same way.
+        let records = text.split('\0').next().unwrap_or_default();
+        records
             .split_inclusive('\n')
             .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("log line is JSON"))

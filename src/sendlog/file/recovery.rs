@@ -1,6 +1,7 @@
-//! Reading a log file back: every record replayed, a torn last line (a write a crash cut short,
-//! never acknowledged) cut off, and a file that is not a send log refused before anything is
-//! made beside it or written to it.
+//! Reading a log file back: every record replayed, up to the first NUL byte (the room made
+//! ahead for records to come), a torn last line (a write a crash cut short, never acknowledged)
+//! and the room a crash left cut off, and a file that is not a send log refused before anything
+//! is made beside it or written to it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -57,41 +58,60 @@ fn not_a_log(path: &Path, message: &str) -> SendLogError {
     }
 }
 
-/// Replays the file, then cuts off a torn last line (a write the crash interrupted: it was never
-/// acknowledged, so dropping it loses nothing), so that new records start on a line of their own.
-/// Also says whether the last record lacks its newline.
+/// Replays the file, then cuts off what follows its records: a torn last line (a write the
+/// crash interrupted: it was never acknowledged, so dropping it loses nothing) and the room a
+/// run left when it did not close the log (whatever a crash left in it), so that new records
+/// start on a line of their own and nothing of an old batch lies past a new, shorter one.
+/// Returns the replay, where the records end, and whether the last record lacks its newline.
 pub(super) fn replay_and_repair(
     path: &Path,
     file: &mut File,
-) -> Result<(Replay, bool), SendLogError> {
+) -> Result<(Replay, u64, bool), SendLogError> {
     let io = |source| SendLogError::Io {
         path: path.to_owned(),
         source,
     };
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let (replay, good_len, missing_newline) = read_records(path, file.try_clone().map_err(io)?)?;
+    let read = read_records(path, file.try_clone().map_err(io)?)?;
     let len = file.metadata().map_err(io)?.len();
-    if good_len < len {
-        tracing::warn!(log = %path.display(), bytes = len - good_len, "dropping a torn last line left by a crash");
-        file.set_len(good_len)
+    if read.good_len < len {
+        if read.torn > 0 {
+            tracing::warn!(log = %path.display(), bytes = read.torn, "dropping a torn last line left by a crash");
+        }
+        file.set_len(read.good_len)
             .and_then(|()| file.sync_all())
             .map_err(io)?;
     }
-    Ok((replay, missing_newline))
+    Ok((read.replay, read.good_len, read.missing_newline))
 }
 
-/// Reads every record; returns the state, the length of the intact part of the file, and
-/// whether its last record lacks its newline.
+/// A log file read back.
+pub(super) struct Contents {
+    pub(super) replay: Replay,
+    /// The length of its intact records.
+    pub(super) good_len: u64,
+    /// Its last record is whole but lacks its newline.
+    pub(super) missing_newline: bool,
+    /// The bytes of a torn last line, between the records and the first NUL or the end.
+    pub(super) torn: u64,
+}
+
+/// Reads every record, up to the first NUL byte or the end of the file.
 ///
 /// A line is torn when it does not parse: only the last one can be (it has no newline, since
-/// records are written a line at a time and synced before they count). A last line that parses
-/// is whole, its newline lost: it is kept. The first line must be a header or a record, torn
-/// or not: otherwise the file is not a send log.
-pub(super) fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool), SendLogError> {
+/// records are written a batch at a time and synced before they count). A last line that
+/// parses is whole, its newline lost: it is kept. The first line must be a header or a record,
+/// torn or not: otherwise the file is not a send log.
+///
+/// Records never hold a NUL (JSON writes it `\u0000`), and what is synced is never zeros: the
+/// first NUL is past every acknowledged record. Past it is room made for records to come, or
+/// what a crash left of a batch never acknowledged, which is not read.
+pub(super) fn read_records(path: &Path, file: File) -> Result<Contents, SendLogError> {
     let mut reader = BufReader::new(file);
     let mut replay = Replay::default();
     let mut good_len = 0u64;
     let mut missing_newline = false;
+    let mut torn = 0;
     let mut line = Vec::new();
     let mut number = 0;
     loop {
@@ -102,7 +122,14 @@ pub(super) fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool
                 path: path.to_owned(),
                 source,
             })?;
-        if read == 0 {
+        let nul = line.contains(&0);
+        if nul {
+            let at = line.iter().position(|&b| b == 0).unwrap_or(line.len());
+            line.truncate(at);
+        }
+        // The end: the file's, or the first NUL at the start of a line (but a first line that
+        // is a NUL is no log's).
+        if read == 0 || (nul && line.is_empty() && number > 0) {
             break;
         }
         number += 1;
@@ -114,12 +141,15 @@ pub(super) fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool
         };
         match parsed {
             Ok(()) => {
-                good_len += read as u64;
+                good_len += line.len() as u64;
                 missing_newline = !complete;
             }
             Err(message) if number == 1 => return Err(not_a_log(path, &message)),
             // Torn: never acknowledged.
-            Err(_) if !complete => break,
+            Err(_) if !complete => {
+                torn = line.len() as u64;
+                break;
+            }
             Err(message) => {
                 return Err(SendLogError::Corrupt {
                     path: path.to_owned(),
@@ -128,7 +158,171 @@ pub(super) fn read_records(path: &Path, file: File) -> Result<(Replay, u64, bool
                 });
             }
         }
+        if nul {
+            break;
+        }
     }
     replay.finish();
-    Ok((replay, good_len, missing_newline))
+    Ok(Contents {
+        replay,
+        good_len,
+        missing_newline,
+        torn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    use super::*;
+    use crate::address::RecipientKey;
+    use crate::sendlog::file::{FileLog, ROOM};
+    use crate::sendlog::tests::sent;
+    use crate::sendlog::{Event, Header, Record, SendLog, Status};
+
+    fn line(record: &Record) -> String {
+        serde_json::to_string(record).unwrap() + "\n"
+    }
+
+    fn header() -> String {
+        serde_json::to_string(&Header::new("c")).unwrap() + "\n"
+    }
+
+    fn people(replay: &Replay) -> Vec<(String, Status)> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|p| format!("{p}@example.com"))
+            .filter_map(|rcpt| {
+                let entry = replay.get(&RecipientKey::of(&rcpt))?;
+                Some((rcpt, entry.status))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_records_end_at_the_first_nul() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sendlog.jsonl");
+        let (a, b) = (line(&sent("a@example.com")), line(&sent("b@example.com")));
+        let records = format!("{}{a}", header());
+        let try_read = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            read_records(&path, File::open(&path).unwrap())
+        };
+        let read = |bytes: &[u8]| try_read(bytes).unwrap();
+        // Room made ahead, and past it what a crash may leave of a batch never synced: the
+        // later page of it, the earlier one still zeros.
+        let mut bytes = format!("{records}\0\0\0").into_bytes();
+        bytes.extend_from_slice(b.as_bytes());
+        bytes.extend_from_slice(&[0; 100]);
+        let contents = read(&bytes);
+        assert_eq!(contents.good_len, records.len() as u64);
+        assert_eq!(contents.torn, 0);
+        assert_eq!(
+            people(&contents.replay),
+            [("a@example.com".into(), Status::Sent)]
+        );
+        // A line cut short by the room: torn, and counted as such.
+        let bytes = format!("{records}{}\0\0\0\n", &b[..20]);
+        let contents = read(bytes.as_bytes());
+        assert_eq!(
+            (contents.good_len, contents.torn),
+            (records.len() as u64, 20)
+        );
+        // A whole record whose newline is still a NUL: kept, and its newline owed.
+        let bytes = format!("{records}{}\0\0", b.trim_end());
+        let contents = read(bytes.as_bytes());
+        assert_eq!(contents.good_len as usize, records.len() + b.len() - 1);
+        assert!(contents.missing_newline);
+        assert_eq!(people(&contents.replay).len(), 2);
+        // A file that starts with a NUL is no log.
+        let err = try_read(b"\0\0\n").err();
+        assert!(matches!(err, Some(SendLogError::NotALog { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_crash_leaves_room_and_the_next_open_cuts_it_before_a_shorter_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sendlog.jsonl");
+        // As a power loss can leave a log: a's record synced, then the room, where of the
+        // batches being written only a later page reached the disk (an attempt for b, never
+        // acknowledged; past the first chunk of room, which the next batch would bring anew),
+        // then zeros.
+        let (a, stale) = (
+            line(&sent("a@example.com")),
+            line(&Record::new(Event::attempt("L"), "b@example.com", "<b>")),
+        );
+        let records = format!("{}{a}", header());
+        let mut bytes = records.clone().into_bytes();
+        bytes.resize(ROOM as usize + 4096, 0);
+        bytes.extend_from_slice(stale.as_bytes());
+        bytes.resize(bytes.len() + 8192, 0);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
+        assert_eq!(people(&replay), [("a@example.com".into(), Status::Sent)]);
+        // A batch shorter than the gap: what lies past it must not be the old attempt, which
+        // a later batch ending just before it would make readable again.
+        let c = sent("c@example.com");
+        log.append(std::slice::from_ref(&c)).unwrap();
+        let open = std::fs::read(&path).unwrap();
+        let written = records.len() + line(&c).len();
+        assert!(
+            !String::from_utf8_lossy(&open).contains("b@example.com"),
+            "the stale attempt is still in the file"
+        );
+        assert!(open[written..].iter().all(|&b| b == 0));
+        assert_eq!(open.len() as u64, ROOM);
+        assert_eq!(
+            people(&FileLog::read(&path, "c").unwrap()),
+            [
+                ("a@example.com".into(), Status::Sent),
+                ("c@example.com".into(), Status::Sent)
+            ]
+        );
+        drop(log);
+        // At rest, its records and nothing else.
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{records}{}", line(&c))
+        );
+    }
+
+    #[test]
+    fn room_is_made_a_chunk_at_a_time_and_cut_off_at_the_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sendlog.jsonl");
+        let (mut log, _) = FileLog::open(&path, "c").unwrap();
+        // The header as written (its timestamp is the open's).
+        let mut expected = std::fs::read_to_string(&path).unwrap();
+        let batch: Vec<Record> = (0..2_000)
+            .map(|i| Record::new(Event::attempt("L"), &format!("p{i}@example.com"), "<i>"))
+            .collect();
+        let mut lens = Vec::new();
+        for _ in 0..6 {
+            log.append(&batch).unwrap();
+            expected.extend(batch.iter().map(line));
+            lens.push(std::fs::metadata(&path).unwrap().len());
+        }
+        // Records of one batch outgrow a chunk of room now and then; the file grows by whole
+        // chunks, never a batch at a time.
+        assert!(lens.iter().all(|len| len % ROOM == 0), "{lens:?}");
+        assert!(lens.windows(2).any(|w| w[0] == w[1]), "{lens:?}");
+        assert!(*lens.last().unwrap() >= expected.len() as u64);
+        assert_eq!(FileLog::read(&path, "c").unwrap().len(), 2_000);
+        drop(log);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        // Opened again and closed without a record: unchanged.
+        drop(FileLog::open(&path, "c").unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+        // And a torn line left past the records by a crash is cut, with the room.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"at\":\"2026").unwrap();
+        file.write_all(&[0; 512]).unwrap();
+        drop(file);
+        drop(FileLog::open(&path, "c").unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    }
 }
