@@ -94,6 +94,11 @@ impl<D: Delivery> Shared<D> {
         if let Some(why) = clock_stop(self.deadline, self.window_closes) {
             self.stop(why);
         }
+        // Past the lease's local deadline another sender may take over what this one holds:
+        // nothing more is handed over.
+        if !self.log.live() {
+            self.stop(Stopped::LeaseLost);
+        }
         self.halt.borrow().is_some()
     }
 
@@ -304,7 +309,7 @@ impl<'a, D: Delivery> Worker<'a, D> {
             } else if let Some(handle) = durable {
                 // Records become durable in order: the first one not yet durable ends the round.
                 match handle.ready() {
-                    Some(result) => result?,
+                    Some(result) => drop(result?),
                     None => break,
                 }
             }

@@ -107,7 +107,7 @@ impl FileLog {
 }
 
 impl SendLog for FileLog {
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let lines = &mut self.lines;
         lines.clear();
         if self.missing_newline {
@@ -126,7 +126,7 @@ impl SendLog for FileLog {
                 source,
             })?;
         self.missing_newline = false;
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
