@@ -1,7 +1,7 @@
 //! `missive send` and `status` with the send log in PostgreSQL: the real binary, a real
 //! database the tests start ([`PgServer`]) and the test SMTP server. Everyone mailed once,
-//! across budgets, `kill -9` and the database going away; a second sender, a namesake's row and
-//! a password in the URL refused.
+//! across budgets, `kill -9` and the database going away; a namesake's row and a password in the
+//! URL refused. (Several senders sharing a campaign: `pg_multi`.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,11 +11,11 @@ use crate::support::harness::{Fixture, RUN_LIMIT, Run, people};
 use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
-const POOL_SIZE: usize = 4;
-const ENV: [(&str, &str); 1] = [("PGPASSWORD", PgServer::PASSWORD)];
+pub(crate) const POOL_SIZE: usize = 4;
+pub(crate) const ENV: [(&str, &str); 1] = [("PGPASSWORD", PgServer::PASSWORD)];
 
 /// A campaign of `n` people whose campaign file names the database as its send log.
-fn campaign(server: &PgServer, n: usize) -> Fixture {
+pub(crate) fn campaign(server: &PgServer, n: usize) -> Fixture {
     Fixture::new(
         &people(n),
         &format!(
@@ -25,7 +25,7 @@ fn campaign(server: &PgServer, n: usize) -> Fixture {
     )
 }
 
-fn everyone(n: usize) -> BTreeSet<String> {
+pub(crate) fn everyone(n: usize) -> BTreeSet<String> {
     (1..=n)
         .map(|i| format!("person{i:02}@example.com"))
         .collect()
@@ -50,7 +50,7 @@ fn send_until_done(fixture: &Fixture, smtp: &SmtpServer, max_runs: usize) {
     panic!("not done after {max_runs} runs");
 }
 
-fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
+pub(crate) fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
     let campaign = fixture.campaign();
     let mut args = vec!["status", campaign.to_str().unwrap(), "--json"];
     args.extend_from_slice(more);
@@ -60,7 +60,7 @@ fn status(fixture: &Fixture, more: &[&str]) -> serde_json::Value {
 }
 
 /// The campaign's records in the database, as the file log would write them.
-fn records(server: &PgServer) -> Vec<serde_json::Value> {
+pub(crate) fn records(server: &PgServer) -> Vec<serde_json::Value> {
     let lines = server.sql(
         "SELECT json_build_object('event', r.event, 'rcpt', r.rcpt, 'message_id', \
          r.message_id, 'reply', r.reply, 'retry_at', r.retry_at) \
@@ -211,40 +211,6 @@ fn a_database_stopped_before_the_run_sends_nothing_and_mid_run_stops_it_with_75(
         "{}",
         audit.duplicates()
     );
-}
-
-#[test]
-#[cfg_attr(
-    not(feature = "db-tests"),
-    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_send::` (bash .ci/run does)"
-)]
-fn a_second_sender_of_the_campaign_is_told_to_try_again() {
-    let server = PgServer::start();
-    let behavior = Behavior::accept_all().reply_delay(Duration::from_millis(30));
-    let smtp = SmtpServer::start_in_background(behavior);
-    let fixture = campaign(&server, 100);
-    // The same campaign in another folder: another machine's copy.
-    let elsewhere = campaign(&server, 100);
-    let running = fixture.start_send_with(&smtp.url(), &[], &ENV);
-    smtp.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 5);
-    let before = smtp.connections();
-    let second = send(&elsewhere, &smtp, &[]);
-    assert_eq!(second.code, 75, "{}", second.all());
-    assert!(
-        second.stderr.contains("locked by another missive"),
-        "{}",
-        second.all()
-    );
-    assert_eq!(
-        smtp.connections(),
-        before,
-        "the second sender connected to nobody"
-    );
-    let run = running.wait(RUN_LIMIT).expect("the first run ends");
-    assert_eq!(run.code, 0, "{}", run.all());
-    let audit = audit(&fixture, &server, &smtp);
-    audit.assert_settled(&everyone(100), &BTreeSet::new(), 0);
-    audit.assert_accepted_at_most_once();
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod modules;
 mod outdir;
 mod pace;
 mod pg;
+mod pg_multi;
 mod pg_send;
 mod relays;
 mod screenshots;

@@ -1,0 +1,185 @@
+//! Several `missive send` sharing one campaign through PostgreSQL: the real binary, a real
+//! database the tests start ([`PgServer`]) and a test SMTP server per sender (so each one's
+//! share can be seen). Everyone mailed once; a person another sender holds is never given to a
+//! server (no MAIL, no RCPT, no DATA) until that sender's lease runs out; then its in-doubt
+//! attempts are taken over and resent with the same Message-ID; under `kill -9`, a connection
+//! terminated and the database restarted, everyone gets the letter, a second copy only where
+//! an attempt was in doubt.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::pg_send::{ENV, campaign, everyone, records, status};
+use crate::support::audit::Audit;
+use crate::support::harness::{Fixture, RUN_LIMIT, Run, Running};
+use crate::support::postgres::PgServer;
+use crate::support::smtp_server::{Behavior, Journal, SmtpServer};
+
+/// The lease the senders of these tests hold (`MISSIVE_LEASE`): short, so a dead sender's
+/// claims are taken over within the test.
+const LEASE: &str = "2s";
+
+fn start(fixture: &Fixture, smtp: &SmtpServer, lease: &str) -> Running {
+    let env = [ENV[0], ("MISSIVE_LEASE", lease)];
+    fixture.start_send_with(&smtp.url(), &[], &env)
+}
+
+fn finish(running: Running) -> Run {
+    running
+        .wait(RUN_LIMIT)
+        .unwrap_or_else(|run| panic!("a run took over {RUN_LIMIT:?}: {}", run.all()))
+}
+
+fn audit(fixture: &Fixture, server: &PgServer, journals: &[Journal]) -> Audit {
+    Audit::of(status(fixture, &[]), records(server), journals)
+}
+
+/// What `N sent` a run's report says.
+fn sent_by(run: &Run) -> u64 {
+    let report = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(" sent, "))
+        .unwrap_or("");
+    let before = report.split(" sent, ").next().unwrap_or("");
+    let n = before.rsplit(' ').next().unwrap_or("");
+    n.parse()
+        .unwrap_or_else(|_| panic!("no count of sent: {}", run.all()))
+}
+
+fn taken_by_others(run: &Run) -> u64 {
+    run.stdout
+        .split(" taken by another sender")
+        .next()
+        .filter(|before| before.len() < run.stdout.len())
+        .and_then(|before| before.rsplit(' ').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_multi::` (bash .ci/run does)"
+)]
+fn three_senders_share_a_campaign_and_everyone_gets_it_once() {
+    const PEOPLE: usize = 3000;
+    let server = PgServer::start();
+    // Two machines' copies of the campaign; the third sender runs beside the first, in the
+    // same folder (no lock of the machine's holds a database log's campaign).
+    let here = campaign(&server, PEOPLE);
+    let there = campaign(&server, PEOPLE);
+    let delay = Behavior::accept_all().reply_delay(Duration::from_millis(3));
+    let smtps: Vec<SmtpServer> = (0..3)
+        .map(|_| SmtpServer::start_in_background(delay.clone()))
+        .collect();
+    let running = [
+        start(&here, &smtps[0], LEASE),
+        start(&there, &smtps[1], LEASE),
+        start(&here, &smtps[2], LEASE),
+    ];
+    // While they run, `status` counts them.
+    smtps[2].wait_until(RUN_LIMIT, |j| j.accepted().count() >= 10);
+    let during = status(&here, &[]);
+    assert_eq!(during["senders_active"], 3, "{during}");
+    let runs: Vec<Run> = running.into_iter().map(finish).collect();
+    for run in &runs {
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let journals: Vec<Journal> = smtps.iter().map(SmtpServer::journal).collect();
+    let audit = audit(&here, &server, &journals);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    audit.assert_accepted_at_most_once();
+    // A person another sender held never reached a server: one RCPT TO each, over all.
+    let rcpts: usize = audit.rcpt_commands.values().sum();
+    assert_eq!(rcpts, PEOPLE, "an RCPT TO per person, over all servers");
+    let shares: Vec<usize> = journals.iter().map(|j| j.accepted().count()).collect();
+    let reported: Vec<u64> = runs.iter().map(sent_by).collect();
+    eprintln!("shares {shares:?}, reported sent {reported:?}");
+    assert_eq!(reported.iter().sum::<u64>(), PEOPLE as u64);
+    for (share, reported) in shares.iter().zip(&reported) {
+        assert_eq!(
+            *share as u64, *reported,
+            "a sender reports what its server got"
+        );
+        assert!(*share > 0, "every sender took a share: {shares:?}");
+    }
+    let taken: u64 = runs.iter().map(taken_by_others).sum();
+    assert!(taken > 0, "the senders met on people: {taken}");
+    let after = status(&here, &[]);
+    assert_eq!(after["senders_active"], 0, "{after}");
+    assert_eq!(after["sent"], PEOPLE as u64);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_multi::` (bash .ci/run does)"
+)]
+fn a_killed_senders_people_are_left_alone_until_its_lease_runs_out_then_resent_once() {
+    const PEOPLE: usize = 60;
+    let server = PgServer::start();
+    let fixture = campaign(&server, PEOPLE);
+    let slow = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(150)),
+    );
+    // A long lease: the others run within it.
+    let mut first = start(&fixture, &slow, "8s");
+    slow.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 4);
+    assert!(first.is_running());
+    let killed = first.kill();
+    let killed_at = Instant::now();
+    assert_eq!(killed.code, -1, "{}", killed.all());
+    let held: BTreeSet<String> = server
+        .sql(
+            "SELECT rcpt FROM missive.people WHERE status = 'attempt' AND owner IS NOT NULL \
+             ORDER BY rcpt",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!held.is_empty(), "the killed sender held people");
+
+    // Another sender, while the lease runs: everyone but the held.
+    let quick = SmtpServer::start_in_background(Behavior::accept_all());
+    let second = finish(start(&fixture, &quick, LEASE));
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(8),
+        "within the lease"
+    );
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert_eq!(
+        taken_by_others(&second),
+        held.len() as u64,
+        "{}",
+        second.all()
+    );
+    let journal = quick.journal();
+    for rcpt in &held {
+        assert_eq!(
+            journal.rcpt_count(rcpt),
+            0,
+            "{rcpt} held, yet given to a server"
+        );
+    }
+    let counts = status(&fixture, &[]);
+    assert_eq!(counts["in_doubt"], held.len() as u64, "{counts}");
+
+    // Once the lease has run out, a third takes them over, same Message-ID.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(killed_at.elapsed()));
+    let third = finish(start(&fixture, &quick, LEASE));
+    assert_eq!(third.code, 0, "{}", third.all());
+    assert_eq!(sent_by(&third), held.len() as u64, "{}", third.all());
+    assert!(
+        third.stdout.contains("in-doubt message(s) sent again"),
+        "{}",
+        third.all()
+    );
+    let audit = audit(&fixture, &server, &[slow.journal(), quick.journal()]);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    let duplicates = audit.duplicates();
+    eprintln!(
+        "{} held by the killed sender, {duplicates} accepted twice",
+        held.len()
+    );
+    assert!(duplicates <= 2 * crate::pg_send::POOL_SIZE, "{duplicates}");
+}
