@@ -183,3 +183,130 @@ fn a_killed_senders_people_are_left_alone_until_its_lease_runs_out_then_resent_o
     );
     assert!(duplicates <= 2 * crate::pg_send::POOL_SIZE, "{duplicates}");
 }
+
+/// What the audit below does to its senders and the database.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Kill,
+    Terminate,
+    RestartDatabase,
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_multi::` (bash .ci/run does)"
+)]
+fn three_senders_under_kills_a_terminated_connection_and_a_database_restart_mail_everyone_once() {
+    const PEOPLE: usize = 20_000;
+    const SENDERS: usize = 3;
+    let seed = fastrand::u64(..);
+    eprintln!("pg_multi audit seed {seed}");
+    let mut random = fastrand::Rng::with_seed(seed);
+    let started = Instant::now();
+    let mut server = PgServer::start();
+    let fixtures: Vec<Fixture> = (0..SENDERS).map(|_| campaign(&server, PEOPLE)).collect();
+    let smtps: Vec<SmtpServer> = (0..SENDERS)
+        .map(|_| SmtpServer::start_in_background(Behavior::accept_all()))
+        .collect();
+    let accepted = || -> usize { smtps.iter().map(|s| s.journal().accepted().count()).sum() };
+    let mut running: Vec<Option<Running>> = (0..SENDERS)
+        .map(|i| Some(start(&fixtures[i], &smtps[i], LEASE)))
+        .collect();
+    // The faults, in a random order, each once the campaign is some way further.
+    let mut faults = vec![
+        Fault::Kill,
+        Fault::Kill,
+        Fault::Kill,
+        Fault::Terminate,
+        Fault::RestartDatabase,
+    ];
+    random.shuffle(&mut faults);
+    let mut done = [false; SENDERS];
+    let mut codes = Vec::new();
+    let limit = Duration::from_secs(240);
+    while !done.iter().all(|&d| d) {
+        assert!(
+            started.elapsed() < limit,
+            "not done in {limit:?} (seed {seed})"
+        );
+        if let Some(&fault) = faults.first() {
+            let due = (PEOPLE / 8) * (6 - faults.len());
+            if accepted() >= due {
+                faults.remove(0);
+                let victim = random.usize(..SENDERS);
+                eprintln!("at {} accepted: {fault:?} (sender {victim})", accepted());
+                match fault {
+                    Fault::Kill => {
+                        if let Some(sender) = running[victim].take() {
+                            codes.push(sender.kill().code);
+                        }
+                        done[victim] = false;
+                    }
+                    Fault::Terminate => {
+                        if let Some(sender) = &running[victim] {
+                            server.sql(&format!(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                 WHERE application_name LIKE 'missive % (pid {})'",
+                                sender.pid()
+                            ));
+                        }
+                    }
+                    Fault::RestartDatabase => {
+                        server.stop();
+                        std::thread::sleep(Duration::from_millis(random.u64(200..1500)));
+                        server.start_again();
+                    }
+                }
+            }
+        }
+        for i in 0..SENDERS {
+            let exited = running[i]
+                .as_mut()
+                .is_none_or(|sender| !sender.is_running());
+            if !exited {
+                continue;
+            }
+            if let Some(sender) = running[i].take() {
+                let run = finish(sender);
+                assert!([0, 75].contains(&run.code), "{}", run.all());
+                codes.push(run.code);
+                if run.code == 0 && faults.is_empty() {
+                    done[i] = true;
+                    continue;
+                }
+            }
+            if !done[i] {
+                running[i] = Some(start(&fixtures[i], &smtps[i], LEASE));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What the dead left in doubt is theirs until their leases run out: then one more run.
+    let mut finals = 0;
+    loop {
+        let counts = status(&fixtures[0], &[]);
+        if counts["pending"] == 0 && counts["in_doubt"] == 0 && counts["deferred"] == 0 {
+            break;
+        }
+        assert!(finals < 10, "not settled: {counts} (seed {seed})");
+        finals += 1;
+        std::thread::sleep(Duration::from_millis(500));
+        let run = finish(start(&fixtures[0], &smtps[0], LEASE));
+        assert!([0, 75].contains(&run.code), "{}", run.all());
+    }
+    let journals: Vec<Journal> = smtps.iter().map(SmtpServer::journal).collect();
+    let audit = audit(&fixtures[0], &server, &journals);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    let shares: Vec<usize> = journals.iter().map(|j| j.accepted().count()).collect();
+    eprintln!(
+        "{} duplicate(s) (each an in-doubt attempt, same Message-ID), shares {shares:?}, exits \
+         {codes:?}, {finals} final run(s), {:?} (seed {seed})",
+        audit.duplicates(),
+        started.elapsed()
+    );
+    assert!(
+        codes.contains(&75),
+        "a fault stopped a sender with 75: {codes:?}"
+    );
+}
