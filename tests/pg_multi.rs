@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::pg_send::{ENV, campaign, everyone, records, status};
 use crate::support::audit::Audit;
-use crate::support::harness::{Fixture, RUN_LIMIT, Run, Running};
+use crate::support::harness::{Fixture, RUN_LIMIT, Run, Running, people};
+use crate::support::partition::Partition;
 use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, Journal, SmtpServer};
 
@@ -308,5 +309,80 @@ fn three_senders_under_kills_a_terminated_connection_and_a_database_restart_mail
     assert!(
         codes.contains(&75),
         "a fault stopped a sender with 75: {codes:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_multi::` (bash .ci/run does)"
+)]
+fn a_sender_cut_off_from_the_database_stops_before_its_lease_runs_out_and_exits_75() {
+    const PEOPLE: usize = 1500;
+    let server = PgServer::start();
+    let partition = Partition::to(server.port());
+    // The cut-off sender reaches the database through the relay; the other one directly.
+    let cut_off = Fixture::new(
+        &people(PEOPLE),
+        &format!(
+            "send_log = \"{}\"\n[smtp]\npool_size = 4\ntimeout_secs = 5\n",
+            server
+                .url()
+                .replace(&server.port().to_string(), &partition.port().to_string())
+        ),
+    );
+    let other = campaign(&server, PEOPLE);
+    // Its relay is slow: its queue of attempts made durable before the cut would take
+    // seconds to drain, past its lease, were the lease not heeded.
+    let its_smtp = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(200)),
+    );
+    let other_smtp = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(5)),
+    );
+    let lease = Duration::from_secs(3);
+    let cut = start(&cut_off, &its_smtp, "3s");
+    let running = start(&other, &other_smtp, "3s");
+    its_smtp.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 20);
+    partition.cut();
+    let cut_at = Instant::now();
+    // Within half a lease of its last renewal it hands nothing more over (a message in hand
+    // may still finish): from the cut, a lease is more than enough.
+    std::thread::sleep(lease);
+    let stopped_at = its_smtp.journal().accepted().count();
+    let run = cut
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|run| panic!("the cut-off sender did not stop: {}", run.all()));
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(
+        run.stderr.contains("run again") || run.stdout.contains("run again"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        its_smtp.journal().accepted().count(),
+        stopped_at,
+        "nothing handed over past the lease's deadline"
+    );
+    eprintln!(
+        "cut off after {stopped_at} accepted; exited 75 {:?} after the cut",
+        cut_at.elapsed()
+    );
+    let run = finish(running);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // What the cut-off sender held waits for its lease, then is taken over.
+    let mut finals = 0;
+    while status(&other, &[])["sent"] != PEOPLE as u64 {
+        assert!(finals < 10, "{}", status(&other, &[]));
+        finals += 1;
+        std::thread::sleep(Duration::from_millis(500));
+        let run = finish(start(&other, &other_smtp, "3s"));
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let audit = audit(&other, &server, &[its_smtp.journal(), other_smtp.journal()]);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    eprintln!(
+        "{} duplicate(s), each an in-doubt attempt",
+        audit.duplicates()
     );
 }

@@ -229,6 +229,20 @@ impl Session {
         timely(&log, schema::migrate(&mut client, &log)).await?;
         let row = timely(&log, schema::campaign_row(&client, campaign, &log)).await?;
         let length = lease_length();
+        // A sender cut off mid-transaction must not hold its people's rows locked past its
+        // lease: the others' claims would wait on them. The database ends such a transaction
+        // (and the connection) after half a lease.
+        let idle = format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            (length / 2).as_millis()
+        );
+        timely(&log, async {
+            client
+                .batch_execute(&idle)
+                .await
+                .map_err(|e| database_error(&log, &e))
+        })
+        .await?;
         let registered = Instant::now();
         let sender = timely(&log, schema::register(&client, row.id, length, &log)).await?;
         let lease = Lease::new(length, registered);
@@ -252,15 +266,23 @@ impl Session {
 
     async fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         self.sent.1 += records.len() as u64;
-        rows::append(
+        let append = rows::append(
             &mut self.client,
             &self.statements,
             (self.campaign, self.sender),
             records,
             &self.log,
             &mut self.sent.0,
-        )
-        .await
+        );
+        // A batch unanswered for a lease's length: the lease is lost anyway, and the run stops
+        // sooner than the general answer timeout would let it.
+        match tokio::time::timeout(self.length, append).await {
+            Ok(result) => result,
+            Err(_) => Err(SendLogError::DatabaseUnreachable {
+                log: self.log.clone(),
+                problem: format!("no answer in {:?}, a lease's length", self.length),
+            }),
+        }
     }
 
     /// Renews the lease; a renewal that fails or is late only leaves the lease's local

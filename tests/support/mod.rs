@@ -3,6 +3,7 @@ pub mod dkim;
 pub mod engine;
 pub mod harness;
 pub mod http;
+pub mod partition;
 pub mod postgres;
 pub mod smtp_server;
 pub mod tls;
