@@ -225,7 +225,10 @@ fn a_namesakes_row_in_the_database_is_refused_naming_both() {
     assert_eq!(send(&fixture, &smtp, &[]).code, 0);
     let uid = server.sql("SELECT uid FROM missive.campaigns WHERE name = 'essai-2026'");
     // The database restored from a backup older than the campaign: its row is made anew.
-    server.sql("DELETE FROM missive.records; DELETE FROM missive.campaigns");
+    server.sql(
+        "DELETE FROM missive.records; DELETE FROM missive.people; \
+         DELETE FROM missive.senders; DELETE FROM missive.campaigns",
+    );
     let run = send(&fixture, &smtp, &[]);
     assert_eq!(run.code, 65, "{}", run.all());
     let new_uid = server.sql("SELECT uid FROM missive.campaigns WHERE name = 'essai-2026'");

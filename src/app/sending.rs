@@ -400,6 +400,11 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
             "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
              waiting will not mend it: mend it, then run again"
         ),
+        None if report.counts.taken > 0 => println!(
+            "{} person(s) held by another sender of the campaign: run again later to see them \
+             through (what a sender that died held is taken over once its lease runs out)",
+            report.counts.taken
+        ),
         None if report.counts.deferred + report.not_due > 0 => {
             let next = report
                 .next_due

@@ -191,9 +191,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// True when every recipient now has a final outcome: nothing for a later run to do.
+    /// True when every recipient now has a final outcome: nothing for a later run to do. People
+    /// another sender held are not known to have one.
     pub fn is_complete(&self) -> bool {
-        self.stopped.is_none() && self.counts.deferred + self.not_due + self.counts.unanswered == 0
+        self.stopped.is_none()
+            && self.counts.deferred + self.not_due + self.counts.unanswered + self.counts.taken == 0
     }
 }
 
