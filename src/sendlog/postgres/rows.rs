@@ -1,11 +1,11 @@
 //! The log's records as rows, and each person's state beside them.
 //!
-//! A batch is written in one transaction: first its attempts claim their people in
-//! `missive.people` (one `INSERT … ON CONFLICT DO UPDATE … WHERE` that takes only people not
-//! sent or failed, not deferred to later, and not held by a sender whose lease is live, and
-//! says whom it took), then one statement inserts the records (the attempts claimed, and every
-//! outcome) and brings the people's state in step. An attempt not claimed is refused: nothing
-//! is written for it, and the engine sends nothing for that person.
+//! A batch is written in one statement (one transaction): its attempts claim their people in
+//! `missive.people` (an `INSERT … ON CONFLICT DO UPDATE … WHERE` that takes only people not
+//! sent or failed, not deferred to later, and not held by another sender whose lease is live),
+//! the people's outcomes are brought in step, and the records are inserted: the attempts
+//! claimed, and every outcome. It says which attempts it wrote; one not claimed is refused:
+//! nothing is written for it, and the engine sends nothing for that person.
 //!
 //! Start-up and `status` read `missive.people`, one row a person, into the same [`Replay`]
 //! the file log builds, a chunk at a time: never the whole history of records.
@@ -22,9 +22,8 @@ use crate::sendlog::{Record, Replay, SendLogError, Status, parse_timestamp};
 /// Rows fetched at a time while replaying: a million people are never in memory at once.
 const REPLAY_CHUNK: i32 = 8192;
 
-/// The statements a session prepares once.
+/// The statement a session prepares once.
 pub(super) struct Statements {
-    claim: Statement,
     write: Statement,
 }
 
@@ -32,7 +31,6 @@ impl Statements {
     pub(super) async fn prepare(client: &Client, log: &str) -> Result<Statements, SendLogError> {
         let error = |e: tokio_postgres::Error| database_error(log, &e);
         Ok(Statements {
-            claim: client.prepare(CLAIM).await.map_err(error)?,
             write: client.prepare(WRITE).await.map_err(error)?,
         })
     }
@@ -116,84 +114,57 @@ pub(super) async fn append(
     statements: &mut u64,
 ) -> Result<Vec<usize>, SendLogError> {
     let error = |e: tokio_postgres::Error| database_error(log, &e);
-    let transaction = client.transaction().await.map_err(error)?;
-    let mut refused = Vec::new();
+    // A segment names each person once, so that one statement never claims or updates a
+    // person twice (which the database refuses), and a person's records apply in order. A
+    // run's batch is one segment (one statement, its own transaction) but for an attempt
+    // withdrawn in the same batch.
+    let mut segments = Vec::new();
     let mut start = 0;
     while start < records.len() {
-        // A segment names each person once, so that one statement never claims or updates a
-        // person twice (which the database refuses), and a person's records apply in order.
-        // A run's batches are one segment but for an attempt withdrawn in the same batch.
         let mut named = HashSet::new();
-        let end = start
-            + records[start..]
-                .iter()
-                .take_while(|record| named.insert(record.rcpt.as_str()))
-                .count();
-        let segment = &records[start..end];
+        let length = records[start..]
+            .iter()
+            .take_while(|record| named.insert(record.rcpt.as_str()))
+            .count();
+        segments.push(start..start + length);
+        start += length;
+    }
+    if segments.len() == 1 {
+        *statements += 1;
+        return write_segment(&*client, prepared, (campaign, sender), records, log).await;
+    }
+    let mut refused = Vec::new();
+    let transaction = client.transaction().await.map_err(error)?;
+    // BEGIN, a statement a segment, COMMIT.
+    *statements += 2 + segments.len() as u64;
+    for segment in segments {
+        let at = segment.start;
+        let here = &records[segment];
         let refused_here =
-            write_segment(&transaction, prepared, (campaign, sender), segment, log).await?;
-        *statements += 1 + u64::from(segment.iter().any(is_attempt));
-        refused.extend(refused_here.into_iter().map(|at| start + at));
-        start = end;
+            write_segment(&transaction, prepared, (campaign, sender), here, log).await?;
+        refused.extend(refused_here.into_iter().map(|refused| at + refused));
     }
     timely(log, async { transaction.commit().await.map_err(error) }).await?;
-    // BEGIN and COMMIT.
-    *statements += 2;
     Ok(refused)
 }
 
-fn is_attempt(record: &Record) -> bool {
-    matches!(record.event, crate::sendlog::Event::Attempt { .. })
-}
-
-/// Claims the people of `records`' attempts, then writes the records left and the people's
-/// outcomes; the positions of the attempts refused.
+/// Claims the people of `records`' attempts, writes the records claimed and the outcomes, and
+/// brings the people's state in step, in one statement; the positions of the attempts refused.
 async fn write_segment(
-    transaction: &tokio_postgres::Transaction<'_>,
+    client: &impl tokio_postgres::GenericClient,
     prepared: &Statements,
     (campaign, sender): (i32, i64),
     records: &[Record],
     log: &str,
 ) -> Result<Vec<usize>, SendLogError> {
     let error = |e: tokio_postgres::Error| database_error(log, &e);
-    let mut refused = Vec::new();
-    if records.iter().any(is_attempt) {
-        let mut claims = Columns::with_capacity(records.len());
-        for record in records.iter().filter(|record| is_attempt(record)) {
-            claims.push(record);
-        }
-        let claimed = timely(log, async {
-            transaction
-                .query(
-                    &prepared.claim,
-                    &[
-                        &campaign,
-                        &sender,
-                        &claims.at,
-                        &claims.rcpt,
-                        &claims.message_id,
-                        &claims.letter,
-                    ],
-                )
-                .await
-                .map_err(error)
-        })
-        .await?;
-        let claimed: HashSet<&str> = claimed.iter().map(|row| row.get(0)).collect();
-        refused = (0..records.len())
-            .filter(|&at| is_attempt(&records[at]) && !claimed.contains(records[at].rcpt.as_str()))
-            .collect();
+    let mut columns = Columns::with_capacity(records.len());
+    for record in records {
+        columns.push(record);
     }
-    let mut columns = Columns::with_capacity(records.len() - refused.len());
-    let mut skip = refused.iter().peekable();
-    for (at, record) in records.iter().enumerate() {
-        if skip.next_if(|&&refused| refused == at).is_none() {
-            columns.push(record);
-        }
-    }
-    timely(log, async {
-        transaction
-            .execute(
+    let written = timely(log, async {
+        client
+            .query(
                 &prepared.write,
                 &[
                     &campaign,
@@ -212,7 +183,19 @@ async fn write_segment(
             .map_err(error)
     })
     .await?;
-    Ok(refused)
+    // The attempts written are the people claimed (each named once in a segment).
+    let claimed: HashSet<&str> = written
+        .iter()
+        .filter(|row| row.get::<_, &str>(1) == "attempt")
+        .map(|row| row.get(0))
+        .collect();
+    Ok((0..records.len())
+        .filter(|&at| is_attempt(&records[at]) && !claimed.contains(records[at].rcpt.as_str()))
+        .collect())
+}
+
+fn is_attempt(record: &Record) -> bool {
+    matches!(record.event, crate::sendlog::Event::Attempt { .. })
 }
 
 /// A batch as the columns of the statements' arrays.
@@ -254,40 +237,40 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The attempt is the claim: a person is taken unless sent or failed, deferred to a retry
-/// still to come (by the database's clock, with a minute's grace for the senders' own), or
-/// attempted by another sender whose lease is live. An attempt whose sender's lease ran out is in
-/// doubt, and taken over: resent with the same Message-ID. Says whom it took.
-const CLAIM: &str = "
-    INSERT INTO missive.people AS p
-        (campaign, rcpt, status, message_id, owner, attempts, first_attempt, last_attempt,
-         before, letter)
-    SELECT $1, rcpt, 'attempt', message_id, $2, 1, at, at, 'withdrawn', letter
-    FROM unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[])
-         AS batch (at, rcpt, message_id, letter)
-    ON CONFLICT (campaign, rcpt) DO UPDATE
-    SET status = 'attempt', message_id = excluded.message_id, owner = $2,
-        attempts = p.attempts + 1,
-        first_attempt = coalesce(p.first_attempt, excluded.first_attempt),
-        last_attempt = excluded.last_attempt, before = p.status, letter = excluded.letter,
-        retry_at = NULL
-    WHERE p.status NOT IN ('sent', 'failed')
-      AND NOT (p.status = 'deferred' AND p.retry_at > now() + interval '1 minute')
-      AND NOT (p.status = 'attempt' AND p.owner <> $2 AND EXISTS (
-          SELECT 1 FROM missive.senders s
-          WHERE s.id = p.owner AND s.lease_until > now()))
-    RETURNING rcpt";
-
-/// The batch's records (its attempts already claimed), in the order given so `seq` keeps the
-/// log's order, and each person's latest outcome into their state: sent and failed whoever
-/// held them (they are what happened), deferred and withdrawn only by the sender holding them
-/// (a withdrawn attempt puts the person back where they stood, and lets them go). A withdrawn
-/// record is kept only where it withdrew something.
+/// One segment of a batch, in one statement. The attempt is the claim: a person is taken
+/// unless sent or failed, deferred to a retry still to come (by the database's clock, with a
+/// minute's grace for the senders' own), or attempted by another sender whose lease is live;
+/// an attempt whose sender's lease ran out is in doubt, and taken over (resent with the same
+/// Message-ID). The latest outcome of each person goes into their state: sent and failed
+/// whoever held them (they are what happened), deferred and withdrawn only by the sender
+/// holding them (a withdrawn attempt puts the person back where they stood, and lets them
+/// go). The records follow in the order given, so `seq` keeps the log's order: the attempts
+/// claimed, the outcomes, and a withdrawn record only where it withdrew something. Returns
+/// the attempts written, that is the people claimed.
 const WRITE: &str = "
     WITH batch AS (
         SELECT * FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                              $7::text[], $8::timestamptz[], $9::text[])
              WITH ORDINALITY AS b (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
+    ),
+    claimed AS (
+        INSERT INTO missive.people AS p
+            (campaign, rcpt, status, message_id, owner, attempts, first_attempt, last_attempt,
+             before, letter)
+        SELECT $1, rcpt, 'attempt', message_id, $10, 1, at, at, 'withdrawn', letter
+        FROM batch WHERE event = 'attempt'
+        ON CONFLICT (campaign, rcpt) DO UPDATE
+        SET status = 'attempt', message_id = excluded.message_id, owner = $10,
+            attempts = p.attempts + 1,
+            first_attempt = coalesce(p.first_attempt, excluded.first_attempt),
+            last_attempt = excluded.last_attempt, before = p.status, letter = excluded.letter,
+            retry_at = NULL
+        WHERE p.status NOT IN ('sent', 'failed')
+          AND NOT (p.status = 'deferred' AND p.retry_at > now() + interval '1 minute')
+          AND NOT (p.status = 'attempt' AND p.owner <> $10 AND EXISTS (
+              SELECT 1 FROM missive.senders s
+              WHERE s.id = p.owner AND s.lease_until > now()))
+        RETURNING rcpt
     ),
     latest AS (
         SELECT DISTINCT ON (rcpt) * FROM batch WHERE event <> 'attempt' ORDER BY rcpt, n DESC
@@ -316,8 +299,12 @@ const WRITE: &str = "
         (campaign, at, event, rcpt, message_id, letter, reply, retry_at, via)
     SELECT $1, at, event, rcpt, message_id, letter, reply, retry_at, via
     FROM batch
-    WHERE event <> 'withdrawn' OR rcpt IN (SELECT rcpt FROM withdrawn)
-    ORDER BY n";
+    WHERE CASE event
+        WHEN 'attempt' THEN rcpt IN (SELECT rcpt FROM claimed)
+        WHEN 'withdrawn' THEN rcpt IN (SELECT rcpt FROM withdrawn)
+        ELSE true END
+    ORDER BY n
+    RETURNING rcpt, event";
 
 /// A campaign's attempts and withdrawals a second since `$2`.
 const HISTORY: &str = "

@@ -283,8 +283,8 @@ pub(super) async fn register(
 /// Ends the leases of this campaign's senders on this host whose process is gone (a `kill -9`,
 /// a crash, a database lost): a sender restarted on the same machine takes over at once what
 /// they left in doubt, as with the file log, instead of waiting for their leases to run out.
-/// Only where `/proc` tells (Linux); a process id taken since by another process reads as
-/// alive, which only means waiting for the lease. Host names must tell machines apart.
+/// Only where `/proc` tells (Linux); a process id taken since by another process (this one
+/// included) reads as alive, which only means waiting for the lease. Host names must tell machines apart.
 async fn end_leases_of_the_dead(
     client: &Client,
     campaign: i32,
@@ -308,7 +308,7 @@ async fn end_leases_of_the_dead(
         .iter()
         .filter(|row| {
             let pid: i32 = row.get(1);
-            pid == own_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            pid != own_pid && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })
         .map(|row| row.get(0))
         .collect();
