@@ -354,7 +354,8 @@ fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
 
     // An administrator (or a failover) ends the connection: the same, and the campaign is
     // free for the next open.
-    assert_eq!(server.terminate_missive_backends(), 1);
+    // (Two connections: the log's, and its lease's.)
+    assert_eq!(server.terminate_missive_backends(), 2);
     let err = log.append(&[attempt("e@example.com")]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TryAgain, "{err}");
     let (_log, replay) = PgLog::open(&target(&server), "c").unwrap();

@@ -4,8 +4,8 @@
 //! number of senders may share a campaign: they divide its people between them.
 //!
 //! [`PgLog::open`] connects, makes or migrates the tables, takes the campaign's row (making it
-//! on first use), registers this sender with a lease (renewed by the connection's thread, see
-//! [`Lease`]), then streams each person's state into the same [`Replay`] the file log builds,
+//! on first use), registers this sender with a lease (renewed on the connection's thread, over
+//! a second connection, see [`Lease`]), then streams each person's state into the same [`Replay`] the file log builds,
 //! a few thousand rows at a time (see `rows`). [`SendLog::append`] writes a batch in one
 //! transaction, where its attempts claim their people: the attempts of people another sender
 //! holds are refused. [`PgLog::read`] is `status`'s: it replays without registering or making
@@ -191,19 +191,52 @@ fn serve(
                 return;
             }
         };
-        let mut renewals = tokio::time::interval(session.lease.every());
-        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                batch = incoming.recv() => {
-                    let Some(batch) = batch else { break };
-                    let _ = batch.done.send(session.append(&batch.records).await);
-                }
-                _ = renewals.tick() => session.renew().await,
-            }
+        // The lease is renewed over a connection of its own, beside the batches: a batch
+        // waiting on a row another sender holds locked (one cut off mid-transaction, until the
+        // database ends it) must not stop the renewals, and so this sender.
+        let renewing = match session.renewer.take() {
+            Some(renewer) => tokio::spawn(renew(renewer, session.renewal())),
+            None => return,
+        };
+        while let Some(batch) = incoming.recv().await {
+            let _ = batch.done.send(session.append(&batch.records).await);
         }
+        renewing.abort();
         session.close().await;
     });
+}
+
+/// What renewing a lease needs.
+struct Renewal {
+    log: String,
+    sender: i64,
+    length: Duration,
+    lease: Lease,
+}
+
+/// Renews the lease every quarter lease, until aborted; a renewal that fails or is late only
+/// leaves the lease's local deadline where it was (the engine stops once it passes).
+async fn renew(client: Client, renewal: Renewal) {
+    let Renewal {
+        log,
+        sender,
+        length,
+        lease,
+    } = renewal;
+    let mut every = tokio::time::interval(lease.every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let sent = Instant::now();
+        let renewed = schema::renew(&client, sender, length);
+        match tokio::time::timeout(lease.every(), renewed).await {
+            Ok(Ok(())) => lease.renewed(sent),
+            Ok(Err(e)) => {
+                tracing::warn!(log, error = %describe(&e), "the lease could not be renewed");
+            }
+            Err(_) => tracing::warn!(log, "the lease's renewal got no answer in time"),
+        }
+    }
 }
 
 /// One connection: one sender of one campaign.
@@ -216,6 +249,8 @@ struct Session {
     sender: i64,
     lease: Lease,
     length: Duration,
+    /// The connection the lease is renewed over, until the renewals take it.
+    renewer: Option<Client>,
     statements: Statements,
     /// Statements sent for batches, and records written: the database must see batches, not
     /// a statement per message.
@@ -247,6 +282,7 @@ impl Session {
         let sender = timely(&log, schema::register(&client, row.id, length, &log)).await?;
         let lease = Lease::new(length, registered);
         let statements = timely(&log, Statements::prepare(&client, &log)).await?;
+        let renewer = connect(target).await?;
         let mut replay = rows::replay(&mut client, row.id, &log).await?;
         replay.set_campaign(campaign);
         tracing::info!(log, sender, lease = ?length, "registered as a sender of the campaign");
@@ -258,6 +294,7 @@ impl Session {
             sender,
             lease,
             length,
+            renewer: Some(renewer),
             statements,
             sent: (0, 0),
         };
@@ -285,17 +322,13 @@ impl Session {
         }
     }
 
-    /// Renews the lease; a renewal that fails or is late only leaves the lease's local
-    /// deadline where it was (the engine stops once it passes).
-    async fn renew(&self) {
-        let sent = Instant::now();
-        let renewal = schema::renew(&self.client, self.sender, self.length);
-        match tokio::time::timeout(self.lease.every(), renewal).await {
-            Ok(Ok(())) => self.lease.renewed(sent),
-            Ok(Err(e)) => {
-                tracing::warn!(log = self.log, error = %describe(&e), "the lease could not be renewed")
-            }
-            Err(_) => tracing::warn!(log = self.log, "the lease's renewal got no answer in time"),
+    /// What the renewals of this session's lease need.
+    fn renewal(&self) -> Renewal {
+        Renewal {
+            log: self.log.clone(),
+            sender: self.sender,
+            length: self.length,
+            lease: self.lease.clone(),
         }
     }
 
