@@ -7,9 +7,10 @@
 //! died while the server had the message).
 //!
 //! The engine sees only the [`SendLog`] trait: a JSON-lines file ([`FileLog`], the default),
-//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], `--log postgres://…`;
-//! one sender at a time for now, tomorrow several sharing a campaign). Writes go through
-//! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
+//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], `--log postgres://…`,
+//! which several senders may share: there an attempt is also a claim on its person, which the
+//! log may refuse, and the sender holds a [`Lease`] on its claims). Writes go through a
+//! [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
 //! commit) so durability does not cost one fsync per message.
 //!
 //! A log belongs to one campaign: it names it in its first record ([`Header`]), and every
