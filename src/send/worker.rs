@@ -38,7 +38,7 @@ use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
 use crate::ratelimit::{Pace, QuotaSpent};
 use crate::retry::RetryPolicy;
-use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
+use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError, Written};
 use crate::smtp::RelayName;
 
 /// One message on its way.
@@ -208,6 +208,14 @@ impl<'a, D: Delivery> Worker<'a, D> {
             };
             // Waited for before DATA, however many connections the message takes.
             let mut attempt = job.attempt.take();
+            // Refused already (another sender holds the person): it takes no connection and
+            // no turn in the pace. (One refused later is caught before MAIL: `transact`.)
+            if let Some(pending) = attempt.as_mut()
+                && matches!(pending.ready(), Some(Ok(Written::Refused)))
+            {
+                shared.progress.add(Outcome::Taken);
+                continue 'jobs;
+            }
             loop {
                 let (mut connection, relay) = match self.open.take() {
                     Some((connection, relay)) if shared.route.should_leave(relay) => {
