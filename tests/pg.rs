@@ -404,3 +404,47 @@ fn tls_to_the_database_is_verified_against_the_authority_given() {
         "t"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
+fn a_missive_older_than_shared_campaigns_is_waited_for() {
+    let server = PgServer::start();
+    drop(PgLog::open(&target(&server), "c").unwrap());
+    // A missive of schema 1 sending campaign c holds its advisory lock ("misv", the row id)
+    // alone, on its connection: it claims nobody, so no sender of today may send beside it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname=postgres",
+        server.port(),
+        PgServer::USER,
+        PgServer::PASSWORD
+    );
+    let (old, connection) = runtime
+        .block_on(tokio_postgres::connect(&config, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+    let sql = "SELECT pg_advisory_lock(1835627382, \
+               (SELECT id FROM missive.campaigns WHERE name = 'c'))";
+    runtime.block_on(old.execute(sql, &[])).unwrap();
+    let err = refused(&target(&server));
+    assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::TryAgain);
+    assert!(err.to_string().contains("older"), "{err}");
+    // Once it ends, senders of today share the campaign (and the old one would wait).
+    drop(old);
+    drop(runtime);
+    std::thread::sleep(Duration::from_millis(200));
+    let (_one, _) = PgLog::open(&target(&server), "c").unwrap();
+    let (_two, _) = PgLog::open(&target(&server), "c").unwrap();
+    let taken = server.sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' \
+         AND granted",
+    );
+    assert_eq!(taken, "2");
+}

@@ -263,6 +263,7 @@ impl Session {
         let mut client = connect(target).await?;
         timely(&log, schema::migrate(&mut client, &log)).await?;
         let row = timely(&log, schema::campaign_row(&client, campaign, &log)).await?;
+        timely(&log, schema::fence(&client, &row, &log, campaign)).await?;
         let length = lease_length();
         // A sender cut off mid-transaction must not hold its people's rows locked past its
         // lease: the others' claims would wait on them. The database ends such a transaction

@@ -15,7 +15,8 @@ use tokio_postgres::error::SqlState;
 use super::errors::database_error;
 use crate::sendlog::SendLogError;
 
-/// The first key of the advisory lock missive takes to migrate ("misv"); the second is 0.
+/// The first key of every advisory lock missive takes ("misv"); the second is 0 for migrating
+/// and a campaign's row id for fencing off missives older than schema 2 (see [`fence`]).
 pub(super) const LOCK_CLASS: i32 = 0x6d69_7376;
 
 /// Each migration takes the tables from the version before it to its own (the first from
@@ -246,6 +247,34 @@ pub(super) async fn find_campaign(
         .await
         .map_err(|e| database_error(log, &e))?;
     Ok(row.map(|row| row.get(0)))
+}
+
+/// Keeps a missive older than schema 2 from sending the campaign beside this one: it writes
+/// records but claims nobody, so the senders here would not see whom it mails. Such a missive
+/// holds the campaign's advisory lock alone (exclusive) while it sends; senders of this
+/// version share it, for their connection's life. So either kind waits for the other to end
+/// (`Locked`, exit 75), and any number of this kind send together.
+pub(super) async fn fence(
+    client: &Client,
+    row: &CampaignRow,
+    log: &str,
+    campaign: &str,
+) -> Result<(), SendLogError> {
+    let taken: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock_shared($1, $2)",
+            &[&LOCK_CLASS, &row.id],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?
+        .get(0);
+    if taken {
+        return Ok(());
+    }
+    Err(SendLogError::Locked {
+        path: format!("{log} (campaign {campaign})").into(),
+        holder: " (a missive older than this one, which cannot share a campaign)".into(),
+    })
 }
 
 /// Registers this sender for the campaign `campaign`, with a lease of `lease` from now by the
