@@ -64,7 +64,7 @@ fn an_hourly_quota_holds_across_runs() {
         "{}",
         first.all()
     );
-    assert_eq!(server.wait_for(3, WAIT).len(), 3);
+    assert_eq!(server.wait_for(3, WAIT).len(), 3, "{}", first.all());
 
     // A second run (cron, ten minutes later) counts the first run's messages from the log.
     let second = fixture.send(&server.url(), &[]);

@@ -69,8 +69,10 @@ fn story() -> Vec<Record> {
         record(deferred(at(100)), "dee@example.com", 4999),
         record(attempt("L1"), "eve@example.com", 4000),
         record(deferred(later.clone()), "eve@example.com", 3999),
-        record(attempt("L1"), "eve@example.com", 3000),
-        record(Event::Withdrawn, "eve@example.com", 3000),
+        record(attempt("L1"), "flo@example.com", 3800),
+        record(deferred(at(3500)), "flo@example.com", 3799),
+        record(attempt("L1"), "flo@example.com", 3000),
+        record(Event::Withdrawn, "flo@example.com", 3000),
         record(attempt("L2"), "fay@example.com", 2000),
         record(attempt("L2"), "gus@example.com", 1000),
         record(Event::Withdrawn, "gus@example.com", 1000),
@@ -159,7 +161,7 @@ fn records_replay_from_the_database_as_from_a_file_log() {
     rcpts.push("nobody@example.com".into());
 
     // Reading makes nothing: a database without missive's tables is an empty log.
-    assert_eq!(PgLog::read(&target(&server), "c").unwrap().len(), 0);
+    assert_eq!(PgLog::read(&target(&server), "c").unwrap().0.len(), 0);
     assert_eq!(server.sql("SELECT to_regclass('missive.records')"), "");
     let (log, replay) = PgLog::open(&target(&server), "c").unwrap();
     assert_eq!(replay.len(), 0);
@@ -173,7 +175,7 @@ fn records_replay_from_the_database_as_from_a_file_log() {
     let from_file = seen(&from_file, &rcpts);
     assert_eq!(seen(&from_db, &rcpts), from_file);
     // `status`'s read, beside the open log, as FileLog::read.
-    let read = PgLog::read(&target(&server), "c").unwrap();
+    let (read, _) = PgLog::read(&target(&server), "c").unwrap();
     assert_eq!(seen(&read, &rcpts), from_file);
     // The comparison compares something: each kind of outcome is there.
     for expected in [
@@ -191,11 +193,27 @@ fn records_replay_from_the_database_as_from_a_file_log() {
         server.sql("SELECT count(*) FROM missive.records"),
         records.len().to_string()
     );
-    // Held while open: a second missive is told to wait, and who holds it.
-    let err = refused(&target(&server));
-    assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
-    assert_eq!(err.kind(), ErrorKind::TryAgain);
-    assert!(err.to_string().contains("missive 0."), "{err}");
+    // Shared: a second sender opens it too, and both hold a live lease.
+    let (_second, again) = PgLog::open(&target(&server), "c").unwrap();
+    assert_eq!(seen(&again, &rcpts), from_file);
+    let (_, active) = PgLog::read(&target(&server), "c").unwrap();
+    assert_eq!(active, 2);
+    drop((_db, _second));
+    let (_, active) = PgLog::read(&target(&server), "c").unwrap();
+    assert_eq!(active, 0, "a sender leaving ends its lease");
+
+    // A database of version 1 (records only) is migrated: each person's state is folded from
+    // the records, as the file log folds them.
+    server.sql(
+        "DROP TABLE missive.people, missive.senders; \
+         UPDATE missive.schema_version SET version = 1",
+    );
+    let (_db, migrated) = PgLog::open(&target(&server), "c").unwrap();
+    assert_eq!(seen(&migrated, &rcpts), from_file);
+    assert_eq!(
+        server.sql("SELECT version FROM missive.schema_version"),
+        "2"
+    );
 }
 
 #[test]
@@ -235,8 +253,8 @@ fn campaigns_sharing_a_database_stay_apart() {
         server.sql("SELECT string_agg(name, ',' ORDER BY name) FROM missive.campaigns"),
         "a,b"
     );
-    assert!(PgLog::read(&target(&server), "z").unwrap().is_empty());
-    assert_eq!(PgLog::read(&target(&server), "b").unwrap().len(), 2);
+    assert!(PgLog::read(&target(&server), "z").unwrap().0.is_empty());
+    assert_eq!(PgLog::read(&target(&server), "b").unwrap().0.len(), 2);
 }
 
 #[test]
@@ -249,7 +267,7 @@ fn a_newer_schema_is_refused_naming_both_versions() {
     drop(PgLog::open(&target(&server), "c").unwrap());
     assert_eq!(
         server.sql("SELECT version FROM missive.schema_version"),
-        "1"
+        "2"
     );
     server.sql("UPDATE missive.schema_version SET version = 7, made_by = '3.1.4'");
     let err = refused(&target(&server));
@@ -259,7 +277,7 @@ fn a_newer_schema_is_refused_naming_both_versions() {
     for part in [
         "version 7",
         "missive 3.1.4",
-        "up to 1",
+        "up to 2",
         env!("CARGO_PKG_VERSION"),
     ] {
         assert!(text.contains(part), "{part}: {text}");
@@ -336,7 +354,8 @@ fn a_database_that_goes_away_is_try_again_and_a_new_open_resumes() {
 
     // An administrator (or a failover) ends the connection: the same, and the campaign is
     // free for the next open.
-    assert_eq!(server.terminate_missive_backends(), 1);
+    // (Two connections: the log's, and its lease's.)
+    assert_eq!(server.terminate_missive_backends(), 2);
     let err = log.append(&[attempt("e@example.com")]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TryAgain, "{err}");
     let (_log, replay) = PgLog::open(&target(&server), "c").unwrap();
@@ -384,4 +403,48 @@ fn tls_to_the_database_is_verified_against_the_authority_given() {
         ),
         "t"
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
+fn a_missive_older_than_shared_campaigns_is_waited_for() {
+    let server = PgServer::start();
+    drop(PgLog::open(&target(&server), "c").unwrap());
+    // A missive of schema 1 sending campaign c holds its advisory lock ("misv", the row id)
+    // alone, on its connection: it claims nobody, so no sender of today may send beside it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname=postgres",
+        server.port(),
+        PgServer::USER,
+        PgServer::PASSWORD
+    );
+    let (old, connection) = runtime
+        .block_on(tokio_postgres::connect(&config, tokio_postgres::NoTls))
+        .unwrap();
+    runtime.spawn(connection);
+    let sql = "SELECT pg_advisory_lock(1835627382, \
+               (SELECT id FROM missive.campaigns WHERE name = 'c'))";
+    runtime.block_on(old.execute(sql, &[])).unwrap();
+    let err = refused(&target(&server));
+    assert!(matches!(err, SendLogError::Locked { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::TryAgain);
+    assert!(err.to_string().contains("older"), "{err}");
+    // Once it ends, senders of today share the campaign (and the old one would wait).
+    drop(old);
+    drop(runtime);
+    std::thread::sleep(Duration::from_millis(200));
+    let (_one, _) = PgLog::open(&target(&server), "c").unwrap();
+    let (_two, _) = PgLog::open(&target(&server), "c").unwrap();
+    let taken = server.sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' \
+         AND granted",
+    );
+    assert_eq!(taken, "2");
 }

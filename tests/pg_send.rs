@@ -1,7 +1,7 @@
 //! `missive send` and `status` with the send log in PostgreSQL: the real binary, a real
 //! database the tests start ([`PgServer`]) and the test SMTP server. Everyone mailed once,
-//! across budgets, `kill -9` and the database going away; a second sender, a namesake's row and
-//! a password in the URL refused.
+//! across budgets, `kill -9` and the database going away; a namesake's row and a password in the
+//! URL refused. (Several senders sharing a campaign: `pg_multi`.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,11 +11,11 @@ use crate::support::harness::{Fixture, RUN_LIMIT, Run, people};
 use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
-const POOL_SIZE: usize = 4;
+pub(crate) const POOL_SIZE: usize = 4;
 pub(crate) const ENV: [(&str, &str); 1] = [("PGPASSWORD", PgServer::PASSWORD)];
 
 /// A campaign of `n` people whose campaign file names the database as its send log.
-fn campaign(server: &PgServer, n: usize) -> Fixture {
+pub(crate) fn campaign(server: &PgServer, n: usize) -> Fixture {
     Fixture::new(
         &people(n),
         &format!(
@@ -218,40 +218,6 @@ fn a_database_stopped_before_the_run_sends_nothing_and_mid_run_stops_it_with_75(
     not(feature = "db-tests"),
     ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_send::` (bash .ci/run does)"
 )]
-fn a_second_sender_of_the_campaign_is_told_to_try_again() {
-    let server = PgServer::start();
-    let behavior = Behavior::accept_all().reply_delay(Duration::from_millis(30));
-    let smtp = SmtpServer::start_in_background(behavior);
-    let fixture = campaign(&server, 100);
-    // The same campaign in another folder: another machine's copy.
-    let elsewhere = campaign(&server, 100);
-    let running = fixture.start_send_with(&smtp.url(), &[], &ENV);
-    smtp.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 5);
-    let before = smtp.connections();
-    let second = send(&elsewhere, &smtp, &[]);
-    assert_eq!(second.code, 75, "{}", second.all());
-    assert!(
-        second.stderr.contains("locked by another missive"),
-        "{}",
-        second.all()
-    );
-    assert_eq!(
-        smtp.connections(),
-        before,
-        "the second sender connected to nobody"
-    );
-    let run = running.wait(RUN_LIMIT).expect("the first run ends");
-    assert_eq!(run.code, 0, "{}", run.all());
-    let audit = audit(&fixture, &server, &smtp);
-    audit.assert_settled(&everyone(100), &BTreeSet::new(), 0);
-    audit.assert_accepted_at_most_once();
-}
-
-#[test]
-#[cfg_attr(
-    not(feature = "db-tests"),
-    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_send::` (bash .ci/run does)"
-)]
 fn a_namesakes_row_in_the_database_is_refused_naming_both() {
     let server = PgServer::start();
     let smtp = SmtpServer::start_in_background(Behavior::accept_all());
@@ -259,7 +225,10 @@ fn a_namesakes_row_in_the_database_is_refused_naming_both() {
     assert_eq!(send(&fixture, &smtp, &[]).code, 0);
     let uid = server.sql("SELECT uid FROM missive.campaigns WHERE name = 'essai-2026'");
     // The database restored from a backup older than the campaign: its row is made anew.
-    server.sql("DELETE FROM missive.records; DELETE FROM missive.campaigns");
+    server.sql(
+        "DELETE FROM missive.records; DELETE FROM missive.people; \
+         DELETE FROM missive.senders; DELETE FROM missive.campaigns",
+    );
     let run = send(&fixture, &smtp, &[]);
     assert_eq!(run.code, 65, "{}", run.all());
     let new_uid = server.sql("SELECT uid FROM missive.campaigns WHERE name = 'essai-2026'");

@@ -40,7 +40,8 @@ impl LogPlace {
         }
     }
 
-    /// Holds the campaign, checks that this is the log it has been sending with (or that
+    /// Holds the campaign (a file log; a database's is shared), checks that this is the log it
+    /// has been sending with (or that
     /// `new_log` says another is meant), opens the log and remembers it as the campaign's.
     pub(super) fn open(
         &self,
@@ -51,16 +52,19 @@ impl LogPlace {
         // A campaign sent before campaigns remembered their log was using the default one.
         let default_log = campaign.default_log_path();
         let earlier = default_log.exists().then(|| FileLog::locate(&default_log));
-        let mut claim = CampaignClaim::take(dir, &campaign.id, earlier)?;
         let name = self.name();
         match self {
             LogPlace::File(path) => {
+                let mut claim = CampaignClaim::take(dir, &campaign.id, earlier)?;
                 claim.check(&name, new_log)?;
                 let (log, replay) = FileLog::open(path, &campaign.id)?;
                 claim.remember(&name)?;
                 Ok((Box::new(log), replay, claim))
             }
             LogPlace::Database(target) => {
+                // Several senders share a database log: the database divides the people
+                // between them, so no lock of this machine's holds the campaign.
+                let mut claim = CampaignClaim::take_shared(dir, &campaign.id, earlier)?;
                 claim.check_database(&name, new_log)?;
                 let (log, replay) = PgLog::open(target, &campaign.id)?;
                 claim.check_row(&name, log.campaign_uid(), new_log)?;
@@ -70,11 +74,14 @@ impl LogPlace {
         }
     }
 
-    /// The campaign's records, read without holding anything (`status`, beside a send).
-    pub(super) fn read(&self, campaign: &Campaign) -> Result<Replay, SendLogError> {
+    /// The campaign's records, read without holding anything (`status`, beside a send), and,
+    /// for a database shared by several senders, how many are active now.
+    pub(super) fn read(&self, campaign: &Campaign) -> Result<(Replay, Option<u64>), SendLogError> {
         match self {
-            LogPlace::File(path) => FileLog::read(path, &campaign.id),
-            LogPlace::Database(target) => PgLog::read(target, &campaign.id),
+            LogPlace::File(path) => Ok((FileLog::read(path, &campaign.id)?, None)),
+            LogPlace::Database(target) => {
+                PgLog::read(target, &campaign.id).map(|(replay, active)| (replay, Some(active)))
+            }
         }
     }
 }

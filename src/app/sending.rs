@@ -339,6 +339,9 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
             report.counts.resent_in_doubt
         );
     }
+    if report.counts.taken > 0 {
+        extra += &format!(", {} taken by another sender", report.counts.taken);
+    }
     if report.skipped_in_doubt > 0 {
         extra += &format!(", {} in-doubt message(s) skipped", report.skipped_in_doubt);
     }
@@ -393,6 +396,10 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         ),
         Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
         Some(Stopped::LogFailed) => println!("stopped: the send log could not be written"),
+        Some(Stopped::LeaseLost) => println!(
+            "stopped: the send log's database did not renew this sender's lease in time, so \
+             others may take its people over; run again once the database is reachable"
+        ),
         Some(Stopped::Unreachable(error)) => {
             println!("stopped: the server is unreachable ({error}); run again later")
         }
@@ -409,6 +416,11 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
         Some(Stopped::Untrusted { relay, why }) => println!(
             "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
              waiting will not mend it: mend it, then run again"
+        ),
+        None if report.counts.taken > 0 => println!(
+            "{} person(s) held by another sender of the campaign: run again later to see them \
+             through (what a sender that died held is taken over once its lease runs out)",
+            report.counts.taken
         ),
         None if report.counts.deferred + report.not_due > 0 => {
             let next = report

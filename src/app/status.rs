@@ -76,6 +76,9 @@ struct Report {
     window_opens: Option<String>,
     /// When the window closes (RFC 3339, UTC), when it is open now.
     window_closes: Option<String>,
+    /// For a log in a database: how many senders hold a live lease on the campaign now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    senders_active: Option<u64>,
 }
 
 pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::Result<Exit> {
@@ -113,10 +116,11 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         // Known once read: a database without the campaign reads as an empty log.
         LogPlace::Database(_) => true,
     };
-    let replay = place.read(campaign)?;
+    let (replay, senders_active) = place.read(campaign)?;
     let log_exists = log_exists && (matches!(place, LogPlace::File(_)) || !replay.is_empty());
     let mut report = Report {
         log_exists,
+        senders_active,
         ..Report::default()
     };
     let now = SystemTime::now();
@@ -298,6 +302,9 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &LogPl
     );
     for (reason, n) in &report.failed_reasons {
         println!("    failed with {reason}: {n}");
+    }
+    if let Some(active) = report.senders_active {
+        println!("  senders active now: {active}");
     }
     if report.sent_via_fallback > 0 {
         println!(

@@ -40,6 +40,9 @@ pub enum Stopped {
     Interrupted,
     /// The send log could not be written; the run's error says why.
     LogFailed,
+    /// The lease on this sender's claims in a shared log could not be renewed in time (the
+    /// database is gone or cut off): the others may take its people over, so it stopped.
+    LeaseLost,
 }
 
 impl Classify for Stopped {
@@ -52,6 +55,7 @@ impl Classify for Stopped {
             | Stopped::WindowClosed
             | Stopped::Quota(_)
             | Stopped::Unreachable(_)
+            | Stopped::LeaseLost
             | Stopped::Interrupted => ErrorKind::TryAgain,
             Stopped::LogFailed => ErrorKind::Failure,
         }
@@ -70,6 +74,9 @@ pub(super) enum Outcome {
     Skipped,
     /// Not mailed because `send_before` has passed: never attempted, or withdrawn.
     Expired,
+    /// Not mailed by this sender: another one sharing the log holds the person (the log
+    /// refused this one's attempt before any DATA).
+    Taken,
 }
 
 /// What became of the rows so far, updated as outcomes come in: a progress bar reads it
@@ -82,6 +89,7 @@ pub struct Progress {
     unanswered: AtomicU64,
     skipped: AtomicU64,
     expired: AtomicU64,
+    taken: AtomicU64,
     resent_in_doubt: AtomicU64,
     via_fallback: AtomicU64,
 }
@@ -96,6 +104,7 @@ impl Progress {
             Outcome::Unanswered => &self.unanswered,
             Outcome::Skipped => &self.skipped,
             Outcome::Expired => &self.expired,
+            Outcome::Taken => &self.taken,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -104,8 +113,9 @@ impl Progress {
     /// in doubt, and whether the fallback relay carried it (counted only once sent).
     pub(super) fn settle(&self, outcome: Outcome, was_in_doubt: bool, via_fallback: bool) {
         self.add(outcome);
+        let resent = was_in_doubt && outcome != Outcome::Taken;
         self.resent_in_doubt
-            .fetch_add(u64::from(was_in_doubt), Ordering::Relaxed);
+            .fetch_add(u64::from(resent), Ordering::Relaxed);
         let via_fallback = via_fallback && outcome == Outcome::Sent;
         self.via_fallback
             .fetch_add(u64::from(via_fallback), Ordering::Relaxed);
@@ -121,6 +131,7 @@ impl Progress {
             unanswered: load(&self.unanswered),
             skipped: load(&self.skipped),
             expired: load(&self.expired),
+            taken: load(&self.taken),
             resent_in_doubt: load(&self.resent_in_doubt),
             via_fallback: load(&self.via_fallback),
         }
@@ -139,6 +150,8 @@ pub struct Counts {
     pub skipped: u64,
     /// Not mailed because the campaign's `send_before` has passed.
     pub expired: u64,
+    /// Not mailed here: another sender sharing the log held the person.
+    pub taken: u64,
     /// In-doubt messages from an earlier run that this run sent again.
     pub resent_in_doubt: u64,
     /// Messages the fallback relay took.
@@ -148,7 +161,13 @@ pub struct Counts {
 impl Counts {
     /// Rows dealt with so far, whatever became of them.
     pub fn done(&self) -> u64 {
-        self.sent + self.failed + self.deferred + self.unanswered + self.skipped + self.expired
+        self.sent
+            + self.failed
+            + self.deferred
+            + self.unanswered
+            + self.skipped
+            + self.expired
+            + self.taken
     }
 }
 
@@ -180,12 +199,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// True when every recipient now has a final outcome: nothing for a later run to do.
+    /// True when every recipient now has a final outcome: nothing for a later run to do. People
+    /// another sender held are not known to have one.
     pub fn is_complete(&self) -> bool {
         self.stopped.is_none()
             && self.counts.deferred
                 + self.not_due
                 + self.counts.unanswered
+                + self.counts.taken
                 + self.waiting_for_window
                 == 0
     }
@@ -258,6 +279,8 @@ mod tests {
         progress.settle(Outcome::Unanswered, true, false);
         progress.add(Outcome::Failed);
         progress.add(Outcome::Skipped);
+        // Taken by another sender: not resent here, even if it was in doubt.
+        progress.settle(Outcome::Taken, true, false);
         let counts = progress.counts();
         assert_eq!(
             counts,
@@ -268,10 +291,11 @@ mod tests {
                 unanswered: 1,
                 skipped: 1,
                 expired: 0,
+                taken: 1,
                 resent_in_doubt: 2,
                 via_fallback: 1,
             }
         );
-        assert_eq!(counts.done(), 5);
+        assert_eq!(counts.done(), 6);
     }
 }

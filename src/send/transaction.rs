@@ -12,7 +12,7 @@ use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
 use super::worker::{Job, Shared};
 use super::{Refusal, Stopped};
-use crate::sendlog::{Durable, Event, Record, SendLogError, timestamp};
+use crate::sendlog::{Durable, Event, Record, SendLogError, Written, timestamp};
 use crate::smtp::{RelayName, Trouble};
 
 /// How one transaction ended.
@@ -41,8 +41,24 @@ pub(super) async fn transact<D: Delivery>(
     let record = |event| Record::new(event, &job.rcpt, &job.message_id);
 
     // The attempt was written when the message was queued: it must be durable before DATA.
-    if let Some(attempt) = attempt.take() {
-        attempt.wait().await?;
+    // A log shared by several senders may have refused it (the attempt is the claim): another
+    // sender holds the person, and this one sends nothing for them.
+    if let Some(attempt) = attempt.take()
+        && attempt.wait().await? == Written::Refused
+    {
+        return Ok(Transaction::Done {
+            outcome: Outcome::Taken,
+            reusable: true,
+            durable: None,
+            next: None,
+        });
+    }
+    // The lease may have run out while the message waited its turn: another sender may take
+    // the person over now. (Any other stop leaves a message this far in hand to finish: its
+    // turn in the pace is taken, its attempt durable.)
+    if !shared.log.live() {
+        shared.stop(Stopped::LeaseLost);
+        return Ok(Transaction::Again);
     }
     match connection.start(envelope, bytes).await {
         Ok(()) => {}
@@ -142,13 +158,11 @@ fn take_next<D: Delivery>(
     let Some(mut next) = queue.try_lock().ok().and_then(|mut q| q.try_recv().ok()) else {
         return Ok(None);
     };
+    // A refused attempt stays with the job: its transaction ends before MAIL.
     let durable = match next.attempt.as_mut().map(Durable::ready) {
         None => true,
         Some(None) => false,
-        Some(Some(result)) => {
-            result?;
-            true
-        }
+        Some(Some(result)) => result? == Written::Durable,
     };
     if durable {
         next.attempt = None;

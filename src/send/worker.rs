@@ -38,7 +38,7 @@ use super::transaction::{Transaction, transact};
 use super::{Progress, Stopped};
 use crate::ratelimit::{Pace, QuotaSpent};
 use crate::retry::RetryPolicy;
-use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError};
+use crate::sendlog::{Durable, Event, LogWriter, Record, SendLogError, Written};
 use crate::smtp::RelayName;
 
 /// One message on its way.
@@ -95,6 +95,11 @@ impl<D: Delivery> Shared<D> {
         // The queue holds messages taken before the clock ran out: they wait for the next run.
         if let Some(why) = clock_stop(self.deadline, self.window_closes) {
             self.stop(why);
+        }
+        // Past the lease's local deadline another sender may take over what this one holds:
+        // nothing more is handed over.
+        if !self.log.live() {
+            self.stop(Stopped::LeaseLost);
         }
         self.halt.borrow().is_some()
     }
@@ -210,6 +215,14 @@ impl<'a, D: Delivery> Worker<'a, D> {
             }
             // Waited for before DATA, however many connections the message takes.
             let mut attempt = job.attempt.take();
+            // Refused already (another sender holds the person): it takes no connection and
+            // no turn in the pace. (One refused later is caught before MAIL: `transact`.)
+            if let Some(pending) = attempt.as_mut()
+                && matches!(pending.ready(), Some(Ok(Written::Refused)))
+            {
+                shared.progress.add(Outcome::Taken);
+                continue 'jobs;
+            }
             loop {
                 let (mut connection, relay) = match self.open.take() {
                     Some((connection, relay)) if shared.route.should_leave(relay) => {
@@ -334,7 +347,7 @@ impl<'a, D: Delivery> Worker<'a, D> {
             } else if let Some(handle) = durable {
                 // Records become durable in order: the first one not yet durable ends the round.
                 match handle.ready() {
-                    Some(result) => result?,
+                    Some(result) => drop(result?),
                     None => break,
                 }
             }

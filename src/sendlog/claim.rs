@@ -47,8 +47,9 @@ pub struct CampaignClaim {
     /// The campaign's lock, its state and the state's staging copy, and the one log name whose
     /// lock would be the campaign's: none of them can be the log.
     own_files: [String; 4],
-    /// Held for the life of the run; the OS releases it if the process dies.
-    _lock: File,
+    /// Held for the life of the run; the OS releases it if the process dies. None for a log
+    /// in a database, which several senders share (they divide the people between them).
+    _lock: Option<File>,
 }
 
 impl CampaignClaim {
@@ -60,12 +61,35 @@ impl CampaignClaim {
         campaign: &str,
         earlier: Option<String>,
     ) -> Result<CampaignClaim, SendLogError> {
+        Self::take_as(dir, campaign, earlier, true)
+    }
+
+    /// As [`CampaignClaim::take`], but without the campaign's lock: for a log in a database,
+    /// which any number of senders share, on this machine or others.
+    pub fn take_shared(
+        dir: &Path,
+        campaign: &str,
+        earlier: Option<String>,
+    ) -> Result<CampaignClaim, SendLogError> {
+        Self::take_as(dir, campaign, earlier, false)
+    }
+
+    fn take_as(
+        dir: &Path,
+        campaign: &str,
+        earlier: Option<String>,
+        locked: bool,
+    ) -> Result<CampaignClaim, SendLogError> {
         let lock_path = dir.join(format!("{campaign}.lock"));
-        let lock = take_lock(&lock_path, |holder| SendLogError::CampaignLocked {
-            campaign: campaign.to_owned(),
-            path: lock_path.clone(),
-            holder,
-        })?;
+        let lock = locked
+            .then(|| {
+                take_lock(&lock_path, |holder| SendLogError::CampaignLocked {
+                    campaign: campaign.to_owned(),
+                    path: lock_path.clone(),
+                    holder,
+                })
+            })
+            .transpose()?;
         let state_path = Self::state_path(dir, campaign);
         let (in_use, in_use_uid) = match read_state(&state_path)? {
             Some(state) => (Some(state.log), state.uid),
@@ -199,12 +223,19 @@ impl CampaignClaim {
         };
         let mut text = serde_json::to_vec(&state).expect("a state serializes");
         text.push(b'\n');
-        let staging = staging_path(&self.state_path);
+        let mut staging = staging_path(&self.state_path);
+        if self._lock.is_none() {
+            // Several senders on this machine may write it at once (the same URL and row):
+            // each through a staging file of its own.
+            staging
+                .as_mut_os_string()
+                .push(format!(".{}", std::process::id()));
+        }
         let io = |source| SendLogError::Io {
             path: self.state_path.clone(),
             source,
         };
-        // Under the campaign's lock: no other run writes the staging file.
+        // Under the campaign's lock, or through a staging file of this process's own.
         OpenOptions::new()
             .write(true)
             .create(true)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Record, SendLog, SendLogError};
+use super::{Lease, Record, SendLog, SendLogError};
 
 /// Records waiting for the writer; senders wait (backpressure) when it is full.
 const QUEUE: usize = 1024;
@@ -39,7 +39,17 @@ pub const STALL: Duration = Duration::from_millis(200);
 
 struct Pending {
     record: Record,
-    durable: oneshot::Sender<Result<(), Arc<SendLogError>>>,
+    durable: oneshot::Sender<Result<Written, Arc<SendLogError>>>,
+}
+
+/// What became of a record once the log answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Durable: a crash cannot lose it.
+    Durable,
+    /// An attempt the log refused: another sender holds the person (a log shared by several
+    /// senders). Nothing was written; the message must not go.
+    Refused,
 }
 
 /// A handle to the writer thread; clone it for each task that writes.
@@ -56,12 +66,15 @@ pub struct LogWriter {
     epoch: Instant,
     /// Why the log failed, once it has: nothing more will be written.
     failure: Arc<OnceLock<Arc<SendLogError>>>,
+    /// The log's lease on its claims, when it shares them with other senders.
+    lease: Option<Lease>,
 }
 
 impl LogWriter {
     /// Starts the writer thread over `log`. The thread ends when every handle is dropped; join
     /// it to be sure everything written was synced.
     pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<()>) {
+        let lease = log.lease();
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
         let hurry = Arc::new(AtomicBool::new(false));
         let hurried = Arc::clone(&hurry);
@@ -121,9 +134,19 @@ impl LogWriter {
                         failed.get_or_insert_with(|| Arc::clone(error));
                         let _ = failed_with.set(Arc::clone(error));
                     }
-                    for durable in answers {
+                    let mut refused = result.as_ref().map_or(&[][..], Vec::as_slice).iter();
+                    let mut next_refused = refused.next();
+                    for (at, durable) in answers.into_iter().enumerate() {
+                        let answer = match &result {
+                            Err(error) => Err(Arc::clone(error)),
+                            Ok(_) if next_refused == Some(&at) => {
+                                next_refused = refused.next();
+                                Ok(Written::Refused)
+                            }
+                            Ok(_) => Ok(Written::Durable),
+                        };
                         // A caller that gave up waiting is no reason to stop the others.
-                        let _ = durable.send(result.clone());
+                        let _ = durable.send(answer);
                     }
                 }
             })
@@ -135,16 +158,24 @@ impl LogWriter {
             writing_since,
             epoch,
             failure,
+            lease,
         };
         (writer, thread)
     }
 
     /// Appends `record`; returns once it is durable. The caller waits, so the writer does not
-    /// gather more before syncing it.
+    /// gather more before syncing it. (Only for records no log refuses: outcomes.)
     pub async fn write(&self, record: Record) -> Result<(), Arc<SendLogError>> {
         let durable = self.submit(record).await?;
         self.hurry();
-        durable.wait().await
+        durable.wait().await.map(drop)
+    }
+
+    /// False once the log's lease on its claims may have run out (a log shared by several
+    /// senders that could not renew it): no message may be handed over any more, since another
+    /// sender may take its person over. Always true for a log of one sender.
+    pub fn live(&self) -> bool {
+        self.lease.as_ref().is_none_or(Lease::live)
     }
 
     /// Queues `record` and returns at once, with a handle that resolves when it is durable.
@@ -157,7 +188,10 @@ impl LogWriter {
             .send(Pending { record, durable })
             .await
             .map_err(|_| stopped())?;
-        Ok(Durable(answer))
+        Ok(Durable {
+            answer,
+            known: None,
+        })
     }
 
     /// True while a write has gone unanswered for longer than [`STALL`]. The engine starts no
@@ -190,21 +224,31 @@ impl LogWriter {
 }
 
 /// A record on its way to the disk.
-pub struct Durable(oneshot::Receiver<Result<(), Arc<SendLogError>>>);
+pub struct Durable {
+    answer: oneshot::Receiver<Result<Written, Arc<SendLogError>>>,
+    /// The answer once [`Durable::ready`] has seen it, for a later `wait` or `ready`.
+    known: Option<Result<Written, Arc<SendLogError>>>,
+}
 
 impl Durable {
-    /// Waits until the record is durable.
-    pub async fn wait(self) -> Result<(), Arc<SendLogError>> {
-        self.0.await.map_err(|_| stopped())?
+    /// Waits until the record is durable, or refused.
+    pub async fn wait(self) -> Result<Written, Arc<SendLogError>> {
+        match self.known {
+            Some(known) => known,
+            None => self.answer.await.map_err(|_| stopped())?,
+        }
     }
 
-    /// `Some` once the writer has answered: durable, or why not.
-    pub fn ready(&mut self) -> Option<Result<(), Arc<SendLogError>>> {
-        match self.0.try_recv() {
-            Ok(result) => Some(result),
-            Err(oneshot::error::TryRecvError::Empty) => None,
-            Err(oneshot::error::TryRecvError::Closed) => Some(Err(stopped())),
+    /// `Some` once the writer has answered: durable, refused, or why not.
+    pub fn ready(&mut self) -> Option<Result<Written, Arc<SendLogError>>> {
+        if self.known.is_none() {
+            self.known = match self.answer.try_recv() {
+                Ok(result) => Some(result),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(Err(stopped())),
+            };
         }
+        self.known.clone()
     }
 }
 
@@ -225,10 +269,10 @@ mod tests {
     struct Counting(Arc<Mutex<Vec<usize>>>);
 
     impl SendLog for Counting {
-        fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+        fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
             std::thread::sleep(std::time::Duration::from_millis(5));
             self.0.lock().unwrap().push(records.len());
-            Ok(())
+            Ok(Vec::new())
         }
     }
 
@@ -264,12 +308,12 @@ mod tests {
     struct Hanging(Duration, usize);
 
     impl SendLog for Hanging {
-        fn append(&mut self, _: &[Record]) -> Result<(), SendLogError> {
+        fn append(&mut self, _: &[Record]) -> Result<Vec<usize>, SendLogError> {
             self.1 += 1;
             if self.1 > 1 {
                 std::thread::sleep(self.0);
             }
-            Ok(())
+            Ok(Vec::new())
         }
     }
 
@@ -290,10 +334,47 @@ mod tests {
         assert!(!writer.stalled(), "answered");
     }
 
+    /// Refuses every attempt for people whose address starts with `taken`.
+    struct Sharing;
+
+    impl SendLog for Sharing {
+        fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
+            let taken = |record: &Record| {
+                matches!(record.event, Event::Attempt { .. }) && record.rcpt.starts_with("taken")
+            };
+            Ok((0..records.len())
+                .filter(|&at| taken(&records[at]))
+                .collect())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_caller_hears_whether_its_own_attempt_was_refused() {
+        let (writer, thread) = LogWriter::spawn(Box::new(Sharing));
+        let mut waiting = Vec::new();
+        for i in 0..300 {
+            let rcpt = if i % 3 == 0 { "taken" } else { "mine" };
+            let rcpt = format!("{rcpt}{i}@example.com");
+            let record = Record::new(Event::attempt("L"), &rcpt, "<i>");
+            waiting.push((rcpt, writer.submit(record).await.unwrap()));
+        }
+        for (rcpt, durable) in waiting {
+            let expected = if rcpt.starts_with("taken") {
+                Written::Refused
+            } else {
+                Written::Durable
+            };
+            assert_eq!(durable.wait().await.unwrap(), expected, "{rcpt}");
+        }
+        assert!(writer.live(), "a log without a lease is always live");
+        drop(writer);
+        thread.join().unwrap();
+    }
+
     struct Broken;
 
     impl SendLog for Broken {
-        fn append(&mut self, _: &[Record]) -> Result<(), SendLogError> {
+        fn append(&mut self, _: &[Record]) -> Result<Vec<usize>, SendLogError> {
             Err(SendLogError::Io {
                 path: "x".into(),
                 source: std::io::Error::other("disk full"),

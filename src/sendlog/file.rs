@@ -130,7 +130,7 @@ impl FileLog {
 }
 
 impl SendLog for FileLog {
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let io = |source| SendLogError::Io {
             path: self.path.clone(),
             source,
@@ -170,7 +170,7 @@ impl SendLog for FileLog {
         }
         (self.end, self.room) = (end, room);
         self.missing_newline = false;
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

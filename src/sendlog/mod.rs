@@ -7,9 +7,10 @@
 //! died while the server had the message).
 //!
 //! The engine sees only the [`SendLog`] trait: a JSON-lines file ([`FileLog`], the default),
-//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], `--log postgres://…`;
-//! one sender at a time for now, tomorrow several sharing a campaign). Writes go through
-//! a [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
+//! memory for dry runs ([`MemoryLog`]), and tables in PostgreSQL ([`PgLog`], `--log postgres://…`,
+//! which several senders may share: there an attempt is also a claim on its person, which the
+//! log may refuse, and the sender holds a [`Lease`] on its claims). Writes go through a
+//! [`LogWriter`], which batches the records of concurrent deliveries into one sync each (group
 //! commit) so durability does not cost one fsync per message.
 //!
 //! A log belongs to one campaign: it names it in its first record ([`Header`]), and every
@@ -19,13 +20,15 @@
 mod claim;
 mod commit;
 mod file;
+mod lease;
 mod lock;
 mod postgres;
 mod replay;
 
 pub use claim::CampaignClaim;
-pub use commit::{Durable, LogWriter, STALL};
+pub use commit::{Durable, LogWriter, STALL, Written};
 pub use file::FileLog;
+pub use lease::Lease;
 pub use postgres::{PgLog, PgTarget};
 pub use replay::{Entry, Replay};
 
@@ -332,8 +335,16 @@ impl Status {
 /// is refused ([`SendLogError::NotALog`]) and left as it was.
 pub trait SendLog: Send {
     /// Appends `records` in order. Returns once all of them are durable: a crash after this call
-    /// cannot lose them.
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError>;
+    /// cannot lose them. A log shared by several senders may refuse an `attempt` whose person
+    /// another sender holds (the attempt is the claim): it then writes nothing for it and
+    /// returns its position in `records`, in order. A log of one sender refuses none.
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError>;
+
+    /// The lease this sender holds on its claims, for a log shared by several senders: once it
+    /// is no longer live, no message may be handed over.
+    fn lease(&self) -> Option<Lease> {
+        None
+    }
 }
 
 impl Event {
@@ -367,9 +378,9 @@ pub struct MemoryLog {
 }
 
 impl SendLog for MemoryLog {
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         self.records.extend_from_slice(records);
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

@@ -1,15 +1,19 @@
 //! The send log in PostgreSQL: the same records and the same meaning as the file log, in
 //! tables one database shares between many campaigns (see `schema`), for organizations that send
-//! from more than one machine: `--log postgres://…` (or `send_log` in the campaign file). One
-//! sender holds a campaign at a time for now; several sharing one come next.
+//! from more than one machine: `--log postgres://…` (or `send_log` in the campaign file). Any
+//! number of senders may share a campaign: they divide its people between them.
 //!
 //! [`PgLog::open`] connects, makes or migrates the tables, takes the campaign's row (making it
-//! on first use) and holds the campaign for the connection's life (an advisory lock, released by
-//! the database when the connection ends, as the OS releases the file log's `flock`), then
-//! streams the campaign's records into the same [`Replay`] the file log builds, a few thousand
-//! rows at a time (see `rows`). [`SendLog::append`] writes a batch as one `INSERT` (one
-//! transaction), and returns once it is committed. [`PgLog::read`] is `status`'s: it replays
-//! without holding the campaign or making tables.
+//! on first use), registers this sender with a lease (renewed on the connection's thread, over
+//! a second connection, see [`Lease`]), then streams each person's state into the same [`Replay`] the file log builds,
+//! a few thousand rows at a time (see `rows`). [`SendLog::append`] writes a batch in one
+//! transaction, where its attempts claim their people: the attempts of people another sender
+//! holds are refused. [`PgLog::read`] is `status`'s: it replays without registering or making
+//! tables.
+//!
+//! A sender that dies leaves its claims to the others once its lease runs out; one that cannot
+//! renew its lease stops handing messages over before the lease can have run out (the
+//! engine asks [`Lease::live`]).
 //!
 //! The client is async, the [`SendLog`] trait is not: the group-commit writer calls `append`
 //! from a plain OS thread, and `send` opens its log from inside its single-threaded runtime,
@@ -36,11 +40,26 @@ pub use target::PgTarget;
 
 use std::sync::mpsc as sync_channel;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use rows::Statements;
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, NoTls};
 
-use super::{Record, Replay, SendLog, SendLogError};
+use super::{Lease, Record, Replay, SendLog, SendLogError};
+
+/// How long others leave a sender's claims alone when it stops renewing its lease, unless
+/// `MISSIVE_LEASE` (a duration: `30s`, `2s`) says otherwise; tests make it short.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// The lease's length: [`LEASE`], or `MISSIVE_LEASE`.
+fn lease_length() -> Duration {
+    std::env::var("MISSIVE_LEASE")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .filter(|length| *length >= Duration::from_millis(200))
+        .unwrap_or(LEASE)
+}
 
 /// A campaign's send log in a PostgreSQL database.
 pub struct PgLog {
@@ -48,12 +67,14 @@ pub struct PgLog {
     requests: Option<mpsc::UnboundedSender<Append>>,
     thread: Option<JoinHandle<()>>,
     uid: String,
+    lease: Lease,
 }
 
-/// A batch for the connection's thread, and where to say whether it was committed.
+/// A batch for the connection's thread, and where to say whether it was committed (and which
+/// attempts were refused).
 struct Append {
     records: Vec<Record>,
-    done: sync_channel::SyncSender<Result<(), SendLogError>>,
+    done: sync_channel::SyncSender<Result<Vec<usize>, SendLogError>>,
 }
 
 impl std::fmt::Debug for PgLog {
@@ -64,8 +85,7 @@ impl std::fmt::Debug for PgLog {
 
 impl PgLog {
     /// Opens `campaign`'s log in the database at `target`: connects, makes or migrates the
-    /// tables, holds the campaign, and replays its records. Refuses a newer schema, and a
-    /// campaign another missive holds ([`SendLogError::Locked`]).
+    /// tables, registers this sender, and replays each person's state. Refuses a newer schema.
     pub fn open(target: &PgTarget, campaign: &str) -> Result<(PgLog, Replay), SendLogError> {
         let (requests, incoming) = mpsc::unbounded_channel();
         let (opened, answer) = sync_channel::sync_channel(1);
@@ -75,11 +95,12 @@ impl PgLog {
             .spawn(move || serve(&target, &campaign, opened, incoming))
             .expect("the OS can start a thread");
         match answer.recv() {
-            Ok(Ok((replay, uid))) => {
+            Ok(Ok((replay, uid, lease))) => {
                 let log = PgLog {
                     requests: Some(requests),
                     thread: Some(thread),
                     uid,
+                    lease,
                 };
                 Ok((log, replay))
             }
@@ -94,10 +115,11 @@ impl PgLog {
         }
     }
 
-    /// Reads `campaign`'s log at `target` without holding the campaign or making tables (for
-    /// `status`, which may run beside a send): a database without missive's tables, or without
-    /// the campaign, is an empty log. Refuses a newer schema.
-    pub fn read(target: &PgTarget, campaign: &str) -> Result<Replay, SendLogError> {
+    /// Reads `campaign`'s log at `target` without registering or making tables (for `status`,
+    /// which may run beside senders): a database without missive's tables, or without the
+    /// campaign, is an empty log. Also says how many senders hold a live lease. Refuses a
+    /// newer schema.
+    pub fn read(target: &PgTarget, campaign: &str) -> Result<(Replay, u64), SendLogError> {
         // On a thread of its own, for the reasons `open` has one.
         std::thread::scope(|scope| {
             let reader = scope.spawn(|| runtime(&target.shown)?.block_on(read(target, campaign)));
@@ -113,7 +135,11 @@ impl PgLog {
 }
 
 impl SendLog for PgLog {
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+    fn lease(&self) -> Option<Lease> {
+        Some(self.lease.clone())
+    }
+
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let (done, answer) = sync_channel::sync_channel(1);
         let batch = Append {
             records: records.to_vec(),
@@ -136,10 +162,10 @@ impl Drop for PgLog {
     }
 }
 
-type Opened = Result<(Replay, String), SendLogError>;
+type Opened = Result<(Replay, String, Lease), SendLogError>;
 
-/// The connection's thread: opens, answers `opened`, then commits each batch until the log is
-/// dropped.
+/// The connection's thread: opens, answers `opened`, then commits each batch and renews the
+/// lease until the log is dropped, and then ends the lease.
 fn serve(
     target: &PgTarget,
     campaign: &str,
@@ -154,9 +180,10 @@ fn serve(
         }
     };
     runtime.block_on(async {
-        let session = match Session::open(target, campaign).await {
+        let mut session = match Session::open(target, campaign).await {
             Ok((session, replay)) => {
-                let _ = opened.send(Ok((replay, session.uid.clone())));
+                let lease = session.lease.clone();
+                let _ = opened.send(Ok((replay, session.uid.clone(), lease)));
                 session
             }
             Err(error) => {
@@ -164,19 +191,70 @@ fn serve(
                 return;
             }
         };
+        // The lease is renewed over a connection of its own, beside the batches: a batch
+        // waiting on a row another sender holds locked (one cut off mid-transaction, until the
+        // database ends it) must not stop the renewals, and so this sender.
+        let renewing = match session.renewer.take() {
+            Some(renewer) => tokio::spawn(renew(renewer, session.renewal())),
+            None => return,
+        };
         while let Some(batch) = incoming.recv().await {
             let _ = batch.done.send(session.append(&batch.records).await);
         }
+        renewing.abort();
+        session.close().await;
     });
 }
 
-/// One connection, holding one campaign.
+/// What renewing a lease needs.
+struct Renewal {
+    log: String,
+    sender: i64,
+    length: Duration,
+    lease: Lease,
+}
+
+/// Renews the lease every quarter lease, until aborted; a renewal that fails or is late only
+/// leaves the lease's local deadline where it was (the engine stops once it passes).
+async fn renew(client: Client, renewal: Renewal) {
+    let Renewal {
+        log,
+        sender,
+        length,
+        lease,
+    } = renewal;
+    let mut every = tokio::time::interval(lease.every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let sent = Instant::now();
+        let renewed = schema::renew(&client, sender, length);
+        match tokio::time::timeout(lease.every(), renewed).await {
+            Ok(Ok(())) => lease.renewed(sent),
+            Ok(Err(e)) => {
+                tracing::warn!(log, error = %describe(&e), "the lease could not be renewed");
+            }
+            Err(_) => tracing::warn!(log, "the lease's renewal got no answer in time"),
+        }
+    }
+}
+
+/// One connection: one sender of one campaign.
 struct Session {
     client: Client,
     log: String,
     campaign: i32,
     uid: String,
-    insert: Statement,
+    /// This sender's row in `missive.senders`.
+    sender: i64,
+    lease: Lease,
+    length: Duration,
+    /// The connection the lease is renewed over, until the renewals take it.
+    renewer: Option<Client>,
+    statements: Statements,
+    /// Statements sent for batches, and records written: the database must see batches, not
+    /// a statement per message.
+    sent: (u64, u64),
 }
 
 impl Session {
@@ -185,33 +263,88 @@ impl Session {
         let mut client = connect(target).await?;
         timely(&log, schema::migrate(&mut client, &log)).await?;
         let row = timely(&log, schema::campaign_row(&client, campaign, &log)).await?;
-        timely(&log, schema::hold_campaign(&client, &row, &log, campaign)).await?;
-        let insert = timely(&log, async {
-            let prepared = client.prepare(rows::INSERT).await;
-            prepared.map_err(|e| database_error(&log, &e))
+        timely(&log, schema::fence(&client, &row, &log, campaign)).await?;
+        let length = lease_length();
+        // A sender cut off mid-transaction must not hold its people's rows locked past its
+        // lease: the others' claims would wait on them. The database ends such a transaction
+        // (and the connection) after half a lease.
+        let idle = format!(
+            "SET idle_in_transaction_session_timeout = {}",
+            (length / 2).as_millis()
+        );
+        timely(&log, async {
+            client
+                .batch_execute(&idle)
+                .await
+                .map_err(|e| database_error(&log, &e))
         })
         .await?;
+        let registered = Instant::now();
+        let sender = timely(&log, schema::register(&client, row.id, length, &log)).await?;
+        let lease = Lease::new(length, registered);
+        let statements = timely(&log, Statements::prepare(&client, &log)).await?;
+        let renewer = connect(target).await?;
         let mut replay = rows::replay(&mut client, row.id, &log).await?;
         replay.set_campaign(campaign);
+        tracing::info!(log, sender, lease = ?length, "registered as a sender of the campaign");
         let session = Session {
             client,
             log,
             campaign: row.id,
             uid: row.uid,
-            insert,
+            sender,
+            lease,
+            length,
+            renewer: Some(renewer),
+            statements,
+            sent: (0, 0),
         };
         Ok((session, replay))
     }
 
-    async fn append(&self, records: &[Record]) -> Result<(), SendLogError> {
-        rows::insert(
-            &self.client,
-            &self.insert,
-            self.campaign,
+    async fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
+        self.sent.1 += records.len() as u64;
+        let append = rows::append(
+            &mut self.client,
+            &self.statements,
+            (self.campaign, self.sender),
             records,
             &self.log,
-        )
-        .await
+            &mut self.sent.0,
+        );
+        // A batch unanswered for a lease's length: the lease is lost anyway, and the run stops
+        // sooner than the general answer timeout would let it.
+        match tokio::time::timeout(self.length, append).await {
+            Ok(result) => result,
+            Err(_) => Err(SendLogError::DatabaseUnreachable {
+                log: self.log.clone(),
+                problem: format!("no answer in {:?}, a lease's length", self.length),
+            }),
+        }
+    }
+
+    /// What the renewals of this session's lease need.
+    fn renewal(&self) -> Renewal {
+        Renewal {
+            log: self.log.clone(),
+            sender: self.sender,
+            length: self.length,
+            lease: self.lease.clone(),
+        }
+    }
+
+    /// Ends the lease: what this sender leaves in doubt may be taken over at once.
+    async fn close(&self) {
+        let ended = schema::renew(&self.client, self.sender, Duration::ZERO);
+        let _ = tokio::time::timeout(self.lease.every(), ended).await;
+        let (statements, records) = self.sent;
+        tracing::info!(
+            log = self.log,
+            statements,
+            records,
+            per_record = statements as f64 / records.max(1) as f64,
+            "the send log's statements"
+        );
     }
 }
 
@@ -230,19 +363,21 @@ async fn connect(target: &PgTarget) -> Result<Client, SendLogError> {
     }
 }
 
-/// `status`'s read: the campaign's records, without making tables or holding the campaign.
-async fn read(target: &PgTarget, campaign: &str) -> Result<Replay, SendLogError> {
+/// `status`'s read: the campaign's people, and how many senders are active, without making
+/// tables or registering.
+async fn read(target: &PgTarget, campaign: &str) -> Result<(Replay, u64), SendLogError> {
     let log = &target.shown;
     let mut client = connect(target).await?;
     if !timely(log, schema::readable(&client, log)).await? {
-        return Ok(Replay::default());
+        return Ok((Replay::default(), 0));
     }
     let Some(row) = timely(log, schema::find_campaign(&client, campaign, log)).await? else {
-        return Ok(Replay::default());
+        return Ok((Replay::default(), 0));
     };
     let mut replay = rows::replay(&mut client, row, log).await?;
     replay.set_campaign(campaign);
-    Ok(replay)
+    let active = timely(log, schema::active_senders(&client, row, log)).await?;
+    Ok((replay, u64::try_from(active).unwrap_or_default()))
 }
 
 /// A runtime for one connection, on the thread that calls it.

@@ -15,9 +15,11 @@ use crate::keymap::KeyMap;
 use crate::ratelimit::{HISTORY, History, unix_seconds};
 
 mod entry;
+mod person;
 
 pub use entry::Entry;
 use entry::{Packed, pack_time};
+pub(crate) use person::Person;
 
 /// A log line as read back: flat, and borrowed from the line's bytes where it can be, so that
 /// replaying millions of records allocates next to nothing. (The written form, [`Record`], is
@@ -204,11 +206,6 @@ impl Replay {
             }
             Err(_) => self.apply_line(bytes),
         }
-    }
-
-    /// Folds one record read back from elsewhere than a file (a database's row).
-    pub(crate) fn apply_fields(&mut self, line: &Line<'_>) -> Result<(), String> {
-        self.fold(line)
     }
 
     /// Names the campaign of a log that keeps it elsewhere than in a first line.

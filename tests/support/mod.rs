@@ -4,6 +4,7 @@ pub mod engine;
 pub mod harness;
 pub mod http;
 pub mod netns;
+pub mod partition;
 pub mod postgres;
 pub mod smtp_server;
 pub mod tls;

@@ -126,6 +126,11 @@ impl PgServer {
         )
     }
 
+    /// The TCP port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Starts the server (again, after [`PgServer::stop`]) on the same port, and waits until
     /// it takes connections.
     pub fn start_again(&mut self) {

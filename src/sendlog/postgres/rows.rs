@@ -1,19 +1,42 @@
-//! The log's records as rows: a batch written as one `INSERT` of arrays, and a campaign's
-//! records read back, a chunk at a time, into the same [`Replay`] the file log builds, through
-//! the same fold (times come back as the file log writes them).
+//! The log's records as rows, and each person's state beside them.
+//!
+//! A batch is written in one statement (one transaction): its attempts claim their people in
+//! `missive.people` (an `INSERT … ON CONFLICT DO UPDATE … WHERE` that takes only people not
+//! sent or failed, not deferred to later, and not held by another sender whose lease is live),
+//! the people's outcomes are brought in step, and the records are inserted: the attempts
+//! claimed, and every outcome. It says which attempts it wrote; one not claimed is refused:
+//! nothing is written for it, and the engine sends nothing for that person.
+//!
+//! Start-up and `status` read `missive.people`, one row a person, into the same [`Replay`]
+//! the file log builds, a chunk at a time: never the whole history of records.
 
-use std::borrow::Cow;
+use std::collections::HashSet;
+use std::time::SystemTime;
 
 use tokio_postgres::{Client, Statement};
 
 use super::errors::{database_error, timely};
-use crate::sendlog::replay::Line;
-use crate::sendlog::{Record, Replay, SendLogError, parse_timestamp};
+use crate::sendlog::replay::Person;
+use crate::sendlog::{Record, Replay, SendLogError, Status, parse_timestamp};
 
-/// Rows fetched at a time while replaying: a million records are never in memory at once.
-const REPLAY_CHUNK: i32 = 4096;
+/// Rows fetched at a time while replaying: a million people are never in memory at once.
+const REPLAY_CHUNK: i32 = 8192;
 
-/// Streams `campaign`'s records, in the order they were written, into a replay.
+/// The statement a session prepares once.
+pub(super) struct Statements {
+    write: Statement,
+}
+
+impl Statements {
+    pub(super) async fn prepare(client: &Client, log: &str) -> Result<Statements, SendLogError> {
+        let error = |e: tokio_postgres::Error| database_error(log, &e);
+        Ok(Statements {
+            write: client.prepare(WRITE).await.map_err(error)?,
+        })
+    }
+}
+
+/// Streams `campaign`'s people, one row each, into a replay.
 pub(super) async fn replay(
     client: &mut Client,
     campaign: i32,
@@ -24,7 +47,7 @@ pub(super) async fn replay(
     // A portal reads the rows a chunk at a time, in one snapshot.
     let transaction = client.transaction().await.map_err(error)?;
     let portal = timely(log, async {
-        transaction.bind(SELECT, &[&campaign]).await.map_err(error)
+        transaction.bind(PEOPLE, &[&campaign]).await.map_err(error)
     })
     .await?;
     loop {
@@ -36,48 +59,113 @@ pub(super) async fn replay(
         })
         .await?;
         for row in &rows {
-            let line = Line {
-                at: Cow::Borrowed(row.get::<_, Option<&str>>(0).unwrap_or_default()),
-                event: Cow::Borrowed(row.get(1)),
-                rcpt: Cow::Borrowed(row.get(2)),
-                letter: row.get::<_, Option<&str>>(3).map(Cow::Borrowed),
-                reply: row.get::<_, Option<&str>>(4).map(Cow::Borrowed),
-                retry_at: row.get::<_, Option<&str>>(5).map(Cow::Borrowed),
-                via: row.get::<_, Option<&str>>(6).map(Cow::Borrowed),
+            let status = match row.get::<_, &str>(1) {
+                "sent" => Status::Sent,
+                "failed" => Status::Failed,
+                "deferred" => Status::Deferred,
+                "attempt" => Status::InDoubt,
+                _ => Status::Pending,
             };
-            replay
-                .apply_fields(&line)
-                .map_err(|problem| SendLogError::DatabaseFailed {
-                    log: log.to_owned(),
-                    problem: format!("a record of the table missive.records: {problem}"),
-                })?;
+            replay.apply_person(&Person {
+                rcpt: row.get(0),
+                status,
+                attempts: u32::try_from(row.get::<_, i32>(2)).unwrap_or_default(),
+                first_attempt: row.get(3),
+                last_attempt: row.get(4),
+                retry_at: row.get(5),
+                letter: row.get(6),
+                reply: row.get(7),
+                via_fallback: row.get::<_, Option<&str>>(8).is_some(),
+            });
         }
         if rows.len() < REPLAY_CHUNK as usize {
             break;
         }
+    }
+    // The quotas count every attempt of the last day, not only each person's latest.
+    let since = SystemTime::now() - crate::ratelimit::HISTORY;
+    let seconds = timely(log, async {
+        transaction
+            .query(HISTORY, &[&campaign, &since])
+            .await
+            .map_err(error)
+    })
+    .await?;
+    for row in &seconds {
+        let second = u64::try_from(row.get::<_, i64>(0)).unwrap_or_default();
+        let attempts = u32::try_from(row.get::<_, i64>(1)).unwrap_or_default();
+        let withdrawn = u32::try_from(row.get::<_, i64>(2)).unwrap_or_default();
+        replay.add_attempts(second, attempts, withdrawn);
     }
     transaction.commit().await.map_err(error)?;
     replay.finish();
     Ok(replay)
 }
 
-/// Inserts `records` in order with `insert` (a prepared [`INSERT`]), in one statement: one
-/// transaction, committed on return.
-pub(super) async fn insert(
-    client: &Client,
-    insert: &Statement,
-    campaign: i32,
+/// Writes `records` in order, in one transaction, for the sender `sender`: returns the
+/// positions of the attempts refused (their people held by another sender, or done), for
+/// which nothing was written. `statements` counts the statements sent.
+pub(super) async fn append(
+    client: &mut Client,
+    prepared: &Statements,
+    (campaign, sender): (i32, i64),
     records: &[Record],
     log: &str,
-) -> Result<(), SendLogError> {
+    statements: &mut u64,
+) -> Result<Vec<usize>, SendLogError> {
+    let error = |e: tokio_postgres::Error| database_error(log, &e);
+    // A segment names each person once, so that one statement never claims or updates a
+    // person twice (which the database refuses), and a person's records apply in order. A
+    // run's batch is one segment (one statement, its own transaction) but for an attempt
+    // withdrawn in the same batch.
+    let mut segments = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let mut named = HashSet::new();
+        let length = records[start..]
+            .iter()
+            .take_while(|record| named.insert(record.rcpt.as_str()))
+            .count();
+        segments.push(start..start + length);
+        start += length;
+    }
+    if segments.len() == 1 {
+        *statements += 1;
+        return write_segment(&*client, prepared, (campaign, sender), records, log).await;
+    }
+    let mut refused = Vec::new();
+    let transaction = client.transaction().await.map_err(error)?;
+    // BEGIN, a statement a segment, COMMIT.
+    *statements += 2 + segments.len() as u64;
+    for segment in segments {
+        let at = segment.start;
+        let here = &records[segment];
+        let refused_here =
+            write_segment(&transaction, prepared, (campaign, sender), here, log).await?;
+        refused.extend(refused_here.into_iter().map(|refused| at + refused));
+    }
+    timely(log, async { transaction.commit().await.map_err(error) }).await?;
+    Ok(refused)
+}
+
+/// Claims the people of `records`' attempts, writes the records claimed and the outcomes, and
+/// brings the people's state in step, in one statement; the positions of the attempts refused.
+async fn write_segment(
+    client: &impl tokio_postgres::GenericClient,
+    prepared: &Statements,
+    (campaign, sender): (i32, i64),
+    records: &[Record],
+    log: &str,
+) -> Result<Vec<usize>, SendLogError> {
+    let error = |e: tokio_postgres::Error| database_error(log, &e);
     let mut columns = Columns::with_capacity(records.len());
     for record in records {
         columns.push(record);
     }
-    let inserted = timely(log, async {
+    let written = timely(log, async {
         client
-            .execute(
-                insert,
+            .query(
+                &prepared.write,
                 &[
                     &campaign,
                     &columns.at,
@@ -88,30 +176,37 @@ pub(super) async fn insert(
                     &columns.reply,
                     &columns.retry_at,
                     &columns.via,
+                    &sender,
                 ],
             )
             .await
-            .map_err(|e| database_error(log, &e))
+            .map_err(error)
     })
     .await?;
-    if inserted != records.len() as u64 {
-        return Err(SendLogError::DatabaseFailed {
-            log: log.to_owned(),
-            problem: format!("{inserted} of {} records were written", records.len()),
-        });
-    }
-    Ok(())
+    // The attempts written are the people claimed (each named once in a segment).
+    let claimed: HashSet<&str> = written
+        .iter()
+        .filter(|row| row.get::<_, &str>(1) == "attempt")
+        .map(|row| row.get(0))
+        .collect();
+    Ok((0..records.len())
+        .filter(|&at| is_attempt(&records[at]) && !claimed.contains(records[at].rcpt.as_str()))
+        .collect())
 }
 
-/// A batch as the columns of the `INSERT`'s arrays.
+fn is_attempt(record: &Record) -> bool {
+    matches!(record.event, crate::sendlog::Event::Attempt { .. })
+}
+
+/// A batch as the columns of the statements' arrays.
 struct Columns<'a> {
-    at: Vec<Option<std::time::SystemTime>>,
+    at: Vec<Option<SystemTime>>,
     event: Vec<&'static str>,
     rcpt: Vec<&'a str>,
     message_id: Vec<&'a str>,
     letter: Vec<Option<&'a str>>,
     reply: Vec<Option<&'a str>>,
-    retry_at: Vec<Option<std::time::SystemTime>>,
+    retry_at: Vec<Option<SystemTime>>,
     via: Vec<Option<&'a str>>,
 }
 
@@ -142,19 +237,84 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// A batch's rows, in the order given (the ordinality), so `seq` keeps the log's order.
-pub(super) const INSERT: &str = "
+/// One segment of a batch, in one statement. The attempt is the claim: a person is taken
+/// unless sent or failed, deferred to a retry still to come (by the database's clock, with a
+/// minute's grace for the senders' own), or attempted by another sender whose lease is live;
+/// an attempt whose sender's lease ran out is in doubt, and taken over (resent with the same
+/// Message-ID). The latest outcome of each person goes into their state: sent and failed
+/// whoever held them (they are what happened), deferred and withdrawn only by the sender
+/// holding them (a withdrawn attempt puts the person back where they stood, and lets them
+/// go). The records follow in the order given, so `seq` keeps the log's order: the attempts
+/// claimed, the outcomes, and a withdrawn record only where it withdrew something. Returns
+/// the attempts written, that is the people claimed.
+const WRITE: &str = "
+    WITH batch AS (
+        SELECT * FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::text[], $8::timestamptz[], $9::text[])
+             WITH ORDINALITY AS b (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
+    ),
+    claimed AS (
+        INSERT INTO missive.people AS p
+            (campaign, rcpt, status, message_id, owner, attempts, first_attempt, last_attempt,
+             before, letter)
+        SELECT $1, rcpt, 'attempt', message_id, $10, 1, at, at, 'withdrawn', letter
+        FROM batch WHERE event = 'attempt'
+        ON CONFLICT (campaign, rcpt) DO UPDATE
+        SET status = 'attempt', message_id = excluded.message_id, owner = $10,
+            attempts = p.attempts + 1,
+            first_attempt = coalesce(p.first_attempt, excluded.first_attempt),
+            last_attempt = excluded.last_attempt, before = p.status, letter = excluded.letter,
+            retry_at = NULL
+        WHERE p.status NOT IN ('sent', 'failed')
+          AND NOT (p.status = 'deferred' AND p.retry_at > now() + interval '1 minute')
+          AND NOT (p.status = 'attempt' AND p.owner <> $10 AND EXISTS (
+              SELECT 1 FROM missive.senders s
+              WHERE s.id = p.owner AND s.lease_until > now()))
+        RETURNING rcpt
+    ),
+    latest AS (
+        SELECT DISTINCT ON (rcpt) * FROM batch WHERE event <> 'attempt' ORDER BY rcpt, n DESC
+    ),
+    outcomes AS (
+        INSERT INTO missive.people AS p
+            (campaign, rcpt, status, message_id, attempts, retry_at, reply, via)
+        SELECT $1, rcpt, event, message_id, 0, retry_at, reply, via
+        FROM latest WHERE event <> 'withdrawn'
+        ON CONFLICT (campaign, rcpt) DO UPDATE
+        SET status = excluded.status, retry_at = excluded.retry_at, reply = excluded.reply,
+            via = excluded.via
+        WHERE p.status NOT IN ('sent', 'failed')
+          AND (excluded.status IN ('sent', 'failed') OR p.owner = $10)
+    ),
+    withdrawn AS (
+        UPDATE missive.people AS p
+        SET status = coalesce(p.before, 'withdrawn'), attempts = greatest(p.attempts - 1, 0),
+            owner = NULL
+        FROM latest
+        WHERE latest.event = 'withdrawn' AND p.campaign = $1 AND p.rcpt = latest.rcpt
+          AND p.status = 'attempt' AND p.owner = $10
+        RETURNING p.rcpt
+    )
     INSERT INTO missive.records
         (campaign, at, event, rcpt, message_id, letter, reply, retry_at, via)
     SELECT $1, at, event, rcpt, message_id, letter, reply, retry_at, via
-    FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::timestamptz[], $9::text[])
-         WITH ORDINALITY AS batch (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
-    ORDER BY n";
+    FROM batch
+    WHERE CASE event
+        WHEN 'attempt' THEN rcpt IN (SELECT rcpt FROM claimed)
+        WHEN 'withdrawn' THEN rcpt IN (SELECT rcpt FROM withdrawn)
+        ELSE true END
+    ORDER BY n
+    RETURNING rcpt, event";
 
-/// A campaign's records in order, times as the file log writes them (RFC 3339, UTC, seconds),
-/// so the replay reads them as it reads a file's.
-const SELECT: &str = r#"
-    SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), event, rcpt, letter,
-           reply, to_char(retry_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), via
-    FROM missive.records WHERE campaign = $1 ORDER BY seq"#;
+/// A campaign's attempts and withdrawals a second since `$2`.
+const HISTORY: &str = "
+    SELECT extract(epoch FROM date_trunc('second', at))::bigint,
+           count(*) FILTER (WHERE event = 'attempt'), count(*) FILTER (WHERE event = 'withdrawn')
+    FROM missive.records
+    WHERE campaign = $1 AND at >= $2 AND event IN ('attempt', 'withdrawn')
+    GROUP BY 1";
+
+/// A campaign's people, one row each.
+const PEOPLE: &str = "
+    SELECT rcpt, status, attempts, first_attempt, last_attempt, retry_at, letter, reply, via
+    FROM missive.people WHERE campaign = $1";

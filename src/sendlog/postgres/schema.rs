@@ -2,8 +2,10 @@
 //!
 //! Everything lives in the schema `missive`: `schema_version` (one row: the version of the
 //! tables and the missive that made it), `campaigns` (one row per campaign id, with a `uid`
-//! drawn when the row is made) and `records` (the log's records, keyed by campaign and in the
-//! order they were written). Migrations only ever go forward, one version at a time, inside one
+//! drawn when the row is made), `records` (the log's records, keyed by campaign and in the
+//! order they were written), and since version 2 `people` (each person's latest state, kept in
+//! step with `records` in the same transaction, and who holds them) and `senders` (every
+//! `send` that opened a campaign, and until when its lease runs, by the database's clock). Migrations only ever go forward, one version at a time, inside one
 //! transaction under an advisory lock, so two missives starting at once migrate once. A missive
 //! that finds a newer version than it knows refuses to touch the tables.
 
@@ -14,12 +16,13 @@ use super::errors::database_error;
 use crate::sendlog::SendLogError;
 
 /// The first key of every advisory lock missive takes ("misv"); the second is 0 for migrating
-/// and a campaign's row id for holding that campaign.
+/// and a campaign's row id for fencing off missives older than schema 2 (see [`fence`]).
 pub(super) const LOCK_CLASS: i32 = 0x6d69_7376;
 
 /// Each migration takes the tables from the version before it to its own (the first from
 /// none): append a new one for each change, never edit a published one.
-const MIGRATIONS: [&str; 1] = [r"
+const MIGRATIONS: [&str; 2] = [
+    r"
     CREATE TABLE missive.campaigns (
         id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         name text NOT NULL UNIQUE,
@@ -42,7 +45,65 @@ const MIGRATIONS: [&str; 1] = [r"
         via text,
         PRIMARY KEY (campaign, seq)
     );
-"];
+",
+    // Several senders: each person's state (the claim), and the senders' leases. The state of
+    // a campaign already under way is folded from its records: a withdrawn attempt cancels the
+    // attempt just before it; then the latest record left says where the person stands (an
+    // attempt: in doubt, held by nobody).
+    r"
+    CREATE TABLE missive.senders (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        campaign integer NOT NULL REFERENCES missive.campaigns (id),
+        host text NOT NULL,
+        pid integer NOT NULL,
+        started timestamptz NOT NULL DEFAULT now(),
+        lease_until timestamptz NOT NULL
+    );
+    CREATE INDEX senders_by_campaign ON missive.senders (campaign, lease_until);
+    CREATE TABLE missive.people (
+        campaign integer NOT NULL REFERENCES missive.campaigns (id),
+        rcpt text NOT NULL,
+        status text NOT NULL
+            CHECK (status IN ('attempt', 'sent', 'deferred', 'failed', 'withdrawn')),
+        message_id text NOT NULL,
+        owner bigint,
+        attempts integer NOT NULL DEFAULT 0,
+        first_attempt timestamptz,
+        last_attempt timestamptz,
+        before text,
+        retry_at timestamptz,
+        letter text,
+        reply text,
+        via text,
+        PRIMARY KEY (campaign, rcpt)
+    );
+    INSERT INTO missive.people
+        (campaign, rcpt, status, message_id, attempts, first_attempt, last_attempt, retry_at,
+         letter, reply, via)
+    SELECT campaign, rcpt,
+           CASE WHEN bool_or(event = 'sent') THEN 'sent'
+                WHEN bool_or(event = 'failed') THEN 'failed'
+                ELSE coalesce((array_agg(event ORDER BY seq DESC) FILTER (WHERE kept))[1],
+                              'withdrawn') END,
+           (array_agg(message_id ORDER BY seq DESC))[1],
+           count(*) FILTER (WHERE event = 'attempt' AND kept),
+           min(at) FILTER (WHERE event = 'attempt' AND kept),
+           max(at) FILTER (WHERE event = 'attempt' AND kept),
+           -- A withdrawn attempt leaves a deferred person due (the file log's replay too).
+           CASE WHEN (array_agg(event ORDER BY seq DESC))[1] <> 'withdrawn'
+                THEN (array_agg(retry_at ORDER BY seq DESC) FILTER (WHERE kept))[1] END,
+           (array_agg(letter ORDER BY seq DESC) FILTER (WHERE event = 'attempt' AND kept))[1],
+           (array_agg(reply ORDER BY seq DESC) FILTER (WHERE kept AND reply IS NOT NULL))[1],
+           (array_agg(via ORDER BY seq DESC) FILTER (WHERE event = 'sent'))[1]
+    FROM (
+        SELECT *, event <> 'withdrawn' AND coalesce(lead(event) OVER person, '') <> 'withdrawn'
+                  AS kept
+        FROM missive.records
+        WINDOW person AS (PARTITION BY campaign, rcpt ORDER BY seq)
+    ) AS folded
+    GROUP BY campaign, rcpt;
+",
+];
 
 /// The version of the tables this missive makes and reads.
 pub(super) const VERSION: i32 = MIGRATIONS.len() as i32;
@@ -188,50 +249,142 @@ pub(super) async fn find_campaign(
     Ok(row.map(|row| row.get(0)))
 }
 
-/// Holds `row`'s campaign for this connection's life, as the file log's lock holds its file:
-/// until several senders divide a campaign between them, two would mail everyone twice. The
-/// database lets go when the connection ends, however the process dies.
-pub(super) async fn hold_campaign(
+/// Keeps a missive older than schema 2 from sending the campaign beside this one: it writes
+/// records but claims nobody, so the senders here would not see whom it mails. Such a missive
+/// holds the campaign's advisory lock alone (exclusive) while it sends; senders of this
+/// version share it, for their connection's life. So either kind waits for the other to end
+/// (`Locked`, exit 75), and any number of this kind send together.
+pub(super) async fn fence(
     client: &Client,
     row: &CampaignRow,
     log: &str,
     campaign: &str,
 ) -> Result<(), SendLogError> {
-    let error = |e: tokio_postgres::Error| database_error(log, &e);
     let taken: bool = client
         .query_one(
-            "SELECT pg_try_advisory_lock($1, $2)",
+            "SELECT pg_try_advisory_lock_shared($1, $2)",
             &[&LOCK_CLASS, &row.id],
         )
         .await
-        .map_err(error)?
+        .map_err(|e| database_error(log, &e))?
         .get(0);
     if taken {
         return Ok(());
     }
-    let holder = client
-        .query_opt(
-            "SELECT a.application_name, coalesce(host(a.client_addr), 'a local socket')
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted
-               AND l.classid::integer = $1 AND l.objid::integer = $2 AND l.objsubid = 2",
-            &[&LOCK_CLASS, &row.id],
-        )
-        .await
-        .ok()
-        .flatten()
-        .map(|row| {
-            format!(
-                " ({}, from {})",
-                row.get::<_, &str>(0),
-                row.get::<_, &str>(1)
-            )
-        })
-        .unwrap_or_default();
     Err(SendLogError::Locked {
         path: format!("{log} (campaign {campaign})").into(),
-        holder,
+        holder: " (a missive older than this one, which cannot share a campaign)".into(),
     })
+}
+
+/// Registers this sender for the campaign `campaign`, with a lease of `lease` from now by the
+/// database's clock: its id.
+pub(super) async fn register(
+    client: &Client,
+    campaign: i32,
+    lease: std::time::Duration,
+    log: &str,
+) -> Result<i64, SendLogError> {
+    // `MISSIVE_HOST` names the machine where host names do not tell machines apart.
+    let host = std::env::var("MISSIVE_HOST")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|name| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let pid = i32::try_from(std::process::id()).unwrap_or_default();
+    end_leases_of_the_dead(client, campaign, &host, pid, log).await?;
+    let row = client
+        .query_one(
+            "INSERT INTO missive.senders (campaign, host, pid, lease_until)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+             RETURNING id",
+            &[&campaign, &host, &pid, &lease.as_secs_f64()],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?;
+    Ok(row.get(0))
+}
+
+/// Ends the leases of this campaign's senders on this host whose process is gone (a `kill -9`,
+/// a crash, a database lost): a sender restarted on the same machine takes over at once what
+/// they left in doubt, as with the file log, instead of waiting for their leases to run out.
+/// Only where `/proc` tells (Linux); a process id taken since by another process (this one
+/// included) reads as alive, which only means waiting for the lease. Host names must tell machines apart.
+async fn end_leases_of_the_dead(
+    client: &Client,
+    campaign: i32,
+    host: &str,
+    own_pid: i32,
+    log: &str,
+) -> Result<(), SendLogError> {
+    if !std::path::Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    let error = |e: tokio_postgres::Error| database_error(log, &e);
+    let live = client
+        .query(
+            "SELECT id, pid FROM missive.senders
+             WHERE campaign = $1 AND host = $2 AND lease_until > now()",
+            &[&campaign, &host],
+        )
+        .await
+        .map_err(error)?;
+    let dead: Vec<i64> = live
+        .iter()
+        .filter(|row| {
+            let pid: i32 = row.get(1);
+            pid != own_pid && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .map(|row| row.get(0))
+        .collect();
+    if !dead.is_empty() {
+        tracing::info!(log, senders = ?dead, "ending the leases of this machine's dead senders");
+        client
+            .execute(
+                "UPDATE missive.senders SET lease_until = now() WHERE id = ANY($1)",
+                &[&dead],
+            )
+            .await
+            .map_err(error)?;
+    }
+    Ok(())
+}
+
+/// Extends the lease of `sender` to `lease` from now (the database's clock); a lease of zero
+/// ends it (a sender leaving cleanly lets its in-doubt attempts be taken over at once).
+pub(super) async fn renew(
+    client: &Client,
+    sender: i64,
+    lease: std::time::Duration,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE missive.senders SET lease_until = now() + make_interval(secs => $2)
+             WHERE id = $1",
+            &[&sender, &lease.as_secs_f64()],
+        )
+        .await
+        .map(drop)
+}
+
+/// How many senders of `campaign` hold a live lease.
+pub(super) async fn active_senders(
+    client: &Client,
+    campaign: i32,
+    log: &str,
+) -> Result<i64, SendLogError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM missive.senders WHERE campaign = $1 AND lease_until > now()",
+            &[&campaign],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?;
+    Ok(row.get(0))
 }
 
 #[cfg(test)]
@@ -241,6 +394,6 @@ mod tests {
     #[test]
     fn the_lock_class_spells_misv_and_versions_count_migrations() {
         assert_eq!(&LOCK_CLASS.to_be_bytes(), b"misv");
-        assert_eq!(VERSION, 1);
+        assert_eq!(VERSION, 2);
     }
 }
