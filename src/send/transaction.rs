@@ -22,8 +22,9 @@ pub(super) enum Transaction {
         reusable: bool,
         /// The outcome record, on its way to the disk (none for a message left in doubt).
         durable: Option<Durable>,
-        /// The next message, taken early: the next one to carry.
-        next: Option<Job>,
+        /// The next message, taken early: the next one to carry (boxed: a job is large, and
+        /// most transactions end without one).
+        next: Option<Box<Job>>,
     },
     Again,
 }
@@ -89,7 +90,7 @@ pub(super) async fn transact<D: Delivery>(
             });
         }
     }
-    let next = take_next(shared, connection, relay, queue)?;
+    let next = take_next(shared, connection, relay, queue)?.map(Box::new);
     let then = next
         .as_ref()
         .filter(|next| next.admitted)

@@ -288,7 +288,7 @@ impl<'a, D: Delivery> Worker<'a, D> {
                         durable,
                         next,
                     } => {
-                        carried = next;
+                        carried = next.map(|job| *job);
                         let settled = Settled {
                             outcome,
                             was_in_doubt: job.was_in_doubt,
