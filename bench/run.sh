@@ -33,6 +33,10 @@ BIG=${BIG:-1000000}
 N_ATTACH=${N_ATTACH:-10000}
 N_RECEIPTS=${N_RECEIPTS:-100000}
 RECEIPT_FILES=${RECEIPT_FILES:-1000}
+# Section 7: people of the campaign several senders share through PostgreSQL, each sender with
+# pool 4, against a relay that answers each message after SENDERS_DELAY_MS.
+N_SENDERS=${N_SENDERS:-4000}
+SENDERS_DELAY_MS=${SENDERS_DELAY_MS:-50}
 CONCURRENCIES=(1 4 16)
 # Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
 STORIES=1
@@ -167,6 +171,7 @@ start_sink() {
 
 cleanup() {
     stop_pg
+    [[ -n "${SLOW_PID:-}" ]] && kill "$SLOW_PID" 2>/dev/null || true
     if [[ -n "${SINK_PID:-}" ]]; then
         kill "$SINK_PID" 2>/dev/null || true
         wait "$SINK_PID" 2>/dev/null || true
@@ -503,6 +508,66 @@ section_pg() {
     row "  PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'), same machine, TCP" "" "" "" "" ""
 }
 
+# start_slow_sink: bench/slow_sink.py on a free port (SLOW_PORT), counting into $1.
+start_slow_sink() {
+    SLOW_PORT=$(free_port)
+    python3 "$ROOT/bench/slow_sink.py" "$SLOW_PORT" "$SENDERS_DELAY_MS" "$1" >"$WORK/slow-sink.out" 2>&1 &
+    SLOW_PID=$!
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$SLOW_PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    say "slow_sink.py did not start:"
+    cat "$WORK/slow-sink.out" >&2
+    exit 1
+}
+
+section_senders() {
+    table "7. 1, 2 and 4 senders sharing one campaign of $N_SENDERS through PostgreSQL, pool 4 each, to a relay answering each message after $SENDERS_DELAY_MS ms (messages/s)"
+    PG_BIN=$(pg_bin_dir)
+    if [[ -z "$PG_BIN" ]]; then
+        say "section 7 skipped: no PostgreSQL server programs"
+        printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
+        return 0
+    fi
+    [[ -n "${PG_DIR:-}" ]] || start_pg
+    python3 "$ROOT/bench/gen.py" recipients "$WORK/senders.csv" "$N_SENDERS"
+    campaign senders senders.csv 4
+    local one=""
+    for k in 1 2 4; do
+        local db="senders_$k" pids=() start end
+        pg_sql "CREATE DATABASE $db" >/dev/null
+        start_slow_sink "$WORK/slow-$k.count"
+        local before
+        before=$(pg_sql "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+        start=$(date +%s%N)
+        for i in $(seq "$k"); do
+            MISSIVE_HOST="bench-$i" "$MISSIVE" send "$WORK/senders.toml" --smtp "smtp://127.0.0.1:$SLOW_PORT" \
+                --log "$PG_URL/$db" --new-log >"$WORK/senders-$k-$i.out" 2>"$WORK/senders-$k-$i.err" &
+            pids+=($!)
+        done
+        for pid in "${pids[@]}"; do wait "$pid" || true; done
+        end=$(date +%s%N)
+        local after sent
+        after=$(pg_sql "SELECT xact_commit FROM pg_stat_database WHERE datname = '$db'")
+        kill "$SLOW_PID"; wait "$SLOW_PID" 2>/dev/null || true
+        sent=$(pg_sql "SELECT count(*) FROM missive.people WHERE status = 'sent'" "$db")
+        [[ "$sent" == "$N_SENDERS" ]] || { say "$k senders: $sent sent in the database, not $N_SENDERS"; tail -3 "$WORK"/senders-"$k"-*.err >&2; exit 1; }
+        local received rate
+        received=$(cat "$WORK/slow-$k.count")
+        rate=$(calc "$N_SENDERS * 1000000000 / ($end - $start)" 0)
+        [[ -n "$one" ]] || one=$rate
+        if [[ $k == 1 ]]; then
+            row "1 sender" "$rate" "" "" "" ""
+        else
+            row "$k senders (reference: 1 sender)" "$rate" "$one" "$(calc "$rate / $one" 2)" \
+                "$( [[ $k == 4 ]] && echo '>= 3.2' )" "$( [[ $k == 4 ]] && met "$(calc "$rate / $one" 2)" ">=" 3.2 )"
+        fi
+        row "  transactions per message; messages the relay took" \
+            "$(calc "($after - $before) / $N_SENDERS" 2)" "$received" "" "" ""
+    done
+}
+
 section_attachments() {
     table "6. attachments: render + build on one core (taskset -c 0, pool 4, median of 3 off/on pairs) with a 200 KB file in every message; a real send to $N_RECEIPTS people with a 100 KB file each"
     local gen="$ROOT/bench/gen.py"
@@ -534,6 +599,17 @@ section_attachments() {
 }
 
 main() {
+    # `bash bench/run.sh senders`: section 7 alone.
+    if [[ "${1:-}" == senders ]]; then
+        fetch
+        prepare_render
+        printf '# missive benchmark, section 7 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        section_senders
+        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+        return 0
+    fi
     # `bash bench/run.sh attachments`: section 6 alone.
     if [[ "${1:-}" == attachments ]]; then
         fetch
@@ -593,6 +669,7 @@ main() {
     section_mailmerge
     section_pg
     section_attachments
+    section_senders
     printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
     printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
 }
