@@ -360,9 +360,13 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));
     }
-    if let Some((relay, why)) = &report.set_aside {
+    // Unless the run stopped for it: then the other relay carried nothing, and the stop says so.
+    if let Some((relay, why)) = &report.set_aside
+        && !matches!(report.stopped, Some(Stopped::Untrusted { .. }))
+    {
         println!(
-            "the {} relay was set aside, its certificate not trusted ({why}): the other relay              carried the run; mend its url or ca_file before the next run",
+            "the {} relay was set aside, its certificate not trusted ({why}): the other relay \
+             carried the run; mend its url or ca_file before the next run",
             relay.as_str()
         );
     }
