@@ -118,10 +118,15 @@ impl<'a> Counts<'a> {
                         "{value:?} names no letter ({rows} row(s), the first here): they get the \
                          {default} letter"
                     ),
-                    format!(
-                        "write one of {}, or add a [letters.{value}] section to the campaign",
-                        tags.join(", ")
-                    ),
+                    // The value as the list holds it may be anything (a line break, a
+                    // terminal's escape): a section is offered only when its name would load.
+                    match is_tag(value) {
+                        true => format!(
+                            "write one of {}, or add a [letters.{value}] section to the campaign",
+                            tags.join(", ")
+                        ),
+                        false => format!("write one of {}", tags.join(", ")),
+                    },
                 )
             })
             .collect()
@@ -146,6 +151,12 @@ impl<'a> Counts<'a> {
             self.empty,
         )
     }
+}
+
+/// True when `value` may name a `[letters.<language>]` section, as the campaign file reads
+/// one.
+fn is_tag(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// A warning when the recipient file has no language column: everyone gets the default letter.
