@@ -273,3 +273,24 @@ fn with_a_time_zone_column_each_person_is_mailed_in_their_own_window() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.messages().len(), 2, "{}", again.all());
 }
+
+#[test]
+fn check_warns_of_a_time_zone_column_the_list_does_not_have() {
+    // `fuseau` in the campaign, `zone` in the list: everyone would silently be mailed in the
+    // window's own zone.
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, "00:00-24:00", "Europe/Paris")
+    );
+    let fixture = Fixture::new(
+        "email,first_name,last_name,amount,zone\nzoe@example.com,Zoé,D,10,America/Montreal\n",
+        &settings,
+    );
+    let check = fixture.command("check", &[]);
+    let warning = check
+        .stdout
+        .lines()
+        .find(|line| line.contains("no column `fuseau`"))
+        .unwrap_or_else(|| panic!("no warning of the missing column: {}", check.all()));
+    assert!(warning.contains("Europe/Paris"), "{warning}");
+}
