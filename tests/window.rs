@@ -294,3 +294,33 @@ fn check_warns_of_a_time_zone_column_the_list_does_not_have() {
         .unwrap_or_else(|| panic!("no warning of the missing column: {}", check.all()));
     assert!(warning.contains("Europe/Paris"), "{warning}");
 }
+
+#[test]
+fn status_counts_a_person_mailed_as_sent_whatever_their_zone_now_reads() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, "00:00-24:00", "UTC")
+    );
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               zoe@example.com,Zoé,D,10,UTC\n\
+               noe@example.com,Noé,G,10,Europe/Paris\n";
+    let fixture = Fixture::new(csv, &settings);
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(server.wait_for(2, Duration::from_secs(10)).len(), 2);
+    // The list is edited afterwards: a zone mistyped for someone already mailed. A send skips
+    // them as done, never reading their zone; status must say the same.
+    fixture.write(
+        "recipients/list.csv",
+        &csv.replace("Europe/Paris", "Europe/Pariss"),
+    );
+    let again = fixture.send(&server.url(), &[]);
+    assert!(!again.stdout.contains("Europe/Pariss"), "{}", again.all());
+    let status = fixture.status();
+    assert_eq!(
+        (&status["sent"], &status["invalid"]),
+        (&2.into(), &0.into()),
+        "{status}"
+    );
+}

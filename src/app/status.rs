@@ -138,29 +138,33 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 continue;
             }
         };
-        // A zone the engine would refuse makes the row invalid, as a send reports it.
-        let own_window = match &mut personal {
-            Some(personal) => match personal.at(recipient.field(personal.column()), now) {
-                Ok(state) => Some(state),
-                Err(_) => {
-                    report.invalid += 1;
-                    continue;
-                }
-            },
-            None => None,
-        };
         // The engine's own decision. `status` says where a person stands, so a deferred one
         // stays "deferred" whether it is due, not yet due, or about to be given up, and an
         // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
         let entry = replay.get(&recipient.key);
         let send_before = campaign.send_before;
-        match decide(
+        let decision = decide(
             entry.as_ref(),
             InDoubt::default(),
             &campaign.retry,
             send_before,
             now,
-        ) {
+        );
+        // A zone the engine would refuse makes the row invalid, as a send reports it: only
+        // for someone a send would mail now (one already mailed keeps their outcome).
+        let own_window = match (&mut personal, &decision) {
+            (Some(personal), Decision::Send { .. }) if !suppressed => {
+                match personal.at(recipient.field(personal.column()), now) {
+                    Ok(state) => Some(state),
+                    Err(_) => {
+                        report.invalid += 1;
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        match decision {
             Decision::Done(Status::Sent) => report.sent += 1,
             Decision::Done(_) => report.failed += 1,
             // Whatever else the log says, a suppressed person will not be mailed.
