@@ -489,3 +489,40 @@ fn check_prints_a_hostile_language_value_escaped_and_suggests_only_a_section_tha
         check.all()
     );
 }
+
+#[test]
+fn check_names_a_few_unknown_language_values_and_counts_the_rest() {
+    // `language_column` pointed at a free-text column by mistake: a value a person.
+    let fixture = fixture(ENGLISH);
+    let mut csv = "email,first_name,amount,language\n".to_owned();
+    for i in 0..60 {
+        csv.push_str(&format!("p{i}@example.com,P,1,lang{i}\n"));
+    }
+    fixture.write("recipients/other.csv", &csv);
+    let campaign = fixture.campaign();
+    let other = fixture.path("recipients/other.csv");
+    let check = fixture.run(
+        &[
+            "check",
+            campaign.to_str().unwrap(),
+            "--recipients",
+            other.to_str().unwrap(),
+        ],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(check.code, 0, "{}", check.all());
+    let named = check.stdout.matches("names no letter").count();
+    assert!(named <= 20, "{named} warnings: {}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains("40 more row(s) hold other values no letter matches"),
+        "{}",
+        check.all()
+    );
+    assert!(
+        check.stdout.contains("60 with an unknown one get fr"),
+        "{}",
+        check.all()
+    );
+}
