@@ -243,6 +243,47 @@ fn a_relay_set_aside_while_the_other_is_down_is_not_said_to_have_been_replaced()
 }
 
 #[test]
+fn with_both_relays_untrusted_the_report_names_each_and_neither_carried_the_run() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::generate(certs.path(), "trusted");
+    let other = TestCa::generate(certs.path(), "other");
+    let untrusted = || {
+        SmtpServer::start_in_background(Behavior::accept_all().with_tls(other.acceptor(), false))
+    };
+    let (primary, fallback) = (untrusted(), untrusted());
+    let extra = format!(
+        "{}url = \"smtp+starttls://127.0.0.1:{}\"\n[fallback]\nurl = \
+         \"smtp+starttls://127.0.0.1:{}\"\nca_file = {:?}\n",
+        smtp_section(Some(&trusted.ca)),
+        primary.port(),
+        fallback.port(),
+        trusted.ca,
+    );
+    let fixture = Fixture::new(&people(2), &extra);
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap()],
+        &[("MISSIVE_SMTP_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("stopped: the fallback relay's certificate cannot be trusted"),
+        "{}",
+        run.all()
+    );
+    let aside = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("set aside"))
+        .unwrap_or_else(|| panic!("the primary is named too: {}", run.all()));
+    assert!(
+        aside.contains("the primary relay") && !aside.contains("carried the run"),
+        "{aside}"
+    );
+}
+
+#[test]
 fn a_refused_login_stops_the_run_at_once_with_65_and_the_password_is_never_printed() {
     let (_certs, relay, server) = tls_relay(false, Behavior::accept_all());
     // Four connections (the default pool): until a login succeeds they log in one at a time.
