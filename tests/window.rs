@@ -324,3 +324,34 @@ fn status_counts_a_person_mailed_as_sent_whatever_their_zone_now_reads() {
         "{status}"
     );
 }
+
+#[test]
+fn status_says_whose_window_is_closed_when_each_person_has_their_own() {
+    // Open all day in UTC, where Zoé lives; her neighbour six hours ahead waits for a window
+    // that, read in UTC, is open now.
+    let started = Timestamp::now().to_zoned(TimeZone::UTC);
+    let hour = started.hour();
+    let hours = match hour {
+        22 | 23 => format!("{hour:02}:00-24:00"),
+        _ => format!("{hour:02}:00-{:02}:00", hour + 2),
+    };
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, &hours, "UTC")
+    );
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               ahead@example.com,Devant,Nom,10,Etc/GMT-6\n";
+    let fixture = Fixture::new(csv, &settings);
+    let text = fixture.command("status", &[]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    let line = text
+        .stdout
+        .lines()
+        .find(|line| line.contains("window"))
+        .unwrap_or_else(|| panic!("no window line: {}", text.all()));
+    // Not "closed": it is open in UTC; closed for the one person still waiting.
+    assert!(
+        !line.contains(": closed,") && line.contains("own time zone"),
+        "{line}"
+    );
+}

@@ -312,8 +312,18 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &LogPl
     if let Some(before) = &report.send_before {
         println!("  send_before {before}: nothing is sent from then on");
     }
+    let own_zones = campaign
+        .window
+        .as_ref()
+        .and_then(|w| w.time_zone_column.as_deref());
     if let Some(window) = &report.window {
         match (&report.window_opens, &report.window_closes) {
+            // Open or closed depends on the person: closed for someone still to be mailed.
+            (Some(opens), _) if own_zones.is_some() => println!(
+                "  window {window}, in each person's own time zone (column `{}`): closed for \
+                 some still to be mailed, the first opens {opens}",
+                own_zones.unwrap_or_default()
+            ),
             (Some(opens), _) => println!("  window {window}: closed, opens {opens}"),
             (_, Some(closes)) => println!("  window {window}: open, closes {closes}"),
             _ => {}
