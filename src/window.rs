@@ -188,6 +188,10 @@ impl Window {
         if per_second.is_none() && per_day.is_none() {
             return None;
         }
+        if count == 0 {
+            // Nothing left is done now, not when the window next opens.
+            return Some(now);
+        }
         let horizon = now + std::time::Duration::from_secs(10 * 366 * 86_400);
         let (mut at, mut left) = (now, count as f64);
         while at < horizon {

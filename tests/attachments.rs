@@ -318,3 +318,35 @@ fn large_files_of_their_own_do_not_pile_up_in_memory_ahead_of_a_slow_relay() {
     assert!(peak > 0, "the run's memory was read");
     assert!(peak < 120 * 1024, "peak RSS {} MiB", peak / 1024);
 }
+
+#[test]
+fn a_message_larger_than_the_bytes_in_memory_still_goes_with_the_others() {
+    // A 28 MB receipt makes a message of about 38 MB, past the 32 MB bound on messages in
+    // memory: it waits until it has the bound to itself, and goes; nobody is held for good.
+    let sizes = [1_000, 28 << 20, 1_000, 28 << 20, 1_000];
+    let mut csv = String::from("email,first_name,last_name,amount,receipt\n");
+    for i in 1..=sizes.len() {
+        csv.push_str(&format!("person{i}@example.com,P{i},N,10,reçus/p{i}.pdf\n"));
+    }
+    let fixture = Fixture::new(&csv, "attachment_column = \"receipt\"\n");
+    std::fs::create_dir_all(fixture.path("reçus")).unwrap();
+    for (i, size) in (1..).zip(sizes) {
+        std::fs::write(fixture.path(&format!("reçus/p{i}.pdf")), binary(size)).unwrap();
+    }
+    let server = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(100)),
+    );
+    // Bounded: a message waiting for more bytes than there are would hang the run.
+    let run = fixture
+        .start_send(&server.url(), &[])
+        .wait(Duration::from_secs(60))
+        .unwrap_or_else(|run| panic!("the run hangs: {}", run.all()));
+    assert_eq!(run.code, 0, "{}", run.all());
+    let received = server.wait_for(5, Duration::from_secs(30));
+    assert_eq!(received.len(), 5, "{}", run.all());
+    assert_eq!(
+        received.iter().filter(|m| m.data.len() > 32 << 20).count(),
+        2,
+        "both large messages whole"
+    );
+}

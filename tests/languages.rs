@@ -446,3 +446,83 @@ fn check_warns_of_a_list_without_the_language_column() {
     );
     assert!(check.stdout.contains("fr 1, en 0 (1 with no language"));
 }
+
+#[test]
+fn check_prints_a_hostile_language_value_escaped_and_suggests_only_a_section_that_loads() {
+    let fixture = fixture(ENGLISH);
+    fixture.write(
+        "recipients/other.csv",
+        "email,first_name,amount,language\n\
+         a@example.com,A,1,\"fr\r\nX-Injected: yes\"\n\
+         b@example.com,B,2,\"\x1b[2J\x1b[31mRED\"\n\
+         c@example.com,C,3,fr CA\n\
+         d@example.com,D,4,de\n",
+    );
+    let campaign = fixture.campaign();
+    let other = fixture.path("recipients/other.csv");
+    let check = fixture.run(
+        &[
+            "check",
+            campaign.to_str().unwrap(),
+            "--recipients",
+            other.to_str().unwrap(),
+        ],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(
+        check.stdout.contains("4 with an unknown one get fr"),
+        "{}",
+        check.all()
+    );
+    // A terminal shows what the list holds, and runs none of it.
+    assert!(
+        !check.stdout.contains(['\x1b', '\r']) && !check.stdout.contains("\nX-Injected"),
+        "{}",
+        check.all()
+    );
+    // No section the campaign file would refuse is suggested; one it would take is.
+    assert!(!check.stdout.contains("[letters.fr CA]"), "{}", check.all());
+    assert!(
+        check.stdout.contains("add a [letters.de] section"),
+        "{}",
+        check.all()
+    );
+}
+
+#[test]
+fn check_names_a_few_unknown_language_values_and_counts_the_rest() {
+    // `language_column` pointed at a free-text column by mistake: a value a person.
+    let fixture = fixture(ENGLISH);
+    let mut csv = "email,first_name,amount,language\n".to_owned();
+    for i in 0..60 {
+        csv.push_str(&format!("p{i}@example.com,P,1,lang{i}\n"));
+    }
+    fixture.write("recipients/other.csv", &csv);
+    let campaign = fixture.campaign();
+    let other = fixture.path("recipients/other.csv");
+    let check = fixture.run(
+        &[
+            "check",
+            campaign.to_str().unwrap(),
+            "--recipients",
+            other.to_str().unwrap(),
+        ],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(check.code, 0, "{}", check.all());
+    let named = check.stdout.matches("names no letter").count();
+    assert!(named <= 20, "{named} warnings: {}", check.all());
+    assert!(
+        check
+            .stdout
+            .contains("40 more row(s) hold other values no letter matches"),
+        "{}",
+        check.all()
+    );
+    assert!(
+        check.stdout.contains("60 with an unknown one get fr"),
+        "{}",
+        check.all()
+    );
+}

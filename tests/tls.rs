@@ -195,13 +195,92 @@ fn a_primary_relay_that_cannot_be_trusted_is_set_aside_for_the_fallback_and_name
         .find(|line| line.contains("set aside"))
         .unwrap_or_else(|| panic!("the report names the relay set aside: {}", run.all()));
     assert!(
-        report.contains("primary") && report.contains("certificate not trusted"),
+        report.contains("primary")
+            && report.contains("certificate not trusted")
+            && !report.contains("  "),
         "{report}"
     );
     let journal = primary.journal();
     assert_eq!(journal.connections, 1, "tried once: {journal:?}");
     assert!(journal.logins.is_empty() && journal.failed_logins == 0);
     assert_secret_kept(&fixture, &run);
+}
+
+#[test]
+fn a_relay_set_aside_while_the_other_is_down_is_not_said_to_have_been_replaced() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::generate(certs.path(), "trusted");
+    let other = TestCa::generate(certs.path(), "other");
+    let primary =
+        SmtpServer::start_in_background(Behavior::accept_all().with_tls(other.acceptor(), false));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let extra = format!(
+        "{}url = \"smtp+starttls://127.0.0.1:{}\"\n[fallback]\nurl = \
+         \"smtp://127.0.0.1:{closed_port}\"\n",
+        smtp_section(Some(&trusted.ca)),
+        primary.port(),
+    );
+    let fixture = Fixture::new(&people(2), &extra);
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap()],
+        &[("MISSIVE_SMTP_PASSWORD", PASSWORD)],
+    );
+    // Nothing carried the run: it stops on the certificate, and says only that.
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("certificate cannot be trusted"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !run.stdout.contains("carried the run"),
+        "the fallback carried nothing: {}",
+        run.all()
+    );
+}
+
+#[test]
+fn with_both_relays_untrusted_the_report_names_each_and_neither_carried_the_run() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::generate(certs.path(), "trusted");
+    let other = TestCa::generate(certs.path(), "other");
+    let untrusted = || {
+        SmtpServer::start_in_background(Behavior::accept_all().with_tls(other.acceptor(), false))
+    };
+    let (primary, fallback) = (untrusted(), untrusted());
+    let extra = format!(
+        "{}url = \"smtp+starttls://127.0.0.1:{}\"\n[fallback]\nurl = \
+         \"smtp+starttls://127.0.0.1:{}\"\nca_file = {:?}\n",
+        smtp_section(Some(&trusted.ca)),
+        primary.port(),
+        fallback.port(),
+        trusted.ca,
+    );
+    let fixture = Fixture::new(&people(2), &extra);
+    let campaign = fixture.campaign();
+    let run = fixture.run(
+        &["send", campaign.to_str().unwrap()],
+        &[("MISSIVE_SMTP_PASSWORD", PASSWORD)],
+    );
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("stopped: the fallback relay's certificate cannot be trusted"),
+        "{}",
+        run.all()
+    );
+    let aside = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("set aside"))
+        .unwrap_or_else(|| panic!("the primary is named too: {}", run.all()));
+    assert!(
+        aside.contains("the primary relay") && !aside.contains("carried the run"),
+        "{aside}"
+    );
 }
 
 #[test]

@@ -273,3 +273,85 @@ fn with_a_time_zone_column_each_person_is_mailed_in_their_own_window() {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.messages().len(), 2, "{}", again.all());
 }
+
+#[test]
+fn check_warns_of_a_time_zone_column_the_list_does_not_have() {
+    // `fuseau` in the campaign, `zone` in the list: everyone would silently be mailed in the
+    // window's own zone.
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, "00:00-24:00", "Europe/Paris")
+    );
+    let fixture = Fixture::new(
+        "email,first_name,last_name,amount,zone\nzoe@example.com,Zoé,D,10,America/Montreal\n",
+        &settings,
+    );
+    let check = fixture.command("check", &[]);
+    let warning = check
+        .stdout
+        .lines()
+        .find(|line| line.contains("no column `fuseau`"))
+        .unwrap_or_else(|| panic!("no warning of the missing column: {}", check.all()));
+    assert!(warning.contains("Europe/Paris"), "{warning}");
+}
+
+#[test]
+fn status_counts_a_person_mailed_as_sent_whatever_their_zone_now_reads() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, "00:00-24:00", "UTC")
+    );
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               zoe@example.com,Zoé,D,10,UTC\n\
+               noe@example.com,Noé,G,10,Europe/Paris\n";
+    let fixture = Fixture::new(csv, &settings);
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(server.wait_for(2, Duration::from_secs(10)).len(), 2);
+    // The list is edited afterwards: a zone mistyped for someone already mailed. A send skips
+    // them as done, never reading their zone; status must say the same.
+    fixture.write(
+        "recipients/list.csv",
+        &csv.replace("Europe/Paris", "Europe/Pariss"),
+    );
+    let again = fixture.send(&server.url(), &[]);
+    assert!(!again.stdout.contains("Europe/Pariss"), "{}", again.all());
+    let status = fixture.status();
+    assert_eq!(
+        (&status["sent"], &status["invalid"]),
+        (&2.into(), &0.into()),
+        "{status}"
+    );
+}
+
+#[test]
+fn status_says_whose_window_is_closed_when_each_person_has_their_own() {
+    // Open all day in UTC, where Zoé lives; her neighbour six hours ahead waits for a window
+    // that, read in UTC, is open now.
+    let started = Timestamp::now().to_zoned(TimeZone::UTC);
+    let hour = started.hour();
+    let hours = match hour {
+        22 | 23 => format!("{hour:02}:00-24:00"),
+        _ => format!("{hour:02}:00-{:02}:00", hour + 2),
+    };
+    let settings = format!(
+        "{}time_zone_column = \"fuseau\"\n",
+        window(&DAYS, &hours, "UTC")
+    );
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               ahead@example.com,Devant,Nom,10,Etc/GMT-6\n";
+    let fixture = Fixture::new(csv, &settings);
+    let text = fixture.command("status", &[]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    let line = text
+        .stdout
+        .lines()
+        .find(|line| line.contains("window"))
+        .unwrap_or_else(|| panic!("no window line: {}", text.all()));
+    // Not "closed": it is open in UTC; closed for the one person still waiting.
+    assert!(
+        !line.contains(": closed,") && line.contains("own time zone"),
+        "{line}"
+    );
+}

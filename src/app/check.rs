@@ -144,6 +144,7 @@ pub(super) fn check(loaded: &Loaded) -> anyhow::Result<Exit> {
     let shared = shared_size(campaign);
     let mut reader = loaded.recipients()?;
     findings.extend(languages::missing_column(loaded, reader.columns().names()));
+    findings.extend(missing_zone_column(loaded, reader.columns().names()));
     let mut counts = loaded.template.languages().map(languages::Counts::new);
     let (mut valid, mut rejected, mut suppressed) = (0u64, 0u64, 0u64);
     // The layout's lints read one message of each letter; only the size can differ between
@@ -348,6 +349,25 @@ fn print_send_window(campaign: &crate::campaign::Campaign) {
             None => println!("window {window}: messages go only then ({now})"),
         }
     }
+}
+
+/// A warning when the list has no `time_zone_column`: everyone is mailed in the window's zone.
+fn missing_zone_column(loaded: &Loaded, columns: &[String]) -> Option<Finding> {
+    let window = loaded.campaign.window.as_ref()?;
+    let column = window.time_zone_column.as_deref()?;
+    if columns.iter().any(|c| c == column) {
+        return None;
+    }
+    Some(Finding::warning(
+        loaded.recipients_path.display().to_string(),
+        format!(
+            "no column `{column}`: everyone is mailed in the window's {} (its columns are {})",
+            window.time_zone,
+            columns.join(", ")
+        ),
+        "add the column (Europe/Paris, America/Montreal, …), or set [window] time_zone_column \
+         to the column that holds it",
+    ))
 }
 
 /// Where bounces go: the envelope sender every message carries.

@@ -363,11 +363,21 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));
     }
+    // When the run stopped on a certificate, the other relay carried nothing: the stop names
+    // that relay, and this line only the other one, if it differs.
     if let Some((relay, why)) = &report.set_aside {
-        println!(
-            "the {} relay was set aside, its certificate not trusted ({why}): the other relay              carried the run; mend its url or ca_file before the next run",
-            relay.as_str()
-        );
+        let carried = match &report.stopped {
+            Some(Stopped::Untrusted { relay: stopped, .. }) if stopped == relay => None,
+            Some(Stopped::Untrusted { .. }) => Some(""),
+            _ => Some(": the other relay carried the run"),
+        };
+        if let Some(carried) = carried {
+            println!(
+                "the {} relay was set aside, its certificate not trusted ({why}){carried}; mend \
+                 its url or ca_file before the next run",
+                relay.as_str()
+            );
+        }
     }
     if report.counts.unanswered > 0 {
         // Only a real send's log remembers them for the next run.

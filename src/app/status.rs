@@ -142,29 +142,33 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
                 continue;
             }
         };
-        // A zone the engine would refuse makes the row invalid, as a send reports it.
-        let own_window = match &mut personal {
-            Some(personal) => match personal.at(recipient.field(personal.column()), now) {
-                Ok(state) => Some(state),
-                Err(_) => {
-                    report.invalid += 1;
-                    continue;
-                }
-            },
-            None => None,
-        };
         // The engine's own decision. `status` says where a person stands, so a deferred one
         // stays "deferred" whether it is due, not yet due, or about to be given up, and an
         // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
         let entry = replay.get(&recipient.key);
         let send_before = campaign.send_before;
-        match decide(
+        let decision = decide(
             entry.as_ref(),
             InDoubt::default(),
             &campaign.retry,
             send_before,
             now,
-        ) {
+        );
+        // A zone the engine would refuse makes the row invalid, as a send reports it: only
+        // for someone a send would mail now (one already mailed keeps their outcome).
+        let own_window = match (&mut personal, &decision) {
+            (Some(personal), Decision::Send { .. }) if !suppressed => {
+                match personal.at(recipient.field(personal.column()), now) {
+                    Ok(state) => Some(state),
+                    Err(_) => {
+                        report.invalid += 1;
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
+        match decision {
             Decision::Done(Status::Sent) => report.sent += 1,
             Decision::Done(_) => report.failed += 1,
             // Whatever else the log says, a suppressed person will not be mailed.
@@ -315,8 +319,18 @@ fn print_text(report: &Report, campaign: &crate::campaign::Campaign, log: &LogPl
     if let Some(before) = &report.send_before {
         println!("  send_before {before}: nothing is sent from then on");
     }
+    let own_zones = campaign
+        .window
+        .as_ref()
+        .and_then(|w| w.time_zone_column.as_deref());
     if let Some(window) = &report.window {
         match (&report.window_opens, &report.window_closes) {
+            // Open or closed depends on the person: closed for someone still to be mailed.
+            (Some(opens), _) if own_zones.is_some() => println!(
+                "  window {window}, in each person's own time zone (column `{}`): closed for \
+                 some still to be mailed, the first opens {opens}",
+                own_zones.unwrap_or_default()
+            ),
             (Some(opens), _) => println!("  window {window}: closed, opens {opens}"),
             (_, Some(closes)) => println!("  window {window}: open, closes {closes}"),
             _ => {}

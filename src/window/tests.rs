@@ -243,3 +243,12 @@ fn the_end_of_a_campaign_counts_only_the_hours_the_window_is_open() {
         Some(at("2026-12-02T08:00:00Z"))
     );
 }
+
+#[test]
+fn nothing_left_is_done_now_even_while_the_window_is_closed() {
+    let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
+    // Saturday 5 December 2026: closed until Monday's morning.
+    let saturday = at("2026-12-05T12:00:00Z");
+    assert_eq!(w.finish(saturday, 0, Some(1.0), None), Some(saturday));
+    assert_eq!(w.finish(saturday, 0, None, Some(1_000)), Some(saturday));
+}

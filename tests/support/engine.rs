@@ -62,6 +62,31 @@ impl Prepared {
         fingerprint: &str,
         (pace, limits): (&Limits, &RunLimits),
     ) -> Result<RunReport, SendError> {
+        let run = (pace, limits);
+        self.send_until(
+            reader,
+            replay,
+            route,
+            log,
+            fingerprint,
+            run,
+            std::future::pending(),
+        )
+    }
+
+    /// [`Prepared::send_limited`], stopped as the binary's signals stop it when `shutdown`
+    /// resolves.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_until<D: Delivery>(
+        &self,
+        reader: &mut RecipientReader,
+        replay: &Replay,
+        route: D,
+        log: Box<dyn SendLog>,
+        fingerprint: &str,
+        (pace, limits): (&Limits, &RunLimits),
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<RunReport, SendError> {
         let content = Content {
             template: &self.template,
             composer: &self.composer,
@@ -83,12 +108,7 @@ impl Prepared {
             .build()
             .unwrap();
         let result = runtime.block_on(missive::send::run(
-            &content,
-            reader,
-            replay,
-            engine,
-            limits,
-            std::future::pending(),
+            &content, reader, replay, engine, limits, shutdown,
         ));
         log_thread.join().unwrap();
         result

@@ -69,9 +69,16 @@ pub(super) struct Counts<'a> {
     languages: &'a Languages,
     per_letter: Vec<u64>,
     empty: u64,
-    /// Each unknown value (as written, trimmed): how many rows, and the first one's line.
+    /// Each unknown value (as written, trimmed): how many rows, and the first one's line; the
+    /// first [`UNKNOWN_SHOWN`] values only.
     unknown: BTreeMap<String, (u64, u64)>,
+    /// Rows with an unknown value past those: a column of free text (a name chosen as the
+    /// language column by mistake) would otherwise make a warning, and hold a value, a row.
+    other_unknown: u64,
 }
+
+/// How many values no letter matches `check` names, each with a warning of its own.
+const UNKNOWN_SHOWN: usize = 20;
 
 impl<'a> Counts<'a> {
     pub(super) fn new(languages: &'a Languages) -> Counts<'a> {
@@ -80,6 +87,7 @@ impl<'a> Counts<'a> {
             per_letter: vec![0; languages.tags().len()],
             empty: 0,
             unknown: BTreeMap::new(),
+            other_unknown: 0,
         }
     }
 
@@ -91,11 +99,14 @@ impl<'a> Counts<'a> {
         match how {
             Match::Empty => self.empty += 1,
             Match::Unknown => {
-                let entry = self
-                    .unknown
-                    .entry(value.unwrap_or("").trim().to_owned())
-                    .or_insert((0, recipient.line));
-                entry.0 += 1;
+                let value = value.unwrap_or("").trim();
+                if let Some(entry) = self.unknown.get_mut(value) {
+                    entry.0 += 1;
+                } else if self.unknown.len() < UNKNOWN_SHOWN {
+                    self.unknown.insert(value.to_owned(), (1, recipient.line));
+                } else {
+                    self.other_unknown += 1;
+                }
             }
             Match::Exact | Match::Fallback => {}
         }
@@ -118,12 +129,36 @@ impl<'a> Counts<'a> {
                         "{value:?} names no letter ({rows} row(s), the first here): they get the \
                          {default} letter"
                     ),
+                    // The value as the list holds it may be anything (a line break, a
+                    // terminal's escape): a section is offered only when its name would load.
+                    match is_tag(value) {
+                        true => format!(
+                            "write one of {}, or add a [letters.{value}] section to the campaign",
+                            tags.join(", ")
+                        ),
+                        false => format!("write one of {}", tags.join(", ")),
+                    },
+                )
+            })
+            .chain((self.other_unknown > 0).then(|| {
+                Finding::warning(
                     format!(
-                        "write one of {}, or add a [letters.{value}] section to the campaign",
+                        "{}: column `{}`",
+                        recipients.display(),
+                        self.languages.column()
+                    ),
+                    format!(
+                        "{} more row(s) hold other values no letter matches: they get the \
+                         {default} letter",
+                        self.other_unknown
+                    ),
+                    format!(
+                        "write one of {}; if the column holds no languages, set \
+                         `language_column` to the one that does",
                         tags.join(", ")
                     ),
                 )
-            })
+            }))
             .collect()
     }
 
@@ -136,7 +171,7 @@ impl<'a> Counts<'a> {
             .zip(&self.per_letter)
             .map(|(tag, n)| format!("{tag} {n}"))
             .collect();
-        let unknown: u64 = self.unknown.values().map(|(n, _)| n).sum();
+        let unknown: u64 = self.unknown.values().map(|(n, _)| n).sum::<u64>() + self.other_unknown;
         let default = &tags[self.languages.default()];
         format!(
             "letters by column `{}`: {} ({} with no language and {unknown} with an unknown one \
@@ -146,6 +181,12 @@ impl<'a> Counts<'a> {
             self.empty,
         )
     }
+}
+
+/// True when `value` may name a `[letters.<language>]` section, as the campaign file reads
+/// one.
+fn is_tag(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// A warning when the recipient file has no language column: everyone gets the default letter.
