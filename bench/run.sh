@@ -568,6 +568,60 @@ section_senders() {
     done
 }
 
+section_pg_big() {
+    table "8. $BIG recipients, their send log in PostgreSQL (all sent: an attempt and its outcome each), beside the same in a file; best of $ROUNDS"
+    PG_BIN=$(pg_bin_dir)
+    if [[ -z "$PG_BIN" ]]; then
+        say "section 8 skipped: no PostgreSQL server programs"
+        printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
+        return 0
+    fi
+    [[ -n "${PG_DIR:-}" ]] || start_pg
+    local big="$WORK/big.toml" url="$PG_URL/big" smtp="smtp://127.0.0.1:$PORT"
+    pg_sql "CREATE DATABASE big" >/dev/null
+    # The tables and the campaign's row, as a first send makes them (nobody mailed), then a
+    # million people sent an hour ago, written by SQL as the senders would have.
+    "$MISSIVE" send "$big" --recipients "$WORK/one.csv" --smtp "$smtp" --log "$url" --new-log \
+        --max-messages 0 >/dev/null 2>&1 || true
+    local person="format('person%s@example.com', lpad(i::text, 7, '0'))"
+    local id="format('<bench.%s@example.org>', i)"
+    pg_sql "INSERT INTO missive.records (campaign, at, event, rcpt, message_id)
+            SELECT c.id, now() - interval '1 hour', 'attempt', $person, $id
+            FROM missive.campaigns c, generate_series(0, $BIG - 1) i;
+            INSERT INTO missive.records (campaign, at, event, rcpt, message_id, reply)
+            SELECT c.id, now() - interval '1 hour', 'sent', $person, $id, '250 2.0.0 Ok: queued'
+            FROM missive.campaigns c, generate_series(0, $BIG - 1) i;
+            INSERT INTO missive.people (campaign, rcpt, status, message_id, attempts,
+                                        first_attempt, last_attempt, reply)
+            SELECT c.id, $person, 'sent', $id, 1, now() - interval '1 hour',
+                   now() - interval '1 hour', '250 2.0.0 Ok: queued'
+            FROM missive.campaigns c, generate_series(0, $BIG - 1) i;" big >/dev/null
+    pg_sql "VACUUM ANALYZE" big >/dev/null
+    # Start-up alone: a one-row list, so what differs is reading the log.
+    cp "$WORK/big.sendlog.jsonl" "$WORK/pgbig-file.sendlog.jsonl"
+    best_of "$WORK/pgbig-start" 0 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+        --smtp "$smtp" --log "$url" --new-log --max-messages 0
+    best_of "$WORK/pgbig-start-file" 0 "$MISSIVE" send "$big" --recipients "$WORK/one.csv" \
+        --smtp "$smtp" --log "$WORK/pgbig-file.sendlog.jsonl" --new-log --max-messages 0
+    local start file_start
+    start=$(calc "$(seconds "$WORK/pgbig-start")" 2)
+    file_start=$(calc "$(seconds "$WORK/pgbig-start-file")" 2)
+    row "send start-up, the log of $BIG people in PostgreSQL (s)" "$start" "$file_start (file)" \
+        "$(calc "$start / $file_start" 2)" "<= 2" "$(met "$start" "<=" 2)"
+    best_of "$WORK/pgbig-status" 0 "$MISSIVE" status "$big" --log "$url"
+    best_of "$WORK/pgbig-status-file" 0 "$MISSIVE" status "$big" --log "$WORK/pgbig-file.sendlog.jsonl"
+    start=$(calc "$(seconds "$WORK/pgbig-status")" 2)
+    file_start=$(calc "$(seconds "$WORK/pgbig-status-file")" 2)
+    row "status over $BIG rows and that log (s)" "$start" "$file_start (file)" \
+        "$(calc "$start / $file_start" 2)" "<= 2" "$(met "$start" "<=" 2)"
+    row "  peak RSS of that status (MiB)" "$(rss_mib "$WORK/pgbig-status")" \
+        "$(rss_mib "$WORK/pgbig-status-file") (file)" "" "<= 64" "$(met "$(rss_mib "$WORK/pgbig-status")" "<=" 64)"
+    local bytes
+    bytes=$(pg_sql "SELECT pg_total_relation_size('missive.people') + pg_total_relation_size('missive.records')" big)
+    row "  database size per recipient, indexes included (bytes)" "$(calc "$bytes / $BIG" 0)" \
+        "$(calc "$(stat -c %s "$WORK/big.sendlog.jsonl") / $BIG" 0) (file)" "" "" ""
+}
+
 section_attachments() {
     table "6. attachments: render + build on one core (taskset -c 0, pool 4, median of 3 off/on pairs) with a 200 KB file in every message; a real send to $N_RECEIPTS people with a 100 KB file each"
     local gen="$ROOT/bench/gen.py"
@@ -599,6 +653,18 @@ section_attachments() {
 }
 
 main() {
+    # `bash bench/run.sh pgbig`: section 8 alone.
+    if [[ "${1:-}" == pgbig ]]; then
+        fetch
+        prepare
+        start_sink
+        printf '# missive benchmark, section 8 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        section_pg_big
+        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+        return 0
+    fi
     # `bash bench/run.sh senders`: section 7 alone.
     if [[ "${1:-}" == senders ]]; then
         fetch
@@ -670,6 +736,7 @@ main() {
     section_pg
     section_attachments
     section_senders
+    section_pg_big
     printf '\n- at the end: load average %s; append + fdatasync: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "$(fsync_latency)"
     printf '\nmessages/s are wall-clock over the whole process (start-up included); ratio = missive / reference.\n'
 }

@@ -73,7 +73,7 @@ struct Stalling {
 }
 
 impl SendLog for Stalling {
-    fn append(&mut self, records: &[Record]) -> Result<(), SendLogError> {
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let stalls = self.records < self.fine && self.records + records.len() >= self.fine;
         self.records += records.len();
         if stalls {
@@ -86,7 +86,7 @@ impl SendLog for Stalling {
                 source: std::io::Error::other("cut off"),
             });
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
