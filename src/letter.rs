@@ -65,7 +65,11 @@ impl fmt::Display for LetterError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}: {}", self.path.display(), p.line, p.message)?;
+            // Line 0: about the whole file (it cannot be read), not a line of it.
+            match p.line {
+                0 => write!(f, "{}: {}", self.path.display(), p.message)?,
+                line => write!(f, "{}:{line}: {}", self.path.display(), p.message)?,
+            }
         }
         Ok(())
     }

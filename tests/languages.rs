@@ -526,3 +526,22 @@ fn check_names_a_few_unknown_language_values_and_counts_the_rest() {
         check.all()
     );
 }
+
+#[test]
+fn a_letter_that_cannot_be_read_is_named_with_its_language_and_no_line() {
+    let fixture = fixture(ENGLISH);
+    std::fs::remove_file(fixture.path("templates/letter.en.md")).unwrap();
+    let check = fixture.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(
+        check
+            .stderr
+            .contains("campaign.toml: the letter of language \"en\": ")
+            && check
+                .stderr
+                .contains("letter.en.md: cannot read the letter"),
+        "{}",
+        check.all()
+    );
+    assert!(!check.stderr.contains(":0:"), "{}", check.all());
+}

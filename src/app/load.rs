@@ -48,8 +48,16 @@ impl Loaded {
         let letters = campaign
             .letters
             .iter()
-            .map(|settings| Letter::load(&settings.letter_path, &settings.language))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|settings| {
+                Letter::load(&settings.letter_path, &settings.language).with_context(|| {
+                    format!(
+                        "{}: the letter of language {:?}",
+                        campaign.path.display(),
+                        settings.language
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let recipients_path = options
             .recipients
             .clone()
