@@ -5,9 +5,9 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::sendlog::{Replay, SendLogError, check_campaign};
+use crate::sendlog::{Header, Record, Replay, SendLogError, check_campaign};
 
 /// Refuses, before anything is made beside it, an existing file whose first line is neither a
 /// header nor a record, or whose header names another campaign. (The replay under the lock
@@ -169,6 +169,50 @@ pub(super) fn read_records(path: &Path, file: File) -> Result<Contents, SendLogE
         missing_newline,
         torn,
     })
+}
+
+/// The records of the file's first `end` bytes (its intact ones), in order, skipping the
+/// header; read from the start whatever `file`'s position.
+pub(super) fn records(
+    path: PathBuf,
+    file: File,
+    end: u64,
+) -> impl Iterator<Item = Result<Record, SendLogError>> {
+    let mut lines = BufReader::new(FileAt(file, 0).take(end)).split(b'\n').enumerate();
+    std::iter::from_fn(move || {
+        loop {
+            let (number, line) = lines.next()?;
+            let line = match line {
+                Ok(line) => line,
+                Err(source) => {
+                    let path = path.clone();
+                    return Some(Err(SendLogError::Io { path, source }));
+                }
+            };
+            if number == 0 && serde_json::from_slice::<Header>(&line).is_ok() {
+                continue;
+            }
+            return Some(serde_json::from_slice::<Record>(&line).map_err(|e| {
+                SendLogError::Corrupt {
+                    path: path.clone(),
+                    line: number + 1,
+                    message: e.to_string(),
+                }
+            }));
+        }
+    })
+}
+
+/// Reads `file` from an offset of its own, whatever its shared position.
+struct FileAt(File, u64);
+
+impl Read for FileAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let read = self.0.read_at(buf, self.1)?;
+        self.1 += read as u64;
+        Ok(read)
+    }
 }
 
 #[cfg(test)]
