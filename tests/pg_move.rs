@@ -14,6 +14,8 @@ use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
 const PEOPLE: usize = 300;
+/// The database's password, and a short lease (the senders' leases outlive them at most that).
+const ENV_SHORT: [(&str, &str); 2] = [ENV[0], ("MISSIVE_LEASE", "2s")];
 /// What `status --json` says of the people, which a move must not change.
 const COUNTS: [&str; 6] = ["sent", "failed", "deferred", "in_doubt", "pending", "total"];
 
@@ -87,13 +89,16 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
     // Two senders finish it on the database, at once.
     let sent_before = smtp.journal().accepted().count();
     let senders: Vec<_> = (0..2)
-        .map(|_| fixture.start_send_with(&smtp.url(), &[], &ENV))
+        .map(|_| fixture.start_send_with(&smtp.url(), &[], &ENV_SHORT))
         .collect();
     for sender in senders {
         let run = sender.wait(RUN_LIMIT).unwrap_or_else(|run| panic!("{}", run.all()));
         assert!([0, 75].contains(&run.code), "{}", run.all());
     }
-    let run = fixture.start_send_with(&smtp.url(), &[], &ENV).wait(RUN_LIMIT).unwrap();
+    let run = fixture
+        .start_send_with(&smtp.url(), &[], &ENV_SHORT)
+        .wait(RUN_LIMIT)
+        .unwrap();
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(smtp.journal().accepted().count() > sent_before);
     let audit = Audit::of(status(&fixture, &[]), records(&server), &[smtp.journal()]);
@@ -105,7 +110,18 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
     // Back into a file: status reads it as the database says.
     let exported = fixture.path("exported.jsonl");
     let exported_arg = exported.to_str().unwrap();
-    let run = log(&fixture, &["export", "--to", exported_arg]);
+    // A sender's last renewal may land after its lease's end (ENV_SHORT's lease, 2 s): the
+    // export waits (75) while any lease is live.
+    let mut run = log(&fixture, &["export", "--to", exported_arg]);
+    for _ in 0..20 {
+        if run.code != 75 {
+            break;
+        }
+        assert!(run.stderr.contains("senders are working"), "{}", run.all());
+        assert!(!fixture.path("exported.jsonl.partial").exists());
+        std::thread::sleep(Duration::from_millis(250));
+        run = log(&fixture, &["export", "--to", exported_arg]);
+    }
     assert_eq!(run.code, 0, "{}", run.all());
     let there = status(&fixture, &[]);
     let back = status(&fixture, &["--log", exported_arg]);
@@ -115,4 +131,44 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
     // Never over an existing file.
     let run = log(&fixture, &["export", "--to", exported_arg]);
     assert_eq!(run.code, 65, "{}", run.all());
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_move::` (bash .ci/run does)"
+)]
+fn another_history_in_the_database_and_a_file_held_by_a_send_are_refused() {
+    let server = PgServer::start();
+    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
+    let url = server.url();
+    let first = Fixture::new(&people(20), "[smtp]\npool_size = 2\n");
+    let run = first.send(&smtp.url(), &["--max-messages", "5"]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    let run = log(&first, &["import", "--to", &url]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let imported = records(&server);
+    assert_eq!(imported.len(), first.log_records().len());
+
+    // A namesake (the same campaign id, another folder) with a history of its own.
+    let slow = Behavior::accept_all().reply_delay(Duration::from_millis(200));
+    let slow_smtp = SmtpServer::start_in_background(slow);
+    let other = Fixture::new(&people(20), "[smtp]\npool_size = 2\n");
+    let run = other.send(&smtp.url(), &["--max-messages", "3"]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    let run = log(&other, &["import", "--to", &url]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    assert!(run.stderr.contains("already holds a history"), "{}", run.all());
+    assert_eq!(records(&server), imported, "nothing written");
+    let state = std::fs::read_to_string(other.path("essai-2026.state.json")).unwrap();
+    assert!(!state.contains(&url), "the namesake still sends with its file: {state}");
+
+    // A send at work on the file holds it: the import waits for it to end.
+    let mut running = other.start_send(&slow_smtp.url(), &[]);
+    slow_smtp.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 1);
+    let run = log(&other, &["import", "--to", &url]);
+    assert!(running.is_running());
+    running.kill();
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert_eq!(records(&server), imported, "nothing written");
 }

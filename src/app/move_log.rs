@@ -125,11 +125,19 @@ pub(super) fn export(
     let mut out = std::io::BufWriter::new(std::fs::File::create(&staging).map_err(io)?);
     let header = serde_json::to_string(&Header::new(&campaign.id)).expect("a header serializes");
     writeln!(out, "{header}").map_err(io)?;
-    let count = PgLog::export(&target, &campaign.id, |record| {
+    let exported = PgLog::export(&target, &campaign.id, |record| {
         let line = serde_json::to_string(&record).expect("a record serializes");
         writeln!(out, "{line}").map_err(io)
-    })
-    .with_context(|| format!("cannot export {target} into {}", to.display()))?;
+    });
+    let count = match exported {
+        Ok(count) => count,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(&staging);
+            let context = format!("cannot export {target} into {}", to.display());
+            return Err(anyhow::Error::new(e).context(context));
+        }
+    };
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&staging, to).map_err(io)?;
