@@ -92,7 +92,9 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
         .map(|_| fixture.start_send_with(&smtp.url(), &[], &ENV_SHORT))
         .collect();
     for sender in senders {
-        let run = sender.wait(RUN_LIMIT).unwrap_or_else(|run| panic!("{}", run.all()));
+        let run = sender
+            .wait(RUN_LIMIT)
+            .unwrap_or_else(|run| panic!("{}", run.all()));
         assert!([0, 75].contains(&run.code), "{}", run.all());
     }
     let run = fixture
@@ -158,10 +160,17 @@ fn another_history_in_the_database_and_a_file_held_by_a_send_are_refused() {
     assert_eq!(run.code, 75, "{}", run.all());
     let run = log(&other, &["import", "--to", &url]);
     assert_eq!(run.code, 65, "{}", run.all());
-    assert!(run.stderr.contains("already holds a history"), "{}", run.all());
+    assert!(
+        run.stderr.contains("already holds a history"),
+        "{}",
+        run.all()
+    );
     assert_eq!(records(&server), imported, "nothing written");
     let state = std::fs::read_to_string(other.path("essai-2026.state.json")).unwrap();
-    assert!(!state.contains(&url), "the namesake still sends with its file: {state}");
+    assert!(
+        !state.contains(&url),
+        "the namesake still sends with its file: {state}"
+    );
 
     // A send at work on the file holds it: the import waits for it to end.
     let mut running = other.start_send(&slow_smtp.url(), &[]);

@@ -34,11 +34,13 @@ pub(super) fn import(
         Some(file) => file.to_owned(),
         None => match send_log(campaign, options)?.0 {
             LogPlace::File(file) => file,
-            LogPlace::Database(target) => return Err(unsendable(format!(
-                "campaign {} already sends with the database log {target}: name the file to \
+            LogPlace::Database(target) => {
+                return Err(unsendable(format!(
+                    "campaign {} already sends with the database log {target}: name the file to \
                  import with --from FILE",
-                campaign.id
-            ))),
+                    campaign.id
+                )));
+            }
         },
     };
     if !file.try_exists().unwrap_or(true) {
@@ -103,12 +105,14 @@ pub(super) fn export(
         Some(url) => database(url, "--from")?,
         None => match send_log(campaign, options)?.0 {
             LogPlace::Database(target) => *target,
-            LogPlace::File(file) => return Err(unsendable(format!(
-                "campaign {} sends with the file log {}: name the database to export with \
+            LogPlace::File(file) => {
+                return Err(unsendable(format!(
+                    "campaign {} sends with the file log {}: name the database to export with \
                  --from postgres://…",
-                campaign.id,
-                file.display()
-            ))),
+                    campaign.id,
+                    file.display()
+                )));
+            }
         },
     };
     if std::fs::metadata(to).is_ok_and(|meta| meta.len() > 0) {

@@ -112,7 +112,9 @@ impl FileLog {
 
     /// The log's records in order, as an open (so repaired, and locked) log holds them: what
     /// an import into a database copies. A record that does not read is `Corrupt`.
-    pub fn records(&self) -> Result<impl Iterator<Item = Result<Record, SendLogError>>, SendLogError> {
+    pub fn records(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Record, SendLogError>>, SendLogError> {
         let file = self.file.try_clone().map_err(|source| SendLogError::Io {
             path: self.path.clone(),
             source,

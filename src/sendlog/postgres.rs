@@ -129,37 +129,6 @@ impl PgLog {
         })
     }
 
-    /// Copies a file log's `records` (in order) into `campaign`'s log at `target`, in one
-    /// transaction (see `import.rs`): what was done, and the campaign row's uid. Refuses a
-    /// database that holds another history of the campaign, and waits for senders at work.
-    pub fn import(
-        target: &PgTarget,
-        campaign: &str,
-        records: impl Iterator<Item = Result<Record, SendLogError>> + Send,
-    ) -> Result<(Imported, String), SendLogError> {
-        std::thread::scope(|scope| {
-            let importer = scope.spawn(|| {
-                runtime(&target.shown)?.block_on(import::import(target, campaign, records))
-            });
-            importer.join().unwrap_or_else(|_| Err(stopped()))
-        })
-    }
-
-    /// Passes `campaign`'s records at `target`, in order, to `write` (for a file log): how
-    /// many. Refused while senders are at work on the campaign.
-    pub fn export(
-        target: &PgTarget,
-        campaign: &str,
-        mut write: impl FnMut(Record) -> Result<(), SendLogError> + Send,
-    ) -> Result<u64, SendLogError> {
-        std::thread::scope(|scope| {
-            let exporter = scope.spawn(|| {
-                runtime(&target.shown)?.block_on(import::export(target, campaign, &mut write))
-            });
-            exporter.join().unwrap_or_else(|_| Err(stopped()))
-        })
-    }
-
     /// The identity the campaign's row drew when it was made: a campaign that remembers it can
     /// tell its own row from a namesake's.
     pub fn campaign_uid(&self) -> &str {

@@ -279,7 +279,10 @@ impl Replay {
     /// every attempt withdrawn (pending): what a moved log must still say.
     pub fn counts(&self) -> [u64; 5] {
         let mut counts = [0; 5];
-        let statuses = self.finals.values().chain(self.entries.values().map(|p| p.status));
+        let statuses = self
+            .finals
+            .values()
+            .chain(self.entries.values().map(|p| p.status));
         for status in statuses {
             let at = match status {
                 Status::Sent => 0,

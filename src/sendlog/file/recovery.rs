@@ -178,7 +178,9 @@ pub(super) fn records(
     file: File,
     end: u64,
 ) -> impl Iterator<Item = Result<Record, SendLogError>> {
-    let mut lines = BufReader::new(FileAt(file, 0).take(end)).split(b'\n').enumerate();
+    let mut lines = BufReader::new(FileAt(file, 0).take(end))
+        .split(b'\n')
+        .enumerate();
     std::iter::from_fn(move || {
         loop {
             let (number, line) = lines.next()?;

@@ -18,7 +18,7 @@ use tokio_postgres::Client;
 use super::errors::{database_error, timely};
 use super::rows::{self, Statements};
 use super::schema::{self, LOCK_CLASS};
-use super::{connect, lease_length};
+use super::{PgLog, PgTarget, connect, lease_length, runtime, stopped};
 use crate::sendlog::{Event, Record, SendLogError, parse_timestamp, timestamp};
 
 /// Records written to the database a statement's worth at a time.
@@ -34,10 +34,41 @@ pub enum Imported {
     AlreadyThere,
 }
 
+impl PgLog {
+    /// Copies a file log's `records` (in order) into `campaign`'s log at `target`, in one
+    /// transaction (see `import.rs`): what was done, and the campaign row's uid. Refuses a
+    /// database that holds another history of the campaign, and waits for senders at work.
+    pub fn import(
+        target: &PgTarget,
+        campaign: &str,
+        records: impl Iterator<Item = Result<Record, SendLogError>> + Send,
+    ) -> Result<(Imported, String), SendLogError> {
+        std::thread::scope(|scope| {
+            let importer =
+                scope.spawn(|| runtime(&target.shown)?.block_on(import(target, campaign, records)));
+            importer.join().unwrap_or_else(|_| Err(stopped()))
+        })
+    }
+
+    /// Passes `campaign`'s records at `target`, in order, to `write` (for a file log): how
+    /// many. Refused while senders are at work on the campaign.
+    pub fn export(
+        target: &PgTarget,
+        campaign: &str,
+        mut write: impl FnMut(Record) -> Result<(), SendLogError> + Send,
+    ) -> Result<u64, SendLogError> {
+        std::thread::scope(|scope| {
+            let exporter = scope
+                .spawn(|| runtime(&target.shown)?.block_on(export(target, campaign, &mut write)));
+            exporter.join().unwrap_or_else(|_| Err(stopped()))
+        })
+    }
+}
+
 /// Copies `records` (a file log's, in order) into `campaign`'s log at `target`: what was done,
 /// and the campaign row's uid.
 pub(super) async fn import(
-    target: &super::PgTarget,
+    target: &PgTarget,
     campaign: &str,
     records: impl Iterator<Item = Result<Record, SendLogError>>,
 ) -> Result<(Imported, String), SendLogError> {
@@ -51,7 +82,10 @@ pub(super) async fn import(
     let imported = write(&mut client, &statements, ids, campaign, records, log).await;
     // Whatever happened: what the file left in doubt may be taken over at once.
     let ended = schema::renew(&client, sender, Duration::ZERO);
-    if let Err(e) = timely(log, async { ended.await.map_err(|e| database_error(log, &e)) }).await
+    if let Err(e) = timely(log, async {
+        ended.await.map_err(|e| database_error(log, &e))
+    })
+    .await
         && imported.is_ok()
     {
         return Err(e);
@@ -70,7 +104,10 @@ async fn write(
     let error = |e: tokio_postgres::Error| database_error(log, &e);
     let transaction = client.transaction().await.map_err(error)?;
     let alone: bool = transaction
-        .query_one("SELECT pg_try_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &id])
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &id],
+        )
         .await
         .map_err(error)?
         .get(0);
@@ -160,7 +197,7 @@ async fn same_history(
 
 /// Passes `campaign`'s records at `target`, in order, to `write`: how many.
 pub(super) async fn export(
-    target: &super::PgTarget,
+    target: &PgTarget,
     campaign: &str,
     write: &mut (dyn FnMut(Record) -> Result<(), SendLogError> + Send),
 ) -> Result<u64, SendLogError> {
