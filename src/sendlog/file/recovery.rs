@@ -228,6 +228,39 @@ mod tests {
     use crate::sendlog::tests::sent;
     use crate::sendlog::{Event, Header, Record, SendLog, Status};
 
+    #[test]
+    fn an_import_reads_every_record_in_order_and_nothing_a_crash_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sendlog.jsonl");
+        let written = vec![
+            Record::new(Event::attempt("L"), "a@example.com", "<a>"),
+            sent("a@example.com"),
+            Record::new(Event::attempt("L"), "b@example.com", "<b>"),
+            Record::new(
+                Event::Deferred {
+                    reply: "451 later".into(),
+                    retry_at: Some("2026-12-01T10:00:00Z".into()),
+                },
+                "b@example.com",
+                "<b>",
+            ),
+            Record::new(Event::attempt("L"), "c@example.com", "<c>"),
+            Record::new(Event::Withdrawn, "c@example.com", "<c>"),
+            Record::new(Event::attempt("L"), "d@example.com", "<d>"),
+        ];
+        {
+            let (mut log, _) = FileLog::open(&path, "c").unwrap();
+            log.append(&written).unwrap();
+        }
+        // What a crash leaves: room made past the records, and part of a batch in it.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"\0\0\0\0{\"at\":\"2026").unwrap();
+        drop(file);
+        let (log, _) = FileLog::open(&path, "c").unwrap();
+        let read: Vec<Record> = log.records().unwrap().map(Result::unwrap).collect();
+        assert_eq!(read, written);
+    }
+
     fn line(record: &Record) -> String {
         serde_json::to_string(record).unwrap() + "\n"
     }
