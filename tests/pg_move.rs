@@ -1,5 +1,5 @@
 //! `missive log import` and `log export`: a campaign half sent with a file log (a budget, then
-//! `kill -9`s that leave attempts in doubt) moved into PostgreSQL, finished there by two
+//! `kill -9`s that leave attempts in doubt; people deferred and failed) moved into PostgreSQL, finished there by two
 //! senders at once, and exported back. The real binary, a real database, the test SMTP
 //! server: everyone mailed once, duplicates only of attempts in doubt and with their
 //! Message-ID; `status` the same before and after each move.
@@ -142,13 +142,32 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
 )]
 fn another_history_in_the_database_and_a_file_held_by_a_send_are_refused() {
     let server = PgServer::start();
-    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
+    // person02 is deferred (its retry time kept), person03 fails for good.
+    let smtp =
+        SmtpServer::start_in_background(Behavior::accept_all().rcpt_reply(
+            |address| match address {
+                "person02@example.com" => Some((451, "4.7.1 try later".into())),
+                "person03@example.com" => Some((550, "5.1.1 no such user".into())),
+                _ => None,
+            },
+        ));
     let url = server.url();
     let first = Fixture::new(&people(20), "[smtp]\npool_size = 2\n");
     let run = first.send(&smtp.url(), &["--max-messages", "5"]);
     assert_eq!(run.code, 75, "{}", run.all());
+    let before = first.status();
+    assert_eq!(
+        (before["deferred"].as_u64(), before["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{before}"
+    );
     let run = log(&first, &["import", "--to", &url]);
     assert_eq!(run.code, 0, "{}", run.all());
+    let after = status(&first, &[]);
+    assert_eq!(counts(&after), counts(&before), "{after}");
+    assert_eq!(after["next_retry"], before["next_retry"], "{after}");
+    assert!(after["next_retry"].is_string(), "{after}");
+    assert_eq!(after["failed_reasons"], before["failed_reasons"], "{after}");
     let imported = records(&server);
     assert_eq!(imported.len(), first.log_records().len());
 
