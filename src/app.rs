@@ -22,6 +22,7 @@ mod check;
 mod exit;
 mod load;
 mod log_place;
+mod move_log;
 mod prepare;
 mod preview;
 mod sending;
@@ -62,6 +63,16 @@ pub enum Command {
     Bounces {
         paths: Vec<PathBuf>,
         json: bool,
+    },
+    /// Copy the campaign's file log into a database and send with the database from now on.
+    LogImport {
+        from: Option<PathBuf>,
+        to: String,
+    },
+    /// Copy the campaign's database log into a new file log.
+    LogExport {
+        from: Option<String>,
+        to: PathBuf,
     },
     /// Check an unsubscribe link; needs no campaign.
     VerifyUnsubscribe {
@@ -129,6 +140,8 @@ pub fn run(
         }
         Command::Status { json } => status::status(&loaded, &options, *json),
         Command::Bounces { paths, json } => bounces::bounces(&loaded, paths, *json),
+        Command::LogImport { from, to } => move_log::import(&loaded, &options, from.as_deref(), to),
+        Command::LogExport { from, to } => move_log::export(&loaded, &options, from.as_deref(), to),
         Command::VerifyUnsubscribe { .. } | Command::Serve { .. } => {
             unreachable!("answered before loading")
         }

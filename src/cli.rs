@@ -130,9 +130,43 @@ enum CliCommand {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
         listen: SocketAddr,
     },
+    /// Move a campaign's send log in flight: from a file into PostgreSQL, or back.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Unsubscribe links, for the organization's web endpoint.
     #[command(name = "unsubscribe-token", subcommand)]
     UnsubscribeToken(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Copy the campaign's file log into a PostgreSQL database, which the campaign then sends
+    /// with (several senders may share it). Nobody is mailed twice: what the file says sent
+    /// stays sent, its in-doubt messages are resent with the same Message-ID.
+    Import {
+        /// The campaign file.
+        #[arg(default_value = "campaign.toml")]
+        campaign: PathBuf,
+        /// The file log (default: the one the campaign has been sending with).
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+        /// The database (postgres://user@host:port/db, the password in PGPASSWORD).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+    /// Copy the campaign's database log into a new file log (send with it later with
+    /// `send --log FILE --new-log`).
+    Export {
+        /// The campaign file.
+        #[arg(default_value = "campaign.toml")]
+        campaign: PathBuf,
+        /// The database (default: the one the campaign has been sending with).
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The new file log.
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +304,24 @@ where
                 smtp: None,
                 log: None,
                 command: Command::VerifyUnsubscribe { link, json },
+            };
+            return Parsed::Run(options, format);
+        }
+        CliCommand::Log(log) => {
+            let (campaign, command) = match log {
+                LogCommand::Import { campaign, from, to } => {
+                    (campaign, Command::LogImport { from, to })
+                }
+                LogCommand::Export { campaign, from, to } => {
+                    (campaign, Command::LogExport { from, to })
+                }
+            };
+            let options = Options {
+                campaign,
+                recipients: None,
+                smtp: None,
+                log: None,
+                command,
             };
             return Parsed::Run(options, format);
         }

@@ -88,7 +88,10 @@ impl Loaded {
         if let Some(settings) = &campaign.dkim
             && !matches!(
                 options.command,
-                Command::Status { .. } | Command::Bounces { .. }
+                Command::Status { .. }
+                    | Command::Bounces { .. }
+                    | Command::LogImport { .. }
+                    | Command::LogExport { .. }
             )
         {
             composer = composer.with_dkim(Arc::new(crate::dkim::signer(settings)?));
@@ -251,6 +254,8 @@ pub(super) fn secret(
                 Command::Check
                 | Command::Status { .. }
                 | Command::Bounces { .. }
+                | Command::LogImport { .. }
+                | Command::LogExport { .. }
                 | Command::VerifyUnsubscribe { .. }
                 | Command::Serve { .. } => {}
             }

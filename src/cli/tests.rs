@@ -140,3 +140,25 @@ fn flags_become_the_library_options() {
     assert_eq!(campaigns.len(), 2);
     assert_eq!(listen.to_string(), "[::1]:0");
 }
+
+#[test]
+fn log_import_and_export_name_the_campaign_and_both_ends() {
+    let url = "postgres://missive@db.example.org:5432/mail";
+    let (options, _) = run(&["log", "import", "spring.toml", "--to", url]);
+    assert_eq!(options.campaign, PathBuf::from("spring.toml"));
+    match options.command {
+        Command::LogImport { from: None, to } => assert_eq!(to, url),
+        other => panic!("{other:?}"),
+    }
+    let (options, _) = run(&["log", "export", "--to", "back.jsonl", "--from", url]);
+    assert_eq!(options.campaign, PathBuf::from("campaign.toml"));
+    match options.command {
+        Command::LogExport { from, to } => {
+            assert_eq!(
+                (from.as_deref(), to),
+                (Some(url), PathBuf::from("back.jsonl"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

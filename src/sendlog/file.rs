@@ -110,6 +110,18 @@ impl FileLog {
         }
     }
 
+    /// The log's records in order, as an open (so repaired, and locked) log holds them: what
+    /// an import into a database copies. A record that does not read is `Corrupt`.
+    pub fn records(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Record, SendLogError>>, SendLogError> {
+        let file = self.file.try_clone().map_err(|source| SendLogError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(recovery::records(self.path.clone(), file, self.end))
+    }
+
     /// The log's place as a campaign remembers it: its canonical path (its folder's, when the
     /// log does not exist yet), so that `./x.jsonl` and `/srv/c/x.jsonl` are one log.
     pub fn locate(path: &Path) -> String {

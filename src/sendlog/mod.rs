@@ -29,7 +29,7 @@ pub use claim::CampaignClaim;
 pub use commit::{Durable, LogWriter, STALL, Written};
 pub use file::FileLog;
 pub use lease::Lease;
-pub use postgres::{PgLog, PgTarget};
+pub use postgres::{Imported, PgLog, PgTarget};
 pub use replay::{Entry, Replay};
 
 use std::path::PathBuf;
@@ -123,6 +123,17 @@ pub enum SendLogError {
         remembered: String,
         found: String,
         state: PathBuf,
+    },
+    /// An import would mix two histories of one campaign: the database's and a file's.
+    #[error(
+        "send log {log} already holds a history of campaign {campaign} that is not the file's \
+         ({problem}): importing would mix them and mail people twice or never. Keep sending \
+         with the log the campaign has been using"
+    )]
+    OtherHistory {
+        log: String,
+        campaign: String,
+        problem: String,
     },
     /// A database log's URL that cannot be used (it holds a password, asks for plain text
     /// beyond this machine, or is no PostgreSQL URL). `url` is never shown with a password.
@@ -225,6 +236,7 @@ impl Classify for SendLogError {
             | SendLogError::OtherCampaign { .. }
             | SendLogError::OtherLog { .. }
             | SendLogError::OtherCampaignRow { .. }
+            | SendLogError::OtherHistory { .. }
             | SendLogError::LogLost { .. } => ErrorKind::Invalid,
             // The other run ends by itself.
             SendLogError::Locked { .. } | SendLogError::CampaignLocked { .. } => {

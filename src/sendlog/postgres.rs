@@ -30,12 +30,14 @@
 //! the commands, with the wiring.
 
 mod errors;
+mod import;
 mod rows;
 mod schema;
 mod target;
 
 use errors::{database_error, describe, timely};
 
+pub use import::Imported;
 pub use target::PgTarget;
 
 use std::sync::mpsc as sync_channel;

@@ -275,6 +275,27 @@ impl Replay {
             .filter(|entry| entry.status != Status::Pending)
     }
 
+    /// How many people the log lists as sent, failed, deferred, in doubt, and attempted but
+    /// every attempt withdrawn (pending): what a moved log must still say.
+    pub fn counts(&self) -> [u64; 5] {
+        let mut counts = [0; 5];
+        let statuses = self
+            .finals
+            .values()
+            .chain(self.entries.values().map(|p| p.status));
+        for status in statuses {
+            let at = match status {
+                Status::Sent => 0,
+                Status::Failed => 1,
+                Status::Deferred => 2,
+                Status::InDoubt => 3,
+                Status::Pending => 4,
+            };
+            counts[at] += 1;
+        }
+        counts
+    }
+
     pub fn len(&self) -> usize {
         self.finals.len() + self.entries.len()
     }

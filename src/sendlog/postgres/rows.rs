@@ -114,10 +114,44 @@ pub(super) async fn append(
     statements: &mut u64,
 ) -> Result<Vec<usize>, SendLogError> {
     let error = |e: tokio_postgres::Error| database_error(log, &e);
-    // A segment names each person once, so that one statement never claims or updates a
-    // person twice (which the database refuses), and a person's records apply in order. A
-    // run's batch is one segment (one statement, its own transaction) but for an attempt
-    // withdrawn in the same batch.
+    let segments = segments(records);
+    if segments.len() == 1 {
+        *statements += 1;
+        return write_segment(&*client, prepared, (campaign, sender), records, log).await;
+    }
+    let transaction = client.transaction().await.map_err(error)?;
+    // BEGIN, a statement a segment, COMMIT.
+    *statements += 2 + segments.len() as u64;
+    let refused = append_within(&transaction, prepared, (campaign, sender), records, log).await?;
+    timely(log, async { transaction.commit().await.map_err(error) }).await?;
+    Ok(refused)
+}
+
+/// As [`append`], inside a transaction the caller holds (and commits): an import writes a
+/// whole file's records in one.
+pub(super) async fn append_within(
+    transaction: &tokio_postgres::Transaction<'_>,
+    prepared: &Statements,
+    (campaign, sender): (i32, i64),
+    records: &[Record],
+    log: &str,
+) -> Result<Vec<usize>, SendLogError> {
+    let mut refused = Vec::new();
+    for segment in segments(records) {
+        let at = segment.start;
+        let here = &records[segment];
+        let refused_here =
+            write_segment(transaction, prepared, (campaign, sender), here, log).await?;
+        refused.extend(refused_here.into_iter().map(|refused| at + refused));
+    }
+    Ok(refused)
+}
+
+/// `records` cut into segments that each name a person once, so that one statement never
+/// claims or updates a person twice (which the database refuses), and a person's records
+/// apply in order. A run's batch is one segment (one statement, its own transaction) but for
+/// an attempt withdrawn in the same batch.
+fn segments(records: &[Record]) -> Vec<std::ops::Range<usize>> {
     let mut segments = Vec::new();
     let mut start = 0;
     while start < records.len() {
@@ -129,23 +163,7 @@ pub(super) async fn append(
         segments.push(start..start + length);
         start += length;
     }
-    if segments.len() == 1 {
-        *statements += 1;
-        return write_segment(&*client, prepared, (campaign, sender), records, log).await;
-    }
-    let mut refused = Vec::new();
-    let transaction = client.transaction().await.map_err(error)?;
-    // BEGIN, a statement a segment, COMMIT.
-    *statements += 2 + segments.len() as u64;
-    for segment in segments {
-        let at = segment.start;
-        let here = &records[segment];
-        let refused_here =
-            write_segment(&transaction, prepared, (campaign, sender), here, log).await?;
-        refused.extend(refused_here.into_iter().map(|refused| at + refused));
-    }
-    timely(log, async { transaction.commit().await.map_err(error) }).await?;
-    Ok(refused)
+    segments
 }
 
 /// Claims the people of `records`' attempts, writes the records claimed and the outcomes, and
