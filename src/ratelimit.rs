@@ -331,9 +331,10 @@ mod tests {
         //
         // Never faster, in any run: that is the promise to the server. A loaded machine wakes
         // timers late and can only make a run slower, so the 2 % is judged on the best of
-        // three runs, as the benchmark keeps its best round.
+        // five runs, as the benchmark keeps its best round (three were not enough on a machine
+        // whose two cores ran four builds).
         let mut runs = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             let pace = Pace::new(&limits, &History::new());
             let start = std::time::Instant::now();
             for _ in 0..201 {
