@@ -27,6 +27,7 @@ mod outdir;
 mod pace;
 mod pg;
 mod pg_multi;
+mod pg_pace;
 mod pg_send;
 mod relays;
 mod screenshots;
