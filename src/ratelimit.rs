@@ -7,13 +7,20 @@
 //! readers, and a per-minute quota is how a user caps that traffic. Quotas are rolling windows
 //! counted from the send log's `attempt` records, so a cron job started every ten minutes
 //! still sends no more than the daily quota.
+//!
+//! A campaign sent by several senders at once keeps its pace and quotas in the shared log:
+//! there each message also needs one of the [`Permits`] the log granted this sender.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultDirectRateLimiter, Quota};
+
+mod permits;
+
+pub use permits::{LIFETIME, Permits};
 
 /// The longest window a quota can have; the send log's history is kept this far back.
 pub const HISTORY: Duration = Duration::from_secs(24 * 3600);
@@ -47,6 +54,8 @@ pub struct Pace {
     rate: Option<f64>,
     steady: Option<DefaultDirectRateLimiter>,
     quotas: Mutex<Quotas>,
+    /// Permits granted for the campaign as a whole, when several senders share it.
+    shared: Option<Arc<Permits>>,
 }
 
 impl Pace {
@@ -64,7 +73,14 @@ impl Pace {
             rate: limits.rate,
             steady,
             quotas: Mutex::new(Quotas::new(limits, history)),
+            shared: None,
         }
+    }
+
+    /// This pace, each message of which also spends one of `shared`'s permits.
+    pub fn sharing(mut self, shared: Option<Arc<Permits>>) -> Pace {
+        self.shared = shared;
+        self
     }
 
     /// Messages per second, when the pace has a rate.
@@ -75,6 +91,19 @@ impl Pace {
     /// Counts one more message if it may go now, without waiting; false (and nothing counted)
     /// otherwise.
     pub fn try_admit(&self) -> bool {
+        if let Some(shared) = &self.shared
+            && !shared.try_take()
+        {
+            return false;
+        }
+        let admitted = self.try_admit_here();
+        if let (false, Some(shared)) = (admitted, &self.shared) {
+            shared.give_back();
+        }
+        admitted
+    }
+
+    fn try_admit_here(&self) -> bool {
         let now = SystemTime::now();
         let mut quotas = self.quotas.lock().expect("no panic while counting");
         if quotas.spent(now).is_some() {
@@ -117,6 +146,10 @@ impl Pace {
         }
         if let Some(steady) = &self.steady {
             steady.until_ready().await;
+        }
+        // Last, so that a permit is not left to lapse while this sender keeps its own pace.
+        if let Some(shared) = &self.shared {
+            shared.take(patience).await?;
         }
         Ok(())
     }

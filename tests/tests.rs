@@ -28,6 +28,7 @@ mod pace;
 mod pg;
 mod pg_move;
 mod pg_multi;
+mod pg_pace;
 mod pg_send;
 mod relays;
 mod screenshots;

@@ -164,6 +164,9 @@ pub(super) async fn send(
         (route, log, replay, None, Some(claim))
     };
     let target = route.primary().endpoint().clone();
+    let mut log = log;
+    // A log shared by several senders keeps the campaign's pace and quotas for all of them.
+    let shared_pace = log.share_pace(&pace_limits);
     let (log, log_thread) = LogWriter::spawn(log);
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(&loaded.recipients_path, &progress);
@@ -180,7 +183,7 @@ pub(super) async fn send(
         log,
         connections: campaign.pool_size as usize,
         retry: campaign.retry.clone(),
-        pace: Pace::new(&pace_limits, replay.history()),
+        pace: Pace::new(&pace_limits, replay.history()).sharing(shared_pace),
         in_doubt: send.in_doubt,
         progress: Arc::clone(&progress),
         refusals,

@@ -117,14 +117,22 @@ impl<D: Delivery> Shared<D> {
 
     /// The pace's leave for one more message, or `None` when `send_before` passes first: the
     /// workers waiting their turn in the pace must not hold the run's end a slot each.
+    /// A log shared by several senders grants the pace's permits: one that lost its lease
+    /// (cut off from the database) grants none, and the wait ends with the lease (it comes
+    /// back admitted; the caller sees the lease lost before anything is handed over).
     async fn admit(&self) -> Option<Result<(), QuotaSpent>> {
         let admit = self.pace.admit(self.patience);
-        let Some(before) = self.send_before else {
-            return Some(admit.await);
+        let lease_lost = async {
+            while self.log.live() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         };
-        let left = before.duration_since(SystemTime::now()).unwrap_or_default();
+        let left = self.send_before.map_or(Duration::MAX, |before| {
+            before.duration_since(SystemTime::now()).unwrap_or_default()
+        });
         tokio::select! {
             admitted = admit => Some(admitted),
+            () = lease_lost => Some(Ok(())),
             () = tokio::time::sleep(left) => None,
         }
     }
@@ -258,8 +266,12 @@ impl<'a, D: Delivery> Worker<'a, D> {
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }
-                        // Its turn in the pace may have come after the window closed.
-                        Some(Ok(())) if shared.window_shut() => {
+                        // Its turn in the pace may have come after the window closed, or the
+                        // lease ran out while it waited.
+                        Some(Ok(())) if shared.window_shut() || !shared.log.live() => {
+                            if !shared.log.live() {
+                                shared.stop(Stopped::LeaseLost);
+                            }
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }

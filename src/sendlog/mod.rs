@@ -33,11 +33,13 @@ pub use postgres::{Imported, PgLog, PgTarget};
 pub use replay::{Entry, Replay};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Classify, ErrorKind};
+use crate::ratelimit::{Limits, Permits};
 
 /// The send log could not be read, written or locked.
 #[derive(Debug, thiserror::Error)]
@@ -355,6 +357,14 @@ pub trait SendLog: Send {
     /// The lease this sender holds on its claims, for a log shared by several senders: once it
     /// is no longer live, no message may be handed over.
     fn lease(&self) -> Option<Lease> {
+        None
+    }
+
+    /// For a log shared by several senders, the permits through which it keeps `limits` for
+    /// the campaign as a whole (granted to this sender a few at a time); `None` where this
+    /// sender's own pace is the campaign's.
+    fn share_pace(&mut self, limits: &Limits) -> Option<Arc<Permits>> {
+        let _ = limits;
         None
     }
 }

@@ -11,6 +11,9 @@
 //! holds are refused. [`PgLog::read`] is `status`'s: it replays without registering or making
 //! tables.
 //!
+//! The campaign's pace and quotas are kept here too, for all its senders together: each asks
+//! for permits a second's worth at a time (see `permits`).
+//!
 //! A sender that dies leaves its claims to the others once its lease runs out; one that cannot
 //! renew its lease stops handing messages over before the lease can have run out (the
 //! engine asks [`Lease::live`]).
@@ -31,15 +34,18 @@
 
 mod errors;
 mod import;
+mod permits;
 mod rows;
 mod schema;
 mod target;
 
 use errors::{database_error, describe, timely};
+use permits::Granting;
 
 pub use import::Imported;
 pub use target::PgTarget;
 
+use std::sync::Arc;
 use std::sync::mpsc as sync_channel;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,6 +55,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
 use super::{Lease, Record, Replay, SendLog, SendLogError};
+use crate::ratelimit::{Limits, Permits};
 
 /// How long others leave a sender's claims alone when it stops renewing its lease, unless
 /// `MISSIVE_LEASE` (a duration: `30s`, `2s`) says otherwise; tests make it short.
@@ -70,6 +77,7 @@ pub struct PgLog {
     thread: Option<JoinHandle<()>>,
     uid: String,
     lease: Lease,
+    granting: Granting,
 }
 
 /// A batch for the connection's thread, and where to say whether it was committed (and which
@@ -97,12 +105,13 @@ impl PgLog {
             .spawn(move || serve(&target, &campaign, opened, incoming))
             .expect("the OS can start a thread");
         match answer.recv() {
-            Ok(Ok((replay, uid, lease))) => {
+            Ok(Ok((replay, uid, lease, granting))) => {
                 let log = PgLog {
                     requests: Some(requests),
                     thread: Some(thread),
                     uid,
                     lease,
+                    granting,
                 };
                 Ok((log, replay))
             }
@@ -141,6 +150,10 @@ impl SendLog for PgLog {
         Some(self.lease.clone())
     }
 
+    fn share_pace(&mut self, limits: &Limits) -> Option<Arc<Permits>> {
+        permits::start(&self.granting, limits)
+    }
+
     fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let (done, answer) = sync_channel::sync_channel(1);
         let batch = Append {
@@ -164,7 +177,7 @@ impl Drop for PgLog {
     }
 }
 
-type Opened = Result<(Replay, String, Lease), SendLogError>;
+type Opened = Result<(Replay, String, Lease, Granting), SendLogError>;
 
 /// The connection's thread: opens, answers `opened`, then commits each batch and renews the
 /// lease until the log is dropped, and then ends the lease.
@@ -185,7 +198,12 @@ fn serve(
         let mut session = match Session::open(target, campaign).await {
             Ok((session, replay)) => {
                 let lease = session.lease.clone();
-                let _ = opened.send(Ok((replay, session.uid.clone(), lease)));
+                let granting = Granting {
+                    runtime: tokio::runtime::Handle::current(),
+                    target: target.clone(),
+                    campaign: session.campaign,
+                };
+                let _ = opened.send(Ok((replay, session.uid.clone(), lease, granting)));
                 session
             }
             Err(error) => {

@@ -5,7 +5,8 @@
 //! drawn when the row is made), `records` (the log's records, keyed by campaign and in the
 //! order they were written), and since version 2 `people` (each person's latest state, kept in
 //! step with `records` in the same transaction, and who holds them) and `senders` (every
-//! `send` that opened a campaign, and until when its lease runs, by the database's clock). Migrations only ever go forward, one version at a time, inside one
+//! `send` that opened a campaign, and until when its lease runs, by the database's clock), and
+//! since version 3 `permits` (what the campaign's pace and quotas granted, by second). Migrations only ever go forward, one version at a time, inside one
 //! transaction under an advisory lock, so two missives starting at once migrate once. A missive
 //! that finds a newer version than it knows refuses to touch the tables.
 
@@ -21,7 +22,7 @@ pub(super) const LOCK_CLASS: i32 = 0x6d69_7376;
 
 /// Each migration takes the tables from the version before it to its own (the first from
 /// none): append a new one for each change, never edit a published one.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r"
     CREATE TABLE missive.campaigns (
         id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -102,6 +103,16 @@ const MIGRATIONS: [&str; 2] = [
         WINDOW person AS (PARTITION BY campaign, rcpt ORDER BY seq)
     ) AS folded
     GROUP BY campaign, rcpt;
+",
+    // Permits granted to the campaign's senders, by second of the database's clock: the
+    // campaign's pace and quotas are kept here, for all its senders together (see `permits`).
+    r"
+    CREATE TABLE missive.permits (
+        campaign integer NOT NULL REFERENCES missive.campaigns (id),
+        second bigint NOT NULL,
+        granted integer NOT NULL,
+        PRIMARY KEY (campaign, second)
+    );
 ",
 ];
 
@@ -394,6 +405,6 @@ mod tests {
     #[test]
     fn the_lock_class_spells_misv_and_versions_count_migrations() {
         assert_eq!(&LOCK_CLASS.to_be_bytes(), b"misv");
-        assert_eq!(VERSION, 2);
+        assert_eq!(VERSION, 3);
     }
 }

@@ -1,0 +1,166 @@
+//! Permits for a campaign sent by several senders at once: the campaign's pace and quotas
+//! are kept by whoever grants them (the shared send log), and a sender spends only the
+//! permits it was granted, before they expire.
+//!
+//! The engine sees only this: it takes one permit a message, and when it has none left it
+//! asks for more and waits. Whoever grants (`sendlog`'s PostgreSQL log, on its own thread)
+//! waits for [`Permits::wanted`] and answers with [`Permits::granted`]: a few permits, a
+//! second's worth at most, that lapse one second after the request was sent, so that a grant
+//! counted in one second of the granter's clock is spent within the next. Never more than was
+//! granted, never later than a second.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::{Limits, QuotaSpent};
+
+/// How long granted permits may be spent, from the moment they were asked for.
+pub const LIFETIME: Duration = Duration::from_secs(1);
+
+/// The permits one sender holds, shared by its connections and its granter.
+#[derive(Debug)]
+pub struct Permits {
+    limits: Limits,
+    state: Mutex<Held>,
+    /// A connection has none left and waits.
+    wanted: Notify,
+    /// A grant came.
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    left: u32,
+    until: Option<Instant>,
+    /// The granter's last word when it granted none: a quota spent until then.
+    spent: Option<QuotaSpent>,
+}
+
+impl Permits {
+    /// Permits for a campaign of `limits`, none held yet.
+    pub fn new(limits: &Limits) -> Permits {
+        Permits {
+            limits: limits.clone(),
+            state: Mutex::new(Held::default()),
+            wanted: Notify::new(),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The campaign's limits, which the granter keeps for all its senders.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// How many permits to ask for at once: a second's worth of the tightest limit, at least
+    /// one (fewer trips to the granter; what is not spent in its second is lost).
+    pub fn grant_size(&self) -> u32 {
+        let limits = &self.limits;
+        let per_second = [
+            limits.rate,
+            limits.per_minute.map(|n| f64::from(n) / 60.0),
+            limits.per_hour.map(|n| f64::from(n) / 3600.0),
+            limits.per_day.map(|n| f64::from(n) / 86_400.0),
+        ];
+        let tightest = per_second.into_iter().flatten().fold(f64::MAX, f64::min);
+        tightest.ceil().clamp(1.0, 10_000.0) as u32
+    }
+
+    /// Takes one permit if one is held now; otherwise asks for more and returns false.
+    pub fn try_take(&self) -> bool {
+        let mut held = self.state.lock().expect("no panic while counting");
+        if held.usable() {
+            held.left -= 1;
+            return true;
+        }
+        drop(held);
+        self.wanted.notify_one();
+        false
+    }
+
+    /// Gives back a permit taken by [`Permits::try_take`] that was not used after all.
+    pub fn give_back(&self) {
+        let mut held = self.state.lock().expect("no panic while counting");
+        held.left += 1;
+    }
+
+    /// Waits for a permit and takes it. When the granter says a quota is spent for longer
+    /// than `patience`, returns that instead of waiting.
+    pub async fn take(&self, patience: Duration) -> Result<(), QuotaSpent> {
+        loop {
+            let changed = self.changed.notified();
+            if self.try_take() {
+                return Ok(());
+            }
+            let spent = self.state.lock().expect("no panic while counting").spent;
+            if let Some(spent) = spent {
+                let wait = spent.until.duration_since(SystemTime::now());
+                if wait.is_ok_and(|wait| wait > patience) {
+                    return Err(spent);
+                }
+            }
+            // A grant wakes us; the timeout only covers a grant that came between the check
+            // and the wait.
+            let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
+        }
+    }
+
+    /// Waits until a connection wants permits and none is held (for the granter): a request
+    /// left over from a moment that has passed asks for nothing.
+    pub async fn wanted(&self) {
+        loop {
+            self.wanted.notified().await;
+            if !self.state.lock().expect("no panic while counting").usable() {
+                return;
+            }
+        }
+    }
+
+    /// The granter's answer to a request sent at `asked`: `count` permits (what was left
+    /// lapses), or none and perhaps the quota that is spent.
+    pub fn granted(&self, count: u32, asked: Instant, spent: Option<QuotaSpent>) {
+        let mut held = self.state.lock().expect("no panic while counting");
+        if count > 0 || !held.usable() {
+            held.left = count;
+            held.until = Some(asked + LIFETIME);
+        }
+        held.spent = if count == 0 { spent } else { None };
+        drop(held);
+        self.changed.notify_waiters();
+    }
+}
+
+impl Held {
+    fn usable(&self) -> bool {
+        self.left > 0 && self.until.is_some_and(|until| Instant::now() < until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_granted_permits_are_spent_and_they_lapse_after_a_second() {
+        let permits = Permits::new(&Limits {
+            per_minute: Some(120),
+            ..Limits::default()
+        });
+        assert_eq!(permits.grant_size(), 2);
+        assert!(!permits.try_take(), "none granted yet");
+        permits.granted(2, Instant::now(), None);
+        assert!(permits.try_take() && permits.try_take());
+        assert!(!permits.try_take(), "two granted, two spent");
+        permits.granted(5, Instant::now() - LIFETIME, None);
+        assert!(!permits.try_take(), "asked for a second ago: lapsed");
+        let spent = QuotaSpent {
+            window: "hour",
+            until: SystemTime::now() + Duration::from_secs(600),
+        };
+        permits.granted(0, Instant::now(), Some(spent));
+        let refused = permits.take(Duration::from_secs(60)).await.unwrap_err();
+        assert_eq!(refused, spent);
+    }
+}

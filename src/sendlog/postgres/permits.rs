@@ -1,0 +1,220 @@
+//! The campaign's pace and quotas, kept in the database for all its senders together: each
+//! sender asks for [`Permits`] a few at a time (a second's worth), on a connection of its own,
+//! and the database grants what the campaign's windows have left, by second of its clock.
+//!
+//! Why this holds: a grant is counted in the second `s` of the database's clock in which it
+//! was made, between the request's sending and its answer; its permits lapse one second after
+//! the request was sent ([`LIFETIME`]). So every message of a grant counted in second `s`
+//! leaves in `[s - rtt, s + 2)`, and the messages of any `L` seconds come from grants of at
+//! most `L + 2` seconds. A quota of `L` seconds is therefore checked over `L + 2` seconds, and
+//! no `L` seconds ever hold more than it, whatever the number of senders. The rate is checked
+//! second by second: any `T` seconds hold at most `rate × (T + 2)`. Grants are made one at a
+//! time under an advisory lock, so two senders never both take the last permits. Permits
+//! granted and not spent still count: a sender that dies costs at most a second's worth.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+use super::errors::describe;
+use super::schema::LOCK_CLASS;
+use super::{PgTarget, connect};
+use crate::ratelimit::{LIFETIME, Limits, Permits, QuotaSpent};
+
+/// A window the database checks: its name, its length in seconds, and how many permits it
+/// may grant in that length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    name: &'static str,
+    length: i64,
+    limit: i64,
+}
+
+/// The windows that keep `limits` for grants that are spent within two seconds of being
+/// counted: each quota over its length and two seconds more; the rate over a second (or, below
+/// one a second, over the seconds one message needs).
+fn windows(limits: &Limits) -> Vec<Window> {
+    let margin = LIFETIME.as_secs() as i64 + 1;
+    let mut windows: Vec<Window> = [
+        ("minute", 60, limits.per_minute),
+        ("hour", 3600, limits.per_hour),
+        ("day", 86_400, limits.per_day),
+    ]
+    .into_iter()
+    .filter_map(|(name, length, limit)| {
+        limit.map(|limit| Window {
+            name,
+            length: length + margin,
+            limit: limit.into(),
+        })
+    })
+    .collect();
+    if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
+        let length = (1.0 / rate).ceil().max(1.0);
+        windows.push(Window {
+            name: "rate",
+            length: length as i64,
+            limit: (rate * length).floor().max(1.0) as i64,
+        });
+    }
+    windows
+}
+
+/// What granting this sender permits needs: the connection thread's runtime, where the
+/// granter runs beside the renewals, and where to connect.
+pub(super) struct Granting {
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) target: PgTarget,
+    pub(super) campaign: i32,
+}
+
+/// Starts granting permits for `limits` to this sender, when they ask the database for
+/// anything; the granter ends with the connection thread's runtime, when the log is dropped.
+pub(super) fn start(granting: &Granting, limits: &Limits) -> Option<Arc<Permits>> {
+    if windows(limits).is_empty() {
+        return None;
+    }
+    let shared = Arc::new(Permits::new(limits));
+    let (target, campaign) = (granting.target.clone(), granting.campaign);
+    let permits = Arc::clone(&shared);
+    granting.runtime.spawn(async move {
+        // Its own connection: a grant must not wait behind a batch, nor a renewal behind a
+        // grant. A grant's transaction lasts milliseconds; one cut off midway must not keep
+        // the others' grants waiting on its lock for long.
+        let client = loop {
+            match connect(&target).await {
+                Ok(client)
+                    if client
+                        .batch_execute("SET idle_in_transaction_session_timeout = 1000")
+                        .await
+                        .is_ok() =>
+                {
+                    break client;
+                }
+                _ => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        };
+        grant(client, target.shown.clone(), campaign, permits).await;
+    });
+    Some(shared)
+}
+
+/// Grants `permits` to this sender whenever its connections want some, until aborted. A grant
+/// that fails or is late grants none: the sender waits (and asks again) rather than guess.
+async fn grant(mut client: Client, log: String, campaign: i32, permits: Arc<Permits>) {
+    let windows = windows(permits.limits());
+    let wanted = i64::from(permits.grant_size());
+    loop {
+        permits.wanted().await;
+        let asked = Instant::now();
+        let granting = take(&mut client, campaign, wanted, &windows);
+        let (count, spent) = match tokio::time::timeout(LIFETIME, granting).await {
+            Ok(Ok(granted)) => granted,
+            Ok(Err(e)) => {
+                tracing::warn!(log, error = %describe(&e), "no permits could be granted");
+                (0, None)
+            }
+            Err(_) => (0, None),
+        };
+        permits.granted(u32::try_from(count).unwrap_or(0), asked, spent);
+        if count == 0 {
+            // Spent, or the database is away: ask again a little later, not in a loop.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One grant: up to `wanted` permits, what every window has left, counted in the current
+/// second. When none is left, which quota is spent and until when.
+async fn take(
+    client: &mut Client,
+    campaign: i32,
+    wanted: i64,
+    windows: &[Window],
+) -> Result<(i64, Option<QuotaSpent>), tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
+    // The second key is the campaign's id negated: fencing takes the id itself.
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &-campaign],
+        )
+        .await?;
+    let now: i64 = transaction
+        .query_one(
+            "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint",
+            &[],
+        )
+        .await?
+        .get(0);
+    let mut room = wanted;
+    let mut spent: Option<QuotaSpent> = None;
+    for window in windows {
+        let row = transaction
+            .query_one(
+                "SELECT coalesce(sum(granted), 0)::bigint, min(second) FROM missive.permits
+                 WHERE campaign = $1 AND second > $2::bigint - $3::bigint",
+                &[&campaign, &now, &window.length],
+            )
+            .await?;
+        let (granted, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
+        let left = (window.limit - granted).max(0);
+        room = room.min(left);
+        if left == 0 {
+            let frees = oldest.unwrap_or(now) + window.length;
+            let until = UNIX_EPOCH + Duration::from_secs(u64::try_from(frees).unwrap_or(0));
+            if spent.is_none_or(|spent| spent.until < until) {
+                spent = Some(QuotaSpent {
+                    window: window.name,
+                    until: until.max(SystemTime::now()),
+                });
+            }
+        }
+    }
+    if room > 0 {
+        transaction
+            .execute(
+                "INSERT INTO missive.permits (campaign, second, granted) VALUES ($1, $2, $3)
+                 ON CONFLICT (campaign, second)
+                 DO UPDATE SET granted = permits.granted + excluded.granted",
+                &[&campaign, &now, &i32::try_from(room).unwrap_or(i32::MAX)],
+            )
+            .await?;
+    }
+    // What no window can count any more.
+    transaction
+        .execute(
+            "DELETE FROM missive.permits WHERE campaign = $1 AND second < $2::bigint - 86460",
+            &[&campaign, &now],
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok((room, spent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_are_checked_over_two_seconds_more_and_the_rate_by_the_second() {
+        let limits = Limits {
+            rate: Some(20.0),
+            per_minute: Some(120),
+            ..Limits::default()
+        };
+        let names: Vec<(&str, i64, i64)> = windows(&limits)
+            .iter()
+            .map(|w| (w.name, w.length, w.limit))
+            .collect();
+        assert_eq!(names, [("minute", 62, 120), ("rate", 1, 20)]);
+        let slow = Limits {
+            rate: Some(0.25),
+            ..Limits::default()
+        };
+        assert_eq!(windows(&slow)[0].length, 4);
+        assert_eq!(windows(&slow)[0].limit, 1);
+        assert!(windows(&Limits::default()).is_empty());
+    }
+}

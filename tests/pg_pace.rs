@@ -1,0 +1,138 @@
+//! The pace and quotas of a campaign shared by several senders through PostgreSQL hold for the
+//! campaign as a whole: three real `missive send` processes, each with a test SMTP server of
+//! its own, and the servers' receive times counted together.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::pg_send::{ENV, everyone, records, status};
+use crate::support::audit::Audit;
+use crate::support::harness::{Fixture, RUN_LIMIT, Run, people};
+use crate::support::postgres::PgServer;
+use crate::support::smtp_server::{Behavior, Journal, SmtpServer};
+
+/// A campaign of `n` people in the database at `server`, with `limits` under `[smtp]`.
+fn campaign(server: &PgServer, n: usize, limits: &str) -> Fixture {
+    Fixture::new(
+        &people(n),
+        &format!(
+            "send_log = \"{}\"\n[smtp]\npool_size = 4\ntimeout_secs = 5\n{limits}\n",
+            server.url()
+        ),
+    )
+}
+
+fn send_all(fixture: &Fixture, smtps: &[SmtpServer]) -> Vec<Run> {
+    let running: Vec<_> = smtps
+        .iter()
+        .map(|smtp| fixture.start_send_with(&smtp.url(), &[], &ENV))
+        .collect();
+    running
+        .into_iter()
+        .map(|r| {
+            // A run waits for a spent quota up to a minute.
+            r.wait(RUN_LIMIT + Duration::from_secs(70))
+                .unwrap_or_else(|run| panic!("a run took over its limit: {}", run.all()))
+        })
+        .collect()
+}
+
+/// Every server's receive times, together, in order.
+fn received(journals: &[Journal]) -> Vec<Instant> {
+    let mut times: Vec<Instant> = journals
+        .iter()
+        .flat_map(|j| j.accepted().map(|m| m.at))
+        .collect();
+    times.sort();
+    times
+}
+
+/// The most messages any stretch of `length` held, over all servers.
+fn busiest(times: &[Instant], length: Duration) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + length)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn three_senders_keep_the_campaigns_per_minute_quota_together() {
+    const PEOPLE: usize = 50;
+    const PER_MINUTE: usize = 30;
+    let server = PgServer::start();
+    let fixture = campaign(&server, PEOPLE, &format!("per_minute = {PER_MINUTE}"));
+    let smtps: Vec<SmtpServer> = (0..3)
+        .map(|_| SmtpServer::start_in_background(Behavior::accept_all()))
+        .collect();
+    // Alone, each would send its own 30 at once: 50 in the first second.
+    let mut runs = send_all(&fixture, &smtps);
+    for run in &runs {
+        assert!([0, 75].contains(&run.code), "{}", run.all());
+    }
+    // What is left goes in later runs (a quota spent for longer than a run waits stops it).
+    let start = Instant::now();
+    while !runs.iter().any(|r| r.code == 0) && start.elapsed() < Duration::from_secs(150) {
+        runs = send_all(&fixture, &smtps);
+    }
+    let journals: Vec<Journal> = smtps.iter().map(SmtpServer::journal).collect();
+    let times = received(&journals);
+    let most = busiest(&times, Duration::from_secs(60));
+    let shares: Vec<usize> = journals.iter().map(|j| j.accepted().count()).collect();
+    let granted = server.sql("SELECT sum(granted) FROM missive.permits");
+    eprintln!("shares {shares:?}; the busiest minute held {most}; permits granted {granted}");
+    assert!(
+        most <= PER_MINUTE,
+        "a minute held {most} messages, over the campaign's {PER_MINUTE}"
+    );
+    let audit = Audit::of(status(&fixture, &[]), records(&server), &journals);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    audit.assert_accepted_at_most_once();
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn three_senders_keep_the_campaigns_rate_together() {
+    const PEOPLE: usize = 120;
+    const RATE: f64 = 20.0;
+    let server = PgServer::start();
+    let fixture = campaign(&server, PEOPLE, &format!("rate = {RATE}"));
+    let smtps: Vec<SmtpServer> = (0..3)
+        .map(|_| SmtpServer::start_in_background(Behavior::accept_all()))
+        .collect();
+    let runs = send_all(&fixture, &smtps);
+    for run in &runs {
+        assert!([0, 75].contains(&run.code), "{}", run.all());
+    }
+    let journals: Vec<Journal> = smtps.iter().map(SmtpServer::journal).collect();
+    let times = received(&journals);
+    // Permits are granted by the second: any stretch of T seconds holds at most the rate's
+    // T + 2 seconds' worth (see the README's "Several senders").
+    for seconds in [1u64, 2, 4] {
+        let most = busiest(&times, Duration::from_secs(seconds));
+        let bound = (RATE * (seconds + 2) as f64) as usize;
+        eprintln!("the busiest {seconds} s held {most} (bound {bound})");
+        assert!(most <= bound, "{seconds} s held {most}, over {bound}");
+    }
+    let span = times.last().unwrap().duration_since(times[0]).as_secs_f64();
+    let least = PEOPLE as f64 / RATE - 2.0;
+    eprintln!("{PEOPLE} messages in {span:.2} s at {RATE}/s");
+    assert!(
+        span >= least,
+        "{PEOPLE} messages in {span:.2} s at {RATE}/s"
+    );
+    let audit = Audit::of(status(&fixture, &[]), records(&server), &journals);
+    audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
+    audit.assert_accepted_at_most_once();
+}
