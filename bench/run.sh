@@ -652,55 +652,28 @@ section_attachments() {
         "$(calc "$N_RECEIPTS / $(seconds "$WORK/receipts-none")" 0) (none)" "" "" ""
 }
 
+# alone NUMBER SECTION PREPARE [sink]: one section by itself, after PREPARE (prepare or
+# prepare_render) and, with `sink`, the smtp-sink it sends to; the load beside its figures.
+alone() {
+    fetch
+    "$3"
+    [[ "${4:-}" == sink ]] && start_sink
+    printf '# missive benchmark, section %s alone, %s\n\n' "$1" "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    "$2"
+    printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 main() {
-    # `bash bench/run.sh pgbig`: section 8 alone.
-    if [[ "${1:-}" == pgbig ]]; then
-        fetch
-        prepare
-        start_sink
-        printf '# missive benchmark, section 8 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
-            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-        section_pg_big
-        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-        return 0
-    fi
-    # `bash bench/run.sh senders`: section 7 alone.
-    if [[ "${1:-}" == senders ]]; then
-        fetch
-        prepare_render
-        printf '# missive benchmark, section 7 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
-            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-        section_senders
-        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-        return 0
-    fi
-    # `bash bench/run.sh attachments`: section 6 alone.
-    if [[ "${1:-}" == attachments ]]; then
-        fetch
-        prepare
-        start_sink
-        printf '# missive benchmark, section 6 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
-            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-        section_attachments
-        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-        return 0
-    fi
-    # `bash bench/run.sh pg`: section 5 alone (with what it needs: the sink, section 1's
-    # campaigns).
-    if [[ "${1:-}" == pg ]]; then
-        fetch
-        prepare
-        start_sink
-        printf '# missive benchmark, section 5 alone, %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-        printf -- '- machine: %s cores, load average at start: %s; missive %s (release build)\n' "$(nproc)" \
-            "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
-        section_pg
-        printf '\n- at the end: load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-        return 0
-    fi
+    # `bash bench/run.sh pg|attachments|senders|pgbig`: section 5, 6, 7 or 8 alone (with what
+    # it needs: the sink, section 1's campaigns).
+    case "${1:-}" in
+        pg) alone 5 section_pg prepare sink; return 0 ;;
+        attachments) alone 6 section_attachments prepare sink; return 0 ;;
+        senders) alone 7 section_senders prepare_render; return 0 ;;
+        pgbig) alone 8 section_pg_big prepare sink; return 0 ;;
+    esac
     # `bash bench/run.sh render`: section 2 alone, RENDER_RUNS times in a row (the target is
     # three consecutive runs), the load average beside each.
     if [[ "${1:-}" == render ]]; then
