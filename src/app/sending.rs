@@ -366,21 +366,24 @@ fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients
     for error in &report.rejected {
         println!("  rejected {}", error.at(recipients));
     }
-    // When the run stopped on a certificate, the other relay carried nothing: the stop names
-    // that relay, and this line only the other one, if it differs.
-    if let Some((relay, why)) = &report.set_aside {
-        let carried = match &report.stopped {
-            Some(Stopped::Untrusted { relay: stopped, .. }) if stopped == relay => None,
-            Some(Stopped::Untrusted { .. }) => Some(""),
-            _ => Some(": the other relay carried the run"),
+    // The stop names the relay it stopped on; this line, one set aside before, and what the
+    // other relay carried meanwhile: being tried is not carrying (it may be down too).
+    if let Some((relay, why)) = &report.set_aside
+        && !matches!(&report.stopped, Some(Stopped::Untrusted { relay: stopped, .. }) if stopped == relay)
+    {
+        let other = relay.other();
+        let carried = match other {
+            RelayName::Fallback => report.counts.via_fallback,
+            RelayName::Primary => report.counts.sent - report.counts.via_fallback,
         };
-        if let Some(carried) = carried {
-            println!(
-                "the {} relay was set aside, its certificate not trusted ({why}){carried}; mend \
-                 its url or ca_file before the next run",
-                relay.as_str()
-            );
-        }
+        let carried = match carried {
+            0 => format!("the {other} relay carried no message"),
+            n => format!("the {other} relay carried {n} message(s)"),
+        };
+        println!(
+            "the {relay} relay was set aside, its certificate not trusted ({why}); {carried}; \
+             mend its url or ca_file before the next run"
+        );
     }
     if report.counts.unanswered > 0 {
         // Only a real send's log remembers them for the next run.

@@ -9,9 +9,10 @@
 //! the list: what was not attempted stays pending for the next run.
 //!
 //! A relay whose certificate cannot be trusted will not mend by itself: with a fallback, it is
-//! set aside for the rest of the run (an error says so, and the other relay carries the run);
-//! without one, or when the other relay cannot carry the run either, the run stops on it, for a
-//! person to mend.
+//! set aside for the rest of the run (an error says so, and connections go to the other relay,
+//! which may be down too: the error says what is known of it, and the run's report what it
+//! carried); without one, or when the other relay cannot carry the run either, the run stops on
+//! it, for a person to mend.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -229,10 +230,20 @@ impl Route {
     fn give_up(&self, unreachable: String) -> Stopped {
         let health = self.state.lock().expect("no panic holding the route");
         match &health.set_aside {
-            Some((relay, why)) => Stopped::Untrusted {
-                relay: *relay,
-                why: why.clone(),
-            },
+            Some((relay, why)) => {
+                // The stop names the certificate, which a person must mend; this says why the
+                // other relay did not carry the run instead.
+                tracing::error!(
+                    relay = relay.other().as_str(),
+                    "the {} relay, tried instead of the {relay} one set aside, does not answer \
+                     either ({unreachable}): no relay is left, the run stops",
+                    relay.other()
+                );
+                Stopped::Untrusted {
+                    relay: *relay,
+                    why: why.clone(),
+                }
+            }
             None => Stopped::Unreachable(unreachable),
         }
     }
@@ -251,9 +262,9 @@ impl Route {
             .is_some_and(|(name, _)| *name == relay.name)
     }
 
-    /// Sets `relay` aside for the rest of the run, its certificate not trusted, so that the
-    /// other relay carries the run; says so once, as an error, since a person must mend it.
-    /// False when no relay would be left: no fallback, or the other one set aside already.
+    /// Sets `relay` aside for the rest of the run, its certificate not trusted, so that
+    /// connections go to the other relay; says so once, as an error, since a person must mend
+    /// it. False when no relay would be left: no fallback, or the other one set aside already.
     fn set_aside(&self, relay: &Relay, why: &str) -> bool {
         let mut health = self.state.lock().expect("no panic holding the route");
         match &health.set_aside {
@@ -265,10 +276,27 @@ impl Route {
         tracing::error!(
             relay = relay.name.as_str(),
             %why,
-            "the relay's certificate cannot be trusted: set aside for this run, the other relay carries it; mend this before the next run"
+            "the relay's certificate cannot be trusted: set aside for this run; {}; mend this \
+             before the next run",
+            self.instead(relay.name, &health)
         );
         health.set_aside = Some((relay.name, why.to_owned()));
         true
+    }
+
+    /// What happens instead of `set_aside`, as far as is known when it is set aside: whether the
+    /// other relay carries the run is not known yet (the run's report says what it carried),
+    /// and the primary may be known to be down.
+    fn instead(&self, set_aside: RelayName, health: &Health) -> String {
+        let other = set_aside.other();
+        match health.primary_down {
+            Some(since) if other == self.primary.name => format!(
+                "connections go back to the {other} relay instead, though it has not answered \
+                 for {}: the run stops if it still does not",
+                humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
+            ),
+            _ => format!("connections go to the {other} relay instead"),
+        }
     }
 
     fn connected(&self, relay: &Relay) {
@@ -315,52 +343,4 @@ fn backoff(streak: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::smtp::Endpoint;
-
-    fn relay(name: RelayName, port: u16) -> Relay {
-        let endpoint = Endpoint::loopback(port);
-        Relay::new(name, &endpoint, None, None, Duration::from_secs(1)).unwrap()
-    }
-
-    #[test]
-    fn a_relay_set_aside_for_its_certificate_is_not_chosen_again_and_names_the_stop() {
-        let route = Route::new(
-            relay(RelayName::Primary, 1),
-            Some(relay(RelayName::Fallback, 2)),
-            Failover::default(),
-        );
-        assert!(route.set_aside(route.primary(), "untrusted"));
-        assert!(route.set_aside(route.primary(), "found again by another connection"));
-        assert_eq!(route.choose().name, RelayName::Fallback);
-        assert!(!route.should_leave(route.choose()), "no handing back to it");
-        // The fallback cannot carry the run either: no relay is left.
-        assert!(!route.set_aside(route.choose(), "untrusted too"));
-        assert_eq!(
-            route.give_up("unreachable".into()),
-            Stopped::Untrusted {
-                relay: RelayName::Primary,
-                why: "untrusted".into()
-            }
-        );
-    }
-
-    #[test]
-    fn without_a_fallback_a_relay_is_not_set_aside() {
-        let route = Route::new(relay(RelayName::Primary, 1), None, Failover::default());
-        assert!(!route.set_aside(route.primary(), "untrusted"));
-        assert_eq!(
-            route.give_up("unreachable".into()),
-            Stopped::Unreachable("unreachable".into())
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let ms = |streak| backoff(streak).as_millis();
-        assert!((200..=300).contains(&ms(1)), "{}", ms(1));
-        assert!((400..=600).contains(&ms(2)), "{}", ms(2));
-        assert!((6400..=9600).contains(&ms(30)), "{}", ms(30));
-    }
-}
+mod tests;
