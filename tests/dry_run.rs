@@ -1,14 +1,18 @@
-//! `missive send --dry-run` with no mailcatcher listening: the embedded capture server takes
-//! what a real send would hand a relay, messages larger than the engine's bound on bytes in
-//! memory included, and writes each whole as an `.eml` file.
+//! `missive send --dry-run` shows what the real send would do now: with no mailcatcher
+//! listening, the embedded capture server takes what a real send would hand a relay, messages
+//! larger than the engine's bound on bytes in memory included, and writes each whole as an
+//! `.eml` file; with a window read in each person's own time zone, only those whose window is
+//! open now are mailed, and the run says who waits, as the real send would.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use jiff::{Timestamp, tz::TimeZone};
 use mail_parser::MessageParser;
 
 use crate::support::harness::{Fixture, Run};
+use crate::support::smtp_server::{Behavior, SmtpServer};
 use crate::support::wait_or_kill;
 
 /// `missive send CAMPAIGN --dry-run [more…]`, killed past `limit` (a hang is a failure, never a
@@ -105,4 +109,60 @@ fn messages_larger_than_the_bytes_in_memory_are_captured_whole() {
         large += usize::from(message.len() > 32 << 20);
     }
     assert_eq!(large, 2, "both large messages whole");
+}
+
+#[test]
+fn a_window_in_each_persons_zone_mails_only_those_it_is_open_for_now() {
+    let catcher = SmtpServer::start_in_background(Behavior::accept_all());
+    // From the current hour (UTC) for two hours, every day: open now in UTC, closed now six
+    // hours ahead (near midnight the window ends at 24:00 rather than run over it).
+    let hour = Timestamp::now().to_zoned(TimeZone::UTC).hour();
+    let hours = match hour {
+        22 | 23 => format!("{hour:02}:00-24:00"),
+        _ => format!("{hour:02}:00-{:02}:00", hour + 2),
+    };
+    let settings = format!(
+        "[window]\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\n\
+         hours = \"{hours}\"\ntime_zone = \"UTC\"\ntime_zone_column = \"fuseau\"\n"
+    );
+    let csv = "email,first_name,last_name,amount,fuseau\n\
+               here@example.com,Ici,Nom,10,UTC\n\
+               ahead@example.com,Devant,Nom,10,Etc/GMT-6\n\
+               blank@example.com,Vide,Nom,10,\n";
+    let fixture = Fixture::new(csv, &settings);
+    let run = dry_run(
+        &fixture,
+        &["--smtp", &catcher.url()],
+        Duration::from_secs(30),
+    );
+
+    // What the real send would do now: the one in UTC and the one with no zone (the window's)
+    // are mailed, the one six hours ahead waits, and the run says so and when.
+    assert_eq!(run.code, 75, "{}", run.all());
+    let mut to: Vec<_> = catcher
+        .wait_for(2, Duration::from_secs(10))
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["blank@example.com", "here@example.com"],
+        "{}",
+        run.all()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(catcher.messages().len(), 2, "{}", run.all());
+    let waits = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("1 person(s) wait for the sending window"))
+        .unwrap_or_else(|| panic!("who waits is said: {}", run.all()));
+    assert!(
+        waits.contains("column `fuseau`")
+            && waits.contains("as a real send now would")
+            && !waits.contains("run again"),
+        "{waits}"
+    );
+    assert!(!fixture.log_path().exists(), "a dry run keeps no send log");
 }

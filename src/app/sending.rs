@@ -79,12 +79,13 @@ pub(super) async fn send(
     if let Some(test) = &send.test {
         return test_send::send(loaded, options, test).await;
     }
-    // A rehearsal ignores the window, as it ignores send_after. A window read in each
-    // person's zone is open somewhere: the run goes, and mails whom it is open for.
+    // A window read in each person's zone is open somewhere: the run goes, and mails whom it
+    // is open for. A rehearsal does the same: it shows whom the real send would mail now, as
+    // no run ever mails everyone at once. The campaign's one window says only when a run may
+    // go, not whom it mails: a rehearsal ignores it, as it ignores send_after.
     let personal_window = campaign
         .window
         .as_ref()
-        .filter(|_| !send.dry_run)
         .and_then(crate::window::Personal::of)
         .map(Box::new);
     let window_closes = match send.dry_run || personal_window.is_some() {
@@ -225,7 +226,7 @@ pub(super) async fn send(
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     print_expired(&report, campaign);
-    window::print_closed(&report, campaign);
+    window::print_closed(&report, campaign, send.dry_run);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }
