@@ -6,7 +6,9 @@
 //! as soon as it answers. Failed connections are retried with exponential backoff and jitter.
 //! When connections keep failing with no message getting an answer in between
 //! (`max_connect_failures` in a row, whichever relay), the run stops rather than burn through
-//! the list: what was not attempted stays pending for the next run.
+//! the list: what was not attempted stays pending for the next run. Tries under way count
+//! against the limit, so that the pool's connections, failing together, never make more tries
+//! than it allows.
 //!
 //! A relay whose certificate cannot be trusted will not mend by itself: with a fallback, it is
 //! set aside for the rest of the run (an error says so, and connections go to the other relay,
@@ -16,6 +18,8 @@
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::Stopped;
 use crate::smtp::{Connection, Relay, RelayName, Trouble};
@@ -48,12 +52,16 @@ pub struct Route {
     fallback: Option<Relay>,
     failover: Failover,
     state: Mutex<Health>,
+    /// Told when a try to connect ends, for the connections waiting to start theirs.
+    try_ended: Notify,
 }
 
 #[derive(Debug)]
 struct Health {
     /// Failures since a server last answered a message.
     streak: u32,
+    /// Tries to connect under way: each may yet add to the streak.
+    trying: u32,
     /// Since when the primary is known to be down (only tracked with a fallback).
     primary_down: Option<Instant>,
     last_probe: Option<Instant>,
@@ -70,10 +78,12 @@ impl Route {
             failover,
             state: Mutex::new(Health {
                 streak: 0,
+                trying: 0,
                 primary_down: None,
                 last_probe: None,
                 set_aside: None,
             }),
+            try_ended: Notify::new(),
         }
     }
 
@@ -101,9 +111,15 @@ impl Route {
             if !keep_trying() {
                 return Err(stopping());
             }
-            if let Some(given_up) = self.given_up() {
-                return Err(given_up);
-            }
+            // Made before the count is read, so that a try ending in between still wakes it.
+            let ended = self.try_ended.notified();
+            let Some(trying) = self.start_try()? else {
+                // Should the tries under way all fail, the limit is reached: wait for one to
+                // end, then choose again (without holding the relay's turn meanwhile).
+                drop(turn);
+                ended.await;
+                continue;
+            };
             if self.is_set_aside(relay) {
                 continue;
             }
@@ -136,6 +152,8 @@ impl Route {
                 }
                 Err(trouble) => {
                     let streak = self.failed(relay, &trouble);
+                    // Counted in the streak before it stops counting as under way.
+                    drop(trying);
                     if streak >= self.failover.max_connect_failures {
                         return Err(self.give_up(format!(
                             "{} ({} relay) after {streak} failures in a row: {trouble}",
@@ -213,16 +231,22 @@ impl Route {
         }
     }
 
-    /// Why to stop rather than try again, when the failures in a row have reached the limit
-    /// (while this connection waited for its turn, other connections' tries failed).
-    fn given_up(&self) -> Option<Stopped> {
-        let streak = self
-            .state
-            .lock()
-            .expect("no panic holding the route")
-            .streak;
-        (streak >= self.failover.max_connect_failures)
-            .then(|| self.give_up(format!("after {streak} failures in a row")))
+    /// Counts a try to connect as under way until the [`Trying`] returned is dropped. `Err`,
+    /// why to stop rather than try, when the failures in a row have reached the limit (while
+    /// this connection waited for its turn, other connections' tries failed); `None` when the
+    /// tries under way would reach it if they all failed: this one must wait for them.
+    fn start_try(&self) -> Result<Option<Trying<'_>>, Stopped> {
+        let mut health = self.state.lock().expect("no panic holding the route");
+        let streak = health.streak;
+        if streak >= self.failover.max_connect_failures {
+            drop(health);
+            return Err(self.give_up(format!("after {streak} failures in a row")));
+        }
+        if streak + health.trying >= self.failover.max_connect_failures {
+            return Ok(None);
+        }
+        health.trying += 1;
+        Ok(Some(Trying(self)))
     }
 
     /// Why the run stops when no relay answers: unreachable, unless one of them was set aside
@@ -329,6 +353,22 @@ impl Route {
             );
         }
         health.streak
+    }
+}
+
+/// A try to connect under way, counted by [`Route::start_try`]; it stops counting when dropped,
+/// its failure (if it failed) counted in the streak first, and wakes the connections waiting.
+struct Trying<'a>(&'a Route);
+
+impl Drop for Trying<'_> {
+    fn drop(&mut self) {
+        // Never a panic here, which could be one during another's unwinding.
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .trying -= 1;
+        self.0.try_ended.notify_waiters();
     }
 }
 

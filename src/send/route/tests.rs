@@ -73,6 +73,34 @@ fn without_a_fallback_a_relay_is_not_set_aside() {
 }
 
 #[test]
+fn tries_under_way_count_against_the_limit_of_failures_in_a_row() {
+    let failover = Failover {
+        max_connect_failures: 2,
+        ..Failover::default()
+    };
+    let route = Route::new(relay(RelayName::Primary, 1), None, failover);
+    let refused = Trouble::Broken("connection refused".into());
+    let first = route.start_try().unwrap().expect("room for a try");
+    let second = route.start_try().unwrap().expect("room for a try");
+    assert!(
+        route.start_try().unwrap().is_none(),
+        "the two under way would reach the limit if they failed"
+    );
+    route.failed(route.primary(), &refused);
+    drop(first);
+    assert!(
+        route.start_try().unwrap().is_none(),
+        "one failed, one under way"
+    );
+    // The second one connected: one more try may go.
+    drop(second);
+    let third = route.start_try().unwrap().expect("room for a try");
+    route.failed(route.primary(), &refused);
+    drop(third);
+    assert!(matches!(route.start_try(), Err(Stopped::Unreachable(_))));
+}
+
+#[test]
 fn backoff_doubles_with_jitter_up_to_the_cap() {
     let ms = |streak| backoff(streak).as_millis();
     assert!((200..=300).contains(&ms(1)), "{}", ms(1));
