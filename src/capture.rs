@@ -18,8 +18,12 @@ use crate::outdir;
 
 /// Longest command or data line accepted; a longer one ends the session.
 const MAX_LINE: usize = 64 * 1024;
-/// Largest message accepted (matches the SIZE we advertise).
-const MAX_MESSAGE: usize = 32 * 1024 * 1024;
+/// Largest message written (the SIZE advertised). A dry run must capture whatever the real send
+/// would hand a relay, and missive sets no bound of its own on a message (a 28 MB receipt makes
+/// one of 38 MB), so this is far past any relay's: it only keeps a runaway client from filling
+/// the disk. Messages are written as they arrive, never held whole, so it costs no memory; one
+/// past it is refused with 552 (failed, as a relay would say), never cut off (in doubt).
+const MAX_MESSAGE: usize = 1 << 30;
 
 /// A running capture server; dropping it stops it.
 pub struct CaptureServer {
@@ -33,6 +37,15 @@ impl CaptureServer {
     /// Listens on 127.0.0.1 (a free port) and writes what it receives into a new folder of
     /// `outboxes` named `name` (`name-2`… when that exists: see [`outdir::create_folder`]).
     pub async fn start(outboxes: &Path, name: &str) -> std::io::Result<CaptureServer> {
+        Self::start_bounded(outboxes, name, MAX_MESSAGE).await
+    }
+
+    /// [`CaptureServer::start`], refusing messages over `max_message` bytes.
+    async fn start_bounded(
+        outboxes: &Path,
+        name: &str,
+        max_message: usize,
+    ) -> std::io::Result<CaptureServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let port = listener.local_addr()?.port();
         let outbox = outdir::create_folder(outboxes, name)?;
@@ -40,6 +53,8 @@ impl CaptureServer {
         let state = Arc::new(Shared {
             outbox: outbox.clone(),
             received: Arc::clone(&received),
+            numbers: AtomicUsize::new(0),
+            max_message,
         });
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -82,6 +97,9 @@ impl Drop for CaptureServer {
 struct Shared {
     outbox: PathBuf,
     received: Arc<AtomicUsize>,
+    /// The last number given to a message's file (a refused message's number is not reused).
+    numbers: AtomicUsize,
+    max_message: usize,
 }
 
 async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
@@ -102,9 +120,14 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        let ehlo;
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => {
-                b"250-missive-capture\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 33554432\r\n"
+                ehlo = format!(
+                    "250-missive-capture\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {}\r\n",
+                    state.max_message
+                );
+                ehlo.as_bytes()
             }
             "HELO" | "NOOP" => b"250 OK\r\n",
             "MAIL" | "RSET" => {
@@ -118,23 +141,31 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
             "DATA" if rcpt.is_none() => b"503 RCPT first\r\n",
             "DATA" => {
                 write.write_all(b"354 End with <CRLF>.<CRLF>\r\n").await?;
-                let message = read_data(&mut reader, &mut line).await?;
-                let number = state.received.fetch_add(1, Ordering::SeqCst) + 1;
+                let number = state.numbers.fetch_add(1, Ordering::SeqCst) + 1;
                 let name = format!(
                     "{number:05}-{}.eml",
                     file_safe(rcpt.as_deref().unwrap_or(""))
                 );
-                // The folder is this run's alone and the number counts up, so the name is new;
-                // `create_new` makes sure of it rather than writing over anything.
-                let mut file = tokio::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(state.outbox.join(name))
-                    .await?;
-                file.write_all(&message).await?;
-                file.flush().await?;
                 rcpt = None;
-                b"250 OK: captured\r\n"
+                // Written under a hidden name while it arrives, so that the outbox only ever
+                // shows whole messages; a message cut off or refused leaves nothing.
+                let partial = state.outbox.join(format!(".{name}.part"));
+                let written = write_data(&mut reader, &mut line, &partial, state.max_message).await;
+                match written {
+                    Ok(true) => {
+                        tokio::fs::rename(&partial, state.outbox.join(name)).await?;
+                        state.received.fetch_add(1, Ordering::SeqCst);
+                        b"250 OK: captured\r\n"
+                    }
+                    Ok(false) => {
+                        tokio::fs::remove_file(&partial).await?;
+                        b"552 5.3.4 Message too large for the capture server\r\n"
+                    }
+                    Err(error) => {
+                        let _ = tokio::fs::remove_file(&partial).await;
+                        return Err(error);
+                    }
+                }
             }
             "QUIT" => {
                 write.write_all(b"221 Bye\r\n").await?;
@@ -166,27 +197,38 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     Ok(true)
 }
 
-/// Reads the message after DATA up to the lone `.` line, undoing dot-stuffing.
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
+/// Writes the message after DATA, up to the lone `.` line and with dot-stuffing undone, into a
+/// new file at `path`, line by line as it arrives. False when it grew past `max_message`: the
+/// rest was read to its end, but not written (the file holds only its start), so that the
+/// session can answer and go on.
+async fn write_data<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
-) -> std::io::Result<Vec<u8>> {
-    let mut message = Vec::new();
+    path: &Path,
+    max_message: usize,
+) -> std::io::Result<bool> {
+    // The folder is this run's alone and the number counts up, so the name is new;
+    // `create_new` makes sure of it rather than writing over anything.
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await?;
+    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut length = 0;
     loop {
         if !read_line(reader, line).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         if line.as_slice() == b".\r\n" || line.as_slice() == b".\n" {
-            return Ok(message);
+            file.flush().await?;
+            return Ok(length <= max_message);
         }
         let content = line.strip_prefix(b".").unwrap_or(line);
-        if message.len() + content.len() > MAX_MESSAGE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "message too large",
-            ));
+        length += content.len();
+        if length <= max_message {
+            file.write_all(content).await?;
         }
-        message.extend_from_slice(content);
     }
 }
 
@@ -265,6 +307,47 @@ mod tests {
         assert_eq!(
             names,
             ["00001-z@example.com.eml", "00002-z@example.com.eml"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_past_the_bound_is_refused_with_552_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start_bounded(dir.path(), "run", 10_000)
+            .await
+            .unwrap();
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .build();
+        let message = |body: String| {
+            Message::builder()
+                .from("a@example.org".parse().unwrap())
+                .to("z@example.com".parse().unwrap())
+                .subject("Test")
+                .body(body)
+                .unwrap()
+        };
+        let large = "line of text\r\n".repeat(1_000);
+        let refused = transport.send(message(large)).await.unwrap_err();
+        assert_eq!(
+            refused.status().map(|code| code.to_string()),
+            Some("552".to_owned()),
+            "{refused}"
+        );
+        // The same connection, pooled by lettre, carries the next one.
+        transport
+            .send(message("small\r\n".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(server.received(), 1);
+        let names: Vec<_> = std::fs::read_dir(server.outbox())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["00002-z@example.com.eml"],
+            "nothing left of the refused one"
         );
     }
 

@@ -144,6 +144,14 @@ impl RelayName {
             RelayName::Fallback => "fallback",
         }
     }
+
+    /// The other relay of the two.
+    pub fn other(self) -> RelayName {
+        match self {
+            RelayName::Primary => RelayName::Fallback,
+            RelayName::Fallback => RelayName::Primary,
+        }
+    }
 }
 
 impl std::fmt::Display for RelayName {

@@ -551,3 +551,30 @@ fn a_relay_that_never_answers_the_login_is_tried_no_more_than_max_connect_failur
     assert_eq!(status["pending"], 6, "{status}");
     assert_eq!(status["in_doubt"], 0, "{status}");
 }
+
+#[test]
+fn a_relay_that_never_greets_is_tried_no_more_than_max_connect_failures_without_a_login() {
+    // The relay takes the connection and never greets: to missive, unreachable. With no login
+    // the pool's connections do not wait for each other's, so all four would try at once and
+    // fail together, one past the limit (with the default limit of 6, up to limit + pool - 1).
+    let server =
+        SmtpServer::start_in_background(Behavior::accept_all().on_greeting(|_| Some(Fault::Stall)));
+    let fixture = Fixture::new(
+        &people(6),
+        "[smtp]\ntimeout_secs = 1\nmax_connect_failures = 3\npool_size = 4\n",
+    );
+    let run = fixture.send(&server.url(), &[]);
+
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(
+        run.stdout.contains("stopped: the server is unreachable")
+            && run.stdout.contains("3 failures in a row"),
+        "{}",
+        run.all()
+    );
+    assert_played(&server, "Stall at greeting");
+    assert_eq!(server.journal().connections, 3, "{}", run.all());
+    let status = fixture.status();
+    assert_eq!(status["pending"], 6, "{status}");
+    assert_eq!(status["in_doubt"], 0, "{status}");
+}

@@ -14,6 +14,7 @@ mod check;
 mod dead_mailboxes;
 mod deliverability;
 mod dkim;
+mod dry_run;
 mod e2e_maildev;
 mod faults;
 mod golden;

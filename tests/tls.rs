@@ -197,8 +197,13 @@ fn a_primary_relay_that_cannot_be_trusted_is_set_aside_for_the_fallback_and_name
     assert!(
         report.contains("primary")
             && report.contains("certificate not trusted")
+            && report.contains("the fallback relay carried 6 message(s)")
             && !report.contains("  "),
         "{report}"
+    );
+    assert!(
+        error.contains("connections go to the fallback relay instead"),
+        "{error}"
     );
     let journal = primary.journal();
     assert_eq!(journal.connections, 1, "tried once: {journal:?}");
@@ -236,8 +241,24 @@ fn a_relay_set_aside_while_the_other_is_down_is_not_said_to_have_been_replaced()
         run.all()
     );
     assert!(
-        !run.stdout.contains("carried the run"),
+        !run.stdout.contains("carried"),
         "the fallback carried nothing: {}",
+        run.all()
+    );
+    // Nor does stderr say the fallback carries it: it says where connections go, and then
+    // that the fallback does not answer either.
+    assert!(
+        !run.stderr.contains("carries"),
+        "the fallback carried nothing: {}",
+        run.all()
+    );
+    let said = |words: &str| run.stderr.lines().any(|line| line.contains(words));
+    assert!(
+        said("set aside for this run; connections go to the fallback relay instead")
+            && said(
+                "the fallback relay, tried instead of the primary one set aside, does not answer either"
+            ),
+        "{}",
         run.all()
     );
 }

@@ -1,34 +1,33 @@
 //! The `send` command: sets up the relays, the pace, the send log and the progress display
-//! around the engine, and reports what the run did. A real send also keeps the dead mailboxes
-//! servers refuse out of the next campaigns (`dead_mailboxes`). `send --test` mails one
-//! person's letter to test addresses, and nothing else (`test_send`).
+//! around the engine, and reports what the run did. A real send reaches the campaign's relays
+//! (`relays`) and also keeps the dead mailboxes servers refuse out of the next campaigns
+//! (`dead_mailboxes`); a dry run goes the same way to a local catcher (`dry_run`). What the run
+//! did is printed by `report`. `send --test` mails one person's letter to test addresses, and
+//! nothing else (`test_send`).
 
 mod dead_mailboxes;
+mod dry_run;
 mod expired;
 mod progress_bar;
+mod relays;
+mod report;
 mod test_send;
 mod window;
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use anyhow::Context;
-use lettre::transport::smtp::authentication::Credentials;
+use std::time::SystemTime;
 
 use super::{Exit, Loaded, Options, Unsendable};
-use crate::campaign::{Campaign, RelaySettings};
-use crate::capture::CaptureServer;
 use crate::error::Classify;
 use crate::lint::{self, Severity};
-use crate::ratelimit::{Limits, Pace};
-use crate::send::{Engine, InDoubt, Progress, Route, RunLimits, RunReport, Stopped};
+use crate::ratelimit::Pace;
+use crate::send::{Engine, InDoubt, Progress, RunLimits};
 use crate::sendlog::{LogWriter, MemoryLog, Replay, SendLog, timestamp};
-use crate::smtp::{Endpoint, Relay, RelayName};
 use crate::suppression::Reason;
-use dead_mailboxes::{DeadMailboxes, Recorded};
+use dead_mailboxes::DeadMailboxes;
 use expired::{print_expired, say_if_expired};
 use progress_bar::progress_bar;
+use report::{print_dead_mailboxes, print_report};
 pub use test_send::TestSend;
 
 pub use crate::campaign::{FALLBACK_PASSWORD_VAR, PASSWORD_VAR};
@@ -79,12 +78,13 @@ pub(super) async fn send(
     if let Some(test) = &send.test {
         return test_send::send(loaded, options, test).await;
     }
-    // A rehearsal ignores the window, as it ignores send_after. A window read in each
-    // person's zone is open somewhere: the run goes, and mails whom it is open for.
+    // A window read in each person's zone is open somewhere: the run goes, and mails whom it
+    // is open for. A rehearsal does the same: it shows whom the real send would mail now, as
+    // no run ever mails everyone at once. The campaign's one window says only when a run may
+    // go, not whom it mails: a rehearsal ignores it, as it ignores send_after.
     let personal_window = campaign
         .window
         .as_ref()
-        .filter(|_| !send.dry_run)
         .and_then(crate::window::Personal::of)
         .map(Box::new);
     let window_closes = match send.dry_run || personal_window.is_some() {
@@ -101,21 +101,8 @@ pub(super) async fn send(
     // A dry run differs only in where it delivers and what it records: the rest is the same path.
     // The campaign's claim is held until the run's last record is synced.
     let (route, log, replay, capture, _claim): (_, Box<dyn SendLog>, _, _, _) = if send.dry_run {
-        let (endpoint, capture) = dry_run_target(campaign, options.smtp.as_ref()).await?;
-        // Quotas protect the real world; a rehearsal to a local catcher ignores them.
-        pace_limits = Limits {
-            rate: pace_limits.rate,
-            burst: pace_limits.burst,
-            ..Limits::default()
-        };
-        let primary = Relay::new(
-            RelayName::Primary,
-            &endpoint,
-            None,
-            None,
-            campaign.smtp_timeout,
-        )?;
-        let route = Route::new(primary, None, campaign.failover.clone());
+        let (route, capture) = dry_run::route(campaign, options.smtp.as_ref()).await?;
+        pace_limits = dry_run::pace(&pace_limits);
         (
             route,
             Box::new(MemoryLog::default()),
@@ -136,19 +123,7 @@ pub(super) async fn send(
         }
         say_if_expired(campaign);
         let (log_place, _) = super::send_log(campaign, options)?;
-        let endpoint = options.smtp.as_ref().unwrap_or(&campaign.smtp.endpoint);
-        let timeout = campaign.smtp_timeout;
-        let primary = relay(RelayName::Primary, &campaign.smtp, endpoint, timeout)?;
-        let fallback = match &campaign.fallback {
-            // `--smtp` names one server for this run: no fallback behind it.
-            Some(settings) if options.smtp.is_none() => Some(relay(
-                RelayName::Fallback,
-                settings,
-                &settings.endpoint,
-                timeout,
-            )?),
-            _ => None,
-        };
+        let route = relays::route(campaign, options)?;
         let (log, replay, claim) = log_place.open(campaign, send.new_log)?;
         if super::letter_changed(&replay, &loaded.fingerprint) && !send.allow_changed_letter {
             return Err(anyhow::Error::new(Unsendable).context(format!(
@@ -160,7 +135,6 @@ pub(super) async fn send(
                 loaded.fingerprint
             )));
         }
-        let route = Route::new(primary, fallback, campaign.failover.clone());
         (route, log, replay, None, Some(claim))
     };
     let target = route.primary().endpoint().clone();
@@ -215,17 +189,12 @@ pub(super) async fn send(
     // The run is over, its refusals all told: this waits only for the last of them.
     let dead_mailboxes = dead_mailboxes.map(DeadMailboxes::finish);
     let report = result?;
-    if let Some(capture) = capture {
-        println!(
-            "dry run: no mailcatcher at {}; {} message(s) captured as .eml files in {}",
-            campaign.dry_run_smtp,
-            capture.received(),
-            capture.outbox().display()
-        );
+    if let Some(capture) = &capture {
+        dry_run::print_captured(capture, campaign);
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     print_expired(&report, campaign);
-    window::print_closed(&report, campaign);
+    window::print_closed(&report, campaign, send.dry_run);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }
@@ -235,216 +204,4 @@ pub(super) async fn send(
         // Deferred messages, or messages in doubt: a later run's.
         None => Exit::TryAgain,
     })
-}
-
-/// The relay `settings` describe, reached at `endpoint` (theirs, or `--smtp`'s) for a real send:
-/// with its login and the certificate authorities it trusts, both refused now if unusable.
-fn relay(
-    name: RelayName,
-    settings: &RelaySettings,
-    endpoint: &Endpoint,
-    timeout: Duration,
-) -> anyhow::Result<Relay> {
-    let login = credentials(settings.username.as_deref(), settings.password_var)?;
-    let roots = super::trusted_roots(settings.ca_file.as_deref(), &settings.ca_field())?;
-    Ok(Relay::new(
-        name,
-        endpoint,
-        login,
-        roots.as_deref(),
-        timeout,
-    )?)
-}
-
-/// The login for a real send: the username from the campaign, the password only from the
-/// environment. A username without a password refuses the send rather than trying without.
-fn credentials(username: Option<&str>, variable: &str) -> anyhow::Result<Option<Credentials>> {
-    let Some(username) = username else {
-        return Ok(None);
-    };
-    match std::env::var(variable) {
-        Ok(password) if !password.is_empty() => {
-            Ok(Some(Credentials::new(username.to_owned(), password)))
-        }
-        _ => Err(anyhow::Error::new(Unsendable).context(format!(
-            "a username is set for the relay but {variable} is empty or unset; refusing to send"
-        ))),
-    }
-}
-
-/// Where a dry run delivers: `--smtp`, else the campaign's mailcatcher if one listens, else an
-/// embedded capture server writing into the outbox.
-async fn dry_run_target(
-    campaign: &Campaign,
-    requested: Option<&Endpoint>,
-) -> anyhow::Result<(Endpoint, Option<CaptureServer>)> {
-    if let Some(endpoint) = requested {
-        return Ok((endpoint.clone(), None));
-    }
-    let endpoint = campaign.dry_run_smtp.clone();
-    let address = (endpoint.host(), endpoint.port());
-    let listening = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::net::TcpStream::connect(address),
-    )
-    .await
-    .is_ok_and(|connected| connected.is_ok());
-    if listening {
-        println!("dry run: delivering to the mailcatcher at {endpoint}");
-        return Ok((endpoint, None));
-    }
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(':', "");
-    let name = format!("{}-{stamp}", campaign.id);
-    let capture = CaptureServer::start(&campaign.outbox, &name)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot start the capture server writing to a new folder {name} in {} \
-                 ([dry_run] outbox in {})",
-                campaign.outbox.display(),
-                campaign.path.display()
-            )
-        })?;
-    Ok((Endpoint::loopback(capture.port()), Some(capture)))
-}
-
-/// What became of the dead mailboxes met, if any.
-fn print_dead_mailboxes(recorded: &Recorded) {
-    let list = recorded.path.display();
-    if !recorded.added.is_empty() || recorded.known > 0 {
-        println!(
-            "{} address(es) refused as dead mailboxes added to {list} (the next campaigns \
-             skip them){}",
-            recorded.added.len(),
-            match recorded.known {
-                0 => String::new(),
-                known => format!("; {known} more were there already"),
-            }
-        );
-    }
-    if let Some(error) = &recorded.error {
-        println!(
-            "could not add {} dead mailbox(es) to {list} ({error}): they stay `failed` in the \
-             send log, but the next campaigns may mail them",
-            recorded.missed.len()
-        );
-    }
-}
-
-fn print_report(report: &RunReport, target: &Endpoint, dry_run: bool, recipients: &Path) {
-    let mode = if dry_run { "dry run" } else { "send" };
-    let mut extra = String::new();
-    if report.counts.resent_in_doubt > 0 {
-        extra += &format!(
-            ", {} in-doubt message(s) sent again",
-            report.counts.resent_in_doubt
-        );
-    }
-    if report.counts.taken > 0 {
-        extra += &format!(", {} taken by another sender", report.counts.taken);
-    }
-    if report.skipped_in_doubt > 0 {
-        extra += &format!(", {} in-doubt message(s) skipped", report.skipped_in_doubt);
-    }
-    if report.counts.via_fallback > 0 {
-        extra += &format!(
-            ", {} through the fallback relay",
-            report.counts.via_fallback
-        );
-    }
-    println!(
-        "{mode} to {target}: {} sent, {} failed, {} deferred, {} already done, {} rejected row(s), {} suppressed{extra}",
-        report.counts.sent,
-        report.counts.failed,
-        report.counts.deferred,
-        report.already_done,
-        report.rejected.len(),
-        report.suppressed,
-    );
-    for error in &report.rejected {
-        println!("  rejected {}", error.at(recipients));
-    }
-    // When the run stopped on a certificate, the other relay carried nothing: the stop names
-    // that relay, and this line only the other one, if it differs.
-    if let Some((relay, why)) = &report.set_aside {
-        let carried = match &report.stopped {
-            Some(Stopped::Untrusted { relay: stopped, .. }) if stopped == relay => None,
-            Some(Stopped::Untrusted { .. }) => Some(""),
-            _ => Some(": the other relay carried the run"),
-        };
-        if let Some(carried) = carried {
-            println!(
-                "the {} relay was set aside, its certificate not trusted ({why}){carried}; mend \
-                 its url or ca_file before the next run",
-                relay.as_str()
-            );
-        }
-    }
-    if report.counts.unanswered > 0 {
-        // Only a real send's log remembers them for the next run.
-        let then = if dry_run {
-            "a dry run keeps no send log, so no later run knows of them"
-        } else {
-            "the next run sends them again with the same Message-ID"
-        };
-        println!(
-            "{} message(s) got no reply after DATA: in doubt; {then}",
-            report.counts.unanswered
-        );
-    }
-    match &report.stopped {
-        Some(Stopped::MaxMessages) => {
-            println!("stopped: --max-messages reached; run again to go on")
-        }
-        Some(Stopped::MaxDuration) => {
-            println!("stopped: --max-duration reached; run again to go on")
-        }
-        Some(Stopped::WindowClosed) => println!("stopped: the sending window closed"),
-        Some(Stopped::Quota(spent)) => println!(
-            "stopped: the {} quota is spent until {}; run again then",
-            spent.window,
-            timestamp(spent.until)
-        ),
-        Some(Stopped::Interrupted) => println!("stopped: interrupted; run again to go on"),
-        Some(Stopped::LogFailed) => println!("stopped: the send log could not be written"),
-        Some(Stopped::LeaseLost) => println!(
-            "stopped: the send log's database did not renew this sender's lease in time, so \
-             others may take its people over; run again once the database is reachable"
-        ),
-        Some(Stopped::Unreachable(error)) => {
-            println!("stopped: the server is unreachable ({error}); run again later")
-        }
-        Some(Stopped::LoginRefused { relay, why }) => {
-            let (section, variable) = match relay {
-                RelayName::Fallback => ("[fallback]", FALLBACK_PASSWORD_VAR),
-                RelayName::Primary => ("[smtp]", PASSWORD_VAR),
-            };
-            println!(
-                "stopped: the {relay} relay refused the login ({why}); check username under \
-                 {section} and the password in {variable}, then run again"
-            )
-        }
-        Some(Stopped::Untrusted { relay, why }) => println!(
-            "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
-             waiting will not mend it: mend it, then run again"
-        ),
-        None if report.counts.taken > 0 => println!(
-            "{} person(s) held by another sender of the campaign: run again later to see them \
-             through (what a sender that died held is taken over once its lease runs out)",
-            report.counts.taken
-        ),
-        None if report.counts.deferred + report.not_due > 0 => {
-            let next = report
-                .next_due
-                .map(|due| format!("; the next is due {}", timestamp(due)))
-                .unwrap_or_default();
-            println!(
-                "{} deferred message(s) to retry{next}: run again later",
-                report.counts.deferred + report.not_due
-            );
-        }
-        None => {}
-    }
 }

@@ -6,15 +6,20 @@
 //! as soon as it answers. Failed connections are retried with exponential backoff and jitter.
 //! When connections keep failing with no message getting an answer in between
 //! (`max_connect_failures` in a row, whichever relay), the run stops rather than burn through
-//! the list: what was not attempted stays pending for the next run.
+//! the list: what was not attempted stays pending for the next run. Tries under way count
+//! against the limit, so that the pool's connections, failing together, never make more tries
+//! than it allows.
 //!
 //! A relay whose certificate cannot be trusted will not mend by itself: with a fallback, it is
-//! set aside for the rest of the run (an error says so, and the other relay carries the run);
-//! without one, or when the other relay cannot carry the run either, the run stops on it, for a
-//! person to mend.
+//! set aside for the rest of the run (an error says so, and connections go to the other relay,
+//! which may be down too: the error says what is known of it, and the run's report what it
+//! carried); without one, or when the other relay cannot carry the run either, the run stops on
+//! it, for a person to mend.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::Stopped;
 use crate::smtp::{Connection, Relay, RelayName, Trouble};
@@ -47,12 +52,16 @@ pub struct Route {
     fallback: Option<Relay>,
     failover: Failover,
     state: Mutex<Health>,
+    /// Told when a try to connect ends, for the connections waiting to start theirs.
+    try_ended: Notify,
 }
 
 #[derive(Debug)]
 struct Health {
     /// Failures since a server last answered a message.
     streak: u32,
+    /// Tries to connect under way: each may yet add to the streak.
+    trying: u32,
     /// Since when the primary is known to be down (only tracked with a fallback).
     primary_down: Option<Instant>,
     last_probe: Option<Instant>,
@@ -69,10 +78,12 @@ impl Route {
             failover,
             state: Mutex::new(Health {
                 streak: 0,
+                trying: 0,
                 primary_down: None,
                 last_probe: None,
                 set_aside: None,
             }),
+            try_ended: Notify::new(),
         }
     }
 
@@ -100,9 +111,15 @@ impl Route {
             if !keep_trying() {
                 return Err(stopping());
             }
-            if let Some(given_up) = self.given_up() {
-                return Err(given_up);
-            }
+            // Made before the count is read, so that a try ending in between still wakes it.
+            let ended = self.try_ended.notified();
+            let Some(trying) = self.start_try()? else {
+                // Should the tries under way all fail, the limit is reached: wait for one to
+                // end, then choose again (without holding the relay's turn meanwhile).
+                drop(turn);
+                ended.await;
+                continue;
+            };
             if self.is_set_aside(relay) {
                 continue;
             }
@@ -135,6 +152,8 @@ impl Route {
                 }
                 Err(trouble) => {
                     let streak = self.failed(relay, &trouble);
+                    // Counted in the streak before it stops counting as under way.
+                    drop(trying);
                     if streak >= self.failover.max_connect_failures {
                         return Err(self.give_up(format!(
                             "{} ({} relay) after {streak} failures in a row: {trouble}",
@@ -212,16 +231,22 @@ impl Route {
         }
     }
 
-    /// Why to stop rather than try again, when the failures in a row have reached the limit
-    /// (while this connection waited for its turn, other connections' tries failed).
-    fn given_up(&self) -> Option<Stopped> {
-        let streak = self
-            .state
-            .lock()
-            .expect("no panic holding the route")
-            .streak;
-        (streak >= self.failover.max_connect_failures)
-            .then(|| self.give_up(format!("after {streak} failures in a row")))
+    /// Counts a try to connect as under way until the [`Trying`] returned is dropped. `Err`,
+    /// why to stop rather than try, when the failures in a row have reached the limit (while
+    /// this connection waited for its turn, other connections' tries failed); `None` when the
+    /// tries under way would reach it if they all failed: this one must wait for them.
+    fn start_try(&self) -> Result<Option<Trying<'_>>, Stopped> {
+        let mut health = self.state.lock().expect("no panic holding the route");
+        let streak = health.streak;
+        if streak >= self.failover.max_connect_failures {
+            drop(health);
+            return Err(self.give_up(format!("after {streak} failures in a row")));
+        }
+        if streak + health.trying >= self.failover.max_connect_failures {
+            return Ok(None);
+        }
+        health.trying += 1;
+        Ok(Some(Trying(self)))
     }
 
     /// Why the run stops when no relay answers: unreachable, unless one of them was set aside
@@ -229,10 +254,20 @@ impl Route {
     fn give_up(&self, unreachable: String) -> Stopped {
         let health = self.state.lock().expect("no panic holding the route");
         match &health.set_aside {
-            Some((relay, why)) => Stopped::Untrusted {
-                relay: *relay,
-                why: why.clone(),
-            },
+            Some((relay, why)) => {
+                // The stop names the certificate, which a person must mend; this says why the
+                // other relay did not carry the run instead.
+                tracing::error!(
+                    relay = relay.other().as_str(),
+                    "the {} relay, tried instead of the {relay} one set aside, does not answer \
+                     either ({unreachable}): no relay is left, the run stops",
+                    relay.other()
+                );
+                Stopped::Untrusted {
+                    relay: *relay,
+                    why: why.clone(),
+                }
+            }
             None => Stopped::Unreachable(unreachable),
         }
     }
@@ -251,9 +286,9 @@ impl Route {
             .is_some_and(|(name, _)| *name == relay.name)
     }
 
-    /// Sets `relay` aside for the rest of the run, its certificate not trusted, so that the
-    /// other relay carries the run; says so once, as an error, since a person must mend it.
-    /// False when no relay would be left: no fallback, or the other one set aside already.
+    /// Sets `relay` aside for the rest of the run, its certificate not trusted, so that
+    /// connections go to the other relay; says so once, as an error, since a person must mend
+    /// it. False when no relay would be left: no fallback, or the other one set aside already.
     fn set_aside(&self, relay: &Relay, why: &str) -> bool {
         let mut health = self.state.lock().expect("no panic holding the route");
         match &health.set_aside {
@@ -265,10 +300,27 @@ impl Route {
         tracing::error!(
             relay = relay.name.as_str(),
             %why,
-            "the relay's certificate cannot be trusted: set aside for this run, the other relay carries it; mend this before the next run"
+            "the relay's certificate cannot be trusted: set aside for this run; {}; mend this \
+             before the next run",
+            self.instead(relay.name, &health)
         );
         health.set_aside = Some((relay.name, why.to_owned()));
         true
+    }
+
+    /// What happens instead of `set_aside`, as far as is known when it is set aside: whether the
+    /// other relay carries the run is not known yet (the run's report says what it carried),
+    /// and the primary may be known to be down.
+    fn instead(&self, set_aside: RelayName, health: &Health) -> String {
+        let other = set_aside.other();
+        match health.primary_down {
+            Some(since) if other == self.primary.name => format!(
+                "connections go back to the {other} relay instead, though it has not answered \
+                 for {}: the run stops if it still does not",
+                humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
+            ),
+            _ => format!("connections go to the {other} relay instead"),
+        }
     }
 
     fn connected(&self, relay: &Relay) {
@@ -304,6 +356,22 @@ impl Route {
     }
 }
 
+/// A try to connect under way, counted by [`Route::start_try`]; it stops counting when dropped,
+/// its failure (if it failed) counted in the streak first, and wakes the connections waiting.
+struct Trying<'a>(&'a Route);
+
+impl Drop for Trying<'_> {
+    fn drop(&mut self) {
+        // Never a panic here, which could be one during another's unwinding.
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .trying -= 1;
+        self.0.try_ended.notify_waiters();
+    }
+}
+
 /// The wait after the `streak`-th failure in a row: doubling, capped, ±20 % jitter so that
 /// connections do not all come back at the same instant.
 fn backoff(streak: u32) -> Duration {
@@ -315,52 +383,4 @@ fn backoff(streak: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::smtp::Endpoint;
-
-    fn relay(name: RelayName, port: u16) -> Relay {
-        let endpoint = Endpoint::loopback(port);
-        Relay::new(name, &endpoint, None, None, Duration::from_secs(1)).unwrap()
-    }
-
-    #[test]
-    fn a_relay_set_aside_for_its_certificate_is_not_chosen_again_and_names_the_stop() {
-        let route = Route::new(
-            relay(RelayName::Primary, 1),
-            Some(relay(RelayName::Fallback, 2)),
-            Failover::default(),
-        );
-        assert!(route.set_aside(route.primary(), "untrusted"));
-        assert!(route.set_aside(route.primary(), "found again by another connection"));
-        assert_eq!(route.choose().name, RelayName::Fallback);
-        assert!(!route.should_leave(route.choose()), "no handing back to it");
-        // The fallback cannot carry the run either: no relay is left.
-        assert!(!route.set_aside(route.choose(), "untrusted too"));
-        assert_eq!(
-            route.give_up("unreachable".into()),
-            Stopped::Untrusted {
-                relay: RelayName::Primary,
-                why: "untrusted".into()
-            }
-        );
-    }
-
-    #[test]
-    fn without_a_fallback_a_relay_is_not_set_aside() {
-        let route = Route::new(relay(RelayName::Primary, 1), None, Failover::default());
-        assert!(!route.set_aside(route.primary(), "untrusted"));
-        assert_eq!(
-            route.give_up("unreachable".into()),
-            Stopped::Unreachable("unreachable".into())
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_the_cap() {
-        let ms = |streak| backoff(streak).as_millis();
-        assert!((200..=300).contains(&ms(1)), "{}", ms(1));
-        assert!((400..=600).contains(&ms(2)), "{}", ms(2));
-        assert!((6400..=9600).contains(&ms(30)), "{}", ms(30));
-    }
-}
+mod tests;

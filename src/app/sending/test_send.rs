@@ -20,7 +20,8 @@ use std::time::SystemTime;
 use anyhow::Context;
 use lettre::Address;
 
-use super::{Exit, Loaded, Options, relay};
+use super::relays::relay;
+use super::{Exit, Loaded, Options};
 use crate::address::RecipientKey;
 use crate::campaign::Campaign;
 use crate::recipients::{Recipient, Row};

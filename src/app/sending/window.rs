@@ -1,5 +1,6 @@
 //! What `send` says of the campaign's `[window]`: that it is closed when a run starts (nothing
-//! is sent, exit 75, and when it opens), or that it closed during the run.
+//! is sent, exit 75, and when it opens), that it closed during the run, or, read in each
+//! person's own zone, who waits for theirs (a dry run too).
 
 use std::time::SystemTime;
 
@@ -29,12 +30,18 @@ pub(super) fn closed_now(campaign: &Campaign) -> Result<Option<SystemTime>, Exit
 }
 
 /// When the window that stopped this run opens again; or, read in each person's own zone,
-/// how many people wait for theirs and when the first opens.
-pub(super) fn print_closed(report: &RunReport, campaign: &Campaign) {
+/// how many people wait for theirs and when the first opens (for a dry run, which keeps no
+/// log, that is what the real send would do now, not a reason to run it again).
+pub(super) fn print_closed(report: &RunReport, campaign: &Campaign, dry_run: bool) {
     if let (Some(opens), Some(window)) = (report.window_opens, &campaign.window) {
+        let then = if dry_run {
+            "not mailed by this dry run, as a real send now would not mail them"
+        } else {
+            "run again then to go on"
+        };
         println!(
             "{} person(s) wait for the sending window ({window}) in their own time zone (column \
-             `{}`); the first opens {}: run again then to go on",
+             `{}`); the first opens {}: {then}",
             report.waiting_for_window,
             window.time_zone_column.as_deref().unwrap_or_default(),
             window.describe(opens)
