@@ -162,17 +162,9 @@ mod tests {
     use super::fill::fixed_len;
     use super::*;
     use crate::render::render;
+    use crate::render::tests::{Person, frame, unsubscribe};
     use std::collections::HashMap;
     use std::path::Path;
-
-    fn frame() -> Frame<'static> {
-        Frame {
-            subject: "Sujet",
-            preheader: "Avant-propos",
-            language: "fr",
-            unsubscribe: None,
-        }
-    }
 
     #[test]
     fn parts_made_ahead_read_as_if_made_for_each_person() {
@@ -227,23 +219,7 @@ mod tests {
 
     #[test]
     fn the_footer_made_ahead_reads_as_if_made_for_each_person() {
-        struct Person(&'static str);
-        impl Fields for Person {
-            fn field(&self, _: &str) -> Option<&str> {
-                None
-            }
-            fn address(&self) -> Option<&str> {
-                Some(self.0)
-            }
-        }
-        let unsubscribe = Unsubscribe {
-            campaign_id: "c1".into(),
-            mailto: "stop@example.org".parse().unwrap(),
-            url: "https://example.org/stop".parse().unwrap(),
-            footer: "Plus de lettres <b>&</b>\u{202f}?".into(),
-            link_text: "Se désabonner".into(),
-            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
-        };
+        let unsubscribe = unsubscribe("Plus de lettres <b>&</b>\u{202f}?");
         let frame = Frame {
             unsubscribe: Some(&unsubscribe),
             ..frame()
