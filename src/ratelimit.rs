@@ -38,6 +38,20 @@ pub struct Limits {
     pub per_day: Option<u32>,
 }
 
+impl Limits {
+    /// The quotas set, each as its window's name, its length in seconds, and how many messages
+    /// it lets through: what every sender and the database keep alike.
+    pub(crate) fn quotas(&self) -> impl Iterator<Item = (&'static str, u64, u32)> {
+        [
+            ("minute", 60, self.per_minute),
+            ("hour", 3600, self.per_hour),
+            ("day", 86_400, self.per_day),
+        ]
+        .into_iter()
+        .filter_map(|(name, length, limit)| limit.map(|limit| (name, length, limit)))
+    }
+}
+
 /// Attempts per second over the last [`HISTORY`], as replayed from a send log: unix second →
 /// attempts that second. At most one entry a second, so bounded whatever the list's size.
 pub type History = BTreeMap<u64, u32>;
@@ -173,22 +187,16 @@ struct Window {
 
 impl Quotas {
     pub fn new(limits: &Limits, history: &History) -> Quotas {
-        let windows = [
-            ("minute", 60, limits.per_minute),
-            ("hour", 3600, limits.per_hour),
-            ("day", 86_400, limits.per_day),
-        ]
-        .into_iter()
-        .filter_map(|(name, length, limit)| {
-            limit.map(|limit| Window {
+        let windows = limits
+            .quotas()
+            .map(|(name, length, limit)| Window {
                 name,
                 length,
                 limit: limit.into(),
                 seconds: VecDeque::new(),
                 total: 0,
             })
-        })
-        .collect();
+            .collect();
         let mut quotas = Quotas { windows };
         for (&second, &count) in history {
             for window in &mut quotas.windows {

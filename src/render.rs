@@ -75,12 +75,37 @@ mod tests {
 
     const LETTER: &str = "::: greeting\nBonjour[[ {{first_name}}]],\n\n::: story\n## Erreur n°1 : titre\n\nUn guide *Confidentialité non incluse* ici.\n\n::: ask\nUn don de {{amount|25}} $ ?\n\n[Je fais un don](https://dons.example.org/x)\n\n::: signature\nAshley Boyd\\\nMozilla\n";
 
-    fn frame() -> Frame<'static> {
+    /// The frame the tests here and in `template` render in.
+    pub(super) fn frame() -> Frame<'static> {
         Frame {
             subject: "Sujet",
             preheader: "Avant-propos",
             language: "fr",
             unsubscribe: None,
+        }
+    }
+
+    /// Someone with no field but an address: whom a footer's link is made for.
+    pub(super) struct Person(pub(super) &'static str);
+
+    impl Fields for Person {
+        fn field(&self, _: &str) -> Option<&str> {
+            None
+        }
+        fn address(&self) -> Option<&str> {
+            Some(self.0)
+        }
+    }
+
+    /// An unsubscribe setting whose footer reads `footer`.
+    pub(super) fn unsubscribe(footer: &str) -> Unsubscribe {
+        Unsubscribe {
+            campaign_id: "c1".into(),
+            mailto: "stop@example.org".parse().unwrap(),
+            url: "https://example.org/stop".parse().unwrap(),
+            footer: footer.into(),
+            link_text: "Se désabonner".into(),
+            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
         }
     }
 
@@ -131,30 +156,14 @@ mod tests {
 
     #[test]
     fn footer_shows_the_persons_unsubscribe_link_in_both_parts() {
-        struct Person;
-        impl Fields for Person {
-            fn field(&self, _: &str) -> Option<&str> {
-                None
-            }
-            fn address(&self) -> Option<&str> {
-                Some("zoe@example.com")
-            }
-        }
-        let unsubscribe = Unsubscribe {
-            campaign_id: "c1".into(),
-            mailto: "stop@example.org".parse().unwrap(),
-            url: "https://example.org/stop".parse().unwrap(),
-            footer: "Plus de lettres\u{202f}?".into(),
-            link_text: "Se désabonner".into(),
-            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
-        };
+        let unsubscribe = unsubscribe("Plus de lettres\u{202f}?");
         let letter = Letter::parse(Path::new("l.md"), LETTER, "fr").unwrap();
         let frame = Frame {
             unsubscribe: Some(&unsubscribe),
             ..frame()
         };
         let link = unsubscribe.link("zoe@example.com");
-        let r = render(&letter, &frame, &Person);
+        let r = render(&letter, &frame, &Person("zoe@example.com"));
         let escaped = link.replace('&', "&amp;");
         assert!(
             r.html

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use missive::campaign::Campaign;
 use missive::letter::Letter;
-use missive::recipients::{RecipientReader, Row};
+use missive::recipients::{Recipient, RecipientReader, Row};
 use missive::render::{Frame, Rendered, render};
 use missive::unsubscribe::{Secret, Unsubscribe};
 
@@ -15,11 +15,13 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn rendered_for(csv_row: &str) -> Rendered {
-    let campaign = Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads");
-    let letter =
-        Letter::load(&campaign.letter_path, &campaign.language).expect("shipped letter parses");
-    let csv = format!("email,first_name,last_name,amount\n{csv_row}\n");
+/// The campaign shipped at the root of the repository.
+fn shipped() -> Campaign {
+    Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads")
+}
+
+/// The person of the one row of `csv`, under its header line.
+fn person(campaign: &Campaign, csv: String) -> Recipient {
     let mut reader = RecipientReader::from_reader(
         Path::new("golden.csv"),
         Box::new(std::io::Cursor::new(csv.into_bytes())),
@@ -29,19 +31,35 @@ fn rendered_for(csv_row: &str) -> Rendered {
     let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
         panic!("the golden row is valid")
     };
-    // A fixed key, so the footer's link (and its token) is the same on every run.
+    recipient
+}
+
+/// The campaign's unsubscribe settings under a fixed key, so the footer's link (and its token)
+/// is the same on every run.
+fn unsubscribe(campaign: &Campaign) -> Unsubscribe {
     let settings = campaign
         .unsubscribe
         .clone()
         .expect("the shipped campaign has [unsubscribe]");
-    let unsubscribe = Unsubscribe {
+    Unsubscribe {
         campaign_id: campaign.id.clone(),
         mailto: settings.mailto,
         url: settings.url,
         footer: settings.footer,
         link_text: settings.link_text,
         secret: Secret::new("golden-files-key-golden-files-key").unwrap(),
-    };
+    }
+}
+
+fn rendered_for(csv_row: &str) -> Rendered {
+    let campaign = shipped();
+    let letter =
+        Letter::load(&campaign.letter_path, &campaign.language).expect("shipped letter parses");
+    let recipient = person(
+        &campaign,
+        format!("email,first_name,last_name,amount\n{csv_row}\n"),
+    );
+    let unsubscribe = unsubscribe(&campaign);
     let frame = Frame {
         subject: &campaign.subject,
         preheader: &campaign.preheader,
@@ -87,33 +105,18 @@ fn shipped_letter_html_part() {
 /// The shipped English letter (`[letters.en]`) as an English reader gets it: its frame, its
 /// footer, and links that name the language.
 fn english_for(csv_row: &str) -> Rendered {
-    let campaign = Campaign::load(&root().join("campaign.toml")).expect("shipped campaign loads");
+    let campaign = shipped();
     let english = campaign
         .letters
         .iter()
         .find(|letter| letter.language == "en")
         .expect("the shipped campaign has [letters.en]");
     let letter = Letter::load(&english.letter_path, &english.language).expect("it parses");
-    let csv = format!("email,first_name,last_name,amount,language\n{csv_row}\n");
-    let mut reader = RecipientReader::from_reader(
-        Path::new("golden.csv"),
-        Box::new(std::io::Cursor::new(csv.into_bytes())),
-        &campaign.name_columns,
-    )
-    .unwrap();
-    let Some(Row::Valid(recipient)) = reader.next_row().unwrap() else {
-        panic!("the golden row is valid")
-    };
-    let settings = campaign.unsubscribe.clone().unwrap();
-    let unsubscribe = Unsubscribe {
-        campaign_id: campaign.id.clone(),
-        mailto: settings.mailto,
-        url: settings.url,
-        footer: String::new(),
-        link_text: String::new(),
-        secret: Secret::new("golden-files-key-golden-files-key").unwrap(),
-    }
-    .in_language("en", &english.footer, &english.link_text);
+    let recipient = person(
+        &campaign,
+        format!("email,first_name,last_name,amount,language\n{csv_row}\n"),
+    );
+    let unsubscribe = unsubscribe(&campaign).in_language("en", &english.footer, &english.link_text);
     let frame = Frame {
         subject: &english.subject,
         preheader: &english.preheader,

@@ -102,6 +102,22 @@ struct Parts {
     html: String,
 }
 
+/// `check` of the campaign with `csv` as its list of people.
+fn check_list(fixture: &Fixture, csv: &str) -> Run {
+    fixture.write("recipients/other.csv", csv);
+    let campaign = fixture.campaign();
+    let other = fixture.path("recipients/other.csv");
+    fixture.run(
+        &[
+            "check",
+            campaign.to_str().unwrap(),
+            "--recipients",
+            other.to_str().unwrap(),
+        ],
+        &[(SECRET_VAR, SECRET)],
+    )
+}
+
 fn parts(message: &Received) -> Parts {
     let parsed = mail_parser::MessageParser::default()
         .parse(&message.data)
@@ -421,20 +437,9 @@ fn a_test_send_is_the_letter_of_the_person_rendered() {
 #[test]
 fn check_warns_of_a_list_without_the_language_column() {
     let fixture = fixture(ENGLISH);
-    fixture.write(
-        "recipients/other.csv",
+    let check = check_list(
+        &fixture,
         "email,first_name,amount\nzoe@example.com,Zoé,10\n",
-    );
-    let campaign = fixture.campaign();
-    let other = fixture.path("recipients/other.csv");
-    let check = fixture.run(
-        &[
-            "check",
-            campaign.to_str().unwrap(),
-            "--recipients",
-            other.to_str().unwrap(),
-        ],
-        &[(SECRET_VAR, SECRET)],
     );
     assert_eq!(check.code, 0, "{}", check.all());
     assert!(
@@ -450,24 +455,13 @@ fn check_warns_of_a_list_without_the_language_column() {
 #[test]
 fn check_prints_a_hostile_language_value_escaped_and_suggests_only_a_section_that_loads() {
     let fixture = fixture(ENGLISH);
-    fixture.write(
-        "recipients/other.csv",
+    let check = check_list(
+        &fixture,
         "email,first_name,amount,language\n\
          a@example.com,A,1,\"fr\r\nX-Injected: yes\"\n\
          b@example.com,B,2,\"\x1b[2J\x1b[31mRED\"\n\
          c@example.com,C,3,fr CA\n\
          d@example.com,D,4,de\n",
-    );
-    let campaign = fixture.campaign();
-    let other = fixture.path("recipients/other.csv");
-    let check = fixture.run(
-        &[
-            "check",
-            campaign.to_str().unwrap(),
-            "--recipients",
-            other.to_str().unwrap(),
-        ],
-        &[(SECRET_VAR, SECRET)],
     );
     assert_eq!(check.code, 0, "{}", check.all());
     assert!(
@@ -498,18 +492,7 @@ fn check_names_a_few_unknown_language_values_and_counts_the_rest() {
     for i in 0..60 {
         csv.push_str(&format!("p{i}@example.com,P,1,lang{i}\n"));
     }
-    fixture.write("recipients/other.csv", &csv);
-    let campaign = fixture.campaign();
-    let other = fixture.path("recipients/other.csv");
-    let check = fixture.run(
-        &[
-            "check",
-            campaign.to_str().unwrap(),
-            "--recipients",
-            other.to_str().unwrap(),
-        ],
-        &[(SECRET_VAR, SECRET)],
-    );
+    let check = check_list(&fixture, &csv);
     assert_eq!(check.code, 0, "{}", check.all());
     let named = check.stdout.matches("names no letter").count();
     assert!(named <= 20, "{named} warnings: {}", check.all());

@@ -10,14 +10,13 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::support::engine::Prepared;
+use crate::support::engine::{Prepared, loopback_route};
 use crate::support::harness::{Fixture, people};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 use missive::app::{Exit, exit_for_error};
 use missive::recipients::{RecipientReader, RecipientsError};
-use missive::send::{Failover, Route, SendError};
+use missive::send::SendError;
 use missive::sendlog::{MemoryLog, Replay};
-use missive::smtp::{Endpoint, Relay, RelayName};
 
 /// The bytes it holds, then an I/O error (EIO), as a disk that failed under the file.
 struct FailingDisk(std::io::Cursor<Vec<u8>>);
@@ -44,16 +43,7 @@ fn a_list_that_fails_half_way_ends_the_run_with_65_once_the_rows_read_are_sent()
         &campaign.name_columns,
     )
     .unwrap();
-    let endpoint = Endpoint::loopback(server.port());
-    let relay = Relay::new(
-        RelayName::Primary,
-        &endpoint,
-        None,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let route = Route::new(relay, None, Failover::default());
+    let route = loopback_route(server.port());
     let result = prepared.send(
         &mut reader,
         &Replay::default(),

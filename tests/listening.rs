@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::support::harness::{Fixture, people};
-use crate::support::http::{self, ONE_CLICK, SECRET, Serving, URLENCODED};
+use crate::support::http::{self, SECRET, Serving};
 use crate::support::smtp_server::{Behavior, Received, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -239,13 +239,7 @@ fn refusals_bounces_a_complaint_and_a_click_keep_exactly_those_people_from_the_n
         .to_owned();
     let target = https.strip_prefix("https://dons.example.org").unwrap();
     let mut serving = Serving::start(&[fixture.campaign().as_path()]);
-    let reply = http::runtime().block_on(http::request(
-        serving.addr,
-        "POST",
-        target,
-        Some(URLENCODED),
-        ONE_CLICK.to_vec(),
-    ));
+    let reply = http::runtime().block_on(http::one_click(serving.addr, target));
     assert_eq!(reply.status, 200, "{}", reply.body);
     serving.terminate();
     assert!(serving.wait(WAIT).is_ok_and(|status| status.success()));

@@ -10,8 +10,8 @@ use std::time::Duration;
 use missive::unsubscribe::{Secret, Unsubscribe};
 
 use crate::support::http::{
-    ONE_CLICK, Reply, Serving, URLENCODED, campaign, multipart, raw, request, runtime, target,
-    unsubscribe_for, unsubscribed,
+    ONE_CLICK, Reply, Serving, URLENCODED, campaign, multipart, one_click, raw, request, runtime,
+    target, unsubscribe_for, unsubscribed,
 };
 
 fn assert_safe(reply: &Reply) {
@@ -51,7 +51,7 @@ fn get_shows_a_page_that_posts_back_and_post_unsubscribes_once() {
         // Link scanners fetch every URL: nothing was written.
         assert_eq!(unsubscribed(&fixture), "");
 
-        let done = request(serving.addr, "POST", &zoe, Some(URLENCODED), ONE_CLICK.into()).await;
+        let done = one_click(serving.addr, &zoe).await;
         assert_eq!(done.status, 200, "{done:?}");
         assert_safe(&done);
         assert!(done.body.contains("C’est fait"), "{}", done.body);
@@ -144,14 +144,7 @@ fn forged_altered_truncated_and_oversized_requests_write_nothing() {
             }
         }
         let elsewhere = valid.replace("/desabonnement", "/ailleurs");
-        let reply = request(
-            serving.addr,
-            "POST",
-            &elsewhere,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let reply = one_click(serving.addr, &elsewhere).await;
         assert_eq!(reply.status, 404, "{reply:?}");
         // A valid link, but not the one-click form, or a body too large, or another method.
         let refusals = [
@@ -203,14 +196,7 @@ fn forged_altered_truncated_and_oversized_requests_write_nothing() {
     let after = std::fs::read(fixture.path("suppression/unsubscribed.txt")).unwrap();
     assert_eq!(after, before, "nothing written");
     runtime().block_on(async {
-        let reply = request(
-            serving.addr,
-            "POST",
-            &valid,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let reply = one_click(serving.addr, &valid).await;
         assert_eq!(reply.status, 200, "still serving: {reply:?}");
     });
     assert_eq!(
@@ -301,14 +287,7 @@ fn campaigns_sharing_a_path_each_get_their_own_links_in_their_own_language() {
         assert!(page.body.contains(r#"<html lang="en""#), "{}", page.body);
         assert!(page.body.contains("Unsubscribe me"), "{}", page.body);
         for target in [spring, &target("person01@example.com")] {
-            let done = request(
-                serving.addr,
-                "POST",
-                target,
-                Some(URLENCODED),
-                ONE_CLICK.into(),
-            )
-            .await;
+            let done = one_click(serving.addr, target).await;
             assert_eq!(done.status, 200, "{done:?}");
         }
     });

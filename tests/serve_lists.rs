@@ -2,9 +2,7 @@
 //! wrote "please keep mailing me" has their line removed, an editor or `sed -i` rewrites the
 //! file under a new inode. A later one-click POST must still land in the file the campaign reads.
 
-use crate::support::http::{
-    ONE_CLICK, Serving, URLENCODED, campaign, request, runtime, target, unsubscribed,
-};
+use crate::support::http::{Serving, campaign, one_click, runtime, target, unsubscribed};
 
 #[test]
 fn a_person_removed_from_the_list_by_hand_can_unsubscribe_again() {
@@ -14,14 +12,7 @@ fn a_person_removed_from_the_list_by_hand_can_unsubscribe_again() {
     let zoe = target("person02@example.com");
     runtime().block_on(async {
         for link in [&marie, &zoe] {
-            let done = request(
-                serving.addr,
-                "POST",
-                link,
-                Some(URLENCODED),
-                ONE_CLICK.into(),
-            )
-            .await;
+            let done = one_click(serving.addr, link).await;
             assert_eq!(done.status, 200, "{done:?}");
         }
         assert_eq!(
@@ -33,14 +24,7 @@ fn a_person_removed_from_the_list_by_hand_can_unsubscribe_again() {
         let path = fixture.path("suppression/unsubscribed.txt");
         std::fs::write(&path, "person02@example.com\n").unwrap();
         // Months later she clicks the link again.
-        let again = request(
-            serving.addr,
-            "POST",
-            &marie,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let again = one_click(serving.addr, &marie).await;
         assert_eq!(again.status, 200, "{again:?}");
         assert_eq!(
             unsubscribed(&fixture),
@@ -56,14 +40,7 @@ fn a_list_replaced_under_a_new_inode_gets_the_next_unsubscribes() {
     let serving = Serving::start(&[&fixture.campaign()]);
     runtime().block_on(async {
         let first = target("person01@example.com");
-        let done = request(
-            serving.addr,
-            "POST",
-            &first,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let done = one_click(serving.addr, &first).await;
         assert_eq!(done.status, 200, "{done:?}");
         // What `sed -i`, most editors and a deploy script do: a new file renamed over the old.
         let path = fixture.path("suppression/unsubscribed.txt");
@@ -71,14 +48,7 @@ fn a_list_replaced_under_a_new_inode_gets_the_next_unsubscribes() {
         std::fs::write(&new, "# tended by hand\nperson01@example.com\n").unwrap();
         std::fs::rename(&new, &path).unwrap();
         let second = target("person02@example.com");
-        let done = request(
-            serving.addr,
-            "POST",
-            &second,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let done = one_click(serving.addr, &second).await;
         assert_eq!(done.status, 200, "{done:?}");
         assert_eq!(
             unsubscribed(&fixture),
@@ -87,14 +57,7 @@ fn a_list_replaced_under_a_new_inode_gets_the_next_unsubscribes() {
         // The file may also vanish (moved away to archive it): the next one creates it again.
         std::fs::rename(&path, fixture.path("suppression/archived.txt")).unwrap();
         let third = target("person03@example.com");
-        let done = request(
-            serving.addr,
-            "POST",
-            &third,
-            Some(URLENCODED),
-            ONE_CLICK.into(),
-        )
-        .await;
+        let done = one_click(serving.addr, &third).await;
         assert_eq!(done.status, 200, "{done:?}");
         assert_eq!(unsubscribed(&fixture), "person03@example.com\n");
     });

@@ -5,9 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::http::{
-    ONE_CLICK, SECRET, Serving, URLENCODED, campaign, request, runtime, target, unsubscribed,
-};
+use crate::support::http::{SECRET, Serving, campaign, one_click, runtime, target, unsubscribed};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 use crate::support::wait_or_kill;
 
@@ -42,11 +40,7 @@ fn a_thousand_people_click_at_once_while_a_send_runs_and_each_lands_once() {
             .iter()
             .map(|address| {
                 let (addr, target) = (serving.addr, target(address));
-                tokio::spawn(async move {
-                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
-                        .await
-                        .status
-                })
+                tokio::spawn(async move { one_click(addr, &target).await.status })
             })
             .collect();
         let mut statuses = Vec::new();
@@ -106,9 +100,7 @@ fn two_endpoints_sharing_one_file_never_tear_or_repeat_a_line() {
             for addr in [first.addr, second.addr] {
                 let target = target(address);
                 tasks.push(tokio::spawn(async move {
-                    request(addr, "POST", &target, Some(URLENCODED), ONE_CLICK.into())
-                        .await
-                        .status
+                    one_click(addr, &target).await.status
                 }));
             }
         }

@@ -5,16 +5,15 @@
 //! has gone unanswered past `STALL` no new message goes, whether the log then fails or a
 //! signal comes first, and the run ends.
 
-use crate::support::engine::Prepared;
+use crate::support::engine::{Prepared, loopback_route};
 use crate::support::harness::{Fixture, people};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use missive::ratelimit::Limits;
 use missive::recipients::RecipientReader;
-use missive::send::{Failover, Route, RunLimits, RunReport, Sink, Stopped};
+use missive::send::{RunLimits, RunReport, Sink, Stopped};
 use missive::sendlog::{FileLog, Record, Replay, STALL, SendLog, SendLogError};
-use missive::smtp::{Endpoint, Relay, RelayName};
 
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
@@ -113,15 +112,7 @@ fn run_over_a_stalling_log(
         records: 0,
         began: Arc::clone(&began),
     };
-    let relay = Relay::new(
-        RelayName::Primary,
-        &Endpoint::loopback(server.port()),
-        None,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let route = Route::new(relay, None, Failover::default());
+    let route = loopback_route(server.port());
     let (done, result) = std::sync::mpsc::channel();
     let stall = Arc::clone(&began);
     std::thread::spawn(move || {

@@ -8,11 +8,10 @@ use std::time::{Duration, SystemTime};
 use jiff::{Timestamp, tz::TimeZone};
 use missive::ratelimit::Limits;
 use missive::recipients::RecipientReader;
-use missive::send::{Failover, Route, RunLimits, Stopped};
+use missive::send::{RunLimits, Stopped};
 use missive::sendlog::{FileLog, Replay};
-use missive::smtp::{Endpoint, Relay, RelayName};
 
-use crate::support::engine::Prepared;
+use crate::support::engine::{Prepared, loopback_route};
 use crate::support::harness::{Fixture, people};
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
@@ -121,15 +120,7 @@ fn a_run_the_window_end_crosses_stops_taking_messages_and_a_later_run_finishes()
     let (log, _) = FileLog::open(&fixture.log_path(), &campaign.id).unwrap();
     let mut reader =
         RecipientReader::open(&campaign.recipients_path, &campaign.name_columns).unwrap();
-    let relay = Relay::new(
-        RelayName::Primary,
-        &Endpoint::loopback(server.port()),
-        None,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let route = Route::new(relay, None, Failover::default());
+    let route = loopback_route(server.port());
     // 30 people at 5 a second: 6 s of sending; the window closes after 2. (Its hours are
     // minutes: the binary cannot be made to meet a closing two seconds away, the engine can.)
     let closes = SystemTime::now() + Duration::from_secs(2);

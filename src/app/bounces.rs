@@ -159,12 +159,12 @@ fn decide(
         let mut counted: HashMap<RecipientKey, u32> = HashMap::new();
         for decision in bounce::resolve(&message.reading, tag_of, tag_required, directory) {
             let mut record = record(message, &decision, &at, date);
-            let goes_to = match (decision.kind, &decision.recipient) {
+            let goes_to = match (decision.report.kind, &decision.recipient) {
                 (Kind::Hard, Some(recipient)) => Some((Reason::Bounced, recipient)),
                 (Kind::Complaint, Some(recipient)) => Some((Reason::Complained, recipient)),
                 // A refusal by policy is about the sender or the message: a block list refuses
                 // everyone at a provider, and counting it would in time suppress them all.
-                (Kind::Soft, Some(_)) if decision.policy => None,
+                (Kind::Soft, Some(_)) if decision.report.policy => None,
                 (Kind::Soft, Some(recipient)) => {
                     let count = *counted
                         .entry(RecipientKey::of(recipient))
@@ -268,12 +268,12 @@ fn record(message: &Read, decision: &Decision, at: &str, date: Option<i64>) -> R
         source: message.source.clone(),
         bounce: message.bounce.clone(),
         recipient: decision.recipient.clone(),
-        kind: decision.kind,
-        policy: decision.policy,
-        status: decision.status.clone(),
-        action: decision.action.clone(),
-        reason: decision.reason.clone(),
-        diagnostic: decision.diagnostic.clone(),
+        kind: decision.report.kind,
+        policy: decision.report.policy,
+        status: decision.report.status.clone(),
+        action: decision.report.action.clone(),
+        reason: decision.report.reason.clone(),
+        diagnostic: decision.report.diagnostic.clone(),
         date: date.and_then(log::rfc3339),
         found_by: decision.found_by,
         soft_count: None,

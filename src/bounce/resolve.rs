@@ -101,12 +101,10 @@ pub enum FoundBy {
 pub struct Decision {
     pub recipient: Option<String>,
     pub found_by: Option<FoundBy>,
-    pub kind: Kind,
-    pub policy: bool,
-    pub status: Option<String>,
-    pub action: Option<String>,
-    pub diagnostic: Option<String>,
-    pub reason: String,
+    /// The report the decision follows, with its kind and reason as decided: `unknown` when
+    /// whom a failure is about cannot be told. A decision about a message that holds no report
+    /// has one naming nobody, that says only why.
+    pub report: Report,
 }
 
 impl Decision {
@@ -114,33 +112,29 @@ impl Decision {
         Decision {
             recipient: None,
             found_by: None,
-            kind,
-            policy: false,
-            status: None,
-            action: None,
-            diagnostic: None,
-            reason: reason.to_owned(),
+            report: Report {
+                kind,
+                policy: false,
+                status: None,
+                action: None,
+                diagnostic: None,
+                reason: reason.to_owned(),
+                addresses: Vec::new(),
+            },
         }
     }
 
     fn of(report: &Report, recipient: Option<(String, FoundBy)>) -> Decision {
-        let (kind, reason) = match (&recipient, report.kind) {
-            (None, Kind::Hard | Kind::Soft | Kind::Complaint) => (
-                Kind::Unknown,
-                format!("{}, but whom it is about cannot be told", report.reason),
-            ),
-            (_, kind) => (kind, report.reason.clone()),
-        };
+        let mut report = report.clone();
+        if recipient.is_none() && matches!(report.kind, Kind::Hard | Kind::Soft | Kind::Complaint) {
+            report.kind = Kind::Unknown;
+            report.reason = format!("{}, but whom it is about cannot be told", report.reason);
+        }
         let (recipient, found_by) = recipient.unzip();
         Decision {
             recipient,
             found_by,
-            kind,
-            policy: report.policy,
-            status: report.status.clone(),
-            action: report.action.clone(),
-            diagnostic: report.diagnostic.clone(),
-            reason,
+            report,
         }
     }
 }

@@ -63,11 +63,11 @@ fn decide(raw: &[u8], with_verp: bool) -> Vec<Decision> {
 
 /// A decision in a line: kind, `policy`, status, recipient, and how it was found.
 fn summary(decision: &Decision) -> String {
-    let mut words = vec![decision.kind.as_str().to_owned()];
-    if decision.policy {
+    let mut words = vec![decision.report.kind.as_str().to_owned()];
+    if decision.report.policy {
         words.push("policy".into());
     }
-    words.extend(decision.status.clone());
+    words.extend(decision.report.status.clone());
     words.extend(decision.recipient.clone());
     if let Some(found_by) = decision.found_by {
         words.push(format!(
@@ -115,17 +115,17 @@ fn with_verp_a_bounce_without_a_tag_suppresses_nobody_whatever_it_reports() {
     assert_ne!(forged, raw, "the fixture carried its tag in Delivered-To");
     let decisions = decide(forged.as_bytes(), true);
     assert_eq!(decisions.len(), 1);
-    assert_eq!(decisions[0].kind, Kind::Unknown, "{decisions:#?}");
+    assert_eq!(decisions[0].report.kind, Kind::Unknown, "{decisions:#?}");
     assert_eq!(decisions[0].recipient, None);
 }
 
 #[test]
 fn without_verp_a_redacted_complaint_names_nobody_and_a_dsn_its_recipient() {
     let complaint = decide(&fixture("arf-complaint.eml", &person(6)), false);
-    assert_eq!(complaint[0].kind, Kind::Unknown, "{complaint:#?}");
+    assert_eq!(complaint[0].report.kind, Kind::Unknown, "{complaint:#?}");
     assert_eq!(complaint[0].recipient, None);
     let dsn = decide(&fixture("postfix-user-unknown.eml", &person(1)), false);
-    assert_eq!(dsn[0].kind, Kind::Hard);
+    assert_eq!(dsn[0].report.kind, Kind::Hard);
     assert_eq!(dsn[0].recipient, Some(person(1)));
     assert_eq!(dsn[0].found_by, Some(FoundBy::Report));
 }
@@ -144,7 +144,7 @@ fn a_tag_that_does_not_verify_suppresses_nobody_whatever_the_report_says() {
         .into_bytes();
     let decisions = decide(&bytes, true);
     assert_eq!(decisions.len(), 1);
-    assert_eq!(decisions[0].kind, Kind::Unknown, "{decisions:#?}");
+    assert_eq!(decisions[0].report.kind, Kind::Unknown, "{decisions:#?}");
     assert_eq!(decisions[0].recipient, None);
 }
 

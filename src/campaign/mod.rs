@@ -10,8 +10,9 @@
 //! Relative paths resolve against the campaign file's own directory, so a campaign can be run from
 //! anywhere (cron's working directory is rarely the campaign's).
 //!
-//! A little over 400 lines: [`Campaign::parse`] builds every setting in one place, which is what
-//! makes the two-value checks (send_after before send_before, retry delays) readable.
+//! `file` is the TOML's shape and `value` its values checked one by one; [`Campaign::parse`]
+//! makes the checks that need two values and builds [`Campaign`], with `letters`,
+//! `attachments` and `settings` (the settings of its sections); `error` says what went wrong.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -27,9 +28,11 @@ use crate::suppression::Reason;
 
 mod error;
 mod file;
+mod settings;
 mod value;
 
 pub use error::CampaignError;
+pub use settings::{Bounces, RelaySettings, UnsubscribeSettings};
 
 mod attachments;
 mod letters;
@@ -37,7 +40,8 @@ pub use attachments::{AttachmentColumn, AttachmentPath, inside};
 use error::{line_of, toml_error};
 pub use letters::{DEFAULT_LANGUAGE_COLUMN, LetterSettings};
 
-use file::{CampaignFile, DkimSection, FallbackSection, RetrySection};
+use file::CampaignFile;
+use settings::{dkim_settings, limits, retry_policy};
 
 /// The longest subject a campaign may have. Inboxes show 40 to 80 characters (`check` warns
 /// past 80) and Outlook keeps 255, so a longer one is a paragraph pasted into the wrong field;
@@ -53,65 +57,6 @@ pub const MAX_ID_CHARS: usize = 64;
 pub const PASSWORD_VAR: &str = "MISSIVE_SMTP_PASSWORD";
 /// The fallback relay's password.
 pub const FALLBACK_PASSWORD_VAR: &str = "MISSIVE_FALLBACK_SMTP_PASSWORD";
-
-/// The unsubscribe settings of a campaign, validated.
-#[derive(Debug, Clone)]
-pub struct UnsubscribeSettings {
-    pub mailto: lettre::Address,
-    /// Always `https`, with a host.
-    pub url: url::Url,
-    /// The footer's words before the link, and the link's words, typeset for the language (the
-    /// default letter's: each of [`Campaign::letters`] has its own).
-    pub footer: String,
-    pub link_text: String,
-}
-
-/// A relay as the campaign describes it (`[smtp]` or `[fallback]`): what `send` needs to reach
-/// it and log in, the password aside, which only the environment holds.
-#[derive(Debug, Clone)]
-pub struct RelaySettings {
-    pub endpoint: Endpoint,
-    /// The login, if the relay takes one.
-    pub username: Option<String>,
-    /// Certificate authorities (a PEM file) the relay's certificate may chain to, besides the
-    /// public ones; read when `send` connects.
-    pub ca_file: Option<PathBuf>,
-    /// The environment variable holding the password.
-    pub password_var: &'static str,
-    /// The file's section it comes from (`smtp`, `fallback`): messages name its fields.
-    pub section: &'static str,
-}
-
-impl RelaySettings {
-    /// The field naming the certificate authorities, as messages name it (`smtp.ca_file`).
-    pub fn ca_field(&self) -> String {
-        format!("{}.ca_file", self.section)
-    }
-}
-
-/// `[bounces]`: where bounces come back, and the soft-bounce policy of `missive bounces`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bounces {
-    /// With it, each message's envelope sender is this address tagged for its recipient (see
-    /// [`crate::verp`]); without it, the envelope sender is `From`'s address, as before.
-    pub return_path: Option<lettre::Address>,
-    /// Soft bounces of one address within `soft_days` days that make it bounced.
-    pub soft_limit: u32,
-    pub soft_days: u32,
-}
-
-impl Default for Bounces {
-    fn default() -> Self {
-        // Three soft bounces in a month: a mailbox full for a week is not a dead one, a mailbox
-        // that fails every campaign of a month is.
-        Bounces {
-            return_path: None,
-            soft_limit: 3,
-            soft_days: 30,
-        }
-    }
-}
-
 /// A loaded, validated campaign.
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -192,13 +137,7 @@ impl Campaign {
             };
         let base = path.parent().unwrap_or(Path::new("."));
         let smtp = file.smtp;
-        let limits = Limits {
-            rate: smtp.rate.map(|rate| rate.0),
-            burst: smtp.burst.0,
-            per_minute: smtp.per_minute.map(|n| n.0),
-            per_hour: smtp.per_hour.map(|n| n.0),
-            per_day: smtp.per_day.map(|n| n.0),
-        };
+        let limits = limits(&smtp);
         let mut failover = Failover {
             max_connect_failures: smtp.max_connect_failures.0,
             ..Failover::default()
@@ -207,7 +146,14 @@ impl Campaign {
             if let Some(after) = section.retry_primary_after {
                 failover.retry_primary_after = after.0;
             }
-            fallback_settings(section, base)
+            RelaySettings::resolve(
+                "fallback",
+                section.url.0,
+                section.username,
+                section.ca_file,
+                base,
+                FALLBACK_PASSWORD_VAR,
+            )
         });
         let send_after = file.send_after.map(|time| time.0);
         let send_before = file
@@ -297,13 +243,14 @@ impl Campaign {
             language_column,
             recipients_path: base.join(file.recipients),
             name_columns: file.name_columns,
-            smtp: RelaySettings {
-                endpoint: smtp.url.0,
-                username: smtp.username,
-                ca_file: smtp.ca_file.map(|p| base.join(p)),
-                password_var: PASSWORD_VAR,
-                section: "smtp",
-            },
+            smtp: RelaySettings::resolve(
+                "smtp",
+                smtp.url.0,
+                smtp.username,
+                smtp.ca_file,
+                base,
+                PASSWORD_VAR,
+            ),
             limits,
             fallback,
             failover,
@@ -376,69 +323,6 @@ impl Campaign {
     pub fn default_log_path(&self) -> PathBuf {
         self.dir().join(format!("{}.sendlog.jsonl", self.id))
     }
-}
-
-fn fallback_settings(section: FallbackSection, base: &Path) -> RelaySettings {
-    RelaySettings {
-        endpoint: section.url.0,
-        username: section.username,
-        ca_file: section.ca_file.map(|p| base.join(p)),
-        password_var: FALLBACK_PASSWORD_VAR,
-        section: "fallback",
-    }
-}
-
-/// The retry policy, from [`RetryPolicy::default`] and what the file changes; a refusal carries
-/// the span of the value to change.
-fn retry_policy(
-    section: RetrySection,
-) -> Result<RetryPolicy, (std::ops::Range<usize>, &'static str, String)> {
-    let mut policy = RetryPolicy::default();
-    if let Some(attempts) = section.max_attempts {
-        policy.max_attempts = attempts.0;
-    }
-    if let Some(delay) = &section.first_delay {
-        policy.first_delay = delay.get_ref().0;
-    }
-    if let Some(delay) = &section.max_delay {
-        policy.max_delay = delay.get_ref().0;
-    }
-    if let Some(delay) = section.give_up_after {
-        policy.give_up_after = delay.0;
-    }
-    if policy.max_delay < policy.first_delay {
-        let problem = "must not be shorter than retry.first_delay".to_owned();
-        return Err(match (section.max_delay, section.first_delay) {
-            (Some(max), _) => (max.span(), "retry.max_delay", problem),
-            // The default maximum: the first delay is the value written.
-            (None, first) => (
-                first.map(|first| first.span()).unwrap_or_default(),
-                "retry.first_delay",
-                format!(
-                    "must not be longer than retry.max_delay ({})",
-                    humantime::format_duration(policy.max_delay)
-                ),
-            ),
-        });
-    }
-    Ok(policy)
-}
-
-/// The DKIM settings; a selector too long with the domain is refused with its span.
-fn dkim_settings(
-    section: DkimSection,
-    base: &Path,
-) -> Result<DkimSettings, (std::ops::Range<usize>, String)> {
-    let span = section.selector.span();
-    let selector = section.selector.into_inner();
-    if !selector.fits(&section.domain) {
-        return Err((span, value::DkimSelector::problem(&selector.0)));
-    }
-    Ok(DkimSettings {
-        domain: section.domain.0,
-        selector: selector.0,
-        key: base.join(section.key),
-    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! The letter prepared for rendering: what reads the same for everyone rendered once, and
 //! the parts with fields rendered for each person (see [`OneLetter`]); [`super::Template`] holds
 //! one for each of a campaign's letters.
+//!
+//! Cutting the letter is here; filling the pieces for each person is in `fill`.
 
-use maud::{Markup, Render, html};
-
-use super::html::{html_document, html_footer, html_section, html_wrapped};
+use super::Frame;
+use super::html::{html_section, html_wrapped};
 use super::shell::Shell;
-use super::text::{text_block, text_title, wrap};
-use super::{Frame, Rendered};
+use super::text::{text_block, text_title};
 use crate::letter::{Block, Fields, Inline, Letter, Section, SectionKind};
 use crate::unsubscribe::Unsubscribe;
+
+mod fill;
+
+pub use fill::FixedParts;
 
 /// A letter cut once into what reads the same for everyone, rendered ahead of time, and the few
 /// parts that hold fields (the greeting, the ask), rendered for each person.
@@ -65,21 +69,6 @@ fn push_fixed<T>(pieces: &mut Vec<Piece<T>>, fixed: &str) {
         pieces.push(Piece::Fixed(fixed.to_owned()));
     }
 }
-
-fn fixed_len<T>(pieces: &[Piece<T>]) -> usize {
-    pieces
-        .iter()
-        .map(|piece| match piece {
-            Piece::Fixed(fixed) => fixed.len(),
-            Piece::Personal(_) => 0,
-        })
-        .sum()
-}
-
-/// Room for what a person's fields and footer add to the fixed pieces, so a part is written
-/// without growing its buffer.
-const PERSONAL_ROOM: usize = 2048;
-
 impl OneLetter {
     /// Prepares `letter` in `frame`: renders the page around it, and renders and wraps every
     /// part that holds no field.
@@ -147,129 +136,6 @@ impl OneLetter {
             unsubscribe: frame.unsubscribe.cloned(),
         }
     }
-
-    /// Renders the letter for the person whose values `fields` holds.
-    pub(super) fn render(&self, fields: &dyn Fields) -> Rendered {
-        let footer = self.footer(fields);
-        Rendered {
-            html: self.html(footer.as_ref(), fields),
-            text: self.text(footer, fields),
-            letter: 0,
-        }
-    }
-
-    /// What reads the same in every person's parts, in order, for
-    /// [`Composer::with_fixed_parts`](crate::message::Composer::with_fixed_parts).
-    pub(super) fn fixed_parts(&self) -> FixedParts {
-        fn fixed<T>(pieces: &[Piece<T>]) -> impl Iterator<Item = String> + '_ {
-            pieces.iter().filter_map(|piece| match piece {
-                Piece::Fixed(fixed) => Some(fixed.clone()),
-                Piece::Personal(_) => None,
-            })
-        }
-        let head = self.shell.page.as_ref().map(|page| page.head.clone());
-        let mut text: Vec<String> = fixed(&self.text).collect();
-        // The last piece as it ends the text when no footer follows: one line break at the end.
-        if let Some(Piece::Fixed(last)) = self.text.last() {
-            text.push(format!("{}\n", last.trim_end_matches('\n')));
-        }
-        FixedParts {
-            html: head.into_iter().chain(fixed(&self.html)).collect(),
-            text,
-        }
-    }
-
-    /// The footer's words and the person's link, when the campaign has one.
-    fn footer(&self, fields: &dyn Fields) -> Option<(&Unsubscribe, String)> {
-        let unsubscribe = self.unsubscribe.as_ref()?;
-        Some((unsubscribe, unsubscribe.link(fields.address()?)))
-    }
-
-    fn html(&self, footer: Option<&(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
-        let Some(page) = &self.shell.page else {
-            let footer = footer.map(|(unsubscribe, link)| html_footer(unsubscribe, link.as_str()));
-            let sections = html! { @for piece in &self.html { (self.html_piece(piece, fields)) } };
-            return html_document(&self.shell.frame(), sections, footer).into_string();
-        };
-        let mut out = String::with_capacity(
-            page.head.len()
-                + fixed_len(&self.html)
-                + page.middle.len()
-                + page.end.len()
-                + PERSONAL_ROOM,
-        );
-        out.push_str(&page.head);
-        for piece in &self.html {
-            self.html_piece(piece, fields).render_to(&mut out);
-        }
-        out.push_str(&page.middle);
-        if let (Some((_, link)), Some((before, after))) = (footer, &page.footer) {
-            out.push_str(before);
-            // Escaped as Maud escapes an attribute's value.
-            link.as_str().render_to(&mut out);
-            out.push_str(after);
-        }
-        out.push_str(&page.end);
-        out
-    }
-
-    fn html_piece<'p>(&self, piece: &'p Piece<Section>, fields: &dyn Fields) -> PieceHtml<'p> {
-        match piece {
-            Piece::Fixed(fixed) => PieceHtml::Fixed(fixed),
-            Piece::Personal(section) => PieceHtml::Personal(html_section(section, fields)),
-        }
-    }
-
-    fn text(&self, footer: Option<(&Unsubscribe, String)>, fields: &dyn Fields) -> String {
-        let mut out = String::with_capacity(fixed_len(&self.text) + PERSONAL_ROOM);
-        for piece in &self.text {
-            match piece {
-                Piece::Fixed(fixed) => out.push_str(fixed),
-                Piece::Personal(TextPart::Title(title)) => text_title(&mut out, title, fields),
-                Piece::Personal(TextPart::Block(block)) => {
-                    text_block(&mut out, block, fields, &self.shell.text_colon)
-                }
-            }
-        }
-        if let Some((unsubscribe, link)) = footer {
-            let colon = &self.shell.text_colon;
-            for line in wrap(&format!(
-                "{} {}{colon} {link}",
-                unsubscribe.footer, unsubscribe.link_text
-            )) {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-        // No blank line at either end, and one line break at the very end.
-        out.truncate(out.trim_end_matches('\n').len());
-        let leading = out.len() - out.trim_start_matches('\n').len();
-        out.drain(..leading);
-        out.push('\n');
-        out
-    }
-}
-
-/// The text that reads the same for everyone in the two parts, piece by piece, in order.
-#[derive(Debug, Clone, Default)]
-pub struct FixedParts {
-    pub html: Vec<String>,
-    pub text: Vec<String>,
-}
-
-/// One section of the HTML part: ready, or rendered for the person.
-enum PieceHtml<'p> {
-    Fixed(&'p str),
-    Personal(Markup),
-}
-
-impl Render for PieceHtml<'_> {
-    fn render_to(&self, buffer: &mut String) {
-        match self {
-            PieceHtml::Fixed(fixed) => buffer.push_str(fixed),
-            PieceHtml::Personal(markup) => buffer.push_str(&markup.0),
-        }
-    }
 }
 
 fn section_has_fields(section: &Section) -> bool {
@@ -293,19 +159,12 @@ fn has_fields(inlines: &[Inline]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::fill::fixed_len;
     use super::*;
     use crate::render::render;
+    use crate::render::tests::{Person, frame, unsubscribe};
     use std::collections::HashMap;
     use std::path::Path;
-
-    fn frame() -> Frame<'static> {
-        Frame {
-            subject: "Sujet",
-            preheader: "Avant-propos",
-            language: "fr",
-            unsubscribe: None,
-        }
-    }
 
     #[test]
     fn parts_made_ahead_read_as_if_made_for_each_person() {
@@ -360,23 +219,7 @@ mod tests {
 
     #[test]
     fn the_footer_made_ahead_reads_as_if_made_for_each_person() {
-        struct Person(&'static str);
-        impl Fields for Person {
-            fn field(&self, _: &str) -> Option<&str> {
-                None
-            }
-            fn address(&self) -> Option<&str> {
-                Some(self.0)
-            }
-        }
-        let unsubscribe = Unsubscribe {
-            campaign_id: "c1".into(),
-            mailto: "stop@example.org".parse().unwrap(),
-            url: "https://example.org/stop".parse().unwrap(),
-            footer: "Plus de lettres <b>&</b>\u{202f}?".into(),
-            link_text: "Se désabonner".into(),
-            secret: crate::unsubscribe::Secret::new(&"k".repeat(32)).unwrap(),
-        };
+        let unsubscribe = unsubscribe("Plus de lettres <b>&</b>\u{202f}?");
         let frame = Frame {
             unsubscribe: Some(&unsubscribe),
             ..frame()

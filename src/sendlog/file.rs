@@ -1,12 +1,8 @@
 //! The send log as a file: one JSON object a line, append-only, synced, locked while open.
 //!
-//! Records are written into room made ahead at the end of the file, zeros written and synced
-//! a chunk at a time ([`ROOM`]), rather than appended: a sync that also grows the file must
-//! commit its new length through the filesystem's journal, which costs the core two to four
-//! times a sync of data alone, and a run makes hundreds of syncs. Records never hold a NUL
-//! byte (JSON escapes it), so the first NUL ends them; a log closed cleanly is cut back to its
-//! records, and one a crash left open is cut back when it is next opened, before anything new
-//! is written.
+//! Records are written into room made ahead at the end of the file and synced a batch at a
+//! time (`room`); the file is read back, and what a crash left past its records cut off, when
+//! it is opened (`recovery`).
 //!
 //! Opening never harms a file that is not a send log: one whose first line is no record, or
 //! whose header names another campaign, is refused before anything is created or written; the
@@ -15,19 +11,15 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::lock::take_lock;
-use super::{Header, Record, Replay, SendLog, SendLogError, check_campaign};
+use super::{Header, Record, Replay, SendLogError, check_campaign};
 
 mod recovery;
+mod room;
 
 use recovery::{precheck, read_records, replay_and_repair};
-
-/// How much room is made at a time past the records: zeros written, and synced with the batch
-/// that needed them. A run of 20,000 messages writes ~6 MB of records.
-const ROOM: u64 = 1 << 20;
 
 /// The campaign's log file: one JSON object a line, append-only, fsynced, locked while open.
 #[derive(Debug)]
@@ -141,67 +133,6 @@ impl FileLog {
     }
 }
 
-impl SendLog for FileLog {
-    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
-        let io = |source| SendLogError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        if self.failed {
-            return Err(io(std::io::Error::other(
-                "an earlier write to the log failed; nothing more is written to it",
-            )));
-        }
-        let lines = &mut self.lines;
-        lines.clear();
-        if self.missing_newline {
-            lines.push(b'\n');
-        }
-        for record in records {
-            serde_json::to_writer(&mut *lines, record).expect("a record always serializes");
-            lines.push(b'\n');
-        }
-        let end = self.end + lines.len() as u64;
-        // Out of room: the batch brings the next chunk of zeros with it, in the same write and
-        // the same sync (the one that commits the new length).
-        let room = if end > self.room {
-            let room = end.next_multiple_of(ROOM);
-            lines.resize(lines.len() + (room - end) as usize, 0);
-            room
-        } else {
-            self.room
-        };
-        // One write and one sync for the whole batch: the group commit.
-        let written = self
-            .file
-            .write_all_at(lines, self.end)
-            .and_then(|()| self.file.sync_data());
-        if let Err(source) = written {
-            self.failed = true;
-            return Err(io(source));
-        }
-        (self.end, self.room) = (end, room);
-        self.missing_newline = false;
-        Ok(Vec::new())
-    }
-}
-
-impl Drop for FileLog {
-    /// A log at rest is its records and nothing else: the room left is cut off (and with it
-    /// whatever a failed write left there). A crash skips this; the next open does it.
-    fn drop(&mut self) {
-        if self.room > self.end || self.failed {
-            let cut = self
-                .file
-                .set_len(self.end)
-                .and_then(|()| self.file.sync_data());
-            if let Err(error) = cut {
-                tracing::warn!(log = %self.path.display(), %error, "could not cut the send log back to its records; the next run will");
-            }
-        }
-    }
-}
-
 /// Where the lock of the log at `path` lives: the log's whole file name and `.lock`, so it can
 /// never be the log (`x.lock` is locked through `x.lock.lock`).
 fn lock_path(path: &Path) -> PathBuf {
@@ -249,11 +180,35 @@ mod tests {
     use crate::address::RecipientKey;
     use crate::error::{Classify, ErrorKind};
     use crate::sendlog::tests::sent;
-    use crate::sendlog::{Event, Status};
+    use crate::sendlog::{Event, SendLog, Status};
 
     /// Where `address` stands according to `replay`.
     fn status_of(replay: &Replay, address: &str) -> Status {
         replay.get(&RecipientKey::of(address)).unwrap().status
+    }
+
+    // What the tests of `recovery` and `room` write and read too.
+
+    /// `record`'s line as the log holds it.
+    pub(super) fn line(record: &Record) -> String {
+        serde_json::to_string(record).unwrap() + "\n"
+    }
+
+    /// The header of campaign `c`'s log, as a line.
+    pub(super) fn header() -> String {
+        serde_json::to_string(&Header::new("c")).unwrap() + "\n"
+    }
+
+    /// Where each of a@, b@, c@ and d@example.com that `replay` knows stands.
+    pub(super) fn people(replay: &Replay) -> Vec<(String, Status)> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|p| format!("{p}@example.com"))
+            .filter_map(|rcpt| {
+                let entry = replay.get(&RecipientKey::of(&rcpt))?;
+                Some((rcpt, entry.status))
+            })
+            .collect()
     }
 
     #[test]

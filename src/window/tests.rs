@@ -13,6 +13,16 @@ fn at(text: &str) -> SystemTime {
     text.parse::<Timestamp>().unwrap().into()
 }
 
+/// Open until `closes`, a UTC time as [`at`] reads it.
+fn open(closes: &str) -> State {
+    State::Open { closes: at(closes) }
+}
+
+/// Closed until `opens`.
+fn closed(opens: &str) -> State {
+    State::Closed { opens: at(opens) }
+}
+
 const WEEK: [&str; 5] = ["mon", "tue", "wed", "thu", "fri"];
 
 #[test]
@@ -21,22 +31,16 @@ fn open_inside_the_hours_of_a_named_day_until_their_end() {
     // Monday 30 November 2026, 10:00 in Paris (UTC+1).
     assert_eq!(
         w.at(at("2026-11-30T09:00:00Z")),
-        State::Open {
-            closes: at("2026-11-30T17:00:00Z")
-        }
+        open("2026-11-30T17:00:00Z")
     );
     // The start is in, the end is out.
     assert_eq!(
         w.at(at("2026-11-30T08:00:00Z")),
-        State::Open {
-            closes: at("2026-11-30T17:00:00Z")
-        }
+        open("2026-11-30T17:00:00Z")
     );
     assert_eq!(
         w.at(at("2026-11-30T17:00:00Z")),
-        State::Closed {
-            opens: at("2026-12-01T08:00:00Z")
-        }
+        closed("2026-12-01T08:00:00Z")
     );
 }
 
@@ -45,24 +49,18 @@ fn closed_before_the_hours_and_over_the_weekend() {
     let w = window(&WEEK, "09:00-18:00", "Europe/Paris");
     assert_eq!(
         w.at(at("2026-11-30T07:59:00Z")),
-        State::Closed {
-            opens: at("2026-11-30T08:00:00Z")
-        }
+        closed("2026-11-30T08:00:00Z")
     );
     // Friday 4 December, 19:00 in Paris: Monday 7 at 09:00.
     assert_eq!(
         w.at(at("2026-12-04T18:00:00Z")),
-        State::Closed {
-            opens: at("2026-12-07T08:00:00Z")
-        }
+        closed("2026-12-07T08:00:00Z")
     );
     // Only Sunday: a week on.
     let sunday = window(&["sun"], "10:00-11:00", "UTC");
     assert_eq!(
         sunday.at(at("2026-12-06T11:00:00Z")),
-        State::Closed {
-            opens: at("2026-12-13T10:00:00Z")
-        }
+        closed("2026-12-13T10:00:00Z")
     );
 }
 
@@ -72,22 +70,16 @@ fn daylight_saving_time_keeps_the_hours_local() {
     // Saturday 28 March 2026 is in UTC+1; Sunday 29 (last of March) in UTC+2 from 02:00.
     assert_eq!(
         w.at(at("2026-03-28T17:30:00Z")),
-        State::Closed {
-            opens: at("2026-03-29T07:00:00Z")
-        }
+        closed("2026-03-29T07:00:00Z")
     );
     // Sunday 25 October 2026 (last of October): back to UTC+1 at 03:00.
     assert_eq!(
         w.at(at("2026-10-24T16:00:00Z")),
-        State::Closed {
-            opens: at("2026-10-25T08:00:00Z")
-        }
+        closed("2026-10-25T08:00:00Z")
     );
     assert_eq!(
         w.at(at("2026-10-25T08:00:00Z")),
-        State::Open {
-            closes: at("2026-10-25T17:00:00Z")
-        }
+        open("2026-10-25T17:00:00Z")
     );
 }
 
@@ -97,33 +89,25 @@ fn hours_in_the_gap_or_the_fold_of_a_dst_change() {
     let gap = window(&["sun"], "02:00-03:00", "Europe/Paris");
     assert_eq!(
         gap.at(at("2026-03-28T12:00:00Z")),
-        State::Closed {
-            opens: at("2026-04-05T00:00:00Z")
-        }
+        closed("2026-04-05T00:00:00Z")
     );
     // A time in the gap is read an hour later, as the clocks are: 02:30 is 03:30.
     let shifted = window(&["sun"], "02:30-04:00", "Europe/Paris");
     assert_eq!(
         shifted.at(at("2026-03-28T12:00:00Z")),
-        State::Closed {
-            opens: at("2026-03-29T01:30:00Z")
-        }
+        closed("2026-03-29T01:30:00Z")
     );
     // 02:00-02:30 comes twice on 25 October 2026: the first time (UTC+2) counts.
     let fold = window(&["sun"], "02:00-02:30", "Europe/Paris");
     assert_eq!(
         fold.at(at("2026-10-24T12:00:00Z")),
-        State::Closed {
-            opens: at("2026-10-25T00:00:00Z")
-        }
+        closed("2026-10-25T00:00:00Z")
     );
     // A window across the change is an hour longer in October.
     let night = window(&["sun"], "01:00-04:00", "Europe/Paris");
     assert_eq!(
         night.at(at("2026-10-24T23:00:00Z")),
-        State::Open {
-            closes: at("2026-10-25T03:00:00Z")
-        }
+        open("2026-10-25T03:00:00Z")
     );
 }
 
@@ -132,9 +116,7 @@ fn the_whole_day_ends_at_midnight() {
     let w = window(&["mon"], "00:00-24:00", "Europe/Paris");
     assert_eq!(
         w.at(at("2026-11-30T22:59:00Z")),
-        State::Open {
-            closes: at("2026-11-30T23:00:00Z")
-        }
+        open("2026-11-30T23:00:00Z")
     );
     assert_eq!(w.to_string(), "mon 00:00-24:00 Europe/Paris");
 }
@@ -198,15 +180,11 @@ fn a_persons_own_zone_moves_the_window_and_a_blank_one_is_the_windows() {
     assert_eq!(personal.at(Some("Europe/Paris"), now), Ok(paris));
     assert_eq!(
         personal.at(Some("America/Montreal"), now),
-        Ok(State::Closed {
-            opens: at("2026-11-30T14:00:00Z")
-        })
+        Ok(closed("2026-11-30T14:00:00Z"))
     );
     assert_eq!(
         personal.at(Some(" Asia/Tokyo "), now),
-        Ok(State::Open {
-            closes: at("2026-11-30T09:00:00Z")
-        })
+        Ok(open("2026-11-30T09:00:00Z"))
     );
     let refused = personal.at(Some("Mars/Olympus"), now).unwrap_err();
     assert!(

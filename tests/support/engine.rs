@@ -3,6 +3,7 @@
 //! the list) and for deliveries without a network (a `Sink`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use missive::campaign::Campaign;
 use missive::letter::Letter;
@@ -10,10 +11,27 @@ use missive::message::Composer;
 use missive::ratelimit::{Limits, Pace};
 use missive::recipients::RecipientReader;
 use missive::render::Template;
-use missive::send::{Content, Delivery, Engine, InDoubt, RunLimits, RunReport, SendError};
+use missive::send::{
+    Content, Delivery, Engine, Failover, InDoubt, Route, RunLimits, RunReport, SendError,
+};
 use missive::sendlog::{LogWriter, Replay, SendLog};
+use missive::smtp::{Endpoint, Relay, RelayName};
 
 use super::harness::Fixture;
+
+/// A route to one relay, the SMTP server on this machine's `port`, with no fallback: what
+/// `send` builds for a campaign's `[smtp]`.
+pub fn loopback_route(port: u16) -> Route {
+    let relay = Relay::new(
+        RelayName::Primary,
+        &Endpoint::loopback(port),
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    Route::new(relay, None, Failover::default())
+}
 
 /// A fixture's campaign loaded, its letter prepared once, as the binary prepares it.
 pub struct Prepared {

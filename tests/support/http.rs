@@ -132,6 +132,11 @@ pub async fn request(
     }
 }
 
+/// A one-click unsubscribe (RFC 8058) of the link `target`, as a mail client posts it.
+pub async fn one_click(addr: SocketAddr, target: &str) -> Reply {
+    request(addr, "POST", target, Some(URLENCODED), ONE_CLICK.into()).await
+}
+
 /// A runtime for a test's requests.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

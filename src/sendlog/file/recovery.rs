@@ -223,10 +223,10 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::address::RecipientKey;
-    use crate::sendlog::file::{FileLog, ROOM};
+    use crate::sendlog::file::FileLog;
+    use crate::sendlog::file::tests::{header, line, people};
     use crate::sendlog::tests::sent;
-    use crate::sendlog::{Event, Header, Record, SendLog, Status};
+    use crate::sendlog::{Event, Record, SendLog, Status};
 
     #[test]
     fn an_import_reads_every_record_in_order_and_nothing_a_crash_left() {
@@ -259,25 +259,6 @@ mod tests {
         let (log, _) = FileLog::open(&path, "c").unwrap();
         let read: Vec<Record> = log.records().unwrap().map(Result::unwrap).collect();
         assert_eq!(read, written);
-    }
-
-    fn line(record: &Record) -> String {
-        serde_json::to_string(record).unwrap() + "\n"
-    }
-
-    fn header() -> String {
-        serde_json::to_string(&Header::new("c")).unwrap() + "\n"
-    }
-
-    fn people(replay: &Replay) -> Vec<(String, Status)> {
-        ["a", "b", "c", "d"]
-            .iter()
-            .map(|p| format!("{p}@example.com"))
-            .filter_map(|rcpt| {
-                let entry = replay.get(&RecipientKey::of(&rcpt))?;
-                Some((rcpt, entry.status))
-            })
-            .collect()
     }
 
     #[test]
@@ -319,89 +300,5 @@ mod tests {
         // A file that starts with a NUL is no log.
         let err = try_read(b"\0\0\n").err();
         assert!(matches!(err, Some(SendLogError::NotALog { .. })), "{err:?}");
-    }
-
-    #[test]
-    fn a_crash_leaves_room_and_the_next_open_cuts_it_before_a_shorter_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.sendlog.jsonl");
-        // As a power loss can leave a log: a's record synced, then the room, where of the
-        // batches being written only a later page reached the disk (an attempt for b, never
-        // acknowledged; past the first chunk of room, which the next batch would bring anew),
-        // then zeros.
-        let (a, stale) = (
-            line(&sent("a@example.com")),
-            line(&Record::new(Event::attempt("L"), "b@example.com", "<b>")),
-        );
-        let records = format!("{}{a}", header());
-        let mut bytes = records.clone().into_bytes();
-        bytes.resize(ROOM as usize + 4096, 0);
-        bytes.extend_from_slice(stale.as_bytes());
-        bytes.resize(bytes.len() + 8192, 0);
-        std::fs::write(&path, &bytes).unwrap();
-
-        let (mut log, replay) = FileLog::open(&path, "c").unwrap();
-        assert_eq!(people(&replay), [("a@example.com".into(), Status::Sent)]);
-        // A batch shorter than the gap: what lies past it must not be the old attempt, which
-        // a later batch ending just before it would make readable again.
-        let c = sent("c@example.com");
-        log.append(std::slice::from_ref(&c)).unwrap();
-        let open = std::fs::read(&path).unwrap();
-        let written = records.len() + line(&c).len();
-        assert!(
-            !String::from_utf8_lossy(&open).contains("b@example.com"),
-            "the stale attempt is still in the file"
-        );
-        assert!(open[written..].iter().all(|&b| b == 0));
-        assert_eq!(open.len() as u64, ROOM);
-        assert_eq!(
-            people(&FileLog::read(&path, "c").unwrap()),
-            [
-                ("a@example.com".into(), Status::Sent),
-                ("c@example.com".into(), Status::Sent)
-            ]
-        );
-        drop(log);
-        // At rest, its records and nothing else.
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            format!("{records}{}", line(&c))
-        );
-    }
-
-    #[test]
-    fn room_is_made_a_chunk_at_a_time_and_cut_off_at_the_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.sendlog.jsonl");
-        let (mut log, _) = FileLog::open(&path, "c").unwrap();
-        // The header as written (its timestamp is the open's).
-        let mut expected = std::fs::read_to_string(&path).unwrap();
-        let batch: Vec<Record> = (0..2_000)
-            .map(|i| Record::new(Event::attempt("L"), &format!("p{i}@example.com"), "<i>"))
-            .collect();
-        let mut lens = Vec::new();
-        for _ in 0..6 {
-            log.append(&batch).unwrap();
-            expected.extend(batch.iter().map(line));
-            lens.push(std::fs::metadata(&path).unwrap().len());
-        }
-        // Records of one batch outgrow a chunk of room now and then; the file grows by whole
-        // chunks, never a batch at a time.
-        assert!(lens.iter().all(|len| len % ROOM == 0), "{lens:?}");
-        assert!(lens.windows(2).any(|w| w[0] == w[1]), "{lens:?}");
-        assert!(*lens.last().unwrap() >= expected.len() as u64);
-        assert_eq!(FileLog::read(&path, "c").unwrap().len(), 2_000);
-        drop(log);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
-        // Opened again and closed without a record: unchanged.
-        drop(FileLog::open(&path, "c").unwrap());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
-        // And a torn line left past the records by a crash is cut, with the room.
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"{\"at\":\"2026").unwrap();
-        file.write_all(&[0; 512]).unwrap();
-        drop(file);
-        drop(FileLog::open(&path, "c").unwrap());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
     }
 }
