@@ -136,3 +136,56 @@ fn three_senders_keep_the_campaigns_rate_together() {
     audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
     audit.assert_accepted_at_most_once();
 }
+
+/// Permits this sender can take within `within`, one after another.
+fn permits_taken(permits: &missive::ratelimit::Permits, within: Duration) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut taken = 0;
+        let end = tokio::time::Instant::now() + within;
+        while let Ok(Ok(())) =
+            tokio::time::timeout_at(end, permits.take(Duration::from_secs(60))).await
+        {
+            taken += 1;
+        }
+        taken
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_sender_whose_granting_connection_is_ended_is_granted_permits_again() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::{PgLog, PgTarget, SendLog};
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    let (mut log, _) = PgLog::open(&target, "c").unwrap();
+    let limits = Limits {
+        rate: Some(20.0),
+        burst: 2,
+        ..Limits::default()
+    };
+    let permits = log.share_pace(&limits).expect("a rate is shared");
+    assert!(permits_taken(&permits, Duration::from_secs(1)) > 0);
+    // The granter's connection is the sender's last (after the log's and its lease's): an
+    // administrator, a failover or an idle timeout ends it, and only it.
+    let ended = server.sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+         WHERE application_name LIKE 'missive %' ORDER BY backend_start DESC LIMIT 1) AS last",
+    );
+    assert_eq!(ended, "1");
+    std::thread::sleep(Duration::from_millis(200));
+    // Its lease is still renewed and its batches still go: it must not wait for permits forever.
+    let taken = permits_taken(&permits, Duration::from_secs(3));
+    assert!(taken >= 20, "{taken} permits in 3 s after the granter's connection ended");
+    drop(log);
+}
