@@ -83,7 +83,7 @@ pub(super) async fn import(
     // Whatever happened: what the file left in doubt may be taken over at once.
     let ended = schema::renew(&client, sender, Duration::ZERO);
     if let Err(e) = timely(log, async {
-        ended.await.map_err(|e| database_error(log, &e))
+        ended.await.map(drop).map_err(|e| database_error(log, &e))
     })
     .await
         && imported.is_ok()
