@@ -189,3 +189,68 @@ fn a_sender_whose_granting_connection_is_ended_is_granted_permits_again() {
     assert!(taken >= 20, "{taken} permits in 3 s after the granter's connection ended");
     drop(log);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_together() {
+    use missive::ratelimit::{Limits, Pace};
+    use missive::sendlog::{Event, PgLog, PgTarget, Record, SendLog, timestamp};
+    const PER_MINUTE: usize = 10;
+    const SENT: usize = 6;
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    // A file log that sent six of the minute's ten, seconds ago, moved into the database.
+    let at = timestamp(std::time::SystemTime::now() - Duration::from_secs(5));
+    let file: Vec<Record> = (0..SENT)
+        .flat_map(|i| {
+            let rcpt = format!("person{i}@example.com");
+            let id = format!("<{i}@missive>");
+            let sent = Event::Sent {
+                reply: "250 ok".into(),
+                via: None,
+            };
+            [Event::attempt("L"), sent].map(|event| Record {
+                at: at.clone(),
+                ..Record::new(event, &rcpt, &id)
+            })
+        })
+        .collect();
+    PgLog::import(&target, "c", file.into_iter().map(Ok)).unwrap();
+    // Two senders open the campaign at once (cron on two machines): each replays the six.
+    let limits = Limits {
+        per_minute: Some(PER_MINUTE as u32),
+        burst: 2,
+        ..Limits::default()
+    };
+    let mut senders: Vec<_> = (0..2).map(|_| PgLog::open(&target, "c").unwrap()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut admitted = 0;
+    for (log, replay) in &mut senders {
+        assert_eq!(replay.history().values().sum::<u32>() as usize, SENT);
+        let pace = Pace::new(&limits, replay.history()).sharing(log.share_pace(&limits));
+        admitted += runtime.block_on(async {
+            let mut admitted = 0;
+            let patience = Duration::from_secs(1);
+            while let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_secs(3), pace.admit(patience)).await
+            {
+                admitted += 1;
+            }
+            admitted
+        });
+    }
+    assert_eq!(
+        SENT + admitted,
+        PER_MINUTE,
+        "{SENT} sent from the file, {admitted} admitted by the two senders"
+    );
+}
