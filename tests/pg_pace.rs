@@ -254,3 +254,41 @@ fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_togethe
         "{SENT} sent from the file, {admitted} admitted by the two senders"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_rate_under_one_a_minute_is_waited_for_not_a_quota_that_stops_the_run() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::{PgLog, PgTarget, SendLog};
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    // One message every 80 s: a pace, which a run waits for however slow (as its own pace,
+    // on a file log), not a quota spent for longer than it may wait.
+    let limits = Limits {
+        rate: Some(0.0125),
+        burst: 1,
+        ..Limits::default()
+    };
+    let (mut first_log, _) = PgLog::open(&target, "c").unwrap();
+    let (mut second_log, _) = PgLog::open(&target, "c").unwrap();
+    let first = first_log.share_pace(&limits).unwrap();
+    let second = second_log.share_pace(&limits).unwrap();
+    assert_eq!(permits_taken(&first, Duration::from_secs(2)), 1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let waited = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), second.take(Duration::from_secs(4))).await
+    });
+    assert!(
+        waited.is_err(),
+        "the other sender waits its turn in the pace: {waited:?}"
+    );
+}

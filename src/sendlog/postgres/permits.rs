@@ -31,6 +31,9 @@ struct Window {
     limit: i64,
 }
 
+/// The window of the rate.
+const RATE: &str = "rate";
+
 /// The windows that keep `limits` for grants that are spent within two seconds of being
 /// counted: each quota over its length and two seconds more; the rate over a second (or, below
 /// one a second, over the seconds one message needs).
@@ -53,7 +56,7 @@ fn windows(limits: &Limits) -> Vec<Window> {
     if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
         let length = (1.0 / rate).ceil().max(1.0);
         windows.push(Window {
-            name: "rate",
+            name: RATE,
             length: length as i64,
             limit: (rate * length).floor().max(1.0) as i64,
         });
@@ -169,7 +172,9 @@ async fn take(
         let (granted, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
         let left = (window.limit - granted).max(0);
         room = room.min(left);
-        if left == 0 {
+        // The rate is a pace, waited for however slow (as the sender's own): only a quota is
+        // spent for a while, and may stop a run that may not wait that long.
+        if left == 0 && window.name != RATE {
             let frees = oldest.unwrap_or(now) + window.length;
             let until = UNIX_EPOCH + Duration::from_secs(u64::try_from(frees).unwrap_or(0));
             if spent.is_none_or(|spent| spent.until < until) {
