@@ -110,7 +110,11 @@ fn a_slow_pace_keeps_to_the_runs_max_duration() {
     let run = fixture.send(&server.url(), &["--max-duration", "2s"]);
     let took = started.elapsed();
     assert_eq!(run.code, 75, "{}", run.all());
-    assert!(run.stdout.contains("--max-duration reached"), "{}", run.all());
+    assert!(
+        run.stdout.contains("--max-duration reached"),
+        "{}",
+        run.all()
+    );
     assert!(took < Duration::from_secs(6), "a run of 2 s took {took:?}");
     assert_eq!(server.journal().accepted().count(), 1);
     assert_eq!(fixture.status()["pending"], 2, "{}", fixture.status());

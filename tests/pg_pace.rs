@@ -186,7 +186,10 @@ fn a_sender_whose_granting_connection_is_ended_is_granted_permits_again() {
     std::thread::sleep(Duration::from_millis(200));
     // Its lease is still renewed and its batches still go: it must not wait for permits forever.
     let taken = permits_taken(&permits, Duration::from_secs(3));
-    assert!(taken >= 20, "{taken} permits in 3 s after the granter's connection ended");
+    assert!(
+        taken >= 20,
+        "{taken} permits in 3 s after the granter's connection ended"
+    );
     drop(log);
 }
 
