@@ -99,3 +99,23 @@ fn nothing_is_sent_before_send_after() {
     assert_eq!(ready.send(&server.url(), &[]).code, 0);
     assert_eq!(server.wait_for(2, WAIT).len(), 2);
 }
+
+#[test]
+fn a_slow_pace_keeps_to_the_runs_max_duration() {
+    // One message every 20 s, and a run of 2 s: the second message's turn comes after the
+    // run's budget, which the wait must not outlast.
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(3), "[smtp]\nrate = 0.05\nburst = 1\n");
+    let started = std::time::Instant::now();
+    let run = fixture.send(&server.url(), &["--max-duration", "2s"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(
+        run.stdout.contains("--max-duration reached"),
+        "{}",
+        run.all()
+    );
+    assert!(took < Duration::from_secs(6), "a run of 2 s took {took:?}");
+    assert_eq!(server.journal().accepted().count(), 1);
+    assert_eq!(fixture.status()["pending"], 2, "{}", fixture.status());
+}

@@ -136,3 +136,162 @@ fn three_senders_keep_the_campaigns_rate_together() {
     audit.assert_settled(&everyone(PEOPLE), &BTreeSet::new(), 0);
     audit.assert_accepted_at_most_once();
 }
+
+/// Permits this sender can take within `within`, one after another.
+fn permits_taken(permits: &missive::ratelimit::Permits, within: Duration) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut taken = 0;
+        let end = tokio::time::Instant::now() + within;
+        while let Ok(Ok(())) =
+            tokio::time::timeout_at(end, permits.take(Duration::from_secs(60))).await
+        {
+            taken += 1;
+        }
+        taken
+    })
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_sender_whose_granting_connection_is_ended_is_granted_permits_again() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::{PgLog, PgTarget, SendLog};
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    let (mut log, _) = PgLog::open(&target, "c").unwrap();
+    let limits = Limits {
+        rate: Some(20.0),
+        burst: 2,
+        ..Limits::default()
+    };
+    let permits = log.share_pace(&limits).expect("a rate is shared");
+    assert!(permits_taken(&permits, Duration::from_secs(1)) > 0);
+    // The granter's connection is the sender's last (after the log's and its lease's): an
+    // administrator, a failover or an idle timeout ends it, and only it.
+    let ended = server.sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+         WHERE application_name LIKE 'missive %' ORDER BY backend_start DESC LIMIT 1) AS last",
+    );
+    assert_eq!(ended, "1");
+    std::thread::sleep(Duration::from_millis(200));
+    // Its lease is still renewed and its batches still go: it must not wait for permits forever.
+    let taken = permits_taken(&permits, Duration::from_secs(3));
+    assert!(
+        taken >= 20,
+        "{taken} permits in 3 s after the granter's connection ended"
+    );
+    drop(log);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_together() {
+    use missive::ratelimit::{Limits, Pace};
+    use missive::sendlog::{Event, PgLog, PgTarget, Record, SendLog, timestamp};
+    const PER_MINUTE: usize = 10;
+    const SENT: usize = 6;
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    // A file log that sent six of the minute's ten, seconds ago, moved into the database.
+    let at = timestamp(std::time::SystemTime::now() - Duration::from_secs(5));
+    let file: Vec<Record> = (0..SENT)
+        .flat_map(|i| {
+            let rcpt = format!("person{i}@example.com");
+            let id = format!("<{i}@missive>");
+            let sent = Event::Sent {
+                reply: "250 ok".into(),
+                via: None,
+            };
+            [Event::attempt("L"), sent].map(|event| Record {
+                at: at.clone(),
+                ..Record::new(event, &rcpt, &id)
+            })
+        })
+        .collect();
+    PgLog::import(&target, "c", file.into_iter().map(Ok)).unwrap();
+    // Two senders open the campaign at once (cron on two machines): each replays the six.
+    let limits = Limits {
+        per_minute: Some(PER_MINUTE as u32),
+        burst: 2,
+        ..Limits::default()
+    };
+    let mut senders: Vec<_> = (0..2).map(|_| PgLog::open(&target, "c").unwrap()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut admitted = 0;
+    for (log, replay) in &mut senders {
+        assert_eq!(replay.history().values().sum::<u32>() as usize, SENT);
+        let pace = Pace::new(&limits, replay.history()).sharing(log.share_pace(&limits));
+        admitted += runtime.block_on(async {
+            let mut admitted = 0;
+            let patience = Duration::from_secs(1);
+            while let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_secs(3), pace.admit(patience)).await
+            {
+                admitted += 1;
+            }
+            admitted
+        });
+    }
+    assert_eq!(
+        SENT + admitted,
+        PER_MINUTE,
+        "{SENT} sent from the file, {admitted} admitted by the two senders"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_rate_under_one_a_minute_is_waited_for_not_a_quota_that_stops_the_run() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::{PgLog, PgTarget, SendLog};
+    let server = PgServer::start();
+    let target = PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    // One message every 80 s: a pace, which a run waits for however slow (as its own pace,
+    // on a file log), not a quota spent for longer than it may wait.
+    let limits = Limits {
+        rate: Some(0.0125),
+        burst: 1,
+        ..Limits::default()
+    };
+    let (mut first_log, _) = PgLog::open(&target, "c").unwrap();
+    let (mut second_log, _) = PgLog::open(&target, "c").unwrap();
+    let first = first_log.share_pace(&limits).unwrap();
+    let second = second_log.share_pace(&limits).unwrap();
+    assert_eq!(permits_taken(&first, Duration::from_secs(2)), 1);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let waited = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), second.take(Duration::from_secs(4))).await
+    });
+    assert!(
+        waited.is_err(),
+        "the other sender waits its turn in the pace: {waited:?}"
+    );
+}

@@ -109,6 +109,11 @@ impl<D: Delivery> Shared<D> {
         self.stopping() && *self.halt.borrow() == Some(Stopped::WindowClosed)
     }
 
+    /// True once `--max-duration` has passed (the run then stops).
+    fn out_of_time(&self) -> bool {
+        self.stopping() && *self.halt.borrow() == Some(Stopped::MaxDuration)
+    }
+
     /// True once `send_before` has passed: what is not in hand is withdrawn, not sent.
     fn expired(&self) -> bool {
         self.send_before
@@ -127,12 +132,21 @@ impl<D: Delivery> Shared<D> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
+        // A slow pace's turn may come long after the run's budget (it comes back admitted;
+        // the caller sees the run out of time before anything is handed over).
+        let out_of_time = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         let left = self.send_before.map_or(Duration::MAX, |before| {
             before.duration_since(SystemTime::now()).unwrap_or_default()
         });
         tokio::select! {
             admitted = admit => Some(admitted),
             () = lease_lost => Some(Ok(())),
+            () = out_of_time => Some(Ok(())),
             () = tokio::time::sleep(left) => None,
         }
     }
@@ -266,9 +280,13 @@ impl<'a, D: Delivery> Worker<'a, D> {
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }
-                        // Its turn in the pace may have come after the window closed, or the
-                        // lease ran out while it waited.
-                        Some(Ok(())) if shared.window_shut() || !shared.log.live() => {
+                        // Its turn in the pace may have come after the window closed, the
+                        // run's budget, or the lease ran out while it waited.
+                        Some(Ok(()))
+                            if shared.window_shut()
+                                || shared.out_of_time()
+                                || !shared.log.live() =>
+                        {
                             if !shared.log.live() {
                                 shared.stop(Stopped::LeaseLost);
                             }

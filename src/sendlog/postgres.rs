@@ -250,7 +250,12 @@ async fn renew(client: Client, renewal: Renewal) {
         let sent = Instant::now();
         let renewed = schema::renew(&client, sender, length);
         match tokio::time::timeout(lease.every(), renewed).await {
-            Ok(Ok(())) => lease.renewed(sent),
+            Ok(Ok(true)) => lease.renewed(sent),
+            Ok(Ok(false)) => {
+                // Others may have taken its people over: it must not hand more over.
+                tracing::warn!(log, "the lease had run out in the database: not renewed");
+                return;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(log, error = %describe(&e), "the lease could not be renewed");
             }

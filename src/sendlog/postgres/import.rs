@@ -6,7 +6,8 @@
 //! the run that wrote the file had written to the database, so a sent or failed person stays
 //! final, a deferred one keeps its retry time and attempts, a withdrawn attempt stays
 //! withdrawn, and an attempt without outcome is left in doubt, its owner's lease ended at the
-//! close (so another sender resends it, with the same Message-ID, at once). It never mixes two
+//! close (so another sender resends it, with the same Message-ID, at once); what the file sent
+//! in the last day spends the campaign's quotas there, for all its senders. It never mixes two
 //! histories: a campaign the database already lists is refused unless its records begin with
 //! the file's (the same file imported again: nothing is written). Senders at work on the
 //! campaign there make it wait (their shared lock against the import's exclusive one).
@@ -83,7 +84,7 @@ pub(super) async fn import(
     // Whatever happened: what the file left in doubt may be taken over at once.
     let ended = schema::renew(&client, sender, Duration::ZERO);
     if let Err(e) = timely(log, async {
-        ended.await.map_err(|e| database_error(log, &e))
+        ended.await.map(drop).map_err(|e| database_error(log, &e))
     })
     .await
         && imported.is_ok()
@@ -153,6 +154,15 @@ async fn write(
         written += chunk.len() as u64;
         chunk.clear();
     }
+    // What the file sent in the last day counts in the quotas the database keeps for all the
+    // campaign's senders, as it counts in each one's own (see `permits`).
+    timely(log, async {
+        transaction
+            .execute(PERMITS_SPENT, &[&id])
+            .await
+            .map_err(error)
+    })
+    .await?;
     timely(log, async { transaction.commit().await.map_err(error) }).await?;
     Ok(Imported::Records(written))
 }
@@ -239,6 +249,23 @@ pub(super) async fn export(
     transaction.commit().await.map_err(error)?;
     Ok(count)
 }
+
+/// The permits a campaign's attempts of the last day (and the two seconds more a quota is
+/// checked over) would have spent, by second, as a sender's replay counts them: attempts less
+/// those withdrawn.
+const PERMITS_SPENT: &str = "
+    INSERT INTO missive.permits (campaign, second, granted)
+    SELECT $1, second, spent FROM (
+        SELECT extract(epoch FROM date_trunc('second', at))::bigint AS second,
+               (count(*) FILTER (WHERE event = 'attempt')
+                - count(*) FILTER (WHERE event = 'withdrawn'))::integer AS spent
+        FROM missive.records
+        WHERE campaign = $1 AND at > now() - interval '86402 seconds'
+          AND event IN ('attempt', 'withdrawn')
+        GROUP BY 1
+    ) AS seconds
+    WHERE spent > 0
+    ON CONFLICT (campaign, second) DO UPDATE SET granted = permits.granted + excluded.granted";
 
 /// A campaign's records, in the order they were written.
 const RECORDS: &str = "

@@ -31,6 +31,9 @@ struct Window {
     limit: i64,
 }
 
+/// The window of the rate.
+const RATE: &str = "rate";
+
 /// The windows that keep `limits` for grants that are spent within two seconds of being
 /// counted: each quota over its length and two seconds more; the rate over a second (or, below
 /// one a second, over the seconds one message needs).
@@ -53,7 +56,7 @@ fn windows(limits: &Limits) -> Vec<Window> {
     if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
         let length = (1.0 / rate).ceil().max(1.0);
         windows.push(Window {
-            name: "rate",
+            name: RATE,
             length: length as i64,
             limit: (rate * length).floor().max(1.0) as i64,
         });
@@ -78,35 +81,43 @@ pub(super) fn start(granting: &Granting, limits: &Limits) -> Option<Arc<Permits>
     let shared = Arc::new(Permits::new(limits));
     let (target, campaign) = (granting.target.clone(), granting.campaign);
     let permits = Arc::clone(&shared);
-    granting.runtime.spawn(async move {
-        // Its own connection: a grant must not wait behind a batch, nor a renewal behind a
-        // grant. A grant's transaction lasts milliseconds; one cut off midway must not keep
-        // the others' grants waiting on its lock for long.
-        let client = loop {
-            match connect(&target).await {
-                Ok(client)
-                    if client
-                        .batch_execute("SET idle_in_transaction_session_timeout = 1000")
-                        .await
-                        .is_ok() =>
-                {
-                    break client;
-                }
-                _ => tokio::time::sleep(Duration::from_secs(1)).await,
-            }
-        };
-        grant(client, target.shown.clone(), campaign, permits).await;
-    });
+    granting.runtime.spawn(grant(target, campaign, permits));
     Some(shared)
+}
+
+/// A connection of the granter's own: a grant must not wait behind a batch, nor a renewal
+/// behind a grant. A grant's transaction lasts milliseconds; one cut off midway must not keep
+/// the others' grants waiting on its lock for long. Tries until it has one.
+async fn granting_connection(target: &PgTarget) -> Client {
+    loop {
+        match connect(target).await {
+            Ok(client)
+                if client
+                    .batch_execute("SET idle_in_transaction_session_timeout = 1000")
+                    .await
+                    .is_ok() =>
+            {
+                return client;
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 /// Grants `permits` to this sender whenever its connections want some, until aborted. A grant
 /// that fails or is late grants none: the sender waits (and asks again) rather than guess.
-async fn grant(mut client: Client, log: String, campaign: i32, permits: Arc<Permits>) {
+/// A connection that ends (an administrator, a failover, a timeout) is made again: the
+/// sender's lease and batches go on without it, and it must not wait for permits forever.
+async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
+    let log = target.shown.clone();
     let windows = windows(permits.limits());
     let wanted = i64::from(permits.grant_size());
+    let mut client = granting_connection(&target).await;
     loop {
         permits.wanted().await;
+        if client.is_closed() {
+            client = granting_connection(&target).await;
+        }
         let asked = Instant::now();
         let granting = take(&mut client, campaign, wanted, &windows);
         let (count, spent) = match tokio::time::timeout(LIFETIME, granting).await {
@@ -161,7 +172,9 @@ async fn take(
         let (granted, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
         let left = (window.limit - granted).max(0);
         room = room.min(left);
-        if left == 0 {
+        // The rate is a pace, waited for however slow (as the sender's own): only a quota is
+        // spent for a while, and may stop a run that may not wait that long.
+        if left == 0 && window.name != RATE {
             let frees = oldest.unwrap_or(now) + window.length;
             let until = UNIX_EPOCH + Duration::from_secs(u64::try_from(frees).unwrap_or(0));
             if spent.is_none_or(|spent| spent.until < until) {

@@ -367,19 +367,22 @@ async fn end_leases_of_the_dead(
 
 /// Extends the lease of `sender` to `lease` from now (the database's clock); a lease of zero
 /// ends it (a sender leaving cleanly lets its in-doubt attempts be taken over at once).
+/// Whether it was still live: a lease that ran out or was ended stays so, even for a renewal
+/// sent before the end and landing after it (the clock is read when the row is, not when the
+/// statement began), since others may have taken its people over.
 pub(super) async fn renew(
     client: &Client,
     sender: i64,
     lease: std::time::Duration,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     client
         .execute(
             "UPDATE missive.senders SET lease_until = now() + make_interval(secs => $2)
-             WHERE id = $1",
+             WHERE id = $1 AND lease_until > clock_timestamp()",
             &[&sender, &lease.as_secs_f64()],
         )
         .await
-        .map(drop)
+        .map(|renewed| renewed == 1)
 }
 
 /// How many senders of `campaign` hold a live lease.

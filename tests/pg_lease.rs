@@ -1,0 +1,63 @@
+//! A sender's lease on the people it claimed in a campaign shared through PostgreSQL: ended
+//! when the sender ends, and never brought back by a renewal that lands late (the others'
+//! takeover and `log export` would wait a lease for a sender that is gone). The real binary,
+//! a real database the tests start, the test SMTP server.
+
+use std::time::{Duration, Instant};
+
+use crate::pg_send::{ENV, campaign, status};
+use crate::support::harness::RUN_LIMIT;
+use crate::support::postgres::PgServer;
+use crate::support::smtp_server::{Behavior, SmtpServer};
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_lease::` (bash .ci/run does)"
+)]
+fn a_renewal_landing_after_the_sender_ended_its_lease_does_not_revive_it() {
+    let server = PgServer::start();
+    let fixture = campaign(&server, 3000);
+    let smtp = SmtpServer::start_in_background(
+        Behavior::accept_all().reply_delay(Duration::from_millis(5)),
+    );
+    // A 4 s lease: renewed every second, given up 2 s after the last renewal that answered.
+    let env = [ENV[0], ("MISSIVE_LEASE", "4s")];
+    let sender = fixture.start_send_with(&smtp.url(), &[], &env);
+    smtp.wait_until(RUN_LIMIT, |j| j.accepted().count() >= 20);
+    // From now on the database takes 2.5 s over each renewal, before it touches the row (a
+    // slow moment, a descheduled backend): the sender gives up on its lease and ends it, and
+    // the renewal it sent last lands after that.
+    server.sql(
+        "CREATE TABLE public.slow (pid integer);
+         CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF EXISTS (SELECT 1 FROM public.slow WHERE pid = pg_backend_pid()) THEN
+                 PERFORM pg_sleep(2.5);
+             END IF;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER slow BEFORE UPDATE ON missive.senders
+             FOR EACH STATEMENT EXECUTE FUNCTION public.slow();",
+    );
+    let renewer = server.sql(
+        "WITH slowed AS (INSERT INTO public.slow SELECT pid FROM pg_stat_activity
+         WHERE query LIKE 'UPDATE missive.senders SET lease_until = now() + make_interval%'
+         RETURNING pid) SELECT count(*) FROM slowed",
+    );
+    assert_eq!(renewer, "1", "one connection renews the lease");
+    let run = sender
+        .wait(Duration::from_secs(10))
+        .unwrap_or_else(|run| panic!("the sender did not give up its lease: {}", run.all()));
+    assert_eq!(run.code, 75, "{}", run.all());
+    let live = "SELECT count(*) FROM missive.senders WHERE lease_until > now()";
+    assert_eq!(server.sql(live), "0", "the lease was ended at the close");
+    // The renewal it sent before closing lands within 2.5 s: a lease ended stays ended (else
+    // the others' takeover and `log export` wait a lease for a sender that is gone).
+    let ended = Instant::now();
+    while ended.elapsed() < Duration::from_secs(3) {
+        assert_eq!(server.sql(live), "0", "a late renewal revived the lease");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status(&fixture, &[])["senders_active"], 0);
+}
