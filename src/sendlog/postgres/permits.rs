@@ -39,20 +39,14 @@ const RATE: &str = "rate";
 /// one a second, over the seconds one message needs).
 fn windows(limits: &Limits) -> Vec<Window> {
     let margin = LIFETIME.as_secs() as i64 + 1;
-    let mut windows: Vec<Window> = [
-        ("minute", 60, limits.per_minute),
-        ("hour", 3600, limits.per_hour),
-        ("day", 86_400, limits.per_day),
-    ]
-    .into_iter()
-    .filter_map(|(name, length, limit)| {
-        limit.map(|limit| Window {
+    let mut windows: Vec<Window> = limits
+        .quotas()
+        .map(|(name, length, limit)| Window {
             name,
-            length: length + margin,
+            length: length as i64 + margin,
             limit: limit.into(),
         })
-    })
-    .collect();
+        .collect();
     if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
         let length = (1.0 / rate).ceil().max(1.0);
         windows.push(Window {
