@@ -20,7 +20,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 mod permits;
 
-pub use permits::{LIFETIME, Permits};
+pub use permits::{LIFETIME, MARGIN, Permits};
 
 /// The longest window a quota can have; the send log's history is kept this far back.
 pub const HISTORY: Duration = Duration::from_secs(24 * 3600);

@@ -19,6 +19,11 @@ use super::{Limits, QuotaSpent};
 /// How long granted permits may be spent, from the moment they were asked for.
 pub const LIFETIME: Duration = Duration::from_secs(1);
 
+/// How much longer than its length the granter counts a quota: a grant counted in one second
+/// is spent within [`LIFETIME`], and its seconds are whole ones. A quota of a minute may so say
+/// it is spent for 62 s where a lone sender would wait 60.
+pub const MARGIN: Duration = Duration::from_secs(LIFETIME.as_secs() + 1);
+
 /// The permits one sender holds, shared by its connections and its granter.
 #[derive(Debug)]
 pub struct Permits {
@@ -97,7 +102,9 @@ impl Permits {
             let spent = self.state.lock().expect("no panic while counting").spent;
             if let Some(spent) = spent {
                 let wait = spent.until.duration_since(SystemTime::now());
-                if wait.is_ok_and(|wait| wait > patience) {
+                // The granter's margin is waited for too: a spent minute is waited out with
+                // several senders as with one.
+                if wait.is_ok_and(|wait| wait > patience + MARGIN) {
                     return Err(spent);
                 }
             }
@@ -162,5 +169,28 @@ mod tests {
         permits.granted(0, Instant::now(), Some(spent));
         let refused = permits.take(Duration::from_secs(60)).await.unwrap_err();
         assert_eq!(refused, spent);
+    }
+
+    #[tokio::test]
+    async fn a_minute_spent_by_the_granters_count_is_waited_for_not_refused() {
+        let permits = Permits::new(&Limits {
+            per_minute: Some(10),
+            ..Limits::default()
+        });
+        // What the database says of a minute just spent: its length and the margin.
+        let spent = QuotaSpent {
+            window: "minute",
+            until: SystemTime::now() + Duration::from_secs(60) + MARGIN,
+        };
+        permits.granted(0, Instant::now(), Some(spent));
+        let waiting = permits.take(Duration::from_secs(60));
+        tokio::pin!(waiting);
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut waiting).await;
+        assert!(
+            early.is_err(),
+            "refused a wait a lone sender makes: {early:?}"
+        );
+        permits.granted(1, Instant::now(), None);
+        assert_eq!(waiting.await, Ok(()));
     }
 }

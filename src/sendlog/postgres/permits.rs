@@ -13,14 +13,14 @@
 //! granted and not spent still count: a sender that dies costs at most a second's worth.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_postgres::Client;
 
 use super::errors::describe;
 use super::schema::LOCK_CLASS;
 use super::{PgTarget, connect};
-use crate::ratelimit::{LIFETIME, Limits, Permits, QuotaSpent};
+use crate::ratelimit::{LIFETIME, Limits, MARGIN, Permits, QuotaSpent};
 
 /// A window the database checks: its name, its length in seconds, and how many permits it
 /// may grant in that length.
@@ -38,7 +38,7 @@ const RATE: &str = "rate";
 /// counted: each quota over its length and two seconds more; the rate over a second (or, below
 /// one a second, over the seconds one message needs).
 fn windows(limits: &Limits) -> Vec<Window> {
-    let margin = LIFETIME.as_secs() as i64 + 1;
+    let margin = MARGIN.as_secs() as i64;
     let mut windows: Vec<Window> = limits
         .quotas()
         .map(|(name, length, limit)| Window {
@@ -56,6 +56,12 @@ fn windows(limits: &Limits) -> Vec<Window> {
         });
     }
     windows
+}
+
+/// When the second `frees` of the database's clock comes, told by this host's clock, which may
+/// differ from the database's: `now` (the database's) plus however long that is.
+fn here(frees: i64, now: i64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(u64::try_from(frees - now).unwrap_or(0))
 }
 
 /// What granting this sender permits needs: the connection thread's runtime, where the
@@ -169,8 +175,7 @@ async fn take(
         // The rate is a pace, waited for however slow (as the sender's own): only a quota is
         // spent for a while, and may stop a run that may not wait that long.
         if left == 0 && window.name != RATE {
-            let frees = oldest.unwrap_or(now) + window.length;
-            let until = UNIX_EPOCH + Duration::from_secs(u64::try_from(frees).unwrap_or(0));
+            let until = here(oldest.unwrap_or(now) + window.length, now);
             if spent.is_none_or(|spent| spent.until < until) {
                 spent = Some(QuotaSpent {
                     window: window.name,
@@ -203,6 +208,20 @@ async fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quota_spent_by_the_databases_clock_frees_as_long_after_by_this_hosts() {
+        // A database whose clock reads a time long past (or a host far ahead of it).
+        let database_now = 1_000_000_000;
+        let wait = here(database_now + 30, database_now)
+            .duration_since(SystemTime::now())
+            .expect("in the future");
+        assert!(
+            (29..=30).contains(&wait.as_secs()),
+            "a quota that frees in 30 s frees in {wait:?} here"
+        );
+        assert!(here(database_now - 5, database_now) <= SystemTime::now() + Duration::from_secs(1));
+    }
 
     #[test]
     fn quotas_are_checked_over_two_seconds_more_and_the_rate_by_the_second() {
