@@ -133,6 +133,28 @@ fn a_file_log_half_sent_and_killed_moves_into_postgres_and_two_senders_finish_it
     // Never over an existing file.
     let run = log(&fixture, &["export", "--to", exported_arg]);
     assert_eq!(run.code, 65, "{}", run.all());
+
+    // A sender that has just begun (it holds the campaign's lock, as every sender does for its
+    // connection's life, and has no lease yet): the export waits for it, or it could miss what
+    // that sender writes.
+    std::fs::remove_file(&exported).unwrap();
+    let starting = server.session(
+        "SELECT pg_advisory_lock_shared(1835627382, id) FROM missive.campaigns;",
+        "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'",
+    );
+    let run = log(&fixture, &["export", "--to", exported_arg]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    assert!(run.stderr.contains("senders are working"), "{}", run.all());
+    assert!(!exported.exists() && !fixture.path("exported.jsonl.partial").exists());
+    drop(starting);
+    let run = log(&fixture, &["export", "--to", exported_arg]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // The same records (below the header, which says when it was written).
+    let again = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        again.lines().skip(1).eq(lines.lines().skip(1)),
+        "another export than the first"
+    );
 }
 
 #[test]

@@ -9,9 +9,10 @@
 //!
 //! No server installed: the test fails, saying how to install one. It never skips.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A PostgreSQL server of its own for one test.
@@ -245,6 +246,31 @@ impl PgServer {
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
+    /// A `psql` session that runs `sql` and stays open until dropped: what it takes (a lock),
+    /// it holds meanwhile. Returns once `until` (a query) prints `t`.
+    pub fn session(&self, sql: &str, until: &str) -> Session {
+        let mut child = self
+            .command(&self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-U", PgServer::USER])
+            .args(["-d", "postgres"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run psql");
+        let stdin = child.stdin.as_mut().expect("psql's stdin");
+        writeln!(stdin, "{sql}").expect("write to psql");
+        stdin.flush().expect("write to psql");
+        let session = Session(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.sql(until) != "t" {
+            assert!(Instant::now() < deadline, "psql did not run {sql} in 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        session
+    }
+
     /// Ends every connection made by missive (by its application name), as a database
     /// administrator or a failover would; returns how many were ended.
     pub fn terminate_missive_backends(&self) -> usize {
@@ -273,6 +299,16 @@ impl PgServer {
         };
         command.current_dir(self.dir.path());
         command
+    }
+}
+
+/// An open `psql` session (see [`PgServer::session`]), ended when dropped.
+pub struct Session(Child);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

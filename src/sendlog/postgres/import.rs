@@ -228,6 +228,20 @@ pub(super) async fn export(
         return Err(busy(log, campaign));
     }
     let transaction = client.transaction().await.map_err(error)?;
+    // A sender that has just begun holds the campaign's lock (shared, see `schema::fence`)
+    // before its lease shows: it may write while the records are read. Held exclusively for
+    // the read, the lock keeps any sender from starting meanwhile.
+    let alone: bool = transaction
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &id],
+        )
+        .await
+        .map_err(error)?
+        .get(0);
+    if !alone {
+        return Err(busy(log, campaign));
+    }
     let portal = transaction.bind(RECORDS, &[&id]).await.map_err(error)?;
     let mut count = 0;
     loop {

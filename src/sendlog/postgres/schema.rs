@@ -284,7 +284,9 @@ pub(super) async fn fence(
     }
     Err(SendLogError::Locked {
         path: format!("{log} (campaign {campaign})").into(),
-        holder: " (a missive older than this one, which cannot share a campaign)".into(),
+        holder: " (a `missive log import` or `export` of it, or a missive older than this one, \
+                  which cannot share a campaign)"
+            .into(),
     })
 }
 
