@@ -57,9 +57,14 @@ impl CaptureServer {
             max_message,
         });
         let task = tokio::spawn(async move {
+            // Owned by this task, so that the sessions end with the server (a message cut off
+            // leaves no hidden file behind), not with the client.
+            let mut sessions = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
+                // Reaps the sessions that ended, so that the set does not grow with the run.
+                while sessions.try_join_next().is_some() {}
                 let state = Arc::clone(&state);
-                tokio::spawn(async move {
+                sessions.spawn(async move {
                     if let Err(e) = session(stream, &state).await {
                         tracing::debug!(error = %e, "capture session ended");
                     }
@@ -121,6 +126,7 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
             .unwrap_or("")
             .to_ascii_uppercase();
         let ehlo;
+        let unwritten;
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => {
                 ehlo = format!(
@@ -149,21 +155,32 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                 rcpt = None;
                 // Written under a hidden name while it arrives, so that the outbox only ever
                 // shows whole messages; a message cut off or refused leaves nothing.
-                let partial = state.outbox.join(format!(".{name}.part"));
-                let written = write_data(&mut reader, &mut line, &partial, state.max_message).await;
+                let partial = Partial {
+                    path: state.outbox.join(format!(".{name}.part")),
+                    placed: false,
+                };
+                let written =
+                    write_data(&mut reader, &mut line, &partial.path, state.max_message).await?;
+                let written = match written {
+                    Data::Whole => partial.place(&state.outbox.join(&name)).await,
+                    Data::TooLarge => Ok(false),
+                    Data::Unwritten(error) => Err(error),
+                };
                 match written {
                     Ok(true) => {
-                        tokio::fs::rename(&partial, state.outbox.join(name)).await?;
                         state.received.fetch_add(1, Ordering::SeqCst);
                         b"250 OK: captured\r\n"
                     }
-                    Ok(false) => {
-                        tokio::fs::remove_file(&partial).await?;
-                        b"552 5.3.4 Message too large for the capture server\r\n"
-                    }
+                    Ok(false) => b"552 5.3.4 Message too large for the capture server\r\n",
+                    // A disk full (or the folder gone) is the capture server's trouble, not the
+                    // message's: said as a relay says it, for now, with the cause, rather than
+                    // a hang-up that leaves the message in doubt and the cause unsaid.
                     Err(error) => {
-                        let _ = tokio::fs::remove_file(&partial).await;
-                        return Err(error);
+                        unwritten = format!(
+                            "452 4.3.1 The capture server could not write {name}: {}\r\n",
+                            one_line(&error.to_string())
+                        );
+                        unwritten.as_bytes()
                     }
                 }
             }
@@ -197,39 +214,96 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     Ok(true)
 }
 
+/// A message being written under a hidden name, removed when dropped unless placed: refused,
+/// cut off, unwritable, or its session ended with the server.
+struct Partial {
+    path: PathBuf,
+    placed: bool,
+}
+
+impl Partial {
+    /// Renames it to `whole`, its place in the outbox; true once there.
+    async fn place(mut self, whole: &Path) -> std::io::Result<bool> {
+        tokio::fs::rename(&self.path, whole).await?;
+        self.placed = true;
+        Ok(true)
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What became of a message read to its end.
+enum Data {
+    Whole,
+    /// Grew past the bound: the file holds only its start.
+    TooLarge,
+    /// The file could not be written (disk full, folder gone): the rest was read, not written.
+    Unwritten(std::io::Error),
+}
+
 /// Writes the message after DATA, up to the lone `.` line and with dot-stuffing undone, into a
-/// new file at `path`, line by line as it arrives. False when it grew past `max_message`: the
-/// rest was read to its end, but not written (the file holds only its start), so that the
-/// session can answer and go on.
+/// new file at `path`, line by line as it arrives. Whatever becomes of the file, the message
+/// is read to its end, so that the session can answer and go on; `Err` only when the
+/// connection fails (cut off, a line too long).
 async fn write_data<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
     path: &Path,
     max_message: usize,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Data> {
     // The folder is this run's alone and the number counts up, so the name is new;
     // `create_new` makes sure of it rather than writing over anything.
-    let file = tokio::fs::OpenOptions::new()
+    let opened = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .await?;
-    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        .await;
+    let mut failure = None;
+    let mut file = match opened {
+        Ok(file) => Some(tokio::io::BufWriter::with_capacity(256 * 1024, file)),
+        Err(error) => {
+            failure = Some(error);
+            None
+        }
+    };
     let mut length = 0;
     loop {
         if !read_line(reader, line).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         if line.as_slice() == b".\r\n" || line.as_slice() == b".\n" {
-            file.flush().await?;
-            return Ok(length <= max_message);
+            if let Some(file) = &mut file
+                && let Err(error) = file.flush().await
+            {
+                failure = Some(error);
+            }
+            return Ok(match failure {
+                Some(error) => Data::Unwritten(error),
+                None if length <= max_message => Data::Whole,
+                None => Data::TooLarge,
+            });
         }
         let content = line.strip_prefix(b".").unwrap_or(line);
         length += content.len();
-        if length <= max_message {
-            file.write_all(content).await?;
+        if length <= max_message
+            && let Some(writing) = &mut file
+            && let Err(error) = writing.write_all(content).await
+        {
+            failure = Some(error);
+            file = None;
         }
     }
+}
+
+/// `text` on one line, fit for a reply.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
 }
 
 fn address_of(command: &str) -> String {
@@ -349,6 +423,83 @@ mod tests {
             ["00002-z@example.com.eml"],
             "nothing left of the refused one"
         );
+    }
+
+    #[tokio::test]
+    async fn an_outbox_that_cannot_be_written_is_said_with_452_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(server.port())
+            .build();
+        let message = || {
+            Message::builder()
+                .from("a@example.org".parse().unwrap())
+                .to("z@example.com".parse().unwrap())
+                .subject("Test")
+                .body("text\r\n".to_owned())
+                .unwrap()
+        };
+        // As a disk full would: the file cannot be written.
+        std::fs::remove_dir(server.outbox()).unwrap();
+        let refused = transport.send(message()).await.unwrap_err();
+        assert_eq!(
+            refused.status().map(|code| code.to_string()),
+            Some("452".to_owned()),
+            "an answer, for now, not a hang-up (in doubt): {refused}"
+        );
+        assert!(
+            refused.to_string().contains("No such file or directory"),
+            "the cause is said: {refused}"
+        );
+        std::fs::create_dir(server.outbox()).unwrap();
+        transport.send(message()).await.unwrap();
+        assert_eq!(server.received(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_cut_off_by_the_servers_end_leaves_no_hidden_file() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
+        let outbox = server.outbox().to_owned();
+        let mut client = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .unwrap();
+        client
+            .write_all(
+                b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<z@example.com>\r\nDATA\r\n",
+            )
+            .await
+            .unwrap();
+        let mut heard = Vec::new();
+        while !heard.windows(3).any(|w| w == b"354") {
+            let mut buffer = [0; 1024];
+            let read = client.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "{}", String::from_utf8_lossy(&heard));
+            heard.extend_from_slice(&buffer[..read]);
+        }
+        client
+            .write_all(b"Subject: cut\r\n\r\nthe start of it\r\n")
+            .await
+            .unwrap();
+        let entries = |outbox: &Path| std::fs::read_dir(outbox).unwrap().count();
+        for _ in 0..100 {
+            if entries(&outbox) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(entries(&outbox), 1, "the message is being written");
+        // The server ends (the dry run is over) while the client still holds its connection.
+        drop(server);
+        for _ in 0..100 {
+            if entries(&outbox) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(entries(&outbox), 0, "the hidden .part file is gone");
     }
 
     #[test]
