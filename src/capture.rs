@@ -176,6 +176,13 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                     // message's: said as a relay says it, for now, with the cause, rather than
                     // a hang-up that leaves the message in doubt and the cause unsaid.
                     Err(error) => {
+                        // A deferral's reply is not shown at the default level: this is.
+                        tracing::warn!(
+                            outbox = %state.outbox.display(),
+                            %error,
+                            "the capture server could not write {name}: the message is \
+                             deferred; make room (or mend the folder), then run the dry run again"
+                        );
                         unwritten = format!(
                             "452 4.3.1 The capture server could not write {name}: {}\r\n",
                             one_line(&error.to_string())
