@@ -70,6 +70,8 @@ impl CaptureServer {
                     }
                 });
             }
+            // Accepting failed (out of file descriptors): the sessions under way still finish.
+            while sessions.join_next().await.is_some() {}
         });
         Ok(CaptureServer {
             port,
