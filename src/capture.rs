@@ -157,12 +157,13 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                 rcpt = None;
                 // Written under a hidden name while it arrives, so that the outbox only ever
                 // shows whole messages; a message cut off or refused leaves nothing.
-                let partial = Partial {
+                let mut partial = Partial {
                     path: state.outbox.join(format!(".{name}.part")),
+                    created: false,
                     placed: false,
                 };
                 let written =
-                    write_data(&mut reader, &mut line, &partial.path, state.max_message).await?;
+                    write_data(&mut reader, &mut line, &mut partial, state.max_message).await?;
                 let written = match written {
                     Data::Whole => partial.place(&state.outbox.join(&name)).await,
                     Data::TooLarge => Ok(false),
@@ -224,9 +225,11 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 /// A message being written under a hidden name, removed when dropped unless placed: refused,
-/// cut off, unwritable, or its session ended with the server.
+/// cut off, unwritable, or its session ended with the server. Only a file it created is
+/// removed, never one found under its name.
 struct Partial {
     path: PathBuf,
+    created: bool,
     placed: bool,
 }
 
@@ -241,7 +244,7 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if !self.placed {
+        if self.created && !self.placed {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -257,13 +260,13 @@ enum Data {
 }
 
 /// Writes the message after DATA, up to the lone `.` line and with dot-stuffing undone, into a
-/// new file at `path`, line by line as it arrives. Whatever becomes of the file, the message
+/// new file at `partial`'s path, line by line as it arrives. Whatever becomes of the file, the message
 /// is read to its end, so that the session can answer and go on; `Err` only when the
 /// connection fails (cut off, a line too long).
 async fn write_data<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
-    path: &Path,
+    partial: &mut Partial,
     max_message: usize,
 ) -> std::io::Result<Data> {
     // The folder is this run's alone and the number counts up, so the name is new;
@@ -271,8 +274,9 @@ async fn write_data<R: tokio::io::AsyncBufRead + Unpin>(
     let opened = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
+        .open(&partial.path)
         .await;
+    partial.created = opened.is_ok();
     let mut failure = None;
     let mut file = match opened {
         Ok(file) => Some(tokio::io::BufWriter::with_capacity(256 * 1024, file)),
