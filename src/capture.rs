@@ -57,14 +57,21 @@ impl CaptureServer {
             max_message,
         });
         let task = tokio::spawn(async move {
+            // Owned by this task, so that the sessions end with the server (a message cut off
+            // leaves no hidden file behind), not with the client.
+            let mut sessions = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
+                // Reaps the sessions that ended, so that the set does not grow with the run.
+                while sessions.try_join_next().is_some() {}
                 let state = Arc::clone(&state);
-                tokio::spawn(async move {
+                sessions.spawn(async move {
                     if let Err(e) = session(stream, &state).await {
                         tracing::debug!(error = %e, "capture session ended");
                     }
                 });
             }
+            // Accepting failed (out of file descriptors): the sessions under way still finish.
+            while sessions.join_next().await.is_some() {}
         });
         Ok(CaptureServer {
             port,
@@ -121,6 +128,7 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
             .unwrap_or("")
             .to_ascii_uppercase();
         let ehlo;
+        let unwritten;
         let reply: &[u8] = match verb.as_str() {
             "EHLO" => {
                 ehlo = format!(
@@ -149,21 +157,40 @@ async fn session(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
                 rcpt = None;
                 // Written under a hidden name while it arrives, so that the outbox only ever
                 // shows whole messages; a message cut off or refused leaves nothing.
-                let partial = state.outbox.join(format!(".{name}.part"));
-                let written = write_data(&mut reader, &mut line, &partial, state.max_message).await;
+                let mut partial = Partial {
+                    path: state.outbox.join(format!(".{name}.part")),
+                    created: false,
+                    placed: false,
+                };
+                let written =
+                    write_data(&mut reader, &mut line, &mut partial, state.max_message).await?;
+                let written = match written {
+                    Data::Whole => partial.place(&state.outbox.join(&name)).await,
+                    Data::TooLarge => Ok(false),
+                    Data::Unwritten(error) => Err(error),
+                };
                 match written {
                     Ok(true) => {
-                        tokio::fs::rename(&partial, state.outbox.join(name)).await?;
                         state.received.fetch_add(1, Ordering::SeqCst);
                         b"250 OK: captured\r\n"
                     }
-                    Ok(false) => {
-                        tokio::fs::remove_file(&partial).await?;
-                        b"552 5.3.4 Message too large for the capture server\r\n"
-                    }
+                    Ok(false) => b"552 5.3.4 Message too large for the capture server\r\n",
+                    // A disk full (or the folder gone) is the capture server's trouble, not the
+                    // message's: said as a relay says it, for now, with the cause, rather than
+                    // a hang-up that leaves the message in doubt and the cause unsaid.
                     Err(error) => {
-                        let _ = tokio::fs::remove_file(&partial).await;
-                        return Err(error);
+                        // A deferral's reply is not shown at the default level: this is.
+                        tracing::warn!(
+                            outbox = %state.outbox.display(),
+                            %error,
+                            "the capture server could not write {name}: the message is \
+                             deferred; make room (or mend the folder), then run the dry run again"
+                        );
+                        unwritten = format!(
+                            "452 4.3.1 The capture server could not write {name}: {}\r\n",
+                            one_line(&error.to_string())
+                        );
+                        unwritten.as_bytes()
                     }
                 }
             }
@@ -197,39 +224,99 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     Ok(true)
 }
 
+/// A message being written under a hidden name, removed when dropped unless placed: refused,
+/// cut off, unwritable, or its session ended with the server. Only a file it created is
+/// removed, never one found under its name.
+struct Partial {
+    path: PathBuf,
+    created: bool,
+    placed: bool,
+}
+
+impl Partial {
+    /// Renames it to `whole`, its place in the outbox; true once there.
+    async fn place(mut self, whole: &Path) -> std::io::Result<bool> {
+        tokio::fs::rename(&self.path, whole).await?;
+        self.placed = true;
+        Ok(true)
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.created && !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What became of a message read to its end.
+enum Data {
+    Whole,
+    /// Grew past the bound: the file holds only its start.
+    TooLarge,
+    /// The file could not be written (disk full, folder gone): the rest was read, not written.
+    Unwritten(std::io::Error),
+}
+
 /// Writes the message after DATA, up to the lone `.` line and with dot-stuffing undone, into a
-/// new file at `path`, line by line as it arrives. False when it grew past `max_message`: the
-/// rest was read to its end, but not written (the file holds only its start), so that the
-/// session can answer and go on.
+/// new file at `partial`'s path, line by line as it arrives. Whatever becomes of the file, the message
+/// is read to its end, so that the session can answer and go on; `Err` only when the
+/// connection fails (cut off, a line too long).
 async fn write_data<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
-    path: &Path,
+    partial: &mut Partial,
     max_message: usize,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Data> {
     // The folder is this run's alone and the number counts up, so the name is new;
     // `create_new` makes sure of it rather than writing over anything.
-    let file = tokio::fs::OpenOptions::new()
+    let opened = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
-        .await?;
-    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        .open(&partial.path)
+        .await;
+    partial.created = opened.is_ok();
+    let mut failure = None;
+    let mut file = match opened {
+        Ok(file) => Some(tokio::io::BufWriter::with_capacity(256 * 1024, file)),
+        Err(error) => {
+            failure = Some(error);
+            None
+        }
+    };
     let mut length = 0;
     loop {
         if !read_line(reader, line).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         if line.as_slice() == b".\r\n" || line.as_slice() == b".\n" {
-            file.flush().await?;
-            return Ok(length <= max_message);
+            if let Some(file) = &mut file
+                && let Err(error) = file.flush().await
+            {
+                failure = Some(error);
+            }
+            return Ok(match failure {
+                Some(error) => Data::Unwritten(error),
+                None if length <= max_message => Data::Whole,
+                None => Data::TooLarge,
+            });
         }
         let content = line.strip_prefix(b".").unwrap_or(line);
         length += content.len();
-        if length <= max_message {
-            file.write_all(content).await?;
+        if length <= max_message
+            && let Some(writing) = &mut file
+            && let Err(error) = writing.write_all(content).await
+        {
+            failure = Some(error);
+            file = None;
         }
     }
+}
+
+/// `text` on one line, fit for a reply.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
 }
 
 fn address_of(command: &str) -> String {
@@ -256,103 +343,4 @@ pub fn file_safe(address: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-
-    #[tokio::test]
-    async fn captures_what_lettre_sends_byte_for_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(server.port())
-            .build();
-        let message = Message::builder()
-            .from("a@example.org".parse().unwrap())
-            .to("Zoé <z@example.com>".parse().unwrap())
-            .subject("Test")
-            .body(".leading dot\r\nline two\r\n".to_owned())
-            .unwrap();
-        let mut expected = message.formatted();
-        transport.send(message).await.unwrap();
-        assert_eq!(server.received(), 1);
-        assert_eq!(server.outbox(), dir.path().join("run"));
-        let file = server.outbox().join("00001-z@example.com.eml");
-        // lettre always ends DATA with CRLF.CRLF, so the data gains the final CRLF of its own.
-        expected.extend_from_slice(b"\r\n");
-        assert_eq!(std::fs::read(file).unwrap(), expected);
-    }
-
-    #[tokio::test]
-    async fn two_messages_to_one_address_are_two_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(server.port())
-            .build();
-        for subject in ["one", "two"] {
-            let message = Message::builder()
-                .from("a@example.org".parse().unwrap())
-                .to("z@example.com".parse().unwrap())
-                .subject(subject)
-                .body("text\r\n".to_owned())
-                .unwrap();
-            transport.send(message).await.unwrap();
-        }
-        let mut names: Vec<_> = std::fs::read_dir(server.outbox())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        names.sort();
-        assert_eq!(
-            names,
-            ["00001-z@example.com.eml", "00002-z@example.com.eml"]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_message_past_the_bound_is_refused_with_552_and_the_session_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = CaptureServer::start_bounded(dir.path(), "run", 10_000)
-            .await
-            .unwrap();
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(server.port())
-            .build();
-        let message = |body: String| {
-            Message::builder()
-                .from("a@example.org".parse().unwrap())
-                .to("z@example.com".parse().unwrap())
-                .subject("Test")
-                .body(body)
-                .unwrap()
-        };
-        let large = "line of text\r\n".repeat(1_000);
-        let refused = transport.send(message(large)).await.unwrap_err();
-        assert_eq!(
-            refused.status().map(|code| code.to_string()),
-            Some("552".to_owned()),
-            "{refused}"
-        );
-        // The same connection, pooled by lettre, carries the next one.
-        transport
-            .send(message("small\r\n".to_owned()))
-            .await
-            .unwrap();
-        assert_eq!(server.received(), 1);
-        let names: Vec<_> = std::fs::read_dir(server.outbox())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            names,
-            ["00002-z@example.com.eml"],
-            "nothing left of the refused one"
-        );
-    }
-
-    #[test]
-    fn file_names_are_safe() {
-        assert_eq!(file_safe("../../etc/passwd@x"), ".._.._etc_passwd@x");
-    }
-}
+mod tests;
