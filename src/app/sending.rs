@@ -79,14 +79,17 @@ pub(super) async fn send(
         return test_send::send(loaded, options, test).await;
     }
     // A window read in each person's zone is open somewhere: the run goes, and mails whom it
-    // is open for. A rehearsal does the same: it shows whom the real send would mail now, as
-    // no run ever mails everyone at once. The campaign's one window says only when a run may
-    // go, not whom it mails: a rehearsal ignores it, as it ignores send_after.
+    // is open for. A rehearsal is there to show every message before the real send, usually
+    // ahead of its hours: it ignores every window (and send_after), and says so.
     let personal_window = campaign
         .window
         .as_ref()
+        .filter(|_| !send.dry_run)
         .and_then(crate::window::Personal::of)
         .map(Box::new);
+    if send.dry_run {
+        window::print_ignored(campaign);
+    }
     let window_closes = match send.dry_run || personal_window.is_some() {
         true => None,
         false => match window::closed_now(campaign) {
@@ -194,7 +197,7 @@ pub(super) async fn send(
     }
     print_report(&report, &target, send.dry_run, &loaded.recipients_path);
     print_expired(&report, campaign);
-    window::print_closed(&report, campaign, send.dry_run);
+    window::print_closed(&report, campaign);
     if let Some(recorded) = &dead_mailboxes {
         print_dead_mailboxes(recorded);
     }

@@ -1,6 +1,6 @@
 //! What `send` says of the campaign's `[window]`: that it is closed when a run starts (nothing
 //! is sent, exit 75, and when it opens), that it closed during the run, or, read in each
-//! person's own zone, who waits for theirs (a dry run too).
+//! person's own zone, who waits for theirs; and that a dry run ignores it.
 
 use std::time::SystemTime;
 
@@ -29,19 +29,31 @@ pub(super) fn closed_now(campaign: &Campaign) -> Result<Option<SystemTime>, Exit
     }
 }
 
+/// A dry run captures everyone whatever the hour: it says so when the campaign has a window,
+/// and what the real send will do instead.
+pub(super) fn print_ignored(campaign: &Campaign) {
+    let Some(window) = &campaign.window else {
+        return;
+    };
+    let whom = match &window.time_zone_column {
+        Some(column) => format!(
+            "mails each person only while it is open in their own time zone (column `{column}`)"
+        ),
+        None => "goes only while it is open".to_owned(),
+    };
+    println!(
+        "dry run: the sending window ({window}) is ignored and everyone is captured; the real \
+         send {whom} (`missive status` says when it opens)"
+    );
+}
+
 /// When the window that stopped this run opens again; or, read in each person's own zone,
-/// how many people wait for theirs and when the first opens (for a dry run, which keeps no
-/// log, that is what the real send would do now, not a reason to run it again).
-pub(super) fn print_closed(report: &RunReport, campaign: &Campaign, dry_run: bool) {
+/// how many people wait for theirs and when the first opens.
+pub(super) fn print_closed(report: &RunReport, campaign: &Campaign) {
     if let (Some(opens), Some(window)) = (report.window_opens, &campaign.window) {
-        let then = if dry_run {
-            "not mailed by this dry run, as a real send now would not mail them"
-        } else {
-            "run again then to go on"
-        };
         println!(
             "{} person(s) wait for the sending window ({window}) in their own time zone (column \
-             `{}`); the first opens {}: {then}",
+             `{}`); the first opens {}: run again then to go on",
             report.waiting_for_window,
             window.time_zone_column.as_deref().unwrap_or_default(),
             window.describe(opens)
