@@ -316,8 +316,14 @@ impl Route {
         match health.primary_down {
             Some(since) if other == self.primary.name => format!(
                 "connections go back to the {other} relay instead, though it has not answered \
-                 for {}: the run stops if it still does not",
-                humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
+                 {}: the run stops if it still does not",
+                match since.elapsed().as_secs() {
+                    0 => "since its last try".to_owned(),
+                    secs => format!(
+                        "for {}",
+                        humantime::format_duration(Duration::from_secs(secs))
+                    ),
+                }
             ),
             _ => format!("connections go to the {other} relay instead"),
         }

@@ -56,7 +56,8 @@ fn a_relay_set_aside_never_claims_the_other_carries_the_run() {
     let said = instead(RelayName::Fallback);
     assert!(
         said.starts_with(
-            "connections go back to the primary relay instead, though it has not answered for"
+            "connections go back to the primary relay instead, though it has not answered since \
+             its last try:"
         ) && said.ends_with("the run stops if it still does not"),
         "{said}"
     );
