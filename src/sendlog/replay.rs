@@ -19,7 +19,7 @@ mod person;
 
 pub use entry::Entry;
 use entry::{Packed, pack_time};
-pub(crate) use person::Person;
+pub(crate) use person::{Loading, Person};
 
 /// A log line as read back: flat, and borrowed from the line's bytes where it can be, so that
 /// replaying millions of records allocates next to nothing. (The written form, [`Record`], is
