@@ -199,14 +199,16 @@ async fn connect(target: &PgTarget) -> Result<Client, SendLogError> {
 /// tables or registering.
 async fn read(target: &PgTarget, campaign: &str) -> Result<(Replay, u64), SendLogError> {
     let log = &target.shown;
-    let mut client = connect(target).await?;
+    let client = connect(target).await?;
     if !timely(log, schema::readable(&client, log)).await? {
         return Ok((Replay::default(), 0));
     }
     let Some(row) = timely(log, schema::find_campaign(&client, campaign, log)).await? else {
         return Ok((Replay::default(), 0));
     };
-    let mut replay = rows::replay(&mut client, row, log).await?;
+    // A second connection reads the quotas' history beside the people (see `rows::replay`).
+    let beside = connect(target).await?;
+    let mut replay = rows::replay(&client, &beside, row, log).await?;
     replay.set_campaign(campaign);
     let active = timely(log, senders::active_senders(&client, row, log)).await?;
     Ok((replay, u64::try_from(active).unwrap_or_default()))

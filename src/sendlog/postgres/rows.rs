@@ -36,23 +36,46 @@ impl Statements {
     }
 }
 
-/// Streams `campaign`'s people, one row each, into a replay.
+/// Streams `campaign`'s people, one row each, into a replay, while `beside` (another
+/// connection) reads the quotas' history: the server sums the day's attempts while the people
+/// stream here, instead of after.
 pub(super) async fn replay(
-    client: &mut Client,
+    client: &Client,
+    beside: &Client,
     campaign: i32,
     log: &str,
 ) -> Result<Replay, SendLogError> {
     let error = |e: tokio_postgres::Error| database_error(log, &e);
+    // The quotas count every attempt of the last day, not only each person's latest.
+    let since = SystemTime::now() - crate::ratelimit::HISTORY;
+    let history = timely(log, async {
+        beside
+            .query(HISTORY, &[&campaign, &since])
+            .await
+            .map_err(error)
+    });
+    let (mut replay, seconds) = tokio::try_join!(people(client, campaign, log), history)?;
+    for row in &seconds {
+        let second = u64::try_from(row.get::<_, i64>(0)).unwrap_or_default();
+        let attempts = u32::try_from(row.get::<_, i64>(1)).unwrap_or_default();
+        let withdrawn = u32::try_from(row.get::<_, i64>(2)).unwrap_or_default();
+        replay.add_attempts(second, attempts, withdrawn);
+    }
+    replay.finish();
+    Ok(replay)
+}
+
+/// `campaign`'s people, one row each, in a replay (not finished).
+async fn people(client: &Client, campaign: i32, log: &str) -> Result<Replay, SendLogError> {
+    let error = |e: tokio_postgres::Error| database_error(log, &e);
     let mut replay = Replay::default();
     let mut loading = Loading::default();
-    // The people and the history in one snapshot.
-    let transaction = client.transaction().await.map_err(error)?;
     // A COPY streams the rows as the server reads them, while they are taken in here, where a
     // cursor's chunks left each side waiting for the other in turn; and in binary, nothing is
     // parsed from text. (A COPY takes no parameters: the campaign's row id is a number.)
     let copy = format!("COPY ({PEOPLE} WHERE campaign = {campaign}) TO STDOUT (FORMAT binary)");
     let stream = timely(log, async {
-        transaction.copy_out(copy.as_str()).await.map_err(error)
+        client.copy_out(copy.as_str()).await.map_err(error)
     })
     .await?;
     let rows = BinaryCopyOutStream::new(stream, &PEOPLE_TYPES);
@@ -82,23 +105,6 @@ pub(super) async fn replay(
         );
     }
     replay.loaded(&mut loading);
-    // The quotas count every attempt of the last day, not only each person's latest.
-    let since = SystemTime::now() - crate::ratelimit::HISTORY;
-    let seconds = timely(log, async {
-        transaction
-            .query(HISTORY, &[&campaign, &since])
-            .await
-            .map_err(error)
-    })
-    .await?;
-    for row in &seconds {
-        let second = u64::try_from(row.get::<_, i64>(0)).unwrap_or_default();
-        let attempts = u32::try_from(row.get::<_, i64>(1)).unwrap_or_default();
-        let withdrawn = u32::try_from(row.get::<_, i64>(2)).unwrap_or_default();
-        replay.add_attempts(second, attempts, withdrawn);
-    }
-    transaction.commit().await.map_err(error)?;
-    replay.finish();
     Ok(replay)
 }
 

@@ -142,7 +142,7 @@ impl Session {
         let lease = Lease::new(length, registered);
         let statements = timely(&log, Statements::prepare(&client, &log)).await?;
         let renewer = connect(target).await?;
-        let mut replay = rows::replay(&mut client, row.id, &log).await?;
+        let mut replay = rows::replay(&client, &renewer, row.id, &log).await?;
         replay.set_campaign(campaign);
         tracing::info!(log, sender, lease = ?length, "registered as a sender of the campaign");
         let session = Session {
