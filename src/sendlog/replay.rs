@@ -20,7 +20,7 @@ mod person;
 
 pub use entry::Entry;
 use entry::Packed;
-pub(crate) use person::Person;
+pub(crate) use person::{Loading, Person};
 
 /// The log replayed: each recipient's latest status, the letters sent so far, and the recent
 /// attempts that quotas count.

@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 use super::errors::{database_error, timely};
 use super::rows::{self, Statements};
 use super::schema::{self, LOCK_CLASS};
-use super::{PgLog, PgTarget, connect, lease_length, runtime, stopped};
+use super::{PgLog, PgTarget, connect, lease_length, runtime, senders, stopped};
 use crate::sendlog::{Event, Record, SendLogError, parse_timestamp, timestamp};
 
 /// Records written to the database a statement's worth at a time.
@@ -77,12 +77,12 @@ pub(super) async fn import(
     let mut client = connect(target).await?;
     timely(log, schema::migrate(&mut client, log)).await?;
     let row = timely(log, schema::campaign_row(&client, campaign, log)).await?;
-    let sender = timely(log, schema::register(&client, row.id, lease_length(), log)).await?;
+    let sender = timely(log, senders::register(&client, row.id, lease_length(), log)).await?;
     let statements = timely(log, Statements::prepare(&client, log)).await?;
     let ids = (row.id, sender);
     let imported = write(&mut client, &statements, ids, campaign, records, log).await;
     // Whatever happened: what the file left in doubt may be taken over at once.
-    let ended = schema::renew(&client, sender, Duration::ZERO);
+    let ended = senders::renew(&client, sender, Duration::ZERO);
     if let Err(e) = timely(log, async {
         ended.await.map(drop).map_err(|e| database_error(log, &e))
     })
@@ -224,7 +224,7 @@ pub(super) async fn export(
             problem: format!("the database holds no send log of campaign {campaign}"),
         });
     };
-    if timely(log, schema::active_senders(&client, id, log)).await? > 0 {
+    if timely(log, senders::active_senders(&client, id, log)).await? > 0 {
         return Err(busy(log, campaign));
     }
     let transaction = client.transaction().await.map_err(error)?;

@@ -25,6 +25,18 @@ pub(crate) struct Person<'a> {
     pub(crate) via_fallback: bool,
 }
 
+/// People sent or failed, gathered while a database log is read and taken into the replay's
+/// finals a batch at a time ([`KeyMap::extend_new`](crate::keymap::KeyMap::extend_new)): one
+/// by one, each was a look into a sorted million, most of a resumed campaign's start-up.
+#[derive(Debug, Default)]
+pub(crate) struct Loading {
+    finals: Vec<(RecipientKey, Status)>,
+}
+
+/// People gathered before a batch is taken in: large enough that the batches are few (each
+/// walks the finals so far), small enough to cost two megabytes.
+const LOADING_BATCH: usize = 1 << 17;
+
 impl Replay {
     /// Counts `attempts` made in the unix second `second`, less `withdrawn` withdrawn then
     /// (the quotas' history, which a person's state does not keep).
@@ -36,8 +48,9 @@ impl Replay {
     }
 
     /// Takes one person's state as it stands (the history of attempts comes apart: see
-    /// [`Replay::add_attempts`]).
-    pub(crate) fn apply_person(&mut self, person: &Person<'_>) {
+    /// [`Replay::add_attempts`]). Those sent or failed join the finals in batches, through
+    /// `loading`: the replay knows them once [`Replay::loaded`] is called.
+    pub(crate) fn apply_person(&mut self, person: &Person<'_>, loading: &mut Loading) {
         let key = RecipientKey::of(person.rcpt);
         if let Some(letter) = person.letter
             && !self.letters.contains(letter)
@@ -51,7 +64,10 @@ impl Replay {
                     *self.failed_reasons.entry(reason(reply)).or_default() += 1;
                 }
                 self.sent_via_fallback += u64::from(person.via_fallback);
-                self.finals.insert(key, person.status);
+                loading.finals.push((key, person.status));
+                if loading.finals.len() >= LOADING_BATCH {
+                    self.loaded(loading);
+                }
             }
             // Every attempt withdrawn: known, but as if never attempted.
             status => {
@@ -66,5 +82,11 @@ impl Replay {
                 *self.entries.entry_or(key, packed) = packed;
             }
         }
+    }
+
+    /// Takes in the people `loading` gathered.
+    pub(crate) fn loaded(&mut self, loading: &mut Loading) {
+        let batch = std::mem::take(&mut loading.finals);
+        self.finals.extend_new(batch);
     }
 }
