@@ -30,6 +30,7 @@ mod decide;
 mod delivery;
 mod report;
 mod route;
+mod shared;
 mod transaction;
 mod worker;
 
@@ -54,7 +55,8 @@ use crate::sendlog::{Event, LogWriter, Record, Replay, SendLogError, Status};
 use crate::window::{self, Personal};
 use ahead::{Ahead, ahead};
 use report::{Outcome, why_stopped};
-use worker::{Job, Shared};
+use shared::Shared;
+use worker::Job;
 
 /// The run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -305,7 +307,7 @@ pub async fn run<D: Delivery>(
         let stop = if limits.max_messages.is_some_and(|max| taken >= max) {
             Some(Stopped::MaxMessages)
         } else {
-            worker::clock_stop(shared.deadline, limits.window_closes)
+            shared::clock_stop(shared.deadline, limits.window_closes)
         };
         if stop.is_some() {
             report.stopped = stop;

@@ -10,7 +10,8 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::delivery::{Carrier, Delivery};
 use super::report::Outcome;
-use super::worker::{Job, Shared};
+use super::shared::Shared;
+use super::worker::Job;
 use super::{Refusal, Stopped};
 use crate::sendlog::{Durable, Event, Record, SendLogError, Written, timestamp};
 use crate::smtp::{RelayName, Trouble};

@@ -104,17 +104,7 @@ async fn write(
 ) -> Result<Imported, SendLogError> {
     let error = |e: tokio_postgres::Error| database_error(log, &e);
     let transaction = client.transaction().await.map_err(error)?;
-    let alone: bool = transaction
-        .query_one(
-            "SELECT pg_try_advisory_xact_lock($1, $2)",
-            &[&LOCK_CLASS, &id],
-        )
-        .await
-        .map_err(error)?
-        .get(0);
-    if !alone {
-        return Err(busy(log, campaign));
-    }
+    alone(&transaction, id, log, campaign).await?;
     let held: i64 = transaction
         .query_one(
             "SELECT count(*) FROM missive.records WHERE campaign = $1",
@@ -231,17 +221,7 @@ pub(super) async fn export(
     // A sender that has just begun holds the campaign's lock (shared, see `schema::fence`)
     // before its lease shows: it may write while the records are read. Held exclusively for
     // the read, the lock keeps any sender from starting meanwhile.
-    let alone: bool = transaction
-        .query_one(
-            "SELECT pg_try_advisory_xact_lock($1, $2)",
-            &[&LOCK_CLASS, &id],
-        )
-        .await
-        .map_err(error)?
-        .get(0);
-    if !alone {
-        return Err(busy(log, campaign));
-    }
+    alone(&transaction, id, log, campaign).await?;
     let portal = transaction.bind(RECORDS, &[&id]).await.map_err(error)?;
     let mut count = 0;
     loop {
@@ -318,6 +298,29 @@ fn same(a: &Record, b: &Record) -> bool {
         && (a.rcpt.as_str(), a.message_id.as_str()) == (b.rcpt.as_str(), b.message_id.as_str())
         && (event, letter, reply, via) == (event_b, letter_b, reply_b, via_b)
         && retry_at.and_then(parse_timestamp) == retry_at_b.and_then(parse_timestamp)
+}
+
+/// Takes the campaign's lock for the rest of `transaction`, which no sender may then hold
+/// (each holds it shared for its connection's life, see `schema::fence`); `Locked` when one
+/// does.
+async fn alone(
+    transaction: &tokio_postgres::Transaction<'_>,
+    id: i32,
+    log: &str,
+    campaign: &str,
+) -> Result<(), SendLogError> {
+    let taken: bool = transaction
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &id],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?
+        .get(0);
+    match taken {
+        true => Ok(()),
+        false => Err(busy(log, campaign)),
+    }
 }
 
 fn busy(log: &str, campaign: &str) -> SendLogError {
