@@ -137,6 +137,14 @@ pub enum SendLogError {
         known: i32,
         ours: &'static str,
     },
+    /// The database holds the send log's tables as an earlier missive made them, and the
+    /// command only reads (`status`, `log export`): a send migrates them.
+    #[error(
+        "send log {log}: the database's send log schema is version {found}, older than this \
+         missive's ({known}); `status` and `log export` only read, so they leave it as it is: \
+         a `missive send` of this version brings it up to date"
+    )]
+    OlderSchema { log: String, found: i32, known: i32 },
 }
 
 impl Classify for SendLogError {
@@ -163,7 +171,8 @@ impl Classify for SendLogError {
             // A URL, a login or a version to mend before anyone is mailed.
             SendLogError::DatabaseUrl { .. }
             | SendLogError::DatabaseRefused { .. }
-            | SendLogError::NewerSchema { .. } => ErrorKind::Invalid,
+            | SendLogError::NewerSchema { .. }
+            | SendLogError::OlderSchema { .. } => ErrorKind::Invalid,
             SendLogError::DatabaseFailed { .. } => ErrorKind::Failure,
         }
     }

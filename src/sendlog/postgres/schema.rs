@@ -228,10 +228,16 @@ pub(super) async fn campaign_row(
 }
 
 /// Whether the database holds missive's tables at a version this missive reads (for reading
-/// only: nothing is made). A newer version is refused.
+/// only: nothing is made). Another version is refused: a newer one would be misread, an older
+/// one lacks tables that only a send makes.
 pub(super) async fn readable(client: &Client, log: &str) -> Result<bool, SendLogError> {
     match read_version(client).await {
         Ok(Some((found, made_by))) if found > VERSION => Err(newer(log, found, made_by)),
+        Ok(Some((found, _))) if found < VERSION => Err(SendLogError::OlderSchema {
+            log: log.to_owned(),
+            found,
+            known: VERSION,
+        }),
         Ok(found) => Ok(found.is_some()),
         Err(e)
             if matches!(
