@@ -292,6 +292,10 @@ section_render() {
     table "2. render + build: the rendering thread on core 0, the log's writer on core 1, $N_RENDER messages, pool 4, median of $RENDER_ROUNDS interleaved off/on pairs"
     # As `missive send` runs on a machine of two cores or more: the writer is a thread of its
     # own, so its writes and syncs take kernel time on its core, not on the one that renders.
+    if (( $(nproc) < 2 )); then
+        say "section 2 pins the log's writer to a core of its own: it needs two cores (this machine has $(nproc))"
+        exit 1
+    fi
     BENCH_CORES=0,1 taskset -c 0,1 "$RENDER" "$WORK/render.toml" "$WORK/render.csv" "$WORK/renderlogs" 4 \
         "$RENDER_ROUNDS" >"$WORK/render.out"
     local off on cost render share
