@@ -490,15 +490,21 @@ pg_sql() {
         -d "${2:-postgres}" -c "$1"
 }
 
-section_pg() {
-    table "5. one send with its log in PostgreSQL vs in a file: $N messages to smtp-sink, best of $ROUNDS each (messages/s)"
+# have_pg SECTION: finds the PostgreSQL server programs (PG_BIN) and starts the bench's server,
+# once for every section that needs it; without them, says the section is skipped and fails.
+have_pg() {
     PG_BIN=$(pg_bin_dir)
     if [[ -z "$PG_BIN" ]]; then
-        say "section 5 skipped: no PostgreSQL server programs (initdb, pg_ctl) in pg_config --bindir or /usr/lib/postgresql/*/bin"
+        say "section $1 skipped: no PostgreSQL server programs (initdb, pg_ctl) in pg_config --bindir or /usr/lib/postgresql/*/bin"
         printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
-        return 0
+        return 1
     fi
-    start_pg
+    [[ -n "${PG_DIR:-}" ]] || start_pg
+}
+
+section_pg() {
+    table "5. one send with its log in PostgreSQL vs in a file: $N messages to smtp-sink, best of $ROUNDS each (messages/s)"
+    have_pg 5 || return 0
     for c in 1 4; do
         for round in $(seq "$ROUNDS"); do
             # A database of its own each run: a fresh log, as the file's.
@@ -541,13 +547,7 @@ start_slow_sink() {
 
 section_senders() {
     table "7. 1, 2 and 4 senders sharing one campaign of $N_SENDERS through PostgreSQL, pool 4 each, to a relay answering each message after $SENDERS_DELAY_MS ms (messages/s)"
-    PG_BIN=$(pg_bin_dir)
-    if [[ -z "$PG_BIN" ]]; then
-        say "section 7 skipped: no PostgreSQL server programs"
-        printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
-        return 0
-    fi
-    [[ -n "${PG_DIR:-}" ]] || start_pg
+    have_pg 7 || return 0
     python3 "$ROOT/bench/gen.py" recipients "$WORK/senders.csv" "$N_SENDERS"
     campaign senders senders.csv 4
     local one=""
@@ -587,13 +587,7 @@ section_senders() {
 
 section_pg_big() {
     table "8. $BIG recipients, their send log in PostgreSQL (all sent: an attempt and its outcome each), beside the same in a file; best of $ROUNDS"
-    PG_BIN=$(pg_bin_dir)
-    if [[ -z "$PG_BIN" ]]; then
-        say "section 8 skipped: no PostgreSQL server programs"
-        printf 'skipped: no PostgreSQL server programs found (apt-get install postgresql)\n'
-        return 0
-    fi
-    [[ -n "${PG_DIR:-}" ]] || start_pg
+    have_pg 8 || return 0
     local big="$WORK/big.toml" url="$PG_URL/big" smtp="smtp://127.0.0.1:$PORT"
     pg_sql "CREATE DATABASE big" >/dev/null
     # The tables and the campaign's row, as a first send makes them (nobody mailed), then a
