@@ -455,3 +455,62 @@ fn a_missive_older_than_shared_campaigns_is_waited_for() {
     );
     assert_eq!(taken, "2");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg::` (bash .ci/run does)"
+)]
+fn a_batch_the_database_undoes_for_a_deadlock_is_written_again() {
+    let server = PgServer::start();
+    // missive's connections look for a deadlock after 5 s of waiting, the other session only
+    // after a minute: of the two, the database undoes missive's batch.
+    server.sql("ALTER DATABASE postgres SET deadlock_timeout = '5s'");
+    let (mut log, _) = PgLog::open(&target(&server), "c").unwrap();
+    let attempt = |rcpt| record(Event::attempt("L1"), rcpt, 2);
+    let refused = log
+        .append(&[attempt("a@example.com"), attempt("b@example.com")])
+        .unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    // Another transaction (a sender's, as the database sees it) holds b's row, then, while
+    // missive's batch holds a's and waits for b's, asks for a's: each waits for the other.
+    let lock = |rcpt| format!("SELECT 1 FROM missive.people WHERE rcpt = '{rcpt}' FOR UPDATE;");
+    let crossing = server.session(
+        &format!(
+            "BEGIN; SET LOCAL deadlock_timeout = '60s'; {} SELECT pg_sleep(2) AS crossing; {} \
+             UPDATE missive.people SET reply = 'crossed' WHERE rcpt = 'a@example.com'; COMMIT;",
+            lock("b@example.com"),
+            lock("a@example.com"),
+        ),
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%AS crossing%' \
+         AND state = 'active' AND pid <> pg_backend_pid()",
+    );
+    let sent = |rcpt| {
+        let event = Event::Sent {
+            reply: "250 ok".into(),
+            via: None,
+        };
+        record(event, rcpt, 1)
+    };
+    let started = std::time::Instant::now();
+    let refused = log
+        .append(&[sent("a@example.com"), sent("b@example.com")])
+        .expect("a batch undone for a deadlock is written again");
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(crossing);
+    // The batch waited for the other transaction, was undone, and was written once more.
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.sql("SELECT string_agg(rcpt || ' ' || status || ' ' || coalesce(reply, '-'), ', ' ORDER BY rcpt) FROM missive.people"),
+        "a@example.com sent 250 ok, b@example.com sent 250 ok"
+    );
+    assert_eq!(
+        server.sql("SELECT count(*) FROM missive.records WHERE event = 'sent'"),
+        "2",
+        "each outcome written once"
+    );
+}

@@ -112,6 +112,13 @@ pub enum SendLogError {
          lost: run again once it is back"
     )]
     DatabaseUnreachable { log: String, problem: String },
+    /// Another sender's transaction crossed this one's (a deadlock, or a serialization
+    /// failure): the database undid this one whole, and it may simply be done again.
+    #[error(
+        "send log {log}: another sender's work crossed this one's in the database, which undid \
+         it ({problem}); nothing is lost: run again"
+    )]
+    DatabaseCrossed { log: String, problem: String },
     /// The database refused missive (login, rights, a missing database, a certificate): a
     /// person must act.
     #[error("send log {log}: the database refused missive ({problem}); {remedy}")]
@@ -168,6 +175,8 @@ impl Classify for SendLogError {
             }
             // The database comes back by itself, or is restarted by its keepers.
             SendLogError::DatabaseUnreachable { .. } => ErrorKind::TryAgain,
+            // The other sender's transaction ends by itself.
+            SendLogError::DatabaseCrossed { .. } => ErrorKind::TryAgain,
             // A URL, a login or a version to mend before anyone is mailed.
             SendLogError::DatabaseUrl { .. }
             | SendLogError::DatabaseRefused { .. }

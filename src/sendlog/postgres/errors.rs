@@ -20,7 +20,11 @@ pub(super) fn database_error(log: &str, error: &tokio_postgres::Error) -> SendLo
             remedy,
         };
         return match code.get(..2).unwrap_or_default() {
-            // Connection lost, too many connections, shutting down, recovering, a deadlock.
+            // A deadlock or a serialization failure: the transaction was undone whole.
+            "40" if code == "40P01" || code == "40001" => {
+                SendLogError::DatabaseCrossed { log, problem }
+            }
+            // Connection lost, too many connections, shutting down, recovering.
             "08" | "53" | "57" | "40" => SendLogError::DatabaseUnreachable { log, problem },
             "28" => refused(LOGIN),
             "3D" => refused("create the database, or name another in the URL"),

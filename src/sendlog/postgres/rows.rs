@@ -111,7 +111,51 @@ async fn people(client: &Client, campaign: i32, log: &str) -> Result<Replay, Sen
 /// Writes `records` in order, in one transaction, for the sender `sender`: returns the
 /// positions of the attempts refused (their people held by another sender, or done), for
 /// which nothing was written. `statements` counts the statements sent.
+///
+/// Two senders' batches can cross: a claim locks a person's row even where it is refused,
+/// so a sender claiming people another is writing outcomes for may wait on it while it waits
+/// in turn. The database then undoes one of the two whole, and that one is written again,
+/// after a pause drawn at random so that the two do not cross again in step.
 pub(super) async fn append(
+    client: &mut Client,
+    prepared: &Statements,
+    (campaign, sender): (i32, i64),
+    records: &[Record],
+    log: &str,
+    statements: &mut u64,
+) -> Result<Vec<usize>, SendLogError> {
+    let mut tries = 1;
+    loop {
+        let written = append_once(
+            client,
+            prepared,
+            (campaign, sender),
+            records,
+            log,
+            statements,
+        );
+        match written.await {
+            Err(SendLogError::DatabaseCrossed { .. }) if tries < CROSSED_TRIES => {
+                tracing::debug!(
+                    log,
+                    tries,
+                    "a batch crossed another sender's: writing it again"
+                );
+                let pause = fastrand::u64(5..=50) * tries;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How many times a batch is written before a crossing is reported (and the run stops,
+/// exit 75): crossings are rare, and each undoes only the batch's own writes.
+const CROSSED_TRIES: u64 = 8;
+
+/// [`append`], once.
+async fn append_once(
     client: &mut Client,
     prepared: &Statements,
     (campaign, sender): (i32, i64),
@@ -270,7 +314,9 @@ impl<'a> Columns<'a> {
 /// holding them (a withdrawn attempt puts the person back where they stood, and lets them
 /// go). The records follow in the order given, so `seq` keeps the log's order: the attempts
 /// claimed, the outcomes, and a withdrawn record only where it withdrew something. Returns
-/// the attempts written, that is the people claimed.
+/// the attempts written, that is the people claimed. Each insert takes its people in the
+/// order of their addresses, so that two batches lock people in one order where they can
+/// (two parts of one statement still may not: see [`append`]).
 const WRITE: &str = "
     WITH batch AS (
         SELECT * FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -282,7 +328,7 @@ const WRITE: &str = "
             (campaign, rcpt, status, message_id, owner, attempts, first_attempt, last_attempt,
              before, letter)
         SELECT $1, rcpt, 'attempt', message_id, $10, 1, at, at, 'withdrawn', letter
-        FROM batch WHERE event = 'attempt'
+        FROM batch WHERE event = 'attempt' ORDER BY rcpt
         ON CONFLICT (campaign, rcpt) DO UPDATE
         SET status = 'attempt', message_id = excluded.message_id, owner = $10,
             attempts = p.attempts + 1,
@@ -303,7 +349,7 @@ const WRITE: &str = "
         INSERT INTO missive.people AS p
             (campaign, rcpt, status, message_id, attempts, retry_at, reply, via)
         SELECT $1, rcpt, event, message_id, 0, retry_at, reply, via
-        FROM latest WHERE event <> 'withdrawn'
+        FROM latest WHERE event <> 'withdrawn' ORDER BY rcpt
         ON CONFLICT (campaign, rcpt) DO UPDATE
         SET status = excluded.status, retry_at = excluded.retry_at, reply = excluded.reply,
             via = excluded.via
