@@ -357,12 +357,16 @@ const WRITE: &str = "
           AND (excluded.status IN ('sent', 'failed') OR p.owner = $10)
     ),
     withdrawn AS (
-        UPDATE missive.people AS p
+        INSERT INTO missive.people AS p (campaign, rcpt, status, message_id)
+        SELECT $1, rcpt, 'withdrawn', message_id FROM latest
+        WHERE event = 'withdrawn' AND (
+            SELECT q.status FROM missive.people q WHERE q.campaign = $1 AND q.rcpt = latest.rcpt
+        ) = 'attempt'
+        ORDER BY rcpt
+        ON CONFLICT (campaign, rcpt) DO UPDATE
         SET status = coalesce(p.before, 'withdrawn'), attempts = greatest(p.attempts - 1, 0),
             owner = NULL
-        FROM latest
-        WHERE latest.event = 'withdrawn' AND p.campaign = $1 AND p.rcpt = latest.rcpt
-          AND p.status = 'attempt' AND p.owner = $10
+        WHERE p.status = 'attempt' AND p.owner = $10
         RETURNING p.rcpt
     )
     INSERT INTO missive.records

@@ -23,7 +23,7 @@ pub(super) const LOCK_CLASS: i32 = 0x6d69_7376;
 
 /// Each migration takes the tables from the version before it to its own (the first from
 /// none): append a new one for each change, never edit a published one.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r"
     CREATE TABLE missive.campaigns (
         id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -114,6 +114,15 @@ const MIGRATIONS: [&str; 3] = [
         granted integer NOT NULL,
         PRIMARY KEY (campaign, second)
     );
+",
+    // Lighter writes. A foreign key checks its campaign's row for every record and person
+    // written, a sixth of the database's work for a batch; missive alone writes these tables
+    // and never deletes a campaign. Room left in each page of people lets a person's outcome
+    // be written beside their claim (a heap-only update) rather than into the index as well.
+    r"
+    ALTER TABLE missive.records DROP CONSTRAINT IF EXISTS records_campaign_fkey;
+    ALTER TABLE missive.people DROP CONSTRAINT IF EXISTS people_campaign_fkey;
+    ALTER TABLE missive.people SET (fillfactor = 70);
 ",
 ];
 
@@ -304,6 +313,6 @@ mod tests {
     #[test]
     fn the_lock_class_spells_misv_and_versions_count_migrations() {
         assert_eq!(&LOCK_CLASS.to_be_bytes(), b"misv");
-        assert_eq!(VERSION, 3);
+        assert_eq!(VERSION, 4);
     }
 }
