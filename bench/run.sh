@@ -13,7 +13,7 @@
 # N_RENDER rows for render + build, ROUNDS runs of each SMTP send (the best is kept), RENDER_ROUNDS
 # interleaved off/on pairs of render + build passes (medians), N_CALLGRIND rows counted under
 # valgrind's callgrind (skipped when valgrind is missing or N_CALLGRIND=0), BIG recipients for the memory and
-# replay figures, CARGO_TARGET_DIR as usual.
+# replay figures, N_PG messages of section 5's sends, CARGO_TARGET_DIR as usual.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +36,9 @@ RECEIPT_FILES=${RECEIPT_FILES:-1000}
 # Section 7: people of the campaign several senders share through PostgreSQL, each sender with
 # pool 4, against a relay that answers each message after SENDERS_DELAY_MS.
 N_SENDERS=${N_SENDERS:-4000}
+# Section 5: messages of each send with its log in PostgreSQL or in a file (enough that the
+# start-up, a connection and the tables made, is not what is measured).
+N_PG=${N_PG:-20000}
 SENDERS_DELAY_MS=${SENDERS_DELAY_MS:-50}
 CONCURRENCIES=(1 4 16)
 # Letters in this run: the shipped letter cut to its first story makes ~14 KB messages.
@@ -503,32 +506,77 @@ have_pg() {
 }
 
 section_pg() {
-    table "5. one send with its log in PostgreSQL vs in a file: $N messages to smtp-sink, best of $ROUNDS each (messages/s)"
+    table "5. one send with its log in PostgreSQL vs in a file: $N_PG messages to smtp-sink, best of $ROUNDS each (messages/s)"
     have_pg 5 || return 0
+    python3 "$ROOT/bench/gen.py" recipients "$WORK/pg.csv" "$N_PG"
+    campaign pgpool1 pg.csv 1
+    campaign pgpool4 pg.csv 4
     for c in 1 4; do
         for round in $(seq "$ROUNDS"); do
             # A database of its own each run: a fresh log, as the file's.
             pg_sql "CREATE DATABASE pool${c}_$round" >/dev/null
-            run_measured "$WORK/pgdb$c.$round" "$MISSIVE" send "$WORK/pool$c.toml" \
+            run_measured "$WORK/pgdb$c.$round" "$MISSIVE" send "$WORK/pgpool$c.toml" \
                 --smtp "smtp://127.0.0.1:$PORT" --log "$PG_URL/pool${c}_$round" --new-log
             expect_exit "$WORK/pgdb$c.$round" 0
-            grep -q "$N sent" "$WORK/pgdb$c.$round.out" || { cat "$WORK/pgdb$c.$round.out" >&2; exit 1; }
+            grep -q "$N_PG sent" "$WORK/pgdb$c.$round.out" || { cat "$WORK/pgdb$c.$round.out" >&2; exit 1; }
             # The outcomes are in the database, not in some file.
             local logged
             logged=$(pg_sql "SELECT count(*) FROM missive.records WHERE event = 'sent'" "pool${c}_$round")
-            [[ "$logged" == "$N" ]] || { say "$logged sent records in the database, not $N"; exit 1; }
-            missive_send "pgfile$c.$round" "pool$c"
+            [[ "$logged" == "$N_PG" ]] || { say "$logged sent records in the database, not $N_PG"; exit 1; }
+            missive_send "pgfile$c.$round" "pgpool$c"
             expect_exit "$WORK/pgfile$c.$round" 0
         done
         fastest "$WORK/pgdb$c"
         fastest "$WORK/pgfile$c"
         local db file
-        db=$(calc "$N / $(seconds "$WORK/pgdb$c")" 0)
-        file=$(calc "$N / $(seconds "$WORK/pgfile$c")" 0)
+        db=$(calc "$N_PG / $(seconds "$WORK/pgdb$c")" 0)
+        file=$(calc "$N_PG / $(seconds "$WORK/pgfile$c")" 0)
         row "pool_size = $c: log in PostgreSQL (reference: file log)" "$db" "$file" \
             "$(calc "$db / $file" 3)" ">= 0.80" "$(met "$(calc "$db / $file" 3)" ">=" 0.8)"
     done
     row "  PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'), same machine, TCP" "" "" "" "" ""
+    section_pg_apart
+}
+
+# pin_pg CORES: the bench's PostgreSQL server (its postmaster, whose new backends inherit the
+# mask, and the processes it runs) onto CORES.
+pin_pg() {
+    local postmaster
+    postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
+    for pid in "$postmaster" $(pgrep -P "$postmaster"); do taskset -a -p -c "$1" "$pid" >/dev/null; done
+}
+
+# The rows above share two cores among the sender, the sink and the database: when the sink
+# answers at once, the sender is bound by the CPU, and whatever the database spends is taken
+# from it. A database runs on a server of its own in a real deployment: here the sender and
+# the sink have core 0 in both runs, and the database core 1.
+section_pg_apart() {
+    if (( $(nproc) < 2 )); then
+        row "  (the database on a core of its own: needs two cores)" "" "" "" "" ""
+        return 0
+    fi
+    pin_pg 1
+    taskset -a -p -c 0 "$SINK_PID" >/dev/null
+    for round in $(seq "$ROUNDS"); do
+        pg_sql "CREATE DATABASE apart_$round" >/dev/null
+        run_measured "$WORK/pgapart.$round" taskset -c 0 "$MISSIVE" send "$WORK/pgpool4.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$PG_URL/apart_$round" --new-log
+        expect_exit "$WORK/pgapart.$round" 0
+        grep -q "$N_PG sent" "$WORK/pgapart.$round.out" || { cat "$WORK/pgapart.$round.out" >&2; exit 1; }
+        run_measured "$WORK/fileapart.$round" taskset -c 0 "$MISSIVE" send "$WORK/pgpool4.toml" \
+            --smtp "smtp://127.0.0.1:$PORT" --log "$WORK/fileapart.$round.sendlog.jsonl" --new-log
+        expect_exit "$WORK/fileapart.$round" 0
+    done
+    pin_pg "0-$(( $(nproc) - 1 ))"
+    taskset -a -p -c "0-$(( $(nproc) - 1 ))" "$SINK_PID" >/dev/null
+    fastest "$WORK/pgapart"
+    fastest "$WORK/fileapart"
+    local db file
+    db=$(calc "$N_PG / $(seconds "$WORK/pgapart")" 0)
+    file=$(calc "$N_PG / $(seconds "$WORK/fileapart")" 0)
+    row "pool_size = 4, the database on a core of its own" "$db" "$file" \
+        "$(calc "$db / $file" 3)" ">= 0.80" "$(met "$(calc "$db / $file" 3)" ">=" 0.8)"
+    row "  (sender and sink on core 0 in both runs, PostgreSQL on 1)" "" "" "" "" ""
 }
 
 # start_slow_sink: bench/slow_sink.py on a free port (SLOW_PORT), counting into $1.
