@@ -111,3 +111,66 @@ fn a_claim_over_another_senders_people_and_its_outcomes_do_not_deadlock() {
         "each outcome written once"
     );
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_cross::` (bash .ci/run does)"
+)]
+fn a_batch_of_two_statements_undone_for_a_deadlock_is_written_again_once() {
+    let server = PgServer::start();
+    // missive's connections look for a deadlock after 5 s of waiting, the other session only
+    // after a minute: of the two, the database undoes missive's transaction.
+    server.sql("ALTER DATABASE postgres SET deadlock_timeout = '5s'");
+    let (mut log, _) = PgLog::open(&target(&server), "c").unwrap();
+    assert!(log.append(&[attempt("a@example.com")]).unwrap().is_empty());
+    let withdrawn = |rcpt| record(Event::Withdrawn, rcpt, 1);
+    assert!(
+        log.append(&[withdrawn("a@example.com")])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(log.append(&[attempt("b@example.com")]).unwrap().is_empty());
+    // Another transaction holds b's row, then asks for a's, which the batch's first statement
+    // (the attempt to a) has taken while its second (a withdrawn, b sent) waits for b's.
+    let lock = |rcpt| format!("SELECT 1 FROM missive.people WHERE rcpt = '{rcpt}' FOR UPDATE;");
+    let crossing = server.session(
+        &format!(
+            "BEGIN; SET LOCAL deadlock_timeout = '60s'; {} SELECT pg_sleep(2) AS crossing; {} \
+             UPDATE missive.people SET reply = 'crossed' WHERE rcpt = 'a@example.com'; COMMIT;",
+            lock("b@example.com"),
+            lock("a@example.com"),
+        ),
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%AS crossing%' \
+         AND state = 'active' AND pid <> pg_backend_pid()",
+    );
+    let started = Instant::now();
+    let refused = log
+        .append(&[
+            attempt("a@example.com"),
+            withdrawn("a@example.com"),
+            sent("b@example.com"),
+        ])
+        .expect("a batch undone for a deadlock is written again");
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(crossing);
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the batch was undone: {:?}",
+        started.elapsed()
+    );
+    // The first statement's writes were undone with the second's: each record once.
+    assert_eq!(
+        server
+            .sql("SELECT string_agg(rcpt || ' ' || event, ', ' ORDER BY seq) FROM missive.records"),
+        "a@example.com attempt, a@example.com withdrawn, b@example.com attempt, \
+         a@example.com attempt, a@example.com withdrawn, b@example.com sent"
+    );
+    assert_eq!(
+        server.sql(
+            "SELECT string_agg(rcpt || ' ' || status || ' ' || attempts, ', ' ORDER BY rcpt) \
+             FROM missive.people"
+        ),
+        "a@example.com withdrawn 0, b@example.com sent 1"
+    );
+}
