@@ -1,10 +1,12 @@
-//! Senders' batches crossing in PostgreSQL: two senders whose batches name each other's people
-//! (one claims people the other is writing outcomes for, as senders walking one list do) wait
-//! for each other in turn, never in a circle that the database must break by undoing one.
+//! Senders' batches meeting over the same people in PostgreSQL: two senders whose batches name
+//! each other's people (one claims people the other is writing outcomes for, as senders walking
+//! one list do) wait for each other in turn, never in a circle that the database must break by
+//! undoing one; a batch it undoes anyway is written again, once; a withdrawal lets go only of
+//! a person its sender holds.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use missive::sendlog::{Event, PgLog, Record, SendLog};
+use missive::sendlog::{Event, PgLog, Record, SendLog, timestamp};
 
 use crate::pg::{record, target};
 use crate::support::postgres::PgServer;
@@ -172,5 +174,62 @@ fn a_batch_of_two_statements_undone_for_a_deadlock_is_written_again_once() {
              FROM missive.people"
         ),
         "a@example.com withdrawn 0, b@example.com sent 1"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_cross::` (bash .ci/run does)"
+)]
+fn a_withdrawal_lets_go_only_of_a_person_its_sender_holds() {
+    let server = PgServer::start();
+    let (mut first, _) = PgLog::open(&target(&server), "c").unwrap();
+    let (mut second, _) = PgLog::open(&target(&server), "c").unwrap();
+    let withdrawn = |rcpt| record(Event::Withdrawn, rcpt, 1);
+    let deferred = |rcpt| {
+        let event = Event::Deferred {
+            reply: "451 later".into(),
+            retry_at: Some(timestamp(SystemTime::now() + Duration::from_secs(3600))),
+        };
+        record(event, rcpt, 1)
+    };
+    let held = [
+        attempt("held@example.com"),
+        attempt("deferred@example.com"),
+        attempt("own@example.com"),
+        attempt("sent@example.com"),
+    ];
+    assert!(first.append(&held).unwrap().is_empty());
+    let outcomes = [deferred("deferred@example.com"), sent("sent@example.com")];
+    assert!(first.append(&outcomes).unwrap().is_empty());
+    // The second sender withdraws what it does not hold; the first, all but the held one.
+    let others = [
+        withdrawn("held@example.com"),
+        withdrawn("deferred@example.com"),
+        withdrawn("nobody@example.com"),
+    ];
+    assert!(second.append(&others).unwrap().is_empty());
+    let own = [
+        withdrawn("deferred@example.com"),
+        withdrawn("own@example.com"),
+        withdrawn("sent@example.com"),
+    ];
+    assert!(first.append(&own).unwrap().is_empty());
+    assert_eq!(
+        server.sql(
+            "SELECT string_agg(rcpt || ' ' || status || ' ' || attempts || ' ' \
+             || (owner IS NOT NULL), ', ' ORDER BY rcpt) FROM missive.people"
+        ),
+        "deferred@example.com deferred 1 true, held@example.com attempt 1 true, \
+         own@example.com withdrawn 0 false, sent@example.com sent 1 true"
+    );
+    assert_eq!(
+        server.sql(
+            "SELECT string_agg(rcpt, ', ' ORDER BY seq) FROM missive.records \
+             WHERE event = 'withdrawn'"
+        ),
+        "own@example.com",
+        "a withdrawn record only where it withdrew something"
     );
 }
