@@ -14,7 +14,7 @@ use missive::sendlog::{
 use crate::support::postgres::PgServer;
 use crate::support::tls::TestCa;
 
-fn target(server: &PgServer) -> PgTarget {
+pub(crate) fn target(server: &PgServer) -> PgTarget {
     PgTarget::parse(&server.url(), |name| {
         (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
     })
@@ -33,7 +33,7 @@ fn at(ago: u64) -> String {
     timestamp(SystemTime::now() - Duration::from_secs(ago))
 }
 
-fn record(event: Event, rcpt: &str, ago: u64) -> Record {
+pub(crate) fn record(event: Event, rcpt: &str, ago: u64) -> Record {
     Record {
         at: at(ago),
         ..Record::new(event, rcpt, &format!("<{rcpt}.1@missive>"))

@@ -112,10 +112,10 @@ async fn people(client: &Client, campaign: i32, log: &str) -> Result<Replay, Sen
 /// positions of the attempts refused (their people held by another sender, or done), for
 /// which nothing was written. `statements` counts the statements sent.
 ///
-/// Two senders' batches can cross: a claim locks a person's row even where it is refused,
-/// so a sender claiming people another is writing outcomes for may wait on it while it waits
-/// in turn. The database then undoes one of the two whole, and that one is written again,
-/// after a pause drawn at random so that the two do not cross again in step.
+/// Two senders' batches can still cross where the statement's first locks cannot order them
+/// (people new to the table, a batch of two statements). The database then undoes one of the
+/// two whole, and that one is written again, after a pause drawn at random so that the two do
+/// not cross again in step.
 pub(super) async fn append(
     client: &mut Client,
     prepared: &Statements,
@@ -314,14 +314,26 @@ impl<'a> Columns<'a> {
 /// holding them (a withdrawn attempt puts the person back where they stood, and lets them
 /// go). The records follow in the order given, so `seq` keeps the log's order: the attempts
 /// claimed, the outcomes, and a withdrawn record only where it withdrew something. Returns
-/// the attempts written, that is the people claimed. Each insert takes its people in the
-/// order of their addresses, so that two batches lock people in one order where they can
-/// (two parts of one statement still may not: see [`append`]).
+/// the attempts written, that is the people claimed.
+///
+/// Before anything is written, the batch's people who have a row are locked, one at a time
+/// in the order of their addresses (`locked`, which `batch` waits for): the claims, the
+/// outcomes and the withdrawals that follow lock them again each in an order of their own,
+/// and two senders' batches naming each other's people (one claiming people the other writes
+/// outcomes for) would otherwise each hold what the other waits for. Each looks its person up
+/// by key: a plan made on empty tables must not read the campaign's people whole.
 const WRITE: &str = "
-    WITH batch AS (
+    WITH locked AS MATERIALIZED (
+        SELECT (SELECT p.rcpt FROM missive.people AS p
+                WHERE p.campaign = $1 AND p.rcpt = named.rcpt FOR NO KEY UPDATE)
+        FROM (SELECT DISTINCT rcpt FROM unnest($4::text[]) AS rcpts (rcpt) ORDER BY rcpt)
+             AS named
+    ),
+    batch AS (
         SELECT * FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                              $7::text[], $8::timestamptz[], $9::text[])
              WITH ORDINALITY AS b (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
+        WHERE (SELECT count(*) FROM locked) >= 0
     ),
     claimed AS (
         INSERT INTO missive.people AS p
