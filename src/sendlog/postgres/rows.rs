@@ -116,12 +116,15 @@ async fn people(client: &Client, campaign: i32, log: &str) -> Result<Replay, Sen
 /// (people new to the table, a batch of two statements). The database then undoes one of the
 /// two whole, and that one is written again, after a pause drawn at random so that the two do
 /// not cross again in step.
+///
+/// Each try has `each` to be answered in: a database that answers every try, however many, is
+/// not unreachable.
 pub(super) async fn append(
     client: &mut Client,
     prepared: &Statements,
     (campaign, sender): (i32, i64),
     records: &[Record],
-    log: &str,
+    (log, each): (&str, std::time::Duration),
     statements: &mut u64,
 ) -> Result<Vec<usize>, SendLogError> {
     let mut tries = 1;
@@ -134,7 +137,15 @@ pub(super) async fn append(
             log,
             statements,
         );
-        match written.await {
+        let written = tokio::time::timeout(each, written)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendLogError::DatabaseUnreachable {
+                    log: log.to_owned(),
+                    problem: format!("no answer in {each:?}, a lease's length"),
+                })
+            });
+        match written {
             Err(SendLogError::DatabaseCrossed { .. }) if tries < CROSSED_TRIES => {
                 tracing::debug!(
                     log,

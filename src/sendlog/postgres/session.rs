@@ -167,23 +167,17 @@ impl Session {
 
     async fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         self.sent.1 += records.len() as u64;
-        let append = rows::append(
+        // A write unanswered for a lease's length: the lease is lost anyway, and the run stops
+        // sooner than the general answer timeout would let it.
+        rows::append(
             &mut self.client,
             &self.statements,
             (self.campaign, self.sender),
             records,
-            &self.log,
+            (&self.log, self.length),
             &mut self.sent.0,
-        );
-        // A batch unanswered for a lease's length: the lease is lost anyway, and the run stops
-        // sooner than the general answer timeout would let it.
-        match tokio::time::timeout(self.length, append).await {
-            Ok(result) => result,
-            Err(_) => Err(SendLogError::DatabaseUnreachable {
-                log: self.log.clone(),
-                problem: format!("no answer in {:?}, a lease's length", self.length),
-            }),
-        }
+        )
+        .await
     }
 
     /// What the renewals of this session's lease need.
