@@ -137,6 +137,55 @@ fn three_senders_keep_the_campaigns_rate_together() {
     audit.assert_accepted_at_most_once();
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_fractional_rate_holds_across_senders_not_rounded_down_to_whole_seconds() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::SendLog;
+    const SECONDS: u64 = 10;
+    let server = PgServer::start();
+    let target = target(&server);
+    let limits = Limits {
+        rate: Some(1.5),
+        burst: 2,
+        ..Limits::default()
+    };
+    let mut logs: Vec<_> = (0..2)
+        .map(|_| missive::sendlog::PgLog::open(&target, "c").unwrap().0)
+        .collect();
+    let permits: Vec<_> = logs
+        .iter_mut()
+        .map(|log| log.share_pace(&limits).expect("a rate is shared"))
+        .collect();
+    let taken: usize = std::thread::scope(|scope| {
+        let takers: Vec<_> = permits
+            .iter()
+            .map(|permits| {
+                scope.spawn(move || permits_taken(permits, Duration::from_secs(SECONDS)))
+            })
+            .collect();
+        takers.into_iter().map(|taker| taker.join().unwrap()).sum()
+    });
+    // 15 in 10 s, less a grant's edge; never over the rate's 10 + 2 s (18). Granted by whole
+    // seconds, 1.5 would be 1 a second: 10 or 11.
+    eprintln!("{taken} permits in {SECONDS} s at 1.5/s, between two senders");
+    assert!(
+        (13..=18).contains(&taken),
+        "{taken} permits in {SECONDS} s at 1.5/s"
+    );
+}
+
+/// The database at `server`, as a sender reaches it.
+fn target(server: &PgServer) -> missive::sendlog::PgTarget {
+    missive::sendlog::PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap()
+}
+
 /// Permits this sender can take within `within`, one after another.
 fn permits_taken(permits: &missive::ratelimit::Permits, within: Duration) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread()

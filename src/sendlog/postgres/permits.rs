@@ -8,7 +8,9 @@
 //! leaves in `[s - rtt, s + 2)`, and the messages of any `L` seconds come from grants of at
 //! most `L + 2` seconds. A quota of `L` seconds is therefore checked over `L + 2` seconds, and
 //! no `L` seconds ever hold more than it, whatever the number of senders. The rate is checked
-//! second by second: any `T` seconds hold at most `rate × (T + 2)`. Grants are made one at a
+//! second by second: any `T` seconds hold at most `rate × (T + 2)`; a rate that is no whole
+//! number a second, over the `W` seconds that make it one (see [`rate_window`]): at most
+//! `rate × (T + 1 + W)`. Grants are made one at a
 //! time under an advisory lock, so two senders never both take the last permits. Permits
 //! granted and not spent still count: a sender that dies costs at most a second's worth.
 
@@ -48,14 +50,34 @@ fn windows(limits: &Limits) -> Vec<Window> {
         })
         .collect();
     if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
-        let length = (1.0 / rate).ceil().max(1.0);
+        let (length, limit) = rate_window(rate);
         windows.push(Window {
             name: RATE,
-            length: length as i64,
-            limit: (rate * length).floor().max(1.0) as i64,
+            length,
+            limit,
         });
     }
     windows
+}
+
+/// The longest the rate's window may be stretched to hold a whole number of messages.
+const RATE_STRETCH: i64 = 10;
+
+/// The rate's window, as whole seconds and whole messages: the shortest that holds one
+/// message at least and keeps the rate to within 1 % (1.5 a second is 3 in 2 s, not 1 in 1),
+/// else the one closest to it within [`RATE_STRETCH`] times that. Never over the rate; a
+/// longer window only lets its messages come closer together inside it.
+fn rate_window(rate: f64) -> (i64, i64) {
+    let shortest = (1.0 / rate).ceil().max(1.0) as i64;
+    let limit = |length: i64| ((rate * length as f64).floor() as i64).max(1);
+    let kept = |length: i64| limit(length) as f64 / length as f64;
+    let lengths = shortest..=shortest * RATE_STRETCH;
+    let length = lengths
+        .clone()
+        .find(|&length| kept(length) >= rate * 0.99)
+        .or_else(|| lengths.max_by(|a, b| kept(*a).total_cmp(&kept(*b))))
+        .unwrap_or(shortest);
+    (length, limit(length))
 }
 
 /// When the second `frees` of the database's clock comes, told by this host's clock, which may
@@ -241,6 +263,14 @@ mod tests {
         };
         assert_eq!(windows(&slow)[0].length, 4);
         assert_eq!(windows(&slow)[0].limit, 1);
+        // Whole seconds and whole messages, the rate kept: 1.5 is 3 in 2 s, 0.4 is 2 in 5 s.
+        assert_eq!(rate_window(1.5), (2, 3));
+        assert_eq!(rate_window(0.4), (5, 2));
+        assert_eq!(rate_window(2.7), (10, 27));
+        // No whole number within 1 %: the closest, never over.
+        let (length, limit) = rate_window(std::f64::consts::PI);
+        assert_eq!((length, limit), (8, 25));
+        assert_eq!(rate_window(0.0125), (80, 1));
         assert!(windows(&Limits::default()).is_empty());
     }
 }
