@@ -135,6 +135,11 @@ async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
     let windows = windows(permits.limits());
     let wanted = i64::from(permits.grant_size());
     let mut client = granting_connection(&target).await;
+    while let Err(problem) = count_uncounted(&mut client, campaign).await {
+        tracing::warn!(log, %problem, "what the campaign sent without permits is not counted yet");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        client = granting_connection(&target).await;
+    }
     loop {
         permits.wanted().await;
         if client.is_closed() {
@@ -157,6 +162,31 @@ async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
         }
     }
 }
+
+/// Counts what the campaign sent in the last day without permits (see [`UNCOUNTED`]), before
+/// this sender's first grant: it reads a day of records, which a grant's second may not hold.
+async fn count_uncounted(client: &mut Client, campaign: i32) -> Result<(), String> {
+    let counting = async {
+        let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&LOCK_CLASS, &-campaign],
+            )
+            .await?;
+        transaction.execute(UNCOUNTED, &[&campaign]).await?;
+        transaction.commit().await
+    };
+    match tokio::time::timeout(UNCOUNTED_TIMEOUT, counting).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!("no answer in {UNCOUNTED_TIMEOUT:?}")),
+    }
+}
+
+/// How long counting what was sent without permits may take before it is tried again, on a
+/// new connection.
+const UNCOUNTED_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One grant: up to `wanted` permits, what every window has left, counted in the current
 /// second. When none is left, which quota is spent and until when.
@@ -226,6 +256,34 @@ async fn take(
     transaction.commit().await?;
     Ok((room, spent))
 }
+
+/// What the campaign sent in the last day without permits, counted as permits spent when it
+/// has none: limits set on a campaign that sent without them, a database migrated from before
+/// permits (schema 2), must not ignore the day's sends. Each sender's own quotas count them
+/// (its replay does), but the campaign's would let each sender send what is left again. Only
+/// when no permit is on record: once one is, every attempt since asked for one, and counting
+/// its record too would spend it twice. Nor the attempts of the senders at work: a sender
+/// claims its people (writes their attempts) before it asks for their permits, so senders
+/// starting together would count each other's claims, and the permits then granted for
+/// them, twice; what they send has its permits (or they have no limits: not counted). The
+/// senders' start is the database's clock, an attempt's time its sender's: a host's clock
+/// behind the database's may have a few claims counted twice. (Limits set again on the day
+/// they were dropped: the sends between are not counted.) As `log import` counts a file's
+/// (see `import`). Run under the grants' lock, so that two senders count them once.
+const UNCOUNTED: &str = "
+    INSERT INTO missive.permits (campaign, second, granted)
+    SELECT $1, second, spent FROM (
+        SELECT extract(epoch FROM date_trunc('second', at))::bigint AS second,
+               (count(*) FILTER (WHERE event = 'attempt')
+                - count(*) FILTER (WHERE event = 'withdrawn'))::integer AS spent
+        FROM missive.records
+        WHERE campaign = $1 AND at > now() - interval '86402 seconds'
+          AND event IN ('attempt', 'withdrawn')
+          AND at < coalesce((SELECT min(started) FROM missive.senders
+                             WHERE campaign = $1 AND lease_until > now()), now())
+        GROUP BY 1
+    ) AS seconds
+    WHERE spent > 0 AND NOT EXISTS (SELECT 1 FROM missive.permits WHERE campaign = $1)";
 
 #[cfg(test)]
 mod tests {
