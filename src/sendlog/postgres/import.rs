@@ -118,11 +118,12 @@ async fn write(
         if chunk.len() < CHUNK && records.peek().is_some() {
             continue;
         }
-        let refused = timely(
-            log,
-            rows::append_within(&transaction, statements, (id, sender), &chunk, log),
-        )
-        .await?;
+        // Each statement has the database's answer timeout (see `rows`); the chunk, a few
+        // statements or thousands (records naming one person twice are split), none of its
+        // own: a slow database that answers each in time would otherwise fail a chunk for
+        // their sum, and a large file's import with it.
+        let refused =
+            rows::append_within(&transaction, statements, (id, sender), &chunk, log).await?;
         if let Some(&first) = refused.first() {
             let record = &chunk[first];
             return Err(other_history(
