@@ -24,6 +24,8 @@ const MAX_LINE: usize = 64 * 1024;
 /// the disk. Messages are written as they arrive, never held whole, so it costs no memory; one
 /// past it is refused with 552 (failed, as a relay would say), never cut off (in doubt).
 const MAX_MESSAGE: usize = 1 << 30;
+/// How long the server waits after failing to accept a connection before it tries again.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A running capture server; dropping it stops it.
 pub struct CaptureServer {
@@ -60,9 +62,20 @@ impl CaptureServer {
             // Owned by this task, so that the sessions end with the server (a message cut off
             // leaves no hidden file behind), not with the client.
             let mut sessions = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
+            loop {
                 // Reaps the sessions that ended, so that the set does not grow with the run.
                 while sessions.try_join_next().is_some() {}
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors (EMFILE), or a connection gone before it was
+                        // taken: the listener is still good, and sessions that end free what
+                        // it lacks. A pause, not a spin, as tokio's documentation advises.
+                        tracing::warn!(error = %e, "the capture server could not accept a connection");
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                        continue;
+                    }
+                };
                 let state = Arc::clone(&state);
                 sessions.spawn(async move {
                     if let Err(e) = session(stream, &state).await {
@@ -70,8 +83,6 @@ impl CaptureServer {
                     }
                 });
             }
-            // Accepting failed (out of file descriptors): the sessions under way still finish.
-            while sessions.join_next().await.is_some() {}
         });
         Ok(CaptureServer {
             port,

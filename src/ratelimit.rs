@@ -20,7 +20,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 mod permits;
 
-pub use permits::{LIFETIME, MARGIN, Permits};
+pub use permits::{LIFETIME, MARGIN, Permits, Taken};
 
 /// The longest window a quota can have; the send log's history is kept this far back.
 pub const HISTORY: Duration = Duration::from_secs(24 * 3600);
@@ -105,14 +105,16 @@ impl Pace {
     /// Counts one more message if it may go now, without waiting; false (and nothing counted)
     /// otherwise.
     pub fn try_admit(&self) -> bool {
-        if let Some(shared) = &self.shared
-            && !shared.try_take()
-        {
-            return false;
-        }
+        let taken = match &self.shared {
+            Some(shared) => match shared.try_take_returnable() {
+                Some(taken) => Some((shared, taken)),
+                None => return false,
+            },
+            None => None,
+        };
         let admitted = self.try_admit_here();
-        if let (false, Some(shared)) = (admitted, &self.shared) {
-            shared.give_back();
+        if let (false, Some((shared, taken))) = (admitted, taken) {
+            shared.give_back(taken);
         }
         admitted
     }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::pg_send::{ENV, campaign, status};
-use crate::support::harness::RUN_LIMIT;
+use crate::support::harness::{Fixture, RUN_LIMIT, people};
 use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 
@@ -60,4 +60,58 @@ fn a_renewal_landing_after_the_sender_ended_its_lease_does_not_revive_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(status(&fixture, &[])["senders_active"], 0);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_lease::` (bash .ci/run does)"
+)]
+fn a_killed_import_leaves_no_live_lease_behind() {
+    let server = PgServer::start();
+    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(20), "[smtp]\npool_size = 2\n");
+    let run = fixture.send(&smtp.url(), &["--max-messages", "5"]);
+    assert_eq!(run.code, 75, "{}", run.all());
+    // The tables, made by a sender of another campaign that has come and gone; then a database
+    // slow to write records, so that the import can be killed while it writes.
+    let target = missive::sendlog::PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    drop(missive::sendlog::PgLog::open(&target, "another").unwrap());
+    server.sql(
+        "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON missive.records
+             FOR EACH STATEMENT EXECUTE FUNCTION public.slow();",
+    );
+    let campaign = fixture.campaign();
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args([
+            "log",
+            "import",
+            campaign.to_str().unwrap(),
+            "--to",
+            &server.url(),
+        ])
+        .env("PGPASSWORD", PgServer::PASSWORD)
+        .env_remove("MISSIVE_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let writing = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    let start = Instant::now();
+    while server.sql(writing) != "1" {
+        assert!(start.elapsed() < RUN_LIMIT, "the import never wrote");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    import.kill().unwrap();
+    import.wait().unwrap();
+    // Nothing of it was committed, and nobody waits a lease for it: not the senders taking
+    // over in-doubt attempts, not `status`, not `log export`.
+    let live = "SELECT count(*) FROM missive.senders WHERE lease_until > now()";
+    assert_eq!(server.sql(live), "0", "the killed import's lease is live");
+    assert_eq!(server.sql("SELECT count(*) FROM missive.records"), "0");
 }

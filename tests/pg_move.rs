@@ -222,3 +222,51 @@ fn another_history_in_the_database_and_a_file_held_by_a_send_are_refused() {
     assert_eq!(run.code, 75, "{}", run.all());
     assert_eq!(records(&server), imported, "nothing written");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_move::` (bash .ci/run does)"
+)]
+fn an_import_into_a_slow_database_is_timed_by_its_statements_not_its_chunks() {
+    const SENT: usize = 250;
+    let server = PgServer::start();
+    let smtp = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(&people(SENT), "[smtp]\npool_size = 1\n");
+    let run = fixture.send(&smtp.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // The statements an import writes the file's 500 records in (one chunk): one for each
+    // run of records that names no one twice.
+    let mut statements = 1;
+    let mut named = BTreeSet::new();
+    for record in fixture.log_records() {
+        let rcpt = record["rcpt"].as_str().unwrap().to_owned();
+        if !named.insert(rcpt.clone()) {
+            statements += 1;
+            named = BTreeSet::from([rcpt]);
+        }
+    }
+    assert!(statements >= 2, "{statements} statement(s)");
+    // The tables, made by a sender of another campaign that has come and gone; then a database
+    // slow to write records (a busy disk, a lock waited for): each of the import's statements
+    // answers well within the database's answer timeout (30 s), all of them together do not.
+    let target = missive::sendlog::PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap();
+    drop(missive::sendlog::PgLog::open(&target, "another").unwrap());
+    let each = 32.0 / statements as f64;
+    server.sql(&format!(
+        "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep({each}); RETURN NULL; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON missive.records
+             FOR EACH STATEMENT EXECUTE FUNCTION public.slow();"
+    ));
+    let started = std::time::Instant::now();
+    let run = log(&fixture, &["import", "--to", &server.url()]);
+    let took = started.elapsed();
+    eprintln!("{statements} statements of {each:.1} s: the import took {took:?}");
+    assert_eq!(run.code, 0, "after {took:?}: {}", run.all());
+    assert_eq!(records(&server).len(), fixture.log_records().len());
+    assert_eq!(status(&fixture, &[])["sent"], SENT as u64);
+}

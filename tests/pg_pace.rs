@@ -137,6 +137,55 @@ fn three_senders_keep_the_campaigns_rate_together() {
     audit.assert_accepted_at_most_once();
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn a_fractional_rate_holds_across_senders_not_rounded_down_to_whole_seconds() {
+    use missive::ratelimit::Limits;
+    use missive::sendlog::SendLog;
+    const SECONDS: u64 = 10;
+    let server = PgServer::start();
+    let target = target(&server);
+    let limits = Limits {
+        rate: Some(1.5),
+        burst: 2,
+        ..Limits::default()
+    };
+    let mut logs: Vec<_> = (0..2)
+        .map(|_| missive::sendlog::PgLog::open(&target, "c").unwrap().0)
+        .collect();
+    let permits: Vec<_> = logs
+        .iter_mut()
+        .map(|log| log.share_pace(&limits).expect("a rate is shared"))
+        .collect();
+    let taken: usize = std::thread::scope(|scope| {
+        let takers: Vec<_> = permits
+            .iter()
+            .map(|permits| {
+                scope.spawn(move || permits_taken(permits, Duration::from_secs(SECONDS)))
+            })
+            .collect();
+        takers.into_iter().map(|taker| taker.join().unwrap()).sum()
+    });
+    // 15 in 10 s, less a grant's edge; never over the rate's 10 + 2 s (18). Granted by whole
+    // seconds, 1.5 would be 1 a second: 10 or 11.
+    eprintln!("{taken} permits in {SECONDS} s at 1.5/s, between two senders");
+    assert!(
+        (13..=18).contains(&taken),
+        "{taken} permits in {SECONDS} s at 1.5/s"
+    );
+}
+
+/// The database at `server`, as a sender reaches it.
+fn target(server: &PgServer) -> missive::sendlog::PgTarget {
+    missive::sendlog::PgTarget::parse(&server.url(), |name| {
+        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
+    })
+    .unwrap()
+}
+
 /// Permits this sender can take within `within`, one after another.
 fn permits_taken(permits: &missive::ratelimit::Permits, within: Duration) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,18 +248,28 @@ fn a_sender_whose_granting_connection_is_ended_is_granted_permits_again() {
     ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
 )]
 fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_together() {
-    use missive::ratelimit::{Limits, Pace};
-    use missive::sendlog::{Event, PgLog, PgTarget, Record, SendLog, timestamp};
-    const PER_MINUTE: usize = 10;
-    const SENT: usize = 6;
     let server = PgServer::start();
-    let target = PgTarget::parse(&server.url(), |name| {
-        (name == "PGPASSWORD").then(|| PgServer::PASSWORD.to_owned())
-    })
-    .unwrap();
+    let target = target(&server);
     // A file log that sent six of the minute's ten, seconds ago, moved into the database.
+    missive::sendlog::PgLog::import(&target, "c", sent_seconds_ago(SENT).into_iter().map(Ok))
+        .unwrap();
+    let admitted = admitted_by_two_senders(&target);
+    assert_eq!(
+        SENT + admitted,
+        PER_MINUTE,
+        "{SENT} sent from the file, {admitted} admitted by the two senders"
+    );
+}
+
+/// The quota of [`admitted_by_two_senders`], and what was sent before they start.
+const PER_MINUTE: usize = 10;
+const SENT: usize = 6;
+
+/// The records of `n` people mailed five seconds ago.
+fn sent_seconds_ago(n: usize) -> Vec<missive::sendlog::Record> {
+    use missive::sendlog::{Event, Record, timestamp};
     let at = timestamp(std::time::SystemTime::now() - Duration::from_secs(5));
-    let file: Vec<Record> = (0..SENT)
+    (0..n)
         .flat_map(|i| {
             let rcpt = format!("person{i}@example.com");
             let id = format!("<{i}@missive>");
@@ -223,15 +282,20 @@ fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_togethe
                 ..Record::new(event, &rcpt, &id)
             })
         })
-        .collect();
-    PgLog::import(&target, "c", file.into_iter().map(Ok)).unwrap();
-    // Two senders open the campaign at once (cron on two machines): each replays the six.
+        .collect()
+}
+
+/// How many messages two senders that open campaign `c` at once (cron on two machines) admit
+/// within [`PER_MINUTE`], each replaying the [`SENT`] already sent.
+fn admitted_by_two_senders(target: &missive::sendlog::PgTarget) -> usize {
+    use missive::ratelimit::{Limits, Pace};
+    use missive::sendlog::{PgLog, SendLog};
     let limits = Limits {
         per_minute: Some(PER_MINUTE as u32),
         burst: 2,
         ..Limits::default()
     };
-    let mut senders: Vec<_> = (0..2).map(|_| PgLog::open(&target, "c").unwrap()).collect();
+    let mut senders: Vec<_> = (0..2).map(|_| PgLog::open(target, "c").unwrap()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -251,11 +315,7 @@ fn what_an_imported_file_sent_counts_in_the_quotas_of_senders_that_start_togethe
             admitted
         });
     }
-    assert_eq!(
-        SENT + admitted,
-        PER_MINUTE,
-        "{SENT} sent from the file, {admitted} admitted by the two senders"
-    );
+    admitted
 }
 
 #[test]
@@ -293,5 +353,29 @@ fn a_rate_under_one_a_minute_is_waited_for_not_a_quota_that_stops_the_run() {
     assert!(
         waited.is_err(),
         "the other sender waits its turn in the pace: {waited:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_pace::` (bash .ci/run does)"
+)]
+fn what_was_sent_before_the_campaign_had_limits_counts_in_its_senders_quotas() {
+    use missive::sendlog::{PgLog, SendLog};
+    let server = PgServer::start();
+    let target = target(&server);
+    // A sender without limits asks for no permits (nor did a missive before schema 3): six
+    // sent seconds ago leave no trace in them.
+    let (mut unlimited, _) = PgLog::open(&target, "c").unwrap();
+    let refused = unlimited.append(&sent_seconds_ago(SENT)).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    drop(unlimited);
+    assert_eq!(server.sql("SELECT count(*) FROM missive.permits"), "0");
+    let admitted = admitted_by_two_senders(&target);
+    assert_eq!(
+        SENT + admitted,
+        PER_MINUTE,
+        "{SENT} sent without limits, {admitted} admitted by the two senders with them"
     );
 }

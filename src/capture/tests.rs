@@ -3,6 +3,8 @@
 
 use super::*;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
 #[tokio::test]
 async fn captures_what_lettre_sends_byte_for_byte() {
@@ -173,4 +175,83 @@ async fn a_message_cut_off_by_the_servers_end_leaves_no_hidden_file() {
 #[test]
 fn file_names_are_safe() {
     assert_eq!(file_safe("../../etc/passwd@x"), ".._.._etc_passwd@x");
+}
+
+/// Set in the process [`accepting_goes_on_after_the_process_ran_out_of_file_descriptors`] runs
+/// itself in, with few file descriptors.
+const FEW_DESCRIPTORS: &str = "MISSIVE_TEST_FEW_DESCRIPTORS";
+
+#[test]
+fn accepting_goes_on_after_the_process_ran_out_of_file_descriptors() {
+    const NAME: &str =
+        "capture::tests::accepting_goes_on_after_the_process_ran_out_of_file_descriptors";
+    if std::env::var_os(FEW_DESCRIPTORS).is_none() {
+        // The limit is the process's: lowered here, it would fail the tests running beside
+        // this one. So this test runs again, alone, in a process of its own.
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--test-threads=1", "--nocapture"])
+            .env(FEW_DESCRIPTORS, "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{said}");
+        assert!(said.contains("1 passed"), "{said}");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let server = CaptureServer::start(dir.path(), "run").await.unwrap();
+        let address = ("127.0.0.1", server.port());
+        let mut spare = Some(std::fs::File::open("/dev/null").unwrap());
+        let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+        let limit = libc::rlimit {
+            rlim_cur: open + 10,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        let mut old = limit;
+        // SAFETY: plain calls on the process's own limits, with valid pointers.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+            let lowered = libc::rlimit {
+                rlim_max: old.rlim_max,
+                ..limit
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lowered), 0);
+        }
+        let banner = |mut client: TcpStream| async move {
+            let mut line = [0u8; 5];
+            let read = client.read_exact(&mut line);
+            let answered = tokio::time::timeout(Duration::from_secs(2), read).await;
+            (client, matches!(answered, Ok(Ok(_))) && &line == b"220 m")
+        };
+        // Connections until the server's end of one finds no descriptor left (each takes two:
+        // the client's and the server's; the spare makes the last one the server's).
+        let mut held = Vec::new();
+        loop {
+            assert!(held.len() < 100, "never ran out of descriptors");
+            match TcpStream::connect(address).await {
+                Ok(client) => {
+                    let (client, greeted) = banner(client).await;
+                    held.push(client);
+                    if !greeted {
+                        break;
+                    }
+                }
+                Err(_) if spare.is_some() => spare = None,
+                Err(e) => panic!("out of descriptors on the client's side: {e}"),
+            }
+        }
+        drop(held);
+        let client = TcpStream::connect(address).await.unwrap();
+        let (_, greeted) = banner(client).await;
+        assert!(
+            greeted,
+            "no longer accepting once descriptors were free again"
+        );
+    });
 }

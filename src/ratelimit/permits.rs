@@ -39,8 +39,17 @@ pub struct Permits {
 struct Held {
     left: u32,
     until: Option<Instant>,
+    /// Which grant `left` and `until` are (counted from the first).
+    grant: u64,
     /// The granter's last word when it granted none: a quota spent until then.
     spent: Option<QuotaSpent>,
+}
+
+/// A permit taken from one grant (see [`Permits::give_back`]).
+#[derive(Debug)]
+#[must_use = "a permit is used or given back"]
+pub struct Taken {
+    grant: u64,
 }
 
 impl Permits {
@@ -75,20 +84,32 @@ impl Permits {
 
     /// Takes one permit if one is held now; otherwise asks for more and returns false.
     pub fn try_take(&self) -> bool {
+        self.try_take_returnable().is_some()
+    }
+
+    /// [`Permits::try_take`], with what [`Permits::give_back`] needs if the permit is not
+    /// used after all.
+    pub fn try_take_returnable(&self) -> Option<Taken> {
         let mut held = self.state.lock().expect("no panic while counting");
         if held.usable() {
             held.left -= 1;
-            return true;
+            return Some(Taken { grant: held.grant });
         }
         drop(held);
         self.wanted.notify_one();
-        false
+        None
     }
 
-    /// Gives back a permit taken by [`Permits::try_take`] that was not used after all.
-    pub fn give_back(&self) {
+    /// Gives back a permit that was not used after all, to the grant it came from, if that is
+    /// still the one held. Once another grant has come (a connection found none meanwhile), the
+    /// permit is lost: added to the new grant, it would be spent after its own grant lapsed,
+    /// outside the seconds the granter counted it in, and the campaign could go one over a
+    /// quota at the edge of its window for each such return.
+    pub fn give_back(&self, taken: Taken) {
         let mut held = self.state.lock().expect("no panic while counting");
-        held.left += 1;
+        if held.grant == taken.grant {
+            held.left += 1;
+        }
     }
 
     /// Waits for a permit and takes it. When the granter says a quota is spent for longer
@@ -132,6 +153,7 @@ impl Permits {
         if count > 0 || !held.usable() {
             held.left = count;
             held.until = Some(asked + LIFETIME);
+            held.grant += 1;
         }
         held.spent = if count == 0 { spent } else { None };
         drop(held);
@@ -192,5 +214,30 @@ mod tests {
         );
         permits.granted(1, Instant::now(), None);
         assert_eq!(waiting.await, Ok(()));
+    }
+
+    #[test]
+    fn a_permit_given_back_after_the_next_grant_came_is_not_added_to_it() {
+        let permits = Permits::new(&Limits {
+            rate: Some(2.0),
+            ..Limits::default()
+        });
+        permits.granted(1, Instant::now(), None);
+        let taken = permits.try_take_returnable().expect("one granted");
+        // Meanwhile another connection found none, and the next grant came: two, counted by
+        // the granter in its own second.
+        permits.granted(2, Instant::now(), None);
+        // The first grant's permit, unused after all, belongs to a grant that is gone.
+        permits.give_back(taken);
+        let mut taken = 0;
+        while permits.try_take() {
+            taken += 1;
+        }
+        assert_eq!(taken, 2, "the grant of two spent as three");
+        // Given back to the grant it came from, a permit is there again.
+        permits.granted(1, Instant::now(), None);
+        let taken = permits.try_take_returnable().expect("one granted");
+        permits.give_back(taken);
+        assert!(permits.try_take());
     }
 }

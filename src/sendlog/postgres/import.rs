@@ -5,8 +5,8 @@
 //! sender of its own, in one transaction: people are claimed and brought in step exactly as if
 //! the run that wrote the file had written to the database, so a sent or failed person stays
 //! final, a deferred one keeps its retry time and attempts, a withdrawn attempt stays
-//! withdrawn, and an attempt without outcome is left in doubt, its owner's lease ended at the
-//! close (so another sender resends it, with the same Message-ID, at once); what the file sent
+//! withdrawn, and an attempt without outcome is left in doubt, its owner's lease ended from
+//! the start (so another sender resends it, with the same Message-ID, at once); what the file sent
 //! in the last day spends the campaign's quotas there, for all its senders. It never mixes two
 //! histories: a campaign the database already lists is refused unless its records begin with
 //! the file's (the same file imported again: nothing is written). Senders at work on the
@@ -19,7 +19,7 @@ use tokio_postgres::Client;
 use super::errors::{database_error, timely};
 use super::rows::{self, Statements};
 use super::schema::{self, LOCK_CLASS};
-use super::{PgLog, PgTarget, connect, lease_length, runtime, senders, stopped};
+use super::{PgLog, PgTarget, connect, runtime, senders, stopped};
 use crate::sendlog::{Event, Record, SendLogError, parse_timestamp, timestamp};
 
 /// Records written to the database a statement's worth at a time.
@@ -77,21 +77,15 @@ pub(super) async fn import(
     let mut client = connect(target).await?;
     timely(log, schema::migrate(&mut client, log)).await?;
     let row = timely(log, schema::campaign_row(&client, campaign, log)).await?;
-    let sender = timely(log, senders::register(&client, row.id, lease_length(), log)).await?;
+    // A sender whose lease has already ended: what the file left in doubt may be taken over
+    // as soon as the import commits, and an import killed midway (its writes undone) leaves
+    // no live lease for `status`, `log export` and the senders to wait out. Nothing needs
+    // the lease meanwhile: no sender works on the campaign while the import holds it.
+    let sender = timely(log, senders::register(&client, row.id, Duration::ZERO, log)).await?;
     let statements = timely(log, Statements::prepare(&client, log)).await?;
     let ids = (row.id, sender);
-    let imported = write(&mut client, &statements, ids, campaign, records, log).await;
-    // Whatever happened: what the file left in doubt may be taken over at once.
-    let ended = senders::renew(&client, sender, Duration::ZERO);
-    if let Err(e) = timely(log, async {
-        ended.await.map(drop).map_err(|e| database_error(log, &e))
-    })
-    .await
-        && imported.is_ok()
-    {
-        return Err(e);
-    }
-    imported.map(|imported| (imported, row.uid))
+    let imported = write(&mut client, &statements, ids, campaign, records, log).await?;
+    Ok((imported, row.uid))
 }
 
 async fn write(
@@ -124,11 +118,12 @@ async fn write(
         if chunk.len() < CHUNK && records.peek().is_some() {
             continue;
         }
-        let refused = timely(
-            log,
-            rows::append_within(&transaction, statements, (id, sender), &chunk, log),
-        )
-        .await?;
+        // Each statement has the database's answer timeout (see `rows`); the chunk, a few
+        // statements or thousands (records naming one person twice are split), none of its
+        // own: a slow database that answers each in time would otherwise fail a chunk for
+        // their sum, and a large file's import with it.
+        let refused =
+            rows::append_within(&transaction, statements, (id, sender), &chunk, log).await?;
         if let Some(&first) = refused.first() {
             let record = &chunk[first];
             return Err(other_history(

@@ -8,7 +8,9 @@
 //! leaves in `[s - rtt, s + 2)`, and the messages of any `L` seconds come from grants of at
 //! most `L + 2` seconds. A quota of `L` seconds is therefore checked over `L + 2` seconds, and
 //! no `L` seconds ever hold more than it, whatever the number of senders. The rate is checked
-//! second by second: any `T` seconds hold at most `rate × (T + 2)`. Grants are made one at a
+//! second by second: any `T` seconds hold at most `rate × (T + 2)`; a rate that is no whole
+//! number a second, over the `W` seconds that make it one (see [`rate_window`]): at most
+//! `rate × (T + 1 + W)`. Grants are made one at a
 //! time under an advisory lock, so two senders never both take the last permits. Permits
 //! granted and not spent still count: a sender that dies costs at most a second's worth.
 
@@ -48,14 +50,34 @@ fn windows(limits: &Limits) -> Vec<Window> {
         })
         .collect();
     if let Some(rate) = limits.rate.filter(|rate| *rate > 0.0) {
-        let length = (1.0 / rate).ceil().max(1.0);
+        let (length, limit) = rate_window(rate);
         windows.push(Window {
             name: RATE,
-            length: length as i64,
-            limit: (rate * length).floor().max(1.0) as i64,
+            length,
+            limit,
         });
     }
     windows
+}
+
+/// The longest the rate's window may be stretched to hold a whole number of messages.
+const RATE_STRETCH: i64 = 10;
+
+/// The rate's window, as whole seconds and whole messages: the shortest that holds one
+/// message at least and keeps the rate to within 1 % (1.5 a second is 3 in 2 s, not 1 in 1),
+/// else the one closest to it within [`RATE_STRETCH`] times that. Never over the rate; a
+/// longer window only lets its messages come closer together inside it.
+fn rate_window(rate: f64) -> (i64, i64) {
+    let shortest = (1.0 / rate).ceil().max(1.0) as i64;
+    let limit = |length: i64| ((rate * length as f64).floor() as i64).max(1);
+    let kept = |length: i64| limit(length) as f64 / length as f64;
+    let lengths = shortest..=shortest * RATE_STRETCH;
+    let length = lengths
+        .clone()
+        .find(|&length| kept(length) >= rate * 0.99)
+        .or_else(|| lengths.max_by(|a, b| kept(*a).total_cmp(&kept(*b))))
+        .unwrap_or(shortest);
+    (length, limit(length))
 }
 
 /// When the second `frees` of the database's clock comes, told by this host's clock, which may
@@ -113,6 +135,11 @@ async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
     let windows = windows(permits.limits());
     let wanted = i64::from(permits.grant_size());
     let mut client = granting_connection(&target).await;
+    while let Err(problem) = count_uncounted(&mut client, campaign).await {
+        tracing::warn!(log, %problem, "what the campaign sent without permits is not counted yet");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        client = granting_connection(&target).await;
+    }
     loop {
         permits.wanted().await;
         if client.is_closed() {
@@ -135,6 +162,31 @@ async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
         }
     }
 }
+
+/// Counts what the campaign sent in the last day without permits (see [`UNCOUNTED`]), before
+/// this sender's first grant: it reads a day of records, which a grant's second may not hold.
+async fn count_uncounted(client: &mut Client, campaign: i32) -> Result<(), String> {
+    let counting = async {
+        let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&LOCK_CLASS, &-campaign],
+            )
+            .await?;
+        transaction.execute(UNCOUNTED, &[&campaign]).await?;
+        transaction.commit().await
+    };
+    match tokio::time::timeout(UNCOUNTED_TIMEOUT, counting).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!("no answer in {UNCOUNTED_TIMEOUT:?}")),
+    }
+}
+
+/// How long counting what was sent without permits may take before it is tried again, on a
+/// new connection.
+const UNCOUNTED_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One grant: up to `wanted` permits, what every window has left, counted in the current
 /// second. When none is left, which quota is spent and until when.
@@ -205,6 +257,34 @@ async fn take(
     Ok((room, spent))
 }
 
+/// What the campaign sent in the last day without permits, counted as permits spent when it
+/// has none: limits set on a campaign that sent without them, a database migrated from before
+/// permits (schema 2), must not ignore the day's sends. Each sender's own quotas count them
+/// (its replay does), but the campaign's would let each sender send what is left again. Only
+/// when no permit is on record: once one is, every attempt since asked for one, and counting
+/// its record too would spend it twice. Nor the attempts of the senders at work: a sender
+/// claims its people (writes their attempts) before it asks for their permits, so senders
+/// starting together would count each other's claims, and the permits then granted for
+/// them, twice; what they send has its permits (or they have no limits: not counted). The
+/// senders' start is the database's clock, an attempt's time its sender's: a host's clock
+/// behind the database's may have a few claims counted twice. (Limits set again on the day
+/// they were dropped: the sends between are not counted.) As `log import` counts a file's
+/// (see `import`). Run under the grants' lock, so that two senders count them once.
+const UNCOUNTED: &str = "
+    INSERT INTO missive.permits (campaign, second, granted)
+    SELECT $1, second, spent FROM (
+        SELECT extract(epoch FROM date_trunc('second', at))::bigint AS second,
+               (count(*) FILTER (WHERE event = 'attempt')
+                - count(*) FILTER (WHERE event = 'withdrawn'))::integer AS spent
+        FROM missive.records
+        WHERE campaign = $1 AND at > now() - interval '86402 seconds'
+          AND event IN ('attempt', 'withdrawn')
+          AND at < coalesce((SELECT min(started) FROM missive.senders
+                             WHERE campaign = $1 AND lease_until > now()), now())
+        GROUP BY 1
+    ) AS seconds
+    WHERE spent > 0 AND NOT EXISTS (SELECT 1 FROM missive.permits WHERE campaign = $1)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +321,14 @@ mod tests {
         };
         assert_eq!(windows(&slow)[0].length, 4);
         assert_eq!(windows(&slow)[0].limit, 1);
+        // Whole seconds and whole messages, the rate kept: 1.5 is 3 in 2 s, 0.4 is 2 in 5 s.
+        assert_eq!(rate_window(1.5), (2, 3));
+        assert_eq!(rate_window(0.4), (5, 2));
+        assert_eq!(rate_window(2.7), (10, 27));
+        // No whole number within 1 %: the closest, never over.
+        let (length, limit) = rate_window(std::f64::consts::PI);
+        assert_eq!((length, limit), (8, 25));
+        assert_eq!(rate_window(0.0125), (80, 1));
         assert!(windows(&Limits::default()).is_empty());
     }
 }
