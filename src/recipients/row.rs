@@ -115,78 +115,37 @@ pub enum Row {
     Suppressed(Recipient, Reason),
 }
 
+/// What [`RecipientReader::next_key`] yields for each data row: only what counting people
+/// needs, without the row's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRow {
+    /// A valid row's person, and the suppression list that names them, if any. Not checked
+    /// against the rows before it: the caller finds repeats (by sorting the keys, say).
+    Valid(RecipientKey, Option<Reason>),
+    Rejected(RowError),
+}
+
 impl RecipientReader {
     /// The current record as a [`Row`]: a person, or the first reason to refuse the row.
     pub(super) fn validate(&mut self) -> Row {
         let line = csvline::start_line(&self.csv, &self.record);
-        let reject = |field: Option<&str>, problem: String| {
-            Row::Rejected(RowError {
-                line,
-                field: field.map(str::to_owned),
-                problem,
-            })
-        };
-        let columns = &self.columns;
-        if self.record.len() != columns.names.len() {
-            return reject(
-                None,
-                format!(
-                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
-                    self.record.len(),
-                    columns.names.len()
-                ),
-            );
-        }
         let mut values = Vec::with_capacity(self.record.len());
-        for (i, raw) in self.record.iter().enumerate() {
-            let name = &columns.names[i];
-            let Ok(value) = std::str::from_utf8(raw) else {
-                return reject(
-                    Some(name),
-                    "not valid UTF-8 (save the file as UTF-8)".into(),
-                );
-            };
-            if value.chars().count() > MAX_FIELD_CHARS {
-                return reject(
-                    Some(name),
-                    format!("longer than {MAX_FIELD_CHARS} characters"),
-                );
-            }
-            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
-            if reaches_header && value.contains(['\r', '\n']) {
-                return reject(
-                    Some(name),
-                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
-                );
-            }
-            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
-                return reject(Some(name), "contains a control character".into());
-            }
-            values.push(value.trim().to_owned());
-        }
-        let raw_email = &values[columns.email];
-        if raw_email.is_empty() {
-            return reject(Some("email"), "empty address".into());
-        }
-        if raw_email.len() > MAX_ADDRESS_CHARS {
-            return reject(
-                Some("email"),
-                format!("address longer than {MAX_ADDRESS_CHARS} characters"),
-            );
-        }
-        let email: Address = match raw_email.parse() {
-            Ok(address) => address,
-            Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
+        let checked = self.check_fields(|_, value| values.push(value.to_owned()));
+        let (email, key) = match checked.and_then(|()| check_address(&values[self.columns.email])) {
+            Ok(person) => person,
+            Err((field, problem)) => return Row::Rejected(row_error(line, field, problem)),
         };
-        let key = RecipientKey::of(email.as_ref());
+        let raw_email = &values[self.columns.email];
         if !self.seen.insert(key, ()) {
-            return reject(
+            return Row::Rejected(row_error(
+                line,
                 Some("email"),
                 format!(
                     "{raw_email} appears earlier in the list (compared without case); sent once"
                 ),
-            );
+            ));
         }
+        let columns = &self.columns;
         let name = columns
             .name_parts
             .iter()
@@ -202,13 +161,105 @@ impl RecipientReader {
             values,
             columns: Arc::clone(&self.columns),
         };
-        match self
-            .suppression
-            .as_ref()
-            .and_then(|list| list.reason_by_key(&recipient.key))
-        {
+        match self.suppressed(&recipient.key) {
             Some(reason) => Row::Suppressed(recipient, reason),
             None => Row::Valid(recipient),
         }
+    }
+
+    /// The current record as a [`KeyRow`]: the checks of [`validate`](Self::validate) but the
+    /// duplicate check, and nothing kept of the row but its person's key. A count over a
+    /// million rows (`status`) spends its time here, not on values it never reads.
+    pub(super) fn validate_key(&self) -> KeyRow {
+        let mut email = "";
+        let checked = self.check_fields(|i, value| {
+            if i == self.columns.email {
+                email = value;
+            }
+        });
+        match checked.and_then(|()| check_address(email)) {
+            Ok((_, key)) => KeyRow::Valid(key, self.suppressed(&key)),
+            Err((field, problem)) => {
+                let line = csvline::start_line(&self.csv, &self.record);
+                KeyRow::Rejected(row_error(line, field, problem))
+            }
+        }
+    }
+
+    fn suppressed(&self, key: &RecipientKey) -> Option<Reason> {
+        self.suppression
+            .as_ref()
+            .and_then(|list| list.reason_by_key(key))
+    }
+
+    /// The checks of the record's shape and of each field, in order, handing each field's
+    /// trimmed value to `keep`; the first refusal (field, problem) otherwise.
+    fn check_fields<'a>(
+        &'a self,
+        mut keep: impl FnMut(usize, &'a str),
+    ) -> Result<(), (Option<&'a str>, String)> {
+        let columns = &self.columns;
+        if self.record.len() != columns.names.len() {
+            return Err((
+                None,
+                format!(
+                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
+                    self.record.len(),
+                    columns.names.len()
+                ),
+            ));
+        }
+        for (i, raw) in self.record.iter().enumerate() {
+            let name = Some(columns.names[i].as_str());
+            let Ok(value) = std::str::from_utf8(raw) else {
+                return Err((name, "not valid UTF-8 (save the file as UTF-8)".into()));
+            };
+            // No more than MAX_FIELD_CHARS bytes holds no more characters: counted only
+            // beyond (the count reads every byte).
+            if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
+                return Err((name, format!("longer than {MAX_FIELD_CHARS} characters")));
+            }
+            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
+            if reaches_header && value.contains(['\r', '\n']) {
+                return Err((
+                    name,
+                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
+                ));
+            }
+            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err((name, "contains a control character".into()));
+            }
+            keep(i, value.trim());
+        }
+        Ok(())
+    }
+}
+
+/// The checks of a (trimmed) address, and the person's key.
+fn check_address(raw_email: &str) -> Result<(Address, RecipientKey), (Option<&str>, String)> {
+    if raw_email.is_empty() {
+        return Err((Some("email"), "empty address".into()));
+    }
+    if raw_email.len() > MAX_ADDRESS_CHARS {
+        return Err((
+            Some("email"),
+            format!("address longer than {MAX_ADDRESS_CHARS} characters"),
+        ));
+    }
+    let email: Address = match raw_email.parse() {
+        Ok(address) => address,
+        Err(e) => {
+            return Err((Some("email"), format!("invalid address {raw_email:?}: {e}")));
+        }
+    };
+    let key = RecipientKey::of(email.as_ref());
+    Ok((email, key))
+}
+
+fn row_error(line: u64, field: Option<&str>, problem: String) -> RowError {
+    RowError {
+        line,
+        field: field.map(str::to_owned),
+        problem,
     }
 }
