@@ -208,7 +208,6 @@ fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::address::RecipientKey;
     use crate::suppression::Reason;
 
     fn rows(csv: &str) -> Vec<Result<Recipient, RowError>> {
@@ -294,90 +293,6 @@ mod tests {
                 .collect();
             assert_eq!(lines, [2, 3, 4, 6, 7], "{eol:?}");
         }
-    }
-
-    #[test]
-    fn keys_alone_get_the_verdict_of_whole_rows_but_for_repeats() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("unsub.txt");
-        std::fs::write(&path, "zoe@example.com\n").unwrap();
-        let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
-        let list = Arc::new(list);
-        // A value of 1,000 characters in 2,000 bytes passes; one more character does not.
-        let wide = "é".repeat(MAX_FIELD_CHARS);
-        let csv = format!(
-            "\u{feff}Email,first_name,note\r\n\
-             ok@example.com,Ok,\r\n\
-             ,Empty,\r\n\
-             not-an-address,Bad,\r\n\
-             {long}@example.com,Long,\r\n\
-             a@example.com,too,many,\r\n\
-             b@example.com,\"Eve\r\nBcc: victim@example.net\",\r\n\
-             c@example.com,Tab\there,\"two\r\nlines are fine here\"\r\n\
-             d@example.com,Bell\u{7},\r\n\
-             e@example.com,Wide,{wide}\r\n\
-             f@example.com,Wider,{wide}é\r\n\
-             g@example.com,Latin1,Fran\u{fffd}\r\n\
-             Zoe@Example.com,Zoe,\r\n\
-             OK@example.com,Again,\r\n\
-             \" h@example.com \",Spaces,\r\n",
-            long = "x".repeat(250)
-        );
-        let mut bytes = csv.into_bytes();
-        // A byte that is not UTF-8, where the row has its replacement character.
-        let at = bytes
-            .windows(3)
-            .position(|w| w == "\u{fffd}".as_bytes())
-            .unwrap();
-        bytes.splice(at..at + 3, [0xe7]);
-        let open = || {
-            RecipientReader::from_reader(
-                Path::new("l.csv"),
-                Box::new(std::io::Cursor::new(bytes.clone())),
-                &["first_name".to_owned()],
-            )
-            .unwrap()
-            .with_suppression(Arc::clone(&list))
-        };
-        let (mut rows, mut keys) = (open(), open());
-        let mut verdicts = Vec::new();
-        while let Some(row) = rows.next_row().unwrap() {
-            let key = keys.next_key().unwrap().unwrap();
-            let expected = match row {
-                Row::Valid(r) => KeyRow::Valid(r.key, None),
-                Row::Suppressed(r, reason) => KeyRow::Valid(r.key, Some(reason)),
-                // The one verdict of `next_row` that `next_key` leaves to its caller.
-                Row::Rejected(e) if e.problem.contains("appears earlier") => {
-                    KeyRow::Valid(RecipientKey::of("ok@example.com"), None)
-                }
-                Row::Rejected(e) => KeyRow::Rejected(e),
-            };
-            assert_eq!(key, expected);
-            verdicts.push(match key {
-                KeyRow::Valid(..) => "valid".to_owned(),
-                KeyRow::Rejected(e) => format!("{} {:?}", e.line, e.field),
-            });
-        }
-        assert_eq!(keys.next_key().unwrap(), None);
-        assert_eq!(
-            verdicts,
-            [
-                "valid",
-                "3 Some(\"email\")",
-                "4 Some(\"email\")",
-                "5 Some(\"email\")",
-                "6 None",
-                "7 Some(\"first_name\")",
-                "valid",
-                "11 Some(\"first_name\")",
-                "valid",
-                "13 Some(\"note\")",
-                "14 Some(\"note\")",
-                "valid",
-                "valid",
-                "valid"
-            ]
-        );
     }
 
     #[test]
