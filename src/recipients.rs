@@ -22,7 +22,7 @@ use crate::suppression::SuppressionList;
 mod encoding;
 mod row;
 
-pub use row::{Columns, MAX_FIELD_CHARS, Recipient, Row, RowError};
+pub use row::{Columns, KeyRow, MAX_FIELD_CHARS, Recipient, Row, RowError};
 
 /// The list cannot be read at all: nothing is sent.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +175,17 @@ impl RecipientReader {
         match self.csv.read_byte_record(&mut self.record) {
             Ok(false) => Ok(None),
             Ok(true) => Ok(Some(self.validate())),
+            Err(e) => Err(csv_error(&self.path, &e)),
+        }
+    }
+
+    /// Like [`next_row`](Self::next_row), but yields only the person's key (see [`KeyRow`]):
+    /// for counting people, with the same verdict on each row save the duplicate check, which
+    /// is the caller's. (Keys read this way are not remembered by `next_row`'s.)
+    pub fn next_key(&mut self) -> Result<Option<KeyRow>, RecipientsError> {
+        match self.csv.read_byte_record(&mut self.record) {
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(Some(self.validate_key())),
             Err(e) => Err(csv_error(&self.path, &e)),
         }
     }

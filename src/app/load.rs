@@ -4,7 +4,7 @@
 //! letter from the one being sent.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 
@@ -39,6 +39,9 @@ pub(super) struct Loaded {
     pub(super) secret_problem: Option<SecretError>,
     /// The key of links and tags, when the campaign has any (a test send signs its own).
     pub(super) secret: Option<Secret>,
+    /// The list as opened to check its header, for the command's first reading: opening reads
+    /// the whole file to check it is UTF-8, which need not be done twice.
+    opened: Mutex<Option<RecipientReader>>,
 }
 
 impl Loaded {
@@ -108,6 +111,7 @@ impl Loaded {
             suppression_skipped,
             secret_problem,
             secret,
+            opened: Mutex::new(None),
         };
         // Opening reads the header: a missing file or email column fails here, before any work.
         let reader = loaded.recipients()?;
@@ -131,12 +135,23 @@ impl Loaded {
                 .into());
             }
         }
+        *loaded.opened.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
         Ok(loaded)
     }
 
+    /// A reader of the list from its first row (the one opened when the campaign was loaded,
+    /// the first time).
     pub(super) fn recipients(&self) -> Result<RecipientReader, RecipientsError> {
-        RecipientReader::open(&self.recipients_path, &self.campaign.name_columns)
-            .map(|reader| reader.with_suppression(Arc::clone(&self.suppression)))
+        let opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match opened {
+            Some(reader) => Ok(reader),
+            None => RecipientReader::open(&self.recipients_path, &self.campaign.name_columns)
+                .map(|reader| reader.with_suppression(Arc::clone(&self.suppression))),
+        }
     }
 
     pub(super) fn content(&self) -> Content<'_> {

@@ -9,11 +9,10 @@ use serde::Serialize;
 use super::log_place::LogPlace;
 use super::{Exit, Loaded, Options};
 use crate::ratelimit::{Quotas, unix_seconds};
-use crate::recipients::Row;
-use crate::send::{Decision, InDoubt, decide};
-use crate::sendlog::{CampaignClaim, SendLogError, Status, timestamp};
-use crate::suppression::Reason;
-use crate::window::{Personal, State};
+use crate::sendlog::{CampaignClaim, SendLogError, timestamp};
+use crate::window::State;
+
+mod count;
 
 /// How many people of the list each suppression list holds.
 #[derive(Debug, Default, Serialize)]
@@ -21,16 +20,6 @@ struct SuppressedBy {
     unsubscribed: u64,
     bounced: u64,
     complained: u64,
-}
-
-impl SuppressedBy {
-    fn count(&mut self, reason: Reason) {
-        *match reason {
-            Reason::Unsubscribed => &mut self.unsubscribed,
-            Reason::Bounced => &mut self.bounced,
-            Reason::Complained => &mut self.complained,
-        } += 1;
-    }
 }
 
 /// What `status --json` prints. The counts are the contract's; the rest helps a person or a
@@ -116,83 +105,12 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
         // Known once read: a database without the campaign reads as an empty log.
         LogPlace::Database(_) => true,
     };
-    let (replay, senders_active) = place.read(campaign)?;
-    let log_exists = log_exists && (matches!(place, LogPlace::File(_)) || !replay.is_empty());
-    let mut report = Report {
-        log_exists,
-        senders_active,
-        ..Report::default()
-    };
     let now = SystemTime::now();
-    let mut reader = loaded.recipients()?;
-    // Read in each person's zone, the window opens at different times for different people:
-    // status says when it first opens for someone still to be mailed.
-    let mut personal = campaign.window.as_ref().and_then(Personal::of);
-    let mut personal_opens: Option<SystemTime> = None;
-    while let Some(row) = reader.next_row()? {
-        report.total += 1;
-        let (recipient, suppressed) = match row {
-            Row::Valid(recipient) => (recipient, false),
-            Row::Suppressed(recipient, reason) => {
-                report.suppressed_by.count(reason);
-                (recipient, true)
-            }
-            Row::Rejected(_) => {
-                report.invalid += 1;
-                continue;
-            }
-        };
-        // The engine's own decision. `status` says where a person stands, so a deferred one
-        // stays "deferred" whether it is due, not yet due, or about to be given up, and an
-        // in-doubt one "in doubt" whichever `--in-doubt` a send is given.
-        let entry = replay.get(&recipient.key);
-        let send_before = campaign.send_before;
-        let decision = decide(
-            entry.as_ref(),
-            InDoubt::default(),
-            &campaign.retry,
-            send_before,
-            now,
-        );
-        // A zone the engine would refuse makes the row invalid, as a send reports it: only
-        // for someone a send would mail now (one already mailed keeps their outcome).
-        let own_window = match (&mut personal, &decision) {
-            (Some(personal), Decision::Send { .. }) if !suppressed => {
-                match personal.at(recipient.field(personal.column()), now) {
-                    Ok(state) => Some(state),
-                    Err(_) => {
-                        report.invalid += 1;
-                        continue;
-                    }
-                }
-            }
-            _ => None,
-        };
-        match decision {
-            Decision::Done(Status::Sent) => report.sent += 1,
-            Decision::Done(_) => report.failed += 1,
-            // Whatever else the log says, a suppressed person will not be mailed.
-            _ if suppressed => report.suppressed += 1,
-            Decision::SkipInDoubt
-            | Decision::Send {
-                earlier: Some(Status::InDoubt),
-                ..
-            } => report.in_doubt += 1,
-            Decision::GiveUp(_)
-            | Decision::NotDue(_)
-            | Decision::Send {
-                earlier: Some(Status::Deferred),
-                ..
-            } => report.deferred += 1,
-            Decision::Expired => report.expired += 1,
-            Decision::Send { .. } => {
-                report.pending += 1;
-                if let Some(State::Closed { opens }) = own_window {
-                    personal_opens = personal_opens.min(Some(opens)).or(Some(opens));
-                }
-            }
-        }
-    }
+    let mut report = Report::default();
+    let reader = loaded.recipients()?;
+    let (replay, personal_opens) =
+        count::read_and_count(&mut report, reader, || place.read(campaign), campaign, now)?;
+    report.log_exists = log_exists && (matches!(place, LogPlace::File(_)) || !replay.is_empty());
     report.failed_reasons = replay
         .failed_reasons()
         .into_iter()
@@ -221,7 +139,7 @@ pub(super) fn status(loaded: &Loaded, options: &Options, json: bool) -> anyhow::
     report.send_before = campaign.send_before.map(timestamp);
     if let Some(window) = &campaign.window {
         report.window = Some(window.to_string());
-        match (&personal, window.at(now)) {
+        match (&window.time_zone_column, window.at(now)) {
             // Each person's own: when it first opens for someone still waiting; a close
             // differs from person to person.
             (Some(_), _) => report.window_opens = personal_opens.map(timestamp),

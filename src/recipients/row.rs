@@ -115,78 +115,37 @@ pub enum Row {
     Suppressed(Recipient, Reason),
 }
 
+/// What [`RecipientReader::next_key`] yields for each data row: only what counting people
+/// needs, without the row's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRow {
+    /// A valid row's person, and the suppression list that names them, if any. Not checked
+    /// against the rows before it: the caller finds repeats (by sorting the keys, say).
+    Valid(RecipientKey, Option<Reason>),
+    Rejected(RowError),
+}
+
 impl RecipientReader {
     /// The current record as a [`Row`]: a person, or the first reason to refuse the row.
     pub(super) fn validate(&mut self) -> Row {
         let line = csvline::start_line(&self.csv, &self.record);
-        let reject = |field: Option<&str>, problem: String| {
-            Row::Rejected(RowError {
-                line,
-                field: field.map(str::to_owned),
-                problem,
-            })
-        };
-        let columns = &self.columns;
-        if self.record.len() != columns.names.len() {
-            return reject(
-                None,
-                format!(
-                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
-                    self.record.len(),
-                    columns.names.len()
-                ),
-            );
-        }
         let mut values = Vec::with_capacity(self.record.len());
-        for (i, raw) in self.record.iter().enumerate() {
-            let name = &columns.names[i];
-            let Ok(value) = std::str::from_utf8(raw) else {
-                return reject(
-                    Some(name),
-                    "not valid UTF-8 (save the file as UTF-8)".into(),
-                );
-            };
-            if value.chars().count() > MAX_FIELD_CHARS {
-                return reject(
-                    Some(name),
-                    format!("longer than {MAX_FIELD_CHARS} characters"),
-                );
-            }
-            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
-            if reaches_header && value.contains(['\r', '\n']) {
-                return reject(
-                    Some(name),
-                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
-                );
-            }
-            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
-                return reject(Some(name), "contains a control character".into());
-            }
-            values.push(value.trim().to_owned());
-        }
-        let raw_email = &values[columns.email];
-        if raw_email.is_empty() {
-            return reject(Some("email"), "empty address".into());
-        }
-        if raw_email.len() > MAX_ADDRESS_CHARS {
-            return reject(
-                Some("email"),
-                format!("address longer than {MAX_ADDRESS_CHARS} characters"),
-            );
-        }
-        let email: Address = match raw_email.parse() {
-            Ok(address) => address,
-            Err(e) => return reject(Some("email"), format!("invalid address {raw_email:?}: {e}")),
+        let checked = self.check_fields(|_, value| values.push(value.to_owned()));
+        let (email, key) = match checked.and_then(|()| check_address(&values[self.columns.email])) {
+            Ok(person) => person,
+            Err((field, problem)) => return Row::Rejected(row_error(line, field, problem)),
         };
-        let key = RecipientKey::of(email.as_ref());
+        let raw_email = &values[self.columns.email];
         if !self.seen.insert(key, ()) {
-            return reject(
+            return Row::Rejected(row_error(
+                line,
                 Some("email"),
                 format!(
                     "{raw_email} appears earlier in the list (compared without case); sent once"
                 ),
-            );
+            ));
         }
+        let columns = &self.columns;
         let name = columns
             .name_parts
             .iter()
@@ -202,13 +161,198 @@ impl RecipientReader {
             values,
             columns: Arc::clone(&self.columns),
         };
-        match self
-            .suppression
-            .as_ref()
-            .and_then(|list| list.reason_by_key(&recipient.key))
-        {
+        match self.suppressed(&recipient.key) {
             Some(reason) => Row::Suppressed(recipient, reason),
             None => Row::Valid(recipient),
         }
+    }
+
+    /// The current record as a [`KeyRow`]: the checks of [`validate`](Self::validate) but the
+    /// duplicate check, and nothing kept of the row but its person's key. A count over a
+    /// million rows (`status`) spends its time here, not on values it never reads.
+    pub(super) fn validate_key(&self) -> KeyRow {
+        let mut email = "";
+        let checked = self.check_fields(|i, value| {
+            if i == self.columns.email {
+                email = value;
+            }
+        });
+        match checked.and_then(|()| check_address(email)) {
+            Ok((_, key)) => KeyRow::Valid(key, self.suppressed(&key)),
+            Err((field, problem)) => {
+                let line = csvline::start_line(&self.csv, &self.record);
+                KeyRow::Rejected(row_error(line, field, problem))
+            }
+        }
+    }
+
+    fn suppressed(&self, key: &RecipientKey) -> Option<Reason> {
+        self.suppression
+            .as_ref()
+            .and_then(|list| list.reason_by_key(key))
+    }
+
+    /// The checks of the record's shape and of each field, in order, handing each field's
+    /// trimmed value to `keep`; the first refusal (field, problem) otherwise.
+    fn check_fields<'a>(
+        &'a self,
+        mut keep: impl FnMut(usize, &'a str),
+    ) -> Result<(), (Option<&'a str>, String)> {
+        let columns = &self.columns;
+        if self.record.len() != columns.names.len() {
+            return Err((
+                None,
+                format!(
+                    "{} fields where the header has {} (a missing comma, or an unquoted comma inside a value?)",
+                    self.record.len(),
+                    columns.names.len()
+                ),
+            ));
+        }
+        for (i, raw) in self.record.iter().enumerate() {
+            let name = Some(columns.names[i].as_str());
+            let Ok(value) = std::str::from_utf8(raw) else {
+                return Err((name, "not valid UTF-8 (save the file as UTF-8)".into()));
+            };
+            // No more than MAX_FIELD_CHARS bytes holds no more characters: counted only
+            // beyond (the count reads every byte).
+            if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
+                return Err((name, format!("longer than {MAX_FIELD_CHARS} characters")));
+            }
+            let reaches_header = i == columns.email || columns.name_parts.contains(&i);
+            if reaches_header && value.contains(['\r', '\n']) {
+                return Err((
+                    name,
+                    "contains a line break (CR or LF); it would reach a mail header, so the row is refused".into(),
+                ));
+            }
+            if reaches_header && value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err((name, "contains a control character".into()));
+            }
+            keep(i, value.trim());
+        }
+        Ok(())
+    }
+}
+
+/// The checks of a (trimmed) address, and the person's key.
+fn check_address(raw_email: &str) -> Result<(Address, RecipientKey), (Option<&str>, String)> {
+    if raw_email.is_empty() {
+        return Err((Some("email"), "empty address".into()));
+    }
+    if raw_email.len() > MAX_ADDRESS_CHARS {
+        return Err((
+            Some("email"),
+            format!("address longer than {MAX_ADDRESS_CHARS} characters"),
+        ));
+    }
+    let email: Address = match raw_email.parse() {
+        Ok(address) => address,
+        Err(e) => {
+            return Err((Some("email"), format!("invalid address {raw_email:?}: {e}")));
+        }
+    };
+    let key = RecipientKey::of(email.as_ref());
+    Ok((email, key))
+}
+
+fn row_error(line: u64, field: Option<&str>, problem: String) -> RowError {
+    RowError {
+        line,
+        field: field.map(str::to_owned),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::recipients::MAX_FIELD_CHARS;
+    use crate::suppression::SuppressionList;
+
+    #[test]
+    fn keys_alone_get_the_verdict_of_whole_rows_but_for_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unsub.txt");
+        std::fs::write(&path, "zoe@example.com\n").unwrap();
+        let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
+        let list = Arc::new(list);
+        // A value of 1,000 characters in 2,000 bytes passes; one more character does not.
+        let wide = "é".repeat(MAX_FIELD_CHARS);
+        let csv = format!(
+            "\u{feff}Email,first_name,note\r\n\
+             ok@example.com,Ok,\r\n\
+             ,Empty,\r\n\
+             not-an-address,Bad,\r\n\
+             {long}@example.com,Long,\r\n\
+             a@example.com,too,many,\r\n\
+             b@example.com,\"Eve\r\nBcc: victim@example.net\",\r\n\
+             c@example.com,Tab\there,\"two\r\nlines are fine here\"\r\n\
+             d@example.com,Bell\u{7},\r\n\
+             e@example.com,Wide,{wide}\r\n\
+             f@example.com,Wider,{wide}é\r\n\
+             g@example.com,Latin1,Fran\u{fffd}\r\n\
+             Zoe@Example.com,Zoe,\r\n\
+             OK@example.com,Again,\r\n\
+             \" h@example.com \",Spaces,\r\n",
+            long = "x".repeat(250)
+        );
+        let mut bytes = csv.into_bytes();
+        // A byte that is not UTF-8, where the row has its replacement character.
+        let at = bytes
+            .windows(3)
+            .position(|w| w == "\u{fffd}".as_bytes())
+            .unwrap();
+        bytes.splice(at..at + 3, [0xe7]);
+        let open = || {
+            RecipientReader::from_reader(
+                Path::new("l.csv"),
+                Box::new(std::io::Cursor::new(bytes.clone())),
+                &["first_name".to_owned()],
+            )
+            .unwrap()
+            .with_suppression(Arc::clone(&list))
+        };
+        let (mut rows, mut keys) = (open(), open());
+        let mut verdicts = Vec::new();
+        while let Some(row) = rows.next_row().unwrap() {
+            let key = keys.next_key().unwrap().unwrap();
+            let expected = match row {
+                Row::Valid(r) => KeyRow::Valid(r.key, None),
+                Row::Suppressed(r, reason) => KeyRow::Valid(r.key, Some(reason)),
+                // The one verdict of `next_row` that `next_key` leaves to its caller.
+                Row::Rejected(e) if e.problem.contains("appears earlier") => {
+                    KeyRow::Valid(RecipientKey::of("ok@example.com"), None)
+                }
+                Row::Rejected(e) => KeyRow::Rejected(e),
+            };
+            assert_eq!(key, expected);
+            verdicts.push(match key {
+                KeyRow::Valid(..) => "valid".to_owned(),
+                KeyRow::Rejected(e) => format!("{} {:?}", e.line, e.field),
+            });
+        }
+        assert_eq!(keys.next_key().unwrap(), None);
+        assert_eq!(
+            verdicts,
+            [
+                "valid",
+                "3 Some(\"email\")",
+                "4 Some(\"email\")",
+                "5 Some(\"email\")",
+                "6 None",
+                "7 Some(\"first_name\")",
+                "valid",
+                "11 Some(\"first_name\")",
+                "valid",
+                "13 Some(\"note\")",
+                "14 Some(\"note\")",
+                "valid",
+                "valid",
+                "valid"
+            ]
+        );
     }
 }
