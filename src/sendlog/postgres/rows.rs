@@ -9,6 +9,9 @@
 //!
 //! Start-up and `status` read `missive.people`, one row a person, into the same [`Replay`]
 //! the file log builds, streamed: never the whole history of records.
+//!
+//! Over 400 lines: the batch's statement and the code that binds it are one thing, and most of
+//! the length is that statement and its doc; the read (`replay`) could go to a file of its own.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
