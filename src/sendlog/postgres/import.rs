@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::Client;
 
 use super::errors::{database_error, timely};
+use super::permits::{self, Sends};
 use super::rows::{self, Statements};
 use super::schema::{self, LOCK_CLASS};
 use super::{PgLog, PgTarget, connect, runtime, senders, stopped};
@@ -142,8 +143,7 @@ async fn write(
     // What the file sent in the last day counts in the quotas the database keeps for all the
     // campaign's senders, as it counts in each one's own (see `permits`).
     timely(log, async {
-        transaction
-            .execute(PERMITS_SPENT, &[&id])
+        permits::count_sends(&transaction, id, Sends::All)
             .await
             .map_err(error)
     })
@@ -238,23 +238,6 @@ pub(super) async fn export(
     transaction.commit().await.map_err(error)?;
     Ok(count)
 }
-
-/// The permits a campaign's attempts of the last day (and the two seconds more a quota is
-/// checked over) would have spent, by second, as a sender's replay counts them: attempts less
-/// those withdrawn.
-const PERMITS_SPENT: &str = "
-    INSERT INTO missive.permits (campaign, second, granted)
-    SELECT $1, second, spent FROM (
-        SELECT extract(epoch FROM date_trunc('second', at))::bigint AS second,
-               (count(*) FILTER (WHERE event = 'attempt')
-                - count(*) FILTER (WHERE event = 'withdrawn'))::integer AS spent
-        FROM missive.records
-        WHERE campaign = $1 AND at > now() - interval '86402 seconds'
-          AND event IN ('attempt', 'withdrawn')
-        GROUP BY 1
-    ) AS seconds
-    WHERE spent > 0
-    ON CONFLICT (campaign, second) DO UPDATE SET granted = permits.granted + excluded.granted";
 
 /// A campaign's records, in the order they were written.
 const RECORDS: &str = "

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::errors::describe;
 use super::schema::LOCK_CLASS;
@@ -163,18 +163,13 @@ async fn grant(target: PgTarget, campaign: i32, permits: Arc<Permits>) {
     }
 }
 
-/// Counts what the campaign sent in the last day without permits (see [`UNCOUNTED`]), before
+/// Counts what the campaign sent in the last day without permits (see [`count_sends`]), before
 /// this sender's first grant: it reads a day of records, which a grant's second may not hold.
 async fn count_uncounted(client: &mut Client, campaign: i32) -> Result<(), String> {
     let counting = async {
         let transaction = client.transaction().await?;
-        transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&LOCK_CLASS, &-campaign],
-            )
-            .await?;
-        transaction.execute(UNCOUNTED, &[&campaign]).await?;
+        lock_grants(&transaction, campaign).await?;
+        count_sends(&transaction, campaign, Sends::WithoutPermits).await?;
         transaction.commit().await
     };
     match tokio::time::timeout(UNCOUNTED_TIMEOUT, counting).await {
@@ -182,6 +177,22 @@ async fn count_uncounted(client: &mut Client, campaign: i32) -> Result<(), Strin
         Ok(Err(e)) => Err(describe(&e)),
         Err(_) => Err(format!("no answer in {UNCOUNTED_TIMEOUT:?}")),
     }
+}
+
+/// Takes the campaign's grants' lock until `transaction` ends: grants, and counts of sends
+/// without permits, are made one at a time, so two senders never both take the last permits.
+async fn lock_grants(
+    transaction: &Transaction<'_>,
+    campaign: i32,
+) -> Result<(), tokio_postgres::Error> {
+    // The second key is the campaign's id negated: fencing takes the id itself.
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_CLASS, &-campaign],
+        )
+        .await
+        .map(drop)
 }
 
 /// How long counting what was sent without permits may take before it is tried again, on a
@@ -197,13 +208,7 @@ async fn take(
     windows: &[Window],
 ) -> Result<(i64, Option<QuotaSpent>), tokio_postgres::Error> {
     let transaction = client.transaction().await?;
-    // The second key is the campaign's id negated: fencing takes the id itself.
-    transaction
-        .execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&LOCK_CLASS, &-campaign],
-        )
-        .await?;
+    lock_grants(&transaction, campaign).await?;
     let now: i64 = transaction
         .query_one(
             "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint",
@@ -257,20 +262,43 @@ async fn take(
     Ok((room, spent))
 }
 
-/// What the campaign sent in the last day without permits, counted as permits spent when it
-/// has none: limits set on a campaign that sent without them, a database migrated from before
-/// permits (schema 2), must not ignore the day's sends. Each sender's own quotas count them
-/// (its replay does), but the campaign's would let each sender send what is left again. Only
-/// when no permit is on record: once one is, every attempt since asked for one, and counting
-/// its record too would spend it twice. Nor the attempts of the senders at work: a sender
-/// claims its people (writes their attempts) before it asks for their permits, so senders
-/// starting together would count each other's claims, and the permits then granted for
-/// them, twice; what they send has its permits (or they have no limits: not counted). The
-/// senders' start is the database's clock, an attempt's time its sender's: a host's clock
-/// behind the database's may have a few claims counted twice. (Limits set again on the day
-/// they were dropped: the sends between are not counted.) As `log import` counts a file's
-/// (see `import`). Run under the grants' lock, so that two senders count them once.
-const UNCOUNTED: &str = "
+/// Whose sends of the last day [`count_sends`] counts as permits spent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Sends {
+    /// Every one: a file's, as `log import` writes its records (see `import`).
+    All,
+    /// Those made without permits, before any sender of this campaign asked for one: limits
+    /// set on a campaign that sent without them, a database migrated from before permits
+    /// (schema 2), must not ignore the day's sends. Each sender's own quotas count them (its
+    /// replay does), but the campaign's would let each sender send what is left again. Only
+    /// when no permit is on record: once one is, every attempt since asked for one, and
+    /// counting its record too would spend it twice. Nor the attempts of the senders at work:
+    /// a sender claims its people (writes their attempts) before it asks for their permits, so
+    /// senders starting together would count each other's claims, and the permits then
+    /// granted for them, twice; what they send has its permits (or they have no limits: not
+    /// counted). The senders' start is the database's clock, an attempt's time its sender's: a
+    /// host's clock behind the database's may have a few claims counted twice. (Limits set
+    /// again on the day they were dropped: the sends between are not counted.) Run under the
+    /// grants' lock, so that two senders count them once.
+    WithoutPermits,
+}
+
+/// Adds to the campaign's permits, by second, what its attempts of the last day (and the two
+/// seconds more a quota is checked over) spent, as a sender's replay counts them: attempts
+/// less those withdrawn; `which` says whose.
+pub(super) async fn count_sends(
+    transaction: &Transaction<'_>,
+    campaign: i32,
+    which: Sends,
+) -> Result<u64, tokio_postgres::Error> {
+    let without_permits = matches!(which, Sends::WithoutPermits);
+    transaction
+        .execute(SENDS, &[&campaign, &without_permits])
+        .await
+}
+
+/// See [`count_sends`]; `$2`: only [`Sends::WithoutPermits`].
+const SENDS: &str = "
     INSERT INTO missive.permits (campaign, second, granted)
     SELECT $1, second, spent FROM (
         SELECT extract(epoch FROM date_trunc('second', at))::bigint AS second,
@@ -279,11 +307,13 @@ const UNCOUNTED: &str = "
         FROM missive.records
         WHERE campaign = $1 AND at > now() - interval '86402 seconds'
           AND event IN ('attempt', 'withdrawn')
-          AND at < coalesce((SELECT min(started) FROM missive.senders
-                             WHERE campaign = $1 AND lease_until > now()), now())
+          AND (NOT $2 OR at < coalesce((SELECT min(started) FROM missive.senders
+                                        WHERE campaign = $1 AND lease_until > now()), now()))
         GROUP BY 1
     ) AS seconds
-    WHERE spent > 0 AND NOT EXISTS (SELECT 1 FROM missive.permits WHERE campaign = $1)";
+    WHERE spent > 0
+      AND (NOT $2 OR NOT EXISTS (SELECT 1 FROM missive.permits WHERE campaign = $1))
+    ON CONFLICT (campaign, second) DO UPDATE SET granted = permits.granted + excluded.granted";
 
 #[cfg(test)]
 mod tests {
