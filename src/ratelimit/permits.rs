@@ -43,6 +43,8 @@ struct Held {
     grant: u64,
     /// The granter's last word when it granted none: a quota spent until then.
     spent: Option<QuotaSpent>,
+    /// The last spent quota waited for (see [`QuotaSpent::announce`]).
+    announced: Option<QuotaSpent>,
 }
 
 /// A permit taken from one grant (see [`Permits::give_back`]).
@@ -120,13 +122,19 @@ impl Permits {
             if self.try_take() {
                 return Ok(());
             }
-            let spent = self.state.lock().expect("no panic while counting").spent;
-            if let Some(spent) = spent {
-                let wait = spent.until.duration_since(SystemTime::now());
-                // The granter's margin is waited for too: a spent minute is waited out with
-                // several senders as with one.
-                if wait.is_ok_and(|wait| wait > patience + MARGIN) {
-                    return Err(spent);
+            {
+                let mut held = self.state.lock().expect("no panic while counting");
+                if let Some(spent) = held.spent {
+                    let wait = spent.until.duration_since(SystemTime::now());
+                    // The granter's margin is waited for too: a spent minute is waited out
+                    // with several senders as with one.
+                    if wait.is_ok_and(|wait| wait > patience + MARGIN) {
+                        return Err(spent);
+                    }
+                    spent.announce(
+                        &mut held.announced,
+                        ", kept for all the campaign's senders,",
+                    );
                 }
             }
             // A grant wakes us; the timeout only covers a grant that came between the check
