@@ -1,9 +1,12 @@
 //! A sender's lease on the people it claimed in a campaign shared through PostgreSQL: ended
 //! when the sender ends, and never brought back by a renewal that lands late (the others'
-//! takeover and `log export` would wait a lease for a sender that is gone). The real binary,
-//! a real database the tests start, the test SMTP server.
+//! takeover and `log export` would wait a lease for a sender that is gone); and a migration
+//! does not queue everyone behind a sender cut off in the middle of a transaction. The real
+//! binary, a real database the tests start, the test SMTP server.
 
 use std::time::{Duration, Instant};
+
+use missive::sendlog::{PgLog, SendLogError};
 
 use crate::pg_send::{ENV, campaign, status};
 use crate::support::harness::{Fixture, RUN_LIMIT, people};
@@ -114,4 +117,57 @@ fn a_killed_import_leaves_no_live_lease_behind() {
     let live = "SELECT count(*) FROM missive.senders WHERE lease_until > now()";
     assert_eq!(server.sql(live), "0", "the killed import's lease is live");
     assert_eq!(server.sql("SELECT count(*) FROM missive.records"), "0");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_lease::` (bash .ci/run does)"
+)]
+fn a_migration_behind_a_transaction_left_open_gives_up_rather_than_hold_every_sender() {
+    let server = PgServer::start();
+    let target = crate::pg::target(&server);
+    drop(PgLog::open(&target, "c").unwrap());
+    let version: i32 = server
+        .sql("SELECT version FROM missive.schema_version")
+        .parse()
+        .unwrap();
+    // The last migration left to do (each can be run again).
+    server.sql(&format!(
+        "UPDATE missive.schema_version SET version = {}",
+        version - 1
+    ));
+    // A sender cut off in the middle of a transaction holds its tables until the database
+    // ends it, half a lease later.
+    let stuck = server.session(
+        "BEGIN; LOCK TABLE missive.records, missive.people, missive.senders, missive.permits \
+         IN ROW EXCLUSIVE MODE; SELECT 1 AS stuck;",
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%AS stuck%' \
+         AND pid <> pg_backend_pid()",
+    );
+    let started = Instant::now();
+    let refused = PgLog::open(&target, "c").map(|_| ()).unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(refused, SendLogError::DatabaseCrossed { .. })
+            && refused.to_string().contains("lock timeout")
+            && refused.to_string().contains("run again"),
+        "{refused}"
+    );
+    // The migration waits a few seconds, not until the stuck transaction ends.
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(15)).contains(&waited),
+        "gave up after {waited:?}"
+    );
+    assert_eq!(
+        server.sql("SELECT version FROM missive.schema_version"),
+        (version - 1).to_string(),
+        "nothing migrated"
+    );
+    drop(stuck);
+    drop(PgLog::open(&target, "c").unwrap());
+    assert_eq!(
+        server.sql("SELECT version FROM missive.schema_version"),
+        version.to_string()
+    );
 }

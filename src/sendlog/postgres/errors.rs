@@ -21,7 +21,8 @@ pub(super) fn database_error(log: &str, error: &tokio_postgres::Error) -> SendLo
         };
         return match code.get(..2).unwrap_or_default() {
             // A deadlock or a serialization failure: the transaction was undone whole.
-            "40" if code == "40P01" || code == "40001" => {
+            // Or a lock waited for too long (a migration's, see `schema`): done again later.
+            "40" | "55" if ["40P01", "40001", "55P03"].contains(&code) => {
                 SendLogError::DatabaseCrossed { log, problem }
             }
             // Connection lost, too many connections, shutting down, recovering.

@@ -126,6 +126,9 @@ const MIGRATIONS: [&str; 4] = [
 ",
 ];
 
+/// How long a migration waits for the tables it changes before it gives up.
+const MIGRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The version of the tables this missive makes and reads.
 pub(super) const VERSION: i32 = MIGRATIONS.len() as i32;
 
@@ -154,6 +157,17 @@ pub(super) async fn migrate(client: &mut Client, log: &str) -> Result<(), SendLo
     let transaction = client.transaction().await.map_err(error)?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_CLASS])
+        .await
+        .map_err(error)?;
+    // A migration takes its tables alone, and waits for every transaction on them to end; the
+    // senders' statements that come meanwhile wait behind it. One sender cut off in the middle
+    // of a transaction (which the database ends only after half a lease) would hold them all:
+    // give up instead, as a batch crossed by another sender's (75: run again).
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            MIGRATION_WAIT.as_millis()
+        ))
         .await
         .map_err(error)?;
     transaction
