@@ -98,9 +98,8 @@ impl LogWriter {
                     // core on the kernel's journal). An idle writer syncs a lone record at once,
                     // and a hurried one stops gathering. But a log that asks for its writes
                     // spaced gets them so, hurried or not (see `SendLog::spacing`).
-                    let spaced = last_sync.and_then(|last| {
-                        (last + spacing).checked_duration_since(Instant::now())
-                    });
+                    let spaced = last_sync
+                        .and_then(|last| (last + spacing).checked_duration_since(Instant::now()));
                     if let Some(left) = spaced {
                         std::thread::sleep(left);
                     }
@@ -371,9 +370,16 @@ mod tests {
         drop(writer);
         thread.join().unwrap();
         let began = began.lock().unwrap();
-        assert!(began[0] - first < spacing, "the first write waits for nothing");
+        assert!(
+            began[0] - first < spacing,
+            "the first write waits for nothing"
+        );
         for (at, pair) in began.windows(2).enumerate() {
-            assert!(pair[1] - pair[0] >= spacing, "write {at}: {:?}", pair[1] - pair[0]);
+            assert!(
+                pair[1] - pair[0] >= spacing,
+                "write {at}: {:?}",
+                pair[1] - pair[0]
+            );
         }
     }
 
