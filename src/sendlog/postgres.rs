@@ -69,7 +69,7 @@ const LEASE: Duration = Duration::from_secs(30);
 /// (the commit's WAL write and flush, the executor's start) and ~12 us a record. Written as
 /// soon as the last was committed, batches held ~20 records at pool 4 against a server that
 /// answers at once, and half the database's work was those fixed costs; a millisecond
-/// between them makes batches of ~80 records, and the database's CPU per message ~29 us
+/// between them makes batches of ~90 records, and the database's CPU per message ~26 us
 /// instead of ~50 (bench section 5).
 const SPACING: Duration = Duration::from_millis(1);
 
