@@ -6,6 +6,8 @@
 //! then answers each caller. Under load batches grow; alone, a record is synced at once.
 //!
 //! The thread is a plain OS thread because a sync blocks; the async side only awaits an answer.
+//!
+//! Over 400 lines: a third of it is the tests, which drive the writer through logs of their own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -75,6 +77,7 @@ impl LogWriter {
     /// it to be sure everything written was synced.
     pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<()>) {
         let lease = log.lease();
+        let spacing = log.spacing();
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
         let hurry = Arc::new(AtomicBool::new(false));
         let hurried = Arc::clone(&hurry);
@@ -93,7 +96,13 @@ impl LogWriter {
                     // Under a steady stream, gather a little before syncing: a batch of one or
                     // two records a sync would spend more on syncs than on the records (and a
                     // core on the kernel's journal). An idle writer syncs a lone record at once,
-                    // and a hurried one stops gathering.
+                    // and a hurried one stops gathering. But a log that asks for its writes
+                    // spaced gets them so, hurried or not (see `SendLog::spacing`).
+                    let spaced = last_sync
+                        .and_then(|last| (last + spacing).checked_duration_since(Instant::now()));
+                    if let Some(left) = spaced {
+                        std::thread::sleep(left);
+                    }
                     if last_sync.is_some_and(|last| last.elapsed() < GATHER) {
                         let until = Instant::now() + GATHER;
                         while !hurried.load(Ordering::Acquire) {
@@ -332,6 +341,46 @@ mod tests {
         assert!(writer.stalled(), "a write unanswered for 1.5 × STALL");
         durable.wait().await.unwrap();
         assert!(!writer.stalled(), "answered");
+    }
+
+    /// Notes when each write began; asks for its writes `.1` apart.
+    struct Spaced(Arc<Mutex<Vec<Instant>>>, Duration);
+
+    impl SendLog for Spaced {
+        fn append(&mut self, _: &[Record]) -> Result<Vec<usize>, SendLogError> {
+            self.0.lock().unwrap().push(Instant::now());
+            Ok(Vec::new())
+        }
+
+        fn spacing(&self) -> Duration {
+            self.1
+        }
+    }
+
+    #[tokio::test]
+    async fn a_log_that_asks_for_its_writes_spaced_gets_them_so_even_hurried() {
+        let (began, spacing) = (Arc::new(Mutex::new(Vec::new())), Duration::from_millis(100));
+        let (writer, thread) = LogWriter::spawn(Box::new(Spaced(Arc::clone(&began), spacing)));
+        let record = || Record::new(Event::attempt("L"), "a@example.com", "<i>");
+        let first = Instant::now();
+        for _ in 0..3 {
+            // Each write hurries the writer.
+            writer.write(record()).await.unwrap();
+        }
+        drop(writer);
+        thread.join().unwrap();
+        let began = began.lock().unwrap();
+        assert!(
+            began[0] - first < spacing,
+            "the first write waits for nothing"
+        );
+        for (at, pair) in began.windows(2).enumerate() {
+            assert!(
+                pair[1] - pair[0] >= spacing,
+                "write {at}: {:?}",
+                pair[1] - pair[0]
+            );
+        }
     }
 
     /// Refuses every attempt for people whose address starts with `taken`.

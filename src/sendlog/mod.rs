@@ -94,6 +94,15 @@ pub trait SendLog: Send {
     /// returns its position in `records`, in order. A log of one sender refuses none.
     fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError>;
 
+    /// How long the writer lets pass between the end of one write and the start of the next,
+    /// hurried or not, gathering the records meanwhile: for a log whose every write costs far
+    /// more than its records (a database's commit), where writes as close together as a file's
+    /// syncs would spend the machine on commits. A record waits at most this much longer to be
+    /// durable; a write after a pause this long starts at once.
+    fn spacing(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// The lease this sender holds on its claims, for a log shared by several senders: once it
     /// is no longer live, no message may be handed over.
     fn lease(&self) -> Option<Lease> {

@@ -1,10 +1,10 @@
 //! The log's records as rows, and each person's state beside them.
 //!
 //! A batch is written in one statement (one transaction): its attempts claim their people in
-//! `missive.people` (an `INSERT … ON CONFLICT DO UPDATE … WHERE` that takes only people not
-//! sent or failed, not deferred to later, and not held by another sender whose lease is live),
-//! the people's outcomes are brought in step, and the records are inserted: the attempts
-//! claimed, and every outcome. It says which attempts it wrote; one not claimed is refused:
+//! `missive.people` and its outcomes are brought into their state, in one `INSERT … ON
+//! CONFLICT DO UPDATE … WHERE` (a claim takes only people not sent or failed, not deferred to
+//! later, and not held by another sender whose lease is live), and the records are inserted:
+//! the attempts claimed, and every outcome. It says which attempts it wrote; one not claimed is refused:
 //! nothing is written for it, and the engine sends nothing for that person.
 //!
 //! Start-up and `status` read `missive.people`, one row a person, into the same [`Replay`]
@@ -265,12 +265,9 @@ async fn write_segment(
             .map_err(error)
     })
     .await?;
-    // The attempts written are the people claimed (each named once in a segment).
-    let claimed: HashSet<&str> = written
-        .iter()
-        .filter(|row| row.get::<_, &str>(1) == "attempt")
-        .map(|row| row.get(0))
-        .collect();
+    // The people written whose record is an attempt are the people claimed (a segment names
+    // each person once).
+    let claimed: HashSet<&str> = written.iter().map(|row| row.get(0)).collect();
     Ok((0..records.len())
         .filter(|&at| is_attempt(&records[at]) && !claimed.contains(records[at].rcpt.as_str()))
         .collect())
@@ -323,88 +320,91 @@ impl<'a> Columns<'a> {
 /// unless sent or failed, deferred to a retry still to come (by the database's clock, with a
 /// minute's grace for the senders' own), or attempted by another sender whose lease is live;
 /// an attempt whose sender's lease ran out is in doubt, and taken over (resent with the same
-/// Message-ID). The latest outcome of each person goes into their state: sent and failed
-/// whoever held them (they are what happened), deferred and withdrawn only by the sender
-/// holding them (a withdrawn attempt puts the person back where they stood, and lets them
-/// go). The records follow in the order given, so `seq` keeps the log's order: the attempts
-/// claimed, the outcomes, and a withdrawn record only where it withdrew something. Returns
-/// the attempts written, that is the people claimed.
+/// Message-ID). An outcome goes into its person's state: sent and failed whoever held them
+/// (they are what happened), deferred and withdrawn only by the sender holding them (a
+/// withdrawn attempt puts the person back where they stood, and lets them go). The records
+/// follow in the order given, so `seq` keeps the log's order: the attempts claimed, the
+/// outcomes, and a withdrawn record only where it withdrew something. Returns the people
+/// whose state was written (a segment names each person once): of the attempts, those are
+/// the people claimed.
 ///
-/// Before anything is written, the batch's people who have a row are locked, one at a time
-/// in the order of their addresses (`locked`, which `batch` waits for): the claims, the
-/// outcomes and the withdrawals that follow lock them again each in an order of their own,
-/// and two senders' batches naming each other's people (one claiming people the other writes
-/// outcomes for) would otherwise each hold what the other waits for. Each looks its person up
-/// by key: a plan made on empty tables must not read the campaign's people whole.
+/// The claims, the outcomes and the withdrawals are one upsert, its rows in the order of
+/// their addresses: each person's row is locked as it is written, and every batch locks its
+/// people in that one order, so two senders' batches naming each other's people (one
+/// claiming people the other writes outcomes for) wait for each other in turn rather than
+/// each hold what the other waits for. (Three upserts each in that order did not: the
+/// second's locks cross the first's; locking everyone first cost a lock, and its WAL, a
+/// person.) Each person is found by key: a plan made on empty tables must not read the
+/// campaign's people whole. What the upsert sets for a person is the `CASE` of their
+/// record's event (`excluded.status`).
 const WRITE: &str = "
-    WITH locked AS MATERIALIZED (
-        SELECT (SELECT p.rcpt FROM missive.people AS p
-                WHERE p.campaign = $1 AND p.rcpt = named.rcpt FOR NO KEY UPDATE)
-        FROM (SELECT DISTINCT rcpt FROM unnest($4::text[]) AS rcpts (rcpt) ORDER BY rcpt)
-             AS named
-    ),
-    batch AS (
+    WITH batch AS (
         SELECT * FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                              $7::text[], $8::timestamptz[], $9::text[])
              WITH ORDINALITY AS b (at, event, rcpt, message_id, letter, reply, retry_at, via, n)
-        WHERE (SELECT count(*) FROM locked) >= 0
     ),
-    claimed AS (
+    written AS (
         INSERT INTO missive.people AS p
             (campaign, rcpt, status, message_id, owner, attempts, first_attempt, last_attempt,
-             before, letter)
-        SELECT $1, rcpt, 'attempt', message_id, $10, 1, at, at, 'withdrawn', letter
-        FROM batch WHERE event = 'attempt' ORDER BY rcpt
-        ON CONFLICT (campaign, rcpt) DO UPDATE
-        SET status = 'attempt', message_id = excluded.message_id, owner = $10,
-            attempts = p.attempts + 1,
-            first_attempt = coalesce(p.first_attempt, excluded.first_attempt),
-            last_attempt = excluded.last_attempt, before = p.status, letter = excluded.letter,
-            retry_at = NULL
-        WHERE p.status NOT IN ('sent', 'failed')
-          AND NOT (p.status = 'deferred' AND p.retry_at > now() + interval '1 minute')
-          AND NOT (p.status = 'attempt' AND p.owner <> $10 AND EXISTS (
-              SELECT 1 FROM missive.senders s
-              WHERE s.id = p.owner AND s.lease_until > now()))
-        RETURNING rcpt
-    ),
-    latest AS (
-        SELECT DISTINCT ON (rcpt) * FROM batch WHERE event <> 'attempt' ORDER BY rcpt, n DESC
-    ),
-    outcomes AS (
-        INSERT INTO missive.people AS p
-            (campaign, rcpt, status, message_id, attempts, retry_at, reply, via)
-        SELECT $1, rcpt, event, message_id, 0, retry_at, reply, via
-        FROM latest WHERE event <> 'withdrawn' ORDER BY rcpt
-        ON CONFLICT (campaign, rcpt) DO UPDATE
-        SET status = excluded.status, retry_at = excluded.retry_at, reply = excluded.reply,
-            via = excluded.via
-        WHERE p.status NOT IN ('sent', 'failed')
-          AND (excluded.status IN ('sent', 'failed') OR p.owner = $10)
-    ),
-    withdrawn AS (
-        INSERT INTO missive.people AS p (campaign, rcpt, status, message_id)
-        SELECT $1, rcpt, 'withdrawn', message_id FROM latest
-        WHERE event = 'withdrawn' AND (
-            SELECT q.status FROM missive.people q WHERE q.campaign = $1 AND q.rcpt = latest.rcpt
+             before, letter, retry_at, reply, via)
+        SELECT $1, rcpt, event, message_id, CASE WHEN event = 'attempt' THEN $10::bigint END,
+               CASE WHEN event = 'attempt' THEN 1 ELSE 0 END,
+               CASE WHEN event = 'attempt' THEN at END, CASE WHEN event = 'attempt' THEN at END,
+               CASE WHEN event = 'attempt' THEN 'withdrawn' END, letter, retry_at, reply, via
+        FROM batch
+        -- A withdrawal writes only over an attempt (and never makes a person's row).
+        WHERE event <> 'withdrawn' OR (
+            SELECT q.status FROM missive.people q WHERE q.campaign = $1 AND q.rcpt = batch.rcpt
         ) = 'attempt'
         ORDER BY rcpt
         ON CONFLICT (campaign, rcpt) DO UPDATE
-        SET status = coalesce(p.before, 'withdrawn'), attempts = greatest(p.attempts - 1, 0),
-            owner = NULL
-        WHERE p.status = 'attempt' AND p.owner = $10
-        RETURNING p.rcpt
+        SET status = CASE excluded.status
+                WHEN 'attempt' THEN 'attempt'
+                WHEN 'withdrawn' THEN coalesce(p.before, 'withdrawn')
+                ELSE excluded.status END,
+            message_id = CASE WHEN excluded.status = 'attempt' THEN excluded.message_id
+                ELSE p.message_id END,
+            owner = CASE excluded.status
+                WHEN 'attempt' THEN $10 WHEN 'withdrawn' THEN NULL ELSE p.owner END,
+            attempts = CASE excluded.status
+                WHEN 'attempt' THEN p.attempts + 1
+                WHEN 'withdrawn' THEN greatest(p.attempts - 1, 0)
+                ELSE p.attempts END,
+            first_attempt = CASE WHEN excluded.status = 'attempt'
+                THEN coalesce(p.first_attempt, excluded.first_attempt) ELSE p.first_attempt END,
+            last_attempt = CASE WHEN excluded.status = 'attempt' THEN excluded.last_attempt
+                ELSE p.last_attempt END,
+            before = CASE WHEN excluded.status = 'attempt' THEN p.status ELSE p.before END,
+            letter = CASE WHEN excluded.status = 'attempt' THEN excluded.letter
+                ELSE p.letter END,
+            retry_at = CASE excluded.status
+                WHEN 'attempt' THEN NULL WHEN 'withdrawn' THEN p.retry_at
+                ELSE excluded.retry_at END,
+            reply = CASE WHEN excluded.status IN ('attempt', 'withdrawn') THEN p.reply
+                ELSE excluded.reply END,
+            via = CASE WHEN excluded.status IN ('attempt', 'withdrawn') THEN p.via
+                ELSE excluded.via END
+        WHERE CASE excluded.status
+            WHEN 'attempt' THEN
+                p.status NOT IN ('sent', 'failed')
+                AND NOT (p.status = 'deferred' AND p.retry_at > now() + interval '1 minute')
+                AND NOT (p.status = 'attempt' AND p.owner <> $10 AND EXISTS (
+                    SELECT 1 FROM missive.senders s
+                    WHERE s.id = p.owner AND s.lease_until > now()))
+            WHEN 'withdrawn' THEN p.status = 'attempt' AND p.owner = $10
+            ELSE p.status NOT IN ('sent', 'failed')
+                AND (excluded.status IN ('sent', 'failed') OR p.owner = $10) END
+        RETURNING rcpt
+    ),
+    recorded AS (
+        INSERT INTO missive.records
+            (campaign, at, event, rcpt, message_id, letter, reply, retry_at, via)
+        SELECT $1, at, event, rcpt, message_id, letter, reply, retry_at, via
+        FROM batch
+        WHERE event NOT IN ('attempt', 'withdrawn') OR rcpt IN (SELECT rcpt FROM written)
+        ORDER BY n
     )
-    INSERT INTO missive.records
-        (campaign, at, event, rcpt, message_id, letter, reply, retry_at, via)
-    SELECT $1, at, event, rcpt, message_id, letter, reply, retry_at, via
-    FROM batch
-    WHERE CASE event
-        WHEN 'attempt' THEN rcpt IN (SELECT rcpt FROM claimed)
-        WHEN 'withdrawn' THEN rcpt IN (SELECT rcpt FROM withdrawn)
-        ELSE true END
-    ORDER BY n
-    RETURNING rcpt, event";
+    SELECT rcpt FROM written";
 
 /// A campaign's attempts and withdrawals a second since `$2`. Grouped by the truncated time,
 /// made a number once a second rather than once a record (`extract` makes a `numeric`, slow:
