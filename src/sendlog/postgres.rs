@@ -34,6 +34,7 @@
 
 mod errors;
 mod import;
+mod people;
 mod permits;
 mod rows;
 mod schema;
@@ -219,9 +220,9 @@ async fn read(target: &PgTarget, campaign: &str) -> Result<(Replay, u64), SendLo
     let Some(row) = timely(log, schema::find_campaign(&client, campaign, log)).await? else {
         return Ok((Replay::default(), 0));
     };
-    // A second connection reads the quotas' history beside the people (see `rows::replay`).
+    // A second connection reads the quotas' history beside the people (see `people::replay`).
     let beside = connect(target).await?;
-    let mut replay = rows::replay(&client, &beside, row, log).await?;
+    let mut replay = people::replay(&client, &beside, row, log).await?;
     replay.set_campaign(campaign);
     let active = timely(log, senders::active_senders(&client, row, log)).await?;
     Ok((replay, u64::try_from(active).unwrap_or_default()))

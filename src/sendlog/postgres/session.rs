@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::errors::{database_error, describe, timely};
+use super::people;
 use super::permits::Granting;
 use super::rows::{self, Statements};
 use super::{Append, PgTarget, connect, lease_length, runtime, schema, senders};
@@ -147,7 +148,7 @@ impl Session {
         let lease = Lease::new(length, registered);
         let statements = timely(&log, Statements::prepare(&client, &log)).await?;
         let renewer = connect(target).await?;
-        let mut replay = rows::replay(&client, &renewer, row.id, &log).await?;
+        let mut replay = people::replay(&client, &renewer, row.id, &log).await?;
         replay.set_campaign(campaign);
         tracing::info!(log, sender, lease = ?length, "registered as a sender of the campaign");
         let session = Session {
