@@ -505,12 +505,18 @@ have_pg() {
     [[ -n "${PG_DIR:-}" ]] || start_pg
 }
 
-# pg_ticks: the CPU time (clock ticks) the bench's PostgreSQL server has spent: its postmaster,
-# the processes it runs, and those it has reaped (a send's backend ends with it).
-pg_ticks() {
-    local postmaster pid total=0
+# pg_pids: the bench's PostgreSQL server's processes: its postmaster and those it runs.
+pg_pids() {
+    local postmaster
     postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
-    for pid in "$postmaster" $(pgrep -P "$postmaster"); do
+    echo "$postmaster" $(pgrep -P "$postmaster")
+}
+
+# pg_ticks: the CPU time (clock ticks) the bench's PostgreSQL server has spent: its processes,
+# and those its postmaster has reaped (a send's backend ends with it).
+pg_ticks() {
+    local pid total=0
+    for pid in $(pg_pids); do
         total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
     done
     echo "$total"
@@ -565,9 +571,8 @@ section_pg() {
 # pin_pg CORES: the bench's PostgreSQL server (its postmaster, whose new backends inherit the
 # mask, and the processes it runs) onto CORES.
 pin_pg() {
-    local postmaster
-    postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
-    for pid in "$postmaster" $(pgrep -P "$postmaster"); do taskset -a -p -c "$1" "$pid" >/dev/null; done
+    local pid
+    for pid in $(pg_pids); do taskset -a -p -c "$1" "$pid" >/dev/null; done
 }
 
 # The rows above share two cores among the sender, the sink and the database: when the sink
