@@ -1,8 +1,10 @@
 //! A sender's lease on the people it claimed in a campaign shared through PostgreSQL: ended
 //! when the sender ends, and never brought back by a renewal that lands late (the others'
 //! takeover and `log export` would wait a lease for a sender that is gone); and a migration
-//! does not queue everyone behind a sender cut off in the middle of a transaction. The real
-//! binary, a real database the tests start, the test SMTP server.
+//! does not queue everyone behind a sender cut off in the middle of a transaction; and a sender
+//! that met people others held tells cron "done" (0) once the others have seen them through,
+//! "run again" (75) while they have not. The real binary, a real database the tests start, the
+//! test SMTP server.
 
 use std::time::{Duration, Instant};
 
@@ -170,4 +172,96 @@ fn a_migration_behind_a_transaction_left_open_gives_up_rather_than_hold_every_se
         server.sql("SELECT version FROM missive.schema_version"),
         version.to_string()
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "db-tests"),
+    ignore = "needs a PostgreSQL server: left to CI; run `cargo test --features db-tests --test tests pg_lease::` (bash .ci/run does)"
+)]
+fn a_sender_that_met_others_people_exits_0_once_they_are_through_and_75_while_they_are_not() {
+    const PEOPLE: usize = 12;
+    let server = PgServer::start();
+    let fixture = campaign(&server, PEOPLE);
+    let start = |smtp: &SmtpServer, more: &[&str]| fixture.start_send_with(&smtp.url(), more, &ENV);
+    let finish = |running: crate::support::harness::Running| {
+        running
+            .wait(RUN_LIMIT)
+            .unwrap_or_else(|run| panic!("a run took over {RUN_LIMIT:?}: {}", run.all()))
+    };
+    // The first sender claims half the list and holds it for two slow rounds (pool 4).
+    let slow =
+        SmtpServer::start_in_background(Behavior::accept_all().reply_delay(Duration::from_secs(2)));
+    let first = start(&slow, &["--max-messages", "6"]);
+    let held = || -> u64 {
+        let sql = "SELECT count(*) FROM missive.people WHERE status = 'attempt'";
+        server.sql(sql).parse().unwrap()
+    };
+    // (Its tables made once a message is on its way.)
+    slow.wait_until(RUN_LIMIT, |j| !j.rcpt_commands.is_empty());
+    let waiting = Instant::now();
+    while held() < 6 {
+        assert!(
+            waiting.elapsed() < RUN_LIMIT,
+            "the first sender claimed nobody"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The second takes the other half, slower still: it ends after the first.
+    let slower =
+        SmtpServer::start_in_background(Behavior::accept_all().reply_delay(Duration::from_secs(3)));
+    let second = start(&slower, &[]);
+    let waiting = Instant::now();
+    while held() < PEOPLE as u64 {
+        assert!(
+            waiting.elapsed() < RUN_LIMIT,
+            "the second sender claimed nobody"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A third finds everyone held: the others are at work, so "run again".
+    let quick = SmtpServer::start_in_background(Behavior::accept_all());
+    let third = finish(start(&quick, &[]));
+    assert_eq!(third.code, 75, "{}", third.all());
+    assert!(
+        third.stdout.contains(&format!(
+            "{PEOPLE} person(s) held by another sender of the campaign, and {PEOPLE} of the \
+             campaign's people not yet sent or failed"
+        )),
+        "{}",
+        third.all()
+    );
+    assert_eq!(
+        quick.journal().rcpt_commands.len(),
+        0,
+        "held, yet given to a server"
+    );
+
+    let first = finish(first);
+    assert_eq!(first.code, 75, "its budget: {}", first.all());
+    assert!(
+        first.stdout.contains("--max-messages reached"),
+        "{}",
+        first.all()
+    );
+    // The second met the first's people; by its end the first has seen them through.
+    let second = finish(second);
+    assert!(
+        second.stdout.contains("6 taken by another sender"),
+        "{}",
+        second.all()
+    );
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(
+        second.stdout.contains(
+            "6 person(s) were held by another sender of the campaign, and every one of the \
+             campaign's people is now sent or failed: the campaign is done"
+        ),
+        "{}",
+        second.all()
+    );
+    let (a, b) = (slow.journal(), slower.journal());
+    assert_eq!((a.accepted().count(), b.accepted().count()), (6, 6));
+    let counts = status(&fixture, &[]);
+    assert_eq!(counts["sent"], PEOPLE as u64, "{counts}");
 }

@@ -92,9 +92,13 @@ fn three_senders_share_a_campaign_and_everyone_gets_it_once() {
     assert_eq!(during["senders_active"], 3, "{during}");
     let runs: Vec<Run> = running.into_iter().map(finish).collect();
     for run in &runs {
-        // A sender that met people another held cannot know they are done: 75, run again.
-        let expected = if taken_by_others(run) > 0 { 75 } else { 0 };
-        assert_eq!(run.code, expected, "{}", run.all());
+        // A sender that met people another held is done only if they were through by its end
+        // (which one ends last is a race: `pg_lease::a_sender_that_met_others_people_…`).
+        if taken_by_others(run) == 0 {
+            assert_eq!(run.code, 0, "{}", run.all());
+        } else {
+            assert!([0, 75].contains(&run.code), "{}", run.all());
+        }
     }
     let journals: Vec<Journal> = smtps.iter().map(SmtpServer::journal).collect();
     let audit = audit(&here, &server, &journals);

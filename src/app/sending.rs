@@ -186,12 +186,22 @@ pub(super) async fn send(
         bar.finish_and_clear();
     }
     // Every record written must be synced before we say anything about the run.
-    log_thread
+    let mut log = log_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the send log writer crashed"))?;
     // The run is over, its refusals all told: this waits only for the last of them.
     let dead_mailboxes = dead_mailboxes.map(DeadMailboxes::finish);
-    let report = result?;
+    let mut report = result?;
+    if report.counts.taken > 0 && report.stopped.is_none() {
+        // Whether the senders that held them have seen them through decides between "done"
+        // and "run again" for a cron job; a log that cannot say leaves it at "run again".
+        report.unsettled_in_log = log.unsettled().unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not ask the send log whether the campaign is done");
+            None
+        });
+    }
+    // Ends a shared log's lease now, before the report.
+    drop(log);
     if let Some(capture) = &capture {
         dry_run::print_captured(capture, campaign);
     }

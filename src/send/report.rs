@@ -196,19 +196,31 @@ pub struct RunReport {
     /// run, and why: the run may end well, but a person must mend it before the next one.
     pub set_aside: Option<(RelayName, String)>,
     pub stopped: Option<Stopped>,
+    /// For a log shared by several senders, once a run that met people another sender held
+    /// has ended: how many of the campaign's people the log still had without a final outcome
+    /// ([`crate::sendlog::SendLog::unsettled`]). `Some(0)`: the others saw theirs through.
+    pub unsettled_in_log: Option<u64>,
 }
 
 impl RunReport {
     /// True when every recipient now has a final outcome: nothing for a later run to do. People
-    /// another sender held are not known to have one.
+    /// another sender held count once the log says the campaign has no one left unsettled.
     pub fn is_complete(&self) -> bool {
         self.stopped.is_none()
             && self.counts.deferred
                 + self.not_due
                 + self.counts.unanswered
-                + self.counts.taken
+                + self.held_elsewhere()
                 + self.waiting_for_window
                 == 0
+    }
+
+    /// People another sender held, unless the log has since said everyone is through.
+    pub fn held_elsewhere(&self) -> u64 {
+        match self.unsettled_in_log {
+            Some(0) => 0,
+            _ => self.counts.taken,
+        }
     }
 }
 
@@ -269,6 +281,29 @@ mod tests {
             let what = format!("{budget:?} and {halted:?}");
             assert_eq!(why_stopped(budget, halted), stopped, "{what}");
         }
+    }
+
+    #[test]
+    fn people_another_sender_held_leave_the_run_incomplete_until_the_log_says_all_are_through() {
+        let met = |unsettled_in_log| RunReport {
+            counts: Counts {
+                sent: 3,
+                taken: 2,
+                ..Counts::default()
+            },
+            unsettled_in_log,
+            ..RunReport::default()
+        };
+        // A log that cannot say (or a log of one sender): run again.
+        assert!(!met(None).is_complete());
+        assert!(!met(Some(5)).is_complete());
+        assert!(met(Some(0)).is_complete());
+        assert_eq!(met(Some(0)).held_elsewhere(), 0);
+        assert_eq!(met(Some(1)).held_elsewhere(), 2);
+        // Through, but this run's own deferred message is still to retry.
+        let mut deferred = met(Some(0));
+        deferred.counts.deferred = 1;
+        assert!(!deferred.is_complete());
     }
 
     #[test]

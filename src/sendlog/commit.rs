@@ -72,8 +72,9 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Starts the writer thread over `log`. The thread ends when every handle is dropped; join
-    /// it to be sure everything written was synced.
-    pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<()>) {
+    /// it to be sure everything written was synced. It hands the log back, for what is asked
+    /// of it after the run.
+    pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<Box<dyn SendLog>>) {
         let lease = log.lease();
         let spacing = log.spacing();
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
@@ -156,6 +157,7 @@ impl LogWriter {
                         let _ = durable.send(answer);
                     }
                 }
+                log
             })
             .expect("the OS can start a thread");
         let writer = LogWriter {

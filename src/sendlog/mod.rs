@@ -116,6 +116,15 @@ pub trait SendLog: Send {
         let _ = limits;
         None
     }
+
+    /// For a log shared by several senders: how many of the campaign's people have no final
+    /// outcome in it yet (held by a sender at work, deferred, or put back). A run that met
+    /// people another sender held asks once it ends: none left means the others saw them
+    /// through, and the campaign is done. `None` for a log of one sender, whose run knows that
+    /// itself.
+    fn unsettled(&mut self) -> Result<Option<u64>, SendLogError> {
+        Ok(None)
+    }
 }
 
 /// Keeps records in memory only: for dry runs, which must never touch the real log.

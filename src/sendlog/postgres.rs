@@ -86,18 +86,24 @@ fn lease_length() -> Duration {
 /// A campaign's send log in a PostgreSQL database.
 pub struct PgLog {
     /// `None` once dropped: closing it ends the connection's thread.
-    requests: Option<mpsc::UnboundedSender<Append>>,
+    requests: Option<mpsc::UnboundedSender<Request>>,
     thread: Option<JoinHandle<()>>,
     uid: String,
     lease: Lease,
     granting: Granting,
 }
 
-/// A batch for the connection's thread, and where to say whether it was committed (and which
-/// attempts were refused).
-struct Append {
-    records: Vec<Record>,
-    done: sync_channel::SyncSender<Result<Vec<usize>, SendLogError>>,
+/// Work for the connection's thread, and where to answer.
+enum Request {
+    /// A batch to commit; the answer says which attempts were refused.
+    Append {
+        records: Vec<Record>,
+        done: sync_channel::SyncSender<Result<Vec<usize>, SendLogError>>,
+    },
+    /// How many of the campaign's people have no final outcome (see [`SendLog::unsettled`]).
+    Unsettled {
+        done: sync_channel::SyncSender<Result<u64, SendLogError>>,
+    },
 }
 
 impl std::fmt::Debug for PgLog {
@@ -151,6 +157,12 @@ impl PgLog {
         })
     }
 
+    /// Hands `request` to the connection's thread.
+    fn ask(&self, request: Request) -> Result<(), SendLogError> {
+        let requests = self.requests.as_ref().ok_or_else(stopped)?;
+        requests.send(request).map_err(|_| stopped())
+    }
+
     /// The identity the campaign's row drew when it was made: a campaign that remembers it can
     /// tell its own row from a namesake's.
     pub fn campaign_uid(&self) -> &str {
@@ -173,13 +185,17 @@ impl SendLog for PgLog {
 
     fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
         let (done, answer) = sync_channel::sync_channel(1);
-        let batch = Append {
+        self.ask(Request::Append {
             records: records.to_vec(),
             done,
-        };
-        let requests = self.requests.as_ref().ok_or_else(stopped)?;
-        requests.send(batch).map_err(|_| stopped())?;
+        })?;
         answer.recv().map_err(|_| stopped())?
+    }
+
+    fn unsettled(&mut self) -> Result<Option<u64>, SendLogError> {
+        let (done, answer) = sync_channel::sync_channel(1);
+        self.ask(Request::Unsettled { done })?;
+        answer.recv().map_err(|_| stopped())?.map(Some)
     }
 }
 

@@ -85,6 +85,28 @@ async fn people(client: &Client, campaign: i32, log: &str) -> Result<Replay, Sen
     Ok(replay)
 }
 
+/// How many of `campaign`'s people have no final outcome: held by a sender (in doubt, or at
+/// work), deferred, or put back. One pass over the campaign's people, once at the end of a run
+/// that met others' people: an index for it would cost every claim and outcome its upkeep.
+pub(super) async fn unsettled(
+    client: &Client,
+    campaign: i32,
+    log: &str,
+) -> Result<u64, SendLogError> {
+    let row = timely(log, async {
+        client
+            .query_one(UNSETTLED, &[&campaign])
+            .await
+            .map_err(|e| database_error(log, &e))
+    })
+    .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+}
+
+const UNSETTLED: &str = "
+    SELECT count(*) FROM missive.people
+    WHERE campaign = $1 AND status NOT IN ('sent', 'failed')";
+
 /// A campaign's attempts and withdrawals a second since `$2`. Grouped by the truncated time,
 /// made a number once a second rather than once a record (`extract` makes a `numeric`, slow:
 /// a third of the query over a million attempts).

@@ -1,7 +1,8 @@
 //! The connection's thread: a sender's session with the database, from opening the campaign
 //! (tables, campaign row, registration, replay) to the lease ended at the end of the run. It
-//! commits each batch `PgLog::append` hands it, in the order given, and renews the lease over
-//! a second connection beside them; it ends when the log is dropped.
+//! commits each batch `PgLog::append` hands it, in the order given (and answers what else the
+//! log is asked), and renews the lease over a second connection beside them; it ends when the
+//! log is dropped.
 
 use std::sync::mpsc as sync_channel;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use super::errors::{database_error, describe, timely};
 use super::people;
 use super::permits::Granting;
 use super::rows::{self, Statements};
-use super::{Append, PgTarget, connect, lease_length, runtime, schema, senders};
+use super::{PgTarget, Request, connect, lease_length, runtime, schema, senders};
 use crate::sendlog::{Lease, Record, Replay, SendLogError};
 
 pub(super) type Opened = Result<(Replay, String, Lease, Granting), SendLogError>;
@@ -24,7 +25,7 @@ pub(super) fn serve(
     target: &PgTarget,
     campaign: &str,
     opened: sync_channel::SyncSender<Opened>,
-    mut incoming: mpsc::UnboundedReceiver<Append>,
+    mut incoming: mpsc::UnboundedReceiver<Request>,
 ) {
     let runtime = match runtime(&target.shown) {
         Ok(runtime) => runtime,
@@ -57,8 +58,17 @@ pub(super) fn serve(
             Some(renewer) => tokio::spawn(renew(renewer, session.renewal())),
             None => return,
         };
-        while let Some(batch) = incoming.recv().await {
-            let _ = batch.done.send(session.append(&batch.records).await);
+        while let Some(request) = incoming.recv().await {
+            match request {
+                Request::Append { records, done } => {
+                    let _ = done.send(session.append(&records).await);
+                }
+                Request::Unsettled { done } => {
+                    let counted =
+                        people::unsettled(&session.client, session.campaign, &session.log);
+                    let _ = done.send(counted.await);
+                }
+            }
         }
         renewing.abort();
         session.close().await;
