@@ -76,7 +76,7 @@ impl LogWriter {
     /// of it after the run.
     pub fn spawn(mut log: Box<dyn SendLog>) -> (LogWriter, JoinHandle<Box<dyn SendLog>>) {
         let lease = log.lease();
-        let spacing = log.spacing();
+        let (spacing, idle_wait) = (log.spacing(), log.idle_wait());
         let (queue, mut incoming) = mpsc::channel::<Pending>(QUEUE);
         let hurry = Arc::new(AtomicBool::new(false));
         let hurried = Arc::clone(&hurry);
@@ -94,16 +94,22 @@ impl LogWriter {
                 while let Some(first) = incoming.blocking_recv() {
                     // Under a steady stream, gather a little before syncing: a batch of one or
                     // two records a sync would spend more on syncs than on the records (and a
-                    // core on the kernel's journal). An idle writer syncs a lone record at once,
-                    // and a hurried one stops gathering. But a log that asks for its writes
-                    // spaced gets them so, hurried or not (see `SendLog::spacing`).
+                    // core on the kernel's journal). An idle writer syncs a lone record at once
+                    // (unless its log asks it to wait, see `SendLog::idle_wait`), and a hurried
+                    // one stops gathering. But a log that asks for its writes spaced gets them
+                    // so, hurried or not (see `SendLog::spacing`).
                     let spaced = last_sync
                         .and_then(|last| (last + spacing).checked_duration_since(Instant::now()));
                     if let Some(left) = spaced {
                         std::thread::sleep(left);
                     }
-                    if last_sync.is_some_and(|last| last.elapsed() < GATHER) {
-                        let until = Instant::now() + GATHER;
+                    let gather = if last_sync.is_some_and(|last| last.elapsed() < GATHER) {
+                        GATHER
+                    } else {
+                        idle_wait
+                    };
+                    if !gather.is_zero() {
+                        let until = Instant::now() + gather;
                         while !hurried.load(Ordering::Acquire) {
                             let Some(left) = until.checked_duration_since(Instant::now()) else {
                                 break;

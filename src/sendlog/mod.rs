@@ -103,6 +103,16 @@ pub trait SendLog: Send {
         std::time::Duration::ZERO
     }
 
+    /// How long a writer that has been idle waits, once a record comes, for others to share its
+    /// write, unless a caller hurries it: for a log whose every write costs far more than its
+    /// records. At a relay that takes its time, a pool's connections get their replies a few
+    /// milliseconds apart, and each outcome would otherwise be a write of its own. An outcome
+    /// waits that much longer to be durable (a crash meanwhile leaves its message in doubt);
+    /// attempts are written ahead of their messages, so none is late for it.
+    fn idle_wait(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// The lease this sender holds on its claims, for a log shared by several senders: once it
     /// is no longer live, no message may be handed over.
     fn lease(&self) -> Option<Lease> {

@@ -74,6 +74,12 @@ const LEASE: Duration = Duration::from_secs(30);
 /// instead of ~50 (bench section 5).
 const SPACING: Duration = Duration::from_millis(1);
 
+/// How long an idle writer waits for more records before a write (see [`SendLog::idle_wait`]).
+/// Against a relay answering in 50 ms (bench section 7), a write as soon as a record came
+/// committed 0.51–0.69 transactions a message; waiting 1 ms, 0.38–0.48; 5 ms, 0.28–0.34
+/// (12 ms no fewer). At a relay that answers at once the writer is never idle: no change.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
+
 /// The lease's length: [`LEASE`], or `MISSIVE_LEASE`.
 fn lease_length() -> Duration {
     std::env::var("MISSIVE_LEASE")
@@ -173,6 +179,10 @@ impl PgLog {
 impl SendLog for PgLog {
     fn spacing(&self) -> Duration {
         SPACING
+    }
+
+    fn idle_wait(&self) -> Duration {
+        IDLE_WAIT
     }
 
     fn lease(&self) -> Option<Lease> {

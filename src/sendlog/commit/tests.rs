@@ -114,6 +114,45 @@ async fn a_log_that_asks_for_its_writes_spaced_gets_them_so_even_hurried() {
     }
 }
 
+/// Counts the records of each write; asks an idle writer to wait `.1` for company.
+struct Patient(Arc<Mutex<Vec<usize>>>, Duration);
+
+impl SendLog for Patient {
+    fn append(&mut self, records: &[Record]) -> Result<Vec<usize>, SendLogError> {
+        self.0.lock().unwrap().push(records.len());
+        Ok(Vec::new())
+    }
+
+    fn idle_wait(&self) -> Duration {
+        self.1
+    }
+}
+
+#[tokio::test]
+async fn an_idle_writer_that_is_asked_to_wait_writes_records_coming_apart_together_unless_hurried()
+{
+    let (writes, wait) = (Arc::new(Mutex::new(Vec::new())), Duration::from_millis(200));
+    let (writer, thread) = LogWriter::spawn(Box::new(Patient(Arc::clone(&writes), wait)));
+    let record = |rcpt: &str| Record::new(Event::attempt("L"), rcpt, "<i>");
+    // Three outcomes of a slow relay's pool, a few milliseconds apart: one write.
+    let mut durable = Vec::new();
+    for rcpt in ["a@example.com", "b@example.com", "c@example.com"] {
+        durable.push(writer.submit(record(rcpt)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for record in durable {
+        record.wait().await.unwrap();
+    }
+    // Idle again: a caller waiting on its record is not kept waiting.
+    tokio::time::sleep(GATHER * 2).await;
+    let hurried = Instant::now();
+    writer.write(record("d@example.com")).await.unwrap();
+    assert!(hurried.elapsed() < wait / 2, "{:?}", hurried.elapsed());
+    drop(writer);
+    thread.join().unwrap();
+    assert_eq!(*writes.lock().unwrap(), [3, 1]);
+}
+
 /// Refuses every attempt for people whose address starts with `taken`.
 struct Sharing;
 
