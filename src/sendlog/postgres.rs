@@ -43,7 +43,7 @@ mod session;
 mod target;
 mod tls;
 
-use errors::{database_error, describe, timely};
+use errors::{connect_error, describe, timely};
 use permits::Granting;
 
 pub use import::Imported;
@@ -196,7 +196,7 @@ impl Drop for PgLog {
 
 /// A new connection to `target`, driven on the current runtime.
 async fn connect(target: &PgTarget) -> Result<Client, SendLogError> {
-    let error = |e: tokio_postgres::Error| database_error(&target.shown, &e);
+    let error = |e: tokio_postgres::Error| connect_error(target, &e);
     if target.tls {
         let tls = tls::tls_connector(target);
         let (client, connection) = target.config.connect(tls).await.map_err(error)?;
