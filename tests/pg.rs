@@ -219,7 +219,7 @@ fn records_replay_from_the_database_as_from_a_file_log() {
     assert_eq!(seen(&migrated, &rcpts), from_file);
     assert_eq!(
         server.sql("SELECT version FROM missive.schema_version"),
-        "4"
+        "5"
     );
     // Version 4 writes lighter: no foreign key checked for each record and person written.
     assert_eq!(
@@ -282,7 +282,7 @@ fn a_newer_schema_is_refused_naming_both_versions() {
     drop(PgLog::open(&target(&server), "c").unwrap());
     assert_eq!(
         server.sql("SELECT version FROM missive.schema_version"),
-        "4"
+        "5"
     );
     server.sql("UPDATE missive.schema_version SET version = 7, made_by = '3.1.4'");
     let err = refused(&target(&server));
@@ -292,7 +292,7 @@ fn a_newer_schema_is_refused_naming_both_versions() {
     for part in [
         "version 7",
         "missive 3.1.4",
-        "up to 4",
+        "up to 5",
         env!("CARGO_PKG_VERSION"),
     ] {
         assert!(text.contains(part), "{part}: {text}");

@@ -27,6 +27,7 @@ mod netns;
 mod outdir;
 mod pace;
 mod pg;
+mod pg_audit;
 mod pg_cross;
 mod pg_lease;
 mod pg_move;

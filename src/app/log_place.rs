@@ -42,11 +42,13 @@ impl LogPlace {
 
     /// Holds the campaign (a file log; a database's is shared), checks that this is the log it
     /// has been sending with (or that
-    /// `new_log` says another is meant), opens the log and remembers it as the campaign's.
+    /// `new_log` says another is meant), opens the log and remembers it as the campaign's. A
+    /// database's other senders see this one's `letter`.
     pub(super) fn open(
         &self,
         campaign: &Campaign,
         new_log: bool,
+        letter: &str,
     ) -> anyhow::Result<(Box<dyn SendLog>, Replay, CampaignClaim)> {
         let dir = campaign.dir();
         // A campaign sent before campaigns remembered their log was using the default one.
@@ -66,7 +68,7 @@ impl LogPlace {
                 // between them, so no lock of this machine's holds the campaign.
                 let mut claim = CampaignClaim::take_shared(dir, &campaign.id, earlier)?;
                 claim.check_database(&name, new_log)?;
-                let (log, replay) = PgLog::open(target, &campaign.id)?;
+                let (log, replay) = PgLog::open_sending(target, &campaign.id, letter)?;
                 claim.check_row(&name, log.campaign_uid(), new_log)?;
                 claim.remember_database(&name, log.campaign_uid())?;
                 Ok((Box::new(log), replay, claim))

@@ -127,7 +127,7 @@ pub(super) async fn send(
         say_if_expired(campaign);
         let (log_place, _) = super::send_log(campaign, options)?;
         let route = relays::route(campaign, options)?;
-        let (log, replay, claim) = log_place.open(campaign, send.new_log)?;
+        let (log, replay, claim) = log_place.open(campaign, send.new_log, &loaded.fingerprint)?;
         if super::letter_changed(&replay, &loaded.fingerprint) && !send.allow_changed_letter {
             return Err(anyhow::Error::new(Unsendable).context(format!(
                 "the letter changed since sending began ({} records attempts of letter {}, it is now {}): \
@@ -135,6 +135,24 @@ pub(super) async fn send(
                  the new one to the rest",
                 log_place,
                 replay.letters().iter().cloned().collect::<Vec<_>>().join(", "),
+                loaded.fingerprint
+            )));
+        }
+        // Senders started together on a shared log see no attempts of each other's yet.
+        let elsewhere: Vec<_> = replay
+            .sending_elsewhere()
+            .iter()
+            .filter(|letter| **letter != loaded.fingerprint)
+            .cloned()
+            .collect();
+        if !elsewhere.is_empty() && !send.allow_changed_letter {
+            return Err(anyhow::Error::new(Unsendable).context(format!(
+                "another sender of the campaign in {} is sending letter {} now, and this one's \
+                 is {}: the senders' campaign files, letters or attachments differ (the table \
+                 missive.senders names each one's host, pid and letter). Make them the same on \
+                 every host, or pass --allow-changed-letter to send this one to the rest",
+                log_place,
+                elsewhere.join(", "),
                 loaded.fingerprint
             )));
         }

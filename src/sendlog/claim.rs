@@ -183,6 +183,7 @@ impl CampaignClaim {
                 campaign: self.campaign.clone(),
                 in_use: in_use.clone(),
                 given: log.to_owned(),
+                differs: users_differ(in_use, log).into(),
                 state: self.state_path.clone(),
             }),
             _ => Ok(()),
@@ -292,10 +293,50 @@ fn read_state(path: &Path) -> Result<Option<State>, SendLogError> {
         })
 }
 
+/// `" (user X, not Y)"` when the URLs `in_use` and `given` name different users: messages mask
+/// a URL's login (it may hold a password), which would leave the two looking the same.
+fn users_differ(in_use: &str, given: &str) -> String {
+    let user = |url: &str| url::Url::parse(url).map(|url| url.username().to_owned());
+    match (user(given), user(in_use)) {
+        (Ok(given), Ok(in_use)) if given != in_use => {
+            let name = |user: String| match user.is_empty() {
+                true => "none (PGUSER's)".to_owned(),
+                false => format!("`{user}`"),
+            };
+            format!(" (user {}, not {})", name(given), name(in_use))
+        }
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::{Classify, ErrorKind};
+
+    #[test]
+    fn another_user_of_the_same_database_is_told_apart_where_logins_are_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = "postgres://missive@127.0.0.1:5432/mail";
+        let theirs = "postgres://nobody@127.0.0.1:5432/mail";
+        let mut claim = CampaignClaim::take_shared(dir.path(), "c", None).unwrap();
+        claim.remember_database(ours, "u1").unwrap();
+        let claim = CampaignClaim::take_shared(dir.path(), "c", None).unwrap();
+        let err = claim.check_database(theirs, false).unwrap_err();
+        // As the program prints it: every URL's login masked.
+        let shown = crate::smtp::mask_credentials(&err.to_string());
+        assert!(shown.contains("(user `nobody`, not `missive`)"), "{shown}");
+        let unnamed = "postgres://127.0.0.1:5432/mail";
+        let err = claim.check_database(unnamed, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("user none (PGUSER's), not `missive`"),
+            "{err}"
+        );
+        // Files, and URLs of one user: nothing more to say.
+        assert_eq!(users_differ("/a/x.jsonl", "/a/y.jsonl"), "");
+        assert_eq!(users_differ(ours, "postgres://missive@db:5432/mail"), "");
+    }
 
     #[test]
     fn a_campaign_remembers_its_log_and_refuses_another_unless_told() {

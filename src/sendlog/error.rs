@@ -51,13 +51,16 @@ pub enum SendLogError {
     /// The campaign has been sending with another log: this one would mail everyone again.
     #[error(
         "campaign {campaign} has been sending with the send log {in_use} (recorded in {state}), \
-         not {given}: a different log would mail everyone it does not list again. Use that log \
-         (check --log), or pass --new-log if {given} is meant from now on"
+         not {given}{differs}: a different log would mail everyone it does not list again. Use \
+         that log (check --log), or pass --new-log if {given} is meant from now on"
     )]
     OtherLog {
         campaign: String,
         in_use: String,
         given: String,
+        /// What tells two database URLs apart where messages mask it (their users). Boxed: the
+        /// error stays small.
+        differs: Box<str>,
         state: PathBuf,
     },
     /// The log the campaign has been sending with is gone or empty: a new one would mail

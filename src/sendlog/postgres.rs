@@ -43,7 +43,7 @@ mod session;
 mod target;
 mod tls;
 
-use errors::{database_error, describe, timely};
+use errors::{connect_error, describe, timely};
 use permits::Granting;
 
 pub use import::Imported;
@@ -122,12 +122,32 @@ impl PgLog {
     /// Opens `campaign`'s log in the database at `target`: connects, makes or migrates the
     /// tables, registers this sender, and replays each person's state. Refuses a newer schema.
     pub fn open(target: &PgTarget, campaign: &str) -> Result<(PgLog, Replay), SendLogError> {
+        PgLog::open_as(target, campaign, None)
+    }
+
+    /// [`PgLog::open`] for a sender of `letter` (the fingerprint of what its messages share),
+    /// which the other senders see; the replay says which letters they are sending
+    /// ([`Replay::sending_elsewhere`]).
+    pub fn open_sending(
+        target: &PgTarget,
+        campaign: &str,
+        letter: &str,
+    ) -> Result<(PgLog, Replay), SendLogError> {
+        PgLog::open_as(target, campaign, Some(letter))
+    }
+
+    fn open_as(
+        target: &PgTarget,
+        campaign: &str,
+        letter: Option<&str>,
+    ) -> Result<(PgLog, Replay), SendLogError> {
         let (requests, incoming) = mpsc::unbounded_channel();
         let (opened, answer) = sync_channel::sync_channel(1);
         let (target, campaign) = (target.clone(), campaign.to_owned());
+        let letter = letter.map(str::to_owned);
         let thread = std::thread::Builder::new()
             .name("missive-pglog".into())
-            .spawn(move || serve(&target, &campaign, opened, incoming))
+            .spawn(move || serve(&target, &campaign, letter.as_deref(), opened, incoming))
             .expect("the OS can start a thread");
         match answer.recv() {
             Ok(Ok((replay, uid, lease, granting))) => {
@@ -222,7 +242,7 @@ impl Drop for PgLog {
 
 /// A new connection to `target`, driven on the current runtime.
 async fn connect(target: &PgTarget) -> Result<Client, SendLogError> {
-    let error = |e: tokio_postgres::Error| database_error(&target.shown, &e);
+    let error = |e: tokio_postgres::Error| connect_error(target, &e);
     if target.tls {
         let tls = tls::tls_connector(target);
         let (client, connection) = target.config.connect(tls).await.map_err(error)?;

@@ -35,6 +35,9 @@ pub struct Replay {
     /// and they are nearly everyone in a long campaign's log.
     finals: KeyMap<Status>,
     letters: BTreeSet<String>,
+    /// The letters other senders of a shared log are sending now (their attempts may not
+    /// show yet).
+    sending_elsewhere: BTreeSet<String>,
     /// Attempts a second since `HISTORY` before the replay.
     history: History,
     history_since: u64,
@@ -51,6 +54,7 @@ impl Default for Replay {
             entries: KeyMap::new(),
             finals: KeyMap::new(),
             letters: BTreeSet::new(),
+            sending_elsewhere: BTreeSet::new(),
             history: History::new(),
             history_since: unix_seconds(SystemTime::now() - HISTORY),
             failed_reasons: BTreeMap::new(),
@@ -103,6 +107,15 @@ impl Replay {
     /// The fingerprints of every letter the log shows attempts of.
     pub fn letters(&self) -> &BTreeSet<String> {
         &self.letters
+    }
+
+    /// The fingerprints of the letters other senders of a shared log are sending now.
+    pub fn sending_elsewhere(&self) -> &BTreeSet<String> {
+        &self.sending_elsewhere
+    }
+
+    pub(crate) fn set_sending_elsewhere(&mut self, letters: BTreeSet<String>) {
+        self.sending_elsewhere = letters;
     }
 
     /// Where `key` stands. For people sent or failed, the status is all that is kept.

@@ -5,6 +5,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
+use super::PgTarget;
 use crate::sendlog::SendLogError;
 
 /// What a database error means for whoever runs missive: gone for now (a later run may
@@ -42,8 +43,7 @@ pub(super) fn database_error(log: &str, error: &tokio_postgres::Error) -> SendLo
         return SendLogError::DatabaseRefused {
             log,
             problem,
-            remedy: "the database's certificate must be valid for its name and signed by an \
-                     authority of the web's",
+            remedy: WEB_AUTHORITY,
         };
     }
     if top.starts_with("invalid configuration") || top.starts_with("authentication") {
@@ -62,6 +62,44 @@ pub(super) fn database_error(log: &str, error: &tokio_postgres::Error) -> SendLo
 }
 
 const LOGIN: &str = "check the user (in the URL, or PGUSER) and the password (in PGPASSWORD)";
+
+const WEB_AUTHORITY: &str = "the database's certificate must be valid for its name and signed by \
+     an authority of the web's; for a private authority, name its certificate (PEM) with \
+     ?sslrootcert=PATH or PGSSLROOTCERT";
+
+const OWN_AUTHORITY: &str = "the database's certificate must be valid for its name and signed by \
+     the authority sslrootcert (or PGSSLROOTCERT) names";
+
+const SELF_SIGNED_AUTHORITY: &str = "the database shows an authority's certificate (CA:TRUE, \
+     what `openssl req -x509` makes unless told otherwise) as its own, which TLS refuses: give \
+     the database a certificate signed by the authority sslrootcert names, or make its \
+     self-signed one with `-addext basicConstraints=critical,CA:FALSE` and name that one in \
+     sslrootcert";
+
+/// [`database_error`] for a connection to `target`: a refused certificate's remedy says which
+/// authority it was checked against, and what to do when the database shows an authority's
+/// own certificate (a self-signed one made as PostgreSQL's documentation makes it).
+pub(super) fn connect_error(target: &PgTarget, error: &tokio_postgres::Error) -> SendLogError {
+    match database_error(&target.shown, error) {
+        SendLogError::DatabaseRefused {
+            log,
+            problem,
+            remedy: WEB_AUTHORITY,
+        } if target.authority.is_some() => {
+            // rustls keeps webpki's reason as an opaque error: only its text names it.
+            let remedy = match problem.contains("CaUsedAsEndEntity") {
+                true => SELF_SIGNED_AUTHORITY,
+                false => OWN_AUTHORITY,
+            };
+            SendLogError::DatabaseRefused {
+                log,
+                problem,
+                remedy,
+            }
+        }
+        other => other,
+    }
+}
 
 /// The reason rustls refused the database's certificate, if that is why TLS failed.
 fn refused_certificate(error: &tokio_postgres::Error) -> Option<String> {

@@ -82,7 +82,11 @@ pub(super) async fn import(
     // as soon as the import commits, and an import killed midway (its writes undone) leaves
     // no live lease for `status`, `log export` and the senders to wait out. Nothing needs
     // the lease meanwhile: no sender works on the campaign while the import holds it.
-    let sender = timely(log, senders::register(&client, row.id, Duration::ZERO, log)).await?;
+    let sender = timely(
+        log,
+        senders::register(&client, row.id, Duration::ZERO, None, log),
+    )
+    .await?;
     let statements = timely(log, Statements::prepare(&client, log)).await?;
     let ids = (row.id, sender);
     let imported = write(&mut client, &statements, ids, campaign, records, log).await?;

@@ -7,7 +7,8 @@
 //! step with `records` in the same transaction, and who holds them) and `senders` (every
 //! `send` that opened a campaign, and until when its lease runs, by the database's clock), and
 //! since version 3 `permits` (what the campaign's pace and quotas granted, by second; see
-//! `senders` for the senders' rows). Migrations only ever go forward, one version at a time,
+//! `senders` for the senders' rows), and since version 5 each sender's letter in its row.
+//! Migrations only ever go forward, one version at a time,
 //! inside one transaction under an advisory lock, so two missives starting at once migrate
 //! once. A missive that finds a newer version than it knows refuses to touch the tables.
 
@@ -23,7 +24,7 @@ pub(super) const LOCK_CLASS: i32 = 0x6d69_7376;
 
 /// Each migration takes the tables from the version before it to its own (the first from
 /// none): append a new one for each change, never edit a published one.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     r"
     CREATE TABLE missive.campaigns (
         id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -123,6 +124,12 @@ const MIGRATIONS: [&str; 4] = [
     ALTER TABLE missive.records DROP CONSTRAINT IF EXISTS records_campaign_fkey;
     ALTER TABLE missive.people DROP CONSTRAINT IF EXISTS people_campaign_fkey;
     ALTER TABLE missive.people SET (fillfactor = 70);
+",
+    // Each sender's letter (the fingerprint of everything its messages share): senders
+    // started together on a new campaign see no attempts yet, only each other's rows, and a
+    // host left with another letter must not mail half the campaign with it.
+    r"
+    ALTER TABLE missive.senders ADD COLUMN IF NOT EXISTS letter text;
 ",
 ];
 
@@ -327,6 +334,6 @@ mod tests {
     #[test]
     fn the_lock_class_spells_misv_and_versions_count_migrations() {
         assert_eq!(&LOCK_CLASS.to_be_bytes(), b"misv");
-        assert_eq!(VERSION, 4);
+        assert_eq!(VERSION, 5);
     }
 }

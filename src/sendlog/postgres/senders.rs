@@ -7,12 +7,13 @@ use tokio_postgres::Client;
 use super::errors::database_error;
 use crate::sendlog::SendLogError;
 
-/// Registers this sender for the campaign `campaign`, with a lease of `lease` from now by the
-/// database's clock: its id.
+/// Registers this sender for the campaign `campaign`, sending `letter` (a fingerprint; none
+/// for an import), with a lease of `lease` from now by the database's clock: its id.
 pub(super) async fn register(
     client: &Client,
     campaign: i32,
     lease: std::time::Duration,
+    letter: Option<&str>,
     log: &str,
 ) -> Result<i64, SendLogError> {
     // `MISSIVE_HOST` names the machine where host names do not tell machines apart.
@@ -29,10 +30,10 @@ pub(super) async fn register(
     end_leases_of_the_dead(client, campaign, &host, pid, log).await?;
     let row = client
         .query_one(
-            "INSERT INTO missive.senders (campaign, host, pid, lease_until)
-             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+            "INSERT INTO missive.senders (campaign, host, pid, lease_until, letter)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
              RETURNING id",
-            &[&campaign, &host, &pid, &lease.as_secs_f64()],
+            &[&campaign, &host, &pid, &lease.as_secs_f64(), &letter],
         )
         .await
         .map_err(|e| database_error(log, &e))?;
@@ -119,4 +120,23 @@ pub(super) async fn active_senders(
         .await
         .map_err(|e| database_error(log, &e))?;
     Ok(row.get(0))
+}
+
+/// The letters the campaign's other senders with a live lease are sending. Each sender
+/// registers before it asks: of two started together, the second to register sees the first.
+pub(super) async fn letters_elsewhere(
+    client: &Client,
+    campaign: i32,
+    sender: i64,
+    log: &str,
+) -> Result<std::collections::BTreeSet<String>, SendLogError> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT letter FROM missive.senders
+             WHERE campaign = $1 AND id <> $2 AND lease_until > now() AND letter IS NOT NULL",
+            &[&campaign, &sender],
+        )
+        .await
+        .map_err(|e| database_error(log, &e))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }

@@ -24,6 +24,7 @@ pub(super) type Opened = Result<(Replay, String, Lease, Granting), SendLogError>
 pub(super) fn serve(
     target: &PgTarget,
     campaign: &str,
+    letter: Option<&str>,
     opened: sync_channel::SyncSender<Opened>,
     mut incoming: mpsc::UnboundedReceiver<Request>,
 ) {
@@ -35,7 +36,7 @@ pub(super) fn serve(
         }
     };
     runtime.block_on(async {
-        let mut session = match Session::open(target, campaign).await {
+        let mut session = match Session::open(target, campaign, letter).await {
             Ok((session, replay)) => {
                 let lease = session.lease.clone();
                 let granting = Granting {
@@ -132,7 +133,11 @@ struct Session {
 }
 
 impl Session {
-    async fn open(target: &PgTarget, campaign: &str) -> Result<(Session, Replay), SendLogError> {
+    async fn open(
+        target: &PgTarget,
+        campaign: &str,
+        letter: Option<&str>,
+    ) -> Result<(Session, Replay), SendLogError> {
         let log = target.shown.clone();
         let mut client = connect(target).await?;
         timely(&log, schema::migrate(&mut client, &log)).await?;
@@ -154,12 +159,15 @@ impl Session {
         })
         .await?;
         let registered = Instant::now();
-        let sender = timely(&log, senders::register(&client, row.id, length, &log)).await?;
+        let registered_as = senders::register(&client, row.id, length, letter, &log);
+        let sender = timely(&log, registered_as).await?;
         let lease = Lease::new(length, registered);
         let statements = timely(&log, Statements::prepare(&client, &log)).await?;
         let renewer = connect(target).await?;
         let mut replay = people::replay(&client, &renewer, row.id, &log).await?;
         replay.set_campaign(campaign);
+        let elsewhere = senders::letters_elsewhere(&client, row.id, sender, &log);
+        replay.set_sending_elsewhere(timely(&log, elsewhere).await?);
         tracing::info!(log, sender, lease = ?length, "registered as a sender of the campaign");
         let session = Session {
             client,

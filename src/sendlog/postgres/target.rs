@@ -128,8 +128,11 @@ impl PgTarget {
                     config.application_name(&*value);
                 }
                 other => {
+                    // Shown without the query: an unknown parameter may hold a secret
+                    // (`sslpassword`, `options`), which the URL would print.
+                    let bare = shown.split_once('?').map_or(&*shown, |(bare, _)| bare);
                     return Err(refuse(
-                        &shown,
+                        &format!("{bare}?…"),
                         format!("unknown parameter {other:?} (missive reads {PARAMETERS})"),
                     ));
                 }
@@ -366,5 +369,20 @@ mod tests {
         }
         let err = parse("postgres://u@h/db?sslcert=x", &[]).unwrap_err();
         assert!(err.to_string().contains("\"sslcert\""), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_parameter_is_named_without_its_value() {
+        for url in [
+            "postgres://u@127.0.0.1/db?sslpassword=s3cr",
+            "postgres://u@127.0.0.1/db?sslmode=disable&options=-c%20secret%3Ds3cr",
+        ] {
+            let err = parse(url, &[]).unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("s3cr"), "{text}");
+            assert!(text.contains("postgres://u@127.0.0.1/db?…"), "{text}");
+            assert!(text.contains("unknown parameter"), "{text}");
+            assert_eq!(err.kind(), ErrorKind::Invalid);
+        }
     }
 }
