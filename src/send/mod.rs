@@ -334,7 +334,12 @@ pub async fn run<D: Delivery>(
             }
         };
         if was_in_doubt {
-            tracing::info!(%rcpt, %message_id, "sending an in-doubt message again, same Message-ID");
+            // Its claim is written with it: a log shared by several senders may still refuse
+            // it (another sender holds the person), and then nothing goes.
+            tracing::info!(
+                %rcpt, %message_id,
+                "an in-doubt message queued again, same Message-ID: sent unless another sender holds it"
+            );
         }
         taken += 1;
         // Its attempt is written when it enters the queue: see `ahead`.
