@@ -128,8 +128,10 @@ impl PgTarget {
                     config.application_name(&*value);
                 }
                 other => {
+                    // Its value is not shown: it may be a secret (libpq's sslpassword).
+                    let base = shown.split_once('?').map_or(&*shown, |(base, _)| base);
                     return Err(refuse(
-                        &shown,
+                        &format!("{base}?…"),
                         format!("unknown parameter {other:?} (missive reads {PARAMETERS})"),
                     ));
                 }
@@ -310,6 +312,22 @@ mod tests {
             assert!(text.contains("PGPASSWORD"), "{text}");
             assert_eq!(err.kind(), ErrorKind::Invalid);
         }
+    }
+
+    #[test]
+    fn an_unknown_parameter_is_named_and_its_value_never_shown() {
+        let err = parse(
+            "postgres://missive@127.0.0.1/mail?sslmode=disable&sslpassword=s3cr",
+            &[],
+        )
+        .unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("s3cr"), "{text}");
+        assert!(text.contains("\"sslpassword\""), "{text}");
+        assert!(
+            text.contains("postgres://missive@127.0.0.1/mail?…"),
+            "{text}"
+        );
     }
 
     #[test]
