@@ -405,3 +405,25 @@ fn a_quote_left_open_refuses_its_line_and_the_people_after_it_are_mailed() {
         "{status}"
     );
 }
+
+/// A letter that does not parse used to be the only thing `check` said: the list's bad rows
+/// came one fix later. Both are named at once.
+#[test]
+fn check_names_the_bad_rows_even_when_the_letter_does_not_parse() {
+    let letter = format!("{LETTER}\n::: postscript\nP.-S. : rien.\n");
+    let csv = "email,first_name,last_name,amount\n\
+               a@example.com,A,,\n\
+               pas-une-adresse,B,,\n\
+               c@example.com,C,,\n\
+               A@example.com,D,,\n";
+    let fixture = Fixture::with_letter(&letter, csv, "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for expected in [
+        "letter.md:27: unknown section `postscript`",
+        "list.csv:3: field `email`: invalid address",
+        "list.csv:5: field `email`: A@example.com appears earlier",
+    ] {
+        assert!(run.all().contains(expected), "no {expected:?}\n{}", run.all());
+    }
+}
