@@ -424,6 +424,10 @@ fn check_names_the_bad_rows_even_when_the_letter_does_not_parse() {
         "list.csv:3: field `email`: invalid address",
         "list.csv:5: field `email`: A@example.com appears earlier",
     ] {
-        assert!(run.all().contains(expected), "no {expected:?}\n{}", run.all());
+        assert!(
+            run.all().contains(expected),
+            "no {expected:?}\n{}",
+            run.all()
+        );
     }
 }

@@ -547,6 +547,10 @@ fn check_names_every_letters_problems_when_one_does_not_parse() {
         "letter.en.md:4: unknown section `postscript`",
         "letter.md:2: unknown field `{{prenom}}`",
     ] {
-        assert!(check.all().contains(expected), "no {expected:?}\n{}", check.all());
+        assert!(
+            check.all().contains(expected),
+            "no {expected:?}\n{}",
+            check.all()
+        );
     }
 }
