@@ -238,15 +238,18 @@ impl RecipientReader {
         let rest = spent.into_inner().resume_at(resume);
         // The lines after the broken one are data rows, not a header.
         self.csv = csv_reader(rest, false);
+        let (first, last) = (line + self.line_offset, last + self.line_offset);
+        let span = match last > first {
+            true => format!(" (read so, the row would run over lines {first} to {last})"),
+            false => String::new(),
+        };
         let error = row::RowError {
-            line: line + self.line_offset,
+            line: first,
             field: None,
             problem: format!(
-                "a quote opens a value that does not close where a value ends: read so, the row \
-                 would run over lines {} to {}; this line is refused and the next ones read as \
-                 rows of their own (close the quote, or double it: \"\")",
-                line + self.line_offset,
-                last + self.line_offset
+                "a quote opens a value that does not close where a value ends{span}; this line \
+                 is refused and the next ones read as rows of their own (close the quote, or \
+                 double it: \"\")"
             ),
         };
         self.line_offset += line;
