@@ -124,7 +124,13 @@ pub fn run(
     if let Command::Serve { campaigns, listen } = &options.command {
         return serve::serve(campaigns, *listen, shutdown);
     }
-    let loaded = Loaded::load(&options)?;
+    let loaded = match Loaded::load(&options) {
+        Ok(loaded) => loaded,
+        Err(error) if matches!(options.command, Command::Check) => {
+            return check::report_unloadable(&options, error);
+        }
+        Err(error) => return Err(error),
+    };
     match &options.command {
         Command::Check => check::check(&loaded),
         Command::Preview { out, recipient } => preview::preview(&loaded, out, recipient.as_deref()),

@@ -12,42 +12,135 @@
 
 use std::io::Read;
 
-/// A reader that remembers the last chunk it handed out, so that the byte ending the record
-/// just read can be looked at. The csv reader buffers its input and refills only once it has
-/// consumed all of it, so that byte is always in the last chunk.
+/// A reader that keeps the bytes it handed out: the last chunk, so that the byte ending the
+/// record just read can be looked at (the csv reader buffers its input and refills only once it
+/// has consumed all of it, so that byte is always in the last chunk), and everything from the
+/// [mark](Tracked::mark) on, so that a record whose quoting is broken can be read again line by
+/// line ([`Tracked::resume_at`]).
 pub struct Tracked<R> {
     inner: R,
-    chunk: Vec<u8>,
-    /// Offset in the whole input of `chunk`'s first byte.
-    chunk_start: u64,
+    kept: Vec<u8>,
+    /// Offset in the whole input of `kept`'s first byte.
+    kept_start: u64,
+    mark: Option<u64>,
+    /// Bytes handed out before `inner`'s, from `pending_at` on: a broken record's lines after
+    /// its first, read again.
+    pending: Vec<u8>,
+    pending_at: usize,
 }
 
 impl<R: Read> Tracked<R> {
     pub fn new(inner: R) -> Tracked<R> {
         Tracked {
             inner,
-            chunk: Vec::new(),
-            chunk_start: 0,
+            kept: Vec::new(),
+            kept_start: 0,
+            mark: None,
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
     fn byte_at(&self, offset: u64) -> Option<u8> {
-        let index = usize::try_from(offset.checked_sub(self.chunk_start)?).ok()?;
-        self.chunk.get(index).copied()
+        let index = usize::try_from(offset.checked_sub(self.kept_start)?).ok()?;
+        self.kept.get(index).copied()
+    }
+
+    /// Keeps every byte from `offset` on (the start of the next record) until the next mark.
+    /// (Those before it go at the next read: once a chunk, not once a record.)
+    pub fn mark(&mut self, offset: u64) {
+        self.mark = Some(offset);
+    }
+
+    /// The bytes from `from` to `to`, when they are still kept.
+    pub fn bytes(&self, from: u64, to: u64) -> Option<&[u8]> {
+        let start = usize::try_from(from.checked_sub(self.kept_start)?).ok()?;
+        let end = usize::try_from(to.checked_sub(self.kept_start)?).ok()?;
+        self.kept.get(start..end)
+    }
+
+    /// A reader of the input from `offset` on (a kept byte), as if it started there.
+    pub fn resume_at(self, offset: u64) -> Tracked<R> {
+        let from = usize::try_from(offset.saturating_sub(self.kept_start))
+            .unwrap_or(usize::MAX)
+            .min(self.kept.len());
+        let mut pending = self.kept[from..].to_vec();
+        pending.extend_from_slice(&self.pending[self.pending_at..]);
+        Tracked {
+            pending,
+            ..Tracked::new(self.inner)
+        }
     }
 }
 
 impl<R: Read> Read for Tracked<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
+        let read = match &self.pending[self.pending_at..] {
+            [] => self.inner.read(buf)?,
+            left => {
+                let read = left.len().min(buf.len());
+                buf[..read].copy_from_slice(&left[..read]);
+                self.pending_at += read;
+                read
+            }
+        };
         // An empty read (the end) keeps the last chunk: the last record ends in it.
         if read > 0 {
-            self.chunk_start += self.chunk.len() as u64;
-            self.chunk.clear();
-            self.chunk.extend_from_slice(&buf[..read]);
+            let end = self.kept_start + self.kept.len() as u64;
+            let keep_from = self.mark.unwrap_or(end).clamp(self.kept_start, end);
+            let drop = (keep_from - self.kept_start) as usize;
+            self.kept.drain(..drop);
+            self.kept_start = keep_from;
+            self.kept.extend_from_slice(&buf[..read]);
         }
         Ok(read)
     }
+}
+
+/// Where a record whose quoting is broken starts, given its bytes `raw` (from where the reader
+/// stood before it, `line` there): the line it starts on, and the offset in `raw` of the line
+/// after that one, where reading goes on.
+pub fn broken_record_start(raw: &[u8], line: u64) -> (u64, usize) {
+    let skipped = raw
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let line = line + raw[..skipped].iter().filter(|&&b| b == b'\n').count() as u64;
+    let next = raw[skipped..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(raw.len(), |at| skipped + at + 1);
+    (line, next)
+}
+
+/// Whether a record's bytes are quoted as RFC 4180 says: a quote opens a value only at its
+/// start, `""` inside stands for one quote, and the quote that closes it comes before a comma,
+/// a line's end or the file's. A stray quote the csv crate would read on (lines further, even
+/// to the end) fails it.
+pub fn well_quoted(raw: &[u8]) -> bool {
+    let (mut quoted, mut at_start) = (false, true);
+    let mut i = 0;
+    while i < raw.len() {
+        match (quoted, raw[i]) {
+            (true, b'"') if raw.get(i + 1) == Some(&b'"') => i += 1,
+            (true, b'"') => {
+                quoted = false;
+                if !matches!(raw.get(i + 1), None | Some(b',' | b'\r' | b'\n')) {
+                    return false;
+                }
+            }
+            (false, b'"') if at_start => quoted = true,
+            (false, b',' | b'\r' | b'\n') => {
+                at_start = true;
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        at_start = false;
+        i += 1;
+    }
+    !quoted
 }
 
 /// The line (from 1) on which `record`, the record `reader` has just read, starts.

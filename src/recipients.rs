@@ -74,6 +74,8 @@ pub struct RecipientReader {
     seen: KeyMap<()>,
     record: csv::ByteRecord,
     suppression: Option<Arc<SuppressionList>>,
+    /// Lines before the first the csv reader saw: it starts again after a broken record.
+    line_offset: u64,
 }
 
 impl RecipientReader {
@@ -114,10 +116,21 @@ impl RecipientReader {
         reader: Box<dyn Read + Send>,
         name_columns: &[String],
     ) -> Result<RecipientReader, RecipientsError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(Tracked::new(reader));
-        let header = csv.byte_headers().map_err(|e| csv_error(path, &e))?.clone();
+        let mut csv = csv_reader(Tracked::new(reader), true);
+        let header = csv
+            .byte_headers()
+            .map_err(|e| csv_error(path, &e, 0))?
+            .clone();
+        // A name over lines is a quote left open: the header took the rows below it.
+        if header.iter().any(|name| name.contains(&b'\n')) {
+            return Err(RecipientsError::Csv {
+                path: path.to_owned(),
+                line: 1,
+                message: "a quote opens a column name and does not close on the header row, \
+                          so the rows below were read into the header; close the quote"
+                    .into(),
+            });
+        }
         let mut names = Vec::with_capacity(header.len());
         for (i, raw) in header.iter().enumerate() {
             let mut name = String::from_utf8_lossy(raw).trim().to_lowercase();
@@ -153,6 +166,7 @@ impl RecipientReader {
             seen: KeyMap::new(),
             record: csv::ByteRecord::new(),
             suppression: None,
+            line_offset: 0,
         })
     }
 
@@ -172,26 +186,97 @@ impl RecipientReader {
 
     /// The next data row, `Ok(None)` at the end, or an error when the file can no longer be read.
     pub fn next_row(&mut self) -> Result<Option<Row>, RecipientsError> {
-        match self.csv.read_byte_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => Ok(Some(self.validate())),
-            Err(e) => Err(csv_error(&self.path, &e)),
-        }
+        Ok(match self.read_record()? {
+            Record::End => None,
+            Record::Read => Some(self.validate()),
+            Record::Broken(error) => Some(Row::Rejected(error)),
+        })
     }
 
     /// Like [`next_row`](Self::next_row), but yields only the person's key (see [`KeyRow`]):
     /// for counting people, with the same verdict on each row save the duplicate check, which
     /// is the caller's. (Keys read this way are not remembered by `next_row`'s.)
     pub fn next_key(&mut self) -> Result<Option<KeyRow>, RecipientsError> {
+        Ok(match self.read_record()? {
+            Record::End => None,
+            Record::Read => Some(self.validate_key()),
+            Record::Broken(error) => Some(KeyRow::Rejected(error)),
+        })
+    }
+
+    /// Reads the next record into `self.record`. A quote left open would take every line up to
+    /// the next quote (or the end of the file) into one row, and the people on them out of the
+    /// campaign unseen: a record that runs over lines with its quoting broken, or with too few
+    /// or too many fields, is refused on its first line, and the lines after it read again.
+    fn read_record(&mut self) -> Result<Record, RecipientsError> {
+        let before = self.csv.position().clone();
+        self.csv.get_mut().mark(before.byte());
         match self.csv.read_byte_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => Ok(Some(self.validate_key())),
-            Err(e) => Err(csv_error(&self.path, &e)),
+            Ok(false) => return Ok(Record::End),
+            Ok(true) => {}
+            Err(e) => return Err(csv_error(&self.path, &e, self.line_offset)),
         }
+        let spans_lines = self.record.iter().any(|field| field.contains(&b'\n'));
+        if !spans_lines {
+            return Ok(Record::Read);
+        }
+        let end = self.csv.position().byte();
+        let Some(raw) = self.csv.get_ref().bytes(before.byte(), end) else {
+            return Ok(Record::Read);
+        };
+        if self.record.len() == self.columns.names.len() && crate::csvline::well_quoted(raw) {
+            return Ok(Record::Read);
+        }
+        let (line, next) = crate::csvline::broken_record_start(raw, before.line());
+        let after = &raw[next..];
+        let last = line
+            + after.iter().filter(|&&b| b == b'\n').count() as u64
+            + u64::from(!after.is_empty() && !after.ends_with(b"\n"));
+        let resume = before.byte() + next as u64;
+        let empty: Box<dyn Read + Send> = Box::new(std::io::empty());
+        let spent = std::mem::replace(&mut self.csv, csv_reader(Tracked::new(empty), false));
+        let rest = spent.into_inner().resume_at(resume);
+        // The lines after the broken one are data rows, not a header.
+        self.csv = csv_reader(rest, false);
+        let (first, last) = (line + self.line_offset, last + self.line_offset);
+        let span = match last > first {
+            true => format!(" (read so, the row would run over lines {first} to {last})"),
+            false => String::new(),
+        };
+        let error = row::RowError {
+            line: first,
+            field: None,
+            problem: format!(
+                "a quote opens a value that does not close where a value ends{span}; this line \
+                 is refused and the next ones read as rows of their own (close the quote, or \
+                 double it: \"\")"
+            ),
+        };
+        self.line_offset += line;
+        Ok(Record::Broken(error))
     }
 }
 
-fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
+/// What [`RecipientReader::read_record`] found.
+enum Record {
+    End,
+    Read,
+    Broken(RowError),
+}
+
+/// The csv reader of a recipient list: its rows may have any number of fields (each row's
+/// count is checked against the header's by the reader).
+fn csv_reader(
+    input: Tracked<Box<dyn Read + Send>>,
+    has_headers: bool,
+) -> csv::Reader<Tracked<Box<dyn Read + Send>>> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(has_headers)
+        .from_reader(input)
+}
+
+fn csv_error(path: &Path, error: &csv::Error, line_offset: u64) -> RecipientsError {
     match error.kind() {
         csv::ErrorKind::Io(e) => RecipientsError::Read {
             path: path.to_owned(),
@@ -199,164 +284,11 @@ fn csv_error(path: &Path, error: &csv::Error) -> RecipientsError {
         },
         _ => RecipientsError::Csv {
             path: path.to_owned(),
-            line: error.position().map_or(0, |p| p.line()),
+            line: error.position().map_or(0, |p| p.line() + line_offset),
             message: error.to_string(),
         },
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::suppression::Reason;
-
-    fn rows(csv: &str) -> Vec<Result<Recipient, RowError>> {
-        let names = vec!["first_name".to_owned(), "last_name".to_owned()];
-        let mut reader = RecipientReader::from_reader(
-            Path::new("list.csv"),
-            Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
-            &names,
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        while let Some(row) = reader.next_row().unwrap() {
-            out.push(match row {
-                Row::Valid(r) => Ok(r),
-                Row::Rejected(e) => Err(e),
-                Row::Suppressed(..) => unreachable!("no suppression list"),
-            });
-        }
-        out
-    }
-
-    #[test]
-    fn valid_rows_with_bom_and_names() {
-        let out = rows(
-            "\u{feff}Email,First_Name,last_name,amount\nmarie@example.com,Marie,Curie,50\nzoe@example.org,,,\n",
-        );
-        let marie = out[0].as_ref().unwrap();
-        assert_eq!((marie.line, marie.name.as_str()), (2, "Marie Curie"));
-        assert_eq!(marie.field("amount"), Some("50"));
-        assert_eq!(out[1].as_ref().unwrap().name, "");
-    }
-
-    #[test]
-    fn bad_rows_are_rejected_with_line_and_field_and_the_rest_goes_on() {
-        let csv = "email,first_name\n\
-                   ok@example.com,Ok\n\
-                   ,Empty\n\
-                   not-an-address,Bad\n\
-                   OK@Example.com,Dup\n\
-                   a@example.com,too,many\n\
-                   \"b@example.com\",\"Eve\r\nBcc: victim@example.net\"\n\
-                   c@example.com,last\n";
-        let out = rows(csv);
-        let problems: Vec<(u64, Option<&str>)> = out
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .map(|e| (e.line, e.field.as_deref()))
-            .collect();
-        assert_eq!(
-            problems,
-            [
-                (3, Some("email")),
-                (4, Some("email")),
-                (5, Some("email")),
-                (6, None),
-                (7, Some("first_name"))
-            ]
-        );
-        let valid: Vec<String> = out.iter().flatten().map(|r| r.email.to_string()).collect();
-        assert_eq!(valid, ["ok@example.com", "c@example.com"]);
-        assert_eq!(out.last().unwrap().as_ref().unwrap().line, 9);
-    }
-
-    #[test]
-    fn crlf_files_name_the_lines_an_editor_shows() {
-        for eol in ["\n", "\r\n"] {
-            let csv = [
-                "email,first_name,note",
-                "ok@example.com,Ok,",
-                "not-an-address,Bad,",
-                "multi@example.com,Multi,\"two",
-                "lines\"",
-                ",Empty,",
-                "last@example.com,Last,",
-            ]
-            .join(eol);
-            let lines: Vec<u64> = rows(&csv)
-                .iter()
-                .map(|row| match row {
-                    Ok(r) => r.line,
-                    Err(e) => e.line,
-                })
-                .collect();
-            assert_eq!(lines, [2, 3, 4, 6, 7], "{eol:?}");
-        }
-    }
-
-    #[test]
-    fn overlong_and_non_utf8_fields_are_rejected() {
-        let long = "x".repeat(MAX_FIELD_CHARS + 1);
-        let out = rows(&format!("email,first_name\na@example.com,{long}\n"));
-        assert!(out[0].as_ref().unwrap_err().problem.contains("longer"));
-        let names = vec!["first_name".to_owned()];
-        let mut reader = RecipientReader::from_reader(
-            Path::new("l.csv"),
-            Box::new(std::io::Cursor::new(
-                b"email,first_name\na@example.com,Fran\xe7oise\n".to_vec(),
-            )),
-            &names,
-        )
-        .unwrap();
-        let Some(Row::Rejected(e)) = reader.next_row().unwrap() else {
-            panic!()
-        };
-        assert!(e.problem.contains("UTF-8"));
-    }
-
-    #[test]
-    fn missing_email_column_is_fatal() {
-        let err = RecipientReader::from_reader(
-            Path::new("l.csv"),
-            Box::new(std::io::Cursor::new(b"mail,name\n".to_vec())),
-            &[],
-        )
-        .err()
-        .unwrap();
-        assert!(matches!(err, RecipientsError::MissingEmail { .. }));
-    }
-
-    #[test]
-    fn suppressed_people_come_out_as_such() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("unsub.txt");
-        std::fs::write(&path, "Zoe@EXAMPLE.com\nmarie@example.com\n").unwrap();
-        let (list, _) = SuppressionList::load(&[(Reason::Unsubscribed, path)]).unwrap();
-        // Whoever the list deduplicates as one person, suppression stops as one person.
-        let csv = "email\nZoe@example.com\nMarie@Example.com\nanne@example.com\n";
-        let mut reader = RecipientReader::from_reader(
-            Path::new("l.csv"),
-            Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
-            &[],
-        )
-        .unwrap()
-        .with_suppression(Arc::new(list));
-        let mut kinds = Vec::new();
-        while let Some(row) = reader.next_row().unwrap() {
-            kinds.push(match row {
-                Row::Valid(r) => format!("valid {}", r.email),
-                Row::Suppressed(r, reason) => format!("{reason} {}", r.email),
-                Row::Rejected(e) => format!("rejected {}", e.line),
-            });
-        }
-        assert_eq!(
-            kinds,
-            [
-                "unsubscribed Zoe@example.com",
-                "unsubscribed Marie@Example.com",
-                "valid anne@example.com"
-            ]
-        );
-    }
-}
+mod tests;

@@ -366,3 +366,68 @@ fn an_over_long_subject_is_refused_by_check_and_send_naming_its_line() {
     assert_eq!(server.connections(), 0);
     assert!(!fixture.log_path().exists());
 }
+
+/// A quote left open on one row used to take every line after it, up to the next quote or the
+/// end of the file, into that row: the people on them were never mailed and `send` exited 0.
+/// Only the broken line is refused, and named; the lines after it are rows of their own.
+#[test]
+fn a_quote_left_open_refuses_its_line_and_the_people_after_it_are_mailed() {
+    let csv = "email,first_name,last_name,amount\n\
+               a@example.com,A,,\n\
+               \"b@example.com,B,,\n\
+               c@example.com,C,,\n\
+               d@example.com,D,,\n";
+    let fixture = Fixture::new(csv, "");
+    let check = fixture.command("check", &[]);
+    assert_eq!(check.code, 65, "{}", check.all());
+    assert!(
+        check.stdout.contains("list.csv:3: a quote opens a value")
+            && check
+                .stdout
+                .contains("3 recipient(s) ready, 1 row(s) rejected"),
+        "{}",
+        check.all()
+    );
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let run = fixture.send(&server.url(), &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let mut to: Vec<String> = server
+        .wait_for(3, Duration::from_secs(10))
+        .iter()
+        .map(|m| m.rcpt_to[0].clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["a@example.com", "c@example.com", "d@example.com"]);
+    let status = fixture.status();
+    assert_eq!(
+        (&status["sent"], &status["invalid"], &status["total"]),
+        (&3.into(), &1.into(), &4.into()),
+        "{status}"
+    );
+}
+
+/// A letter that does not parse used to be the only thing `check` said: the list's bad rows
+/// came one fix later. Both are named at once.
+#[test]
+fn check_names_the_bad_rows_even_when_the_letter_does_not_parse() {
+    let letter = format!("{LETTER}\n::: postscript\nP.-S. : rien.\n");
+    let csv = "email,first_name,last_name,amount\n\
+               a@example.com,A,,\n\
+               pas-une-adresse,B,,\n\
+               c@example.com,C,,\n\
+               A@example.com,D,,\n";
+    let fixture = Fixture::with_letter(&letter, csv, "");
+    let run = fixture.command("check", &[]);
+    assert_eq!(run.code, 65, "{}", run.all());
+    for expected in [
+        "letter.md:27: unknown section `postscript`",
+        "list.csv:3: field `email`: invalid address",
+        "list.csv:5: field `email`: A@example.com appears earlier",
+    ] {
+        assert!(
+            run.all().contains(expected),
+            "no {expected:?}\n{}",
+            run.all()
+        );
+    }
+}

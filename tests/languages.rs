@@ -528,3 +528,29 @@ fn a_letter_that_cannot_be_read_is_named_with_its_language_and_no_line() {
     );
     assert!(!check.stderr.contains(":0:"), "{}", check.all());
 }
+
+/// One letter that does not parse used to hide the other's problems, and the rows': `check`
+/// names them all, each by its file and line.
+#[test]
+fn check_names_every_letters_problems_when_one_does_not_parse() {
+    let fixture = fixture("::: greeting\nHello,\n\n::: postscript\nP.S.\n");
+    fixture.write(
+        "templates/letter.md",
+        &LETTER.replace("{{first_name}}", "{{prenom}}"),
+    );
+    let check = fixture.run(
+        &["check", fixture.campaign().to_str().unwrap()],
+        &[(SECRET_VAR, SECRET)],
+    );
+    assert_eq!(check.code, 65, "{}", check.all());
+    for expected in [
+        "letter.en.md:4: unknown section `postscript`",
+        "letter.md:2: unknown field `{{prenom}}`",
+    ] {
+        assert!(
+            check.all().contains(expected),
+            "no {expected:?}\n{}",
+            check.all()
+        );
+    }
+}

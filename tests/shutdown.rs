@@ -138,3 +138,48 @@ fn message_id(data: &[u8]) -> Option<String> {
         .parse(data)
         .and_then(|m| m.message_id().map(str::to_owned))
 }
+
+/// At a slow pace, the connections wait their turn for their next message. SIGTERM used to
+/// leave them waiting it out, each then sending one more message: a run told to stop went on
+/// mailing people for minutes (at a message a minute), or never stopped at all. A message
+/// waiting for its turn is not in hand: it is withdrawn, pending for the next run, at once.
+#[test]
+fn sigterm_ends_the_wait_for_the_pace_and_sends_nothing_more() {
+    let server = SmtpServer::start_in_background(Behavior::accept_all());
+    let fixture = Fixture::new(
+        &people(10),
+        "[smtp]\nrate = 0.1\nburst = 1\npool_size = 3\n",
+    );
+    let campaign = fixture.campaign();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .args(["send", campaign.to_str().unwrap(), "--smtp", &server.url()])
+        .env_remove("MISSIVE_SMTP_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(server.wait_for(1, Duration::from_secs(10)).len(), 1);
+    // The other connections are open and waiting their turn.
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_or_kill(&mut child, Duration::from_secs(30));
+    let took = signalled.elapsed();
+    assert_eq!(status.map(|s| s.code()), Ok(Some(75)), "after {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "it stopped {took:?} after SIGTERM"
+    );
+    assert_eq!(server.messages().len(), 1, "messages after SIGTERM");
+    let status: serde_json::Value =
+        serde_json::from_str(&fixture.command("status", &["--json"]).stdout).unwrap();
+    assert_eq!(
+        (&status["sent"], &status["pending"]),
+        (&1.into(), &9.into()),
+        "{status}"
+    );
+}

@@ -10,6 +10,9 @@ use crate::window::Personal;
 use super::{Exit, Loaded};
 
 mod languages;
+mod unloadable;
+
+pub(super) use unloadable::report as report_unloadable;
 
 /// What `check` finds before rendering anyone's message: the campaign, the letter, the secret,
 /// the suppression files.

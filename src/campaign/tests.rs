@@ -48,6 +48,36 @@ fn send_window_instants_are_read_and_one_alone_is_enough() {
 }
 
 #[test]
+fn send_window_instants_may_be_toml_date_times_and_must_name_their_zone() {
+    let at = |text| humantime::parse_rfc3339_weak(text).unwrap();
+    // TOML's own date-times, unquoted, are RFC 3339 as well: read as the quoted ones are.
+    let text = format!(
+        "{MINIMAL}send_after = 2026-12-01T09:00:00Z\nsend_before = 2026-12-31T18:00:00+01:00\n"
+    );
+    let c = Campaign::parse(Path::new("c.toml"), &text).unwrap();
+    assert_eq!(c.send_after, Some(at("2026-12-01T09:00:00Z")));
+    assert_eq!(c.send_before, Some(at("2026-12-31T17:00:00Z")));
+    // Without Z or an offset, the hour means nothing: read as UTC, a Paris campaign would open
+    // an hour early. Refused, quoted or not, and so is a day alone.
+    for wrong in [
+        "\"2026-12-01T09:00:00\"",
+        "\"2026-12-01 09:00:00\"",
+        "2026-12-01T09:00:00",
+        "2026-12-01",
+        "09:00:00",
+    ] {
+        let text = format!("{MINIMAL}send_after = {wrong}\n");
+        let error = Campaign::parse(Path::new("c.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("c.toml:9: field `send_after`") && error.contains("time zone"),
+            "{wrong}: {error}"
+        );
+    }
+}
+
+#[test]
 fn unknown_key_names_key_and_line() {
     let text = format!("{MINIMAL}colour = \"blue\"\n");
     let err = Campaign::parse(Path::new("c.toml"), &text)

@@ -238,10 +238,27 @@ impl TryFrom<String> for Delay {
 }
 
 /// `send_after`, `send_before`: a time in RFC 3339, such as `2026-12-01T09:00:00Z` or
-/// `2026-12-01T10:00:00+01:00`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(try_from = "String")]
+/// `2026-12-01T10:00:00+01:00`, quoted or written as a TOML date-time. Its zone is required:
+/// an hour without one would be read in UTC, hours away from what its writer meant.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Time(pub(super) SystemTime);
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = match toml::Value::deserialize(deserializer)? {
+            toml::Value::String(text) => text,
+            // Unquoted, TOML reads it as its own date-time, which is RFC 3339 as well.
+            toml::Value::Datetime(time) => time.to_string(),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "{other} is not a time such as \"2026-12-01T09:00:00Z\""
+                )));
+            }
+        };
+        Time::try_from(text).map_err(D::Error::custom)
+    }
+}
 
 impl TryFrom<String> for Time {
     type Error = String;
@@ -275,7 +292,13 @@ impl TryFrom<String> for Time {
                     Some((east, (hours * 60 + minutes) * 60)),
                 )
             }
-            _ => (text.clone(), None),
+            _ if text.ends_with('Z') => (text.clone(), None),
+            _ => {
+                return Err(format!(
+                    "{text:?} is not a time such as \"2026-12-01T09:00:00Z\": it names no time \
+                     zone; end it with Z for UTC, or with the offset, e.g. +01:00"
+                ));
+            }
         };
         let local = humantime::parse_rfc3339_weak(&utc).map_err(|_| refused())?;
         let shift = |(east, seconds): (bool, u64)| {

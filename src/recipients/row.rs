@@ -128,7 +128,7 @@ pub enum KeyRow {
 impl RecipientReader {
     /// The current record as a [`Row`]: a person, or the first reason to refuse the row.
     pub(super) fn validate(&mut self) -> Row {
-        let line = csvline::start_line(&self.csv, &self.record);
+        let line = csvline::start_line(&self.csv, &self.record) + self.line_offset;
         let mut values = Vec::with_capacity(self.record.len());
         let checked = self.check_fields(|_, value| values.push(value.to_owned()));
         let (email, key) = match checked.and_then(|()| check_address(&values[self.columns.email])) {
@@ -180,7 +180,7 @@ impl RecipientReader {
         match checked.and_then(|()| check_address(email)) {
             Ok((_, key)) => KeyRow::Valid(key, self.suppressed(&key)),
             Err((field, problem)) => {
-                let line = csvline::start_line(&self.csv, &self.record);
+                let line = csvline::start_line(&self.csv, &self.record) + self.line_offset;
                 KeyRow::Rejected(row_error(line, field, problem))
             }
         }

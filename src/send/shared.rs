@@ -59,16 +59,6 @@ impl<D: Delivery> Shared<D> {
         self.halt.borrow().is_some()
     }
 
-    /// True once the campaign's `[window]` has closed (the run then stops).
-    pub(super) fn window_shut(&self) -> bool {
-        self.stopping() && *self.halt.borrow() == Some(Stopped::WindowClosed)
-    }
-
-    /// True once `--max-duration` has passed (the run then stops).
-    pub(super) fn out_of_time(&self) -> bool {
-        self.stopping() && *self.halt.borrow() == Some(Stopped::MaxDuration)
-    }
-
     /// True once `send_before` has passed: what is not in hand is withdrawn, not sent.
     pub(super) fn expired(&self) -> bool {
         self.send_before
@@ -95,6 +85,12 @@ impl<D: Delivery> Shared<D> {
                 None => std::future::pending().await,
             }
         };
+        // Nor may it outlast the run: stopped (a signal, a worker's reason), a message waiting
+        // its turn is not in hand, and goes back with the queue.
+        let mut halt = self.halt.subscribe();
+        let halted = async move {
+            let _ = halt.wait_for(Option::is_some).await;
+        };
         let left = self.send_before.map_or(Duration::MAX, |before| {
             before.duration_since(SystemTime::now()).unwrap_or_default()
         });
@@ -102,6 +98,7 @@ impl<D: Delivery> Shared<D> {
             admitted = admit => Some(admitted),
             () = lease_lost => Some(Ok(())),
             () = out_of_time => Some(Ok(())),
+            () = halted => Some(Ok(())),
             () = tokio::time::sleep(left) => None,
         }
     }

@@ -171,16 +171,10 @@ impl<'a, D: Delivery> Worker<'a, D> {
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }
-                        // Its turn in the pace may have come after the window closed, the
-                        // run's budget, or the lease ran out while it waited.
-                        Some(Ok(()))
-                            if shared.window_shut()
-                                || shared.out_of_time()
-                                || !shared.log.live() =>
-                        {
-                            if !shared.log.live() {
-                                shared.stop(Stopped::LeaseLost);
-                            }
+                        // Its turn in the pace may have come after the run stopped: the
+                        // window closed, the run's budget or the lease ran out, a signal came
+                        // (`stopping` notes the first three).
+                        Some(Ok(())) if shared.stopping() => {
                             self.open = Some((connection, relay));
                             return Ok(Some(job));
                         }

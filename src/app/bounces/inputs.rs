@@ -41,6 +41,10 @@ pub(super) fn each_message(
 
 /// One message, or the messages of an mbox (which starts with a `From ` line).
 fn split(source: &str, raw: &[u8], each: &mut dyn FnMut(String, &[u8])) {
+    // Nothing (an empty pipe, a file being written): no message, not an unknown one to record.
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
     if !raw.starts_with(b"From ") {
         each(source.to_owned(), raw);
         return;
@@ -92,4 +96,22 @@ fn maildir(dir: &Path, each: &mut dyn FnMut(String, &[u8])) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(raw: &[u8]) -> Vec<String> {
+        let mut found = Vec::new();
+        split("-", raw, &mut |source, _| found.push(source));
+        found
+    }
+
+    #[test]
+    fn empty_input_is_no_message() {
+        assert!(sources(b"").is_empty());
+        assert!(sources(b"\n \r\n").is_empty());
+        assert_eq!(sources(b"Subject: x\n\nhello\n"), ["-"]);
+    }
 }
