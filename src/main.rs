@@ -9,6 +9,7 @@ use cli::Parsed;
 use missive::app::Exit;
 
 fn main() -> ExitCode {
+    quiet_on_a_closed_pipe();
     let (options, log_format) = match cli::parse(std::env::args_os()) {
         Parsed::Run(options, log_format) => (options, log_format),
         Parsed::Info(info) => {
@@ -32,6 +33,31 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Output to a pipe closed early (`missive status | head -3`) ends the command quietly with
+/// 141, what a shell reports for `cat` ended by SIGPIPE, rather than in a panic's backtrace
+/// (101). Rust ignores SIGPIPE, and rightly here: a relay or a database that hangs up must be
+/// an error the run handles, not the end of a send. So a print to a closed pipe panics, and
+/// that one panic is turned into the quiet exit. A send prints its report only once every
+/// record is durable, so nothing it must keep is cut short.
+fn quiet_on_a_closed_pipe() {
+    let panicked = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_PIPE);
+        }
+        panicked(info);
+    }));
+}
+
+/// 128 + SIGPIPE, as a shell reports a command that SIGPIPE ended.
+const CLOSED_PIPE: i32 = 141;
 
 /// The error and its causes, each once: a cause whose words its parent already quotes (as
 /// `thiserror` messages often do) is not repeated.

@@ -1,5 +1,6 @@
 //! SIGTERM (and SIGINT) mid-run: the run stops taking recipients, finishes the messages in
-//! hand, syncs the log and exits 75; the next run finishes the list, nobody twice.
+//! hand, syncs the log and exits 75; the next run finishes the list, nobody twice. And a pipe
+//! closed early ends a command quietly, as it ends `cat`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -181,5 +182,28 @@ fn sigterm_ends_the_wait_for_the_pace_and_sends_nothing_more() {
         (&status["sent"], &status["pending"]),
         (&1.into(), &9.into()),
         "{status}"
+    );
+}
+
+#[test]
+fn output_to_a_pipe_closed_early_ends_the_command_quietly_without_a_panic() {
+    let fixture = Fixture::new(&people(3), "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("status")
+        .arg(fixture.campaign())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start missive");
+    // Closed before it prints (loading the campaign takes it longer): `missive status | true`.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(141),
+        "{:?} {stderr}",
+        output.status
     );
 }
