@@ -4,18 +4,12 @@
 //! started together with different letters (one host's campaign left behind). The real binary,
 //! a real database and the test SMTP server.
 
+use crate::pg_move::log;
 use crate::pg_send::{ENV, records};
 use crate::support::harness::{Fixture, LETTER, RUN_LIMIT, Run, people};
 use crate::support::postgres::PgServer;
 use crate::support::smtp_server::{Behavior, SmtpServer};
 use crate::support::tls::TestCa;
-
-fn log(fixture: &Fixture, args: &[&str]) -> Run {
-    let campaign = fixture.campaign();
-    let mut all = vec!["log", args[0], campaign.to_str().unwrap()];
-    all.extend_from_slice(&args[1..]);
-    fixture.run(&all, &ENV)
-}
 
 #[test]
 #[cfg_attr(

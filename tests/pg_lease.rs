@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use missive::sendlog::{PgLog, SendLogError};
 
+use crate::pg_multi::finish;
 use crate::pg_send::{ENV, campaign, status};
 use crate::support::harness::{Fixture, RUN_LIMIT, people};
 use crate::support::postgres::PgServer;
@@ -184,11 +185,6 @@ fn a_sender_that_met_others_people_exits_0_once_they_are_through_and_75_while_th
     let server = PgServer::start();
     let fixture = campaign(&server, PEOPLE);
     let start = |smtp: &SmtpServer, more: &[&str]| fixture.start_send_with(&smtp.url(), more, &ENV);
-    let finish = |running: crate::support::harness::Running| {
-        running
-            .wait(RUN_LIMIT)
-            .unwrap_or_else(|run| panic!("a run took over {RUN_LIMIT:?}: {}", run.all()))
-    };
     // The first sender claims half the list and holds it for two slow rounds (pool 4).
     let slow =
         SmtpServer::start_in_background(Behavior::accept_all().reply_delay(Duration::from_secs(3)));

@@ -26,7 +26,8 @@ fn counts(status: &serde_json::Value) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-fn log(fixture: &Fixture, args: &[&str]) -> Run {
+/// `missive log <args[0]> <campaign> <args[1..]…>`, with the database's password.
+pub(crate) fn log(fixture: &Fixture, args: &[&str]) -> Run {
     let campaign = fixture.campaign();
     let mut all = vec!["log", args[0], campaign.to_str().unwrap()];
     all.extend_from_slice(&args[1..]);

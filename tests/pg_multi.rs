@@ -27,7 +27,7 @@ fn start(fixture: &Fixture, smtp: &SmtpServer, lease: &str, host: &str) -> Runni
     fixture.start_send_with(&smtp.url(), &[], &env)
 }
 
-fn finish(running: Running) -> Run {
+pub(crate) fn finish(running: Running) -> Run {
     running
         .wait(RUN_LIMIT)
         .unwrap_or_else(|run| panic!("a run took over {RUN_LIMIT:?}: {}", run.all()))

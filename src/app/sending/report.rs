@@ -139,19 +139,20 @@ pub(super) fn print_report(
             "stopped: the {relay} relay's certificate cannot be trusted ({why}); \
              waiting will not mend it: mend it, then run again"
         ),
-        None if report.held_elsewhere() > 0 => match report.unsettled_in_log {
-            Some(unsettled) => println!(
-                "{} person(s) held by another sender of the campaign, and {unsettled} of the \
-                 campaign's people not yet sent or failed: run again later to see them through \
-                 (what a sender that died held is taken over once its lease runs out)",
+        None if report.held_elsewhere() > 0 => {
+            let left = report
+                .unsettled_in_log
+                .map(|unsettled| {
+                    format!(", and {unsettled} of the campaign's people not yet sent or failed")
+                })
+                .unwrap_or_default();
+            println!(
+                "{} person(s) held by another sender of the campaign{left}: run again later to \
+                 see them through (what a sender that died held is taken over once its lease \
+                 runs out)",
                 report.counts.taken
-            ),
-            None => println!(
-                "{} person(s) held by another sender of the campaign: run again later to see \
-                 them through (what a sender that died held is taken over once its lease runs out)",
-                report.counts.taken
-            ),
-        },
+            )
+        }
         None if report.counts.taken > 0 && report.is_complete() => println!(
             "{} person(s) were held by another sender of the campaign, and every one of the \
              campaign's people is now sent or failed: the campaign is done",
